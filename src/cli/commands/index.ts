@@ -1,0 +1,6 @@
+import type { CommandModule } from 'yargs';
+import { evalCommands } from './eval.js';
+
+/** Every `cairn` subcommand; each area of the engine contributes its own file. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [...evalCommands];

@@ -1,0 +1,51 @@
+import yargs from 'yargs';
+import { CairnError, UsageError } from '../errors.js';
+import { commands } from './commands/index.js';
+
+/**
+ * Runs the CLI and returns the exit code: 0 success, 1 a user's error (configuration, input),
+ * 2 a usage error. Errors a user causes print without a stack unless --show-trace is given.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const showTrace = argv.includes('--show-trace');
+  let usageFailure: string | undefined;
+  const parser = yargs(argv)
+    .scriptName('cairn')
+    .usage('$0 <command> [options]\n\nDeclarative OS configurations built from Debian packages.')
+    .option('show-trace', { type: 'boolean', description: 'Show stack traces of errors', global: true })
+    .command(commands)
+    .demandCommand(1, 'Name a command; see `cairn --help`.')
+    .strict()
+    .recommendCommands()
+    .help()
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      usageFailure = msg ?? 'invalid usage';
+    });
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    return reportError(err, showTrace);
+  }
+  if (usageFailure !== undefined) return reportError(new UsageError(usageFailure), showTrace);
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+function reportError(err: unknown, showTrace: boolean): number {
+  if (err instanceof CairnError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    if (err instanceof UsageError) process.stderr.write('Run `cairn --help` for usage.\n');
+    if (showTrace && err.stack) process.stderr.write(`${err.stack}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof RangeError && /call stack/.test(err.message)) {
+    process.stderr.write('error: infinite recursion (the evaluation went too deep)\n');
+    if (showTrace && err.stack) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+  // Not a user's error: a bug in cairn. Always show where it happened.
+  process.stderr.write(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 70;
+}

@@ -1,0 +1,20 @@
+import { homedir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The checkout (or installed package) root: where modules/, templates/, images/ live. */
+export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), existsSync(new URL('../package.json', import.meta.url)) ? '..' : '../..');
+
+/** Where a built system sees its store. Paths written into store objects always use this. */
+export const LOGICAL_STORE = '/cairn/store';
+
+/**
+ * cairn's state on the building machine: $CAIRN_HOME, else /cairn on a cairn system
+ * (one that has /cairn/store), else ~/.local/share/cairn.
+ */
+export function cairnHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CAIRN_HOME) return resolve(env.CAIRN_HOME);
+  if (existsSync(LOGICAL_STORE)) return '/cairn';
+  return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'cairn');
+}
