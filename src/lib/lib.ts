@@ -1,0 +1,31 @@
+import { mkAliasOptionModule, mkEnableOption, mkOption, mkPackageOption, mkRemovedOptionModule, mkRenamedOptionModule } from './options.js';
+import { mkAfter, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOptionDefault, mkOrder, mkOverride } from './properties.js';
+import { types, mkOptionType } from './types.js';
+
+/** Everything modules need, handed to every module function as `lib`. */
+export const lib = {
+  mkOption,
+  mkEnableOption,
+  mkPackageOption,
+  mkIf,
+  mkMerge,
+  mkOverride,
+  mkOptionDefault,
+  mkDefault,
+  mkForce,
+  mkOrder,
+  mkBefore,
+  mkAfter,
+  mkRenamedOptionModule,
+  mkRemovedOptionModule,
+  mkAliasOptionModule,
+  mkOptionType,
+  types,
+  /** `[x]` when cond holds, else `[]`. */
+  optional: <T>(cond: boolean, x: T): T[] => (cond ? [x] : []),
+  optionals: <T>(cond: boolean, xs: T[]): T[] => (cond ? xs : []),
+  optionalString: (cond: boolean, s: string): string => (cond ? s : ''),
+  optionalAttrs: <T extends object>(cond: boolean, attrs: T): Partial<T> => (cond ? attrs : {}),
+};
+
+export type Lib = typeof lib;

@@ -1,0 +1,79 @@
+import { formatLocation, type SourceLocation } from './location.js';
+import { Package } from './package.js';
+import { isProperty, Thunk } from './properties.js';
+import { isRef } from './refs.js';
+
+/** An option path as users write it: `users.users.alice.uid`, quoting names that need it. */
+export function showOption(loc: readonly string[]): string {
+  return loc
+    .map((part) => (/^[A-Za-z_][A-Za-z0-9_'-]*$/.test(part) || /^<.*>$/.test(part) || /^\[.*\]$/.test(part) ? part : JSON.stringify(part)))
+    .join('.');
+}
+
+/** A definition value shown in a message: compact JSON-like text, cut when long. */
+export function showValue(v: unknown, max = 200): string {
+  let text: string;
+  try {
+    text = render(v, 0);
+  } catch {
+    text = '<unprintable>';
+  }
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function render(v: unknown, depth: number): string {
+  if (v instanceof Thunk) return '<lazy>';
+  if (isRef(v)) return '<config reference>';
+  if (isProperty(v)) return `<${v.constructor.name.toLowerCase()}>`;
+  if (v instanceof Package) return `package ${v.name}`;
+  if (v === undefined) return 'undefined';
+  if (typeof v === 'function') return '<function>';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v !== 'object' || v === null) return String(v);
+  if (depth > 3) return Array.isArray(v) ? '[…]' : '{…}';
+  if (Array.isArray(v)) return `[${v.map((x) => render(x, depth + 1)).join(', ')}]`;
+  const entries = Object.keys(v).map((k) => {
+    const d = Object.getOwnPropertyDescriptor(v, k)!;
+    return `${/^[A-Za-z_][\w-]*$/.test(k) ? k : JSON.stringify(k)}: ${d.get ? '<lazy>' : render(d.value, depth + 1)}`;
+  });
+  return `{ ${entries.join(', ')} }`;
+}
+
+export interface ShownDefinition {
+  loc: SourceLocation;
+  value: unknown;
+}
+
+/** The "- In `file:line:col': value" lines of NixOS's messages. */
+export function showDefs(defs: readonly ShownDefinition[], withValues = true): string {
+  return defs.map((d) => `\n- In \`${formatLocation(d.loc)}'${withValues ? `: ${showValue(d.value)}` : ''}`).join('');
+}
+
+export const PRIORITY_HINT =
+  'Use `!mkForce value` or `!mkDefault value` (YAML), or `lib.mkForce(value)` / `lib.mkDefault(value)` (TypeScript), to change the priority on any of these definitions.';
+
+/** Edit distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidate, if it is close enough to be what was meant. */
+export function closest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}

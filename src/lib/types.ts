@@ -1,0 +1,379 @@
+import { entryLocation } from './location.js';
+import {
+  defineLazy,
+  force,
+  isPlainObject,
+  lazyEntry,
+  mergeDefinitions,
+  mergeEqualOption,
+  mergeUniqueOption,
+  OptionError,
+  type Definition,
+  type FinalDefinition,
+  type MergeContext,
+} from './merge.js';
+import type { ModuleInput, Declarations } from './modules.js';
+import { evalSubmodule, submoduleDeclarations } from './modules.js';
+import { Package, pkg } from './package.js';
+import { showDefs, showOption } from './show.js';
+
+export type JsonSchema = Record<string, unknown>;
+
+/**
+ * An option type: how definitions are checked and merged, as in nixpkgs' lib/types.nix.
+ * `check` looks only at the top of a value; nested values are checked as they are merged.
+ */
+export interface OptionType {
+  readonly name: string;
+  readonly description: string;
+  check(value: unknown): boolean;
+  merge(loc: string[], defs: FinalDefinition[], ctx: MergeContext): unknown;
+  /** The type two declarations of one option merge to, or null when they cannot be merged. */
+  typeMerge(other: OptionType): OptionType | null;
+  /** Types this one is built from (listOf's element type, …). */
+  readonly nestedTypes: Readonly<Record<string, OptionType>>;
+  /** Sub-option declarations (submodules), for documentation and schemas. */
+  subOptions?(): Declarations;
+  jsonSchema(): JsonSchema;
+  /** Identity of a parameter (enum values, a regex, a separator), compared when merging declarations. */
+  readonly payload?: unknown;
+}
+
+export function isType(v: unknown): v is OptionType {
+  return typeof v === 'object' && v !== null && (v as { [TYPE]?: boolean })[TYPE] === true;
+}
+
+const TYPE = Symbol('cairn.optionType');
+
+interface TypeSpec {
+  name: string;
+  description: string;
+  check: (v: unknown) => boolean;
+  merge: (loc: string[], defs: FinalDefinition[], ctx: MergeContext) => unknown;
+  jsonSchema: () => JsonSchema;
+  nestedTypes?: Record<string, OptionType>;
+  payload?: unknown;
+  /** Builds the same kind of type from merged nested types (wrappers like listOf). */
+  rebuild?: (nested: Record<string, OptionType>) => OptionType;
+  typeMerge?: (other: OptionType) => OptionType | null;
+  subOptions?: () => Declarations;
+}
+
+/** Builds a type value; the default declaration merge follows NixOS's defaultTypeMerge. */
+export function mkOptionType(spec: TypeSpec): OptionType {
+  const nestedTypes = spec.nestedTypes ?? {};
+  const t: OptionType & { [TYPE]: true } = {
+    [TYPE]: true,
+    name: spec.name,
+    description: spec.description,
+    check: spec.check,
+    merge: spec.merge,
+    nestedTypes,
+    payload: spec.payload,
+    jsonSchema: spec.jsonSchema,
+    subOptions: spec.subOptions,
+    typeMerge(other: OptionType): OptionType | null {
+      if (spec.typeMerge) return spec.typeMerge(other);
+      if (other === t) return t;
+      if (other.name !== spec.name) return null;
+      if (JSON.stringify(other.payload) !== JSON.stringify(spec.payload)) return null;
+      const keys = Object.keys(nestedTypes);
+      if (keys.length === 0) return t;
+      const merged: Record<string, OptionType> = {};
+      for (const k of keys) {
+        const a = nestedTypes[k]!;
+        const b = other.nestedTypes[k];
+        const m = b ? a.typeMerge(b) : null;
+        if (!m) return null;
+        merged[k] = m;
+      }
+      return spec.rebuild ? spec.rebuild(merged) : null;
+    },
+  };
+  return t;
+}
+
+function simple(name: string, description: string, check: (v: unknown) => boolean, jsonSchema: JsonSchema, payload?: unknown): OptionType {
+  return mkOptionType({ name, description, check, merge: mergeEqualOption, jsonSchema: () => ({ ...jsonSchema }), payload });
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+
+function between(lo: number, hi: number, name = 'intBetween', description?: string): OptionType {
+  return simple(
+    name,
+    description ?? `integer between ${lo} and ${hi} (both inclusive)`,
+    (v) => isInt(v) && v >= lo && v <= hi,
+    { type: 'integer', minimum: lo, maximum: hi },
+    [lo, hi],
+  );
+}
+
+function unsignedBits(bits: number): OptionType {
+  const hi = 2 ** bits - 1;
+  return between(0, hi, `unsignedInt${bits}`, `${bits} bit unsigned integer; between 0 and ${hi} (both inclusive)`);
+}
+
+function separatedString(sep: string, name = 'separatedString', description?: string): OptionType {
+  return mkOptionType({
+    name,
+    description: description ?? (sep === '' ? 'concatenated string' : `strings concatenated with ${JSON.stringify(sep)}`),
+    check: isStr,
+    merge: (_loc, defs) => defs.map((d) => d.value as string).join(sep),
+    jsonSchema: () => ({ type: 'string' }),
+    payload: sep,
+  });
+}
+
+/** A definition value that can hold properties (mkIf…) in its entries: push them to per-entry definitions. */
+function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definition[]> {
+  const perKey = new Map<string, Definition[]>();
+  for (const def of defs) {
+    const obj = def.value as Record<string, unknown>;
+    for (const k of Object.keys(obj)) {
+      let list = perKey.get(k);
+      if (!list) perKey.set(k, (list = []));
+      list.push({ loc: entryLocation(obj, k) ?? def.loc, value: lazyEntry(obj, k) });
+    }
+  }
+  return perKey;
+}
+
+function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
+  const name = lazy ? 'lazyAttrsOf' : 'attrsOf';
+  return mkOptionType({
+    name,
+    description: `${lazy ? 'lazy ' : ''}attribute set of ${elem.description}`,
+    check: isPlainObject,
+    nestedTypes: { elemType: elem },
+    rebuild: (n) => attrsOfImpl(n.elemType!, lazy),
+    jsonSchema: () => ({ type: 'object', additionalProperties: elem.jsonSchema() }),
+    merge(loc, defs, ctx) {
+      const result: Record<string, unknown> = {};
+      for (const [k, kdefs] of entryDefinitions(defs)) {
+        const kloc = [...loc, k];
+        if (lazy) {
+          defineLazy(result, k, () => {
+            const r = mergeDefinitions(kloc, elem, kdefs, ctx);
+            if (!r.isDefined) throw new OptionError(`The option \`${showOption(kloc)}' was accessed but has no value defined. Try setting the option.`);
+            return r.value();
+          });
+        } else {
+          const r = mergeDefinitions(kloc, elem, kdefs, ctx);
+          if (r.isDefined) defineLazy(result, k, r.value);
+        }
+      }
+      return result;
+    },
+  });
+}
+
+function listOf(elem: OptionType): OptionType {
+  return mkOptionType({
+    name: 'listOf',
+    description: `list of ${elem.description}`,
+    check: Array.isArray,
+    nestedTypes: { elemType: elem },
+    rebuild: (n) => listOf(n.elemType!),
+    jsonSchema: () => ({ type: 'array', items: elem.jsonSchema() }),
+    merge(loc, defs, ctx) {
+      const out: unknown[] = [];
+      defs.forEach((def, n) => {
+        const arr = def.value as unknown[];
+        for (let m = 0; m < arr.length; m++) {
+          const r = mergeDefinitions(
+            [...loc, `[definition ${n + 1}-entry ${m + 1}]`],
+            elem,
+            [{ loc: entryLocation(arr, String(m)) ?? def.loc, value: lazyEntry(arr, String(m)) }],
+            ctx,
+          );
+          if (r.isDefined) out.push(r.value());
+        }
+      });
+      return out;
+    },
+  });
+}
+
+function nullOr(elem: OptionType): OptionType {
+  return mkOptionType({
+    name: 'nullOr',
+    description: `null or ${elem.description}`,
+    check: (v) => v === null || elem.check(v),
+    nestedTypes: { elemType: elem },
+    rebuild: (n) => nullOr(n.elemType!),
+    jsonSchema: () => ({ anyOf: [{ type: 'null' }, elem.jsonSchema()] }),
+    merge(loc, defs, ctx) {
+      const nulls = defs.filter((d) => d.value === null);
+      if (nulls.length === defs.length) return null;
+      if (nulls.length > 0) {
+        throw new OptionError(`The option \`${showOption(loc)}' is defined both null and not null:${showDefs(defs)}`);
+      }
+      return elem.merge(loc, defs, ctx);
+    },
+  });
+}
+
+function either(a: OptionType, b: OptionType): OptionType {
+  return mkOptionType({
+    name: 'either',
+    description: `${a.description} or ${b.description}`,
+    check: (v) => a.check(v) || b.check(v),
+    nestedTypes: { left: a, right: b },
+    rebuild: (n) => either(n.left!, n.right!),
+    jsonSchema: () => ({ anyOf: [a.jsonSchema(), b.jsonSchema()] }),
+    merge(loc, defs, ctx) {
+      if (defs.every((d) => a.check(d.value))) return a.merge(loc, defs, ctx);
+      if (defs.every((d) => b.check(d.value))) return b.merge(loc, defs, ctx);
+      return mergeUniqueOption(loc, defs);
+    },
+  });
+}
+
+function oneOf(ts: OptionType[]): OptionType {
+  if (ts.length === 0) throw new Error('types.oneOf needs at least one type');
+  return ts.slice(1).reduce((acc, t) => either(acc, t), ts[0]!);
+}
+
+function unique(opts: { message: string }, elem: OptionType): OptionType {
+  return mkOptionType({
+    name: 'unique',
+    description: elem.description,
+    check: elem.check,
+    nestedTypes: { elemType: elem },
+    rebuild: (n) => unique(opts, n.elemType!),
+    jsonSchema: () => elem.jsonSchema(),
+    merge(loc, defs, ctx) {
+      mergeUniqueOption(loc, defs, opts.message);
+      return elem.merge(loc, defs, ctx);
+    },
+  });
+}
+
+function enumType(values: readonly (string | number | boolean | null)[]): OptionType {
+  return mkOptionType({
+    name: 'enum',
+    description: values.length === 0 ? 'impossible (empty enum)' : `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`,
+    check: (v) => values.includes(v as string),
+    merge: mergeEqualOption,
+    payload: values,
+    jsonSchema: () => ({ enum: [...values] }),
+    // Two declarations of an enum option accept the union of their values.
+    typeMerge: (other) => (other.name === 'enum' ? enumType([...new Set([...values, ...(other.payload as typeof values)])]) : null),
+  });
+}
+
+function strMatching(pattern: string): OptionType {
+  const re = new RegExp(`^(?:${pattern})$`, 'u');
+  return simple('strMatching', `string matching the pattern ${pattern}`, (v) => isStr(v) && re.test(v), { type: 'string', pattern: `^(?:${pattern})$` }, pattern);
+}
+
+export interface SubmoduleOptions {
+  modules: ModuleInput[];
+  /** Extra arguments for the submodule's module functions (besides name, config, options, lib, pkgs). */
+  specialArgs?: Record<string, unknown>;
+  /** Whether an attribute-set definition is only config (true for `submodule`), as in NixOS. */
+  shorthandOnlyDefinesConfig?: boolean;
+  description?: string;
+}
+
+function submoduleWith(opts: SubmoduleOptions): OptionType {
+  const shorthand = opts.shorthandOnlyDefinesConfig ?? false;
+  let docs: Declarations | undefined;
+  const declarations = (): Declarations => (docs ??= submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
+  return mkOptionType({
+    name: 'submodule',
+    description: opts.description ?? 'submodule',
+    check: (v) => isPlainObject(v) || typeof v === 'function',
+    payload: undefined,
+    merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand),
+    typeMerge: (other) =>
+      other.name === 'submodule' && (other as OptionType & { submodule?: SubmoduleOptions }).submodule
+        ? submoduleWith({
+            ...opts,
+            modules: [...opts.modules, ...(other as OptionType & { submodule: SubmoduleOptions }).submodule.modules],
+            specialArgs: { ...opts.specialArgs, ...(other as OptionType & { submodule: SubmoduleOptions }).submodule.specialArgs },
+          })
+        : null,
+    subOptions: declarations,
+    jsonSchema: () => declarations().jsonSchema(),
+  });
+}
+
+function withSubmodule(opts: SubmoduleOptions): OptionType {
+  const t = submoduleWith(opts);
+  return Object.assign(t, { submodule: opts });
+}
+
+const anything: OptionType = mkOptionType({
+  name: 'anything',
+  description: 'anything',
+  check: () => true,
+  jsonSchema: () => ({}),
+  merge(loc, defs, ctx) {
+    const kind = (v: unknown): string => (v instanceof Package ? 'package' : isPlainObject(v) ? 'set' : Array.isArray(v) ? 'list' : v === null ? 'null' : typeof v);
+    const kinds = new Set(defs.map((d) => kind(d.value)));
+    if (kinds.size > 1) {
+      throw new OptionError(`The option \`${showOption(loc)}' has conflicting definition types:${defs.map((d) => `${showDefs([d], false)}: ${kind(d.value)}`).join('')}`);
+    }
+    const k = [...kinds][0];
+    if (k === 'set') return attrsOfImpl(anything, false).merge(loc, defs, ctx);
+    if (k === 'function') {
+      return (...args: unknown[]) =>
+        anything.merge([...loc, '<function body>'], defs.map((d) => ({ ...d, value: force((d.value as (...a: unknown[]) => unknown)(...args)) })), ctx);
+    }
+    if (k === 'package') return mergeUniqueOption(loc, defs);
+    return mergeEqualOption(loc, defs);
+  },
+});
+
+const packageType: OptionType = mkOptionType({
+  name: 'package',
+  description: 'package',
+  check: (v) => v instanceof Package || (isStr(v) && /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$/.test(v)),
+  merge: (loc, defs) => {
+    const v = mergeUniqueOption(loc, defs);
+    return v instanceof Package ? v : pkg(v as string);
+  },
+  jsonSchema: () => ({ type: 'string', pattern: '^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$' }),
+});
+
+export const types = {
+  bool: simple('bool', 'boolean', (v) => typeof v === 'boolean', { type: 'boolean' }),
+  int: simple('int', 'signed integer', isInt, { type: 'integer' }),
+  ints: {
+    between: (lo: number, hi: number) => between(lo, hi),
+    unsigned: simple('unsignedInt', 'unsigned integer, meaning >=0', (v) => isInt(v) && v >= 0, { type: 'integer', minimum: 0 }),
+    positive: simple('positiveInt', 'positive integer, meaning >0', (v) => isInt(v) && v > 0, { type: 'integer', minimum: 1 }),
+    u8: unsignedBits(8),
+    u16: unsignedBits(16),
+    u32: unsignedBits(32),
+  },
+  port: unsignedBits(16),
+  float: simple('float', 'floating point number', (v) => typeof v === 'number' && Number.isFinite(v), { type: 'number' }),
+  str: simple('str', 'string', isStr, { type: 'string' }),
+  nonEmptyStr: simple('nonEmptyStr', 'non-empty string', (v) => isStr(v) && /\S/.test(v), { type: 'string', pattern: '\\S' }),
+  strMatching,
+  separatedString: (sep: string) => separatedString(sep),
+  lines: separatedString('\n', 'lines'),
+  commas: separatedString(',', 'commas'),
+  path: simple('path', 'absolute path', (v) => isStr(v) && v.startsWith('/'), { type: 'string', pattern: '^/' }),
+  enum: enumType,
+  listOf,
+  attrsOf: (elem: OptionType) => attrsOfImpl(elem, false),
+  lazyAttrsOf: (elem: OptionType) => attrsOfImpl(elem, true),
+  nullOr,
+  either,
+  oneOf,
+  uniq: (elem: OptionType) => unique({ message: '' }, elem),
+  unique,
+  /** Options for each definition, merged as a nested evaluation; `name` is the attribute name. */
+  submodule: (modules: ModuleInput | ModuleInput[]) => withSubmodule({ modules: Array.isArray(modules) ? modules : [modules], shorthandOnlyDefinesConfig: true }),
+  submoduleWith: (opts: SubmoduleOptions) => withSubmodule(opts),
+  package: packageType,
+  anything,
+  raw: mkOptionType({ name: 'raw', description: 'raw value', check: () => true, merge: (loc, defs) => mergeUniqueOption(loc, defs), jsonSchema: () => ({}) }),
+};
+
+export type Types = typeof types;

@@ -1,0 +1,101 @@
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parse, parseDocument, type Document, type Node } from 'yaml';
+import { CairnError } from '../errors.js';
+import { setEntryLocation, type SourceLocation } from './location.js';
+import { Merge, Order, ORDER, Override, PRIORITY } from './properties.js';
+
+/**
+ * YAML for modules: plain values, with the position of every mapping entry and sequence item
+ * kept beside them (for error messages), and NixOS's properties as tags:
+ *
+ *   hostName: !mkForce web1            priority 50
+ *   hostName: !mkDefault web1          priority 1000
+ *   hostName: !mkOverride 900 web1     any priority (scalars); `!mkOverride:900` before a mapping or list
+ *   packages: !mkBefore [vim]          order 500; !mkAfter 1500; !mkOrder 700 [vim] / `!mkOrder:700`
+ *   config: !mkMerge [{…}, {…}]        several definitions in one place
+ */
+export function parseYaml(text: string, file: string): unknown {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const at = (offset: number): SourceLocation => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file, line, column: col };
+  };
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    throw new CairnError(`${fmt(at(e.pos[0]))}: invalid YAML: ${e.message.split('\n')[0]}`);
+  }
+  return convert(doc.contents as Node | null, doc, at);
+}
+
+const fmt = (l: SourceLocation): string => `${l.file}:${l.line}:${l.column}`;
+
+function convert(node: Node | null, doc: Document, at: (offset: number) => SourceLocation): unknown {
+  if (node === null || node === undefined) return null;
+  if (isAlias(node)) return convert(node.resolve(doc) as Node, doc, at);
+  let value: unknown;
+  if (isMap(node)) {
+    const obj: Record<string, unknown> = {};
+    for (const pair of node.items) {
+      const keyNode = pair.key as Node | null;
+      if (!isScalar(keyNode) || (typeof keyNode.value !== 'string' && typeof keyNode.value !== 'number' && typeof keyNode.value !== 'boolean')) {
+        throw new CairnError(`${fmt(at(keyNode?.range?.[0] ?? node.range![0]))}: mapping keys must be plain names`);
+      }
+      const key = String(keyNode.value);
+      obj[key] = convert(pair.value as Node | null, doc, at);
+      setEntryLocation(obj, key, at(keyNode.range![0]));
+    }
+    value = obj;
+  } else if (isSeq(node)) {
+    const arr: unknown[] = [];
+    node.items.forEach((item, i) => {
+      arr.push(convert(item as Node | null, doc, at));
+      const r = (item as Node | null)?.range;
+      if (r) setEntryLocation(arr, String(i), at(r[0]));
+    });
+    value = arr;
+  } else if (isScalar(node)) {
+    value = node.value;
+  }
+  const tag = node.tag;
+  if (!tag || !tag.startsWith('!') || tag.startsWith('!!')) return value;
+  return applyTag(tag, node, value, at(node.range![0]));
+}
+
+/** A tagged scalar's text re-read as YAML would have (plain `22` is a number, quoted stays text). */
+function scalarContent(node: Node, text: string): unknown {
+  return isScalar(node) && node.type === 'PLAIN' ? parse(text) : text;
+}
+
+function applyTag(tag: string, node: Node, value: unknown, loc: SourceLocation): unknown {
+  const [name, suffix] = tag.slice(1).split(':', 2) as [string, string | undefined];
+  const fixed: Record<string, (v: unknown) => unknown> = {
+    mkForce: (v) => new Override(PRIORITY.force, v),
+    mkDefault: (v) => new Override(PRIORITY.default, v),
+    mkOptionDefault: (v) => new Override(PRIORITY.optionDefault, v),
+    mkBefore: (v) => new Order(ORDER.before, v),
+    mkAfter: (v) => new Order(ORDER.after, v),
+  };
+  if (name in fixed && suffix === undefined) {
+    return fixed[name]!(isScalar(node) ? scalarContent(node, String(value)) : value);
+  }
+  if (name === 'mkOverride' || name === 'mkOrder') {
+    let n: number;
+    let content: unknown;
+    if (suffix !== undefined) {
+      n = Number(suffix);
+      content = isScalar(node) ? scalarContent(node, String(value)) : value;
+    } else {
+      const m = isScalar(node) ? /^\s*(-?\d+)(?:\s+([\s\S]*))?$/.exec(String(value)) : null;
+      if (!m) throw new CairnError(`${fmt(loc)}: \`!${name}' takes a number and a value: \`!${name} 900 value', or \`!${name}:900' before a mapping or list`);
+      n = Number(m[1]);
+      content = m[2] === undefined ? null : scalarContent(node, m[2]);
+    }
+    if (!Number.isInteger(n)) throw new CairnError(`${fmt(loc)}: \`!${name}' needs an integer, got \`${suffix}'`);
+    return name === 'mkOverride' ? new Override(n, content) : new Order(n, content);
+  }
+  if (name === 'mkMerge' && suffix === undefined) {
+    if (!Array.isArray(value)) throw new CairnError(`${fmt(loc)}: \`!mkMerge' takes a list of definitions`);
+    return new Merge(value);
+  }
+  throw new CairnError(`${fmt(loc)}: unknown tag \`${tag}'; cairn knows !mkForce, !mkDefault, !mkOverride, !mkBefore, !mkAfter, !mkOrder, !mkMerge`);
+}
