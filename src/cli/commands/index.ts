@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { evalCommands } from './eval.js';
+import { storeCommands } from './store.js';
 
 /** Every `cairn` subcommand; each area of the engine contributes its own file. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [...evalCommands];
+export const commands: CommandModule<any, any>[] = [...evalCommands, ...storeCommands];
