@@ -96,7 +96,8 @@ export class OptionNode {
     readonly path: string[],
     readonly option: Option,
   ) {
-    this.decl = { ...option.decl };
+    // Kept as written: a default may be a getter reading config, evaluated only when needed.
+    this.decl = option.decl;
   }
   get type(): OptionType {
     return this.decl.type ?? lib.types.anything;
@@ -143,7 +144,7 @@ export class Declarations {
         else {
           const node = new OptionNode(path, child);
           node.declarations.push(declLoc);
-          if ('default' in child.decl) node.defaultLoc = declLoc;
+          if (hasField(child.decl, 'default')) node.defaultLoc = declLoc;
           ns.children.set(name, node);
           if (child.special.alias) this.aliases.push(node);
           if (child.special.removed) this.removed.push(node);
@@ -165,7 +166,7 @@ export class Declarations {
   private mergeDecl(node: OptionNode, opt: Option, loc: SourceLocation): void {
     const a = node.decl;
     const b = opt.decl;
-    const both = (k: keyof OptionDeclaration): boolean => k in a && a[k] !== undefined && k in b && b[k] !== undefined;
+    const both = (k: keyof OptionDeclaration): boolean => hasField(a, k) && hasField(b, k);
     let type = a.type;
     if (a.type && b.type) {
       const merged = a.type.typeMerge(b.type);
@@ -175,10 +176,11 @@ export class Declarations {
     if (both('default') || both('example') || both('description') || both('apply') || (a.type && b.type && !type) || node.option.special.alias || opt.special.alias) {
       throw new OptionError(`The option \`${this.show(node.path)}' in \`${formatLocation(loc)}' is already declared in ${node.declarations.map((d) => `\`${formatLocation(d)}'`).join(', ')}.`);
     }
-    const mergedDecl: OptionDeclaration = { ...a };
-    for (const [k, v] of Object.entries(b)) if (v !== undefined) (mergedDecl as Record<string, unknown>)[k] = v;
-    mergedDecl.type = type ?? a.type ?? b.type;
-    if ('default' in b && b.default !== undefined) node.defaultLoc = loc;
+    // Copy property descriptors, not values, so getter defaults stay lazy.
+    const mergedDecl = Object.defineProperties({}, Object.getOwnPropertyDescriptors(a)) as OptionDeclaration;
+    for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(b))) if (d.get || d.value !== undefined) Object.defineProperty(mergedDecl, k, d);
+    Object.defineProperty(mergedDecl, 'type', { value: type ?? a.type ?? b.type, enumerable: true });
+    if (hasField(b, 'default')) node.defaultLoc = loc;
     node.decl = mergedDecl;
     node.declarations.push(loc);
   }
@@ -216,7 +218,8 @@ export class Declarations {
       else {
         const s = child.option.special.alias || child.option.special.removed ? {} : { ...child.type.jsonSchema() };
         if (child.decl.description) s.description = child.decl.description;
-        if (child.decl.default !== undefined && isJsonable(child.decl.default)) s.default = child.decl.default;
+        const d = Object.getOwnPropertyDescriptor(child.decl, 'default');
+        if (d && !d.get && d.value !== undefined && isJsonable(d.value)) s.default = d.value;
         properties[name] = s;
       }
     }
@@ -224,6 +227,12 @@ export class Declarations {
     schema.additionalProperties = top && this.freeformType ? this.freeformType.jsonSchema() : false;
     return schema;
   }
+}
+
+/** Whether a declaration sets a field, without running a getter (lazy defaults). */
+function hasField(decl: object, k: string): boolean {
+  const d = Object.getOwnPropertyDescriptor(decl, k);
+  return d !== undefined && (d.get !== undefined || d.value !== undefined);
 }
 
 function isJsonable(v: unknown): boolean {
@@ -246,6 +255,14 @@ type Loaded = unknown;
 
 /** Loads a module file; the evaluator is synchronous, so files are loaded between collection steps. */
 export type ModuleLoader = (path: string, requestedAt: SourceLocation) => Promise<Loaded>;
+
+/** Marks the config object of an evaluation (also submodule values), for `cairn option`. */
+export const EVALUATION = Symbol('cairn.evaluation');
+
+/** The evaluation a config object (or submodule value) came from. */
+export function evaluationOf(value: unknown): Evaluation | undefined {
+  return typeof value === 'object' && value !== null ? ((value as Record<symbol, Evaluation | undefined>)[EVALUATION] ?? undefined) : undefined;
+}
 
 /** The stack of options being evaluated, for "infinite recursion" messages naming the chain. */
 const evaluating: OptionState[] = [];
@@ -493,7 +510,9 @@ export class Evaluation implements MergeContext, RefHost {
       const defs: FinalDefinition[] = this.unmatched().map(({ path, def }) => ({ loc: def.loc, value: nest(path, def), priority: PRIORITY.plain, order: 1000 }));
       free = defs.length ? (this.decls.freeformType.merge(this.prefix, defs, this) as Record<string, unknown>) : {};
     }
-    return this.configObject(this.decls.root, free);
+    const root = this.configObject(this.decls.root, free);
+    Object.defineProperty(root, EVALUATION, { value: this, enumerable: false });
+    return root;
   }
 
   private configObject(ns: NamespaceNode, free: Record<string, unknown> | undefined): Record<string, unknown> {
@@ -632,8 +651,9 @@ export class OptionState {
   get prepared(): PreparedDefinitions {
     if (this.preparedDefs) return this.preparedDefs;
     const defs = this.ev.definitionsAt(this.node.path);
-    const all = 'default' in this.node.decl && this.node.decl.default !== undefined
-      ? [...defs, { loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: new Override(PRIORITY.optionDefault, this.node.decl.default) }]
+    const decl = this.node.decl;
+    const all = hasField(decl, 'default')
+      ? [...defs, { loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: new Override(PRIORITY.optionDefault, new Thunk(() => decl.default)) }]
       : defs;
     if (this.preparing) throw this.recursion();
     this.preparing = true;
@@ -691,7 +711,9 @@ export class OptionState {
       path: showOption(this.loc),
       type: this.node.type,
       description: d.description,
-      default: d.default,
+      get default() {
+        return d.default;
+      },
       defaultText: d.defaultText,
       example: d.example,
       readOnly: d.readOnly ?? false,
@@ -724,6 +746,9 @@ function normalizeModule(value: unknown, key: string, loc: SourceLocation, confi
   const base: CollectedModule = { key, loc, imports: [], disabledModules: [], configLoc: loc, yaml };
   if (value === null || value === undefined) return base;
   if (configOnly) return { ...base, config: value };
+  // A module that is a condition or a priority (`lib.mkIf(cond, {…})`, `lib.mkForce({…})`) is all
+  // config, as NixOS loads it.
+  if (value instanceof If || value instanceof Override) return { ...base, config: value };
   if (!isPlainObject(value)) {
     throw new OptionError(`The module \`${formatLocation(loc)}' is not an object or a function of the module arguments; it is ${showValue(value)}.`);
   }

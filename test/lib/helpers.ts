@@ -1,0 +1,37 @@
+import { evalModulesSync, type Evaluation, type ModuleInput } from '../../src/lib/index.js';
+
+/** Evaluates in-memory modules. */
+export function evaluate(...modules: ModuleInput[]): Evaluation {
+  return evalModulesSync({ modules });
+}
+
+/** The config of in-memory modules (merged lazily: errors show when a value is read). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function configOf(...modules: ModuleInput[]): any {
+  return evaluate(...modules).config;
+}
+
+/** The message of the error `fn` throws; fails the test when it throws nothing. */
+export function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected an error, but none was thrown');
+}
+
+/** Like errorOf, for promises. */
+export async function asyncErrorOf(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected an error, but none was thrown');
+}
+
+/** Fully reads a value, forcing every lazy attribute (as printing it would). */
+export function deep(v: unknown): unknown {
+  return JSON.parse(JSON.stringify(v));
+}
