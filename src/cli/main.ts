@@ -8,7 +8,6 @@ import { commands } from './commands/index.js';
  */
 export async function main(argv: string[]): Promise<number> {
   const showTrace = argv.includes('--show-trace');
-  let usageFailure: string | undefined;
   const parser = yargs(argv)
     .scriptName('cairn')
     .usage('$0 <command> [options]\n\nDeclarative OS configurations built from Debian packages.')
@@ -21,15 +20,13 @@ export async function main(argv: string[]): Promise<number> {
     .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      if (err) throw err;
-      usageFailure = msg ?? 'invalid usage';
+      throw err ?? new UsageError(msg ?? 'invalid usage');
     });
   try {
     await parser.parseAsync();
   } catch (err) {
     return reportError(err, showTrace);
   }
-  if (usageFailure !== undefined) return reportError(new UsageError(usageFailure), showTrace);
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
 

@@ -1,0 +1,44 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+/** `environment.etc.<name>`: files generated into /etc. */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, types } = lib;
+  const file = types.submodule(({ name }: ModuleArgs) => ({
+    options: {
+      enable: mkOption({ type: types.bool, default: true, description: 'Whether this file is generated.' }),
+      target: mkOption({ type: types.str, default: name, description: 'Path of the file below /etc (the attribute name by default).' }),
+      text: mkOption({ type: types.nullOr(types.lines), default: null, description: 'The contents of the file.' }),
+      source: mkOption({ type: types.nullOr(types.path), default: null, description: 'A file whose contents are used instead of `text`.' }),
+      mode: mkOption({
+        type: types.strMatching('symlink|direct-symlink|0?[0-7]{3,4}'),
+        default: 'symlink',
+        description: '`symlink` links the file from the store; an octal mode (e.g. `0640`) makes a copy with that mode, owned by `user` and `group`.',
+      }),
+      user: mkOption({ type: types.str, default: '+0', description: 'Owner of a copied file (a name, or `+UID`).' }),
+      group: mkOption({ type: types.str, default: '+0', description: 'Group of a copied file (a name, or `+GID`).' }),
+    },
+  }));
+  return {
+    options: {
+      environment: {
+        etc: mkOption({
+          type: types.attrsOf(file),
+          default: {},
+          example: { 'issue': { text: 'Welcome\n' } },
+          description: 'Files in /etc, by path below /etc.',
+        }),
+      },
+    },
+    config: {
+      get assertions() {
+        const etc = config.environment.etc as Record<string, { text: string | null; source: string | null; enable: boolean }>;
+        return Object.entries(etc)
+          .filter(([, f]) => f.enable)
+          .map(([name, f]) => ({
+            assertion: (f.text === null) !== (f.source === null),
+            message: `environment.etc."${name}" needs exactly one of \`text' and \`source'.`,
+          }));
+      },
+    },
+  };
+};

@@ -1,0 +1,25 @@
+import { resolve } from 'node:path';
+import { modulesPath, SourcedModule } from '../src/lib/index.js';
+import assertions from './misc/assertions.js';
+import systemPackages from './environment/system-packages.js';
+import etc from './environment/etc.js';
+import hostname from './networking/hostname.js';
+import services from './systemd/services.js';
+import users from './users/users.js';
+import version from './system/version.js';
+
+/** cairn's built-in modules with their source files (keys for `disabledModules`, locations for messages). */
+const list: [string, unknown][] = [
+  ['misc/assertions.ts', assertions],
+  ['system/version.ts', version],
+  ['networking/hostname.ts', hostname],
+  ['environment/system-packages.ts', systemPackages],
+  ['environment/etc.ts', etc],
+  ['users/users.ts', users],
+  ['systemd/services.ts', services],
+];
+
+export const builtinModules: SourcedModule[] = list.map(([rel, mod]) => {
+  const file = resolve(modulesPath, rel);
+  return new SourcedModule(mod, { file }, file);
+});

@@ -1,0 +1,71 @@
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { builtinModules } from '../../modules/module-list.js';
+import { CairnError } from '../errors.js';
+import { evalModules, OptionError, showOption, type Evaluation, type ModuleInput } from '../lib/index.js';
+import { validateYamlModules } from '../lib/schema.js';
+
+/**
+ * Stage 1 of the pipeline: a configuration file plus cairn's modules → evaluated options.
+ * Nothing here touches the store or the host; later stages read `config`.
+ */
+export interface SystemEvaluation {
+  evaluation: Evaluation;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  config: any;
+  warnings: string[];
+}
+
+export interface EvalOptions {
+  /** Modules added after the built-in ones and before the configuration (tests, tools). */
+  extraModules?: ModuleInput[];
+  /** Check assertions (default true); `cairn option` inspects configurations that may not pass. */
+  assertions?: boolean;
+}
+
+/** Evaluates a configuration file (YAML, TypeScript or JavaScript) with all built-in modules. */
+export async function evalConfigFile(file: string, opts: EvalOptions = {}): Promise<SystemEvaluation> {
+  const path = resolve(file);
+  if (!existsSync(path) || !statSync(path).isFile()) throw new CairnError(`no configuration file at \`${file}'`);
+  return evalSystem([path], opts);
+}
+
+/** Evaluates modules (file paths or values) on top of the built-in modules. */
+export async function evalSystem(modules: ModuleInput[], opts: EvalOptions = {}): Promise<SystemEvaluation> {
+  const evaluation = await evalModules({
+    modules: [...builtinModules, ...(opts.extraModules ?? []), ...modules],
+    beforeCheck: validateYamlModules,
+  });
+  const config = evaluation.config;
+  if (opts.assertions ?? true) {
+    const failed = [
+      ...evaluation.internalAssertions(),
+      ...(config.assertions as { assertion: boolean; message: string }[]).filter((a) => !a.assertion).map((a) => a.message),
+    ];
+    if (failed.length) throw new OptionError(`Failed assertions:\n${failed.map((m) => `- ${m}`).join('\n')}`);
+  }
+  const warnings = [...evaluation.internalWarnings(), ...(config.warnings as string[])];
+  return { evaluation, config, warnings };
+}
+
+/** A deep, plain copy of an evaluated value for JSON: options without any value are left out. */
+export function toPlain(value: unknown, path: string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => toPlain(v, [...path, `[${i}]`]));
+  if (typeof value === 'function') return undefined;
+  if (typeof value !== 'object' || value === null) return value;
+  if ('toJSON' in value && typeof (value as { toJSON: unknown }).toJSON === 'function') return (value as { toJSON(): unknown }).toJSON();
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value)) {
+    let v: unknown;
+    try {
+      v = (value as Record<string, unknown>)[k];
+    } catch (err) {
+      // Leave out an option nobody defined, but not an option whose value needs an undefined one.
+      if (err instanceof OptionError && err.message.startsWith(`The option \`${showOption([...path, k])}' was accessed but has no value`)) continue;
+      throw err;
+    }
+    const p = toPlain(v, [...path, k]);
+    if (p !== undefined) out[k] = p;
+  }
+  return out;
+}

@@ -1,0 +1,169 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { entryLocation, setEntryLocation, type SourceLocation } from './location.js';
+import { isPlainObject, OptionError } from './merge.js';
+import { NamespaceNode, OptionNode, type Declarations, type Evaluation } from './modules.js';
+import { Merge, Order, Override } from './properties.js';
+import { closest, showDefs, showOption } from './show.js';
+import type { JsonSchema, OptionType } from './types.js';
+
+/**
+ * The JSON Schema of a configuration file: the config of every declared option, plus the module
+ * keys (`imports`, `config`, …). Editors use it (yaml-language-server) and YAML modules are
+ * validated against it before evaluation.
+ */
+export function fileSchema(decls: Declarations): JsonSchema {
+  const config = decls.jsonSchema();
+  const properties = { ...(config.properties as Record<string, JsonSchema>) };
+  properties.imports = { type: 'array', items: { type: 'string' }, description: 'Modules to include: paths relative to this file (YAML, TypeScript, JavaScript).' };
+  properties.disabledModules = { type: 'array', items: { type: 'string' }, description: 'Modules to leave out: paths relative to this file, or to cairn\'s modules folder.' };
+  properties.config = { $ref: '#/$defs/config', description: 'Option definitions (when the module also has `options`).' };
+  properties.meta = { type: 'object', description: 'Free-form information about the module.' };
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'cairn configuration',
+    type: 'object',
+    properties,
+    additionalProperties: config.additionalProperties,
+    $defs: { config },
+  };
+}
+
+/** Property wrappers from YAML tags are left out: the schema checks the values they wrap. */
+function unwrap(v: unknown): unknown {
+  while (v instanceof Override || v instanceof Order) v = v.content;
+  if (v instanceof Merge) return v.contents.map(unwrap).reduce((acc: Record<string, unknown>, c) => mergeForCheck(acc, c), {});
+  if (Array.isArray(v)) {
+    const out = v.map(unwrap);
+    v.forEach((_, i) => copyLoc(v, out, String(i)));
+    return out;
+  }
+  if (isPlainObject(v)) {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) {
+      out[k] = unwrap(v[k]);
+      copyLoc(v, out, k);
+    }
+    return out;
+  }
+  return v;
+}
+
+function mergeForCheck(acc: Record<string, unknown>, c: unknown): Record<string, unknown> {
+  if (!isPlainObject(c)) return acc;
+  for (const k of Object.keys(c)) {
+    acc[k] = c[k];
+    copyLoc(c, acc, k);
+  }
+  return acc;
+}
+
+function copyLoc(from: object, to: object, key: string): void {
+  const loc = entryLocation(from, key);
+  if (loc) setEntryLocation(to, key, loc);
+}
+
+const compiled = new WeakMap<Declarations, ValidateFunction>();
+
+/** Validates every YAML module's config against the schema; the first problems become one error. */
+export function validateYamlModules(ev: Evaluation): void {
+  const yaml = ev.modules.filter((m) => m.yaml && m.config !== undefined && m.config !== null);
+  if (yaml.length === 0) return;
+  let validate = compiled.get(ev.decls);
+  if (!validate) {
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+    validate = ajv.compile(ev.decls.jsonSchema());
+    compiled.set(ev.decls, validate);
+  }
+  const problems: string[] = [];
+  for (const m of yaml) {
+    const data = unwrap(m.config);
+    if (validate(data)) continue;
+    problems.push(...describeErrors(ev.decls, data, validate.errors ?? [], m.configLoc));
+  }
+  if (problems.length) {
+    const shown = problems.slice(0, 5);
+    if (problems.length > 5) shown.push(`(and ${problems.length - 5} more)`);
+    throw new OptionError(shown.join('\n\n'));
+  }
+}
+
+function describeErrors(decls: Declarations, data: unknown, errors: ErrorObject[], moduleLoc: SourceLocation): string[] {
+  // anyOf reports a summary beside the failures of its branches; the type description covers both.
+  const specific = errors.filter((e) => e.keyword !== 'anyOf' || errors.length === 1);
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const e of specific) {
+    const segments = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (e.keyword === 'additionalProperties') {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const id = `+${[...segments, key].join('/')}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const { value } = locate(data, segments);
+      const loc = (typeof value === 'object' && value !== null && entryLocation(value, key)) || moduleLoc;
+      const siblings = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      const near = closest(key, siblings);
+      const at = describeAt(decls, [...segments, key]);
+      out.push(
+        `The option \`${showOption(at.path)}' does not exist. Definition values:${showDefs([{ loc, value: (value as Record<string, unknown>)?.[key] }])}` +
+          (near ? `\nDid you mean \`${showOption([...at.path.slice(0, -1), near])}'?` : ''),
+      );
+      continue;
+    }
+    const id = segments.join('/');
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const { container, value } = locate(data, segments);
+    const last = segments[segments.length - 1];
+    const loc = (container && last !== undefined && entryLocation(container, last)) || moduleLoc;
+    const at = describeAt(decls, segments);
+    const what = at.type ? `is not of type \`${at.type.description}'` : `is not valid (${e.message})`;
+    out.push(`A definition for option \`${showOption(at.path)}' ${what}. Definition values:${showDefs([{ loc, value }])}`);
+  }
+  return out;
+}
+
+/** The value at a path in the data, and the container holding it (for its position). */
+function locate(data: unknown, segments: string[]): { container?: object; value: unknown } {
+  let container: object | undefined;
+  let value = data;
+  for (const s of segments) {
+    if (typeof value !== 'object' || value === null) return { container, value };
+    container = value;
+    value = (value as Record<string, unknown>)[s];
+  }
+  return { container, value };
+}
+
+/** The option path (with list entries as `[n]`) and the type of the value at a data path. */
+function describeAt(decls: Declarations, segments: string[]): { path: string[]; type?: OptionType } {
+  const path: string[] = [...decls.prefix];
+  let ns: NamespaceNode = decls.root;
+  let i = 0;
+  while (i < segments.length) {
+    const child = ns.children.get(segments[i]!);
+    if (!child) return { path: [...path, ...segments.slice(i)] };
+    path.push(segments[i++]!);
+    if (child instanceof NamespaceNode) {
+      ns = child;
+      continue;
+    }
+    let type: OptionType = (child as OptionNode).type;
+    for (;;) {
+      if (i >= segments.length) return { path, type };
+      if (type.name === 'attrsOf' || type.name === 'lazyAttrsOf') {
+        path.push(segments[i++]!);
+        type = type.nestedTypes.elemType!;
+      } else if (type.name === 'listOf') {
+        path.push(`[${segments[i++]}]`);
+        type = type.nestedTypes.elemType!;
+      } else if (type.name === 'nullOr' || type.name === 'unique') {
+        type = type.nestedTypes.elemType!;
+      } else if (type.name === 'submodule' && type.subOptions) {
+        ns = type.subOptions().root;
+        break;
+      } else return { path: [...path, ...segments.slice(i)], type };
+    }
+  }
+  return { path };
+}
