@@ -652,8 +652,10 @@ export class OptionState {
     if (this.preparedDefs) return this.preparedDefs;
     const defs = this.ev.definitionsAt(this.node.path);
     const decl = this.node.decl;
+    // The default goes first, as in NixOS: definitions at mkOptionDefault priority (lists, lines)
+    // merge after it.
     const all = hasField(decl, 'default')
-      ? [...defs, { loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: new Override(PRIORITY.optionDefault, new Thunk(() => decl.default)) }]
+      ? [{ loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: new Override(PRIORITY.optionDefault, new Thunk(() => decl.default)) }, ...defs]
       : defs;
     if (this.preparing) throw this.recursion();
     this.preparing = true;
@@ -699,8 +701,11 @@ export class OptionState {
   /** An option needed its own value: name the chain of options involved. */
   private recursion(): OptionError {
     const start = evaluating.indexOf(this);
-    const chain = [...evaluating.slice(start), this].map((s) => `\`${showOption(s.loc)}'`);
+    // An option is on the stack twice in a row (merging, then discharging its definitions): show
+    // it once, then close the cycle with this option even when it needed itself (`a' → `a').
+    const chain = evaluating.slice(start).map((s) => `\`${showOption(s.loc)}'`);
     const unique = chain.filter((c, i) => i === 0 || c !== chain[i - 1]);
+    unique.push(`\`${showOption(this.loc)}'`);
     return new OptionError(`infinite recursion encountered: ${unique.join(' → ')}\nEach of these options needs the value of the next to be computed.`);
   }
 
