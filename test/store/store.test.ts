@@ -309,6 +309,8 @@ describe('diff-closures', () => {
       expect.stringMatching(/^newtool: ∅ → ε, \+\d+ bytes$/),
       expect.stringMatching(/^oldtool: 1\.0 → ∅, -\d+ bytes$/),
       'openssl: 3.0.11-1~deb12u2 → 3.0.13-1~deb12u1, +12.3 KiB',
+      // The environment holds (hard links to) the packages' files, so its own size follows theirs.
+      'system: +12.3 KiB',
     ]);
     expect(splitName('python3.11-minimal-3.11.2-6')).toEqual({ pname: 'python3.11-minimal', version: '3.11.2-6' });
   });
