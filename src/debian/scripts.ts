@@ -104,7 +104,13 @@ export function shellCommands(script: string): { words: string[]; debhelper: boo
     let w = c.words;
     while (w.length > 0 && /^(if|then|else|elif|do|while|until|!|exec|command|env|sudo|\{|\})$/.test(w[0]!)) w = w.slice(1);
     while (w.length > 0 && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[0]!)) w = w.slice(1);
-    return { words: w, debhelper: c.debhelper };
+    // Redirections (`>/dev/null`, `2>&1`, `> file`) are not arguments.
+    const args: string[] = [];
+    for (let i = 0; i < w.length; i++) {
+      if (/^\d*[<>]/.test(w[i]!)) { if (/^\d*[<>]+$/.test(w[i]!)) i++; continue; }
+      args.push(w[i]!);
+    }
+    return { words: args, debhelper: c.debhelper };
   }).filter((c) => c.words.length > 0);
 }
 

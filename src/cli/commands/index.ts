@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { evalCommands } from './eval.js';
 import { storeCommands } from './store.js';
+import { packagesCommands } from './packages.js';
 
 /** Every `cairn` subcommand; each area of the engine contributes its own file. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [...evalCommands, ...storeCommands];
+export const commands: CommandModule<any, any>[] = [...evalCommands, ...storeCommands, ...packagesCommands];
