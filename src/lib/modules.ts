@@ -282,6 +282,7 @@ export class Evaluation implements MergeContext, RefHost {
   private readonly namespaces = new Map<string, NamespaceEval>();
   private readonly optionStates = new Map<string, OptionState>();
   private configValue?: Record<string, unknown>;
+  private buildingConfig = false;
   private optionsValue?: Record<string, unknown>;
   readonly lateConfig: Record<string, unknown>;
   readonly lateOptions: Record<string, unknown>;
@@ -314,7 +315,21 @@ export class Evaluation implements MergeContext, RefHost {
 
   get config(): Record<string, unknown> {
     if (!this.ready) throw new Error('internal: config read before the evaluation was ready');
-    return (this.configValue ??= this.buildConfig());
+    if (this.configValue) return this.configValue;
+    // Building config merges the freeform definitions; one that reads config (through a type
+    // that is not lazy, like attrsOf) would rebuild it forever.
+    if (this.buildingConfig) {
+      throw new OptionError(
+        `infinite recursion encountered: the undeclared definitions merged by the freeformType of \`${showOption(this.prefix) || '<root>'}' read config while it was being built.\n` +
+          'Use a lazy freeformType (types.lazyAttrsOf) or declare the options they read through.',
+      );
+    }
+    this.buildingConfig = true;
+    try {
+      return (this.configValue = this.buildConfig());
+    } finally {
+      this.buildingConfig = false;
+    }
   }
 
   get options(): Record<string, unknown> {
