@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { dirname, extname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CairnError } from '../errors.js';
+import { cairnHome } from '../paths.js';
 import { formatLocation, type SourceLocation } from './location.js';
 import { SourcedModule } from './modules.js';
 import { parseYaml } from './yaml.js';
@@ -50,11 +53,42 @@ function parseJson(text: string, file: string): unknown {
   }
 }
 
-type TsImport = (specifier: string, parent: string) => Promise<unknown>;
-let tsImport: TsImport | undefined;
-
-/** Imports a TypeScript file through tsx, loaded only when a TypeScript module is used. */
+/**
+ * Imports a TypeScript module without a build step: esbuild bundles it (with the helper files it
+ * imports) into one ES module in cairn's cache, named by the hash of its code, with an inline source
+ * map so that locations in messages still point at the TypeScript source.
+ */
 async function importTypeScript(file: string): Promise<{ default?: unknown }> {
-  tsImport ??= (await import('tsx/esm/api')).tsImport as TsImport;
-  return (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
+  const esbuild = await import('esbuild');
+  let code: string;
+  try {
+    const result = await esbuild.build({
+      entryPoints: [file],
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      write: false,
+      sourcemap: 'inline',
+      // Sources in the map are relative to the working directory; anchor them to the file's folder.
+      absWorkingDir: dirname(file),
+      sourceRoot: `${dirname(file)}/`,
+      logLevel: 'silent',
+    });
+    code = result.outputFiles[0]!.text;
+  } catch (err) {
+    const first = (err as { errors?: { text: string; location?: { file: string; line: number; column: number } }[] }).errors?.[0];
+    if (!first) throw err;
+    const where = first.location ? `${formatLocation({ file: resolve(first.location.file), line: first.location.line, column: first.location.column + 1 })}: ` : '';
+    throw new CairnError(`${where}${first.text}`);
+  }
+  const dir = join(cairnHome(), 'cache', 'modules');
+  const out = join(dir, `${basename(file).replace(/\W+/g, '_')}-${createHash('sha256').update(code).digest('hex').slice(0, 20)}.mjs`);
+  if (!existsSync(out)) {
+    await mkdir(dir, { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    await writeFile(tmp, code);
+    await rename(tmp, out);
+  }
+  return (await import(pathToFileURL(out).href)) as { default?: unknown };
 }

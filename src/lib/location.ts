@@ -1,4 +1,5 @@
 import { relative, isAbsolute } from 'node:path';
+import { originalLocation } from './sourcemap.js';
 
 /** Where something was written: a file, and where known, its line and column (1-based). */
 export interface SourceLocation {
@@ -51,7 +52,10 @@ export class CallSite {
     Error.captureStackTrace(this.holder, skip);
   }
   get location(): SourceLocation | undefined {
-    if (this.resolved === undefined) this.resolved = parseFirstFrame(this.holder.stack ?? '');
+    if (this.resolved === undefined) {
+      const frame = parseFirstFrame(this.holder.stack ?? '');
+      this.resolved = frame && originalLocation(frame);
+    }
     return this.resolved ?? undefined;
   }
 }

@@ -1,4 +1,4 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv as AjvInstance, ErrorObject, ValidateFunction } from 'ajv';
 import { entryLocation, setEntryLocation, type SourceLocation } from './location.js';
 import { isPlainObject, OptionError } from './merge.js';
 import { NamespaceNode, OptionNode, type Declarations, type Evaluation } from './modules.js';
@@ -62,21 +62,33 @@ function copyLoc(from: object, to: object, key: string): void {
   if (loc) setEntryLocation(to, key, loc);
 }
 
-const compiled = new WeakMap<Declarations, ValidateFunction>();
+/**
+ * Keeps only the parts of a schema that the data reaches. With `additionalProperties` checked,
+ * properties the data doesn't have cannot fail, so the result validates exactly the same; it is
+ * much smaller to compile than the schema of every option.
+ */
+function prune(schema: JsonSchema, data: unknown): JsonSchema {
+  const props = schema.properties as Record<string, JsonSchema> | undefined;
+  if (!props || !isPlainObject(data)) return schema;
+  const kept: Record<string, JsonSchema> = {};
+  for (const k of Object.keys(data)) if (k in props) kept[k] = prune(props[k]!, data[k]);
+  const extra = schema.additionalProperties;
+  return { ...schema, properties: kept, ...(typeof extra === 'object' && extra !== null ? { additionalProperties: extra } : {}) };
+}
+
+let ajv: AjvInstance | undefined;
 
 /** Validates every YAML module's config against the schema; the first problems become one error. */
-export function validateYamlModules(ev: Evaluation): void {
+export async function validateYamlModules(ev: Evaluation): Promise<void> {
   const yaml = ev.modules.filter((m) => m.yaml && m.config !== undefined && m.config !== null);
   if (yaml.length === 0) return;
-  let validate = compiled.get(ev.decls);
-  if (!validate) {
-    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-    validate = ajv.compile(ev.decls.jsonSchema());
-    compiled.set(ev.decls, validate);
-  }
+  const schema = ev.decls.jsonSchema();
+  // Loaded on demand: most of its cost is loading it, and TypeScript-only configs don't need it.
+  ajv ??= new (await import('ajv')).Ajv({ allErrors: true, strict: false, verbose: true });
   const problems: string[] = [];
   for (const m of yaml) {
     const data = unwrap(m.config);
+    const validate: ValidateFunction = ajv.compile(prune(schema, data));
     if (validate(data)) continue;
     problems.push(...describeErrors(ev.decls, data, validate.errors ?? [], m.configLoc));
   }
