@@ -32,6 +32,7 @@ export async function asyncErrorOf(fn: () => Promise<unknown>): Promise<string> 
 }
 
 /** Fully reads a value, forcing every lazy attribute (as printing it would). */
-export function deep(v: unknown): unknown {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function deep(v: unknown): any {
   return JSON.parse(JSON.stringify(v));
 }

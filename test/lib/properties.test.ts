@@ -131,7 +131,7 @@ describe('mkIf', () => {
     const mod = ({ config }: any) => ({ config: mkIf(config.foo.enable, { out: ['foo is on'], foo: { port: 8080 } }) });
     expect(deep(configOf(enable, mod))).toEqual({ foo: { enable: false, port: 80 }, out: [] });
     expect(deep(configOf(enable, mod, { foo: { enable: true } }))).toEqual({ foo: { enable: true, port: 8080 }, out: ['foo is on'] });
-    expect(deep(configOf({ foo: { enable: true } }, mod, enable)).out).toEqual(['foo is on']);
+    expect(configOf({ foo: { enable: true } }, mod, enable).out).toEqual(['foo is on']);
   });
   it('a stored config reference (const cfg = config.foo) works as a condition and as a value', () => {
     const mod = ({ config }: any) => {

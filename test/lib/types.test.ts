@@ -316,7 +316,7 @@ describe('mkForce and mkIf with attrsOf submodule (NixOS attrsOfSub cases)', () 
     expect(configOf(decl).attrsOfSub.foo).toBeUndefined();
   });
 
-  const forces: [string, unknown][] = [
+  const forces: [string, object][] = [
     ['the whole config', mkForce({ attrsOfSub: { foo: { enable: false } } })],
     ['the attribute set', { attrsOfSub: mkForce({ foo: { enable: false } }) }],
     ['one submodule', { attrsOfSub: { foo: mkForce({ enable: false }) } }],
