@@ -90,6 +90,8 @@ export function shellCommands(script: string): { words: string[]; debhelper: boo
       if (ch === '"' || ch === "'") { quote = ch; has = true; continue; }
       if (ch === '#' && !has) break; // comment
       if (ch === ' ' || ch === '\t') { flush(); continue; }
+      // `>&`/`<&` are redirections (2>&1), not command separators.
+      if (ch === '&' && (cur.endsWith('>') || cur.endsWith('<'))) { cur += ch; continue; }
       if (ch === ';' || ch === '|' || ch === '&' || ch === '(' || ch === ')' || ch === '`') {
         end();
         continue;
@@ -102,7 +104,7 @@ export function shellCommands(script: string): { words: string[]; debhelper: boo
   // Drop shell keywords and wrappers so `if ! getent …; then adduser …` yields `adduser …`.
   return out.map((c) => {
     let w = c.words;
-    while (w.length > 0 && /^(if|then|else|elif|do|while|until|!|exec|command|env|sudo|\{|\})$/.test(w[0]!)) w = w.slice(1);
+    while (w.length > 0 && /^(if|then|else|elif|fi|do|done|while|until|esac|!|exec|command|env|sudo|\{|\})$/.test(w[0]!)) w = w.slice(1);
     while (w.length > 0 && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[0]!)) w = w.slice(1);
     // Redirections (`>/dev/null`, `2>&1`, `> file`) are not arguments.
     const args: string[] = [];
