@@ -49,7 +49,11 @@ export class CallSite {
   private readonly holder: { stack?: string } = {};
   private resolved?: SourceLocation | null;
   constructor(skip: Function) {
+    // Only the caller's frame is needed; a short trace keeps mkOption/mkDefault cheap.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 3;
     Error.captureStackTrace(this.holder, skip);
+    Error.stackTraceLimit = limit;
   }
   get location(): SourceLocation | undefined {
     if (this.resolved === undefined) {

@@ -158,15 +158,23 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-/** Defines `obj[key]` computed on first read, then fixed (a memoised getter). */
+/**
+ * Defines `obj[key]` computed on first read, then remembered. The getter keeps the value itself:
+ * turning the accessor into a data property on first read changes the object's shape each time,
+ * which costs quadratic time on objects with thousands of keys.
+ */
 export function defineLazy(obj: object, key: string, fn: () => unknown): void {
+  let done = false;
+  let value: unknown;
   Object.defineProperty(obj, key, {
     enumerable: true,
     configurable: true,
     get() {
-      const v = fn();
-      Object.defineProperty(obj, key, { value: v, enumerable: true, configurable: true, writable: false });
-      return v;
+      if (!done) {
+        value = fn();
+        done = true;
+      }
+      return value;
     },
   });
 }

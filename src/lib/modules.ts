@@ -136,7 +136,7 @@ export class Declarations {
       const where = entryLocation(v, name) ?? loc;
       const existing = ns.children.get(name);
       if (isOption(child)) {
-        const declLoc = child.location ?? where;
+        const declLoc = declarationSite(child, where);
         if (existing instanceof NamespaceNode) {
           throw new OptionError(`The option \`${this.show(path)}' declared in \`${formatLocation(declLoc)}' is also the parent of other options; its type \`${child.decl.type?.description ?? 'unspecified'}' does not support nested options.`);
         }
@@ -227,6 +227,27 @@ export class Declarations {
     schema.additionalProperties = top && this.freeformType ? this.freeformType.jsonSchema() : false;
     return schema;
   }
+}
+
+/**
+ * Where an option was declared: the mkOption call when its stack frame is known, else the entry
+ * in the module. Resolved only when a message or `cairn option` shows it (stack frames and source
+ * maps are not free, and most declarations are never shown).
+ */
+function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation {
+  let resolved: SourceLocation | undefined;
+  const get = (): SourceLocation => (resolved ??= opt.location ?? fallback);
+  return {
+    get file() {
+      return get().file;
+    },
+    get line() {
+      return get().line;
+    },
+    get column() {
+      return get().column;
+    },
+  };
 }
 
 /** Whether a declaration sets a field, without running a getter (lazy defaults). */
