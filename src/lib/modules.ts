@@ -59,7 +59,8 @@ export interface CollectedModule {
   key: string;
   loc: SourceLocation;
   imports: CollectedModule[];
-  disabledModules: string[];
+  /** Paths, or the keys of `{ key }` entries. */
+  disabledModules: (string | { key: string })[];
   options?: unknown;
   config?: unknown;
   configLoc: SourceLocation;
@@ -402,6 +403,13 @@ export class Evaluation implements MergeContext, RefHost {
         this.loading = previous;
       }
     }
+    // A module's own `key` names it, as in NixOS: modules with one key count once, and
+    // `disabledModules: [{ key }]` leaves them out. (In config-only definitions, `key` is config.)
+    if (!configOnly && isPlainObject(value) && typeof value.key === 'string') {
+      key = value.key;
+      const again = this.collected.get(key);
+      if (again) return again;
+    }
     const mod = normalizeModule(value, key, loc, configOnly, yaml);
     this.collected.set(key, mod);
     const imports = force(mod.imports) as unknown[];
@@ -412,7 +420,7 @@ export class Evaluation implements MergeContext, RefHost {
       const child = yield* this.collectOne(imp as ModuleInput, { key, loc: at, dir }, i);
       if (child) mod.imports.push(child);
     }
-    mod.disabledModules = mod.disabledModules.map((d) => (d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
+    mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
     return mod;
   }
 
@@ -427,7 +435,7 @@ export class Evaluation implements MergeContext, RefHost {
     const gather = (m: CollectedModule): void => {
       if (all.has(m)) return;
       all.add(m);
-      for (const d of m.disabledModules) disabled.add(normKey(d));
+      for (const d of m.disabledModules) disabled.add(normKey(typeof d === 'string' ? d : d.key));
       m.imports.forEach(gather);
     };
     roots.forEach(gather);
@@ -801,7 +809,7 @@ function normalizeModule(value: unknown, key: string, loc: SourceLocation, confi
   const disabledModules = disabled.map((d) => {
     const x = force(d);
     if (typeof x === 'string') return x;
-    if (isPlainObject(x) && typeof x.key === 'string') return x.key;
+    if (isPlainObject(x) && typeof x.key === 'string') return { key: x.key };
     throw new OptionError(`\`disabledModules' in \`${formatLocation(loc)}' holds ${showValue(x)}; use module paths (relative to the file, or to cairn's modules folder) or { key }.`);
   });
   const freeformType = get('freeformType');

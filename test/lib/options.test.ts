@@ -296,3 +296,28 @@ describe('mkRemovedOptionModule', () => {
     expect(evaluate(removed, { services: { old: mkIf(false, 1) } }).internalAssertions()).toEqual([]);
   });
 });
+
+describe('module keys', () => {
+  const decl = { options: { raw: mkOption({ type: types.lines, default: '' }), enable: lib.mkEnableOption('x') } };
+  const pear = (key: string) => ({ key, raw: 'pear' });
+  it('modules with the same key count once (NixOS merge-module-with-key)', () => {
+    expect(configOf(decl, pear('fruit'), pear('fruit')).raw).toBe('pear');
+    expect(configOf(decl, pear('fruit'), { imports: [pear('fruit')] }).raw).toBe('pear');
+    expect(configOf(decl, pear('fruit'), pear('other')).raw).toBe('pear\npear');
+    expect(configOf(decl, () => pear('fruit'), () => pear('fruit')).raw).toBe('pear');
+  });
+  it('disabledModules: [{ key }] leaves out the module with that key', () => {
+    const positive = { key: 'positive', enable: true };
+    expect(configOf(decl, positive).enable).toBe(true);
+    expect(configOf(decl, positive, { disabledModules: [{ key: 'positive' }] }).enable).toBe(false);
+    expect(configOf(decl, positive, { disabledModules: [{ key: 'negative' }] }).enable).toBe(true);
+    expect(configOf(decl, { imports: [positive] }, { disabledModules: [positive] }).enable).toBe(false);
+  });
+  it('anonymous modules without a key are all kept', () => {
+    expect(configOf(decl, { raw: 'a' }, { raw: 'a' }).raw).toBe('a\na');
+  });
+  it('in a submodule definition, `key` is config', () => {
+    const t = types.attrsOf(types.submodule({ options: { key: mkOption({ type: types.str }) } }));
+    expect(configOf({ options: { keys: mkOption({ type: t }) } }, { keys: { a: { key: 'k' }, b: { key: 'k' } } }).keys.b.key).toBe('k');
+  });
+});
