@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, fsyncSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execaSync } from 'execa';
+import { spawnSync } from 'node:child_process';
 import { processToken } from './lock.js';
 
 /** Flushes a directory's entries (a rename inside it) to disk. */
@@ -36,11 +36,8 @@ export function writeFileAtomic(path: string, data: string): void {
  * only a power loss could then leave a valid path with unflushed contents, which `verify` finds).
  */
 export function syncFilesystem(path: string): void {
-  try {
-    execaSync('sync', ['-f', path]);
-  } catch {
-    // see above
-  }
+  // A failure (no `sync` binary) is reported in the result, not thrown: see above.
+  spawnSync('sync', ['-f', path], { stdio: 'ignore' });
 }
 
 /**

@@ -63,9 +63,13 @@ export interface ParsedPath {
   sub: string;
 }
 
-/** Test-only crash points: `CAIRN_STORE_FAILPOINT=<name>` makes the process die there with SIGKILL. */
-function failpoint(name: string): void {
-  if (process.env.CAIRN_STORE_FAILPOINT === name) process.kill(process.pid, 'SIGKILL');
+/**
+ * Test-only crash points: `CAIRN_STORE_FAILPOINT=<point>` (or `<point>@<derivation name>`) makes
+ * the process die there with SIGKILL, so tests can check the validity rule at every step.
+ */
+function failpoint(point: string, drvName: string): void {
+  const want = process.env.CAIRN_STORE_FAILPOINT;
+  if (want !== undefined && (want === point || want === `${point}@${drvName}`)) process.kill(process.pid, 'SIGKILL');
 }
 
 /** Failpoints, in the order a build reaches them (exported for tests). */
@@ -286,7 +290,7 @@ export class Store {
       onWait: (holder) => log(`waiting for process ${holder.split('_')[0]}, which is building ${out}`),
     });
     try {
-      failpoint('after-lock');
+      failpoint('after-lock', drv.name);
       if (this.isValid(out)) return out;
       const final = join(this.dir, base);
       // Leftovers of an interrupted build or deletion of this very path: we hold its lock, so they are garbage.
@@ -297,11 +301,11 @@ export class Store {
       let result;
       try {
         result = (await builder({ out: tmp, drv, store: this, log })) ?? {};
-        failpoint('after-builder');
+        failpoint('after-builder', drv.name);
         if (!lexists(tmp)) throw new CairnError(`builder '${drv.builder}' did not create the output of ${drv.name}`);
         const candidates = new Set([hash, ...this.closure(drv.inputs).map(hashOf)]);
         const dump = await dumpTree(tmp, { canonicalise: true, candidates });
-        failpoint('after-canonicalise');
+        failpoint('after-canonicalise', drv.name);
 
         const setuid = new Map<string, SetuidEntry>();
         for (const e of [...dump.setuid, ...(result.setuid ?? [])]) {
@@ -321,10 +325,10 @@ export class Store {
 
         syncFilesystem(tmp);
         writeFileAtomic(this.infoPath(base), JSON.stringify(info, null, 1) + '\n');
-        failpoint('after-metadata');
+        failpoint('after-metadata', drv.name);
         renameSync(tmp, final);
         fsyncDir(this.dir);
-        failpoint('after-rename');
+        failpoint('after-rename', drv.name);
       } catch (err) {
         removeTree(tmp);
         if (err instanceof CairnError && !err.message.includes(out)) {

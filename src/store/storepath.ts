@@ -5,7 +5,12 @@ import { BASE32_ALPHABET, HASH_PART_LENGTH } from './hash.js';
 /** Longest allowed name: Nix's limit, which keeps `<hash>-<name>` within common filename limits. */
 export const MAX_NAME_LENGTH = 211;
 
-const NAME_RE = /^[A-Za-z0-9+._?=-]+$/;
+/**
+ * Nix's name characters plus `~`, which Debian versions use (`3.0.11-1~deb12u2`) and which is
+ * harmless in file names and shells' word splitting. `:` (Debian epochs) stays out: it separates
+ * entries of PATH-like variables.
+ */
+const NAME_RE = /^[A-Za-z0-9+._?=~-]+$/;
 const HASH_RE = new RegExp(`^[${BASE32_ALPHABET}]{${HASH_PART_LENGTH}}$`);
 
 /** Throws a CairnError unless `name` may be the name part of a store path. */
@@ -16,7 +21,7 @@ export function validateName(name: string): void {
   }
   if (name.startsWith('.')) throw new CairnError(`invalid store path name '${name}': it must not start with '.'`);
   if (!NAME_RE.test(name)) {
-    throw new CairnError(`invalid store path name '${name}': only letters, digits and + . _ ? = - are allowed`);
+    throw new CairnError(`invalid store path name '${name}': only letters, digits and + . _ ? = ~ - are allowed`);
   }
 }
 
