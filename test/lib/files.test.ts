@@ -164,3 +164,19 @@ describe('YAML tags', () => {
     expect(await asyncErrorOf(() => evalFiles(decl, fx('invalid.yaml')))).toMatch(/fixtures\/invalid\.yaml:[23]:\d+: invalid YAML: Nested mappings/);
   });
 });
+
+describe('JSON modules and synchronous evaluation', () => {
+  it('a JSON file is a config module', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-lib-test-'));
+    writeFileSync(join(dir, 'host.json'), JSON.stringify({ imports: [fx('declare-enable.ts')], enable: true }));
+    writeFileSync(join(dir, 'bad.json'), '{ "enable": ');
+    expect((await configOf(join(dir, 'host.json'))).enable).toBe(true);
+    expect(await asyncErrorOf(() => evalFiles(join(dir, 'bad.json')))).toMatch(/bad\.json: invalid JSON/);
+  });
+  it('evalModulesSync cannot load files, and says so', async () => {
+    const { evalModulesSync } = await import('../../src/lib/index.js');
+    expect(() => evalModulesSync({ modules: [fx('declare-enable.ts')] })).toThrow(/cannot import the file `.*declare-enable\.ts'/);
+  });
+});
