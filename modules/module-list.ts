@@ -4,6 +4,7 @@ import assertions from './misc/assertions.js';
 import systemPackages from './environment/system-packages.js';
 import etc from './environment/etc.js';
 import hostname from './networking/hostname.js';
+import packages from './packages/repositories.js';
 import services from './systemd/services.js';
 import users from './users/users.js';
 import version from './system/version.js';
@@ -14,6 +15,7 @@ const list: [string, unknown][] = [
   ['system/version.ts', version],
   ['networking/hostname.ts', hostname],
   ['environment/system-packages.ts', systemPackages],
+  ['packages/repositories.ts', packages],
   ['environment/etc.ts', etc],
   ['users/users.ts', users],
   ['systemd/services.ts', services],

@@ -113,9 +113,8 @@ function describeErrors(decls: Declarations, data: unknown, errors: ErrorObject[
       seen.add(id);
       const { value } = locate(data, segments);
       const loc = (typeof value === 'object' && value !== null && entryLocation(value, key)) || moduleLoc;
-      const siblings = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
-      const near = closest(key, siblings);
       const at = describeAt(decls, [...segments, key]);
+      const near = at.parent ? closest(key, at.parent.children.keys()) : undefined;
       out.push(
         `The option \`${showOption(at.path)}' does not exist. Definition values:${showDefs([{ loc, value: (value as Record<string, unknown>)?.[key] }])}` +
           (near ? `\nDid you mean \`${showOption([...at.path.slice(0, -1), near])}'?` : ''),
@@ -147,14 +146,17 @@ function locate(data: unknown, segments: string[]): { container?: object; value:
   return { container, value };
 }
 
-/** The option path (with list entries as `[n]`) and the type of the value at a data path. */
-function describeAt(decls: Declarations, segments: string[]): { path: string[]; type?: OptionType } {
+/**
+ * The option path (with list entries as `[n]`) and the type of the value at a data path; for a
+ * name that is not declared, the set of options it was looked up in.
+ */
+function describeAt(decls: Declarations, segments: string[]): { path: string[]; type?: OptionType; parent?: NamespaceNode } {
   const path: string[] = [...decls.prefix];
   let ns: NamespaceNode = decls.root;
   let i = 0;
   while (i < segments.length) {
     const child = ns.children.get(segments[i]!);
-    if (!child) return { path: [...path, ...segments.slice(i)] };
+    if (!child) return { path: [...path, ...segments.slice(i)], parent: ns };
     path.push(segments[i++]!);
     if (child instanceof NamespaceNode) {
       ns = child;

@@ -1,0 +1,183 @@
+import { execa } from 'execa';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const cairn = (args: string[], cwd = root) => execa('node', [join(root, 'bin/cairn.js'), ...args], { cwd, reject: false, env: { CAIRN_HOME: home } });
+let dir: string;
+let home: string;
+
+function write(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cairn-cli-'));
+  home = mkdtempSync(join(tmpdir(), 'cairn-home-'));
+});
+
+describe('cairn eval', () => {
+  it('prints the merged example configuration as JSON', async () => {
+    const r = await cairn(['eval', 'examples/server.yaml', '--json']);
+    expect(r.exitCode).toBe(0);
+    const config = JSON.parse(r.stdout);
+    expect(config.networking.hostName).toBe('web1');
+    expect(config.system.name).toBe('web1');
+    // Defined by the example's own TypeScript module from its options, reading config lazily.
+    expect(config.environment.etc.motd.text).toBe('This is web1.\nManaged by cairn: local changes are replaced on the next switch.\n');
+    // Submodule defaults that depend on other options of the same user.
+    expect(config.users.users.alice).toMatchObject({ home: '/home/alice', shell: '/bin/bash', createHome: true, extraGroups: ['wheel'] });
+    expect(config.users.users.deploy).toMatchObject({ home: '/var/empty', shell: '/usr/sbin/nologin' });
+    expect(config.environment.systemPackages).toEqual(['curl', 'vim-tiny', 'less']);
+  });
+
+  it('prints one option with --option', async () => {
+    const r = await cairn(['eval', 'examples/server.yaml', '--json', '--option', 'users.users.alice.home']);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout)).toBe('/home/alice');
+  });
+
+  it('reports conflicting definitions with both positions and the priority hint, exit 1, no stack', async () => {
+    const b = write('b.yaml', 'networking:\n  hostName: beta\n');
+    const a = write('a.yaml', `imports: [./b.yaml]\nnetworking:\n  hostName: alpha\n`);
+    const r = await cairn(['eval', a]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("The option `networking.hostName' has conflicting definition values:");
+    expect(r.stderr).toContain(`${a}:3:3': "alpha"`);
+    expect(r.stderr).toContain(`${b}:2:3': "beta"`);
+    expect(r.stderr).toContain('!mkForce');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('lets !mkForce win a conflict', async () => {
+    write('b2.yaml', 'networking:\n  hostName: beta\n');
+    const a = write('a2.yaml', `imports: [./b2.yaml]\nnetworking:\n  hostName: !mkForce alpha\n`);
+    const r = await cairn(['eval', a, '--json', '--option', 'networking.hostName']);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout)).toBe('alpha');
+  });
+
+  it('names unknown options with their position and the nearest existing name', async () => {
+    const c = write('c.yaml', 'networking:\n  hostname: x\nusers:\n  users:\n    bob:\n      isNormalUser: true\n      extraGroup: [a]\n');
+    const r = await cairn(['eval', c]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("The option `networking.hostname' does not exist.");
+    expect(r.stderr).toContain(`${c}:2:3'`);
+    expect(r.stderr).toContain("Did you mean `networking.hostName'?");
+    expect(r.stderr).toContain("The option `users.users.bob.extraGroup' does not exist.");
+    expect(r.stderr).toContain(`${c}:7:7'`);
+    expect(r.stderr).toContain("Did you mean `users.users.bob.extraGroups'?");
+  });
+
+  it('reports a value of the wrong type at its position, before evaluation', async () => {
+    const d = write('d.yaml', 'users:\n  users:\n    bob:\n      isNormalUser: true\n      uid: "many"\n');
+    const r = await cairn(['eval', d]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("A definition for option `users.users.bob.uid' is not of type `null or integer between 0 and 4294967294 (both inclusive)'");
+    expect(r.stderr).toContain(`${d}:5:7': "many"`);
+  });
+
+  it('reports failed assertions', async () => {
+    const e = write('e.yaml', 'users:\n  users:\n    bob: { isNormalUser: true, isSystemUser: true }\n');
+    const r = await cairn(['eval', e]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('Failed assertions:\n- users.users.bob: exactly one of isNormalUser and isSystemUser must be true.');
+  });
+
+  it('reports a cycle between options as infinite recursion naming the chain', async () => {
+    const m = write(
+      'cycle.ts',
+      `export default ({ lib, config }) => ({
+  options: { a: lib.mkOption({ type: lib.types.int, get default() { return config.b + 1; } }),
+             b: lib.mkOption({ type: lib.types.int, get default() { return config.a + 1; } }) },
+});\n`,
+    );
+    const r = await cairn(['eval', m]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("infinite recursion encountered: `a' → `b' → `a'");
+  });
+
+  it('explains a config value read too early in a TypeScript module', async () => {
+    const m = write('early.ts', "export default ({ config }) => ({ environment: { etc: { x: { text: `host ${config.networking.hostName}` } } } });\n");
+    const r = await cairn(['eval', m]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("`config.networking.hostName' was read while module");
+    expect(r.stderr).toContain('early.ts');
+    expect(r.stderr).toContain('mkIf(() =>');
+  });
+
+  it('points at YAML syntax errors', async () => {
+    const y = write('bad.yaml', 'networking:\n  hostName: [a\n');
+    const r = await cairn(['eval', y]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`${y}:\\d+:\\d+: invalid YAML`));
+  });
+
+  it('shows a stack with --show-trace', async () => {
+    const b = write('t.yaml', 'networking:\n  nope: 1\n');
+    const r = await cairn(['eval', b, '--show-trace']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^\s+at /m);
+  });
+
+  it('exits 2 on usage errors', async () => {
+    expect((await cairn(['eval'])).exitCode).toBe(2);
+    expect((await cairn(['no-such-command'])).exitCode).toBe(2);
+    expect((await cairn(['eval', 'examples/server.yaml', '--no-such-flag'])).exitCode).toBe(2);
+  });
+
+  it('says when the configuration file does not exist', async () => {
+    const r = await cairn(['eval', join(dir, 'missing.yaml')]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('no configuration file at');
+  });
+});
+
+describe('cairn option / options / schema', () => {
+  it('shows where an option is declared and where it is defined', async () => {
+    const r = await cairn(['option', 'networking.hostName', 'examples/server.yaml']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('Value:\n  "web1"');
+    expect(r.stdout).toMatch(/Declared in:\n {2}modules\/networking\/hostname\.ts:\d+:\d+/);
+    expect(r.stdout).toMatch(/Defined in:\n {2}examples\/server\.yaml:\d+:\d+/);
+  });
+
+  it('documents submodule options by their <name> path and reads them from a configuration', async () => {
+    const doc = await cairn(['option', 'users.users.<name>.home', '--json']);
+    expect(doc.exitCode).toBe(0);
+    expect(JSON.parse(doc.stdout)).toMatchObject({ type: 'absolute path', declarations: [expect.stringMatching(/^modules\/users\/users\.ts:\d+:\d+$/)] });
+    const val = await cairn(['option', 'users.users.alice.home', 'examples/server.yaml', '--json']);
+    expect(JSON.parse(val.stdout)).toMatchObject({ value: '/home/alice', definitions: [] });
+  });
+
+  it('suggests the nearest option for a misspelt path', async () => {
+    const r = await cairn(['option', 'networking.hostNmae']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("Did you mean `networking.hostName'?");
+  });
+
+  it('prints the options manual', async () => {
+    const r = await cairn(['options', '--format', 'json']);
+    expect(r.exitCode).toBe(0);
+    const docs = JSON.parse(r.stdout);
+    expect(docs['networking.hostName']).toMatchObject({ type: expect.stringContaining('string matching'), default: 'cairn' });
+    expect(docs['users.users.<name>.extraGroups']).toMatchObject({ type: 'list of string' });
+    expect(docs['systemd.services.<name>.script']).toBeDefined();
+    expect(docs.assertions).toBeUndefined(); // internal
+    const md = await cairn(['options']);
+    expect(md.stdout).toContain('## `networking.hostName`');
+  });
+
+  it('keeps cairn.schema.json equal to `cairn schema`', async () => {
+    const r = await cairn(['schema']);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(JSON.parse(readFileSync(join(root, 'cairn.schema.json'), 'utf8')));
+    const schema = JSON.parse(r.stdout);
+    expect(schema.properties.networking.properties.hostName.type).toBe('string');
+    expect(schema.properties.users.properties.users.additionalProperties.properties.uid).toBeDefined();
+  });
+});
