@@ -263,7 +263,12 @@ export class Store {
 
   /** Builds a derivation unless its output is valid already; returns the logical output path. */
   build(drv: Derivation, log: (line: string) => void = () => {}): Promise<string> {
-    const out = this.outputPath(drv);
+    let out: string;
+    try {
+      out = this.outputPath(drv);
+    } catch (err) {
+      return Promise.reject(err); // a bad name fails the promise, as every other build error does
+    }
     let pending = this.inflight.get(out);
     if (!pending) {
       pending = this.realise(drv, out, log).finally(() => this.inflight.delete(out));

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { Store } from '../../src/store/index.js';
+import { removeTree, Store } from '../../src/store/index.js';
 import './fixtures/builders.js';
 
 const homes: string[] = [];
@@ -22,8 +22,8 @@ export function tempStore(): Store {
 
 afterEach(() => {
   for (const home of homes.splice(0)) {
-    // Store trees are read-only: give directories their write bit back so they can be removed.
-    rmSync(home, { recursive: true, force: true, maxRetries: 2 });
+    removeTree(home); // store trees are read-only: this gives directories their write bit back first
+
   }
 });
 

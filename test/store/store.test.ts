@@ -315,3 +315,11 @@ describe('diff-closures', () => {
     expect(splitName('python3.11-minimal-3.11.2-6')).toEqual({ pname: 'python3.11-minimal', version: '3.11.2-6' });
   });
 });
+
+describe('build errors', () => {
+  it('rejects (does not throw) for a bad name', async () => {
+    const s = tempStore();
+    const p = s.build(tree('bad name', {}));
+    await expect(p).rejects.toThrow(CairnError);
+  });
+});
