@@ -4,6 +4,8 @@
  */
 const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   eval: () => import('./eval.js'),
+  store: () => import('./store.js'),
+  packages: () => import('./packages.js'),
 };
 
 const wanted = process.argv.slice(2);

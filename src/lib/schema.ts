@@ -84,7 +84,11 @@ export async function validateYamlModules(ev: Evaluation): Promise<void> {
   if (yaml.length === 0) return;
   const schema = ev.decls.jsonSchema();
   // Loaded on demand: most of its cost is loading it, and TypeScript-only configs don't need it.
-  ajv ??= new (await import('ajv')).Ajv({ allErrors: true, strict: false, verbose: true });
+  if (!ajv) {
+    // ajv is CommonJS: its class is a named export under Node, and under `default` when bundled.
+    const m = (await import('ajv')) as unknown as { Ajv?: typeof AjvInstance; default: { Ajv: typeof AjvInstance } };
+    ajv = new (m.Ajv ?? m.default.Ajv)({ allErrors: true, strict: false, verbose: true });
+  }
   const problems: string[] = [];
   for (const m of yaml) {
     const data = unwrap(m.config);
