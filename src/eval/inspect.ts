@@ -1,5 +1,5 @@
 import { CairnError } from '../errors.js';
-import { evaluationOf, NamespaceNode, OptionNode, showOption, type Declarations, type Evaluation, type OptionType } from '../lib/index.js';
+import { evaluationOf, NamespaceNode, OptionNode, showOption, type Declarations, type Evaluation, type OptionDocFields, type OptionType } from '../lib/index.js';
 import type { SourceLocation } from '../lib/location.js';
 import { closest } from '../lib/show.js';
 
@@ -13,15 +13,8 @@ export function parseOptionPath(text: string): string[] {
   return out;
 }
 
-export interface FoundOption {
-  path: string;
+export interface FoundOption extends OptionDocFields {
   type: OptionType;
-  description?: string;
-  declarations: SourceLocation[];
-  defaultText?: string;
-  default?: unknown;
-  example?: unknown;
-  readOnly: boolean;
   /** Present when a configuration was evaluated and the option belongs to a value in it. */
   value?: () => unknown;
   definitions?: () => { loc: SourceLocation; value: unknown }[];
@@ -110,15 +103,9 @@ function describe(node: OptionNode, ev: Evaluation | undefined, path: string[]):
   return found;
 }
 
-export interface DocumentedOption {
-  path: string;
+export interface DocumentedOption extends OptionDocFields {
+  /** The type's description. */
   type: string;
-  description?: string;
-  default?: unknown;
-  defaultText?: string;
-  example?: unknown;
-  readOnly: boolean;
-  declarations: SourceLocation[];
 }
 
 /** Every visible option, submodule options included (`users.users.<name>.uid`, `*` for lists). */

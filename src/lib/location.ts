@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { relative, isAbsolute } from 'node:path';
 import { originalLocation } from './sourcemap.js';
 
@@ -74,4 +75,56 @@ function parseFirstFrame(stack: string): SourceLocation | null {
     return { file, line: Number(m[2]), column: Number(m[3]) };
   }
   return null;
+}
+
+/** A location computed when first read: most are never shown. */
+export function lazyLocation(compute: () => SourceLocation): SourceLocation {
+  let resolved: SourceLocation | undefined;
+  const get = (): SourceLocation => (resolved ??= compute());
+  return {
+    get file() {
+      return get().file;
+    },
+    get line() {
+      return get().line;
+    },
+    get column() {
+      return get().column;
+    },
+  };
+}
+
+const sourceLines = new Map<string, string[] | null>();
+
+/**
+ * Where an entry of a TypeScript/JavaScript module's object literal is written. JavaScript keeps no
+ * positions for object literals, so this finds `key:` (or `get key(`) in the source, at or after
+ * its parent's position: entry by entry down the literal, like the path of the option. A best
+ * guess from the text, computed only when a message shows it; the file alone when nothing matches.
+ */
+export function keyLocation(parent: SourceLocation, key: string): SourceLocation {
+  if (!/\.[cm]?[jt]sx?$/.test(parent.file)) return parent;
+  return lazyLocation(() => findKey(parent, key) ?? { file: parent.file, line: parent.line, column: parent.column });
+}
+
+function findKey(parent: SourceLocation, key: string): SourceLocation | undefined {
+  let lines = sourceLines.get(parent.file);
+  if (lines === undefined) {
+    try {
+      lines = readFileSync(parent.file, 'utf8').split('\n');
+    } catch {
+      lines = null;
+    }
+    sourceLines.set(parent.file, lines);
+  }
+  if (!lines) return undefined;
+  const escaped = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`(^|[\\s{,(])((?:get\\s+)?(['"\`]?)${escaped}\\3\\s*[:(])`);
+  const startLine = (parent.line ?? 1) - 1;
+  for (let i = startLine; i < lines.length; i++) {
+    const from = i === startLine && parent.line !== undefined ? (parent.column ?? 1) : 1;
+    const m = re.exec(lines[i]!.slice(from - 1));
+    if (m) return { file: parent.file, line: i + 1, column: from + m.index + m[1]!.length };
+  }
+  return undefined;
 }

@@ -2,7 +2,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
 import { projectRoot } from '../paths.js';
 import { lib } from './lib.js';
-import { entryLocation, formatLocation, setEntryLocation, type SourceLocation } from './location.js';
+import { entryLocation, formatLocation, keyLocation, lazyLocation, setEntryLocation, type SourceLocation } from './location.js';
 import {
   checkAndMerge,
   defineLazy,
@@ -236,19 +236,7 @@ export class Declarations {
  * maps are not free, and most declarations are never shown).
  */
 function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation {
-  let resolved: SourceLocation | undefined;
-  const get = (): SourceLocation => (resolved ??= opt.location ?? fallback);
-  return {
-    get file() {
-      return get().file;
-    },
-    get line() {
-      return get().line;
-    },
-    get column() {
-      return get().column;
-    },
-  };
+  return lazyLocation(() => opt.location ?? fallback);
 }
 
 /** Whether a declaration sets a field, without running a getter (lazy defaults). */
@@ -625,7 +613,7 @@ class NamespaceEval {
         for (const key of Object.keys(obj)) {
           let value = lazyEntry(obj, key);
           for (let i = wraps.length - 1; i >= 0; i--) value = wraps[i]!(value);
-          const d: Definition = { loc: entryLocation(obj, key) ?? loc, value };
+          const d: Definition = { loc: entryLocation(obj, key) ?? keyLocation(loc, key), value };
           if (this.node.children.has(key)) {
             let list = matched.get(key);
             if (!list) matched.set(key, (list = []));
@@ -659,16 +647,20 @@ class NamespaceEval {
   }
 }
 
-/** What `options.x.y` gives modules and `cairn option` shows. */
-export interface OptionInfo {
+/** What documentation shows of an option's declaration. */
+export interface OptionDocFields {
   path: string;
-  type: OptionType;
   description?: string;
   default?: unknown;
   defaultText?: string;
   example?: unknown;
   readOnly: boolean;
   declarations: SourceLocation[];
+}
+
+/** What `options.x.y` gives modules and `cairn option` shows. */
+export interface OptionInfo extends OptionDocFields {
+  type: OptionType;
   isDefined: boolean;
   /** Definitions at the winning priority, in order, without the default. */
   definitions: { loc: SourceLocation; value: unknown }[];

@@ -1,4 +1,4 @@
-import { entryLocation } from './location.js';
+import { entryLocation, keyLocation } from './location.js';
 import {
   defineLazy,
   force,
@@ -134,7 +134,7 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
     for (const k of Object.keys(obj)) {
       let list = perKey.get(k);
       if (!list) perKey.set(k, (list = []));
-      list.push({ loc: entryLocation(obj, k) ?? def.loc, value: lazyEntry(obj, k) });
+      list.push({ loc: entryLocation(obj, k) ?? keyLocation(def.loc, k), value: lazyEntry(obj, k) });
     }
   }
   return perKey;

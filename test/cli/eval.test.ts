@@ -53,6 +53,16 @@ describe('cairn eval', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('gives TypeScript definitions their line and column too', async () => {
+    const ts = write('t1.ts', "export default ({ lib }) => ({\n  networking: {\n    hostName: 'from-ts',\n  },\n  users: { users: { carol: { isNormalUser: true, uid: 1001 } } },\n});\n");
+    const y = write('t2.yaml', 'imports: [./t1.ts]\nusers:\n  users:\n    carol:\n      uid: 1002\n');
+    const r = await cairn(['eval', y]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("The option `users.users.carol.uid' has conflicting definition values:");
+    expect(r.stderr).toContain(`${y}:5:7': 1002`);
+    expect(r.stderr).toContain(`${ts}:5:50': 1001`);
+  });
+
   it('lets !mkForce win a conflict', async () => {
     write('b2.yaml', 'networking:\n  hostName: beta\n');
     const a = write('a2.yaml', `imports: [./b2.yaml]\nnetworking:\n  hostName: !mkForce alpha\n`);
