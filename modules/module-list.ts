@@ -8,11 +8,13 @@ import packages from './packages/repositories.js';
 import services from './systemd/services.js';
 import users from './users/users.js';
 import version from './system/version.js';
+import activation from './system/activation.js';
 
 /** cairn's built-in modules with their source files (keys for `disabledModules`, locations for messages). */
 const list: [string, unknown][] = [
   ['misc/assertions.ts', assertions],
   ['system/version.ts', version],
+  ['system/activation.ts', activation],
   ['networking/hostname.ts', hostname],
   ['environment/system-packages.ts', systemPackages],
   ['packages/repositories.ts', packages],
