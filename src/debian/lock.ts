@@ -4,7 +4,7 @@
  * hashes), never *where*: the mirror comes from the configuration or the host at build time.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { CairnError } from '../errors.js';
 import { writeFileAtomic } from './cache.js';
 import type { Repository } from './sources.js';
@@ -44,9 +44,11 @@ export interface LockFile {
   packages: LockedPackage[];
 }
 
-/** `cairn.lock` beside a configuration file. */
+/** The lock file beside a configuration file. */
 export function lockPathFor(configPath: string): string {
-  return join(dirname(configPath), 'cairn.lock');
+  // Named after its configuration, as flake.nix pairs with flake.lock: several configurations
+  // can share a folder (examples/minimal.yaml → minimal.lock); `cairn.yaml` gets `cairn.lock`.
+  return join(dirname(configPath), `${basename(configPath).replace(/\.[^.]*$/, '')}.lock`);
 }
 
 /** Builds the lock contents from a resolution. */

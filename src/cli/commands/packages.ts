@@ -70,7 +70,7 @@ interface LockArgs {
 
 const lockCommand: CommandModule<object, LockArgs> = {
   command: 'lock <config>',
-  describe: 'Create or refresh cairn.lock beside the configuration (--update PKG… moves only those packages)',
+  describe: 'Create or refresh the lock beside the configuration, CONFIG.lock (--update PKG… moves only those packages)',
   builder: (y) =>
     y
       .positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' })
