@@ -278,32 +278,28 @@ export interface SubmoduleOptions {
   description?: string;
 }
 
+/** The options a submodule type was made with, kept for merging two declarations' types. */
+const submoduleOptions = new WeakMap<OptionType, SubmoduleOptions>();
+
 function submoduleWith(opts: SubmoduleOptions): OptionType {
   const shorthand = opts.shorthandOnlyDefinesConfig ?? false;
   let docs: Declarations | undefined;
   const declarations = (): Declarations => (docs ??= submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
-  return mkOptionType({
+  const t = mkOptionType({
     name: 'submodule',
     description: opts.description ?? 'submodule',
     check: (v) => isPlainObject(v) || typeof v === 'function',
-    payload: undefined,
     merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand),
-    typeMerge: (other) =>
-      other.name === 'submodule' && (other as OptionType & { submodule?: SubmoduleOptions }).submodule
-        ? submoduleWith({
-            ...opts,
-            modules: [...opts.modules, ...(other as OptionType & { submodule: SubmoduleOptions }).submodule.modules],
-            specialArgs: { ...opts.specialArgs, ...(other as OptionType & { submodule: SubmoduleOptions }).submodule.specialArgs },
-          })
-        : null,
+    // Two declarations of a submodule option: one submodule with both sets of modules.
+    typeMerge: (other) => {
+      const o = submoduleOptions.get(other);
+      return o ? submoduleWith({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
+    },
     subOptions: declarations,
     jsonSchema: () => declarations().jsonSchema(),
   });
-}
-
-function withSubmodule(opts: SubmoduleOptions): OptionType {
-  const t = submoduleWith(opts);
-  return Object.assign(t, { submodule: opts });
+  submoduleOptions.set(t, opts);
+  return t;
 }
 
 const anything: OptionType = mkOptionType({
@@ -369,8 +365,8 @@ export const types = {
   uniq: (elem: OptionType) => unique({ message: '' }, elem),
   unique,
   /** Options for each definition, merged as a nested evaluation; `name` is the attribute name. */
-  submodule: (modules: ModuleInput | ModuleInput[]) => withSubmodule({ modules: Array.isArray(modules) ? modules : [modules], shorthandOnlyDefinesConfig: true }),
-  submoduleWith: (opts: SubmoduleOptions) => withSubmodule(opts),
+  submodule: (modules: ModuleInput | ModuleInput[]) => submoduleWith({ modules: Array.isArray(modules) ? modules : [modules], shorthandOnlyDefinesConfig: true }),
+  submoduleWith,
   package: packageType,
   anything,
   raw: mkOptionType({ name: 'raw', description: 'raw value', check: () => true, merge: (loc, defs) => mergeUniqueOption(loc, defs), jsonSchema: () => ({}) }),
