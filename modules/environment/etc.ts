@@ -9,6 +9,12 @@ export default ({ lib, config }: ModuleArgs) => {
       target: mkOption({ type: types.str, default: name, description: 'Path of the file below /etc (the attribute name by default).' }),
       text: mkOption({ type: types.nullOr(types.lines), default: null, description: 'The contents of the file.' }),
       source: mkOption({ type: types.nullOr(types.path), default: null, description: 'A file whose contents are used instead of `text`.' }),
+      symlink: mkOption({
+        type: types.nullOr(types.path),
+        default: null,
+        example: '/etc/systemd/system/sshd.service',
+        description: 'Make /etc/<target> a symbolic link to this absolute path (on the running system) instead of a file: `.wants` links of systemd units, /etc/localtime, /etc/resolv.conf. `mode`, `user` and `group` do not apply.',
+      }),
       mode: mkOption({
         type: types.strMatching('symlink|direct-symlink|0?[0-7]{3,4}'),
         default: 'symlink',
@@ -31,12 +37,12 @@ export default ({ lib, config }: ModuleArgs) => {
     },
     config: {
       get assertions() {
-        const etc = config.environment.etc as Record<string, { text: string | null; source: string | null; enable: boolean }>;
+        const etc = config.environment.etc as Record<string, { text: string | null; source: string | null; symlink: string | null; enable: boolean }>;
         return Object.entries(etc)
           .filter(([, f]) => f.enable)
           .map(([name, f]) => ({
-            assertion: (f.text === null) !== (f.source === null),
-            message: `environment.etc."${name}" needs exactly one of \`text' and \`source'.`,
+            assertion: [f.text, f.source, f.symlink].filter((x) => x !== null).length === 1,
+            message: `environment.etc."${name}" needs exactly one of \`text', \`source' and \`symlink'.`,
           }));
       },
     },
