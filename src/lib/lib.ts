@@ -1,6 +1,7 @@
 import { mkAliasOptionModule, mkEnableOption, mkOption, mkPackageOption, mkRemovedOptionModule, mkRenamedOptionModule } from './options.js';
 import { mkAfter, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOptionDefault, mkOrder, mkOverride } from './properties.js';
 import { types, mkOptionType } from './types.js';
+import { renderTemplate } from '../templates.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -19,8 +20,16 @@ export const lib = {
   mkRenamedOptionModule,
   mkRemovedOptionModule,
   mkAliasOptionModule,
-  mkOptionType,
-  types,
+  // Read through getters: types.ts and the evaluator import each other, so `types` may not be
+  // initialised yet when this object is built, depending on which file is imported first.
+  get mkOptionType() {
+    return mkOptionType;
+  },
+  get types() {
+    return types;
+  },
+  /** Renders `templates/<name>.mustache` (units, /etc files) with a view; nothing is HTML-escaped. */
+  renderTemplate,
   /** `[x]` when cond holds, else `[]`. */
   optional: <T>(cond: boolean, x: T): T[] => (cond ? [x] : []),
   optionals: <T>(cond: boolean, xs: T[]): T[] => (cond ? xs : []),

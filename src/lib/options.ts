@@ -30,11 +30,12 @@ export interface OptionSpecial {
 export class Option {
   constructor(
     readonly decl: OptionDeclaration,
-    readonly site: CallSite | undefined,
+    /** Where it was declared: the mkOption call, or a position in a YAML file. */
+    readonly site: CallSite | SourceLocation | undefined,
     readonly special: OptionSpecial = {},
   ) {}
   get location(): SourceLocation | undefined {
-    return this.site?.location;
+    return this.site instanceof CallSite ? this.site.location : this.site;
   }
 }
 

@@ -2,6 +2,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parse, parseDocument, typ
 import { CairnError } from '../errors.js';
 import { setEntryLocation, type SourceLocation } from './location.js';
 import { Merge, Order, ORDER, Override, PRIORITY } from './properties.js';
+import { yamlOption } from './yaml-types.js';
 
 /**
  * YAML for modules: plain values, with the position of every mapping entry and sequence item
@@ -12,6 +13,7 @@ import { Merge, Order, ORDER, Override, PRIORITY } from './properties.js';
  *   hostName: !mkOverride 900 web1     any priority (scalars); `!mkOverride:900` before a mapping or list
  *   packages: !mkBefore [vim]          order 500; !mkAfter 1500; !mkOrder 700 [vim] / `!mkOrder:700`
  *   config: !mkMerge [{…}, {…}]        several definitions in one place
+ *   options: { site: { title: !mkOption { type: str, default: Hello } } }   declarations (yaml-types.ts)
  */
 export function parseYaml(text: string, file: string): unknown {
   const lineCounter = new LineCounter();
@@ -24,14 +26,21 @@ export function parseYaml(text: string, file: string): unknown {
     const e = doc.errors[0]!;
     throw new CairnError(`${fmt(at(e.pos[0]))}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  return convert(doc.contents as Node | null, doc, at);
+  // A tag is written just before its value; the node's range starts at the value.
+  const tagAt = (tag: string, valueOffset: number): SourceLocation => {
+    const i = text.lastIndexOf(tag, valueOffset);
+    return at(i >= 0 ? i : valueOffset);
+  };
+  return convert(doc.contents as Node | null, doc, at, tagAt);
 }
 
 const fmt = (l: SourceLocation): string => `${l.file}:${l.line}:${l.column}`;
 
-function convert(node: Node | null, doc: Document, at: (offset: number) => SourceLocation): unknown {
+type TagAt = (tag: string, valueOffset: number) => SourceLocation;
+
+function convert(node: Node | null, doc: Document, at: (offset: number) => SourceLocation, tagAt: TagAt): unknown {
   if (node === null || node === undefined) return null;
-  if (isAlias(node)) return convert(node.resolve(doc) as Node, doc, at);
+  if (isAlias(node)) return convert(node.resolve(doc) as Node, doc, at, tagAt);
   let value: unknown;
   if (isMap(node)) {
     const obj: Record<string, unknown> = {};
@@ -41,14 +50,14 @@ function convert(node: Node | null, doc: Document, at: (offset: number) => Sourc
         throw new CairnError(`${fmt(at(keyNode?.range?.[0] ?? node.range![0]))}: mapping keys must be plain names`);
       }
       const key = String(keyNode.value);
-      obj[key] = convert(pair.value as Node | null, doc, at);
+      obj[key] = convert(pair.value as Node | null, doc, at, tagAt);
       setEntryLocation(obj, key, at(keyNode.range![0]));
     }
     value = obj;
   } else if (isSeq(node)) {
     const arr: unknown[] = [];
     node.items.forEach((item, i) => {
-      arr.push(convert(item as Node | null, doc, at));
+      arr.push(convert(item as Node | null, doc, at, tagAt));
       const r = (item as Node | null)?.range;
       if (r) setEntryLocation(arr, String(i), at(r[0]));
     });
@@ -58,7 +67,7 @@ function convert(node: Node | null, doc: Document, at: (offset: number) => Sourc
   }
   const tag = node.tag;
   if (!tag || !tag.startsWith('!') || tag.startsWith('!!')) return value;
-  return applyTag(tag, node, value, at(node.range![0]));
+  return applyTag(tag, node, value, tagAt(tag, node.range![0]));
 }
 
 /** A tagged scalar's text re-read as YAML would have (plain `22` is a number, quoted stays text). */
@@ -93,9 +102,10 @@ function applyTag(tag: string, node: Node, value: unknown, loc: SourceLocation):
     if (!Number.isInteger(n)) throw new CairnError(`${fmt(loc)}: \`!${name}' needs an integer, got \`${suffix}'`);
     return name === 'mkOverride' ? new Override(n, content) : new Order(n, content);
   }
+  if (name === 'mkOption' && suffix === undefined) return yamlOption(value, loc);
   if (name === 'mkMerge' && suffix === undefined) {
     if (!Array.isArray(value)) throw new CairnError(`${fmt(loc)}: \`!mkMerge' takes a list of definitions`);
     return new Merge(value);
   }
-  throw new CairnError(`${fmt(loc)}: unknown tag \`${tag}'; cairn knows !mkForce, !mkDefault, !mkOverride, !mkBefore, !mkAfter, !mkOrder, !mkMerge`);
+  throw new CairnError(`${fmt(loc)}: unknown tag \`${tag}'; cairn knows !mkForce, !mkDefault, !mkOverride, !mkBefore, !mkAfter, !mkOrder, !mkMerge, !mkOption`);
 }

@@ -62,7 +62,7 @@ describe('parseYaml', () => {
   });
   it('!mkOverride without a number, or with a bad one, is an error with a position', () => {
     expect(errorOf(() => parse('x: 1\na: !mkOverride web1\n'))).toMatch(/host\.yaml:2:\d+: `!mkOverride' takes a number and a value/);
-    expect(errorOf(() => parse('a: !mkOverride:high\n  x: 1\n'))).toMatch(/host\.yaml:2:3: `!mkOverride' needs an integer, got `high'/);
+    expect(errorOf(() => parse('a: !mkOverride:high\n  x: 1\n'))).toMatch(/host\.yaml:1:4: `!mkOverride' needs an integer, got `high'/);
     expect(errorOf(() => parse('a: !mkOrder\n  x: 1\n'))).toMatch(/`!mkOrder' takes a number and a value/);
   });
   it('unknown tags are errors with a position; standard !! tags are fine', () => {
