@@ -6,6 +6,11 @@ import etc from './environment/etc.js';
 import hostname from './networking/hostname.js';
 import packages from './packages/repositories.js';
 import services from './systemd/services.js';
+import sockets from './systemd/sockets.js';
+import timers from './systemd/timers.js';
+import targets from './systemd/targets.js';
+import systemdPaths from './systemd/paths.js';
+import tmpfiles from './systemd/tmpfiles.js';
 import users from './users/users.js';
 import version from './system/version.js';
 import activation from './system/activation.js';
@@ -21,6 +26,11 @@ const list: [string, unknown][] = [
   ['environment/etc.ts', etc],
   ['users/users.ts', users],
   ['systemd/services.ts', services],
+  ['systemd/sockets.ts', sockets],
+  ['systemd/timers.ts', timers],
+  ['systemd/targets.ts', targets],
+  ['systemd/paths.ts', systemdPaths],
+  ['systemd/tmpfiles.ts', tmpfiles],
 ];
 
 export const builtinModules: SourcedModule[] = list.map(([rel, mod]) => {

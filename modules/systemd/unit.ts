@@ -1,0 +1,214 @@
+/**
+ * What the unit modules (`systemd.services`, `.sockets`, `.timers`, `.targets`, `.paths`) share:
+ * the common options, NixOS's shape, and how a unit becomes files in /etc. Not a module itself.
+ *
+ * A unit is `environment.etc."systemd/system/<unit>".text`; its `wantedBy`/`requiredBy` are
+ * symlink entries `systemd/system/<target>.wants/<unit>` (NixOS writes the same links instead of
+ * `[Install]` sections, so nothing has to run `systemctl enable`).
+ */
+import { createHash } from 'node:crypto';
+import type { Lib, ModuleArgs, Option } from '../../src/lib/index.js';
+
+export type UnitKind = 'service' | 'socket' | 'timer' | 'target' | 'path';
+
+/** A value of a unit file entry; a list repeats the key, null leaves it out. */
+export type UnitScalar = string | number | boolean;
+export type UnitValue = UnitScalar | null | UnitScalar[];
+export type SectionEntries = Record<string, UnitValue>;
+
+/** The evaluated common options of every unit kind. */
+export interface CommonUnit {
+  enable: boolean;
+  description: string;
+  documentation: string[];
+  wantedBy: string[];
+  requiredBy: string[];
+  after: string[];
+  before: string[];
+  requires: string[];
+  wants: string[];
+  bindsTo: string[];
+  partOf: string[];
+  conflicts: string[];
+  onFailure: string[];
+  unitConfig: SectionEntries;
+  restartTriggers: unknown[];
+  reloadTriggers: unknown[];
+  overrideStrategy: 'asUnit' | 'asDropin';
+}
+
+/** Where packages' units are (Debian bookworm installs them under /lib; /lib is usr/lib on cairn systems). */
+export const PACKAGE_UNIT_DIR = '/lib/systemd/system';
+
+/** The type of unit file values: scalars without line breaks, lists of them, or null. */
+export function unitValueType(lib: Lib) {
+  const { types } = lib;
+  const scalar = types.oneOf([types.bool, types.int, types.strMatching('[^\n]*')]);
+  return types.nullOr(types.either(scalar, types.listOf(scalar)));
+}
+
+/** The options every unit kind has (NixOS's `commonUnitOptions`). */
+export function commonUnitOptions(lib: Lib, kind: UnitKind): Record<string, Option> {
+  const { mkOption, types } = lib;
+  const units = (what: string, key: string) => mkOption({ type: types.listOf(types.str), default: [], description: `${what} (\`${key}=\`).` });
+  return {
+    enable: mkOption({ type: types.bool, default: true, description: `Whether this ${kind} unit is generated. A disabled unit is left out entirely.` }),
+    description: mkOption({ type: types.strMatching('[^\n]*'), default: '', description: 'The unit description (`Description=`), shown by systemctl and in the journal.' }),
+    documentation: units('Documentation URIs', 'Documentation'),
+    wantedBy: mkOption({ type: types.listOf(types.str), default: [], example: ['multi-user.target'], description: 'Units that want this one: a `<unit>.wants/` link each, as `systemctl enable` would create.' }),
+    requiredBy: mkOption({ type: types.listOf(types.str), default: [], description: 'Units that require this one: a `<unit>.requires/` link each.' }),
+    after: units('Units this one starts after', 'After'),
+    before: units('Units this one starts before', 'Before'),
+    requires: units('Units this one needs; it fails if they fail', 'Requires'),
+    wants: units('Units started along with this one', 'Wants'),
+    bindsTo: units('Units whose stopping stops this one', 'BindsTo'),
+    partOf: units('Units whose stop and restart propagate to this one', 'PartOf'),
+    conflicts: units('Units stopped when this one starts', 'Conflicts'),
+    onFailure: units('Units started when this one fails', 'OnFailure'),
+    unitConfig: mkOption({ type: types.attrsOf(unitValueType(lib)), default: {}, example: { ConditionPathExists: '/etc/foo' }, description: 'More entries of the `[Unit]` section.' }),
+    restartTriggers: mkOption({
+      type: types.listOf(types.anything),
+      default: [],
+      description: 'Values whose change restarts the unit on switch: their digest is written as `X-Restart-Triggers=` in `[Unit]`, so the unit file changes with them.',
+    }),
+    reloadTriggers: mkOption({
+      type: types.listOf(types.anything),
+      default: [],
+      description: 'Like `restartTriggers`, but a change only reloads the unit (`X-Reload-Triggers=`).',
+    }),
+    overrideStrategy: mkOption({
+      type: types.enum(['asUnit', 'asDropin']),
+      default: 'asUnit',
+      description: '`asUnit` writes a whole unit file to /etc/systemd/system; `asDropin` writes `<unit>.d/overrides.conf` over the unit a package ships in /lib/systemd/system (use it to change or enable a packaged unit).',
+    }),
+  };
+}
+
+/** A short digest naming content that changes (scripts, triggers): 16 hex digits of SHA-256. */
+export function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/** Quotes a value for `Environment=` (systemd unquotes `"…"` with C escapes, and expands `%` specifiers). */
+export function environmentEntry(name: string, value: string): string {
+  const escaped = `${name}=${value}`.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%');
+  return `"${escaped}"`;
+}
+
+/** The `[Unit]` section: dependencies, triggers, then `unitConfig` (which wins on a shared key). */
+export function unitSection(def: CommonUnit): SectionEntries {
+  const joined = (xs: string[]): string | null => (xs.length ? xs.join(' ') : null);
+  const triggers = (xs: unknown[]): string | null => (xs.length ? digest(JSON.stringify(xs)) : null);
+  return {
+    Description: def.description || null,
+    Documentation: joined(def.documentation),
+    Requires: joined(def.requires),
+    Wants: joined(def.wants),
+    BindsTo: joined(def.bindsTo),
+    PartOf: joined(def.partOf),
+    Conflicts: joined(def.conflicts),
+    After: joined(def.after),
+    Before: joined(def.before),
+    OnFailure: joined(def.onFailure),
+    'X-Restart-Triggers': triggers(def.restartTriggers),
+    'X-Reload-Triggers': triggers(def.reloadTriggers),
+    ...def.unitConfig,
+  };
+}
+
+/** A section for the template: one `{key, value}` per line, lists repeated, nulls left out. */
+function sectionView(name: string, entries: SectionEntries) {
+  const lines: { key: string; value: string }[] = [];
+  for (const [key, v] of Object.entries(entries)) {
+    if (v === null) continue;
+    for (const x of Array.isArray(v) ? v : [v]) lines.push({ key, value: String(x) });
+  }
+  return { name, entries: lines };
+}
+
+/**
+ * Renders an INI-style file of systemd (units, drop-ins, networkd and journald files) from
+ * `templates/systemd/unit.mustache`. Empty sections are left out; `header` becomes the first comment.
+ */
+export function renderSystemdIni(lib: Lib, header: string, sections: [string, SectionEntries][]): string {
+  const views = sections.map(([name, entries]) => sectionView(name, entries)).filter((s) => s.entries.length > 0);
+  return lib.renderTemplate('systemd/unit', { header, sections: views });
+}
+
+/** An `environment.etc` entry as the unit modules define them. */
+export interface EtcEntry {
+  text?: string;
+  symlink?: string;
+  mode?: string;
+}
+
+/**
+ * The /etc entries of one unit: the unit file (or its drop-in) and the `.wants`/`.requires` links.
+ * `unit` is the full unit name (`sshd.service`).
+ */
+export function unitEtcEntries(unit: string, def: CommonUnit, text: string): Record<string, EtcEntry> {
+  const out: Record<string, EtcEntry> = {};
+  let linkTarget: string;
+  if (def.overrideStrategy === 'asDropin') {
+    out[`systemd/system/${unit}.d/overrides.conf`] = { text };
+    // An instance (`serial-getty@ttyS0.service`) is enabled by linking to its template's file.
+    linkTarget = `${PACKAGE_UNIT_DIR}/${unit.replace(/@[^.]*\./, '@.')}`;
+  } else {
+    out[`systemd/system/${unit}`] = { text };
+    linkTarget = `/etc/systemd/system/${unit}`;
+  }
+  for (const t of def.wantedBy) out[`systemd/system/${t}.wants/${unit}`] = { symlink: linkTarget };
+  for (const t of def.requiredBy) out[`systemd/system/${t}.requires/${unit}`] = { symlink: linkTarget };
+  return out;
+}
+
+/** The /etc entries of every enabled unit of a kind, rendered by `render`. */
+export function unitsEtc<T extends CommonUnit>(units: Record<string, T>, render: (name: string, def: T) => Record<string, EtcEntry>): Record<string, EtcEntry> {
+  const out: Record<string, EtcEntry> = {};
+  for (const [name, def] of Object.entries(units)) if (def.enable) Object.assign(out, render(name, def));
+  return out;
+}
+
+/** The header comment of a generated unit: where it comes from, and that editing it is pointless. */
+export function unitHeader(kind: UnitKind, name: string): string {
+  return `Generated by cairn from systemd.${kind}s.${name}; edits are replaced on the next switch.`;
+}
+
+/** Declares `systemd.<kind>s` with the common options plus `extra`, and renders them into /etc. */
+export function unitKindModule(
+  kind: Exclude<UnitKind, 'service'>,
+  section: { name: string; option: string; description: string } | null,
+  extraOptions: (args: ModuleArgs) => Record<string, Option>,
+  extraSection: (def: Record<string, unknown>) => SectionEntries,
+) {
+  return (args: ModuleArgs) => {
+    const { lib, config } = args;
+    const { mkOption, types } = lib;
+    const unit = types.submodule(({ name }: ModuleArgs) => ({
+      options: {
+        ...commonUnitOptions(lib, kind),
+        ...(section ? { [section.option]: mkOption({ type: types.attrsOf(unitValueType(lib)), default: {}, description: section.description }) } : {}),
+        ...extraOptions({ ...args, name }),
+      },
+    }));
+    return {
+      options: {
+        systemd: {
+          [`${kind}s`]: mkOption({ type: types.attrsOf(unit), default: {}, description: `systemd ${kind} units, by unit name without \`.${kind}\`.` }),
+        },
+      },
+      config: {
+        environment: {
+          get etc() {
+            const units = config.systemd[`${kind}s`] as Record<string, CommonUnit & Record<string, unknown>>;
+            return unitsEtc(units, (name, def) => {
+              const sections: [string, SectionEntries][] = [['Unit', unitSection(def)]];
+              if (section) sections.push([section.name, { ...extraSection(def), ...(def[section.option] as SectionEntries) }]);
+              return unitEtcEntries(`${name}.${kind}`, def, renderSystemdIni(lib, unitHeader(kind, name), sections));
+            });
+          },
+        },
+      },
+    };
+  };
+}
