@@ -1,0 +1,90 @@
+import { createConnection, type Socket } from 'node:net';
+import { CairnError } from '../errors.js';
+
+/** What a command run in the guest gave back. */
+export interface ExecResult {
+  status: number;
+  stdout: string;
+}
+
+/**
+ * The host side of the test backdoor: a root shell in the guest reading commands from a virtio
+ * console (/dev/hvc0), connected to a unix socket on the host.
+ *
+ * Framing is binary-safe and immune to the console echoing input: each command travels base64-
+ * encoded and runs under `timeout` in its own bash; the guest answers with one marker line
+ * `<<<cairn:ID:STATUS:BASE64-OUTPUT>>>`. Echoed input never matches the marker (it holds `$s`,
+ * not a number), so it is skipped.
+ */
+export class GuestShell {
+  private buffer = '';
+  private seq = 0;
+  private waiter?: { id: number; resolve: (r: ExecResult) => void; reject: (e: Error) => void };
+  private closedError?: Error;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    const closed = (err: Error): void => {
+      this.closedError ??= err;
+      this.waiter?.reject(err);
+      this.waiter = undefined;
+    };
+    socket.on('close', () => closed(new CairnError('the guest shell connection closed')));
+    socket.on('error', closed);
+  }
+
+  static connect(path: string): Promise<GuestShell> {
+    return new Promise((resolve, reject) => {
+      const s = createConnection(path);
+      s.once('connect', () => resolve(new GuestShell(s)));
+      s.once('error', reject);
+    });
+  }
+
+  /** The line sent to the guest's shell for one command. */
+  static frame(id: number, command: string, timeoutSeconds: number): string {
+    const b64 = Buffer.from(command, 'utf8').toString('base64');
+    return (
+      `echo ${b64} | base64 -d > /tmp/.cairn-cmd-${id}; ` +
+      `timeout ${timeoutSeconds} bash -c 'set -eo pipefail; . /tmp/.cairn-cmd-${id}' > /tmp/.cairn-out-${id} < /dev/null; s=$?; ` +
+      `echo "<<<cairn:${id}:$s:$(base64 -w 0 < /tmp/.cairn-out-${id})>>>"; rm -f /tmp/.cairn-cmd-${id} /tmp/.cairn-out-${id}\n`
+    );
+  }
+
+  /** Runs a shell command as root in the guest; stdout is returned, stderr goes to the console. */
+  execute(command: string, opts: { timeoutSeconds?: number } = {}): Promise<ExecResult> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.waiter) return Promise.reject(new Error('internal: one guest command at a time'));
+    const id = ++this.seq;
+    const timeoutSeconds = opts.timeoutSeconds ?? 900;
+    return new Promise<ExecResult>((resolve, reject) => {
+      this.waiter = { id, resolve, reject };
+      this.socket.write(GuestShell.frame(id, command, timeoutSeconds));
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    const re = /<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>/g;
+    let m: RegExpExecArray | null;
+    let consumed = 0;
+    while ((m = re.exec(this.buffer))) {
+      consumed = re.lastIndex;
+      const id = Number(m[1]);
+      if (this.waiter && this.waiter.id === id) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w.resolve({ status: Number(m[2]), stdout: Buffer.from(m[3]!, 'base64').toString('utf8') });
+      }
+    }
+    // Keep only what may still hold the start of a marker.
+    const rest = this.buffer.slice(consumed);
+    const open = rest.lastIndexOf('<<<cairn:');
+    this.buffer = open >= 0 ? rest.slice(open) : rest.slice(-16);
+  }
+}
