@@ -1,0 +1,173 @@
+#!/bin/sh
+# cairn stage 1: the initrd's /init. Runs on busybox alone.
+#
+# Loads the kernel modules the root file system needs (in the order the build resolved from
+# modules.dep and modules.softdep), waits for the device `root=` names, mounts it on /sysroot,
+# points the root's /usr at the generation named by `init=` (its sw/usr) and hands over to that
+# generation's stage 2 with switch_root.
+#
+# Files the build puts beside this script:
+#   /etc/cairn/modules   module files to insmod, one per line, in load order
+#   /etc/cairn/fstab     "DEVICE MOUNTPOINT FSTYPE OPTIONS" for / and other file systems needed for boot
+#
+# Kernel command line: root=LABEL=…|UUID=…|/dev/…, init=/cairn/store/<hash>-<name>/init,
+# rootfstype=, rootflags=, rootdelay=SECONDS (default 30), ro, boot.shell_on_fail, boot.trace.
+
+export PATH=/bin:/sbin
+umask 022
+
+info() { echo "cairn stage 1: $*"; }
+
+# On failure: say what failed and what to do; a shell only if the command line asks for one,
+# otherwise exit, which makes the kernel panic (with panic=N it then reboots).
+fail() {
+    echo
+    echo "cairn stage 1: error: $*"
+    if [ -n "$shell_on_fail" ]; then
+        echo "cairn stage 1: starting a shell (boot.shell_on_fail); exit it to retry the switch to stage 2."
+        setsid cttyhack sh || sh
+        return 0
+    fi
+    echo "cairn stage 1: add boot.shell_on_fail to the kernel command line for a rescue shell."
+    sync
+    exit 1
+}
+
+mkdir -p /proc /sys /dev /run /sysroot /tmp
+mount -t proc proc /proc || fail "cannot mount /proc"
+mount -t sysfs sysfs /sys || fail "cannot mount /sys"
+mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev || fail "cannot mount /dev"
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+
+root=""
+init=""
+rootfstype=""
+rootflags=""
+rootdelay=30
+rw_mode=rw
+shell_on_fail=""
+for word in $(cat /proc/cmdline); do
+    case "$word" in
+        root=*) root="${word#root=}" ;;
+        init=*) init="${word#init=}" ;;
+        rootfstype=*) rootfstype="${word#rootfstype=}" ;;
+        rootflags=*) rootflags="${word#rootflags=}" ;;
+        rootdelay=*) rootdelay="${word#rootdelay=}" ;;
+        ro) rw_mode=ro ;;
+        rw) rw_mode=rw ;;
+        boot.shell_on_fail) shell_on_fail=1 ;;
+        boot.trace) set -x ;;
+    esac
+done
+
+if [ -f /etc/cairn/modules ]; then
+    while read -r module; do
+        [ -n "$module" ] || continue
+        # Failures are not fatal: a driver for absent hardware, or an alternative implementation
+        # the CPU cannot run (crc32c_intel without SSE4.2), fails while the rest boots fine.
+        out=$(insmod "$module" 2>&1) || case "$out" in
+            *"File exists"*) ;;
+            *) info "could not load ${module##*/}: $out" ;;
+        esac
+    done < /etc/cairn/modules
+fi
+
+# The fstab line for a mount point, as "DEVICE FSTYPE OPTIONS".
+fstab_entry() {
+    [ -f /etc/cairn/fstab ] || return 1
+    while read -r dev mnt type opts; do
+        case "$dev" in ''|'#'*) continue ;; esac
+        if [ "$mnt" = "$1" ]; then echo "$dev $type $opts"; return 0; fi
+    done < /etc/cairn/fstab
+    return 1
+}
+
+# Prints the device node for LABEL=…, UUID=… or a path, once it exists.
+find_device() {
+    case "$1" in
+        LABEL=*|UUID=*) findfs "$1" 2>/dev/null ;;
+        /dev/*) [ -b "$1" ] && echo "$1" ;;
+        *) return 1 ;;
+    esac
+}
+
+# Waits (bounded by rootdelay) for a device to appear and prints its node.
+wait_device() {
+    tries=$((rootdelay * 5))
+    while [ "$tries" -gt 0 ]; do
+        dev=$(find_device "$1") && [ -n "$dev" ] && { echo "$dev"; return 0; }
+        tries=$((tries - 1))
+        sleep 0.2
+    done
+    return 1
+}
+
+root_entry=$(fstab_entry /) || root_entry=""
+set -- $root_entry
+[ -n "$root" ] || root="$1"
+[ -n "$rootfstype" ] || rootfstype="${2:-auto}"
+[ -n "$rootflags" ] || rootflags="${3:-defaults}"
+[ -n "$root" ] || fail "no root= on the kernel command line and no / in the initrd's fstab"
+[ -n "$init" ] || fail "no init= on the kernel command line: it names the generation to boot (init=/cairn/store/…/init)"
+
+info "waiting for the root device $root"
+while ! rootdev=$(wait_device "$root"); do
+    fail "the root device $root did not appear within ${rootdelay}s (block devices: $(ls /sys/class/block 2>/dev/null | tr '\n' ' '))"
+done
+
+mount_fs() { # DEVICE MOUNTPOINT FSTYPE OPTIONS
+    if [ "$3" = auto ]; then mount -o "$4" "$1" "$2"; else mount -t "$3" -o "$4" "$1" "$2"; fi
+}
+info "mounting $rootdev ($rootfstype) on /"
+while ! mount_fs "$rootdev" /sysroot "$rootfstype" "$rw_mode,$rootflags"; do
+    fail "cannot mount the root file system $rootdev ($rootfstype, options $rw_mode,$rootflags)"
+done
+
+# Other file systems needed for boot (e.g. a separate /cairn), below the new root.
+if [ -f /etc/cairn/fstab ]; then
+    while read -r dev mnt type opts; do
+        case "$dev" in ''|'#'*) continue ;; esac
+        [ "$mnt" = / ] && continue
+        node=$(wait_device "$dev") || { fail "the device $dev for $mnt did not appear"; continue; }
+        mkdir -p "/sysroot$mnt"
+        mount_fs "$node" "/sysroot$mnt" "$type" "$opts" || fail "cannot mount $dev on $mnt"
+    done < /etc/cairn/fstab
+fi
+
+# The generation: init= is <toplevel>/init. Its files are absolute links into /cairn/store, which
+# only resolve inside the new root, so test with -L as well as -e.
+toplevel="${init%/init}"
+exists() { [ -e "$1" ] || [ -L "$1" ]; }
+while ! exists "/sysroot$init" || ! exists "/sysroot$toplevel/sw/usr"; do
+    fail "the generation $toplevel is not on the root file system (no $init or $toplevel/sw/usr there)"
+done
+
+# Replaces a symlink (or creates it) without a moment in which the path is missing:
+# make the new link under a temporary name, then rename it over the old one.
+relink() { # TARGET LINK
+    ln -sfn "$1" "$2.cairn-new" && mv -fT "$2.cairn-new" "$2"
+}
+if [ -d /sysroot/usr ] && [ ! -L /sysroot/usr ]; then
+    fail "/usr on the root file system is a folder, not a link cairn manages; it is left alone"
+else
+    relink "$toplevel/sw/usr" /sysroot/usr || fail "cannot point /usr at $toplevel/sw/usr"
+fi
+# Merged /usr: the top-level program and library folders are relative links into usr/.
+for d in bin sbin lib lib64; do
+    if [ -L "/sysroot/$d" ]; then
+        [ "$(readlink "/sysroot/$d")" = "usr/$d" ] || relink "usr/$d" "/sysroot/$d"
+    elif [ -e "/sysroot/$d" ]; then
+        info "warning: /$d on the root is not a link to usr/$d; programs there shadow the generation's"
+    else
+        ln -s "usr/$d" "/sysroot/$d"
+    fi
+done
+
+for d in dev proc sys run; do
+    mkdir -p "/sysroot/$d"
+    mount --move "/$d" "/sysroot/$d" || fail "cannot move /$d to the new root"
+done
+
+info "switching to $init"
+exec switch_root /sysroot "$init" "$@"
+fail "switch_root to $init failed"

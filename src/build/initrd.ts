@@ -1,0 +1,158 @@
+/**
+ * The initrd: a gzip-compressed newc cpio that cairn writes itself, holding
+ *   /init                 scripts/stage-1-init.sh
+ *   /bin/busybox          from busybox-static, with a link per applet
+ *   /lib/modules/<kver>/  the kernel modules the root file system needs, with their dependencies
+ *   /etc/cairn/modules    those modules in load order
+ *   /etc/cairn/fstab      the file systems stage 1 mounts
+ *
+ * It is a derivation (builder `cairn:initrd`), so equal inputs give the same store path and a
+ * rebuild costs nothing; the archive is deterministic (fixed mtimes, root ownership, sorted
+ * members), so equal inputs also give equal bytes.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { execa } from 'execa';
+import { CairnError } from '../errors.js';
+import { projectRoot } from '../paths.js';
+import { registerBuilder, type Derivation, type Store } from '../store/index.js';
+import { gzipCpio, writeCpio, type CpioEntry } from './cpio.js';
+import { depmodDerivation, kernelInfo, moduleClosure, readModuleIndex, type KernelInfo } from './kernel.js';
+
+/** A file system stage 1 mounts (the root, and others needed for boot). */
+export interface InitrdFileSystem {
+  /** `LABEL=…`, `UUID=…` or a device path. For `/`, `root=` on the command line takes precedence. */
+  device: string;
+  mountPoint: string;
+  fsType: string;
+  /** Comma-separated mount options. */
+  options: string;
+}
+
+export interface InitrdOptions {
+  /** The kernel package's store path, or every realised package of the system (the one with `boot/vmlinuz-*` is used). */
+  kernelPkgPath: string | string[];
+  /** Store path of `busybox-static`. */
+  busyboxPkgPath: string;
+  /** Kernel modules to include and load (names or aliases); dependencies and soft dependencies come with them. */
+  modules: string[];
+  /** File systems stage 1 mounts; default: none listed (the root then comes from `root=` and `rootfstype=`). */
+  fileSystems?: InitrdFileSystem[];
+  /** The stage-1 script; default `scripts/stage-1-init.sh` of this checkout. */
+  stage1?: string;
+}
+
+/** Arguments of a `cairn:initrd` derivation. */
+interface InitrdArgs {
+  kernel: string;
+  version: string;
+  depmod: string;
+  busybox: string;
+  modules: string[];
+  fstab: string;
+  stage1: string;
+}
+
+/** Applets stage 1 uses, linked when `busybox --list` cannot run on the building machine. */
+const FALLBACK_APPLETS = [
+  'cat', 'cttyhack', 'echo', 'findfs', 'insmod', 'ln', 'ls', 'lsmod', 'mkdir', 'mount', 'mv', 'readlink',
+  'setsid', 'sh', 'sleep', 'switch_root', 'sync', 'test', 'tr', 'umount', '[',
+];
+
+/** The stage-1 script shipped with cairn. */
+export function defaultStage1(): string {
+  return readFileSync(join(projectRoot, 'scripts', 'stage-1-init.sh'), 'utf8');
+}
+
+/** fstab text for stage 1: one `DEVICE MOUNTPOINT FSTYPE OPTIONS` line per file system, root first. */
+export function initrdFstab(fileSystems: InitrdFileSystem[]): string {
+  const sorted = [...fileSystems].sort((a, b) => (a.mountPoint === '/' ? -1 : b.mountPoint === '/' ? 1 : a.mountPoint < b.mountPoint ? -1 : a.mountPoint > b.mountPoint ? 1 : 0));
+  return sorted
+    .map((f) => {
+      for (const [what, v] of [['device', f.device], ['mount point', f.mountPoint], ['fsType', f.fsType], ['options', f.options || 'defaults']] as const) {
+        if (/\s/.test(v) || v === '') throw new CairnError(`initrd file system ${f.mountPoint}: ${what} '${v}' must be one word`);
+      }
+      return `${f.device} ${f.mountPoint} ${f.fsType} ${f.options || 'defaults'}\n`;
+    })
+    .join('');
+}
+
+/**
+ * The derivations an initrd needs: the kernel's depmod metadata, then the initrd itself.
+ * Build them in that order (or with `store.buildAll`), or call `buildInitrd`.
+ */
+export function initrdDerivations(store: Store, opts: InitrdOptions): { kernel: KernelInfo; depmod: Derivation; initrd: Derivation } {
+  const kernel = kernelInfo(store, opts.kernelPkgPath);
+  const depmod = depmodDerivation(kernel);
+  const busybox = store.parse(opts.busyboxPkgPath).logical;
+  const args: InitrdArgs = {
+    kernel: kernel.storePath,
+    version: kernel.version,
+    depmod: store.outputPath(depmod),
+    busybox,
+    modules: [...opts.modules],
+    fstab: initrdFstab(opts.fileSystems ?? []),
+    stage1: opts.stage1 ?? defaultStage1(),
+  };
+  const initrd: Derivation = { name: `initrd-${kernel.version}`, builder: 'cairn:initrd', args, inputs: [kernel.storePath, args.depmod, busybox] };
+  return { kernel, depmod, initrd };
+}
+
+/** Builds (or finds) the initrd; returns its store path. The archive is `<path>/initrd`. */
+export async function buildInitrd(store: Store, opts: InitrdOptions): Promise<string> {
+  const { depmod, initrd } = initrdDerivations(store, opts);
+  await store.build(depmod);
+  return store.build(initrd);
+}
+
+/** The applets of a busybox binary, from `busybox --list` (its own answer is the only reliable one). */
+async function appletsOf(busybox: string): Promise<string[]> {
+  const r = await execa(busybox, ['--list'], { reject: false });
+  if (r.exitCode !== 0 || typeof r.stdout !== 'string' || r.stdout.trim() === '') return FALLBACK_APPLETS;
+  return r.stdout.split('\n').map((a) => a.trim()).filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== 'busybox');
+}
+
+/** Directory entries for every parent of `paths` (a cpio lists folders explicitly). */
+function parentDirs(paths: string[]): CpioEntry[] {
+  const dirs = new Set<string>();
+  for (const p of paths) {
+    for (let d = dirname(p); d !== '.' && d !== '/'; d = dirname(d)) dirs.add(d);
+  }
+  return [...dirs].map((path) => ({ type: 'dir' as const, path }));
+}
+
+registerBuilder('cairn:initrd', async (ctx) => {
+  const a = ctx.drv.args as InitrdArgs;
+  const phys = (p: string) => ctx.store.toPhysical(p);
+  const modulesRel = `usr/lib/modules/${a.version}`;
+  const index = readModuleIndex(join(phys(a.depmod), modulesRel), join(phys(a.kernel), modulesRel));
+  const closure = moduleClosure(index, a.modules);
+  ctx.log(`initrd: ${closure.length} kernel modules for ${a.modules.join(', ')}`);
+
+  const busyboxFile = join(phys(a.busybox), 'usr', 'bin', 'busybox');
+  const files: CpioEntry[] = [];
+  files.push({ type: 'file', path: 'init', data: Buffer.from(a.stage1), mode: 0o755 });
+  files.push({ type: 'file', path: 'bin/busybox', data: readFileSync(busyboxFile), mode: 0o755 });
+  for (const applet of await appletsOf(busyboxFile)) files.push({ type: 'symlink', path: `bin/${applet}`, target: 'busybox' });
+  const loadList: string[] = [];
+  for (const rel of closure) {
+    const inInitrd = `lib/modules/${a.version}/${rel}`;
+    files.push({ type: 'file', path: inInitrd, data: readFileSync(join(phys(a.kernel), modulesRel, rel)) });
+    loadList.push(`/${inInitrd}`);
+  }
+  files.push({ type: 'file', path: 'etc/cairn/modules', data: Buffer.from(loadList.map((l) => l + '\n').join('')) });
+  files.push({ type: 'file', path: 'etc/cairn/fstab', data: Buffer.from(a.fstab) });
+
+  const entries: CpioEntry[] = [
+    ...parentDirs(files.map((f) => f.path)),
+    ...['dev', 'proc', 'sys', 'run', 'sysroot', 'tmp'].map((path) => ({ type: 'dir' as const, path })),
+    { type: 'symlink', path: 'sbin', target: 'bin' },
+    // The kernel opens /dev/console for init's stdio before stage 1 can mount devtmpfs.
+    { type: 'char', path: 'dev/console', major: 5, minor: 1, mode: 0o600 },
+    { type: 'char', path: 'dev/null', major: 1, minor: 3, mode: 0o666 },
+    ...files,
+  ];
+  await mkdir(ctx.out);
+  await writeFile(join(ctx.out, 'initrd'), gzipCpio(writeCpio(entries)), { mode: 0o444 });
+});

@@ -1,0 +1,226 @@
+/**
+ * The kernel of a system: finding it in Debian's `linux-image-*` packages, generating the module
+ * metadata their postinst would have (depmod), and resolving which module files a set of module
+ * names needs, in load order.
+ *
+ * Debian's `linux-image-amd64` is a metapackage; the kernel itself (`boot/vmlinuz-<kver>` and
+ * `usr/lib/modules/<kver>/`) is in the `linux-image-<kver>` package it depends on. The .deb ships
+ * no modules.dep: `depmod` runs in its postinst, which cairn never runs, so a derivation runs it.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { CairnError } from '../errors.js';
+import { registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
+
+/** A kernel found in a package's store path. */
+export interface KernelInfo {
+  /** Logical store path of the package holding the kernel (e.g. `…-linux-image-6.1.0-56-amd64-6.1.192-2`). */
+  storePath: string;
+  /** Kernel release (`uname -r`), e.g. `6.1.0-56-amd64`. */
+  version: string;
+  /** Path of the image relative to the store path: `boot/vmlinuz-<kver>`. */
+  image: string;
+  /** Path of the modules folder relative to the store path: `usr/lib/modules/<kver>`. */
+  modulesDir: string;
+}
+
+/** The kernel in one package store path, or undefined if it has none. */
+function kernelIn(store: Store, pkgPath: string): KernelInfo | undefined {
+  const logical = store.parse(pkgPath).logical;
+  const boot = join(store.toPhysical(logical), 'boot');
+  if (!existsSync(boot)) return undefined;
+  const images = readdirSync(boot).filter((f) => f.startsWith('vmlinuz-')).sort();
+  if (images.length === 0) return undefined;
+  if (images.length > 1) throw new CairnError(`${logical} holds several kernels (${images.join(', ')}); cairn expects one per package`);
+  const version = images[0]!.slice('vmlinuz-'.length);
+  const modulesDir = `usr/lib/modules/${version}`;
+  if (!existsSync(join(store.toPhysical(logical), modulesDir))) {
+    throw new CairnError(`${logical} has boot/${images[0]} but no ${modulesDir}`);
+  }
+  return { storePath: logical, version, image: `boot/${images[0]}`, modulesDir };
+}
+
+/**
+ * The kernel among package store paths: pass the kernel package's path, or (because
+ * `linux-image-amd64` is a metapackage) every realised package of the system, and the one holding
+ * `boot/vmlinuz-*` is found. A CairnError if there is none or more than one.
+ */
+export function kernelInfo(store: Store, pkgPaths: string | string[]): KernelInfo {
+  const paths = Array.isArray(pkgPaths) ? pkgPaths : [pkgPaths];
+  const found = paths.map((p) => kernelIn(store, p)).filter((k): k is KernelInfo => k !== undefined);
+  if (found.length === 0) {
+    throw new CairnError(`no kernel (boot/vmlinuz-*) in ${paths.length === 1 ? paths[0] : `any of ${paths.length} packages`}; is boot.kernelPackage a linux-image package?`);
+  }
+  const distinct = [...new Map(found.map((k) => [k.storePath, k])).values()];
+  if (distinct.length > 1) throw new CairnError(`several kernels among the packages: ${distinct.map((k) => k.version).join(', ')}`);
+  return distinct[0]!;
+}
+
+/** Arguments of a `cairn:depmod` derivation. */
+interface DepmodArgs {
+  kernel: string;
+  version: string;
+}
+
+/**
+ * The derivation of a kernel's generated module metadata: `usr/lib/modules/<kver>/modules.*` as
+ * depmod writes them (modules.dep, .alias, .softdep, .symbols, their .bin forms, …), without the
+ * files the package already ships, so that layering it over the package into one tree (`sw`)
+ * does not collide.
+ */
+export function depmodDerivation(kernel: KernelInfo): Derivation {
+  const args: DepmodArgs = { kernel: kernel.storePath, version: kernel.version };
+  return { name: `linux-modules-depmod-${kernel.version}`, builder: 'cairn:depmod', args, inputs: [kernel.storePath] };
+}
+
+registerBuilder('cairn:depmod', async (ctx) => {
+  const { kernel, version } = ctx.drv.args as DepmodArgs;
+  const pkgModules = join(ctx.store.toPhysical(kernel), 'usr', 'lib', 'modules', version);
+  // depmod -b ROOT reads ROOT/lib/modules/<kver> (kmod 30 knows no /usr/lib/modules). A scratch
+  // root beside the output links the modules in (depmod follows symlinked folders) and copies the
+  // package's own modules.* files, which depmod reads (modules.order, modules.builtin*).
+  const scratch = `${ctx.out}.depmod`;
+  const dir = join(scratch, 'lib', 'modules', version);
+  mkdirSync(dir, { recursive: true });
+  try {
+    const shipped = new Set<string>();
+    for (const e of readdirSync(pkgModules)) {
+      if (e.startsWith('modules.')) {
+        copyFileSync(join(pkgModules, e), join(dir, e));
+        shipped.add(e);
+      } else {
+        symlinkSync(join(pkgModules, e), join(dir, e));
+      }
+    }
+    const r = await execa('depmod', ['-b', scratch, version], { reject: false, all: true });
+    if (r.exitCode !== 0) throw new CairnError(`depmod -b ${scratch} ${version} failed (exit ${r.exitCode}): ${r.all}`);
+    const outDir = join(ctx.out, 'usr', 'lib', 'modules', version);
+    mkdirSync(outDir, { recursive: true });
+    for (const e of readdirSync(dir).sort()) {
+      if (e.startsWith('modules.') && !shipped.has(e) && statSync(join(dir, e)).isFile()) copyFileSync(join(dir, e), join(outDir, e));
+    }
+    if (!existsSync(join(outDir, 'modules.dep'))) throw new CairnError(`depmod wrote no modules.dep for ${version}`);
+  } finally {
+    removeTree(scratch);
+  }
+});
+
+/** The module metadata depmod produced, parsed for resolving module names to files. */
+export interface ModuleIndex {
+  /** Module name (underscores) → path relative to the modules folder (`kernel/fs/ext4/ext4.ko`). */
+  files: Map<string, string>;
+  /** Module path → paths it depends on (modules.dep). */
+  deps: Map<string, string[]>;
+  /** Module name → soft dependencies to load before / after it (modules.softdep), as names or aliases. */
+  softdeps: Map<string, { pre: string[]; post: string[] }>;
+  /** Alias patterns (`crypto-crc32c`, globs allowed) with the module names they stand for. */
+  aliases: { pattern: string; regex: RegExp | undefined; module: string }[];
+  /** Names of modules built into the kernel image (nothing to load). */
+  builtin: Set<string>;
+}
+
+/** `crc32c-intel` and `crc32c_intel` name the same module: the kernel compares with `-` as `_`. */
+export function moduleName(nameOrPath: string): string {
+  const base = nameOrPath.slice(nameOrPath.lastIndexOf('/') + 1).replace(/\.ko(\.(xz|zst|gz))?$/, '');
+  return base.replace(/-/g, '_');
+}
+
+function globToRegex(pattern: string): RegExp | undefined {
+  if (!/[*?[]/.test(pattern)) return undefined;
+  const src = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${src}$`);
+}
+
+/**
+ * Reads the module index of a kernel: modules.dep, modules.softdep and modules.alias from
+ * `metaDir` (depmod's output), modules.builtin from `pkgModulesDir` (the package).
+ */
+export function readModuleIndex(metaDir: string, pkgModulesDir: string): ModuleIndex {
+  const files = new Map<string, string>();
+  const deps = new Map<string, string[]>();
+  for (const line of readFileSync(join(metaDir, 'modules.dep'), 'utf8').split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const path = line.slice(0, colon);
+    files.set(moduleName(path), path);
+    deps.set(path, line.slice(colon + 1).split(/\s+/).filter((d) => d !== ''));
+  }
+  const softdeps = new Map<string, { pre: string[]; post: string[] }>();
+  const softdepFile = join(metaDir, 'modules.softdep');
+  if (existsSync(softdepFile)) {
+    for (const line of readFileSync(softdepFile, 'utf8').split('\n')) {
+      const words = line.trim().split(/\s+/);
+      if (words[0] !== 'softdep' || words.length < 2) continue;
+      const entry = softdeps.get(moduleName(words[1]!)) ?? { pre: [], post: [] };
+      let list: string[] | undefined;
+      for (const w of words.slice(2)) {
+        if (w === 'pre:') list = entry.pre;
+        else if (w === 'post:') list = entry.post;
+        else list?.push(w);
+      }
+      softdeps.set(moduleName(words[1]!), entry);
+    }
+  }
+  const aliases: ModuleIndex['aliases'] = [];
+  const aliasFile = join(metaDir, 'modules.alias');
+  if (existsSync(aliasFile)) {
+    for (const line of readFileSync(aliasFile, 'utf8').split('\n')) {
+      const m = /^alias\s+(\S+)\s+(\S+)/.exec(line);
+      if (m) aliases.push({ pattern: m[1]!, regex: globToRegex(m[1]!), module: moduleName(m[2]!) });
+    }
+  }
+  const builtin = new Set<string>();
+  const builtinFile = join(pkgModulesDir, 'modules.builtin');
+  if (existsSync(builtinFile)) {
+    for (const line of readFileSync(builtinFile, 'utf8').split('\n')) if (line.trim() !== '') builtin.add(moduleName(line.trim()));
+  }
+  return { files, deps, softdeps, aliases, builtin };
+}
+
+/** Module names a name or alias stands for (several for an alias such as `crypto-crc32c`). */
+function lookup(index: ModuleIndex, nameOrAlias: string): string[] {
+  const name = moduleName(nameOrAlias);
+  if (index.files.has(name) || index.builtin.has(name)) return [name];
+  const hits = index.aliases.filter((a) => (a.regex ? a.regex.test(nameOrAlias) : a.pattern === nameOrAlias)).map((a) => a.module);
+  return [...new Set(hits)].sort();
+}
+
+/**
+ * The module files (relative to the modules folder) that loading `names` needs, in an order in
+ * which each can be loaded with insmod: pre-softdeps, then hard dependencies (modules.dep), then
+ * the module, then post-softdeps. Softdeps matter: ext4 asks for `crypto-crc32c` only through
+ * modules.softdep, and without crc32c its mount fails ("Cannot load crc32c driver").
+ * Built-in modules need nothing. Names that match no module are a CairnError; soft dependencies
+ * that match none are skipped (they are optional by nature).
+ */
+export function moduleClosure(index: ModuleIndex, names: string[]): string[] {
+  const order: string[] = [];
+  const done = new Set<string>();
+  const visiting = new Set<string>();
+  const visitPath = (path: string): void => {
+    if (done.has(path) || visiting.has(path)) return; // a cycle cannot be ordered: insmod will say which symbol is missing
+    visiting.add(path);
+    const name = moduleName(path);
+    const soft = index.softdeps.get(name);
+    for (const s of soft?.pre ?? []) visitName(s, true);
+    for (const d of index.deps.get(path) ?? []) visitPath(d);
+    visiting.delete(path);
+    done.add(path);
+    order.push(path);
+    for (const s of soft?.post ?? []) visitName(s, true);
+  };
+  const visitName = (nameOrAlias: string, optional: boolean): void => {
+    const found = lookup(index, nameOrAlias);
+    if (found.length === 0) {
+      if (optional) return;
+      throw new CairnError(`kernel module '${nameOrAlias}' is neither a module of this kernel, built in, nor an alias of one`);
+    }
+    for (const n of found) {
+      const path = index.files.get(n);
+      if (path) visitPath(path);
+    }
+  };
+  for (const n of names) visitName(n, false);
+  return order;
+}
