@@ -1,0 +1,91 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+import { ALWAYS_NEEDED_FOR_BOOT, fsSpec } from '../tasks/filesystems.js';
+
+/** Kernel modules each file system type needs in the initrd besides its own (vfat reads names through code pages). */
+const FS_MODULES: Record<string, string[]> = {
+  vfat: ['vfat', 'nls_cp437', 'nls_iso8859_1'],
+  auto: [],
+  tmpfs: [],
+  none: [],
+};
+
+/**
+ * `boot.initrd.*`: what cairn's initrd holds. Stage 1 loads every module listed here (with their
+ * dependencies and soft dependencies, in order), mounts the file systems needed for boot and
+ * switches to the generation. Also `system.build.bootPackages`, packages the build needs
+ * (busybox for the initrd) that are not part of the system.
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, types } = lib;
+  const word = types.strMatching('[^\\s]+');
+  return {
+    options: {
+      boot: {
+        initrd: {
+          availableKernelModules: mkOption({
+            type: types.listOf(word),
+            // Disks of QEMU (virtio, q35's AHCI) and of common machines (NVMe, SATA, USB storage).
+            default: ['virtio_pci', 'virtio_blk', 'virtio_scsi', 'sd_mod', 'ahci', 'nvme', 'xhci_pci', 'usb_storage', 'uas'],
+            example: ['virtio_pci', 'virtio_blk', 'mpt3sas'],
+            description:
+              'Kernel modules in the initrd for the hardware the root file system may be on. Stage 1 loads them all; loading a driver ' +
+              'for absent hardware is harmless (a failure is reported and boot goes on).',
+          }),
+          kernelModules: mkOption({
+            type: types.listOf(word),
+            default: [],
+            example: ['dm_crypt'],
+            description: 'Kernel modules stage 1 must load, besides `availableKernelModules` and the file system drivers.',
+          }),
+          supportedFilesystems: mkOption({
+            type: types.listOf(word),
+            get default() {
+              return [...new Set(neededForBoot().map((fs) => fs.fsType))].sort();
+            },
+            defaultText: 'the types of the file systems needed for boot',
+            example: ['ext4', 'vfat'],
+            description: 'File system types stage 1 can mount (their drivers go into the initrd).',
+          }),
+          modules: mkOption({
+            type: types.listOf(word),
+            internal: true,
+            readOnly: true,
+            get default() {
+              const i = config.boot.initrd;
+              const fsModules = (i.supportedFilesystems as string[]).flatMap((t) => FS_MODULES[t] ?? [t]);
+              return [...new Set([...(i.availableKernelModules as string[]), ...(i.kernelModules as string[]), ...fsModules])];
+            },
+            description: 'Every module name the initrd build resolves (dependencies are added then).',
+          }),
+          fileSystems: mkOption({
+            type: types.listOf(types.anything),
+            internal: true,
+            readOnly: true,
+            get default() {
+              return neededForBoot().map((fs) => ({ device: fsSpec(fs) ?? fs.fsType, mountPoint: fs.mountPoint, fsType: fs.fsType, options: fs.options.join(',') || 'defaults' }));
+            },
+            description: 'The file systems stage 1 mounts (`{ device, mountPoint, fsType, options }`), the root first.',
+          }),
+        },
+      },
+      system: {
+        build: {
+          bootPackages: mkOption({
+            type: types.listOf(types.package),
+            internal: true,
+            default: ['busybox-static'],
+            description: 'Packages the build uses to make boot files (the initrd) that do not become part of the system.',
+          }),
+        },
+      },
+    },
+  };
+
+  /** The configured file systems stage 1 mounts, by mount point (so the root comes first). */
+  function neededForBoot(): { mountPoint: string; device: string | null; uuid: string | null; label: string | null; fsType: string; options: string[] }[] {
+    const all = Object.values(config.fileSystems as Record<string, { mountPoint: string; neededForBoot: boolean; device: string | null; uuid: string | null; label: string | null; fsType: string; options: string[] }>);
+    return all
+      .filter((fs) => fs.neededForBoot || ALWAYS_NEEDED_FOR_BOOT.includes(fs.mountPoint))
+      .sort((a, b) => (a.mountPoint < b.mountPoint ? -1 : a.mountPoint > b.mountPoint ? 1 : 0));
+  }
+};

@@ -1,0 +1,57 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+/**
+ * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`: the kernel a
+ * system boots and what it is told on its command line.
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, types } = lib;
+  const word = types.strMatching('[^\\s]+');
+  return {
+    options: {
+      boot: {
+        kernelPackage: lib.mkPackageOption('Linux kernel', {
+          default: 'linux-image-amd64',
+          example: 'linux-image-cloud-amd64',
+          extraDescription: 'A `linux-image-*` package or a metapackage depending on one; its `boot/vmlinuz-<version>` and modules are used.',
+        }),
+        kernelParams: mkOption({
+          type: types.listOf(word),
+          default: [],
+          example: ['quiet', 'systemd.show_status=1'],
+          description: 'Parameters on the kernel command line (besides `init=`, which the boot loader adds for each generation).',
+        }),
+        console: mkOption({
+          type: types.listOf(word),
+          default: ['tty0', 'ttyS0,115200'],
+          example: ['ttyS0,115200'],
+          description:
+            'Consoles, as `console=` parameters in this order. The last one is /dev/console: where systemd prints its status and where ' +
+            'emergency shells appear. The default ends with the first serial port, which is what a VM test reads.',
+        }),
+        kernelModules: mkOption({
+          type: types.listOf(word),
+          default: [],
+          example: ['br_netfilter'],
+          description: 'Kernel modules loaded in stage 2 (by systemd-modules-load), besides those udev loads for the hardware it finds.',
+        }),
+      },
+    },
+    config: {
+      boot: {
+        // A getter: the console list is read only when the parameters are.
+        get kernelParams() {
+          return lib.mkBefore((config.boot.console as string[]).map((c) => `console=${c}`));
+        },
+      },
+      environment: {
+        etc: {
+          get 'modules-load.d/cairn.conf'() {
+            const modules = config.boot.kernelModules as string[];
+            return lib.mkIf(modules.length > 0, { text: modules.map((m) => `${m}\n`).join('') });
+          },
+        },
+      },
+    },
+  };
+};
