@@ -14,6 +14,10 @@ import tmpfiles from './systemd/tmpfiles.js';
 import users from './users/users.js';
 import version from './system/version.js';
 import activation from './system/activation.js';
+import bootKernel from './boot/kernel.js';
+import bootInitrd from './boot/initrd.js';
+import bootLoader from './boot/loader.js';
+import fileSystems from './tasks/filesystems.js';
 
 /** cairn's built-in modules with their source files (keys for `disabledModules`, locations for messages). */
 const list: [string, unknown][] = [
@@ -31,6 +35,10 @@ const list: [string, unknown][] = [
   ['systemd/targets.ts', targets],
   ['systemd/paths.ts', systemdPaths],
   ['systemd/tmpfiles.ts', tmpfiles],
+  ['boot/kernel.ts', bootKernel],
+  ['boot/initrd.ts', bootInitrd],
+  ['boot/loader.ts', bootLoader],
+  ['tasks/filesystems.ts', fileSystems],
 ];
 
 export const builtinModules: SourcedModule[] = list.map(([rel, mod]) => {
