@@ -18,12 +18,14 @@ import bootKernel from './boot/kernel.js';
 import bootInitrd from './boot/initrd.js';
 import bootLoader from './boot/loader.js';
 import fileSystems from './tasks/filesystems.js';
+import topLevel from './system/top-level.js';
 
 /** cairn's built-in modules with their source files (keys for `disabledModules`, locations for messages). */
 const list: [string, unknown][] = [
   ['misc/assertions.ts', assertions],
   ['system/version.ts', version],
   ['system/activation.ts', activation],
+  ['system/top-level.ts', topLevel],
   ['networking/hostname.ts', hostname],
   ['environment/system-packages.ts', systemPackages],
   ['packages/repositories.ts', packages],

@@ -15,9 +15,9 @@ export default ({ lib, config }: ModuleArgs) => {
       home: mkOption({
         type: types.path,
         get default() {
-          return u.isNormalUser ? `/home/${name}` : '/var/empty';
+          return name === 'root' ? '/root' : u.isNormalUser ? `/home/${name}` : '/var/empty';
         },
-        defaultText: '/home/<name> for normal users, /var/empty otherwise',
+        defaultText: '/home/<name> for normal users, /root for root, /var/empty otherwise',
         description: 'The home directory.',
       }),
       createHome: mkOption({
@@ -30,7 +30,7 @@ export default ({ lib, config }: ModuleArgs) => {
       shell: mkOption({
         type: types.path,
         get default() {
-          return u.isNormalUser ? '/bin/bash' : '/usr/sbin/nologin';
+          return u.isNormalUser || name === 'root' ? '/bin/bash' : '/usr/sbin/nologin';
         },
         description: 'The login shell.',
       }),
@@ -44,6 +44,9 @@ export default ({ lib, config }: ModuleArgs) => {
         default: null,
         description: 'A file outside the store holding the password hash, read when the system is activated.',
       }),
+      // Declared only to refuse them with a clear message: a plain-text password would end up in the world-readable store.
+      password: mkOption({ type: types.nullOr(types.str), default: null, visible: false, description: 'Not supported: use `hashedPassword` or `hashedPasswordFile`.' }),
+      initialPassword: mkOption({ type: types.nullOr(types.str), default: null, visible: false, description: 'Not supported: use `hashedPassword` or `hashedPasswordFile`.' }),
     },
   }));
   const group = types.submodule(({ name }: ModuleArgs) => ({
@@ -58,15 +61,36 @@ export default ({ lib, config }: ModuleArgs) => {
       users: {
         users: mkOption({ type: types.attrsOf(user), default: {}, example: { alice: { isNormalUser: true, extraGroups: ['wheel'] } }, description: 'User accounts.' }),
         groups: mkOption({ type: types.attrsOf(group), default: {}, description: 'Groups.' }),
+        mutableUsers: mkOption({
+          type: types.bool,
+          default: true,
+          description:
+            'Whether accounts not declared here may exist (made with useradd, passwd). When false, activation removes users and groups ' +
+            'that are neither declared, nor in base-passwd, nor in a package\'s sysusers.d, and resets passwords to the declared ones.',
+        }),
       },
     },
     config: {
       get assertions() {
-        const users = config.users.users as Record<string, { isNormalUser: boolean; isSystemUser: boolean }>;
-        return Object.entries(users).map(([name, u]) => ({
-          assertion: u.isNormalUser !== u.isSystemUser,
-          message: `users.users.${name}: exactly one of isNormalUser and isSystemUser must be true.`,
-        }));
+        type U = { isNormalUser: boolean; isSystemUser: boolean; password: string | null; initialPassword: string | null; hashedPassword: string | null; hashedPasswordFile: string | null };
+        const users = config.users.users as Record<string, U>;
+        return Object.entries(users).flatMap(([name, u]) => [
+          {
+            // root comes from base-passwd; declaring it only sets its password.
+            assertion: name === 'root' || u.isNormalUser !== u.isSystemUser,
+            message: `users.users.${name}: exactly one of isNormalUser and isSystemUser must be true.`,
+          },
+          ...(['password', 'initialPassword'] as const).map((opt) => ({
+            assertion: u[opt] === null,
+            message:
+              `users.users.${name}.${opt}: cairn refuses plain-text passwords (the store is world-readable). ` +
+              `Set users.users.${name}.hashedPasswordFile to a file outside the store, or hashedPassword to a hash from \`mkpasswd -m yescrypt'.`,
+          })),
+          {
+            assertion: u.hashedPassword === null || u.hashedPasswordFile === null,
+            message: `users.users.${name}: set hashedPassword or hashedPasswordFile, not both.`,
+          },
+        ]);
       },
     },
   };

@@ -3,7 +3,8 @@ import { doctorCommands } from './doctor.js';
 import { evalCommands } from './eval.js';
 import { storeCommands } from './store.js';
 import { packagesCommands } from './packages.js';
+import { buildCommands } from './build.js';
 
 /** Every `cairn` subcommand; each area of the engine contributes its own file. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [...evalCommands, ...doctorCommands, ...storeCommands, ...packagesCommands];
+export const commands: CommandModule<any, any>[] = [...evalCommands, ...doctorCommands, ...storeCommands, ...packagesCommands, ...buildCommands];

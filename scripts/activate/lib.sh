@@ -1,0 +1,190 @@
+# Shell functions of a cairn generation's `activate` script (bash). The build prepends the
+# generation's variables:
+#   systemConfig  the toplevel (logical store path)    sw, etcStore  its parts
+#   R             root of the system being activated ("" normally; a folder in tests: CAIRN_ROOT)
+#   S             where the store is readable from here (/cairn/store normally; CAIRN_STORE_DIR)
+# Links written into the system always name logical paths (/cairn/store/..., /etc/static/...);
+# files are read through `phys`. Every real file is replaced atomically (temp file + rename).
+
+# phys PATH: where a logical store path can be read from this process.
+phys() { printf '%s' "$S${1#/cairn/store}"; }
+
+# cairn_link TARGET LINK: points LINK at TARGET, replacing what is there in one rename.
+cairn_link() {
+  local tmp
+  tmp="$(dirname "$2")/.cairn-tmp.$$.$(basename "$2")"
+  ln -sfn "$1" "$tmp"
+  mv -Tf "$tmp" "$2"
+}
+
+# cairn_install MODE SRC DEST: copies SRC to DEST with MODE, atomically.
+cairn_install() {
+  local tmp
+  tmp="$(dirname "$3")/.cairn-tmp.$$.$(basename "$3")"
+  cp "$2" "$tmp"
+  chmod "$1" "$tmp"
+  mv -Tf "$tmp" "$3"
+}
+
+# cairn_id DB NAME: the numeric id of NAME in $R/etc/passwd or group (`+N` is N already).
+cairn_id() {
+  case "$2" in
+    +*) printf '%s' "${2#+}" ;;
+    *[!0-9]*) awk -F: -v n="$2" '$1 == n { print $3; found = 1; exit } END { if (!found) exit 1 }' "$R/etc/$1" ;;
+    *) printf '%s' "$2" ;;
+  esac
+}
+
+# The root's shape: merged /usr pointing into this generation's sw, the folders every system has.
+cairn_setup_layout() {
+  mkdir -p "$R/etc" "$R/var" "$R/run" "$R/tmp" "$R/root" "$R/home" "$R/cairn/var/profiles" "$R/cairn/var/gcroots"
+  chmod 1777 "$R/tmp"
+  chmod 0700 "$R/root"
+  # /usr is one link; on a switch it moves to the new sw in one rename.
+  if [ -L "$R/usr" ] || [ ! -e "$R/usr" ]; then
+    [ "$(readlink "$R/usr" 2>/dev/null)" = "$sw/usr" ] || cairn_link "$sw/usr" "$R/usr"
+  else
+    echo "warning: $R/usr is not a symlink; leaving it alone" >&2
+  fi
+  local d
+  for d in bin sbin lib lib64; do
+    [ -e "$R/$d" ] || [ -L "$R/$d" ] || ln -s "usr/$d" "$R/$d"
+  done
+  # Without a machine id systemd takes the boot for a first boot and systemd-firstboot waits for
+  # a key press; it is per machine, so it is made here, never in the store.
+  if [ ! -s "$R/etc/machine-id" ]; then
+    local id tmp="$R/etc/.cairn-tmp.$$.machine-id"
+    id="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    printf '%s\n' "$id" > "$tmp"
+    chmod 0444 "$tmp"
+    mv -Tf "$tmp" "$R/etc/machine-id"
+  fi
+}
+
+# Users and groups from the generation's spec, ids kept in $R/var/lib/cairn.
+cairn_setup_users() {
+  local state="$R/var/lib/cairn" spec work f
+  spec="$(phys "$systemConfig")/users"
+  mkdir -p "$state"
+  work="$(mktemp -d "$R/etc/.cairn-users.XXXXXX")"
+  chmod 0700 "$work"
+  for f in passwd group shadow gshadow; do [ -e "$R/etc/$f" ] || : > "$work/old-$f"; done
+  # Hashes from hashedPasswordFile: read now, kept in a private temp folder, never in the store.
+  : > "$work/hashes"
+  local name file hash
+  while IFS=$'\t' read -r name file; do
+    if [ -r "$R$file" ]; then
+      IFS= read -r hash < "$R$file" || true
+      printf '%s\t%s\n' "$name" "$hash" >> "$work/hashes"
+    else
+      echo "warning: password file $file of user $name is missing; its password is not changed" >&2
+    fi
+  done < <(awk -F'\t' '$10 != "-" { print $1 "\t" $10 }' "$spec/users")
+  mkdir "$work/out"
+  local old
+  old() { if [ -e "$R/etc/$1" ]; then printf '%s' "$R/etc/$1"; else printf '%s' "$work/old-$1"; fi; }
+  if ! awk -f "$spec/users.awk" \
+      -v spec_users="$spec/users" -v spec_groups="$spec/groups" \
+      -v old_passwd="$(old passwd)" -v old_group="$(old group)" -v old_shadow="$(old shadow)" -v old_gshadow="$(old gshadow)" \
+      -v uid_map="$state/uid-map" -v gid_map="$state/gid-map" \
+      -v prev_users="$state/declared-users" -v prev_groups="$state/declared-groups" \
+      -v hashes="$work/hashes" -v mutable="$mutableUsers" -v out="$work/out" </dev/null; then
+    rm -rf "$work"
+    return 1
+  fi
+  local shadowGid
+  shadowGid="$(awk -F: '$1 == "shadow" { print $3 }' "$work/out/group")"
+  chmod 0644 "$work/out/passwd" "$work/out/group"
+  chmod 0640 "$work/out/shadow" "$work/out/gshadow"
+  chown "0:${shadowGid:-0}" "$work/out/shadow" "$work/out/gshadow"
+  # State first: if we stop between the two, the next run finds the same ids on record.
+  for f in uid-map gid-map declared-users declared-groups; do
+    sort "$work/out/$f" > "$work/out/$f.sorted"
+    mv -Tf "$work/out/$f.sorted" "$state/$f"
+  done
+  for f in group gshadow passwd shadow; do mv -Tf "$work/out/$f" "$R/etc/$f"; done
+  local uid gid home
+  while IFS=$'\t' read -r name uid gid home; do
+    if [ ! -e "$R$home" ]; then
+      mkdir -p "$R$home"
+      chown "$uid:$gid" "$R$home"
+      chmod 0700 "$R$home"
+    fi
+  done < "$work/out/homes"
+  rm -rf "$work"
+}
+
+# /etc: /etc/static is this generation's etc (one rename), each file a link through it; links
+# into /etc/static that the generation no longer has are removed; mode files are real copies.
+cairn_setup_etc() {
+  local etcPhys="$(phys "$etcStore")" rel
+  cairn_link "$etcStore/etc" "$R/etc/static"
+  # Links as they are now versus as they must be: only the differences are touched.
+  local want="$R/etc/.cairn-want.$$" have="$R/etc/.cairn-have.$$"
+  sed 's|^|/etc/static/|' "$etcPhys/links" | paste -d '\t' "$etcPhys/links" - > "$want"
+  find "$R/etc" -xdev -path "$R/etc/static" -prune -o -type l -lname '/etc/static/*' -printf '%P\t%l\n' > "$have"
+  # Stale: a link into /etc/static whose path the new generation no longer has.
+  awk -F'\t' 'NR == FNR { w[$1] = 1; next } !($1 in w) { print $1 }' "$want" "$have" | while IFS= read -r rel; do
+    rm -f "$R/etc/$rel"
+  done
+  awk -F'\t' 'NR == FNR { h[$1] = $2; next } h[$1] != $2 { print $1 }' "$have" "$want" | while IFS= read -r rel; do
+    local dst="$R/etc/$rel"
+    mkdir -p "$(dirname "$dst")"
+    if [ -e "$dst" ] && [ ! -L "$dst" ]; then
+      if [ -d "$dst" ]; then echo "warning: /etc/$rel is a folder; not replacing it with a link" >&2; continue; fi
+      # A file someone made by hand: kept aside once, never lost silently.
+      echo "warning: moving /etc/$rel aside to /etc/$rel.cairn-orig" >&2
+      mv -f "$dst" "$dst.cairn-orig"
+    fi
+    cairn_link "/etc/static/$rel" "$dst"
+  done
+  rm -f "$want" "$have"
+  # Copies: files that must be real (modes, owners). Those of the previous generation that are
+  # gone are removed, as recorded in /etc/.cairn-copies.
+  local mode user group uid gid
+  if [ -e "$R/etc/.cairn-copies" ]; then
+    awk -F'\t' 'NR == FNR { w[$4] = 1; next } !($0 in w) { print }' "$etcPhys/copies" "$R/etc/.cairn-copies" | while IFS= read -r rel; do
+      rm -f "$R/etc/$rel"
+    done
+  fi
+  while IFS=$'\t' read -r mode user group rel; do
+    mkdir -p "$(dirname "$R/etc/$rel")"
+    if [ "$mode" = direct-symlink ]; then
+      cairn_link "$etcStore/etc/$rel" "$R/etc/$rel"
+      continue
+    fi
+    uid="$(cairn_id passwd "$user")" || { echo "warning: /etc/$rel: no user $user; owned by root" >&2; uid=0; }
+    gid="$(cairn_id group "$group")" || { echo "warning: /etc/$rel: no group $group; owned by root" >&2; gid=0; }
+    local tmp="$(dirname "$R/etc/$rel")/.cairn-tmp.$$.$(basename "$rel")"
+    cp "$etcPhys/etc/$rel" "$tmp"
+    chown "$uid:$gid" "$tmp"
+    chmod "$mode" "$tmp"
+    mv -Tf "$tmp" "$R/etc/$rel"
+  done < "$etcPhys/copies"
+  cut -f4 "$etcPhys/copies" > "$R/etc/.cairn-copies.tmp.$$"
+  mv -Tf "$R/etc/.cairn-copies.tmp.$$" "$R/etc/.cairn-copies"
+  # The live mount table, never a copy (systemd-tmpfiles would make it later; programs need it now).
+  [ -e "$R/etc/mtab" ] || [ -L "$R/etc/mtab" ] || ln -s ../proc/self/mounts "$R/etc/mtab"
+}
+
+# /var: what services and logins expect to find.
+cairn_setup_var() {
+  mkdir -p "$R/var/lib" "$R/var/log" "$R/var/cache" "$R/var/tmp" "$R/var/empty" "$R/var/spool"
+  chmod 1777 "$R/var/tmp"
+  chmod 0555 "$R/var/empty"
+  [ -e "$R/var/run" ] || [ -L "$R/var/run" ] || ln -s ../run "$R/var/run"
+  [ -e "$R/var/lock" ] || [ -L "$R/var/lock" ] || ln -s ../run/lock "$R/var/lock"
+}
+
+# cairn_run_snippet NAME FUNCTION: runs one activation snippet in a subshell; a failure is
+# reported by name and remembered, and the others still run (a half-activated system boots
+# better than none).
+cairn_failed=()
+cairn_run_snippet() {
+  local rc=0
+  ( set -eo pipefail; "$2" ) || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "error: activation script snippet '$1' failed (exit $rc)" >&2
+    cairn_failed+=("$1")
+  fi
+}

@@ -1,0 +1,255 @@
+/**
+ * Building a system: configuration → evaluated options → derivations → store paths → toplevel.
+ *
+ *   packages   base + environment.systemPackages + kernel (+ build-only boot packages), locked
+ *              beside the configuration and unpacked into the store
+ *   duties     alternatives and PAM files the packages' scripts would have made (one layer)
+ *   sw         the merged system environment: /usr of the running system
+ *   etc        the generated /etc (package files + environment.etc), linked via /etc/static
+ *   toplevel   init, activate, etc, sw, kernel, initrd, boot.json, configuration.json, …
+ *
+ * Every step is a derivation, so an unchanged configuration rebuilds nothing and gives the same
+ * toplevel path, from this store or an empty one.
+ */
+import { readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { CairnError } from '../errors.js';
+import { projectRoot } from '../paths.js';
+import { evalConfigFile, toPlain } from '../eval/index.js';
+import { findOption } from '../eval/inspect.js';
+import { formatLocation, type Evaluation } from '../lib/index.js';
+import { buildEnv, type Store } from '../store/index.js';
+import { lockPackages, lockPathFor, realisePackages, serializeLock, type LockFile, type RepositorySpec } from '../debian/index.js';
+import { dutiesLayer, type BuiltPackage, type ChosenAlternative } from './duties.js';
+import { etcDerivation, etcEntries } from './etc.js';
+import { usersSpec } from './users.js';
+import { activateScript, initScript, scriptText, switchScript, type SnippetOption } from './activate.js';
+import { treeDerivation, type TreeEntry } from './tree.js';
+
+/** The kernel package when no module names one (boot.kernelPackage). */
+export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
+
+export interface BuildSystemOptions {
+  store: Store;
+  /** Lock file (default: beside the configuration, `<name>.lock`). */
+  lockPath?: string;
+  /** Packages unpacked at once. */
+  jobs?: number;
+  /** Progress lines (stages, unpacking). */
+  onProgress?: (message: string) => void;
+}
+
+export interface BuiltSystem {
+  /** Logical store path of the toplevel. */
+  toplevel: string;
+  sw: string;
+  etc: string;
+  /** `<kernel package>/boot/vmlinuz-<version>`, or null when the system has no kernel. */
+  kernel: string | null;
+  initrd: string | null;
+  /** Every runtime package, by name. */
+  packages: BuiltPackage[];
+  alternatives: ChosenAlternative[];
+  /** The toplevel's closure (sorted logical paths). */
+  closure: string[];
+  warnings: string[];
+}
+
+/** `file:line:col` of every definition of an option, for messages. */
+export function definitionSites(ev: Evaluation, path: string[]): string {
+  try {
+    const found = findOption(ev, path);
+    if ('namespace' in found || !found.definitions) return 'its default';
+    const sites = found.definitions().map((d) => formatLocation(d.loc));
+    return sites.length > 0 ? sites.join(', ') : 'its default';
+  } catch {
+    return 'unknown location';
+  }
+}
+
+/** Names of package values (`Package` objects or strings) of a list option. */
+function packageNames(list: unknown, option: string): string[] {
+  return ((list ?? []) as unknown[]).map((p) => {
+    if (typeof p === 'string') return p;
+    if (p && typeof p === 'object' && typeof (p as { name?: unknown }).name === 'string') return (p as { name: string }).name;
+    throw new CairnError(`${option}: cannot use ${JSON.stringify(p)} as a Debian package`);
+  });
+}
+
+/** The packages reachable from `roots` through the lock's dependency records. */
+export function lockClosure(lock: LockFile, roots: string[]): Set<string> {
+  const byName = new Map(lock.packages.map((p) => [p.name, p]));
+  const seen = new Set<string>();
+  const todo = roots.filter((r) => byName.has(r));
+  while (todo.length > 0) {
+    const n = todo.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    for (const d of byName.get(n)!.depends ?? []) if (!seen.has(d)) todo.push(d);
+  }
+  return seen;
+}
+
+/**
+ * A plain copy of the configuration without paths of this machine: strings under the
+ * configuration's folder become `./…` relative to it, those under cairn's own checkout
+ * `<cairn>/…`. The contents of such files are in the derivations; their location is not.
+ */
+export function portableConfig(config: unknown, configDir: string): unknown {
+  const prefixes: [string, string][] = [
+    [configDir + '/', './'],
+    [projectRoot + '/', '<cairn>/'],
+  ];
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      for (const [p, r] of prefixes) if (v.startsWith(p)) return r + v.slice(p.length);
+      return v;
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  return walk(toPlain(config));
+}
+
+/** Finds `boot/vmlinuz-*` among the packages: the kernel image and its version. */
+function findKernel(store: Store, pkgs: BuiltPackage[]): { pkg: BuiltPackage; image: string; version: string } | undefined {
+  for (const p of pkgs) {
+    let names: string[];
+    try {
+      names = readdirSync(join(store.toPhysical(p.storePath), 'boot'));
+    } catch {
+      continue;
+    }
+    const image = names.filter((n) => n.startsWith('vmlinuz-')).sort()[0];
+    if (image) return { pkg: p, image: `${p.storePath}/boot/${image}`, version: image.slice('vmlinuz-'.length) };
+  }
+  return undefined;
+}
+
+/** Builds the toplevel of a configuration file. */
+export async function buildSystem(configPath: string, opts: BuildSystemOptions): Promise<BuiltSystem> {
+  const { store } = opts;
+  const progress = opts.onProgress ?? (() => {});
+  const file = resolve(configPath);
+
+  // 1. Options.
+  const { evaluation, config, warnings } = await evalConfigFile(file);
+  const ev = evaluation as Evaluation;
+  const systemName = config.system.name as string;
+  const label = config.system.label as string;
+
+  // 2. Packages: what runs on the system, and what only its build needs (initrd tools).
+  const kernelPackage = (config.boot?.kernelPackage as unknown) ?? DEFAULT_KERNEL_PACKAGE;
+  const kernelNames = kernelPackage === null ? [] : packageNames([kernelPackage], 'boot.kernelPackage');
+  const runtimeRoots = [
+    ...packageNames(config.system.basePackages, 'system.basePackages'),
+    ...packageNames(config.environment.systemPackages, 'environment.systemPackages'),
+    ...kernelNames,
+  ];
+  const bootOnly = packageNames(config.system.build?.bootPackages, 'system.build.bootPackages');
+  const request = [...new Set([...runtimeRoots, ...bootOnly])].sort();
+  const repositories = ((config.packages?.repositories ?? []) as { uri: string | null; suite: string; components: string[]; architecture: string; keyring: string | null }[])
+    .map((r): RepositorySpec => ({ suite: r.suite, components: r.components, architecture: r.architecture, ...(r.uri ? { uri: r.uri } : {}), ...(r.keyring ? { keyring: r.keyring } : {}) }));
+  const lockPath = opts.lockPath ?? lockPathFor(file);
+  progress('locking packages');
+  let locked;
+  try {
+    locked = await lockPackages({ packages: request, repositories, installRecommends: Boolean(config.packages?.installRecommends) }, { lockPath });
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err;
+    // Name the options the failing package may come from, with where they were defined.
+    const sites = [
+      `environment.systemPackages (${definitionSites(ev, ['environment', 'systemPackages'])})`,
+      ...(kernelNames.length > 0 ? [`boot.kernelPackage = ${kernelNames[0]}`] : []),
+    ];
+    throw new CairnError(`${err.message}\n  the system's packages come from ${sites.join('; ')}`, { cause: err });
+  }
+  const { lock } = locked;
+  progress(locked.resolved ? `resolved ${lock.packages.length} packages (wrote ${lockPath})` : `${lock.packages.length} packages from ${lockPath}`);
+  const realised = await realisePackages(lock, locked.repositories, store, {
+    jobs: opts.jobs,
+    onProgress: (done, total, name) => progress(`unpacking ${done}/${total} ${name}`),
+  });
+  const runtime = lockClosure(lock, runtimeRoots);
+  const packages = realised.filter((p) => runtime.has(p.name)).map((p) => ({ name: p.name, storePath: p.storePath })).sort((a, b) => (a.name < b.name ? -1 : 1));
+
+  // 3. sw: the packages plus the duties layer, which wins where they overlap.
+  progress('building sw');
+  const duties = dutiesLayer(store, packages);
+  const dutiesPath = await store.build(treeDerivation('system-duties', duties.entries));
+  const sw = await store.build(buildEnv('system-sw', [dutiesPath, ...packages.map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }));
+
+  // 4. etc.
+  progress('building etc');
+  const entries = etcEntries(config.environment.etc, (name) => definitionSites(ev, ['environment', 'etc', name]));
+  const etc = await store.build(etcDerivation(sw, entries));
+
+  // 5. Kernel and initrd.
+  const kernel = kernelNames.length > 0 ? findKernel(store, packages.filter((p) => lockClosure(lock, kernelNames).has(p.name))) : undefined;
+  if (kernelNames.length > 0 && !kernel) throw new CairnError(`boot.kernelPackage ${kernelNames[0]}: no boot/vmlinuz-* in it or its dependencies`);
+  // TODO(initrd): engineer B's buildInitrd (src/build/initrd.ts) provides the initrd; until it
+  // lands the toplevel has none and boot.json says null.
+  const initrd: string | null = null;
+
+  // 6. The toplevel.
+  progress('building the toplevel');
+  const bash = `${sw}/usr/bin/bash`;
+  const kernelParams = ((config.boot?.kernelParams as string[] | undefined) ?? []).map(String);
+  const snippets = config.system.activationScripts as Record<string, SnippetOption>;
+  const spec = usersSpec(store, packages, { users: config.users.users, groups: config.users.groups });
+  const lockHash = createHash('sha256').update(serializeLock(lock)).digest('hex');
+  const bootspec = {
+    'org.cairn.bootspec.v1': {
+      label: `cairn ${label} (${systemName})`,
+      kernel: kernel?.image ?? null,
+      kernelVersion: kernel?.version ?? null,
+      initrd,
+      init: '@out@/init',
+      kernelParams,
+      system: 'x86_64-linux',
+      toplevel: '@out@',
+    },
+  };
+  const files: Record<string, TreeEntry> = {
+    activate: { text: activateScript({ bash, sw, etc, mutableUsers: Boolean(config.users.mutableUsers) }, snippets), executable: true },
+    init: { text: initScript({ bash, sw, systemd: `${sw}/usr/lib/systemd/systemd` }), executable: true },
+    'bin/switch-to-configuration': { text: switchScript(bash), executable: true },
+    etc: { link: `${etc}/etc` },
+    sw: { link: sw },
+    'kernel-params': { text: kernelParams.join(' ') + '\n' },
+    'boot.json': { text: JSON.stringify(bootspec, null, 2) + '\n' },
+    'configuration.json': { text: JSON.stringify({ lock: `sha256:${lockHash}`, config: portableConfig(config, dirname(file)) }, null, 1) + '\n' },
+    'cairn-version': { text: `${label}\n` },
+    system: { text: 'x86_64-linux\n' },
+    'users/users': { text: spec.users },
+    'users/groups': { text: spec.groups },
+    'users/users.awk': { text: scriptText('activate/users.awk') },
+  };
+  if (kernel) files.kernel = { link: kernel.image };
+  if (initrd) files.initrd = { link: initrd };
+  const inputs = [sw, etc, ...(kernel ? [kernel.pkg.storePath] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
+  const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));
+  return {
+    toplevel,
+    sw,
+    etc,
+    kernel: kernel?.image ?? null,
+    initrd,
+    packages,
+    alternatives: duties.alternatives,
+    closure: store.closure([toplevel]),
+    warnings,
+  };
+}
+
+/** Paths of this machine that must never occur in a closure. */
+export function hostPathNeedles(store: Store, configPath: string): string[] {
+  const home = process.env.HOME ?? homedir();
+  // A HOME that Debian's own files name (/root, /) cannot be told apart from them.
+  const needles = [store.dir, projectRoot, dirname(resolve(configPath))];
+  if (home && !['/', '/root'].includes(home)) needles.push(home);
+  return [...new Set(needles)];
+}

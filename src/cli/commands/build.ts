@@ -1,0 +1,49 @@
+import type { CommandModule } from 'yargs';
+import { Store } from '../../store/index.js';
+import { buildSystem } from '../../build/index.js';
+
+interface BuildArgs {
+  config: string;
+  json?: boolean;
+  jobs?: number;
+  'out-link': string;
+  link?: boolean;
+}
+
+const buildCommand: CommandModule<object, BuildArgs> = {
+  command: 'build <config>',
+  describe: 'Build the system of a configuration: prints its toplevel store path and links it at ./result',
+  builder: (y) =>
+    y
+      .positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' })
+      .option('json', { type: 'boolean', describe: 'Print JSON: { toplevel, sw, etc, kernel, initrd, packages, closureSize }, then the toplevel' })
+      .option('jobs', { type: 'number', describe: 'Packages unpacked at once (default: CPU count)' })
+      .option('out-link', { type: 'string', default: 'result', describe: 'Where to link the toplevel (a GC root)' })
+      .option('link', { type: 'boolean', default: true, describe: 'Make the out-link (--no-link: only print the path)' }),
+  handler: async (args) => {
+    const store = Store.open();
+    const tty = Boolean(process.stderr.isTTY);
+    const built = await buildSystem(args.config, {
+      store,
+      jobs: args.jobs,
+      onProgress: (m) => {
+        if (tty) process.stderr.write(`\r\x1b[K${m}`);
+        else if (!m.startsWith('unpacking ')) process.stderr.write(`${m}\n`);
+      },
+    });
+    if (tty) process.stderr.write('\r\x1b[K');
+    for (const w of built.warnings) process.stderr.write(`warning: ${w}\n`);
+    // The link is replaced by one rename (and registered as a GC root) only once the toplevel is valid.
+    if (args.link) store.addRoot(args['out-link'], built.toplevel);
+    if (args.json) {
+      const closureSize = built.closure.reduce((n, p) => n + store.pathInfo(p).narSize, 0);
+      const { toplevel, sw, etc, kernel, initrd, packages } = built;
+      process.stdout.write(JSON.stringify({ toplevel, sw, etc, kernel, initrd, packages, closureSize }, null, 2) + '\n');
+    }
+    process.stdout.write(`${built.toplevel}\n`);
+  },
+};
+
+/** `cairn build`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const buildCommands: CommandModule<any, any>[] = [buildCommand];
