@@ -11,6 +11,22 @@ import timers from './systemd/timers.js';
 import targets from './systemd/targets.js';
 import systemdPaths from './systemd/paths.js';
 import tmpfiles from './systemd/tmpfiles.js';
+import systemdNetwork from './systemd/network.js';
+import systemdManager from './systemd/manager.js';
+import interfaces from './networking/interfaces.js';
+import hosts from './networking/hosts.js';
+import firewall from './networking/firewall.js';
+import resolved from './services/resolved.js';
+import timesyncd from './services/timesyncd.js';
+import journald from './services/journald.js';
+import openssh from './services/openssh.js';
+import nginx from './services/nginx.js';
+import getty from './services/getty.js';
+import sudo from './security/sudo.js';
+import timezone from './time/timezone.js';
+import locale from './i18n/locale.js';
+import variables from './config/variables.js';
+import shellAliases from './config/shell-aliases.js';
 import users from './users/users.js';
 import version from './system/version.js';
 import activation from './system/activation.js';
@@ -37,6 +53,22 @@ const list: [string, unknown][] = [
   ['systemd/targets.ts', targets],
   ['systemd/paths.ts', systemdPaths],
   ['systemd/tmpfiles.ts', tmpfiles],
+  ['systemd/network.ts', systemdNetwork],
+  ['systemd/manager.ts', systemdManager],
+  ['networking/interfaces.ts', interfaces],
+  ['networking/hosts.ts', hosts],
+  ['networking/firewall.ts', firewall],
+  ['services/resolved.ts', resolved],
+  ['services/timesyncd.ts', timesyncd],
+  ['services/journald.ts', journald],
+  ['services/openssh.ts', openssh],
+  ['services/nginx.ts', nginx],
+  ['services/getty.ts', getty],
+  ['security/sudo.ts', sudo],
+  ['time/timezone.ts', timezone],
+  ['i18n/locale.ts', locale],
+  ['config/variables.ts', variables],
+  ['config/shell-aliases.ts', shellAliases],
   ['boot/kernel.ts', bootKernel],
   ['boot/initrd.ts', bootInitrd],
   ['boot/loader.ts', bootLoader],

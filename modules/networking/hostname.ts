@@ -1,7 +1,11 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
 
 /** `networking.hostName`: the machine's host name (RFC 1123 label). */
-export default ({ lib }: ModuleArgs) => ({
+export default ({ lib, config }: ModuleArgs) => ({
+  config: {
+    // systemd sets the host name from /etc/hostname early at boot.
+    environment: { etc: { hostname: { get text() { return `${config.networking.hostName}\n`; } } } },
+  },
   options: {
     networking: {
       hostName: lib.mkOption({

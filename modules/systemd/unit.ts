@@ -128,11 +128,12 @@ function sectionView(name: string, entries: SectionEntries) {
 
 /**
  * Renders an INI-style file of systemd (units, drop-ins, networkd and journald files) from
- * `templates/systemd/unit.mustache`. Empty sections are left out; `header` becomes the first comment.
+ * `templates/systemd/unit.mustache`. Empty sections are left out; `header` becomes the first comment;
+ * `extra` (NixOS's `extraConfig`) is appended as written, so it continues the last section.
  */
-export function renderSystemdIni(lib: Lib, header: string, sections: [string, SectionEntries][]): string {
+export function renderSystemdIni(lib: Lib, header: string, sections: [string, SectionEntries][], extra = ''): string {
   const views = sections.map(([name, entries]) => sectionView(name, entries)).filter((s) => s.entries.length > 0);
-  return lib.renderTemplate('systemd/unit', { header, sections: views });
+  return lib.renderTemplate('systemd/unit', { header, sections: views, extra: extra.replace(/\n+$/, '') });
 }
 
 /** An `environment.etc` entry as the unit modules define them. */
@@ -150,7 +151,8 @@ export function unitEtcEntries(unit: string, def: CommonUnit, text: string): Rec
   const out: Record<string, EtcEntry> = {};
   let linkTarget: string;
   if (def.overrideStrategy === 'asDropin') {
-    out[`systemd/system/${unit}.d/overrides.conf`] = { text };
+    // A drop-in that changes nothing (only enabling a packaged unit) is left out.
+    if (/^\[/m.test(text)) out[`systemd/system/${unit}.d/overrides.conf`] = { text };
     // An instance (`serial-getty@ttyS0.service`) is enabled by linking to its template's file.
     linkTarget = `${PACKAGE_UNIT_DIR}/${unit.replace(/@[^.]*\./, '@.')}`;
   } else {

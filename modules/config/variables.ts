@@ -1,0 +1,34 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+/** Quotes a value for POSIX sh: single quotes, with embedded ones closed and escaped. */
+export const shellQuote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * `environment.variables`: variables of every login session. They are written twice: to
+ * /etc/environment, which pam_env reads for every PAM session (ssh, login, su, sudo), and to
+ * /etc/profile.d/cairn-environment.sh for shells started without PAM. A list joins with `:`.
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, mkIf, types } = lib;
+  const vars = () => Object.entries(config.environment.variables as Record<string, string | string[]>).map(([name, v]) => ({ name, value: Array.isArray(v) ? v.join(':') : v }));
+  return {
+    options: {
+      environment: {
+        variables: mkOption({
+          type: types.attrsOf(types.either(types.strMatching('[^\n]*'), types.listOf(types.strMatching('[^\n:]*')))),
+          default: {},
+          example: { EDITOR: 'vim', PATH_EXTRA: ['/opt/a/bin', '/opt/b/bin'] },
+          description: 'Environment variables of login sessions; a list is joined with `:`.',
+        }),
+      },
+    },
+    config: mkIf(() => Object.keys(config.environment.variables as object).length > 0, {
+      environment: {
+        etc: {
+          environment: { get text() { return lib.renderTemplate('profile/environment', { vars: vars().map((v) => ({ ...v, quoted: JSON.stringify(v.value) })) }); } },
+          'profile.d/cairn-environment.sh': { get text() { return lib.renderTemplate('profile/environment.sh', { vars: vars().map((v) => ({ ...v, quoted: shellQuote(v.value) })) }); } },
+        },
+      },
+    }),
+  };
+};

@@ -1,0 +1,70 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+/** A locale name split into what localedef needs: `de_DE.UTF-8` → de_DE + UTF-8. */
+function localeParts(locale: string): { name: string; input: string; charmap: string } {
+  const [input, charmap = 'UTF-8'] = locale.split('.');
+  return { name: locale, input: input!, charmap };
+}
+
+/** glibc's spelling of a locale folder: `de_DE.UTF-8` → `de_DE.utf8` (lower case, no hyphen). */
+const folderName = (locale: string): string => locale.replace(/\.(.*)$/, (_m, cs: string) => `.${cs.toLowerCase().replace(/-/g, '')}`);
+
+/**
+ * `i18n.defaultLocale`, `i18n.extraLocaleSettings`, `i18n.supportedLocales`.
+ *
+ * The system's /usr is a read-only store path, so locales cannot be compiled into
+ * /usr/lib/locale as Debian's `locale-gen` would. The activation step `locales` compiles the
+ * supported locales (other than C.UTF-8, which libc-bin ships) with localedef into
+ * /var/lib/cairn/locales when missing (all again after a glibc update), and `LOCPATH` points there
+ * for login sessions (pam_env) and services (systemd's DefaultEnvironment).
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, mkIf, types } = lib;
+  const cfg = config.i18n;
+  const localeName = types.strMatching('[A-Za-z]+(_[A-Za-z]+)?(\\.[A-Za-z0-9-]+)?(@[a-z]+)?');
+  const LOCPATH = '/var/lib/cairn/locales';
+  const compiled = (): string[] => (cfg.supportedLocales as string[]).filter((l) => !/^C\.(UTF-8|utf8)$/.test(l));
+  return {
+    options: {
+      i18n: {
+        defaultLocale: mkOption({ type: localeName, default: 'C.UTF-8', example: 'en_GB.UTF-8', description: 'The locale of the system (`LANG`).' }),
+        extraLocaleSettings: mkOption({ type: types.attrsOf(localeName), default: {}, example: { LC_TIME: 'en_GB.UTF-8' }, description: 'More `LC_*` variables.' }),
+        supportedLocales: mkOption({
+          type: types.listOf(localeName),
+          get default() {
+            return [...new Set([cfg.defaultLocale as string, ...Object.values(cfg.extraLocaleSettings as Record<string, string>)])];
+          },
+          defaultText: 'the default locale and those of extraLocaleSettings',
+          description: 'Locales compiled at activation (C.UTF-8 needs nothing).',
+        }),
+      },
+    },
+    config: {
+      environment: {
+        etc: {
+          'default/locale': {
+            get text() {
+              const vars = { LANG: cfg.defaultLocale as string, ...(cfg.extraLocaleSettings as Record<string, string>) };
+              return lib.renderTemplate('i18n/locale', { vars: Object.entries(vars).map(([k, v]) => ({ k, v })) });
+            },
+          },
+        },
+        variables: mkIf(() => compiled().length > 0, { LOCPATH }),
+        systemPackages: mkIf(() => compiled().length > 0, ['locales']),
+      },
+      systemd: {
+        // Services get LOCPATH too, or they would fall back to the C locale.
+        managerEnvironment: mkIf(() => compiled().length > 0, { LOCPATH }),
+      },
+      system: {
+        activationScripts: mkIf(() => compiled().length > 0, {
+          locales: {
+            get text() {
+              return lib.renderTemplate('i18n/locales.sh', { dir: LOCPATH, locales: compiled().map((l) => ({ ...localeParts(l), folder: folderName(l) })) });
+            },
+          },
+        }),
+      },
+    },
+  };
+};

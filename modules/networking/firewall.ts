@@ -1,0 +1,89 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+import { digest } from '../systemd/unit.js';
+
+interface PortRange {
+  from: number;
+  to: number;
+}
+
+/**
+ * `networking.firewall`: an nftables ruleset that drops incoming traffic except loopback,
+ * replies (established/related), ping, IPv6 neighbour discovery and the ports listed here (modules
+ * such as services.openssh add theirs). Forwarding and outgoing traffic are not filtered.
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, mkIf, types } = lib;
+  const cfg = config.networking.firewall;
+  const range = types.submodule({
+    options: {
+      from: mkOption({ type: types.port, description: 'First port of the range.' }),
+      to: mkOption({ type: types.port, description: 'Last port of the range.' }),
+    },
+  });
+  /** The ruleset file: the table is replaced as a whole, so reloading never leaves a mix. */
+  const ruleset = (): string => {
+    const ports = (list: number[], ranges: PortRange[]): string | null => {
+      const items = [...[...new Set(list)].sort((a, b) => a - b).map(String), ...ranges.map((r) => `${r.from}-${r.to}`)];
+      return items.length ? `{ ${items.join(', ')} }` : null;
+    };
+    return lib.renderTemplate('networking/nftables', {
+      allowPing: cfg.allowPing,
+      trusted: (cfg.trustedInterfaces as string[]).map((i) => JSON.stringify(i)),
+      tcp: ports(cfg.allowedTCPPorts, cfg.allowedTCPPortRanges),
+      udp: ports(cfg.allowedUDPPorts, cfg.allowedUDPPortRanges),
+      extra: (cfg.extraInputRules as string).replace(/\n+$/, ''),
+      refuse: cfg.rejectPackets ? 'reject' : 'drop',
+      logRefused: cfg.logRefusedConnections,
+    });
+  };
+  return {
+    options: {
+      networking: {
+        firewall: {
+          enable: mkOption({ type: types.bool, default: true, description: 'Whether to filter incoming traffic (nftables).' }),
+          allowedTCPPorts: mkOption({ type: types.listOf(types.port), default: [], example: [80, 443], description: 'TCP ports open to everyone.' }),
+          allowedUDPPorts: mkOption({ type: types.listOf(types.port), default: [], description: 'UDP ports open to everyone.' }),
+          allowedTCPPortRanges: mkOption({ type: types.listOf(range), default: [], example: [{ from: 8000, to: 8010 }], description: 'TCP port ranges open to everyone.' }),
+          allowedUDPPortRanges: mkOption({ type: types.listOf(range), default: [], description: 'UDP port ranges open to everyone.' }),
+          allowPing: mkOption({ type: types.bool, default: true, description: 'Whether to answer ICMP and ICMPv6 echo requests.' }),
+          trustedInterfaces: mkOption({ type: types.listOf(types.str), default: [], example: ['wg0'], description: 'Interfaces whose incoming traffic is all accepted (loopback always is).' }),
+          rejectPackets: mkOption({ type: types.bool, default: false, description: 'Whether refused packets are rejected (the sender learns at once) instead of silently dropped.' }),
+          logRefusedConnections: mkOption({ type: types.bool, default: false, description: 'Whether refused connection attempts are logged (rate-limited).' }),
+          extraInputRules: mkOption({ type: types.lines, default: '', example: 'ip saddr 192.0.2.0/24 tcp dport 5432 accept', description: 'nftables rules added to the input chain before the final refusal.' }),
+          ruleset: mkOption({ type: types.str, readOnly: true, get default() { return ruleset(); }, defaultText: 'rendered from the options above', description: 'The generated ruleset, /etc/nftables.conf (read-only).' }),
+        },
+      },
+    },
+    config: mkIf(cfg.enable, {
+      environment: {
+        systemPackages: ['nftables'],
+        etc: { 'nftables.conf': { get text() { return cfg.ruleset; } } },
+      },
+      systemd: {
+        services: {
+          // Our own unit (it replaces the package's): a reload applies a changed ruleset in one
+          // transaction, so a switch never opens a window without a firewall.
+          nftables: {
+            description: 'Firewall (nftables)',
+            wantedBy: ['sysinit.target'],
+            wants: ['network-pre.target'],
+            before: ['network-pre.target', 'shutdown.target'],
+            conflicts: ['shutdown.target'],
+            unitConfig: { DefaultDependencies: false },
+            reloadIfChanged: true,
+            get reloadTriggers() {
+              return [digest(cfg.ruleset)];
+            },
+            serviceConfig: {
+              Type: 'oneshot',
+              RemainAfterExit: true,
+              ExecStart: '/usr/sbin/nft -f /etc/nftables.conf',
+              ExecReload: '/usr/sbin/nft -f /etc/nftables.conf',
+              ExecStop: '/usr/sbin/nft delete table inet cairn-firewall',
+            },
+          },
+        },
+      },
+    }),
+  };
+};

@@ -1,0 +1,95 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+interface Address {
+  address: string;
+  prefixLength: number;
+}
+interface Interface {
+  name: string;
+  useDHCP: boolean | null;
+  ipv4: { addresses: Address[] };
+  ipv6: { addresses: Address[] };
+  mtu: number | null;
+}
+interface Gateway {
+  address: string;
+  interface: string | null;
+}
+
+/**
+ * `networking.interfaces`, `networking.useDHCP`, `networking.defaultGateway(6)`: the machine's
+ * addresses, configured by systemd-networkd (one `40-<interface>.network` each, and a catch-all
+ * DHCP file for the other Ethernet links when `useDHCP` is on).
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, types } = lib;
+  const address = (family: 4 | 6) =>
+    types.submodule({
+      options: {
+        address: mkOption({ type: types.str, description: `An IPv${family} address, without prefix length.` }),
+        prefixLength: mkOption({ type: family === 4 ? types.ints.between(0, 32) : types.ints.between(0, 128), description: 'The prefix length (24 for a /24).' }),
+      },
+    });
+  const iface = types.submodule(({ name }: ModuleArgs) => ({
+    options: {
+      name: mkOption({ type: types.str, default: name, description: 'The interface name (the attribute name by default).' }),
+      useDHCP: mkOption({
+        type: types.nullOr(types.bool),
+        default: null,
+        description: 'Whether to get addresses by DHCP (v4 and v6). null: only when the interface has no static address and `networking.useDHCP` is on.',
+      }),
+      ipv4: { addresses: mkOption({ type: types.listOf(address(4)), default: [], example: [{ address: '192.0.2.10', prefixLength: 24 }], description: 'Static IPv4 addresses.' }) },
+      ipv6: { addresses: mkOption({ type: types.listOf(address(6)), default: [], example: [{ address: '2001:db8::10', prefixLength: 64 }], description: 'Static IPv6 addresses.' }) },
+      mtu: mkOption({ type: types.nullOr(types.ints.between(68, 65535)), default: null, description: 'The MTU of the link.' }),
+    },
+  }));
+  const gateway = types.nullOr(
+    types.either(
+      types.str,
+      types.submodule({
+        options: {
+          address: mkOption({ type: types.str, description: 'The gateway address.' }),
+          interface: mkOption({ type: types.nullOr(types.str), default: null, description: 'The interface it is reached through; every configured interface when null.' }),
+        },
+      }),
+    ),
+  );
+  const gw = (g: string | Gateway | null): Gateway | null => (g === null ? null : typeof g === 'string' ? { address: g, interface: null } : g);
+  return {
+    options: {
+      networking: {
+        useDHCP: mkOption({ type: types.bool, default: true, description: 'Whether Ethernet interfaces without configuration (and configured ones without static addresses) get their addresses by DHCP.' }),
+        interfaces: mkOption({ type: types.attrsOf(iface), default: {}, example: { eth0: { ipv4: { addresses: [{ address: '192.0.2.10', prefixLength: 24 }] } } }, description: 'Network interfaces, by name.' }),
+        defaultGateway: mkOption({ type: gateway, default: null, example: '192.0.2.1', description: 'The default IPv4 gateway: an address, or `{ address, interface }`.' }),
+        defaultGateway6: mkOption({ type: gateway, default: null, example: '2001:db8::1', description: 'The default IPv6 gateway.' }),
+      },
+    },
+    config: {
+      systemd: {
+        network: {
+          enable: true,
+          get networks() {
+            const out: Record<string, unknown> = {};
+            const gateways = [gw(config.networking.defaultGateway), gw(config.networking.defaultGateway6)].filter((g): g is Gateway => g !== null);
+            for (const i of Object.values(config.networking.interfaces as Record<string, Interface>)) {
+              const statics = [...i.ipv4.addresses, ...i.ipv6.addresses];
+              const dhcp = i.useDHCP ?? (statics.length === 0 && (config.networking.useDHCP as boolean));
+              out[`40-${i.name}`] = {
+                matchConfig: { Name: i.name },
+                address: statics.map((a) => `${a.address}/${a.prefixLength}`),
+                gateway: statics.length ? gateways.filter((g) => (g.interface ?? i.name) === i.name).map((g) => g.address) : [],
+                networkConfig: { DHCP: dhcp ? 'yes' : 'no', IPv6AcceptRA: dhcp || null },
+                linkConfig: i.mtu === null ? {} : { MTUBytes: i.mtu },
+              };
+            }
+            if (config.networking.useDHCP) {
+              // Names of Ethernet links (predictable and kernel names); configured ones match 40-* first.
+              out['99-ethernet-default-dhcp'] = { matchConfig: { Name: 'en* eth*', Type: 'ether' }, networkConfig: { DHCP: 'yes' } };
+            }
+            return out;
+          },
+        },
+      },
+    },
+  };
+};

@@ -1,0 +1,165 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+import { digest } from '../systemd/unit.js';
+
+type SettingValue = string | number | boolean | string[] | null;
+interface HostKey {
+  type: 'ed25519' | 'rsa' | 'ecdsa';
+  path: string;
+  bits: number | null;
+}
+
+/** sshd_config's spelling of a value: yes/no for booleans, lists comma-separated. */
+function sshdValue(v: Exclude<SettingValue, null>): string {
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v)) return v.join(',');
+  return String(v);
+}
+
+/**
+ * `services.openssh`: the OpenSSH server, key-only by default. What openssh-server's postinst
+ * would do is declared here: the `sshd` privilege-separation user, /run/sshd (tmpfiles), and host
+ * keys, generated at activation into /etc/ssh (never in the store, which is world-readable).
+ * `users.users.<name>.openssh.authorizedKeys.keys` become /etc/ssh/authorized_keys.d/<name>.
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, mkIf, types } = lib;
+  const cfg = config.services.openssh;
+  const settingValue = types.nullOr(types.oneOf([types.bool, types.int, types.strMatching('[^\n]*'), types.listOf(types.str)]));
+  const settings = types.submodule({
+    freeformType: types.attrsOf(settingValue),
+    options: {
+      PermitRootLogin: mkOption({
+        type: types.enum(['yes', 'prohibit-password', 'forced-commands-only', 'no']),
+        default: 'prohibit-password',
+        description: 'Whether root may log in: `prohibit-password` allows keys only.',
+      }),
+      PasswordAuthentication: mkOption({ type: types.bool, default: false, description: 'Whether passwords are accepted. Off: keys only.' }),
+      KbdInteractiveAuthentication: mkOption({ type: types.bool, default: false, description: 'Whether keyboard-interactive (PAM challenge) logins are accepted. Off, since it is password login in another form.' }),
+      X11Forwarding: mkOption({ type: types.bool, default: false, description: 'Whether X11 connections are forwarded.' }),
+      UseDns: mkOption({ type: types.bool, default: false, description: 'Whether client addresses are looked up in DNS (slows logins when DNS is slow).' }),
+      LogLevel: mkOption({ type: types.enum(['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG', 'DEBUG1', 'DEBUG2', 'DEBUG3']), default: 'INFO', description: 'How much sshd logs.' }),
+    },
+  });
+  const hostKey = types.submodule({
+    options: {
+      type: mkOption({ type: types.enum(['ed25519', 'rsa', 'ecdsa']), description: 'The key type.' }),
+      path: mkOption({ type: types.path, description: 'Where the private key is (the public one beside it, with `.pub`).' }),
+      bits: mkOption({ type: types.nullOr(types.ints.positive), default: null, description: 'The key size (RSA).' }),
+    },
+  });
+  // Extends the user submodule of modules/users/users.ts.
+  const userKeys = types.submodule({
+    options: {
+      openssh: {
+        authorizedKeys: {
+          keys: mkOption({
+            type: types.listOf(types.strMatching('[^\n]+')),
+            default: [],
+            example: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... alice@laptop'],
+            description: 'Public keys that may log in as this user (written to /etc/ssh/authorized_keys.d/<name>).',
+          }),
+        },
+      },
+    },
+  });
+
+  /** The text of /etc/ssh/sshd_config. */
+  const sshdConfig = (): string => {
+    const s = cfg.settings as Record<string, SettingValue>;
+    const entries = Object.entries(s)
+      .filter((e): e is [string, Exclude<SettingValue, null>] => e[1] !== null)
+      .map(([key, v]) => ({ key, value: sshdValue(v) }));
+    return lib.renderTemplate('ssh/sshd_config', {
+      ports: cfg.ports,
+      listen: cfg.listenAddresses,
+      hostKeys: (cfg.hostKeys as HostKey[]).map((k) => k.path),
+      authorizedKeysFiles: (cfg.authorizedKeysFiles as string[]).join(' '),
+      settings: entries,
+      extra: (cfg.extraConfig as string).replace(/\n+$/, ''),
+    });
+  };
+  const users = () => config.users.users as Record<string, { name: string; openssh: { authorizedKeys: { keys: string[] } } }>;
+
+  return {
+    options: {
+      services: {
+        openssh: {
+          enable: lib.mkEnableOption('the OpenSSH server'),
+          ports: mkOption({ type: types.listOf(types.port), default: [22], description: 'Ports sshd listens on.' }),
+          listenAddresses: mkOption({ type: types.listOf(types.str), default: [], example: ['192.0.2.10', '[2001:db8::10]'], description: 'Addresses sshd listens on; all when empty.' }),
+          openFirewall: mkOption({ type: types.bool, default: true, description: 'Whether the ports are opened in the firewall.' }),
+          settings: mkOption({ type: settings, default: {}, description: 'sshd_config(5) settings; booleans become yes/no, lists are comma-separated, null leaves a setting out. Unlisted keys are allowed.' }),
+          hostKeys: mkOption({
+            type: types.listOf(hostKey),
+            default: [
+              { type: 'ed25519', path: '/etc/ssh/ssh_host_ed25519_key', bits: null },
+              { type: 'rsa', path: '/etc/ssh/ssh_host_rsa_key', bits: 4096 },
+            ],
+            description: 'Host keys: generated at activation when missing, never stored in the store.',
+          }),
+          authorizedKeysFiles: mkOption({
+            type: types.listOf(types.str),
+            default: ['%h/.ssh/authorized_keys', '/etc/ssh/authorized_keys.d/%u'],
+            description: 'Where sshd looks for users\' keys (`AuthorizedKeysFile`); the second holds the declared keys.',
+          }),
+          extraConfig: mkOption({ type: types.lines, default: '', example: 'Match User deploy\n  ForceCommand /usr/local/bin/deploy', description: 'Lines appended to sshd_config (after the settings, so `Match` blocks work).' }),
+          configText: mkOption({ type: types.str, readOnly: true, get default() { return sshdConfig(); }, defaultText: 'rendered from the options above', description: 'The generated /etc/ssh/sshd_config (read-only).' }),
+        },
+      },
+      users: { users: mkOption({ type: types.attrsOf(userKeys) }) },
+    },
+    config: mkIf(cfg.enable, {
+      environment: {
+        systemPackages: ['openssh-server'],
+        get etc() {
+          const files: Record<string, { text: string; mode?: string }> = { 'ssh/sshd_config': { text: cfg.configText } };
+          for (const u of Object.values(users())) {
+            const keys = u.openssh.authorizedKeys.keys;
+            // Copied, not linked: sshd's StrictModes refuses key files it cannot trust the path of.
+            if (keys.length) files[`ssh/authorized_keys.d/${u.name}`] = { text: keys.join('\n') + '\n', mode: '0444' };
+          }
+          return files;
+        },
+      },
+      networking: { firewall: { allowedTCPPorts: mkIf(cfg.openFirewall, cfg.ports) } },
+      users: {
+        users: { sshd: { isSystemUser: true, group: 'nogroup', home: '/run/sshd', description: 'sshd privilege separation' } },
+      },
+      systemd: {
+        tmpfiles: { rules: ['d /run/sshd 0755 root root -'] },
+        services: {
+          sshd: {
+            description: 'OpenSSH server',
+            wantedBy: ['multi-user.target'],
+            after: ['network.target', 'auditd.service'],
+            // sshd_config is a link into the store: its digest makes a change restart sshd
+            // (running sessions survive: KillMode=process).
+            get restartTriggers() {
+              return [digest(cfg.configText)];
+            },
+            stopIfChanged: false,
+            serviceConfig: {
+              ExecStartPre: '/usr/sbin/sshd -t -f /etc/ssh/sshd_config',
+              ExecStart: '/usr/sbin/sshd -D -f /etc/ssh/sshd_config',
+              ExecReload: '/bin/kill -HUP $MAINPID',
+              KillMode: 'process',
+              Restart: 'on-failure',
+              RestartPreventExitStatus: 255,
+              Type: 'notify',
+            },
+          },
+        },
+      },
+      system: {
+        activationScripts: {
+          'ssh-host-keys': {
+            deps: ['etc'],
+            get text() {
+              return lib.renderTemplate('ssh/host-keys.sh', { keys: cfg.hostKeys });
+            },
+          },
+        },
+      },
+    }),
+  };
+};

@@ -1,0 +1,29 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+/** `time.timeZone`: /etc/localtime, a link into tzdata's zone files (tzdata's postinst would make it). */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, types } = lib;
+  const cfg = config.time;
+  return {
+    options: {
+      time: {
+        timeZone: mkOption({
+          // Zone names are paths below /usr/share/zoneinfo: no `..`, no leading slash.
+          type: types.strMatching('[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*'),
+          default: 'UTC',
+          example: 'Europe/Paris',
+          description: 'The time zone, as a tz database name.',
+        }),
+      },
+    },
+    config: {
+      environment: {
+        systemPackages: ['tzdata'],
+        etc: {
+          localtime: { get symlink() { return `/usr/share/zoneinfo/${cfg.timeZone}`; } },
+          timezone: { get text() { return `${cfg.timeZone}\n`; } },
+        },
+      },
+    },
+  };
+};
