@@ -124,10 +124,10 @@ cairn_setup_etc() {
   sed 's|^|/etc/static/|' "$etcPhys/links" | paste -d '\t' "$etcPhys/links" - > "$want"
   find "$R/etc" -xdev -path "$R/etc/static" -prune -o -type l -lname '/etc/static/*' -printf '%P\t%l\n' > "$have"
   # Stale: a link into /etc/static whose path the new generation no longer has.
-  awk -F'\t' 'NR == FNR { w[$1] = 1; next } !($1 in w) { print $1 }' "$want" "$have" | while IFS= read -r rel; do
+  awk -F'\t' 'FILENAME == ARGV[1] { w[$1] = 1; next } !($1 in w) { print $1 }' "$want" "$have" | while IFS= read -r rel; do
     rm -f "$R/etc/$rel"
   done
-  awk -F'\t' 'NR == FNR { h[$1] = $2; next } h[$1] != $2 { print $1 }' "$have" "$want" | while IFS= read -r rel; do
+  awk -F'\t' 'FILENAME == ARGV[1] { h[$1] = $2; next } h[$1] != $2 { print $1 }' "$have" "$want" | while IFS= read -r rel; do
     local dst="$R/etc/$rel"
     mkdir -p "$(dirname "$dst")"
     if [ -e "$dst" ] && [ ! -L "$dst" ]; then
@@ -143,7 +143,7 @@ cairn_setup_etc() {
   # gone are removed, as recorded in /etc/.cairn-copies.
   local mode user group uid gid
   if [ -e "$R/etc/.cairn-copies" ]; then
-    awk -F'\t' 'NR == FNR { w[$4] = 1; next } !($0 in w) { print }' "$etcPhys/copies" "$R/etc/.cairn-copies" | while IFS= read -r rel; do
+    awk -F'\t' 'FILENAME == ARGV[1] { w[$4] = 1; next } !($0 in w) { print }' "$etcPhys/copies" "$R/etc/.cairn-copies" | while IFS= read -r rel; do
       rm -f "$R/etc/$rel"
     done
   fi

@@ -27,6 +27,7 @@ import { etcDerivation, etcEntries } from './etc.js';
 import { usersSpec } from './users.js';
 import { activateScript, initScript, scriptText, switchScript, type SnippetOption } from './activate.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
+import { buildBootFiles, type BootConfig } from './initrd.js';
 
 /** The kernel package when no module names one (boot.kernelPackage). */
 export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
@@ -176,23 +177,38 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   const runtime = lockClosure(lock, runtimeRoots);
   const packages = realised.filter((p) => runtime.has(p.name)).map((p) => ({ name: p.name, storePath: p.storePath })).sort((a, b) => (a.name < b.name ? -1 : 1));
 
-  // 3. sw: the packages plus the duties layer, which wins where they overlap.
+  // 3. Kernel, its module index (depmod, a layer of sw) and the initrd (from all realised packages:
+  //    the initrd's tools are build-only).
+  let kernel: { image: string; version: string; pkg: string } | undefined;
+  let initrd: string | null = null;
+  const swLayers: string[] = [];
+  if (kernelNames.length > 0) {
+    const kernelPkgs = realised.filter((p) => lockClosure(lock, kernelNames).has(p.name));
+    if (config.boot?.initrd) {
+      progress('building the initrd');
+      const boot = await buildBootFiles(store, config as BootConfig, realised.map((p) => ({ name: p.name, storePath: p.storePath })));
+      kernel = { image: boot.kernelImage, version: boot.kernel.version, pkg: boot.kernel.storePath };
+      initrd = boot.initrd;
+      swLayers.push(boot.modulesMeta);
+    } else {
+      const found = findKernel(store, kernelPkgs);
+      if (found) kernel = { image: found.image, version: found.version, pkg: found.pkg.storePath };
+    }
+    if (!kernel) throw new CairnError(`boot.kernelPackage ${kernelNames[0]}: no boot/vmlinuz-* in it or its dependencies`);
+  }
+
+  // 4. sw: the packages plus the generated layers, which win where they overlap.
   progress('building sw');
   const duties = dutiesLayer(store, packages);
   const dutiesPath = await store.build(treeDerivation('system-duties', duties.entries));
-  const sw = await store.build(buildEnv('system-sw', [dutiesPath, ...packages.map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }));
+  const sw = await store.build(
+    buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
+  );
 
-  // 4. etc.
+  // 5. etc.
   progress('building etc');
   const entries = etcEntries(config.environment.etc, (name) => definitionSites(ev, ['environment', 'etc', name]));
   const etc = await store.build(etcDerivation(sw, entries));
-
-  // 5. Kernel and initrd.
-  const kernel = kernelNames.length > 0 ? findKernel(store, packages.filter((p) => lockClosure(lock, kernelNames).has(p.name))) : undefined;
-  if (kernelNames.length > 0 && !kernel) throw new CairnError(`boot.kernelPackage ${kernelNames[0]}: no boot/vmlinuz-* in it or its dependencies`);
-  // TODO(initrd): engineer B's buildInitrd (src/build/initrd.ts) provides the initrd; until it
-  // lands the toplevel has none and boot.json says null.
-  const initrd: string | null = null;
 
   // 6. The toplevel.
   progress('building the toplevel');
@@ -230,7 +246,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   };
   if (kernel) files.kernel = { link: kernel.image };
   if (initrd) files.initrd = { link: initrd };
-  const inputs = [sw, etc, ...(kernel ? [kernel.pkg.storePath] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
+  const inputs = [sw, etc, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
   const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));
   return {
     toplevel,
