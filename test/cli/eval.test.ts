@@ -32,7 +32,8 @@ describe('cairn eval', () => {
     // Submodule defaults that depend on other options of the same user.
     expect(config.users.users.alice).toMatchObject({ home: '/home/alice', shell: '/bin/bash', createHome: true, extraGroups: ['wheel'] });
     expect(config.users.users.deploy).toMatchObject({ home: '/var/empty', shell: '/usr/sbin/nologin' });
-    expect(config.environment.systemPackages).toEqual(['curl', 'vim-tiny', 'less']);
+    // The user's packages, and those the enabled services need (sshd, nginx, the firewall…).
+    expect(config.environment.systemPackages).toEqual(expect.arrayContaining(['curl', 'vim-tiny', 'less', 'openssh-server', 'nginx', 'nftables']));
   });
 
   it('prints one option with --option', async () => {
