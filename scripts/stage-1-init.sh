@@ -63,10 +63,10 @@ done
 if [ -f /etc/cairn/modules ]; then
     while read -r module; do
         [ -n "$module" ] || continue
-        # Failures are not fatal: a driver for absent hardware, or an alternative implementation
-        # the CPU cannot run (crc32c_intel without SSE4.2), fails while the rest boots fine.
+        # Failures are not fatal. "No such device" is the normal answer of a driver for absent
+        # hardware or of an implementation the CPU cannot run (crc32c_intel without SSE4.2): silent.
         out=$(insmod "$module" 2>&1) || case "$out" in
-            *"File exists"*) ;;
+            *"File exists"*|*"No such device"*) ;;
             *) info "could not load ${module##*/}: $out" ;;
         esac
     done < /etc/cairn/modules
@@ -134,11 +134,18 @@ if [ -f /etc/cairn/fstab ]; then
     done < /etc/cairn/fstab
 fi
 
-# The generation: init= is <toplevel>/init. Its files are absolute links into /cairn/store, which
-# only resolve inside the new root, so test with -L as well as -e.
+# The generation: init= is <toplevel>/init. Its entries are absolute links into /cairn/store,
+# which resolve only inside the new root: follow them by hand, below /sysroot.
 toplevel="${init%/init}"
-exists() { [ -e "$1" ] || [ -L "$1" ]; }
-while ! exists "/sysroot$init" || ! exists "/sysroot$toplevel/sw/usr"; do
+in_root() { # PATH → the same path below /sysroot, its last component's link (if any) followed once
+    if [ -L "/sysroot$1" ]; then
+        target=$(readlink "/sysroot$1")
+        case "$target" in /*) echo "/sysroot$target" ;; *) echo "/sysroot${1%/*}/$target" ;; esac
+    else
+        echo "/sysroot$1"
+    fi
+}
+while [ ! -e "$(in_root "$init")" ] || [ ! -d "$(in_root "$toplevel/sw")/usr" ]; do
     fail "the generation $toplevel is not on the root file system (no $init or $toplevel/sw/usr there)"
 done
 

@@ -156,3 +156,40 @@ registerBuilder('cairn:initrd', async (ctx) => {
   await mkdir(ctx.out);
   await writeFile(join(ctx.out, 'initrd'), gzipCpio(writeCpio(entries)), { mode: 0o444 });
 });
+
+/** What a system's boot needs, as `buildBootFiles` returns it. */
+export interface BootFiles {
+  kernel: KernelInfo;
+  /** Logical path of the kernel image: `<kernel package>/boot/vmlinuz-<kver>`. */
+  kernelImage: string;
+  /** Logical path of the initrd archive: `<initrd store path>/initrd`. */
+  initrd: string;
+  /**
+   * Store path of depmod's output (`usr/lib/modules/<kver>/modules.dep`, …): layer it into `sw`
+   * next to the kernel package so that modprobe and udev on the running system find modules.
+   */
+  modulesMeta: string;
+}
+
+/** The part of an evaluated configuration the boot files depend on. */
+export interface BootConfig {
+  boot: { initrd: { modules: string[]; fileSystems: InitrdFileSystem[] } };
+}
+
+/**
+ * Kernel, module metadata and initrd of a system in one call. `packages` are the system's realised
+ * packages plus its `system.build.bootPackages` (busybox-static must be among them).
+ */
+export async function buildBootFiles(store: Store, config: BootConfig, packages: { name: string; storePath: string }[]): Promise<BootFiles> {
+  const busybox = packages.find((p) => p.name === 'busybox-static');
+  if (!busybox) throw new CairnError('the initrd needs busybox-static: it must be among the packages built (system.build.bootPackages)');
+  const { kernel, depmod, initrd } = initrdDerivations(store, {
+    kernelPkgPath: packages.map((p) => p.storePath),
+    busyboxPkgPath: busybox.storePath,
+    modules: config.boot.initrd.modules,
+    fileSystems: config.boot.initrd.fileSystems,
+  });
+  const modulesMeta = await store.build(depmod);
+  const out = await store.build(initrd);
+  return { kernel, kernelImage: `${kernel.storePath}/${kernel.image}`, initrd: `${out}/initrd`, modulesMeta };
+}
