@@ -70,6 +70,18 @@ export function definitionSites(ev: Evaluation, path: string[]): string {
   }
 }
 
+/** Where the entry `key` of an attribute-set option was defined (falls back to the option's sites). */
+export function attrDefinitionSites(ev: Evaluation, path: string[], key: string): string {
+  try {
+    const found = findOption(ev, path);
+    if ('namespace' in found || !found.definitions) return 'its default';
+    const defs = found.definitions().filter((d) => d.value !== null && typeof d.value === 'object' && Object.prototype.hasOwnProperty.call(d.value, key));
+    return defs.length > 0 ? defs.map((d) => formatLocation(d.loc)).join(', ') : definitionSites(ev, path);
+  } catch {
+    return 'unknown location';
+  }
+}
+
 /** Names of package values (`Package` objects or strings) of a list option. */
 function packageNames(list: unknown, option: string): string[] {
   return ((list ?? []) as unknown[]).map((p) => {
@@ -207,7 +219,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
 
   // 5. etc.
   progress('building etc');
-  const entries = etcEntries(config.environment.etc, (name) => definitionSites(ev, ['environment', 'etc', name]));
+  const entries = etcEntries(config.environment.etc, (name) => attrDefinitionSites(ev, ['environment', 'etc'], name));
   const etc = await store.build(etcDerivation(sw, entries));
 
   // 6. The toplevel.

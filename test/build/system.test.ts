@@ -1,0 +1,279 @@
+/**
+ * Building whole systems against the real Debian archive (downloads shared with the other
+ * suites through CAIRN_DEBIAN_CACHE): the toplevel's layout, determinism from an empty store,
+ * purity of the closure, the etc manifest, and activation of two generations under a temporary
+ * root (CAIRN_ROOT) with stable user ids.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { execa } from 'execa';
+import { Store } from '../../src/store/index.js';
+import { buildSystem, findHostPaths, hostPathNeedles, type BuiltSystem } from '../../src/build/index.js';
+import { CairnError } from '../../src/errors.js';
+
+const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
+process.env.CAIRN_DEBIAN_CACHE = CACHE;
+const repo = resolve(import.meta.dirname, '../..');
+
+let work: string;
+let store: Store;
+let minimal: BuiltSystem;
+let minimalConfig: string;
+
+/** Reads a file of the store by logical path. */
+const read = (p: string): string => readFileSync(store.toPhysical(p), 'utf8');
+
+/** A configuration in the work folder that imports the minimal example and adds `extra` (YAML). */
+function variant(name: string, extra: string): string {
+  const file = join(work, 'configs', `${name}.yaml`);
+  writeFileSync(file, `imports: [./minimal.yaml]\n${extra}`);
+  return file;
+}
+
+beforeAll(async () => {
+  mkdirSync(CACHE, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'cairn-build-test-'));
+  mkdirSync(join(work, 'configs'));
+  // The configuration lives outside the checkout, so the checkout path in the closure would be a leak.
+  minimalConfig = join(work, 'configs', 'minimal.yaml');
+  copyFileSync(join(repo, 'examples', 'minimal.yaml'), minimalConfig);
+  store = Store.open(join(work, 'home'));
+  minimal = await buildSystem(minimalConfig, { store });
+}, 600_000);
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+describe('the toplevel of examples/minimal.yaml', () => {
+  it('is named after the system and label and holds what a boot entry needs', () => {
+    expect(minimal.toplevel).toMatch(/^\/cairn\/store\/[a-z0-9]{32}-cairn-system-minimal-0\.1$/);
+    const top = store.toPhysical(minimal.toplevel);
+    for (const f of ['activate', 'init', 'bin/switch-to-configuration']) expect(statSync(join(top, f)).mode & 0o111).not.toBe(0);
+    expect(readlinkSync(join(top, 'sw'))).toBe(minimal.sw);
+    expect(readlinkSync(join(top, 'etc'))).toBe(`${minimal.etc}/etc`);
+    expect(readlinkSync(join(top, 'kernel'))).toMatch(/-linux-image-[^/]+\/boot\/vmlinuz-\d/);
+    const boot = JSON.parse(read(`${minimal.toplevel}/boot.json`))['org.cairn.bootspec.v1'];
+    expect(boot).toMatchObject({ toplevel: minimal.toplevel, init: `${minimal.toplevel}/init`, kernel: minimal.kernel, initrd: minimal.initrd, system: 'x86_64-linux' });
+    expect(boot.label).toContain('minimal');
+    expect(read(`${minimal.toplevel}/kernel-params`).trim()).toBe(boot.kernelParams.join(' '));
+    if (minimal.initrd) expect(readlinkSync(join(top, 'initrd'))).toBe(minimal.initrd);
+    // The kernel, initrd, sw and etc are all in the closure: the toplevel is self-contained.
+    for (const p of [minimal.sw, minimal.etc, minimal.kernel!, ...(minimal.initrd ? [minimal.initrd] : [])]) expect(minimal.closure).toContain(store.parse(p).logical);
+  });
+
+  it('boots through its own bash and systemd, by store path', () => {
+    const init = read(`${minimal.toplevel}/init`);
+    expect(init.split('\n')[0]).toBe(`#!${minimal.sw}/usr/bin/bash`);
+    expect(init).toContain(`exec ${minimal.sw}/usr/lib/systemd/systemd`);
+    expect(init).toContain(`${minimal.toplevel}/activate`.replace(minimal.toplevel, '$systemConfig'));
+    expect(read(`${minimal.toplevel}/activate`).split('\n')[0]).toBe(`#!${minimal.sw}/usr/bin/bash`);
+    expect(existsSync(store.toPhysical(`${minimal.sw}/usr/bin/bash`))).toBe(true);
+    expect(existsSync(store.toPhysical(`${minimal.sw}/usr/lib/systemd/systemd`))).toBe(true);
+  });
+
+  it('records the configuration and the lock it was built from', () => {
+    const conf = JSON.parse(read(`${minimal.toplevel}/configuration.json`));
+    expect(conf.lock).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(conf.config.networking.hostName).toBe('minimal');
+    expect(conf.config.users.users.admin.isNormalUser).toBe(true);
+  });
+
+  it('has a merged /usr with the alternatives the maintainer scripts would have made', () => {
+    const sw = store.toPhysical(minimal.sw);
+    for (const d of ['bin', 'sbin', 'lib', 'lib64']) expect(existsSync(join(sw, d))).toBe(false);
+    // mawk's postinst: update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 --slave /usr/bin/nawk …
+    expect(readlinkSync(join(sw, 'usr/bin/awk'))).toBe('mawk');
+    expect(readlinkSync(join(sw, 'usr/bin/nawk'))).toBe('mawk');
+    expect(lstatSync(join(sw, 'usr/bin/mawk')).isFile()).toBe(true);
+    expect(minimal.alternatives.find((a) => a.name === 'awk')).toMatchObject({ path: '/usr/bin/mawk' });
+    // depmod's output is layered in, so modprobe finds modules on the running system.
+    if (minimal.initrd) expect(existsSync(join(sw, 'usr/lib/modules', readlinkSync(join(store.toPhysical(minimal.toplevel), 'kernel')).split('vmlinuz-')[1]!, 'modules.dep'))).toBe(true);
+  });
+
+  it('has the PAM common files pam-auth-update would generate, and the packages\' /etc', () => {
+    const etc = store.toPhysical(`${minimal.etc}/etc`);
+    expect(readFileSync(join(etc, 'pam.d/common-auth'), 'utf8')).toMatch(/^auth\t\[success=1 default=ignore\]\tpam_unix\.so nullok$/m);
+    expect(readFileSync(join(etc, 'pam.d/common-session'), 'utf8')).toMatch(/^session\trequired\tpam_unix\.so $/m);
+    expect(readFileSync(join(etc, 'pam.d/common-password'), 'utf8')).toMatch(/^password\t\[success=1 default=ignore\]\tpam_unix\.so obscure yescrypt$/m);
+    expect(existsSync(join(etc, 'pam.d/login'))).toBe(true); // shipped by the login package
+    expect(readFileSync(join(etc, 'os-release'), 'utf8')).toContain('ID=cairn');
+    expect(readFileSync(join(etc, 'hostname'), 'utf8')).toBe('minimal\n');
+    // Per-machine and activation-owned files are never in the store.
+    for (const f of ['machine-id', 'passwd', 'shadow', 'group']) expect(existsSync(join(etc, f))).toBe(false);
+  });
+
+  it('names no path of the building machine anywhere in its closure', () => {
+    const needles = hostPathNeedles(store, minimalConfig);
+    expect(needles).toContain(store.dir);
+    expect(needles).toContain(join(work, 'configs'));
+    const hits = findHostPaths(store, minimal.closure, needles);
+    expect(hits).toEqual([]);
+  }, 300_000);
+
+  it('the purity scan finds a planted host path (the check can fail)', async () => {
+    const leak = await store.addText('leak', `see ${join(work, 'configs')}/secret\n`);
+    expect(findHostPaths(store, [leak], hostPathNeedles(store, minimalConfig))).toEqual([{ path: leak, needle: join(work, 'configs'), where: 'content' }]);
+  });
+});
+
+describe('determinism', () => {
+  it('an unchanged configuration gives the same toplevel again, and from an empty store', async () => {
+    const again = await buildSystem(minimalConfig, { store });
+    expect(again.toplevel).toBe(minimal.toplevel);
+    const fresh = Store.open(join(work, 'home2'));
+    const other = await buildSystem(minimalConfig, { store: fresh });
+    expect(other.toplevel).toBe(minimal.toplevel);
+    expect(other.sw).toBe(minimal.sw);
+    expect(fresh.pathInfo(other.toplevel).narHash).toBe(store.pathInfo(minimal.toplevel).narHash);
+    rmSync(join(work, 'home2'), { recursive: true, force: true });
+  }, 600_000);
+
+  it('a configuration moved to another folder gives the same toplevel', async () => {
+    mkdirSync(join(work, 'elsewhere'));
+    const moved = join(work, 'elsewhere', 'minimal.yaml');
+    copyFileSync(minimalConfig, moved);
+    copyFileSync(minimalConfig.replace(/\.yaml$/, '.lock'), moved.replace(/\.yaml$/, '.lock'));
+    expect((await buildSystem(moved, { store })).toplevel).toBe(minimal.toplevel);
+  }, 120_000);
+});
+
+describe('errors a user can cause', () => {
+  it('refuses a plain-text password, naming the option', async () => {
+    const file = variant('plain', 'users:\n  users:\n    admin:\n      password: hunter2\n');
+    await expect(buildSystem(file, { store })).rejects.toThrow(/users\.users\.admin\.password: cairn refuses plain-text passwords/);
+  });
+
+  it('names the option and file of an unknown package', async () => {
+    const file = variant('unknown', 'environment:\n  systemPackages: [no-such-package-cairn]\n');
+    const err = await buildSystem(file, { store }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CairnError);
+    expect((err as Error).message).toMatch(/no-such-package-cairn/);
+    expect((err as Error).message).toMatch(/environment\.systemPackages \(.*unknown\.yaml:\d+/);
+  }, 120_000);
+
+  it('refuses an /etc entry that activation owns', async () => {
+    const file = variant('passwd', 'environment:\n  etc:\n    passwd:\n      text: "root::0:0::/:/bin/sh"\n');
+    await expect(buildSystem(file, { store })).rejects.toThrow(/environment\.etc\."passwd" \(.*passwd\.yaml:\d+.*\): \/etc\/passwd is written by activation/);
+  }, 120_000);
+
+  it('exits 1 with the message from the command line, leaving no out-link', async () => {
+    if (!existsSync(join(repo, 'dist/cli/cairn.js'))) return; // the CLI bundle is made by `npm run build`
+    const file = variant('plain-cli', 'users:\n  users:\n    admin:\n      initialPassword: hunter2\n');
+    const r = await execa('node', [join(repo, 'bin/cairn.js'), 'build', file], { cwd: work, reject: false, env: { CAIRN_HOME: store.home } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/users\.users\.admin\.initialPassword/);
+    expect(existsSync(join(work, 'result'))).toBe(false);
+  }, 60_000);
+});
+
+describe('activation under a temporary root', () => {
+  let root: string;
+  const activate = (toplevel: string, env: Record<string, string> = {}) =>
+    execa('bash', [join(store.toPhysical(toplevel), 'activate')], { reject: false, env: { CAIRN_ROOT: root, CAIRN_STORE_DIR: store.dir, ...env }, extendEnv: true });
+  const passwd = (): Map<string, string[]> => new Map(readFileSync(join(root, 'etc/passwd'), 'utf8').trim().split('\n').map((l) => [l.split(':')[0]!, l.split(':')]));
+  const uid = (name: string): number | undefined => {
+    const e = passwd().get(name);
+    return e ? Number(e[2]) : undefined;
+  };
+
+  beforeAll(() => {
+    root = join(work, 'root');
+    mkdirSync(join(root, 'var/lib/cairn/secrets'), { recursive: true });
+    writeFileSync(join(root, 'var/lib/cairn/secrets/admin.hash'), '$y$j9T$cairntestsalt$notarealhash\n');
+  });
+
+  it('keeps user ids stable across generations and never reuses one', async () => {
+    const gen1 = await buildSystem(
+      variant('gen1', [
+        'users:',
+        '  users:',
+        '    deploy: { isSystemUser: true, group: deploy }',
+        '  groups:',
+        '    deploy: {}',
+        'environment:',
+        '  etc:',
+        '    "cairn-test/gen1": { text: "one\\n" }',
+        '    "cairn-test/secret": { text: "s\\n", mode: "0640", user: admin, group: deploy }',
+        '',
+      ].join('\n')),
+      { store },
+    );
+    const r1 = await activate(gen1.toplevel);
+    expect(r1.stderr).not.toMatch(/error/);
+    expect(r1.exitCode).toBe(0);
+    expect(uid('root')).toBe(0);
+    expect(uid('admin')).toBe(1000);
+    const deployUid = uid('deploy')!;
+    expect(deployUid).toBeGreaterThanOrEqual(400); // system accounts count down from 999
+    expect(deployUid).toBeLessThan(1000);
+    const gen1Uids = new Set([...passwd().values()].map((e) => Number(e[2])));
+    const networkUid = uid('systemd-network')!;
+    // Shadow from the hashed password file on the system; the hash never reaches the store.
+    expect(readFileSync(join(root, 'etc/shadow'), 'utf8')).toMatch(/^admin:\$y\$j9T\$cairntestsalt\$notarealhash:/m);
+    expect(findHostPaths(store, gen1.closure, ['cairntestsalt'])).toEqual([]);
+    expect(statSync(join(root, 'etc/shadow')).mode & 0o777).toBe(0o640);
+    expect(statSync(join(root, 'home/admin')).uid).toBe(1000);
+    // /etc: links through /etc/static, the copy with its mode and owner.
+    expect(readlinkSync(join(root, 'etc/static'))).toBe(`${gen1.etc}/etc`);
+    expect(readlinkSync(join(root, 'etc/os-release'))).toBe('/etc/static/os-release');
+    expect(readlinkSync(join(root, 'etc/cairn-test/gen1'))).toBe('/etc/static/cairn-test/gen1');
+    const secret = statSync(join(root, 'etc/cairn-test/secret'));
+    expect(lstatSync(join(root, 'etc/cairn-test/secret')).isFile()).toBe(true);
+    expect([secret.mode & 0o777, secret.uid, secret.gid]).toEqual([0o640, 1000, Number(readFileSync(join(root, 'etc/group'), 'utf8').match(/^deploy:x:(\d+):/m)![1])]);
+    expect(readFileSync(join(root, 'etc/machine-id'), 'utf8')).toMatch(/^[0-9a-f]{32}\n$/);
+    expect(readlinkSync(join(root, 'run/current-system'))).toBe(gen1.toplevel);
+    expect(readlinkSync(join(root, 'usr'))).toBe(`${gen1.sw}/usr`);
+    expect(readlinkSync(join(root, 'bin'))).toBe('usr/bin');
+    const machineId = readFileSync(join(root, 'etc/machine-id'), 'utf8');
+
+    // Generation 2: deploy goes, two accounts come; /etc/cairn-test/gen1 is no longer declared.
+    const gen2 = await buildSystem(
+      variant('gen2', [
+        'users:',
+        '  users:',
+        '    alice: { isNormalUser: true }',
+        '    svc: { isSystemUser: true, group: nogroup }',
+        '',
+      ].join('\n')),
+      { store },
+    );
+    const r2 = await activate(gen2.toplevel);
+    expect(r2.exitCode).toBe(0);
+    expect(uid('admin')).toBe(1000);
+    expect(uid('alice')).toBe(1001);
+    expect(uid('systemd-network')).toBe(networkUid);
+    expect(uid('deploy')).toBeUndefined(); // mutableUsers = false: undeclared accounts go
+    // deploy's id stays on record and is not given to the new account; nor is any other id ever used.
+    expect(gen1Uids.has(uid('svc')!)).toBe(false);
+    expect(uid('svc')).toBeLessThan(1000);
+    expect(existsSync(join(root, 'etc/cairn-test/gen1'))).toBe(false); // stale link removed
+    expect(existsSync(join(root, 'etc/cairn-test/secret'))).toBe(false); // copy no longer declared
+    expect(readlinkSync(join(root, 'run/current-system'))).toBe(gen2.toplevel);
+    expect(readFileSync(join(root, 'etc/machine-id'), 'utf8')).toBe(machineId);
+
+    // Generation 1 again: deploy gets its old id back.
+    expect((await activate(gen1.toplevel)).exitCode).toBe(0);
+    expect(uid('deploy')).toBe(deployUid);
+    expect(uid('svc')).toBeUndefined();
+  }, 300_000);
+
+  it('reports a failing snippet by name and still runs the others', async () => {
+    const gen = await buildSystem(
+      variant('failing', [
+        'system:',
+        '  activationScripts:',
+        '    broken: { text: "false", deps: [users] }',
+        '    after-broken: { text: "touch $CAIRN_ROOT/after-broken", deps: [broken] }',
+        '',
+      ].join('\n')),
+      { store },
+    );
+    const r = await activate(gen.toplevel, { CAIRN_ACTIVATE_ALL_SNIPPETS: '1' });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("activation script snippet 'broken' failed");
+    expect(existsSync(join(root, 'after-broken'))).toBe(true);
+  }, 120_000);
+});
