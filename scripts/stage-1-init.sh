@@ -38,6 +38,12 @@ mount -t proc proc /proc || fail "cannot mount /proc"
 mount -t sysfs sysfs /sys || fail "cannot mount /sys"
 mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev || fail "cannot mount /dev"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+# devtmpfs has device nodes only; stage 2 runs bash scripts before systemd adds these links,
+# and process substitution (`< <(…)`) needs /dev/fd.
+ln -sfn /proc/self/fd /dev/fd
+ln -sfn /proc/self/fd/0 /dev/stdin
+ln -sfn /proc/self/fd/1 /dev/stdout
+ln -sfn /proc/self/fd/2 /dev/stderr
 
 root=""
 init=""

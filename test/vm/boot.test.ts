@@ -122,6 +122,8 @@ describe.skipIf(!hasQemu)('the system closure boots in QEMU', () => {
     const t = built.toplevel;
     const append = `root=LABEL=root init=${t}/init console=ttyS0,115200 systemd.show_status=1 panic=-1`;
     const r = await boot({ kernel: physical(store, `${t}/kernel`), initrd: physical(store, `${t}/initrd`), image, append, until: MULTI_USER });
+    // CAIRN_TEST_CONSOLE_LOG=FILE keeps the console of a passing boot too (to see where time goes).
+    if (process.env.CAIRN_TEST_CONSOLE_LOG) writeFileSync(process.env.CAIRN_TEST_CONSOLE_LOG, r.console);
     if (!r.reached) process.stderr.write(`--- serial console (${r.seconds.toFixed(1)} s) ---\n${r.console}\n--- end of console ---\n`);
     else process.stderr.write(`multi-user.target reached after ${r.seconds.toFixed(1)} s (QEMU start to console line, TCG)\n`);
     expect(r.console).toContain('cairn stage 1: switching to');
