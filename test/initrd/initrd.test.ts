@@ -1,0 +1,139 @@
+/**
+ * Kernel metadata and the initrd from Debian's real kernel and busybox-static: depmod output,
+ * module closures that honour soft dependencies, what the initrd holds, and that it is
+ * reproducible. The packages come from the archive the host's apt configuration names; the store
+ * and download cache persist in the temporary folder across runs.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lockPackages, realisePackages } from '../../src/debian/index.js';
+import { removeTree, Store } from '../../src/store/index.js';
+import { parseCpio } from '../../src/build/cpio.js';
+import { depmodDerivation, kernelInfo, moduleClosure, moduleName, readModuleIndex, type KernelInfo, type ModuleIndex } from '../../src/build/kernel.js';
+import { buildInitrd, initrdDerivations } from '../../src/build/initrd.js';
+
+process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
+const STORE_HOME = join(tmpdir(), 'cairn-test-vm-home');
+
+/** A small hand-made index: the shape of the real one, without a kernel. */
+function fakeIndex(): ModuleIndex {
+  const deps: [string, string[]][] = [
+    ['kernel/fs/ext4/ext4.ko', ['kernel/lib/crc16.ko', 'kernel/fs/mbcache.ko', 'kernel/fs/jbd2/jbd2.ko']],
+    ['kernel/lib/crc16.ko', []],
+    ['kernel/fs/mbcache.ko', []],
+    ['kernel/fs/jbd2/jbd2.ko', []],
+    ['kernel/crypto/crc32c_generic.ko', []],
+    ['kernel/drivers/block/virtio_blk.ko', ['kernel/drivers/virtio/virtio.ko', 'kernel/drivers/virtio/virtio_ring.ko']],
+    ['kernel/drivers/virtio/virtio.ko', ['kernel/drivers/virtio/virtio_ring.ko']],
+    ['kernel/drivers/virtio/virtio_ring.ko', []],
+  ];
+  return {
+    files: new Map(deps.map(([p]) => [moduleName(p), p])),
+    deps: new Map(deps),
+    softdeps: new Map([['ext4', { pre: ['crypto-crc32c'], post: [] }]]),
+    aliases: [{ pattern: 'crypto-crc32c', regex: undefined, module: 'crc32c_generic' }],
+    builtin: new Set(['unix']),
+  };
+}
+
+describe('module closure', () => {
+  it('loads pre-softdeps, then dependencies, then the module', () => {
+    const order = moduleClosure(fakeIndex(), ['ext4']).map(moduleName);
+    expect(order).toEqual(['crc32c_generic', 'crc16', 'mbcache', 'jbd2', 'ext4']);
+  });
+
+  it('orders transitive dependencies and lists each module once; built-ins need nothing', () => {
+    const order = moduleClosure(fakeIndex(), ['virtio_blk', 'virtio-ring', 'unix']).map(moduleName);
+    expect(order).toEqual(['virtio_ring', 'virtio', 'virtio_blk']);
+  });
+
+  it('names a module it does not know', () => {
+    expect(() => moduleClosure(fakeIndex(), ['nosuchmodule'])).toThrow(/'nosuchmodule'/);
+  });
+});
+
+describe('with the Debian kernel', () => {
+  let store: Store;
+  let kernel: KernelInfo;
+  let busybox: string;
+  let pkgs: string[];
+  let meta: string;
+
+  beforeAll(async () => {
+    store = Store.open(STORE_HOME);
+    const { lock, repositories } = await lockPackages({ packages: ['linux-image-amd64', 'busybox-static'] });
+    const realised = await realisePackages(lock, repositories, store);
+    pkgs = realised.map((p) => p.storePath);
+    busybox = realised.find((p) => p.name === 'busybox-static')!.storePath;
+    kernel = kernelInfo(store, pkgs);
+    meta = await store.build(depmodDerivation(kernel));
+  }, 600_000);
+
+  it('finds the kernel behind the linux-image-amd64 metapackage', () => {
+    expect(kernel.version).toMatch(/^\d+\.\d+\.\d+-\d+-amd64$/);
+    expect(kernel.storePath).toContain(`linux-image-${kernel.version}`);
+    expect(existsSync(join(store.toPhysical(kernel.storePath), kernel.image))).toBe(true);
+  });
+
+  it('depmod output: modules.dep and friends, none of the files the package ships', () => {
+    const dir = join(store.toPhysical(meta), kernel.modulesDir);
+    const files = readdirSync(dir);
+    for (const f of ['modules.dep', 'modules.dep.bin', 'modules.alias', 'modules.softdep', 'modules.symbols']) expect(files).toContain(f);
+    const shipped = readdirSync(join(store.toPhysical(kernel.storePath), kernel.modulesDir));
+    expect(files.filter((f) => shipped.includes(f))).toEqual([]);
+    expect(readFileSync(join(dir, 'modules.dep'), 'utf8')).toMatch(/^kernel\/fs\/ext4\/ext4\.ko: .*jbd2\.ko/m);
+  });
+
+  it('ext4 pulls crc32c_generic in first (a softdep modules.dep does not list)', () => {
+    const index = readModuleIndex(join(store.toPhysical(meta), kernel.modulesDir), join(store.toPhysical(kernel.storePath), kernel.modulesDir));
+    const order = moduleClosure(index, ['virtio_pci', 'virtio_blk', 'ext4']).map(moduleName);
+    expect(order.indexOf('crc32c_generic')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('crc32c_generic')).toBeLessThan(order.indexOf('ext4'));
+    for (const dep of ['jbd2', 'mbcache', 'crc16']) expect(order.indexOf(dep)).toBeLessThan(order.indexOf('ext4'));
+    expect(order.indexOf('virtio_ring')).toBeLessThan(order.indexOf('virtio'));
+    expect(order.indexOf('virtio')).toBeLessThan(order.indexOf('virtio_blk'));
+  });
+
+  it('the initrd holds stage 1, busybox with applets and the modules in load order', async () => {
+    const out = await buildInitrd(store, {
+      kernelPkgPath: pkgs,
+      busyboxPkgPath: busybox,
+      modules: ['virtio_pci', 'virtio_blk', 'ext4'],
+      fileSystems: [{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }],
+    });
+    const entries = parseCpio(readFileSync(join(store.toPhysical(out), 'initrd')));
+    const by = new Map(entries.map((e) => [e.path, e]));
+    expect(by.get('init')!.data.toString()).toMatch(/^#!\/bin\/sh/);
+    expect(by.get('init')!.mode & 0o111).toBe(0o111);
+    expect(by.get('bin/busybox')!.data.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    for (const applet of ['sh', 'mount', 'switch_root', 'insmod', 'findfs']) expect(by.get(`bin/${applet}`)?.data.toString()).toBe('busybox');
+    expect(by.get('dev/console')).toMatchObject({ rmajor: 5, rminor: 1 });
+    const load = by.get('etc/cairn/modules')!.data.toString().trim().split('\n');
+    for (const m of load) expect(by.has(m.slice(1))).toBe(true);
+    const names = load.map(moduleName);
+    expect(names.indexOf('crc32c_generic')).toBeLessThan(names.indexOf('ext4'));
+    expect(by.get('etc/cairn/fstab')!.data.toString()).toBe('LABEL=root / ext4 defaults\n');
+  });
+
+  it('is reproducible: same inputs, same store path; the builder writes the same bytes again', async () => {
+    const opts = { kernelPkgPath: kernel.storePath, busyboxPkgPath: busybox, modules: ['ext4'] };
+    const a = await buildInitrd(store, opts);
+    expect(await buildInitrd(store, opts)).toBe(a);
+    const bytes = readFileSync(join(store.toPhysical(a), 'initrd'));
+    const { initrd } = initrdDerivations(store, opts);
+    expect(store.outputPath(initrd)).toBe(a);
+    // Rebuilt in an empty store from the same packages: the same store path and the same bytes.
+    const { lock, repositories } = await lockPackages({ packages: ['linux-image-amd64', 'busybox-static'] });
+    const other = Store.open(join(tmpdir(), `cairn-initrd-repro-${process.pid}`));
+    try {
+      const realised = await realisePackages(lock, repositories, other);
+      const again = await buildInitrd(other, { ...opts, kernelPkgPath: kernelInfo(other, realised.map((p) => p.storePath)).storePath, busyboxPkgPath: realised.find((p) => p.name === 'busybox-static')!.storePath });
+      expect(again).toBe(a);
+      expect(readFileSync(join(other.toPhysical(again), 'initrd')).equals(bytes)).toBe(true);
+    } finally {
+      removeTree(other.home);
+    }
+  }, 600_000);
+});
