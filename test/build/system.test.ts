@@ -120,14 +120,18 @@ describe('the toplevel of examples/minimal.yaml', () => {
 });
 
 describe('determinism', () => {
+  // Compared with each other rather than with the build of beforeAll: cairn's own scripts are read
+  // when a system is built, so an edit in the checkout meanwhile rightly changes the toplevel.
+  let reference: BuiltSystem;
   it('an unchanged configuration gives the same toplevel again, and from an empty store', async () => {
-    const again = await buildSystem(minimalConfig, { store });
-    expect(again.toplevel).toBe(minimal.toplevel);
+    reference = await buildSystem(minimalConfig, { store });
     const fresh = Store.open(join(work, 'home2'));
     const other = await buildSystem(minimalConfig, { store: fresh });
-    expect(other.toplevel).toBe(minimal.toplevel);
-    expect(other.sw).toBe(minimal.sw);
-    expect(fresh.pathInfo(other.toplevel).narHash).toBe(store.pathInfo(minimal.toplevel).narHash);
+    expect(other.toplevel).toBe(reference.toplevel);
+    expect(other.sw).toBe(reference.sw);
+    expect(other.closure).toEqual(reference.closure);
+    expect(fresh.pathInfo(other.toplevel).narHash).toBe(store.pathInfo(reference.toplevel).narHash);
+    expect(fresh.pathInfo(other.etc).narHash).toBe(store.pathInfo(reference.etc).narHash);
     rmSync(join(work, 'home2'), { recursive: true, force: true });
   }, 600_000);
 
@@ -136,7 +140,7 @@ describe('determinism', () => {
     const moved = join(work, 'elsewhere', 'minimal.yaml');
     copyFileSync(minimalConfig, moved);
     copyFileSync(minimalConfig.replace(/\.yaml$/, '.lock'), moved.replace(/\.yaml$/, '.lock'));
-    expect((await buildSystem(moved, { store })).toplevel).toBe(minimal.toplevel);
+    expect((await buildSystem(moved, { store })).toplevel).toBe(reference.toplevel);
   }, 120_000);
 });
 
