@@ -1,0 +1,50 @@
+/** The boot and file system options: defaults, what they derive (fstab, initrd modules, kernel parameters), errors. */
+import { describe, it, expect } from 'vitest';
+import { evalSystem } from '../../src/eval/index.js';
+
+async function evalConfig(config: Record<string, unknown>) {
+  return (await evalSystem([{ config }])).config;
+}
+
+describe('boot options', () => {
+  it('defaults: Debian kernel, serial console last, the root on LABEL=root ext4 with its driver in the initrd', async () => {
+    const c = await evalConfig({});
+    expect(String(c.boot.kernelPackage)).toBe('linux-image-amd64');
+    expect(c.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200']);
+    expect(c.boot.initrd.modules).toEqual(expect.arrayContaining(['virtio_pci', 'virtio_blk', 'ext4']));
+    expect(c.boot.initrd.fileSystems).toEqual([{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }]);
+    expect(c.environment.etc.fstab.text).toContain('LABEL=root / ext4 defaults 0 1\n');
+    expect(c.boot.loader['systemd-boot']).toEqual({ enable: false, timeout: 5, editor: false, configurationLimit: null });
+    expect(c.system.build.bootPackages.map(String)).toContain('busybox-static');
+    expect(c.environment.etc['modules-load.d/cairn.conf']).toBeUndefined();
+  });
+
+  it('file systems: device over label, fsck passes, escaping, swap, file systems needed for boot', async () => {
+    const c = await evalConfig({
+      fileSystems: {
+        '/': { device: '/dev/vda2' },
+        '/boot': { label: 'ESP', fsType: 'vfat', neededForBoot: true },
+        '/srv/my data': { uuid: '1234-abcd', fsType: 'xfs', options: ['noatime', 'nofail'] },
+        '/tmp': { fsType: 'tmpfs', options: ['size=1G'] },
+      },
+      swapDevices: [{ label: 'swap', priority: 10 }],
+      boot: { kernelParams: ['quiet'], kernelModules: ['br_netfilter'] },
+    });
+    expect(c.environment.etc.fstab.text.split('\n').slice(1)).toEqual([
+      '/dev/vda2 / ext4 defaults 0 1',
+      'LABEL=ESP /boot vfat defaults 0 2',
+      'UUID=1234-abcd /srv/my\\040data xfs noatime,nofail 0 2',
+      'tmpfs /tmp tmpfs size=1G 0 0',
+      'LABEL=swap none swap pri=10 0 0',
+      '',
+    ]);
+    expect(c.boot.initrd.fileSystems.map((f: { mountPoint: string }) => f.mountPoint)).toEqual(['/', '/boot']);
+    expect(c.boot.initrd.modules).toEqual(expect.arrayContaining(['vfat', 'nls_cp437', 'ext4']));
+    expect(c.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200', 'quiet']);
+    expect(c.environment.etc['modules-load.d/cairn.conf'].text).toBe('br_netfilter\n');
+  });
+
+  it('a file system without a source is an error naming it', async () => {
+    await expect(evalSystem([{ config: { fileSystems: { '/data': { fsType: 'ext4' } } } }])).rejects.toThrow(/fileSystems."\/data" needs a device, uuid or label/);
+  });
+});
