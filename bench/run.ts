@@ -6,6 +6,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   eval: () => import('./eval.js'),
   store: () => import('./store.js'),
   packages: () => import('./packages.js'),
+  build: () => import('./build.js'),
 };
 
 const wanted = process.argv.slice(2);
