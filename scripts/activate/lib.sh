@@ -1,6 +1,6 @@
 # Shell functions of a cairn generation's `activate` script (bash). The build prepends the
 # generation's variables:
-#   systemConfig  the toplevel (logical store path)    sw, etcStore  its parts
+#   systemConfig  the toplevel (logical store path)    sw, etcStore, usersStore  its parts
 #   R             root of the system being activated ("" normally; a folder in tests: CAIRN_ROOT)
 #   S             where the store is readable from here (/cairn/store normally; CAIRN_STORE_DIR)
 # Links written into the system always name logical paths (/cairn/store/..., /etc/static/...);
@@ -64,7 +64,7 @@ cairn_setup_layout() {
 # Users and groups from the generation's spec, ids kept in $R/var/lib/cairn.
 cairn_setup_users() {
   local state="$R/var/lib/cairn" spec work f
-  spec="$(phys "$systemConfig")/users"
+  spec="$(phys "$usersStore")"
   mkdir -p "$state"
   work="$(mktemp -d "$R/etc/.cairn-users.XXXXXX")"
   chmod 0700 "$work"

@@ -52,6 +52,8 @@ export interface ActivateVars {
   bash: string;
   sw: string;
   etc: string;
+  /** The users spec store path (users, groups, users.awk). */
+  users: string;
   mutableUsers: boolean;
 }
 
@@ -66,6 +68,7 @@ export function activateScript(vars: ActivateVars, snippets: Record<string, Snip
     'systemConfig=@out@',
     `sw=${vars.sw}`,
     `etcStore=${vars.etc}`,
+    `usersStore=${vars.users}`,
     `mutableUsers=${vars.mutableUsers ? 1 : 0}`,
     '# CAIRN_ROOT activates a system under a folder (tests); CAIRN_STORE_DIR is where its store is readable.',
     'R="${CAIRN_ROOT:-}"',

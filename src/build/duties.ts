@@ -6,11 +6,11 @@
  * The result is one layer of the system environment (`sw`): alternative links under usr/ and
  * the PAM `common-*` files under etc/ (which reach /etc through the etc derivation).
  */
-import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
 import type { AlternativeDuty, Duties } from '../debian/scripts.js';
 import { mergedPath } from '../debian/deb.js';
-import type { Store } from '../store/index.js';
+import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { parsePamProfile, pamCommonFiles } from './pam.js';
 import type { TreeEntry } from './tree.js';
 
@@ -107,3 +107,33 @@ export function dutiesLayer(store: Store, pkgs: BuiltPackage[]): { entries: Reco
   }
   return { entries, alternatives };
 }
+
+/**
+ * The duties layer as a derivation over the packages: it is computed when built, so a rebuild
+ * with the same packages finds it valid and reads nothing. The chosen alternatives are kept in
+ * `.cairn/alternatives.json` (buildenv leaves `.cairn/` out of the merged tree).
+ */
+export function dutiesDerivation(pkgs: BuiltPackage[]): Derivation {
+  const sorted = [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { name: 'system-duties', builder: 'cairn:duties', args: { packages: sorted }, inputs: sorted.map((p) => p.storePath) };
+}
+
+/** The alternatives a built duties layer chose. */
+export function readAlternatives(store: Store, layer: string): ChosenAlternative[] {
+  return JSON.parse(readFileSync(join(store.toPhysical(layer), '.cairn', 'alternatives.json'), 'utf8')) as ChosenAlternative[];
+}
+
+registerBuilder('cairn:duties', async (ctx) => {
+  const { packages } = ctx.drv.args as { packages: BuiltPackage[] };
+  const { entries, alternatives } = dutiesLayer(ctx.store, packages);
+  mkdirSync(ctx.out);
+  for (const rel of Object.keys(entries).sort()) {
+    const e = entries[rel]!;
+    const dest = join(ctx.out, rel);
+    mkdirSync(dirname(dest), { recursive: true });
+    if ('link' in e) symlinkSync(e.link, dest);
+    else writeFileSync(dest, e.text, { mode: e.executable ? 0o755 : 0o644 });
+  }
+  mkdirSync(join(ctx.out, '.cairn'));
+  writeFileSync(join(ctx.out, '.cairn', 'alternatives.json'), JSON.stringify(alternatives, null, 1) + '\n');
+});

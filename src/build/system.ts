@@ -22,9 +22,9 @@ import { findOption } from '../eval/inspect.js';
 import { formatLocation, type Evaluation } from '../lib/index.js';
 import { buildEnv, type Store } from '../store/index.js';
 import { lockPackages, lockPathFor, realisePackages, serializeLock, type LockFile, type RepositorySpec } from '../debian/index.js';
-import { dutiesLayer, type BuiltPackage, type ChosenAlternative } from './duties.js';
+import { dutiesDerivation, readAlternatives, type BuiltPackage, type ChosenAlternative } from './duties.js';
 import { etcDerivation, etcEntries } from './etc.js';
-import { usersSpec } from './users.js';
+import { usersSpecDerivation } from './users.js';
 import { activateScript, initScript, scriptText, switchScript, type SnippetOption } from './activate.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
 import { buildBootFiles, type BootConfig } from './initrd.js';
@@ -211,8 +211,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
 
   // 4. sw: the packages plus the generated layers, which win where they overlap.
   progress('building sw');
-  const duties = dutiesLayer(store, packages);
-  const dutiesPath = await store.build(treeDerivation('system-duties', duties.entries));
+  const dutiesPath = await store.build(dutiesDerivation(packages));
   const sw = await store.build(
     buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
   );
@@ -227,7 +226,8 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   const bash = `${sw}/usr/bin/bash`;
   const kernelParams = ((config.boot?.kernelParams as string[] | undefined) ?? []).map(String);
   const snippets = config.system.activationScripts as Record<string, SnippetOption>;
-  const spec = usersSpec(store, packages, { users: config.users.users, groups: config.users.groups });
+  // Checked before anything is written: a bad user or group fails the build with its option named.
+  const usersPath = await store.build(usersSpecDerivation(packages, { users: config.users.users, groups: config.users.groups }, scriptText('activate/users.awk')));
   const lockHash = createHash('sha256').update(serializeLock(lock)).digest('hex');
   const bootspec = {
     'org.cairn.bootspec.v1': {
@@ -242,7 +242,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
     },
   };
   const files: Record<string, TreeEntry> = {
-    activate: { text: activateScript({ bash, sw, etc, mutableUsers: Boolean(config.users.mutableUsers) }, snippets), executable: true },
+    activate: { text: activateScript({ bash, sw, etc, users: usersPath, mutableUsers: Boolean(config.users.mutableUsers) }, snippets), executable: true },
     init: { text: initScript({ bash, sw, systemd: `${sw}/usr/lib/systemd/systemd` }), executable: true },
     'bin/switch-to-configuration': { text: switchScript(bash), executable: true },
     etc: { link: `${etc}/etc` },
@@ -252,13 +252,11 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
     'configuration.json': { text: JSON.stringify({ lock: `sha256:${lockHash}`, config: portableConfig(config, dirname(file)) }, null, 1) + '\n' },
     'cairn-version': { text: `${label}\n` },
     system: { text: 'x86_64-linux\n' },
-    'users/users': { text: spec.users },
-    'users/groups': { text: spec.groups },
-    'users/users.awk': { text: scriptText('activate/users.awk') },
+    users: { link: usersPath },
   };
   if (kernel) files.kernel = { link: kernel.image };
   if (initrd) files.initrd = { link: initrd };
-  const inputs = [sw, etc, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
+  const inputs = [sw, etc, usersPath, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
   const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));
   return {
     toplevel,
@@ -267,7 +265,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
     kernel: kernel?.image ?? null,
     initrd,
     packages,
-    alternatives: duties.alternatives,
+    alternatives: readAlternatives(store, dutiesPath),
     closure: store.closure([toplevel]),
     warnings,
   };

@@ -12,7 +12,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CairnError } from '../errors.js';
-import type { Store } from '../store/index.js';
+import { registerBuilder, type Derivation, type Store } from '../store/index.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { readDuties, type BuiltPackage } from './duties.js';
 
 interface UserOption {
@@ -162,3 +163,28 @@ export function usersSpec(
   );
   return { users: userLines.map((l) => `${l}\n`).join(''), groups: groupLines.map((l) => `${l}\n`).join('') };
 }
+
+/** The users option values the spec reads. */
+export type UsersConfig = Parameters<typeof usersSpec>[2];
+
+/**
+ * The spec as a derivation (`users`, `groups`, and the awk program that applies them): computed
+ * when built, so an unchanged configuration reads no package metadata on a rebuild.
+ */
+export function usersSpecDerivation(pkgs: BuiltPackage[], cfg: UsersConfig, awk: string): Derivation {
+  const pick = <T extends object>(o: Record<string, T>, keys: string[]): Record<string, Partial<T>> =>
+    Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Object.fromEntries(keys.map((key) => [key, (v as Record<string, unknown>)[key]])) as Partial<T>]));
+  const users = pick(cfg.users, ['name', 'uid', 'isNormalUser', 'isSystemUser', 'description', 'group', 'extraGroups', 'home', 'createHome', 'shell', 'hashedPassword', 'hashedPasswordFile']);
+  const groups = pick(cfg.groups, ['name', 'gid', 'members']);
+  const sorted = [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { name: 'system-users', builder: 'cairn:users', args: { packages: sorted, users, groups, awk }, inputs: sorted.map((p) => p.storePath) };
+}
+
+registerBuilder('cairn:users', async (ctx) => {
+  const { packages, users, groups, awk } = ctx.drv.args as { packages: BuiltPackage[]; users: UsersConfig['users']; groups: UsersConfig['groups']; awk: string };
+  const spec = usersSpec(ctx.store, packages, { users, groups });
+  mkdirSync(ctx.out);
+  writeFileSync(join(ctx.out, 'users'), spec.users);
+  writeFileSync(join(ctx.out, 'groups'), spec.groups);
+  writeFileSync(join(ctx.out, 'users.awk'), awk);
+});
