@@ -129,4 +129,14 @@ describe.skipIf(!hasQemu)('the system closure boots in QEMU', () => {
     expect(r.console).toContain('cairn stage 1: switching to');
     expect(r.reached).toBe(true);
   }, BOOT_TIMEOUT_MS + 30_000);
+
+  it('stage 1 names a missing root device, then panics (no shell without boot.shell_on_fail)', async () => {
+    const t = built.toplevel;
+    const append = `root=LABEL=no-such-root rootdelay=2 init=${t}/init console=ttyS0,115200 panic=-1`;
+    const r = await boot({ kernel: physical(store, `${t}/kernel`), initrd: physical(store, `${t}/initrd`), image, append, until: /Kernel panic/ });
+    if (!r.reached) process.stderr.write(`--- serial console (${r.seconds.toFixed(1)} s) ---\n${r.console}\n--- end of console ---\n`);
+    expect(r.console).toContain('cairn stage 1: error: the root device LABEL=no-such-root did not appear within 2s');
+    expect(r.console).toContain('add boot.shell_on_fail to the kernel command line');
+    expect(r.reached).toBe(true);
+  }, BOOT_TIMEOUT_MS + 30_000);
 });
