@@ -162,7 +162,8 @@ relink() { # TARGET LINK
 }
 if [ -d /sysroot/usr ] && [ ! -L /sysroot/usr ]; then
     fail "/usr on the root file system is a folder, not a link cairn manages; it is left alone"
-else
+elif [ "$(readlink /sysroot/usr)" != "$toplevel/sw/usr" ]; then
+    # Only when it changes: a root mounted read-only (`ro`) that already points right boots as is.
     relink "$toplevel/sw/usr" /sysroot/usr || fail "cannot point /usr at $toplevel/sw/usr"
 fi
 # Merged /usr: the top-level program and library folders are relative links into usr/.
