@@ -1,10 +1,53 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+/**
+ * The generated sshd_config, nginx.conf and sudoers are checked by the programs that read them
+ * (`sshd -t`, `nginx -t`, `visudo -cf`): the ones of the Debian packages cairn unpacks into its
+ * store, so the checks run on any build machine and use the versions the built system runs.
+ */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { etcText, evalConfig, evalServer, hasCommand, tempDir } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { etcText, evalConfig, evalServer, tempDir } from './helpers.js';
+import { storePrograms, type StorePrograms } from './store-programs.js';
 
 const ssh = (extra: object = {}) => evalConfig({ services: { openssh: { enable: true, ...extra } } });
+
+let tools: StorePrograms;
+beforeAll(async () => {
+  tools = await storePrograms(['openssh-server', 'nginx', 'sudo'], ['usr/sbin/sshd', 'usr/bin/ssh-keygen', 'usr/sbin/nginx', 'usr/sbin/visudo']);
+}, 600_000);
+
+/** The host key activation script, running the store's ssh-keygen where the system runs its own. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function hostKeyScript(config: any): string {
+  const text = config.system.activationScripts['ssh-host-keys'].text as string;
+  expect(text).toContain('/usr/bin/ssh-keygen ');
+  return text.replaceAll('/usr/bin/ssh-keygen ', `${tools.path('ssh-keygen')} `);
+}
+
+/**
+ * As root, sshd -t insists on the privilege separation user `sshd`, which belongs to the built
+ * system, not to the build machine: there the check runs as an unprivileged user, owning its files.
+ */
+const UNPRIVILEGED = 65534;
+function asSshdChecker(dir: string, files: string[]): SpawnSyncOptions {
+  if (process.getuid?.() !== 0) return {};
+  chmodSync(dir, 0o755);
+  for (const f of files) chownSync(f, UNPRIVILEGED, UNPRIVILEGED);
+  return { uid: UNPRIVILEGED, gid: UNPRIVILEGED, cwd: dir };
+}
+
+describe('the checking programs', () => {
+  it('run from the store, with none of the host\'s libraries', () => {
+    for (const name of ['sshd', 'ssh-keygen', 'nginx', 'visudo']) {
+      const libs = tools.libraries(name);
+      expect(libs.length, name).toBeGreaterThan(1);
+      expect(libs.filter((l) => !l.startsWith(`${tools.store.dir}/`)), name).toEqual([]);
+    }
+    expect(spawnSync(tools.path('nginx'), ['-v'], { encoding: 'utf8' }).stderr).toMatch(/^nginx version: nginx\/\d/);
+    expect(spawnSync(tools.path('visudo'), ['-V'], { encoding: 'utf8' }).stdout).toMatch(/^visudo version \d/);
+  });
+});
 
 describe('services.openssh', () => {
   it('is key-only by default', async () => {
@@ -39,10 +82,10 @@ describe('services.openssh', () => {
     expect(c.environment.etc['ssh/authorized_keys.d/deploy']).toBeUndefined();
   });
 
-  it.runIf(hasCommand('ssh-keygen'))('host key script makes keys once and keeps them', async () => {
+  it('host key script makes keys once and keeps them', async () => {
     const dir = tempDir('hostkeys');
     const c = await ssh({ hostKeys: [{ type: 'ed25519', path: `${dir}/k/ed25519` }] });
-    const script = c.system.activationScripts['ssh-host-keys'].text as string;
+    const script = hostKeyScript(c);
     expect(spawnSync('bash', ['-e', '-c', script]).status).toBe(0);
     const key = readFileSync(`${dir}/k/ed25519`, 'utf8');
     expect(key).toContain('OPENSSH PRIVATE KEY');
@@ -51,20 +94,22 @@ describe('services.openssh', () => {
     expect(readFileSync(`${dir}/k/ed25519`, 'utf8')).toBe(key);
   });
 
-  it.runIf(hasCommand('sshd') && hasCommand('ssh-keygen'))('sshd -t accepts the generated config (openssh-server on the host)', async () => {
+  it('sshd -t accepts the generated config (openssh-server from the store)', async () => {
     const dir = tempDir('sshd');
     const c = await evalConfig({
       services: { openssh: { enable: true, hostKeys: [{ type: 'ed25519', path: `${dir}/ed25519` }], settings: { PermitRootLogin: 'no', MaxAuthTries: 3 }, extraConfig: 'Match User deploy\n  AllowTcpForwarding no' } },
     });
-    spawnSync('bash', ['-e', '-c', c.system.activationScripts['ssh-host-keys'].text]);
+    expect(spawnSync('bash', ['-e', '-c', hostKeyScript(c)]).status).toBe(0);
     writeFileSync(join(dir, 'sshd_config'), etcText(c, 'ssh/sshd_config'));
-    mkdirSync('/run/sshd', { recursive: true });
-    const r = spawnSync('sshd', ['-t', '-f', join(dir, 'sshd_config')], { encoding: 'utf8' });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
     // And the check is real: a bad setting is refused.
     writeFileSync(join(dir, 'bad'), etcText(c, 'ssh/sshd_config') + 'NoSuchSetting yes\n');
-    expect(spawnSync('sshd', ['-t', '-f', join(dir, 'bad')]).status).not.toBe(0);
+    const as = asSshdChecker(dir, ['ed25519', 'ed25519.pub', 'sshd_config', 'bad'].map((f) => join(dir, f)));
+    const r = spawnSync(tools.path('sshd'), ['-t', '-f', join(dir, 'sshd_config')], { encoding: 'utf8', ...as });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const bad = spawnSync(tools.path('sshd'), ['-t', '-f', join(dir, 'bad')], { encoding: 'utf8', ...as });
+    expect(bad.stderr).toContain('Bad configuration option: NoSuchSetting');
+    expect(bad.status).not.toBe(0);
   });
 });
 
@@ -101,18 +146,20 @@ describe('services.nginx', () => {
     expect(trig(c)).not.toBe(trig(other));
   });
 
-  it.runIf(hasCommand('nginx'))('nginx -t accepts the generated config (nginx on the host)', async () => {
+  it('nginx -t accepts the generated config (nginx from the store)', async () => {
     const dir = tempDir('nginx');
     for (const c of [await evalConfig(site), await evalServer()]) {
       const conf = etcText(c, 'nginx/nginx.conf').replace(/\/var\/(log|lib|cache)\/nginx/g, `${dir}/$1`).replace('/run/nginx.pid', `${dir}/nginx.pid`);
       for (const d of ['log', 'lib/body', 'lib/proxy', 'cache']) mkdirSync(join(dir, d), { recursive: true });
       writeFileSync(join(dir, 'nginx.conf'), conf);
-      const r = spawnSync('nginx', ['-t', '-q', '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'log/error.log')], { encoding: 'utf8' });
+      const r = spawnSync(tools.path('nginx'), ['-t', '-q', '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'log/error.log')], { encoding: 'utf8' });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
     }
     writeFileSync(join(dir, 'bad.conf'), etcText(await evalServer(), 'nginx/nginx.conf').replace('worker_processes auto;', 'worker_processes many;'));
-    expect(spawnSync('nginx', ['-t', '-q', '-c', join(dir, 'bad.conf'), '-e', join(dir, 'log/error.log')]).status).not.toBe(0);
+    const bad = spawnSync(tools.path('nginx'), ['-t', '-q', '-c', join(dir, 'bad.conf'), '-e', join(dir, 'log/error.log')], { encoding: 'utf8' });
+    expect(bad.stderr).toContain('"worker_processes" directive invalid value');
+    expect(bad.status).not.toBe(0);
   });
 });
 
@@ -127,14 +174,16 @@ describe('security.sudo', () => {
     expect((await evalConfig({ security: { sudo: { enable: false } } })).environment.etc.sudoers).toBeUndefined();
   });
 
-  it.runIf(hasCommand('visudo'))('visudo -cf accepts the generated sudoers (sudo on the host)', async () => {
+  it('visudo -cf accepts the generated sudoers (sudo from the store)', async () => {
     const dir = tempDir('sudo');
     for (const c of [await evalConfig({}), await evalConfig({ security: { sudo: { wheelNeedsPassword: false, extraRules: 'deploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart nginx.service' } } })]) {
       writeFileSync(join(dir, 'sudoers'), etcText(c, 'sudoers'));
-      const r = spawnSync('visudo', ['-c', '-q', '-f', join(dir, 'sudoers')], { encoding: 'utf8' });
+      const r = spawnSync(tools.path('visudo'), ['-c', '-q', '-f', join(dir, 'sudoers')], { encoding: 'utf8' });
       expect(r.status, r.stderr + r.stdout).toBe(0);
     }
     writeFileSync(join(dir, 'bad'), etcText(await evalConfig({ security: { sudo: { extraRules: 'deploy ALL=(root' } } }), 'sudoers'));
-    expect(spawnSync('visudo', ['-c', '-q', '-f', join(dir, 'bad')]).status).not.toBe(0);
+    const bad = spawnSync(tools.path('visudo'), ['-c', '-f', join(dir, 'bad')], { encoding: 'utf8' });
+    expect(bad.stderr + bad.stdout).toMatch(/syntax error/);
+    expect(bad.status).not.toBe(0);
   });
 });
