@@ -92,6 +92,31 @@ describe('cairn eval', () => {
     expect(r.stderr).toContain(`${d}:5:7': "many"`);
   });
 
+  it('prints the warnings of user modules on stderr and still succeeds', async () => {
+    write(
+      'legacy.ts',
+      `export default ({ config, lib }) => ({
+  options: { legacy: { enable: lib.mkEnableOption('the legacy mode') } },
+  config: { warnings: lib.mkIf(config.legacy.enable, ['legacy.enable is deprecated; it goes away in the next release.']) },
+});\n`,
+    );
+    const on = write('warn-on.yaml', 'imports: [./legacy.ts]\nlegacy:\n  enable: true\nwarnings:\n  - written in YAML\nnetworking:\n  hostName: warned\n');
+    const r = await cairn(['eval', on, '--json']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr.split('\n')).toEqual(expect.arrayContaining(['warning: legacy.enable is deprecated; it goes away in the next release.', 'warning: written in YAML']));
+    // Warnings go to stderr only: stdout stays the configuration.
+    expect(JSON.parse(r.stdout)).toMatchObject({ networking: { hostName: 'warned' }, warnings: expect.arrayContaining(['written in YAML']) });
+    const one = await cairn(['eval', on, '--option', 'networking.hostName']);
+    expect(one.exitCode).toBe(0);
+    expect(one.stderr).toContain('warning: written in YAML\n');
+    expect(one.stdout.trim()).toBe('warned');
+    // The module's warning follows its condition.
+    const off = write('warn-off.yaml', 'imports: [./legacy.ts]\n');
+    const quiet = await cairn(['eval', off]);
+    expect(quiet.exitCode).toBe(0);
+    expect(quiet.stderr).not.toContain('warning:');
+  });
+
   it('reports failed assertions', async () => {
     const e = write('e.yaml', 'users:\n  users:\n    bob: { isNormalUser: true, isSystemUser: true }\n');
     const r = await cairn(['eval', e]);
@@ -155,6 +180,22 @@ describe('cairn option / options / schema', () => {
     expect(r.stdout).toContain('Value:\n  "web1"');
     expect(r.stdout).toMatch(/Declared in:\n {2}modules\/networking\/hostname\.ts:\d+:\d+/);
     expect(r.stdout).toMatch(/Defined in:\n {2}examples\/server\.yaml:\d+:\d+/);
+  });
+
+  it('prints the type, default, example and description of an option', async () => {
+    const r = await cairn(['option', 'networking.hostName']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^Type:\n {2}string matching the pattern /);
+    expect(r.stdout).toContain('\nDefault:\n  "cairn"\n');
+    expect(r.stdout).toContain('\nExample:\n  "web1"\n');
+    expect(r.stdout).toMatch(/\nDescription:\n {2}The host name of the machine\b.*\n/);
+    // A list default is shown as YAML; without a configuration there is no value.
+    const ports = await cairn(['option', 'services.openssh.ports']);
+    expect(ports.stdout).toContain('\nDefault:\n  - 22\n');
+    expect(ports.stdout).toContain('\nDescription:\n  Ports sshd listens on.\n');
+    expect(ports.stdout).not.toContain('Value:');
+    const json = JSON.parse((await cairn(['option', 'services.openssh.ports', '--json'])).stdout);
+    expect(json).toMatchObject({ default: [22], description: 'Ports sshd listens on.' });
   });
 
   it('documents submodule options by their <name> path and reads them from a configuration', async () => {
