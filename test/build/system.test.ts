@@ -16,6 +16,9 @@ import { CairnError } from '../../src/errors.js';
 const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
 process.env.CAIRN_DEBIAN_CACHE = CACHE;
 const repo = resolve(import.meta.dirname, '../..');
+/** A store kept across runs (shared with test/modules' programs from the store). */
+const TEST_STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
+const CLI = join(repo, 'dist/cli/cairn.js');
 
 let work: string;
 let store: Store;
@@ -119,6 +122,36 @@ describe('the toplevel of examples/minimal.yaml', () => {
   });
 });
 
+describe('the toplevel of examples/server.yaml', () => {
+  // Built in a store kept in the temporary folder across runs (content-addressed, so nothing in it
+  // can be stale), which keeps a rerun to a no-change rebuild; its first run downloads and unpacks
+  // the whole server closure.
+  let server: BuiltSystem;
+  let serverStore: Store;
+  let serverConfig: string;
+
+  beforeAll(async () => {
+    serverStore = Store.open(TEST_STORE_HOME);
+    // Outside the checkout, with the TypeScript module it imports, so both folders are needles.
+    const dir = join(work, 'server');
+    mkdirSync(join(dir, 'modules'), { recursive: true });
+    serverConfig = join(dir, 'server.yaml');
+    copyFileSync(join(repo, 'examples', 'server.yaml'), serverConfig);
+    copyFileSync(join(repo, 'examples', 'modules', 'motd.ts'), join(dir, 'modules', 'motd.ts'));
+    server = await buildSystem(serverConfig, { store: serverStore });
+  }, 1_200_000);
+
+  it('names no path of the building machine anywhere in its closure', () => {
+    const needles = hostPathNeedles(serverStore, serverConfig);
+    expect(needles).toEqual(expect.arrayContaining([serverStore.dir, repo, join(work, 'server')]));
+    // The services the example enables are in it, so the scan covers their packages and files.
+    const names = server.closure.map((p) => p.replace(/^\/cairn\/store\/[0-9a-z]{32}-/, ''));
+    for (const pkg of ['openssh-server-', 'nginx-', 'sudo-', 'curl-']) expect(names.some((n) => n.startsWith(pkg)), pkg).toBe(true);
+    expect(readFileSync(serverStore.toPhysical(`${server.etc}/etc/motd`), 'utf8')).toContain('This is web1.');
+    expect(findHostPaths(serverStore, server.closure, needles)).toEqual([]);
+  }, 300_000);
+});
+
 describe('determinism', () => {
   // Compared with each other rather than with the build of beforeAll: cairn's own scripts are read
   // when a system is built, so an edit in the checkout meanwhile rightly changes the toplevel.
@@ -146,6 +179,37 @@ describe('determinism', () => {
   }, 120_000);
 });
 
+describe('cairn build on the command line', () => {
+  const cairn = (args: string[], cwd: string) => execa('node', [join(repo, 'bin/cairn.js'), ...args], { cwd, reject: false, env: { CAIRN_HOME: store.home, CAIRN_DEBIAN_CACHE: CACHE } });
+  /** The last line of stdout: the toplevel, as `nix-build` prints the out path last. */
+  const lastLine = (stdout: string): string => stdout.trimEnd().split('\n').at(-1)!;
+
+  it('prints the toplevel as the last line of stdout and links it at --out-link', async () => {
+    expect(existsSync(CLI), `${CLI} is missing: \`npm run build\` makes the CLI bundle`).toBe(true);
+    const links = mkdtempSync(join(work, 'links-'));
+    const link = join(links, 'result');
+    const r = await cairn(['build', minimalConfig, '--out-link', link, '--json'], work);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const toplevel = lastLine(r.stdout);
+    expect(toplevel).toMatch(/^\/cairn\/store\/[0-9a-z]{32}-cairn-system-minimal-0\.1$/);
+    expect(store.isValid(toplevel)).toBe(true);
+    // --json prints the parts first; the toplevel still ends the output.
+    const json = JSON.parse(r.stdout.trimEnd().split('\n').slice(0, -1).join('\n'));
+    expect(json).toMatchObject({ toplevel, sw: expect.stringMatching(/^\/cairn\/store\//), etc: expect.stringMatching(/^\/cairn\/store\//) });
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe(store.toPhysical(toplevel));
+    expect(existsSync(join(link, 'activate'))).toBe(true);
+    expect(existsSync(join(work, 'result'))).toBe(false);
+
+    // Without --out-link: `result` in the current folder, and only the toplevel on stdout.
+    const here = mkdtempSync(join(work, 'cwd-'));
+    const again = await cairn(['build', minimalConfig], here);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toBe(toplevel); // execa drops the final newline
+    expect(readlinkSync(join(here, 'result'))).toBe(store.toPhysical(toplevel));
+  }, 600_000);
+});
+
 describe('errors a user can cause', () => {
   it('refuses a plain-text password, naming the option', async () => {
     const file = variant('plain', 'users:\n  users:\n    admin:\n      password: hunter2\n');
@@ -166,7 +230,7 @@ describe('errors a user can cause', () => {
   }, 120_000);
 
   it('exits 1 with the message from the command line, leaving no out-link', async () => {
-    if (!existsSync(join(repo, 'dist/cli/cairn.js'))) return; // the CLI bundle is made by `npm run build`
+    expect(existsSync(CLI), `${CLI} is missing: \`npm run build\` makes the CLI bundle`).toBe(true);
     const file = variant('plain-cli', 'users:\n  users:\n    admin:\n      initialPassword: hunter2\n');
     const r = await execa('node', [join(repo, 'bin/cairn.js'), 'build', file], { cwd: work, reject: false, env: { CAIRN_HOME: store.home } });
     expect(r.exitCode).toBe(1);
