@@ -10,17 +10,17 @@
 phys() { printf '%s' "$S${1#/cairn/store}"; }
 
 # cairn_link TARGET LINK: points LINK at TARGET, replacing what is there in one rename.
+# (Paths are split with parameter expansion, not dirname/basename: under emulation every process
+# started costs tens of milliseconds, and a boot activates hundreds of links.)
 cairn_link() {
-  local tmp
-  tmp="$(dirname "$2")/.cairn-tmp.$$.$(basename "$2")"
+  local tmp="${2%/*}/.cairn-tmp.$$.${2##*/}"
   ln -sfn "$1" "$tmp"
   mv -Tf "$tmp" "$2"
 }
 
 # cairn_install MODE SRC DEST: copies SRC to DEST with MODE, atomically.
 cairn_install() {
-  local tmp
-  tmp="$(dirname "$3")/.cairn-tmp.$$.$(basename "$3")"
+  local tmp="${3%/*}/.cairn-tmp.$$.${3##*/}"
   cp "$2" "$tmp"
   chmod "$1" "$tmp"
   mv -Tf "$tmp" "$3"
@@ -124,13 +124,30 @@ cairn_setup_etc() {
   sed 's|^|/etc/static/|' "$etcPhys/links" | paste -d '\t' "$etcPhys/links" - > "$want"
   find "$R/etc" -xdev -path "$R/etc/static" -prune -o -type l -lname '/etc/static/*' -printf '%P\t%l\n' > "$have"
   # Stale: a link into /etc/static whose path the new generation no longer has.
-  awk -F'\t' 'FILENAME == ARGV[1] { w[$1] = 1; next } !($1 in w) { print $1 }' "$want" "$have" | while IFS= read -r rel; do
-    rm -f "$R/etc/$rel"
-  done
-  awk -F'\t' 'FILENAME == ARGV[1] { h[$1] = $2; next } h[$1] != $2 { print $1 }' "$have" "$want" | while IFS= read -r rel; do
-    local dst="$R/etc/$rel"
-    mkdir -p "$(dirname "$dst")"
-    if [ -e "$dst" ] && [ ! -L "$dst" ]; then
+  awk -F'\t' 'FILENAME == ARGV[1] { w[$1] = 1; next } !($1 in w) { print "'"$R"'/etc/" $1 }' "$want" "$have" | xargs -r -d '\n' rm -f
+  # Missing links are made with one `ln -s` per folder (the names are the targets' names); a path
+  # that holds something else is replaced by one rename, so it is never missing.
+  local -A fresh=()
+  local dst dir
+  local -a replace=() targets=()
+  while IFS= read -r rel; do
+    dst="$R/etc/$rel"
+    if [ -e "$dst" ] || [ -L "$dst" ]; then
+      replace+=("$rel")
+    else
+      fresh["${dst%/*}"]+="/etc/static/$rel"$'\n'
+    fi
+  done < <(awk -F'\t' 'FILENAME == ARGV[1] { h[$1] = $2; next } h[$1] != $2 { print $1 }' "$have" "$want")
+  if [ "${#fresh[@]}" -gt 0 ]; then
+    mkdir -p "${!fresh[@]}"
+    for dir in "${!fresh[@]}"; do
+      mapfile -t targets < <(printf '%s' "${fresh[$dir]}")
+      ln -s -t "$dir" "${targets[@]}"
+    done
+  fi
+  for rel in "${replace[@]}"; do
+    dst="$R/etc/$rel"
+    if [ ! -L "$dst" ]; then
       if [ -d "$dst" ]; then echo "warning: /etc/$rel is a folder; not replacing it with a link" >&2; continue; fi
       # A file someone made by hand: kept aside once, never lost silently.
       echo "warning: moving /etc/$rel aside to /etc/$rel.cairn-orig" >&2
@@ -141,21 +158,22 @@ cairn_setup_etc() {
   rm -f "$want" "$have"
   # Copies: files that must be real (modes, owners). Those of the previous generation that are
   # gone are removed, as recorded in /etc/.cairn-copies.
-  local mode user group uid gid
+  local mode user group uid gid dir
   if [ -e "$R/etc/.cairn-copies" ]; then
     awk -F'\t' 'FILENAME == ARGV[1] { w[$4] = 1; next } !($0 in w) { print }' "$etcPhys/copies" "$R/etc/.cairn-copies" | while IFS= read -r rel; do
       rm -f "$R/etc/$rel"
     done
   fi
   while IFS=$'\t' read -r mode user group rel; do
-    mkdir -p "$(dirname "$R/etc/$rel")"
+    dir="$R/etc/$rel"; dir="${dir%/*}"
+    [ -d "$dir" ] || mkdir -p "$dir"
     if [ "$mode" = direct-symlink ]; then
       cairn_link "$etcStore/etc/$rel" "$R/etc/$rel"
       continue
     fi
     uid="$(cairn_id passwd "$user")" || { echo "warning: /etc/$rel: no user $user; owned by root" >&2; uid=0; }
     gid="$(cairn_id group "$group")" || { echo "warning: /etc/$rel: no group $group; owned by root" >&2; gid=0; }
-    local tmp="$(dirname "$R/etc/$rel")/.cairn-tmp.$$.$(basename "$rel")"
+    local tmp="$R/etc/$rel"; tmp="${tmp%/*}/.cairn-tmp.$$.${rel##*/}"
     cp "$etcPhys/etc/$rel" "$tmp"
     chown "$uid:$gid" "$tmp"
     chmod "$mode" "$tmp"
