@@ -167,6 +167,26 @@ export class Store {
     throw new CairnError(`${p}: too many levels of symlinks`);
   }
 
+  /**
+   * The physical file behind a path in the store, following symlinks: links inside store objects
+   * name `/cairn/store/…`, which exists only inside a built system, so they are mapped here.
+   */
+  realFile(p: string): string {
+    let cur = p.startsWith(LOGICAL_STORE + '/') ? p : this.toLogical(p);
+    for (let hops = 0; hops < 40; hops++) {
+      const phys = cur.startsWith(LOGICAL_STORE + '/') ? this.toPhysical(cur) : cur;
+      let target: string;
+      try {
+        if (!lstatSync(phys).isSymbolicLink()) return phys;
+        target = readlinkSync(phys);
+      } catch {
+        throw new CairnError(`${p} does not exist in the store`);
+      }
+      cur = resolve(dirname(cur), target);
+    }
+    throw new CairnError(`${p}: too many levels of symlinks`);
+  }
+
   private infoPath(base: string): string {
     return join(this.infoDir, `${base}.json`);
   }
