@@ -2,16 +2,23 @@ import type { ModuleArgs } from '../../src/lib/index.js';
 
 /**
  * `boot.loader.systemd-boot.*`: the boot loader disk images install (one Boot Loader Specification
- * entry per generation on the ESP). Declared here so configurations can set it; images read it.
+ * entry per generation on the ESP). The build records these settings in each toplevel's boot.json;
+ * images (and switches) take them from the newest generation.
  */
-export default ({ lib }: ModuleArgs) => {
-  const { mkOption, types } = lib;
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, mkIf, types } = lib;
   return {
     options: {
       boot: {
         loader: {
           'systemd-boot': {
-            enable: lib.mkEnableOption('systemd-boot as the boot loader of disk images (UEFI)'),
+            enable: mkOption({
+              type: types.bool,
+              default: true,
+              description:
+                'Whether systemd-boot is the boot loader (UEFI): disk images install it with one entry per generation. ' +
+                'Its EFI binary comes from the `systemd-boot-efi` package, which becomes part of the system (so `bootctl` finds it).',
+            }),
             timeout: mkOption({
               type: types.nullOr(types.ints.unsigned),
               default: 5,
@@ -32,6 +39,11 @@ export default ({ lib }: ModuleArgs) => {
             }),
           },
         },
+      },
+    },
+    config: {
+      environment: {
+        systemPackages: mkIf(config.boot.loader['systemd-boot'].enable, ['systemd-boot-efi']),
       },
     },
   };

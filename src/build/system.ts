@@ -19,7 +19,7 @@ import { CairnError } from '../errors.js';
 import { projectRoot } from '../paths.js';
 import { evalConfigFile, toPlain } from '../eval/index.js';
 import { findOption } from '../eval/inspect.js';
-import { formatLocation, type Evaluation } from '../lib/index.js';
+import { formatLocation, type Evaluation, type ModuleInput } from '../lib/index.js';
 import { buildEnv, type Store } from '../store/index.js';
 import { lockPackages, lockPathFor, realisePackages, serializeLock, type LockFile, type RepositorySpec } from '../debian/index.js';
 import { dutiesDerivation, readAlternatives, type BuiltPackage, type ChosenAlternative } from './duties.js';
@@ -40,6 +40,8 @@ export interface BuildSystemOptions {
   jobs?: number;
   /** Progress lines (stages, unpacking). */
   onProgress?: (message: string) => void;
+  /** Modules evaluated with the configuration (e.g. `{ virtualisation: { vm: true } }` for `cairn vm`). */
+  extraModules?: ModuleInput[];
 }
 
 export interface BuiltSystem {
@@ -149,7 +151,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   const file = resolve(configPath);
 
   // 1. Options.
-  const { evaluation, config, warnings } = await evalConfigFile(file);
+  const { evaluation, config, warnings } = await evalConfigFile(file, { extraModules: opts.extraModules });
   const ev = evaluation as Evaluation;
   const systemName = config.system.name as string;
   const label = config.system.label as string;
@@ -229,6 +231,8 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   // Checked before anything is written: a bad user or group fails the build with its option named.
   const usersPath = await store.build(usersSpecDerivation(packages, { users: config.users.users, groups: config.users.groups }, scriptText('activate/users.awk')));
   const lockHash = createHash('sha256').update(serializeLock(lock)).digest('hex');
+  const loader = config.boot?.loader?.['systemd-boot'] as { enable: boolean; timeout: number | null; editor: boolean; configurationLimit: number | null } | undefined;
+  const rootFs = ((config.boot?.initrd?.fileSystems ?? []) as { device: string; mountPoint: string; fsType: string }[]).find((f) => f.mountPoint === '/');
   const bootspec = {
     'org.cairn.bootspec.v1': {
       label: `cairn ${label} (${systemName})`,
@@ -239,6 +243,18 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
       kernelParams,
       system: 'x86_64-linux',
       toplevel: '@out@',
+      // What boot entries and images need besides the kernel: the root file system, and the
+      // loader's settings (the newest generation's apply to the whole menu).
+      root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,
+      loader: loader?.enable
+        ? {
+            type: 'systemd-boot',
+            efi: `${sw}/usr/lib/systemd/boot/efi/systemd-bootx64.efi`,
+            timeout: loader.timeout,
+            editor: loader.editor,
+            configurationLimit: loader.configurationLimit,
+          }
+        : null,
     },
   };
   const files: Record<string, TreeEntry> = {
