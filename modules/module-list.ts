@@ -34,6 +34,8 @@ import bootKernel from './boot/kernel.js';
 import bootInitrd from './boot/initrd.js';
 import bootLoader from './boot/loader.js';
 import fileSystems from './tasks/filesystems.js';
+import imageSize from './image/size.js';
+import qemuVm from './virtualisation/qemu-vm.js';
 import topLevel from './system/top-level.js';
 
 /** cairn's built-in modules with their source files (keys for `disabledModules`, locations for messages). */
@@ -73,6 +75,8 @@ const list: [string, unknown][] = [
   ['boot/initrd.ts', bootInitrd],
   ['boot/loader.ts', bootLoader],
   ['tasks/filesystems.ts', fileSystems],
+  ['image/size.ts', imageSize],
+  ['virtualisation/qemu-vm.ts', qemuVm],
 ];
 
 export const builtinModules: SourcedModule[] = list.map(([rel, mod]) => {

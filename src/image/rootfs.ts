@@ -1,99 +1,221 @@
 /**
- * The root file system of a cairn machine, staged as a folder and made into an ext4 image.
+ * The root file system of a cairn machine, staged as a folder and made into an ext4 file system.
  *
- *   /cairn/store/<…>                         the toplevel's closure
- *   /cairn/var/profiles/system-1-link        → the toplevel; `system` → system-1-link
- *   /usr                                     → <toplevel>/sw/usr (stage 1 repoints it at each boot)
+ *   /cairn/store/<…>                         the closure of every generation
+ *   /cairn/var/profiles/system-N-link        → generation N's toplevel; `system` → the newest
+ *   /usr                                     → <newest toplevel>/sw/usr (stage 1 repoints it at each boot)
  *   /bin /sbin /lib /lib64                   → usr/… (merged /usr)
- *   /etc /var /run /tmp /proc /sys /dev /root  empty: activation fills /etc and /var at boot
+ *   /etc /var /run /tmp /proc /sys /dev /root /home  empty: activation fills /etc and /var at boot
  *
- * This is the minimal stager the boot test needs; disk images (partitions, ESP, boot entries)
- * grow from it.
+ * Rootless and reproducible: `mkfs.ext4 -d` copies the staged tree (in name order) without a
+ * mount; then one debugfs pass gives every inode root's ownership and the image epoch as its
+ * access and change time (mke2fs copies those from the staged files, where no user can set
+ * ctime), and restores the setuid/setgid modes the store records but never carries.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, chmodSync } from 'node:fs';
+import { existsSync, lutimesSync, mkdirSync, readdirSync, statSync, symlinkSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
 import { LOGICAL_STORE } from '../paths.js';
 import type { Store } from '../store/index.js';
 
-export interface StageRootOptions {
-  /** Logical store path of the system's toplevel. */
+export interface StagedGeneration {
+  number: number;
+  /** Logical store path of the generation's toplevel. */
   toplevel: string;
+}
+
+export interface StageRootOptions {
   /** Empty (or absent) folder to fill. */
   dir: string;
-  /** Generation number of the profile link (default 1). */
+  /** The generations of the system profile (the newest is the current one). */
+  generations?: StagedGeneration[];
+  /** Shorthand for one generation: its toplevel… */
+  toplevel?: string;
+  /** …and its number (default 1). */
   generation?: number;
+  /** mtime of the folders and links the stager creates (store objects keep theirs). */
+  epoch?: number;
+}
+
+/** A file in the root whose mode the store cannot carry (setuid/setgid). */
+export interface SpecialMode {
+  /** Absolute path inside the root file system. */
+  path: string;
+  mode: number;
+}
+
+export interface StagedRoot {
+  /** Logical store paths copied in. */
+  closure: string[];
+  /** Setuid/setgid files of the closure, to restore in the file system. */
+  specialModes: SpecialMode[];
 }
 
 /**
  * Copies a store path tree into the staging folder: as hard links when both are on one file
- * system (the store is immutable, so sharing inodes is safe and a 400 MB kernel costs nothing),
- * else as a copy. Modes, links and timestamps are kept.
+ * system (the store is immutable and nothing here writes to the files, so sharing inodes is safe
+ * and a 400 MB kernel costs nothing), else as a copy. Modes, links and timestamps are kept.
  */
 async function copyStorePath(src: string, dest: string): Promise<void> {
   const linked = await execa('cp', ['-a', '-l', src, dest], { reject: false });
   if (linked.exitCode === 0) return;
-  rmSync(dest, { recursive: true, force: true });
+  await execa('rm', ['-rf', dest]);
   await execa('cp', ['-a', src, dest]);
 }
 
-/** Fills `dir` with the root tree of `toplevel` (see the file comment). */
-export async function stageRootTree(store: Store, opts: StageRootOptions): Promise<void> {
+/** Fills `dir` with the root tree of the generations (see the file comment). */
+export async function stageRootTree(store: Store, opts: StageRootOptions): Promise<StagedRoot> {
   const { dir } = opts;
-  const toplevel = store.parse(opts.toplevel).logical;
-  const gen = opts.generation ?? 1;
+  const gens = (opts.generations ?? (opts.toplevel ? [{ number: opts.generation ?? 1, toplevel: opts.toplevel }] : []))
+    .map((g) => ({ number: g.number, toplevel: store.parse(g.toplevel).logical }))
+    .sort((a, b) => a.number - b.number);
+  if (gens.length === 0) throw new CairnError('nothing to stage: no generation given');
+  const current = gens[gens.length - 1]!;
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new CairnError(`${dir} is not empty`);
   const storeDir = join(dir, LOGICAL_STORE.slice(1));
   mkdirSync(storeDir, { recursive: true });
-  for (const p of store.closure([toplevel])) {
+  const closure = store.closure(gens.map((g) => g.toplevel));
+  const specialModes: SpecialMode[] = [];
+  for (const p of closure) {
     const base = store.parse(p).base;
     await copyStorePath(store.toPhysical(p), join(storeDir, base));
+    for (const s of store.pathInfo(p).setuid ?? []) specialModes.push({ path: `${p}/${s.path}`, mode: s.mode });
   }
+  const created: string[] = [];
+  const link = (target: string, path: string): void => {
+    symlinkSync(target, path);
+    created.push(path);
+  };
+  const folder = (path: string, mode = 0o755): void => {
+    mkdirSync(path, { recursive: true });
+    chmodSync(path, mode);
+    created.push(path);
+  };
   const profiles = join(dir, 'cairn', 'var', 'profiles');
-  mkdirSync(profiles, { recursive: true });
-  symlinkSync(toplevel, join(profiles, `system-${gen}-link`));
-  symlinkSync(`system-${gen}-link`, join(profiles, 'system'));
-  symlinkSync(`${toplevel}/sw/usr`, join(dir, 'usr'));
-  for (const d of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${d}`, join(dir, d));
-  for (const d of ['etc', 'var', 'run', 'proc', 'sys', 'dev', 'home']) mkdirSync(join(dir, d), { mode: 0o755 });
-  mkdirSync(join(dir, 'root'));
-  chmodSync(join(dir, 'root'), 0o700);
-  mkdirSync(join(dir, 'tmp'));
-  chmodSync(join(dir, 'tmp'), 0o1777);
-  // The store holds no writable folders; the stager's parent folders may have got the umask's modes.
-  chmodSync(join(dir, 'cairn'), 0o755);
+  folder(join(dir, 'cairn'));
+  folder(join(dir, 'cairn', 'var'));
+  folder(profiles);
+  for (const g of gens) link(g.toplevel, join(profiles, `system-${g.number}-link`));
+  link(`system-${current.number}-link`, join(profiles, 'system'));
+  link(`${current.toplevel}/sw/usr`, join(dir, 'usr'));
+  for (const d of ['bin', 'sbin', 'lib', 'lib64']) link(`usr/${d}`, join(dir, d));
+  for (const d of ['etc', 'var', 'run', 'proc', 'sys', 'dev', 'home']) folder(join(dir, d));
+  folder(join(dir, 'root'), 0o700);
+  folder(join(dir, 'tmp'), 0o1777);
+  // The store folder itself: read-only to all, like every store object.
+  created.push(storeDir);
   chmodSync(dir, 0o755);
+  created.push(dir);
+  if (opts.epoch !== undefined) for (const p of created) lutimesSync(p, opts.epoch, opts.epoch);
+  return { closure, specialModes };
 }
 
 /** Apparent size of a tree in bytes (du's view, counting hard-linked files once). */
-async function treeBytes(dir: string): Promise<number> {
+export async function treeBytes(dir: string): Promise<number> {
   const r = await execa('du', ['-s', '-B1', dir]);
   return Number(String(r.stdout).split(/\s/)[0]);
+}
+
+/** Entries of a tree (files, folders, links), for sizing the inode table. */
+export async function treeEntries(dir: string): Promise<number> {
+  const r = await execa('find', [dir, '-printf', '.']);
+  return String(r.stdout).length;
+}
+
+/**
+ * The smallest ext4 size that holds a tree of `bytes` in `entries` inodes, plus `headroom`:
+ * data blocks with 10 % slack for metadata and partly used blocks, 256 bytes of inode table per
+ * entry (mke2fs gives one inode per 16 KiB, so small files need the room), the journal (64 MiB
+ * above 1 GiB) and the reserved blocks. Rounded up to MiB.
+ */
+export function ext4Bytes(bytes: number, entries: number, headroom: number): number {
+  const mib = 2 ** 20;
+  const inodesBySize = entries * 16 * 1024;
+  const data = Math.max(bytes * 1.1 + entries * 4096 * 0.5, inodesBySize * 0.5);
+  const raw = data + 64 * mib + headroom;
+  // 5 % reserved for root by default.
+  return Math.ceil(raw / 0.95 / mib) * mib;
 }
 
 export interface Ext4ImageOptions {
   /** The staged root folder. */
   dir: string;
-  /** Image file to create (overwritten). */
+  /** Image file: a new one (overwritten), or a disk image to write at `offset`. */
   image: string;
+  /** Byte offset of the partition inside `image` (the file must already have its final size). */
+  offset?: number;
   label?: string;
+  /** File system UUID and directory hash seed (fixed for reproducible images). */
+  uuid?: string;
+  hashSeed?: string;
   /** Size in bytes; default: the tree plus a third plus 256 MiB, rounded to MiB. */
   sizeBytes?: number;
+  /** Times of the file system's own metadata and of every inode's atime/ctime (SOURCE_DATE_EPOCH). */
+  epoch?: number;
+  /** Setuid/setgid modes to restore. */
+  specialModes?: SpecialMode[];
+}
+
+/** `image?offset=N`: how e2fsprogs' tools address a file system inside a disk image. */
+function e2Target(image: string, offset?: number): string {
+  return offset ? `${image}?offset=${offset}` : image;
+}
+
+/** Inode numbers in use, from dumpe2fs' free-inode ranges per group. */
+async function usedInodes(target: string): Promise<number[]> {
+  const r = await execa('dumpe2fs', [target], { reject: false, all: true });
+  if (r.exitCode !== 0) throw new CairnError(`dumpe2fs failed (exit ${r.exitCode}): ${r.all}`);
+  const text = String(r.stdout);
+  const count = Number(/^Inode count:\s+(\d+)/m.exec(text)?.[1]);
+  if (!count) throw new CairnError('dumpe2fs printed no inode count');
+  const free = new Uint8Array(count + 1);
+  for (const m of text.matchAll(/^\s+Free inodes: (.*)$/gm)) {
+    for (const part of m[1]!.split(',')) {
+      const range = part.trim();
+      if (!range) continue;
+      const [a, b] = range.split('-').map(Number);
+      for (let i = a!; i <= (b ?? a!); i++) free[i] = 1;
+    }
+  }
+  const used: number[] = [2];
+  for (let i = 11; i <= count; i++) if (!free[i]) used.push(i);
+  return used;
+}
+
+/** debugfs commands, run against the file system in one pass (read from stdin). */
+async function debugfsWrite(target: string, commands: string[]): Promise<void> {
+  const r = await execa('debugfs', ['-w', '-f', '-', target], { reject: false, input: commands.join('\n') + '\n', stdout: 'ignore' });
+  // debugfs exits 0 even when a command fails; failures are its stderr lines besides the banner.
+  const errors = String(r.stderr)
+    .split('\n')
+    .filter((l) => l && !l.startsWith('debugfs '));
+  if (r.exitCode !== 0 || errors.length > 0) throw new CairnError(`debugfs could not fix up the file system: ${errors.slice(0, 5).join('; ') || `exit ${r.exitCode}`}`);
 }
 
 /**
- * `mkfs.ext4 -d`: an ext4 image holding the tree, without mounting anything. Ownership comes from
- * the files (so stage as root; the root inode is forced to root). Not reproducible yet: mke2fs
- * copies atimes and draws a UUID and hash seed; the image issue pins those.
+ * `mkfs.ext4 -d`: an ext4 file system holding the tree, without mounting anything, then the
+ * ownership/time/mode pass (see the file comment).
  */
 export async function makeExt4Image(opts: Ext4ImageOptions): Promise<void> {
-  const size = opts.sizeBytes ?? Math.ceil(((await treeBytes(opts.dir)) * 4) / 3 / 2 ** 20 + 256) * 2 ** 20;
   if (!statSync(opts.dir).isDirectory()) throw new CairnError(`${opts.dir} is not a folder`);
-  rmSync(opts.image, { force: true });
-  const r = await execa('mkfs.ext4', ['-q', '-F', '-L', opts.label ?? 'root', '-E', 'root_owner=0:0', '-d', opts.dir, opts.image, `${Math.ceil(size / 1024)}k`], {
-    reject: false,
-    all: true,
-  });
+  const size = opts.sizeBytes ?? Math.ceil(((await treeBytes(opts.dir)) * 4) / 3 / 2 ** 20 + 256) * 2 ** 20;
+  const ext = ['root_owner=0:0'];
+  if (opts.hashSeed) ext.push(`hash_seed=${opts.hashSeed}`);
+  if (opts.offset) ext.push(`offset=${opts.offset}`);
+  const args = ['-q', '-F', '-L', opts.label ?? 'root', '-E', ext.join(','), ...(opts.uuid ? ['-U', opts.uuid] : []), '-d', opts.dir, opts.image, `${Math.ceil(size / 1024)}k`];
+  const env = opts.epoch !== undefined ? { E2FSPROGS_FAKE_TIME: String(opts.epoch) } : {};
+  const r = await execa('mkfs.ext4', args, { reject: false, all: true, env });
   if (r.exitCode !== 0) throw new CairnError(`mkfs.ext4 failed (exit ${r.exitCode}): ${r.all}`);
+  const target = e2Target(opts.image, opts.offset);
+  const epoch = opts.epoch ?? Math.floor(Date.now() / 1000);
+  const commands: string[] = [];
+  for (const ino of await usedInodes(target)) {
+    commands.push(`sif <${ino}> uid 0`, `sif <${ino}> gid 0`, `sif <${ino}> atime ${epoch}`, `sif <${ino}> ctime ${epoch}`);
+  }
+  for (const s of opts.specialModes ?? []) {
+    // debugfs' mode is the whole i_mode: the regular-file type bits plus the permissions.
+    commands.push(`sif "${s.path}" mode 0${(0o100000 | s.mode).toString(8)}`);
+  }
+  await debugfsWrite(target, commands);
 }

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { Store } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
+import { progressReporter } from '../progress.js';
 
 interface BuildArgs {
   config: string;
@@ -22,17 +23,10 @@ const buildCommand: CommandModule<object, BuildArgs> = {
       .option('link', { type: 'boolean', default: true, describe: 'Make the out-link (--no-link: only print the path)' }),
   handler: async (args) => {
     const store = Store.open();
-    const tty = Boolean(process.stderr.isTTY);
-    const built = await buildSystem(args.config, {
-      store,
-      jobs: args.jobs,
-      onProgress: (m) => {
-        if (tty) process.stderr.write(`\r\x1b[K${m}`);
-        else if (!m.startsWith('unpacking ')) process.stderr.write(`${m}\n`);
-      },
-    });
-    if (tty) process.stderr.write('\r\x1b[K');
-    for (const w of built.warnings) process.stderr.write(`warning: ${w}\n`);
+    const report = progressReporter();
+    const built = await buildSystem(args.config, { store, jobs: args.jobs, onProgress: report.progress });
+    report.done();
+    for (const w of built.warnings) report.warn(w);
     // The link is replaced by one rename (and registered as a GC root) only once the toplevel is valid.
     if (args.link) store.addRoot(args['out-link'], built.toplevel);
     if (args.json) {

@@ -4,7 +4,9 @@ import { evalCommands } from './eval.js';
 import { storeCommands } from './store.js';
 import { packagesCommands } from './packages.js';
 import { buildCommands } from './build.js';
+import { imageCommands } from './image.js';
+import { vmCommands } from './vm.js';
 
 /** Every `cairn` subcommand; each area of the engine contributes its own file. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [...evalCommands, ...doctorCommands, ...storeCommands, ...packagesCommands, ...buildCommands];
+export const commands: CommandModule<any, any>[] = [...evalCommands, ...doctorCommands, ...storeCommands, ...packagesCommands, ...buildCommands, ...imageCommands, ...vmCommands];

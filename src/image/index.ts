@@ -1,0 +1,184 @@
+/**
+ * The image stage: toplevels (generations) → a bootable disk image file.
+ *
+ *   1. read each generation's boot.json; the newest one's loader settings apply
+ *   2. plan the ESP (systemd-boot, loader.conf, one entry per generation, kernels by content hash)
+ *   3. stage the root tree (closure, profile links, FHS links)
+ *   4. size and lay out the GPT disk, write the table, the ESP and the ext4 root at their offsets
+ *   5. convert (qcow2) and rename into place: the output appears whole or not at all
+ *
+ * Nothing needs root, a loop device or a mount. May touch: a work folder under the store's home
+ * (removed at the end) and the output file.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync } from 'node:fs';
+import { randomBytes, createHash } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
+import { CairnError } from '../errors.js';
+import { fsyncDir } from '../store/fsutil.js';
+import { removeTree, type Store } from '../store/index.js';
+import { readBootspec } from './bootspec.js';
+import { planEsp, writeEsp, autoEspBytes, type Generation } from './esp.js';
+import { stageRootTree, makeExt4Image, ext4Bytes, treeBytes, treeEntries } from './rootfs.js';
+import { layoutDisk, writePartitionTable, convertToQcow2, derivedUuid, derivedVolumeId, MIB, FIRST_PARTITION_OFFSET, TAIL_BYTES, type DiskLayout } from './disk.js';
+import { parseSize, type ImageFormat } from './format.js';
+
+export { findFormat, builtinFormats, parseSize, type ImageFormat } from './format.js';
+export { readBootspec, type Bootspec } from './bootspec.js';
+export { entryName, entryOptions, loaderConf, planEsp, type Generation } from './esp.js';
+export { stageRootTree, makeExt4Image } from './rootfs.js';
+export { derivedUuid, layoutDisk, sfdiskScript, PARTITION_TYPES } from './disk.js';
+
+/** FAT cannot date anything before 1980. */
+const FAT_EPOCH_MIN = 315532800;
+
+/** The image epoch: SOURCE_DATE_EPOCH if set, else the start of FAT time (a fixed value either way). */
+export function imageEpoch(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return FAT_EPOCH_MIN;
+  if (!/^\d+$/.test(v)) throw new CairnError(`SOURCE_DATE_EPOCH must be whole seconds since 1970, got '${v}'`);
+  return Number(v);
+}
+
+export interface BuildImageOptions {
+  store: Store;
+  format: ImageFormat;
+  /** Toplevels, oldest first: they become generations 1…n; the last is the default entry. */
+  toplevels: string[];
+  /** Output file (replaced atomically). */
+  output: string;
+  /** `auto`, or the whole disk's size such as `4G`. */
+  size?: string;
+  onProgress?: (message: string) => void;
+}
+
+export interface BuiltImage {
+  output: string;
+  format: string;
+  bytes: number;
+  generations: { number: number; toplevel: string; entry: boolean }[];
+  defaultGeneration: number;
+  layout: DiskLayout;
+  rootFs: { uuid: string; label: string };
+}
+
+/** What the newest generation's configuration says about image sizes (`image.*`). */
+function imageSettings(store: Store, toplevel: string): { headroom: string; espSize: string } {
+  try {
+    const rec = JSON.parse(readFileSync(store.toPhysical(`${toplevel}/configuration.json`), 'utf8')) as { config?: { image?: { headroom?: string; espSize?: string } } };
+    return { headroom: rec.config?.image?.headroom ?? '512M', espSize: rec.config?.image?.espSize ?? 'auto' };
+  } catch {
+    return { headroom: '512M', espSize: 'auto' };
+  }
+}
+
+/** Builds the disk image of `opts.toplevels` (see the file comment). */
+export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
+  const { store, format } = opts;
+  const progress = opts.onProgress ?? (() => {});
+  const epoch = imageEpoch();
+  if (opts.toplevels.length === 0) throw new CairnError('an image needs at least one generation');
+  const generations: Generation[] = opts.toplevels.map((t, i) => ({ number: i + 1, spec: readBootspec(store, t) }));
+  const newest = generations[generations.length - 1]!;
+
+  // Every generation must find its root on this image's root file system.
+  const root = newest.spec.root;
+  if (!['ext4', 'auto'].includes(root.fsType)) {
+    throw new CairnError(`${newest.spec.toplevel}: fileSystems."/".fsType is ${root.fsType}, but image formats build an ext4 root`);
+  }
+  for (const g of generations) {
+    if (g.spec.root.device !== root.device) {
+      throw new CairnError(`generation ${g.number} (${g.spec.toplevel}) expects its root at ${g.spec.root.device}, the image's newest generation at ${root.device}: one image has one root file system`);
+    }
+  }
+  const seed = createHash('sha256')
+    .update(JSON.stringify({ format: format.name, toplevels: generations.map((g) => g.spec.toplevel), size: opts.size ?? 'auto' }))
+    .digest('hex');
+  let label = 'root';
+  let uuid = derivedUuid(seed, 'root-fs');
+  if (root.device.startsWith('LABEL=')) label = root.device.slice('LABEL='.length);
+  else if (root.device.startsWith('UUID=')) uuid = root.device.slice('UUID='.length);
+
+  const work = join(store.home, 'tmp', `image-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(work, { recursive: true });
+  const output = resolve(opts.output);
+  mkdirSync(dirname(output), { recursive: true });
+  const tmpOut = join(dirname(output), `.${basename(output)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const raw = format.output === 'raw' ? tmpOut : join(work, 'disk.raw');
+  try {
+    progress('planning the boot partition');
+    const espSpec = format.partitions.find((p) => p.role === 'esp')!;
+    const plan = await planEsp(store, generations, { serialConsole: format.serialConsole });
+
+    progress('staging the root file system');
+    const tree = join(work, 'root');
+    const staged = await stageRootTree(store, { dir: tree, generations: generations.map((g) => ({ number: g.number, toplevel: g.spec.toplevel })), epoch });
+
+    const settings = imageSettings(store, newest.spec.toplevel);
+    const espWanted = espSpec.size !== 'auto' ? parseSize(espSpec.size, `image format ${format.name}: esp size`) : settings.espSize !== 'auto' ? parseSize(settings.espSize, 'image.espSize') : undefined;
+    const espBytes = espWanted !== undefined ? Math.ceil(espWanted / MIB) * MIB : autoEspBytes(plan, espSpec.minSize ? parseSize(espSpec.minSize, `image format ${format.name}: esp minSize`) : 64 * MIB);
+    if (espBytes < plan.bytes + 2 * MIB) throw new CairnError(`the EFI system partition (${espBytes / MIB} MiB) cannot hold the boot files (${Math.ceil(plan.bytes / MIB)} MiB)`);
+    const [treeSize, entries] = [await treeBytes(tree), await treeEntries(tree)];
+    const needRoot = ext4Bytes(treeSize, entries, 0);
+    let rootBytes: number;
+    if (opts.size === undefined || opts.size === 'auto') {
+      rootBytes = ext4Bytes(treeSize, entries, parseSize(settings.headroom, 'image.headroom'));
+    } else {
+      const total = Math.floor(parseSize(opts.size, '--size') / MIB) * MIB;
+      rootBytes = total - FIRST_PARTITION_OFFSET - espBytes - TAIL_BYTES;
+      if (rootBytes < needRoot) {
+        throw new CairnError(`--size ${opts.size} is too small: the system needs at least ${Math.ceil((needRoot + espBytes + FIRST_PARTITION_OFFSET + TAIL_BYTES) / MIB)} MiB`);
+      }
+    }
+    const layout = layoutDisk(seed, [
+      { name: 'esp', role: 'esp', bytes: espBytes },
+      { name: 'root', role: 'root', bytes: rootBytes },
+    ]);
+    const [espPart, rootPart] = layout.partitions as [DiskLayout['partitions'][0], DiskLayout['partitions'][0]];
+
+    progress(`writing a ${Math.round(layout.bytes / MIB)} MiB disk`);
+    // A sparse file of the final size: the table goes in first, then each file system at its offset.
+    closeSync(openSync(raw, 'w', 0o644));
+    truncateSync(raw, layout.bytes);
+    await writePartitionTable(raw, layout);
+    const espLabel = espSpec.label ?? 'ESP';
+    await writeEsp(plan, { image: raw, offset: espPart.offset, bytes: espPart.bytes, label: espLabel, volumeId: derivedVolumeId(seed), epoch: Math.max(epoch, FAT_EPOCH_MIN), work });
+    progress('writing the root file system');
+    await makeExt4Image({
+      dir: tree,
+      image: raw,
+      offset: rootPart.offset,
+      sizeBytes: rootPart.bytes,
+      label,
+      uuid,
+      hashSeed: derivedUuid(seed, 'root-hash-seed'),
+      epoch,
+      specialModes: staged.specialModes,
+    });
+    removeTree(tree);
+
+    if (format.output === 'qcow2') {
+      progress('converting to qcow2');
+      await convertToQcow2(raw, tmpOut);
+    }
+    const out = openSync(tmpOut, 'r+');
+    try {
+      fsyncSync(out);
+    } finally {
+      closeSync(out);
+    }
+    renameSync(tmpOut, output);
+    fsyncDir(dirname(output));
+    return {
+      output,
+      format: format.name,
+      bytes: layout.bytes,
+      generations: generations.map((g) => ({ number: g.number, toplevel: g.spec.toplevel, entry: plan.entries.includes(g.number) })),
+      defaultGeneration: plan.defaultGeneration,
+      layout,
+      rootFs: { uuid, label },
+    };
+  } finally {
+    rmSync(tmpOut, { force: true });
+    removeTree(work);
+  }
+}
