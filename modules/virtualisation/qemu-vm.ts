@@ -1,0 +1,58 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+/** Labels of the two disks of `cairn vm`: the machine's state (its root) and the store, read-only. */
+export const VM_ROOT_LABEL = 'cairn-vm-root';
+export const VM_STORE_LABEL = 'cairn-store';
+
+/**
+ * `virtualisation.*`: the machine `cairn vm` runs (memory, CPUs, state disk, port forwards).
+ * `cairn vm` sets `virtualisation.vm` for the generation it boots: its root is then a persistent
+ * state disk and its store a read-only disk of the closure (as NixOS's build-vm shares the store),
+ * so the same configuration boots without building a full disk image. Definitions for a VM win
+ * over the configuration's own file systems (priority 10, NixOS's mkVMOverride).
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, mkIf, mkOverride, types } = lib;
+  const cfg = config.virtualisation;
+  const vmOverride = (v: unknown) => mkOverride(10, v);
+  return {
+    options: {
+      virtualisation: {
+        vm: mkOption({
+          type: types.bool,
+          default: false,
+          internal: true,
+          description: 'Set by `cairn vm`: build the system to boot in QEMU with a state disk and the store on a read-only disk.',
+        }),
+        memorySize: mkOption({ type: types.ints.positive, default: 1024, description: 'Memory of the VM in MiB (`cairn vm --mem` overrides it).' }),
+        cores: mkOption({ type: types.ints.positive, default: 2, description: 'Virtual CPUs of the VM (`cairn vm --cpus` overrides it).' }),
+        diskSize: mkOption({
+          type: types.strMatching('[0-9]+[KMGT]?'),
+          default: '4G',
+          description: "Size of the VM's state disk (its root file system: /etc, /var, /home), made on first start.",
+        }),
+        forwardPorts: mkOption({
+          type: types.listOf(
+            types.submodule({
+              options: {
+                from: mkOption({ type: types.enum(['host']), default: 'host', description: 'Forwards go from the host into the guest.' }),
+                proto: mkOption({ type: types.enum(['tcp', 'udp']), default: 'tcp', description: 'Protocol.' }),
+                hostPort: mkOption({ type: types.port, description: 'Port on the host (127.0.0.1).' }),
+                guestPort: mkOption({ type: types.port, description: 'Port in the guest.' }),
+              },
+            }),
+          ),
+          default: [],
+          example: [{ hostPort: 2222, guestPort: 22 }],
+          description: 'Ports of the host forwarded into the VM (user-mode networking); `cairn vm --forward HOST:GUEST` adds more.',
+        }),
+      },
+    },
+    config: mkIf(cfg.vm, {
+      fileSystems: {
+        '/': { device: vmOverride(null), uuid: vmOverride(null), label: vmOverride(VM_ROOT_LABEL), fsType: vmOverride('ext4'), options: vmOverride(['defaults']) },
+        '/cairn/store': { label: VM_STORE_LABEL, fsType: 'ext4', options: ['ro', 'noatime'], neededForBoot: true },
+      },
+    }),
+  };
+};

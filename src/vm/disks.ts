@@ -1,0 +1,78 @@
+/**
+ * The two disks of `cairn vm`: the store disk (the closure of a toplevel as an ext4 file system,
+ * mounted read-only at /cairn/store; cached per toplevel) and the state disk (an empty ext4 root
+ * made on first start, kept across runs, like NixOS's `<host>.qcow2`).
+ */
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, truncateSync, closeSync, openSync, utimesSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { CairnError } from '../errors.js';
+import { removeTree, type Store } from '../store/index.js';
+import { derivedUuid, convertToQcow2, MIB } from '../image/disk.js';
+import { ext4Bytes, makeExt4Image, treeBytes, treeEntries } from '../image/rootfs.js';
+import { imageEpoch } from '../image/index.js';
+import { parseSize } from '../image/format.js';
+import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../modules/virtualisation/qemu-vm.js';
+
+/** Store disks kept besides the newest: older ones are deleted (they are cheap to make again). */
+const KEEP_STORE_DISKS = 2;
+
+/** The store disk of `toplevel`: made once (atomically) under `$CAIRN_HOME/vm/`, then reused. */
+export async function storeDisk(store: Store, toplevel: string, onProgress: (m: string) => void = () => {}): Promise<string> {
+  const top = store.parse(toplevel);
+  const dir = join(store.home, 'vm');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `store-${top.hash}.img`);
+  if (existsSync(file)) {
+    utimesSync(file, new Date(), new Date());
+    return file;
+  }
+  onProgress('making the store disk');
+  const work = join(store.home, 'tmp', `vm-store-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tree = join(work, 'store');
+  mkdirSync(tree, { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    for (const p of store.closure([top.logical])) {
+      const base = store.parse(p).base;
+      const r = await execa('cp', ['-a', '-l', store.toPhysical(p), join(tree, base)], { reject: false });
+      if (r.exitCode !== 0) await execa('cp', ['-a', store.toPhysical(p), join(tree, base)]);
+    }
+    const size = ext4Bytes(await treeBytes(tree), await treeEntries(tree), 64 * MIB);
+    await makeExt4Image({ dir: tree, image: tmp, sizeBytes: size, label: VM_STORE_LABEL, uuid: derivedUuid(top.hash, 'vm-store'), hashSeed: derivedUuid(top.hash, 'vm-store-seed'), epoch: imageEpoch() });
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+    removeTree(work);
+  }
+  // The newest few stay; a store disk is only a cache of the store.
+  const others = readdirSync(dir)
+    .filter((f) => /^store-.*\.img$/.test(f) && f !== basename(file))
+    .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const o of others.slice(KEEP_STORE_DISKS - 1)) rmSync(join(dir, o.f), { force: true });
+  return file;
+}
+
+/** Creates the state disk (qcow2 holding an empty ext4 root) unless it exists; returns its path. */
+export async function stateDisk(file: string, size: string, work: string): Promise<{ path: string; created: boolean }> {
+  const path = resolve(file);
+  if (existsSync(path)) return { path, created: false };
+  const bytes = Math.ceil(parseSize(size, 'virtualisation.diskSize') / MIB) * MIB;
+  mkdirSync(work, { recursive: true });
+  const raw = join(work, `state-${process.pid}-${randomBytes(4).toString('hex')}.raw`);
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  try {
+    closeSync(openSync(raw, 'w'));
+    truncateSync(raw, bytes);
+    const r = await execa('mkfs.ext4', ['-q', '-F', '-L', VM_ROOT_LABEL, '-E', 'root_owner=0:0', raw], { reject: false, all: true });
+    if (r.exitCode !== 0) throw new CairnError(`mkfs.ext4 of the state disk failed (exit ${r.exitCode}): ${r.all}`);
+    await convertToQcow2(raw, tmp);
+    renameSync(tmp, path);
+  } finally {
+    rmSync(raw, { force: true });
+    rmSync(tmp, { force: true });
+  }
+  return { path, created: true };
+}

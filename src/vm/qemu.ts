@@ -1,0 +1,153 @@
+/**
+ * QEMU machines: the command line of a cairn VM (UEFI with OVMF, or a direct kernel boot), and a
+ * running machine whose serial console is captured so that callers can wait for a line.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { CairnError } from '../errors.js';
+import type { Accelerator } from './accel.js';
+
+export const QEMU = 'qemu-system-x86_64';
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+export interface PortForward {
+  proto: 'tcp' | 'udp';
+  hostPort: number;
+  guestPort: number;
+}
+
+export interface QemuOptions {
+  accel: Accelerator;
+  memoryMiB: number;
+  cpus: number;
+  /** UEFI: OVMF's code read-only and this machine's own copy of the variable store. */
+  uefiVars?: string;
+  /** A direct kernel boot instead of firmware and boot loader. */
+  kernel?: { kernel: string; initrd: string; append: string };
+  drives: { file: string; format: 'raw' | 'qcow2'; readonly?: boolean }[];
+  /** User-mode networking with these forwards (on 127.0.0.1); null: no network card. */
+  network: { forwards: PortForward[] } | null;
+  /** A QMP socket to control the machine. */
+  qmpSocket?: string;
+  /** The serial console: on stdio (interactive) or captured by the caller (default). */
+  console?: 'stdio' | 'capture';
+}
+
+/** Parses `HOST:GUEST` or `tcp:HOST:GUEST`/`udp:HOST:GUEST`, as `cairn vm --forward` takes them. */
+export function parseForward(text: string): PortForward {
+  const m = /^(?:(tcp|udp):)?(\d+):(\d+)$/.exec(text);
+  const port = (s: string): number => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CairnError(`--forward ${text}: ${s} is not a port (1-65535)`);
+    return n;
+  };
+  if (!m) throw new CairnError(`--forward ${text}: expected HOST:GUEST, e.g. 2222:22 (or udp:5353:53)`);
+  return { proto: (m[1] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostPort: port(m[2]!), guestPort: port(m[3]!) };
+}
+
+/** The QEMU command line of a machine. */
+export function qemuArgs(o: QemuOptions): string[] {
+  const args = ['-machine', 'q35', '-accel', o.accel, '-m', String(o.memoryMiB), '-smp', String(o.cpus), '-nographic', '-nodefaults'];
+  args.push('-serial', o.console === 'stdio' ? 'mon:stdio' : 'stdio');
+  if (o.uefiVars) {
+    args.push('-drive', `if=pflash,format=raw,unit=0,file=${OVMF_CODE},readonly=on`, '-drive', `if=pflash,format=raw,unit=1,file=${o.uefiVars}`);
+  }
+  if (o.kernel) args.push('-kernel', o.kernel.kernel, '-initrd', o.kernel.initrd, '-append', o.kernel.append);
+  for (const d of o.drives) args.push('-drive', `file=${d.file},if=virtio,format=${d.format}${d.readonly ? ',readonly=on' : ''}`);
+  if (o.network) {
+    const fwd = o.network.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.hostPort}-:${f.guestPort}`).join('');
+    args.push('-nic', `user,model=virtio-net-pci${fwd}`);
+  } else {
+    args.push('-nic', 'none');
+  }
+  if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
+  return args;
+}
+
+/** Why waiting for a console line ended. */
+export interface WaitResult {
+  matched: boolean;
+  /** Seconds since the machine started. */
+  seconds: number;
+  /** Set when a fatal line appeared or QEMU exited first. */
+  reason?: string;
+}
+
+/** Console lines after which waiting for anything else is pointless. */
+export const FATAL_CONSOLE = /Kernel panic|cairn stage 1: error|Freezing execution|You are in emergency mode/;
+
+/** A QEMU process whose console (serial on stdout) is captured. */
+export class RunningMachine {
+  private log = '';
+  private readonly started = performance.now();
+  private exited = false;
+  private readonly listeners = new Set<() => void>();
+
+  private constructor(readonly process: ResultPromise) {
+    const onData = (chunk: Buffer): void => {
+      this.log += chunk.toString('utf8');
+      for (const l of this.listeners) l();
+    };
+    process.stdout?.on('data', onData);
+    process.stderr?.on('data', onData);
+    void process.then(
+      () => this.onExit(),
+      () => this.onExit(),
+    );
+  }
+
+  private onExit(): void {
+    this.exited = true;
+    for (const l of this.listeners) l();
+  }
+
+  /** Starts QEMU with these arguments, capturing its serial console. */
+  static start(args: string[], qemu = QEMU): RunningMachine {
+    const p = execa(qemu, args, { reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false, forceKillAfterDelay: 2000 });
+    return new RunningMachine(p);
+  }
+
+  /** Everything the console printed so far. */
+  get console(): string {
+    return this.log;
+  }
+
+  get seconds(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  /**
+   * Waits until the console matches `pattern`, a fatal line appears (`fatal`), QEMU exits or
+   * `timeoutMs` passes. Only text after `from` (an offset into the console) counts.
+   */
+  waitForConsole(pattern: RegExp, timeoutMs: number, opts: { fatal?: RegExp; from?: number } = {}): Promise<WaitResult> {
+    const fatal = opts.fatal ?? FATAL_CONSOLE;
+    const from = opts.from ?? 0;
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (r: Omit<WaitResult, 'seconds'>): void => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve({ ...r, seconds: this.seconds });
+      };
+      const check = (): void => {
+        const text = this.log.slice(from);
+        if (pattern.test(text)) finish({ matched: true });
+        else if (fatal.test(text)) {
+          // Let the rest of the message reach the log before giving up.
+          this.listeners.delete(check);
+          setTimeout(() => finish({ matched: false, reason: `the console showed: ${fatal.exec(this.log.slice(from))?.[0]}` }), 2000);
+        } else if (this.exited) finish({ matched: false, reason: 'QEMU exited' });
+      };
+      timer = setTimeout(() => finish({ matched: false, reason: `no match within ${timeoutMs / 1000} s` }), timeoutMs);
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** Stops QEMU (SIGTERM, then SIGKILL) and waits for it to exit. */
+  async stop(): Promise<void> {
+    if (!this.exited) this.process.kill('SIGTERM');
+    await this.process;
+  }
+}
