@@ -97,7 +97,7 @@ export async function planEsp(store: Store, generations: Generation[], opts: { s
     const linux = await copy(g.spec.kernel, `vmlinuz-${g.spec.kernelVersion}`);
     const initrd = await copy(g.spec.initrd, `initrd-${g.spec.kernelVersion}`);
     const text = [
-      `title cairn (${g.spec.label.replace(/^cairn /, '')})`,
+      `title ${g.spec.label}`,
       `version Generation ${g.number}`,
       'sort-key cairn',
       `linux /${linux}`,

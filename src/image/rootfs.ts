@@ -12,7 +12,7 @@
  * access and change time (mke2fs copies those from the staged files, where no user can set
  * ctime), and restores the setuid/setgid modes the store records but never carries.
  */
-import { existsSync, lutimesSync, mkdirSync, readdirSync, statSync, symlinkSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, statSync, symlinkSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
@@ -42,6 +42,7 @@ export interface StageRootOptions {
 export interface SpecialMode {
   /** Absolute path inside the root file system. */
   path: string;
+  /** The whole mode: file type and permission bits. */
   mode: number;
 }
 
@@ -80,7 +81,11 @@ export async function stageRootTree(store: Store, opts: StageRootOptions): Promi
   for (const p of closure) {
     const base = store.parse(p).base;
     await copyStorePath(store.toPhysical(p), join(storeDir, base));
-    for (const s of store.pathInfo(p).setuid ?? []) specialModes.push({ path: `${p}/${s.path}`, mode: s.mode });
+    for (const s of store.pathInfo(p).setuid ?? []) {
+      // The entry's file type (setgid folders exist too, e.g. /var/local) with the recorded bits.
+      const type = lstatSync(join(storeDir, base, s.path)).mode & 0o170000;
+      specialModes.push({ path: `${p}/${s.path}`, mode: type | s.mode });
+    }
   }
   const created: string[] = [];
   const link = (target: string, path: string): void => {
@@ -184,8 +189,9 @@ async function usedInodes(target: string): Promise<number[]> {
 }
 
 /** debugfs commands, run against the file system in one pass (read from stdin). */
-async function debugfsWrite(target: string, commands: string[]): Promise<void> {
-  const r = await execa('debugfs', ['-w', '-f', '-', target], { reject: false, input: commands.join('\n') + '\n', stdout: 'ignore' });
+async function debugfsWrite(target: string, commands: string[], epoch: number): Promise<void> {
+  // The fake time also dates the superblock's write time, which closing the file system updates.
+  const r = await execa('debugfs', ['-w', '-f', '-', target], { reject: false, input: commands.join('\n') + '\n', stdout: 'ignore', env: { E2FSPROGS_FAKE_TIME: String(epoch) } });
   // debugfs exits 0 even when a command fails; failures are its stderr lines besides the banner.
   const errors = String(r.stderr)
     .split('\n')
@@ -211,11 +217,11 @@ export async function makeExt4Image(opts: Ext4ImageOptions): Promise<void> {
   const epoch = opts.epoch ?? Math.floor(Date.now() / 1000);
   const commands: string[] = [];
   for (const ino of await usedInodes(target)) {
-    commands.push(`sif <${ino}> uid 0`, `sif <${ino}> gid 0`, `sif <${ino}> atime ${epoch}`, `sif <${ino}> ctime ${epoch}`);
+    commands.push(`sif <${ino}> uid 0`, `sif <${ino}> gid 0`, `sif <${ino}> atime @${epoch}`, `sif <${ino}> ctime @${epoch}`);
   }
   for (const s of opts.specialModes ?? []) {
-    // debugfs' mode is the whole i_mode: the regular-file type bits plus the permissions.
-    commands.push(`sif "${s.path}" mode 0${(0o100000 | s.mode).toString(8)}`);
+    // debugfs' mode is the whole i_mode: file type and permission bits.
+    commands.push(`sif "${s.path}" mode 0${s.mode.toString(8)}`);
   }
-  await debugfsWrite(target, commands);
+  await debugfsWrite(target, commands, epoch);
 }
