@@ -125,19 +125,24 @@ export class RunningMachine {
     const from = opts.from ?? 0;
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
+      let grace: NodeJS.Timeout | undefined;
+      let done = false;
       const finish = (r: Omit<WaitResult, 'seconds'>): void => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
+        clearTimeout(grace);
         this.listeners.delete(check);
         resolve({ ...r, seconds: this.seconds });
       };
       const check = (): void => {
         const text = this.log.slice(from);
         if (pattern.test(text)) finish({ matched: true });
-        else if (fatal.test(text)) {
-          // Let the rest of the message reach the log before giving up.
-          this.listeners.delete(check);
-          setTimeout(() => finish({ matched: false, reason: `the console showed: ${fatal.exec(this.log.slice(from))?.[0]}` }), 2000);
-        } else if (this.exited) finish({ matched: false, reason: 'QEMU exited' });
+        else if (this.exited) finish({ matched: false, reason: 'QEMU exited' });
+        else if (!grace && fatal.test(text)) {
+          // Let the rest of the message reach the log (it may still match) before giving up.
+          grace = setTimeout(() => finish({ matched: false, reason: `the console showed: ${fatal.exec(this.log.slice(from))?.[0]}` }), 2000);
+        }
       };
       timer = setTimeout(() => finish({ matched: false, reason: `no match within ${timeoutMs / 1000} s` }), timeoutMs);
       this.listeners.add(check);
