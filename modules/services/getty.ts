@@ -23,14 +23,17 @@ export default ({ lib, config }: ModuleArgs) => {
       systemd: {
         get services() {
           const services: Record<string, unknown> = {};
-          const args = [...(cfg.autologinUser === null ? [] : ['--autologin', cfg.autologinUser as string]), ...(cfg.extraArgs as string[]), '--keep-baud', `${cfg.baudRate},57600,38400,9600`, '-', '$TERM'];
+          const autologin = cfg.autologinUser !== null;
+          const args = [...(autologin ? ['--autologin', cfg.autologinUser as string] : []), ...(cfg.extraArgs as string[]), '--keep-baud', `${cfg.baudRate},57600,38400,9600`, '-', '$TERM'];
+          // login's options replace agetty's own, so an automatic login must ask for -f (no password) itself.
+          const loginOptions = autologin ? '-p -f -- \\\\u' : '-p -- \\\\u';
           for (const tty of cfg.serialConsoles as string[]) {
             services[`serial-getty@${tty}`] = {
               overrideStrategy: 'asDropin',
               wantedBy: ['getty.target'],
               serviceConfig: {
                 // An empty ExecStart= first clears the packaged command, as a drop-in must.
-                ExecStart: ['', `-/sbin/agetty -o '-p -- \\\\u' ${args.join(' ')}`],
+                ExecStart: ['', `-/sbin/agetty -o '${loginOptions}' ${args.join(' ')}`],
               },
             };
           }

@@ -129,7 +129,7 @@ describe('system settings', () => {
 
   it('puts an autologin getty on the serial console', async () => {
     const c = await evalConfig({ services: { getty: { autologinUser: 'root' } } });
-    expect(etcText(c, 'systemd/system/serial-getty@ttyS0.service.d/overrides.conf')).toContain("[Service]\nExecStart=\nExecStart=-/sbin/agetty -o '-p -- \\\\u' --autologin root --keep-baud 115200,57600,38400,9600 - $TERM\n");
+    expect(etcText(c, 'systemd/system/serial-getty@ttyS0.service.d/overrides.conf')).toContain("[Service]\nExecStart=\nExecStart=-/sbin/agetty -o '-p -f -- \\\\u' --autologin root --keep-baud 115200,57600,38400,9600 - $TERM\n");
     expect(c.environment.etc['systemd/system/getty.target.wants/serial-getty@ttyS0.service'].symlink).toBe('/lib/systemd/system/serial-getty@.service');
     expect(etcText(await evalConfig({}), 'systemd/system/serial-getty@ttyS0.service.d/overrides.conf')).not.toContain('--autologin');
   });
