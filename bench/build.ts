@@ -15,20 +15,20 @@ import { buildSystem } from '../src/build/index.js';
 
 const repo = projectRoot;
 
-function seconds(since: bigint): number {
+export function seconds(since: bigint): number {
   return Number(process.hrtime.bigint() - since) / 1e9;
 }
 
 /** Bytes on disk of some paths, hard links counted once (du does that across its arguments). */
-async function diskBytes(paths: string[]): Promise<number> {
+export async function diskBytes(paths: string[]): Promise<number> {
   const r = await execa('du', ['-scb', ...paths]);
   return Number(r.stdout.trim().split('\n').pop()!.split('\t')[0]);
 }
 
-const mb = (n: number): string => `${(n / 1e6).toFixed(0)} MB`;
+export const mb = (n: number): string => `${(n / 1e6).toFixed(0)} MB`;
 
 /** debootstrap minbase + the systemd set + the kernel; its size without the apt cache. */
-async function debootstrapRoot(work: string): Promise<{ seconds: number; bytes: number } | undefined> {
+export async function debootstrapRoot(work: string): Promise<{ seconds: number; bytes: number; dir: string } | undefined> {
   if ((await execa('sh', ['-c', 'command -v debootstrap'], { reject: false })).exitCode !== 0) {
     console.log('debootstrap is not installed (scripts/setup installs it): skipping the comparison');
     return undefined;
@@ -43,7 +43,7 @@ async function debootstrapRoot(work: string): Promise<{ seconds: number; bytes: 
     return undefined;
   }
   rmSync(join(target, 'var/cache/apt/archives'), { recursive: true, force: true });
-  return { seconds: s, bytes: await diskBytes([target]) };
+  return { seconds: s, bytes: await diskBytes([target]), dir: target };
 }
 
 export async function run(): Promise<void> {

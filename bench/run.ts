@@ -7,6 +7,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   store: () => import('./store.js'),
   packages: () => import('./packages.js'),
   build: () => import('./build.js'),
+  image: () => import('./image.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -153,6 +153,8 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
       hashSeed: derivedUuid(seed, 'root-hash-seed'),
       epoch,
       specialModes: staged.specialModes,
+      ownedByRoot: staged.ownedByRoot,
+      onProgress: progress,
     });
     removeTree(tree);
 
@@ -160,6 +162,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
       progress('converting to qcow2');
       await convertToQcow2(raw, tmpOut);
     }
+    progress('flushing the image to disk');
     const out = openSync(tmpOut, 'r+');
     try {
       fsyncSync(out);

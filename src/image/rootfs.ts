@@ -49,20 +49,22 @@ export interface SpecialMode {
 export interface StagedRoot {
   /** Logical store paths copied in. */
   closure: string[];
+  /** Whether every store object is owned by root already (then no ownership pass is needed). */
+  ownedByRoot: boolean;
   /** Setuid/setgid files of the closure, to restore in the file system. */
   specialModes: SpecialMode[];
 }
 
 /**
- * Copies a store path tree into the staging folder: as hard links when both are on one file
+ * Copies store path trees into a folder, in one `cp`: as hard links when both are on one file
  * system (the store is immutable and nothing here writes to the files, so sharing inodes is safe
- * and a 400 MB kernel costs nothing), else as a copy. Modes, links and timestamps are kept.
+ * and a 400 MB kernel costs nothing), else as copies. Modes, links and timestamps are kept.
  */
-async function copyStorePath(src: string, dest: string): Promise<void> {
-  const linked = await execa('cp', ['-a', '-l', src, dest], { reject: false });
+export async function copyStorePaths(sources: string[], destDir: string): Promise<void> {
+  if (sources.length === 0) return;
+  const linked = await execa('cp', ['-a', '-l', '-t', destDir, ...sources], { reject: false });
   if (linked.exitCode === 0) return;
-  await execa('rm', ['-rf', dest]);
-  await execa('cp', ['-a', src, dest]);
+  await execa('cp', ['-a', '-f', '--remove-destination', '-t', destDir, ...sources]);
 }
 
 /** Fills `dir` with the root tree of the generations (see the file comment). */
@@ -78,9 +80,15 @@ export async function stageRootTree(store: Store, opts: StageRootOptions): Promi
   mkdirSync(storeDir, { recursive: true });
   const closure = store.closure(gens.map((g) => g.toplevel));
   const specialModes: SpecialMode[] = [];
+  await copyStorePaths(
+    closure.map((p) => store.toPhysical(p)),
+    storeDir,
+  );
+  let ownedByRoot = true;
   for (const p of closure) {
     const base = store.parse(p).base;
-    await copyStorePath(store.toPhysical(p), join(storeDir, base));
+    const st = lstatSync(join(storeDir, base));
+    if (st.uid !== 0 || st.gid !== 0) ownedByRoot = false;
     for (const s of store.pathInfo(p).setuid ?? []) {
       // The entry's file type (setgid folders exist too, e.g. /var/local) with the recorded bits.
       const type = lstatSync(join(storeDir, base, s.path)).mode & 0o170000;
@@ -113,7 +121,7 @@ export async function stageRootTree(store: Store, opts: StageRootOptions): Promi
   chmodSync(dir, 0o755);
   created.push(dir);
   if (opts.epoch !== undefined) for (const p of created) lutimesSync(p, opts.epoch, opts.epoch);
-  return { closure, specialModes };
+  return { closure, ownedByRoot, specialModes };
 }
 
 /** Apparent size of a tree in bytes (du's view, counting hard-linked files once). */
@@ -160,6 +168,9 @@ export interface Ext4ImageOptions {
   epoch?: number;
   /** Setuid/setgid modes to restore. */
   specialModes?: SpecialMode[];
+  onProgress?: (message: string) => void;
+  /** True when every staged file is root's already: the ownership pass is skipped. */
+  ownedByRoot?: boolean;
 }
 
 /** `image?offset=N`: how e2fsprogs' tools address a file system inside a disk image. */
@@ -214,10 +225,14 @@ export async function makeExt4Image(opts: Ext4ImageOptions): Promise<void> {
   const r = await execa('mkfs.ext4', args, { reject: false, all: true, env });
   if (r.exitCode !== 0) throw new CairnError(`mkfs.ext4 failed (exit ${r.exitCode}): ${r.all}`);
   const target = e2Target(opts.image, opts.offset);
+  opts.onProgress?.('setting owners, times and modes');
   const epoch = opts.epoch ?? Math.floor(Date.now() / 1000);
   const commands: string[] = [];
+  // Staged by a normal user, files are the builder's; from a store root built, they are root's already.
+  const chown = opts.ownedByRoot !== true;
   for (const ino of await usedInodes(target)) {
-    commands.push(`sif <${ino}> uid 0`, `sif <${ino}> gid 0`, `sif <${ino}> atime @${epoch}`, `sif <${ino}> ctime @${epoch}`);
+    if (chown) commands.push(`sif <${ino}> uid 0`, `sif <${ino}> gid 0`);
+    commands.push(`sif <${ino}> atime @${epoch}`, `sif <${ino}> ctime @${epoch}`);
   }
   for (const s of opts.specialModes ?? []) {
     // debugfs' mode is the whole i_mode: file type and permission bits.

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { CairnError } from '../errors.js';
 import { removeTree, type Store } from '../store/index.js';
 import { derivedUuid, convertToQcow2, MIB } from '../image/disk.js';
-import { ext4Bytes, makeExt4Image, treeBytes, treeEntries } from '../image/rootfs.js';
+import { copyStorePaths, ext4Bytes, makeExt4Image, treeBytes, treeEntries } from '../image/rootfs.js';
 import { imageEpoch } from '../image/index.js';
 import { parseSize } from '../image/format.js';
 import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../modules/virtualisation/qemu-vm.js';
@@ -34,11 +34,10 @@ export async function storeDisk(store: Store, toplevel: string, onProgress: (m: 
   mkdirSync(tree, { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    for (const p of store.closure([top.logical])) {
-      const base = store.parse(p).base;
-      const r = await execa('cp', ['-a', '-l', store.toPhysical(p), join(tree, base)], { reject: false });
-      if (r.exitCode !== 0) await execa('cp', ['-a', store.toPhysical(p), join(tree, base)]);
-    }
+    await copyStorePaths(
+      store.closure([top.logical]).map((p) => store.toPhysical(p)),
+      tree,
+    );
     const size = ext4Bytes(await treeBytes(tree), await treeEntries(tree), 64 * MIB);
     await makeExt4Image({ dir: tree, image: tmp, sizeBytes: size, label: VM_STORE_LABEL, uuid: derivedUuid(top.hash, 'vm-store'), hashSeed: derivedUuid(top.hash, 'vm-store-seed'), epoch: imageEpoch() });
     renameSync(tmp, file);
