@@ -14,7 +14,9 @@ describe('boot options', () => {
     expect(c.boot.initrd.modules).toEqual(expect.arrayContaining(['virtio_pci', 'virtio_blk', 'ext4']));
     expect(c.boot.initrd.fileSystems).toEqual([{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }]);
     expect(c.environment.etc.fstab.text).toContain('LABEL=root / ext4 defaults 0 1\n');
-    expect(c.boot.loader['systemd-boot']).toEqual({ enable: false, timeout: 5, editor: false, configurationLimit: null });
+    expect(c.boot.loader['systemd-boot']).toEqual({ enable: true, timeout: 5, editor: false, configurationLimit: null });
+    // The loader's EFI binary is part of the system (images copy it to the ESP; bootctl finds it).
+    expect(c.environment.systemPackages.map(String)).toContain('systemd-boot-efi');
     expect(c.system.build.bootPackages.map(String)).toContain('busybox-static');
     expect(c.environment.etc['modules-load.d/cairn.conf']).toBeUndefined();
   });
