@@ -36,6 +36,7 @@ import bootLoader from './boot/loader.js';
 import fileSystems from './tasks/filesystems.js';
 import imageSize from './image/size.js';
 import qemuVm from './virtualisation/qemu-vm.js';
+import testInstrumentation from './testing/test-instrumentation.js';
 import topLevel from './system/top-level.js';
 
 /** cairn's built-in modules with their source files (keys for `disabledModules`, locations for messages). */
@@ -77,6 +78,7 @@ const list: [string, unknown][] = [
   ['tasks/filesystems.ts', fileSystems],
   ['image/size.ts', imageSize],
   ['virtualisation/qemu-vm.ts', qemuVm],
+  ['testing/test-instrumentation.ts', testInstrumentation],
 ];
 
 export const builtinModules: SourcedModule[] = list.map(([rel, mod]) => {

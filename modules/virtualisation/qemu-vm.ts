@@ -31,6 +31,14 @@ export default ({ lib, config }: ModuleArgs) => {
           default: '4G',
           description: "Size of the VM's state disk (its root file system: /etc, /var, /home), made on first start.",
         }),
+        vlans: mkOption({
+          type: types.listOf(types.ints.between(1, 254)),
+          default: [1],
+          example: [1, 2],
+          description:
+            'Virtual networks a VM test machine is on (`cairn test`): on vlan v, the n-th machine (by name) is 192.168.v.n on eth1, eth2, … ' +
+            '(eth0 is the user-mode network); every machine finds the others by name.',
+        }),
         forwardPorts: mkOption({
           type: types.listOf(
             types.submodule({
@@ -53,6 +61,9 @@ export default ({ lib, config }: ModuleArgs) => {
         '/': { device: vmOverride(null), uuid: vmOverride(null), label: vmOverride(VM_ROOT_LABEL), fsType: vmOverride('ext4'), options: vmOverride(['defaults']) },
         '/cairn/store': { label: VM_STORE_LABEL, fsType: 'ext4', options: ['ro', 'noatime'], neededForBoot: true },
       },
+      // eth0, eth1, … in the order of the VM's network cards, so a configuration's interface names
+      // mean the same cards on every start (the first is the user-mode network).
+      boot: { kernelParams: ['net.ifnames=0'] },
     }),
   };
 };

@@ -15,8 +15,10 @@ import { imageEpoch } from '../image/index.js';
 import { parseSize } from '../image/format.js';
 import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../modules/virtualisation/qemu-vm.js';
 
-/** Store disks kept besides the newest: older ones are deleted (they are cheap to make again). */
-const KEEP_STORE_DISKS = 2;
+/** Store disks kept: older ones are deleted (they are only a cache of the store, cheap to make again)… */
+const KEEP_STORE_DISKS = 4;
+/** …except those used in the last minutes: a test's other machines may be about to boot from them. */
+const IN_USE_MS = 15 * 60_000;
 
 /** The store disk of `toplevel`: made once (atomically) under `$CAIRN_HOME/vm/`, then reused. */
 export async function storeDisk(store: Store, toplevel: string, onProgress: (m: string) => void = () => {}): Promise<string> {
@@ -50,7 +52,7 @@ export async function storeDisk(store: Store, toplevel: string, onProgress: (m: 
     .filter((f) => /^store-.*\.img$/.test(f) && f !== basename(file))
     .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
     .sort((a, b) => b.t - a.t);
-  for (const o of others.slice(KEEP_STORE_DISKS - 1)) rmSync(join(dir, o.f), { force: true });
+  for (const o of others.slice(KEEP_STORE_DISKS - 1)) if (Date.now() - o.t > IN_USE_MS) rmSync(join(dir, o.f), { force: true });
   return file;
 }
 

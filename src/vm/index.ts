@@ -13,10 +13,11 @@ import { buildSystem } from '../build/index.js';
 import { readBootspec } from '../image/bootspec.js';
 import { entryOptions } from '../image/esp.js';
 import { chooseAccelerator, type AcceleratorChoice } from './accel.js';
-import { qemuArgs, type PortForward, type QemuOptions } from './qemu.js';
+import { qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
+import type { ModuleInput } from '../lib/index.js';
 import { stateDisk, storeDisk } from './disks.js';
 
-export { qemuArgs, parseForward, RunningMachine, FATAL_CONSOLE, OVMF_CODE, OVMF_VARS, QEMU, type PortForward, type QemuOptions } from './qemu.js';
+export { qemuArgs, parseForward, RunningMachine, FATAL_CONSOLE, OVMF_CODE, OVMF_VARS, QEMU, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 export { chooseAccelerator, type Accelerator, type AcceleratorChoice } from './accel.js';
 export { storeDisk, stateDisk } from './disks.js';
 
@@ -31,6 +32,10 @@ export interface PrepareVmOptions {
   /** Console on the terminal (`cairn vm`) or captured (tests). */
   console?: 'stdio' | 'capture';
   qmpSocket?: string;
+  /** The test driver's shell socket (the configuration should set `testing.enable`). */
+  shellSocket?: string;
+  /** Modules evaluated with the configuration (the test driver adds its instrumentation). */
+  extraModules?: ModuleInput[];
   onProgress?: (message: string) => void;
 }
 
@@ -50,13 +55,43 @@ interface VirtualisationConfig {
   forwardPorts: PortForward[];
 }
 
+interface NetworkingConfig {
+  interfaces?: Record<string, { ipv4?: { addresses?: { address: string; prefixLength: number }[] } }>;
+  defaultGateway?: string | { address: string } | null;
+  nameservers?: string[];
+}
+
+const ipNum = (a: string): number => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+const ipStr = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+
+/**
+ * The user network's layout for a configuration whose eth0 has a static IPv4 address: the same
+ * subnet, QEMU's end at the default gateway (or the subnet's first address), so forwards reach
+ * the address the machine is configured with. Undefined: QEMU's default 10.0.2.0/24 with DHCP.
+ */
+export function userNetFor(net: NetworkingConfig | undefined): UserNetIpv4 | undefined {
+  const a = net?.interfaces?.eth0?.ipv4?.addresses?.[0];
+  if (!a || a.prefixLength < 8 || a.prefixLength > 30 || !/^\d+\.\d+\.\d+\.\d+$/.test(a.address)) return undefined;
+  const size = 2 ** (32 - a.prefixLength);
+  const base = ipNum(a.address) - (ipNum(a.address) % size);
+  const inNet = (x: string | undefined): x is string => x !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(x) && ipNum(x) - base >= 1 && ipNum(x) - base < size - 1 && x !== a.address;
+  const gw = typeof net?.defaultGateway === 'string' ? net.defaultGateway : (net?.defaultGateway?.address ?? undefined);
+  const first = ipStr(base + 1) === a.address ? ipStr(base + 2) : ipStr(base + 1);
+  const host = inNet(gw) ? gw : first;
+  const dns = (net?.nameservers ?? []).find((d) => inNet(d) && d !== host);
+  return { net: `${ipStr(base)}/${a.prefixLength}`, host, guest: a.address, ...(dns ? { dns } : {}) };
+}
+
 /** Builds what a VM of `configPath` needs and returns the QEMU command line that boots it. */
 export async function prepareVm(configPath: string, opts: PrepareVmOptions): Promise<PreparedVm> {
   const { store } = opts;
   const progress = opts.onProgress ?? (() => {});
-  const built = await buildSystem(configPath, { store, onProgress: progress, extraModules: [{ virtualisation: { vm: true } }] });
-  const rec = JSON.parse(readFileSync(store.toPhysical(`${built.toplevel}/configuration.json`), 'utf8')) as { config: { virtualisation: VirtualisationConfig } };
+  const built = await buildSystem(configPath, { store, onProgress: progress, extraModules: [{ virtualisation: { vm: true } }, ...(opts.extraModules ?? [])] });
+  const rec = JSON.parse(readFileSync(store.toPhysical(`${built.toplevel}/configuration.json`), 'utf8')) as {
+    config: { virtualisation: VirtualisationConfig; networking?: NetworkingConfig };
+  };
   const v = rec.config.virtualisation;
+  const ipv4 = userNetFor(rec.config.networking);
   const spec = readBootspec(store, built.toplevel);
   const storeImg = await storeDisk(store, built.toplevel, progress);
   const state = await stateDisk(opts.state, v.diskSize, join(store.home, 'tmp'));
@@ -71,9 +106,13 @@ export async function prepareVm(configPath: string, opts: PrepareVmOptions): Pro
       { file: state.path, format: 'qcow2' },
       { file: storeImg, format: 'raw', readonly: true },
     ],
-    network: { forwards: [...v.forwardPorts.map((f) => ({ proto: f.proto, hostPort: f.hostPort, guestPort: f.guestPort })), ...(opts.forwards ?? [])] },
+    network: {
+      forwards: [...v.forwardPorts.map((f) => ({ proto: f.proto, hostPort: f.hostPort, guestPort: f.guestPort })), ...(opts.forwards ?? [])],
+      ...(ipv4 ? { ipv4 } : {}),
+    },
     console: opts.console ?? 'capture',
     ...(opts.qmpSocket ? { qmpSocket: opts.qmpSocket } : {}),
+    ...(opts.shellSocket ? { shellSocket: opts.shellSocket } : {}),
   };
   return { toplevel: built.toplevel, accel, args: qemuArgs(options), options, state, warnings: built.warnings };
 }

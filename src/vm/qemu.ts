@@ -16,6 +16,21 @@ export interface PortForward {
   guestPort: number;
 }
 
+/**
+ * The user-mode network's IPv4 layout when the guest's first card has a static address: QEMU's
+ * gateway and DHCP take the configuration's subnet, so the machine is reachable as configured.
+ */
+export interface UserNetIpv4 {
+  /** `192.0.2.0/24` */
+  net: string;
+  /** QEMU's own address in it (the guest's gateway). */
+  host: string;
+  /** The guest's address: forwards go there. */
+  guest: string;
+  /** QEMU's DNS forwarder, when the configuration's name server is in the subnet. */
+  dns?: string;
+}
+
 export interface QemuOptions {
   accel: Accelerator;
   memoryMiB: number;
@@ -26,7 +41,9 @@ export interface QemuOptions {
   kernel?: { kernel: string; initrd: string; append: string };
   drives: { file: string; format: 'raw' | 'qcow2'; readonly?: boolean }[];
   /** User-mode networking with these forwards (on 127.0.0.1); null: no network card. */
-  network: { forwards: PortForward[] } | null;
+  network: { forwards: PortForward[]; ipv4?: UserNetIpv4 } | null;
+  /** The test driver's shell: a virtio console (the guest's /dev/hvc0) on this unix socket. */
+  shellSocket?: string;
   /** A QMP socket to control the machine. */
   qmpSocket?: string;
   /** The serial console: on stdio (interactive) or captured by the caller (default). */
@@ -55,12 +72,18 @@ export function qemuArgs(o: QemuOptions): string[] {
   if (o.kernel) args.push('-kernel', o.kernel.kernel, '-initrd', o.kernel.initrd, '-append', o.kernel.append);
   for (const d of o.drives) args.push('-drive', `file=${d.file},if=virtio,format=${d.format}${d.readonly ? ',readonly=on' : ''}`);
   if (o.network) {
-    const fwd = o.network.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.hostPort}-:${f.guestPort}`).join('');
-    args.push('-nic', `user,model=virtio-net-pci${fwd}`);
+    const ip = o.network.ipv4;
+    const fwd = o.network.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.hostPort}-${ip?.guest ?? ''}:${f.guestPort}`).join('');
+    const layout = ip ? `,net=${ip.net},host=${ip.host},dhcpstart=${ip.guest}${ip.dns ? `,dns=${ip.dns}` : ''}` : '';
+    // Named, so that QMP can cut the link (set_link nic0) and add forwards (hostfwd_add user0).
+    args.push('-netdev', `user,id=user0${layout}${fwd}`, '-device', 'virtio-net-pci,netdev=user0,id=nic0');
   } else {
     args.push('-nic', 'none');
   }
   if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
+  if (o.shellSocket) {
+    args.push('-device', 'virtio-serial-pci', '-chardev', `socket,id=shell,path=${o.shellSocket},server=on,wait=off`, '-device', 'virtconsole,chardev=shell');
+  }
   return args;
 }
 

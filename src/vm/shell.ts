@@ -18,6 +18,9 @@ export interface ExecResult {
  */
 export class GuestShell {
   private buffer = '';
+  /** The last bytes received, for `waitForText` (the command buffer is trimmed as it parses). */
+  private recent = '';
+  private readonly textWaiters = new Set<() => void>();
   private seq = 0;
   private waiter?: { id: number; resolve: (r: ExecResult) => void; reject: (e: Error) => void };
   private closedError?: Error;
@@ -29,6 +32,7 @@ export class GuestShell {
       this.closedError ??= err;
       this.waiter?.reject(err);
       this.waiter = undefined;
+      for (const w of [...this.textWaiters]) w();
     };
     socket.on('close', () => closed(new CairnError('the guest shell connection closed')));
     socket.on('error', closed);
@@ -64,11 +68,39 @@ export class GuestShell {
     });
   }
 
+  /** Sends a line to the guest's shell without waiting for an answer (e.g. `poweroff`). */
+  socketWrite(text: string): void {
+    if (!this.closedError) this.socket.write(text);
+  }
+
   close(): void {
     this.socket.destroy();
   }
 
+  /** Resolves once the guest has printed `text` (e.g. the backdoor's greeting); rejects after `timeoutMs` or on close. */
+  waitForText(text: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.textWaiters.delete(check);
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = (): void => {
+        if (this.recent.includes(text)) {
+          this.recent = this.recent.slice(this.recent.indexOf(text) + text.length);
+          done();
+        } else if (this.closedError) done(this.closedError);
+      };
+      const timer = setTimeout(() => done(new CairnError(`the guest shell did not print '${text}' within ${timeoutMs / 1000} s`)), timeoutMs);
+      this.textWaiters.add(check);
+      check();
+    });
+  }
+
   private onData(chunk: string): void {
+    this.recent = (this.recent + chunk).slice(-8192);
+    for (const w of [...this.textWaiters]) w();
     this.buffer += chunk;
     const re = /<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>/g;
     let m: RegExpExecArray | null;

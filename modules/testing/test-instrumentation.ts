@@ -1,0 +1,52 @@
+import type { ModuleArgs } from '../../src/lib/index.js';
+
+/** What the backdoor prints once its shell reads commands; the test driver waits for it. */
+export const BACKDOOR_READY = 'Spawning backdoor root shell...';
+
+/**
+ * `testing.enable`: what a machine under `cairn test` needs. A root shell on the virtio console
+ * /dev/hvc0 (the driver's side is a unix socket, see src/vm/shell.ts), started early and kept out
+ * of the way of shutdown, and boot failures that end the VM instead of waiting at a console.
+ * Never enable it on a real machine: it is a root shell for whoever holds the console.
+ */
+export default ({ lib, config }: ModuleArgs) => {
+  const { mkOption, mkIf, types } = lib;
+  return {
+    options: {
+      testing: {
+        enable: mkOption({
+          type: types.bool,
+          default: false,
+          description: 'Instrument the machine for `cairn test`: a root shell on /dev/hvc0 for the test driver. For test VMs only.',
+        }),
+      },
+    },
+    config: mkIf(config.testing.enable, {
+      systemd: {
+        services: {
+          backdoor: {
+            description: 'Root shell for the cairn test driver on /dev/hvc0',
+            wantedBy: ['multi-user.target'],
+            requires: ['dev-hvc0.device'],
+            after: ['dev-hvc0.device'],
+            unitConfig: { DefaultDependencies: false },
+            conflicts: ['shutdown.target'],
+            before: ['shutdown.target'],
+            serviceConfig: { KillSignal: 'SIGHUP' },
+            script: [
+              'export USER=root HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+              'cd /root 2>/dev/null || cd /',
+              'exec < /dev/hvc0 > /dev/hvc0 2>&1',
+              'stty raw -echo 2>/dev/null || true',
+              `echo '${BACKDOOR_READY}'`,
+              'PS1= exec bash --norc --noprofile',
+              '',
+            ].join('\n'),
+          },
+        },
+      },
+      // A stage-1 failure or kernel panic ends the VM at once (QEMU runs with -no-reboot).
+      boot: { kernelParams: ['panic=1'] },
+    }),
+  };
+};

@@ -1,0 +1,131 @@
+/**
+ * VM tests (`cairn test FILE`): a test file names machines (`nodes`: name → configuration) and a
+ * `testScript` that drives them. The driver builds every machine first, joins them to their
+ * virtual networks (`virtualisation.vlans`), runs the script and stops the machines whatever
+ * happened. May touch: the store (builds), a work folder with state disks, sockets and logs.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { CairnError } from '../errors.js';
+import { loadModuleFile } from '../lib/loader.js';
+import { removeTree, type Store } from '../store/index.js';
+import { Machine, MachineError, type WaitOptions } from './machine.js';
+import { Vlan, vlanModule } from './vlan.js';
+
+export { Machine, MachineError, DEFAULT_TIMEOUT, type WaitOptions } from './machine.js';
+
+/** A configuration of a node: a file (relative to the test file) or a module value written inline. */
+export type NodeConfig = string | Record<string, unknown>;
+
+export interface VmTestFile {
+  /** Shown in reports; the file name by default. */
+  name?: string;
+  nodes: Record<string, NodeConfig>;
+  testScript: (machines: Record<string, Machine>, driver: { log: (message: string) => void }) => Promise<void>;
+}
+
+export interface TestResult {
+  name: string;
+  passed: boolean;
+  seconds: number;
+  error?: string;
+  /** The console log of each machine. */
+  consoles: Record<string, string>;
+  /** The machines' folder, when kept. */
+  workDir?: string;
+}
+
+export interface RunTestOptions {
+  store: Store;
+  /** Keep the work folder (state disks, logs) instead of deleting it. */
+  keepVmState?: boolean;
+  workDir?: string;
+  /** Instead of running the script: a REPL with the machines (and `testScript()`) in scope. */
+  interactive?: boolean;
+  onProgress?: (message: string) => void;
+  log?: (message: string) => void;
+}
+
+/** Loads and checks a test file's default export. */
+export async function loadTestFile(file: string): Promise<VmTestFile> {
+  const mod = (await loadModuleFile(resolve(file), { file: resolve(file) })) as Partial<VmTestFile> | undefined;
+  if (!mod || typeof mod !== 'object') throw new CairnError(`${file}: the default export must be an object { nodes, testScript }`);
+  if (!mod.nodes || typeof mod.nodes !== 'object' || Object.keys(mod.nodes).length === 0) throw new CairnError(`${file}: nodes: name at least one machine (name → configuration)`);
+  for (const name of Object.keys(mod.nodes)) {
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new CairnError(`${file}: nodes.${name}: machine names are host names (lowercase letters, digits, '-')`);
+  }
+  if (typeof mod.testScript !== 'function') throw new CairnError(`${file}: testScript: expected an async function of the machines`);
+  return mod as VmTestFile;
+}
+
+/** Writes an inline node configuration as a JSON module whose imports are absolute. */
+function nodeConfigFile(node: NodeConfig, testDir: string, workDir: string, name: string): string {
+  if (typeof node === 'string') return isAbsolute(node) ? node : resolve(testDir, node);
+  const imports = (node.imports as unknown[] | undefined)?.map((i) => (typeof i === 'string' && !isAbsolute(i) ? resolve(testDir, i) : i));
+  const file = join(workDir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ ...node, ...(imports ? { imports } : {}) }, null, 2));
+  return file;
+}
+
+/** Runs a VM test: builds all machines, runs the script, stops the machines. */
+export async function runTest(file: string, opts: RunTestOptions): Promise<TestResult> {
+  const test = await loadTestFile(file);
+  const name = test.name ?? file;
+  // With --keep-vm-state the folder is the same for every run of this file: state disks carry over.
+  const kept = join(tmpdir(), `cairn-test-${createHash('sha256').update(resolve(file)).digest('hex').slice(0, 12)}`);
+  const work = opts.workDir ?? (opts.keepVmState ? kept : mkdtempSync(join(tmpdir(), 'cairn-test-')));
+  mkdirSync(work, { recursive: true });
+  const names = Object.keys(test.nodes).sort();
+  // Each vlan is a user-space switch; machines get 192.168.<vlan>.<n> in name order, and every
+  // machine's /etc/hosts names them all.
+  const vlans = new Map<number, Vlan>();
+  const machines: Record<string, Machine> = {};
+  const started = performance.now();
+  let error: string | undefined;
+  try {
+    const nodeFiles = Object.fromEntries(names.map((n) => [n, nodeConfigFile(test.nodes[n]!, dirname(resolve(file)), work, n)]));
+    const plan = await vlanModule(names, nodeFiles);
+    for (const v of plan.vlanNumbers) {
+      const sw = new Vlan(v, join(work, `vlan${v}.sock`));
+      await sw.listen();
+      vlans.set(v, sw);
+    }
+    names.forEach((n) => {
+      machines[n] = new Machine({
+        name: n,
+        config: nodeFiles[n]!,
+        store: opts.store,
+        dir: join(work, n),
+        extraModules: [plan.modules[n]!],
+        extraArgs: plan.qemuArgs(n, (v) => vlans.get(v)!.socket),
+        onProgress: opts.onProgress ? (m) => opts.onProgress!(`${n}: ${m}`) : undefined,
+      });
+    });
+    // Builds one after the other (they share the store); the machines then start in parallel.
+    for (const n of names) await machines[n]!.build();
+    const driver = { log: opts.log ?? (() => {}) };
+    if (opts.interactive) await repl(machines, () => test.testScript(machines, driver));
+    else await test.testScript(machines, driver);
+  } catch (err) {
+    error = err instanceof CairnError || err instanceof Error ? err.message : String(err);
+    if (!(err instanceof MachineError) && !(err instanceof CairnError) && err instanceof Error && err.stack) error = err.stack;
+  } finally {
+    await Promise.all(Object.values(machines).map((m) => m.crash().catch(() => undefined)));
+    for (const v of vlans.values()) v.close();
+  }
+  const consoles = Object.fromEntries(Object.entries(machines).map(([n, m]) => [n, m.console]));
+  const keep = Boolean(opts.keepVmState || opts.workDir);
+  if (!keep) removeTree(work);
+  return { name, passed: error === undefined, seconds: (performance.now() - started) / 1000, ...(error ? { error } : {}), consoles, ...(keep ? { workDir: work } : {}) };
+}
+
+/** A REPL (top-level await works) with each machine by name, `machines` and `testScript()`. */
+async function repl(machines: Record<string, Machine>, testScript: () => Promise<void>): Promise<void> {
+  const { start } = await import('node:repl');
+  process.stderr.write(`machines: ${Object.keys(machines).join(', ')} (e.g. await ${Object.keys(machines)[0]}.start()); testScript() runs the script; .exit ends\n`);
+  const r = start({ prompt: 'cairn-test> ' });
+  Object.assign(r.context, machines, { machines, testScript });
+  await new Promise<void>((resolve) => r.on('exit', () => resolve()));
+}

@@ -1,0 +1,326 @@
+/**
+ * A machine of a VM test: a configuration booted in QEMU with the test instrumentation, driven
+ * through a root shell on a virtio console (commands and output framed, binary-safe) and QMP.
+ * Every wait has a default timeout that a call can override; a failing call says which call,
+ * what the command printed and the last lines of the machine's console.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CairnError } from '../errors.js';
+import type { Store } from '../store/index.js';
+import type { ModuleInput } from '../lib/index.js';
+import { prepareVm, RunningMachine, QEMU, type PortForward, type PreparedVm } from '../vm/index.js';
+import { QmpClient } from '../vm/qmp.js';
+import { GuestShell, type ExecResult } from '../vm/shell.js';
+import { BACKDOOR_READY } from '../../modules/testing/test-instrumentation.js';
+
+/** Timeouts in seconds (NixOS's driver waits 900 s by default; a TCG boot here takes 15–60 s). */
+export const DEFAULT_TIMEOUT = 300;
+
+/** A failed machine call: which call, its output, the console's last lines. */
+export class MachineError extends CairnError {}
+
+export interface MachineOptions {
+  name: string;
+  /** The machine's configuration (a file), evaluated with the test instrumentation. */
+  config: string;
+  store: Store;
+  /** Folder for the state disk, sockets and console log. */
+  dir: string;
+  forwards?: PortForward[];
+  /** More QEMU arguments (virtual networks). */
+  extraArgs?: string[];
+  extraModules?: ModuleInput[];
+  onProgress?: (message: string) => void;
+}
+
+export interface WaitOptions {
+  /** Seconds. */
+  timeout?: number;
+}
+
+const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export class Machine {
+  readonly name: string;
+  private prepared?: PreparedVm;
+  private vm?: RunningMachine;
+  private shell?: GuestShell;
+  private qmp?: QmpClient;
+  /** Console text of earlier runs of this machine (a crash and start keeps the log). */
+  private pastConsole = '';
+  private readonly shellSocket: string;
+  private readonly qmpSocket: string;
+
+  constructor(private readonly opts: MachineOptions) {
+    this.name = opts.name;
+    mkdirSync(opts.dir, { recursive: true });
+    this.shellSocket = join(opts.dir, 'shell.sock');
+    this.qmpSocket = join(opts.dir, 'qmp.sock');
+  }
+
+  /** Builds the machine's system and disks (start does it too; tests build all machines first). */
+  async build(): Promise<PreparedVm> {
+    this.prepared ??= await prepareVm(this.opts.config, {
+      store: this.opts.store,
+      state: join(this.opts.dir, 'state.qcow2'),
+      forwards: this.opts.forwards,
+      qmpSocket: this.qmpSocket,
+      shellSocket: this.shellSocket,
+      extraModules: [{ testing: { enable: true } }, ...(this.opts.extraModules ?? [])],
+      onProgress: this.opts.onProgress,
+    });
+    return this.prepared;
+  }
+
+  get isUp(): boolean {
+    return this.vm !== undefined;
+  }
+
+  /** Everything the serial console printed, this run and earlier ones. */
+  get console(): string {
+    return this.pastConsole + (this.vm?.console ?? '');
+  }
+
+  private consoleTail(lines = 30): string {
+    return this.console.replace(/\r/g, '').split('\n').slice(-lines).join('\n');
+  }
+
+  private error(call: string, detail: string): MachineError {
+    return new MachineError(`${this.name}: ${call} ${detail}\n--- last lines of ${this.name}'s console ---\n${this.consoleTail()}\n---`);
+  }
+
+  /** Starts the machine and waits until its test shell answers. */
+  async start(opts: WaitOptions = {}): Promise<void> {
+    if (this.vm) return;
+    const prepared = await this.build();
+    // A display card nobody sees, for screenshots; -no-reboot: a reboot is a shutdown and start here.
+    const args = [...prepared.args, '-device', 'VGA', '-no-reboot', ...(this.opts.extraArgs ?? [])];
+    this.vm = RunningMachine.start(args, QEMU);
+    const vm = this.vm;
+    void vm.process.then(() => {
+      if (this.vm === vm) this.forget();
+    });
+    const deadline = Date.now() + (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
+    this.qmp = await this.connect('QMP', () => QmpClient.connect(this.qmpSocket, 2000), deadline);
+    this.shell = await this.connect('the test shell', () => GuestShell.connect(this.shellSocket), deadline);
+    try {
+      await this.shell.waitForText(BACKDOOR_READY, Math.max(1, deadline - Date.now()));
+    } catch (err) {
+      throw this.error('start()', `did not get a test shell: ${(err as Error).message}`);
+    }
+  }
+
+  /** Retries a connection to a QEMU socket until QEMU has made it. */
+  private async connect<T>(what: string, fn: () => Promise<T>, deadline: number): Promise<T> {
+    for (;;) {
+      if (!this.vm) throw this.error('start()', `QEMU exited before ${what} was up`);
+      if (existsSync(what === 'QMP' ? this.qmpSocket : this.shellSocket)) {
+        try {
+          return await fn();
+        } catch {
+          // not listening yet
+        }
+      }
+      if (Date.now() > deadline) throw this.error('start()', `could not connect to ${what}`);
+      await delay(50);
+    }
+  }
+
+  /** QEMU has exited: drop the connections, keep the console. */
+  private forget(): void {
+    this.pastConsole += this.vm?.console ?? '';
+    this.shell?.close();
+    this.qmp?.close();
+    this.vm = undefined;
+    this.shell = undefined;
+    this.qmp = undefined;
+  }
+
+  private requireShell(call: string): GuestShell {
+    if (!this.shell) throw this.error(call, 'needs a running machine: call start() first');
+    return this.shell;
+  }
+
+  /** Runs a shell command as root: its exit status and stdout (stderr goes to the console). */
+  async execute(command: string, opts: WaitOptions = {}): Promise<ExecResult> {
+    const shell = this.requireShell(`execute(${JSON.stringify(command)})`);
+    try {
+      return await shell.execute(command, { timeoutSeconds: opts.timeout ?? DEFAULT_TIMEOUT });
+    } catch (err) {
+      throw this.error(`execute(${JSON.stringify(command)})`, `lost the test shell: ${(err as Error).message}`);
+    }
+  }
+
+  /** Runs a command that must succeed; returns its stdout. */
+  async succeed(command: string, opts: WaitOptions = {}): Promise<string> {
+    const r = await this.execute(command, opts);
+    if (r.status !== 0) throw this.error(`succeed(${JSON.stringify(command)})`, `failed with exit status ${r.status}; its output:\n${r.stdout}`);
+    return r.stdout;
+  }
+
+  /** Runs a command that must fail; returns its stdout. */
+  async fail(command: string, opts: WaitOptions = {}): Promise<string> {
+    const r = await this.execute(command, opts);
+    if (r.status === 0) throw this.error(`fail(${JSON.stringify(command)})`, `succeeded; its output:\n${r.stdout}`);
+    return r.stdout;
+  }
+
+  /** Polls (every second) until `test` returns a value; the last failure explains a timeout. */
+  private async poll<T>(call: string, timeout: number, test: () => Promise<{ done: true; value: T } | { done: false; why: string }>): Promise<T> {
+    const deadline = Date.now() + timeout * 1000;
+    let why = '';
+    for (;;) {
+      const r = await test();
+      if (r.done) return r.value;
+      why = r.why;
+      if (Date.now() >= deadline) throw this.error(call, `timed out after ${timeout} s: ${why}`);
+      await delay(1000);
+    }
+  }
+
+  waitUntilSucceeds(command: string, opts: WaitOptions = {}): Promise<string> {
+    return this.poll(`waitUntilSucceeds(${JSON.stringify(command)})`, opts.timeout ?? DEFAULT_TIMEOUT, async () => {
+      const r = await this.execute(command, { timeout: opts.timeout });
+      return r.status === 0 ? { done: true, value: r.stdout } : { done: false, why: `last exit status ${r.status}, output:\n${r.stdout}` };
+    });
+  }
+
+  waitUntilFails(command: string, opts: WaitOptions = {}): Promise<string> {
+    return this.poll(`waitUntilFails(${JSON.stringify(command)})`, opts.timeout ?? DEFAULT_TIMEOUT, async () => {
+      const r = await this.execute(command, { timeout: opts.timeout });
+      return r.status !== 0 ? { done: true, value: r.stdout } : { done: false, why: `it still succeeds, output:\n${r.stdout}` };
+    });
+  }
+
+  /** Waits until a unit is active; fails at once, with the unit's journal, when it enters `failed`. */
+  async waitForUnit(unit: string, opts: WaitOptions = {}): Promise<void> {
+    const call = `waitForUnit(${JSON.stringify(unit)})`;
+    await this.poll(call, opts.timeout ?? DEFAULT_TIMEOUT, async () => {
+      const out = (await this.execute(`systemctl show --property=ActiveState,SubState,LoadState -- ${quote(unit)}`)).stdout;
+      const prop = (k: string): string => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1] ?? '';
+      if (prop('LoadState') === 'not-found') throw this.error(call, `there is no unit ${unit}`);
+      if (prop('ActiveState') === 'failed') {
+        const journal = (await this.execute(`journalctl --no-pager -n 40 -u ${quote(unit)}`)).stdout;
+        throw this.error(call, `the unit failed (${prop('SubState')}); its journal:\n${journal}`);
+      }
+      if (prop('ActiveState') === 'active') return { done: true, value: undefined };
+      return { done: false, why: `it is ${prop('ActiveState')} (${prop('SubState')})` };
+    });
+  }
+
+  waitForFile(path: string, opts: WaitOptions = {}): Promise<string> {
+    return this.waitUntilSucceeds(`test -e ${quote(path)}`, opts);
+  }
+
+  /** Waits until something listens on a TCP port of the guest (connects from inside it). */
+  waitForOpenPort(port: number, opts: WaitOptions & { address?: string } = {}): Promise<string> {
+    return this.waitUntilSucceeds(`timeout 2 bash -c ${quote(`exec 3<>/dev/tcp/${opts.address ?? '127.0.0.1'}/${port}`)}`, opts);
+  }
+
+  waitForClosedPort(port: number, opts: WaitOptions & { address?: string } = {}): Promise<string> {
+    return this.waitUntilFails(`timeout 2 bash -c ${quote(`exec 3<>/dev/tcp/${opts.address ?? '127.0.0.1'}/${port}`)}`, opts);
+  }
+
+  /** Waits until the serial console (of this run) matches. */
+  async waitForConsoleText(pattern: RegExp, opts: WaitOptions = {}): Promise<void> {
+    if (!this.vm) throw this.error(`waitForConsoleText(${pattern})`, 'needs a running machine');
+    const r = await this.vm.waitForConsole(pattern, (opts.timeout ?? DEFAULT_TIMEOUT) * 1000, { fatal: /$^/ });
+    if (!r.matched) throw this.error(`waitForConsoleText(${pattern})`, r.reason ?? 'no match');
+  }
+
+  systemctl(args: string, opts: WaitOptions = {}): Promise<ExecResult> {
+    return this.execute(`systemctl ${args}`, opts);
+  }
+
+  /** Powers off cleanly and waits for QEMU to exit. */
+  async shutdown(opts: WaitOptions = {}): Promise<void> {
+    const vm = this.vm;
+    if (!vm) return;
+    this.shell?.socketWrite('poweroff\n');
+    const timeout = (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
+    const exited = await Promise.race([vm.process.then(() => true), delay(timeout).then(() => false)]);
+    if (!exited) throw this.error('shutdown()', `QEMU did not exit within ${timeout / 1000} s of poweroff`);
+  }
+
+  /** Stops the machine at once, as pulling the plug would (QMP quit). */
+  async crash(): Promise<void> {
+    const vm = this.vm;
+    if (!vm) return;
+    await this.qmp?.execute('quit').catch(() => undefined);
+    await vm.stop();
+  }
+
+  /** Reboots and waits for the test shell again. */
+  async reboot(opts: WaitOptions = {}): Promise<void> {
+    await this.shutdown(opts);
+    await this.start(opts);
+  }
+
+  private requireQmp(call: string): QmpClient {
+    if (!this.qmp) throw this.error(call, 'needs a running machine');
+    return this.qmp;
+  }
+
+  /** Cuts the machine's network links (its cards stay, the cable is pulled). */
+  async block(): Promise<void> {
+    for (const nic of this.nics()) await this.requireQmp('block()').execute('set_link', { name: nic, up: false });
+  }
+
+  async unblock(): Promise<void> {
+    for (const nic of this.nics()) await this.requireQmp('unblock()').execute('set_link', { name: nic, up: true });
+  }
+
+  /** The ids of the machine's network cards in its QEMU command line. */
+  private nics(): string[] {
+    const args = [...(this.prepared?.args ?? []), ...(this.opts.extraArgs ?? [])];
+    return args.flatMap((a) => [...a.matchAll(/(?:^|,)id=(nic\d+)/g)].map((m) => m[1]!));
+  }
+
+  /** Forwards 127.0.0.1:hostPort into the guest's guestPort (TCP), while the machine runs. */
+  async forwardPort(hostPort: number, guestPort: number): Promise<void> {
+    const guest = this.prepared?.options.network?.ipv4?.guest ?? '';
+    const out = await this.requireQmp('forwardPort()').execute<string>('human-monitor-command', { 'command-line': `hostfwd_add user0 tcp:127.0.0.1:${hostPort}-${guest}:${guestPort}` });
+    if (out.trim()) throw this.error(`forwardPort(${hostPort}, ${guestPort})`, out.trim());
+  }
+
+  /** Copies a host file into the guest (through the test shell; fine for files up to a few MB). */
+  async copyToMachine(hostPath: string, guestPath: string): Promise<void> {
+    const data = readFileSync(hostPath).toString('base64');
+    await this.succeed(`mkdir -p "$(dirname ${quote(guestPath)})" && base64 -d > ${quote(guestPath)} <<'CAIRN_EOF'\n${data.replace(/.{1,76}/g, '$&\n')}CAIRN_EOF`);
+  }
+
+  async copyFromMachine(guestPath: string, hostPath: string): Promise<void> {
+    const b64 = await this.succeed(`base64 -w 0 ${quote(guestPath)}`);
+    writeFileSync(hostPath, Buffer.from(b64.trim(), 'base64'));
+  }
+
+  /** Saves the screen as PNG (the VM has a display card, shown nowhere). */
+  async screenshot(file: string): Promise<void> {
+    await this.requireQmp('screenshot()').execute('screendump', { filename: file, format: 'png' });
+  }
+
+  /** Presses keys, e.g. `ctrl-alt-delete`, `ret` (QEMU key names joined by `-` press together). */
+  async sendKeys(...keys: string[]): Promise<void> {
+    for (const k of keys) {
+      await this.requireQmp('sendKeys()').execute('send-key', { keys: k.split('-').map((q) => ({ type: 'qcode', data: q })) });
+    }
+  }
+
+  /** Types text on the keyboard. */
+  async sendChars(text: string): Promise<void> {
+    for (const ch of text) await this.sendKeys(...charKeys(ch));
+  }
+}
+
+/** QEMU key codes that type one character on a US keyboard. */
+function charKeys(ch: string): string[] {
+  const named: Record<string, string> = { '\n': 'ret', ' ': 'spc', '\t': 'tab', '-': 'minus', '=': 'equal', '/': 'slash', '.': 'dot', ',': 'comma', ';': 'semicolon', "'": 'apostrophe', '\\': 'backslash', '`': 'grave_accent', '[': 'bracket_left', ']': 'bracket_right' };
+  const shifted: Record<string, string> = { _: 'minus', '+': 'equal', '?': 'slash', '>': 'dot', '<': 'comma', ':': 'semicolon', '"': 'apostrophe', '|': 'backslash', '~': 'grave_accent', '{': 'bracket_left', '}': 'bracket_right', '!': '1', '@': '2', '#': '3', $: '4', '%': '5', '^': '6', '&': '7', '*': '8', '(': '9', ')': '0' };
+  if (named[ch]) return [named[ch]!];
+  if (shifted[ch]) return [`shift-${shifted[ch]}`];
+  if (/[a-z0-9]/.test(ch)) return [ch];
+  if (/[A-Z]/.test(ch)) return [`shift-${ch.toLowerCase()}`];
+  throw new CairnError(`sendChars: cannot type ${JSON.stringify(ch)}`);
+}

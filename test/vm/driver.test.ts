@@ -1,0 +1,46 @@
+/**
+ * The VM test driver, run on the VM tests in test/vm/cases/ (what `cairn test FILE` runs): the
+ * server example reached by ssh and curl from the host, two machines on a vlan with block() and
+ * unblock(), a failing unit seen at once, a state disk kept across crash() and start(), and a
+ * failing test reported with the failed call, its output and the machine's console.
+ */
+import { describe, it, expect } from 'vitest';
+import { execa } from 'execa';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Store } from '../../src/store/index.js';
+import { runTest } from '../../src/testing/index.js';
+import { QEMU } from '../../src/vm/index.js';
+
+const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
+process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
+const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
+const CASES = resolve(import.meta.dirname, 'cases');
+const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
+const TIMEOUT = 900_000;
+
+async function passes(file: string): Promise<void> {
+  const r = await runTest(join(CASES, file), { store: Store.open(STORE_HOME), log: (m) => process.stderr.write(`${m}\n`) });
+  process.stderr.write(`${r.name}: ${r.passed ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
+  expect(r.error).toBeUndefined();
+  expect(r.passed).toBe(true);
+}
+
+describe.skipIf(!hasQemu)('cairn test', () => {
+  it('the server example: sshd and nginx active, ssh with a key and curl through forwarded ports', () => passes('server.test.ts'), TIMEOUT);
+  it('two machines on a vlan find each other by name; block() cuts the link, unblock() restores it', () => passes('network.test.ts'), TIMEOUT);
+  it('waitForUnit fails at once with the journal of a failed unit; crash() then start() keeps the state disk', () => passes('state.test.ts'), TIMEOUT);
+
+  it('exits 1 for a failing test, naming the call, its output and the console, and writes a JUnit report', async () => {
+    const junit = join(mkdtempSync(join(tmpdir(), 'cairn-junit-')), 'report.xml');
+    const r = await execa('node', [CLI, 'test', join(CASES, 'failing.test.ts'), '--junit', junit], { reject: false, env: { CAIRN_HOME: STORE_HOME } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('failed: a failing test');
+    expect(r.stderr).toContain('failer: succeed("echo \\"about to fail\\"; false") failed with exit status 1; its output:\nabout to fail');
+    expect(r.stderr).toContain("--- last lines of failer's console ---");
+    const xml = readFileSync(junit, 'utf8');
+    expect(xml).toContain('<testsuite name="cairn" tests="1" failures="1"');
+    expect(xml).toContain('<failure message="failer: succeed(');
+  }, TIMEOUT);
+});
