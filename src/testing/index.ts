@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
 import { loadModuleFile } from '../lib/loader.js';
+import { SourcedModule } from '../lib/index.js';
 import { removeTree, type Store } from '../store/index.js';
 import { Machine, MachineError, type WaitOptions } from './machine.js';
 import { Vlan, vlanModule } from './vlan.js';
@@ -50,7 +51,10 @@ export interface RunTestOptions {
 
 /** Loads and checks a test file's default export. */
 export async function loadTestFile(file: string): Promise<VmTestFile> {
-  const mod = (await loadModuleFile(resolve(file), { file: resolve(file) })) as Partial<VmTestFile> | undefined;
+  if (!/\.(ts|mts|js|mjs)$/.test(file)) throw new CairnError(`${file}: a VM test is a TypeScript or JavaScript file (export default { nodes, testScript })`);
+  // The module loader compiles TypeScript without a build step, as for configuration modules.
+  const loaded = await loadModuleFile(resolve(file), { file: resolve(file) });
+  const mod = (loaded instanceof SourcedModule ? loaded.value : loaded) as Partial<VmTestFile> | undefined;
   if (!mod || typeof mod !== 'object') throw new CairnError(`${file}: the default export must be an object { nodes, testScript }`);
   if (!mod.nodes || typeof mod.nodes !== 'object' || Object.keys(mod.nodes).length === 0) throw new CairnError(`${file}: nodes: name at least one machine (name → configuration)`);
   for (const name of Object.keys(mod.nodes)) {
