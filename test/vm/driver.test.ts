@@ -32,6 +32,16 @@ describe.skipIf(!hasQemu)('cairn test', () => {
   it('two machines on a vlan find each other by name; block() cuts the link, unblock() restores it', () => passes('network.test.ts'), TIMEOUT);
   it('waitForUnit fails at once with the journal of a failed unit; crash() then start() keeps the state disk', () => passes('state.test.ts'), TIMEOUT);
 
+  it('--interactive gives a REPL with the machines in scope instead of running the script', async () => {
+    const r = await execa('node', [CLI, 'test', join(CASES, 'failing.test.ts'), '--interactive'], {
+      reject: false,
+      env: { CAIRN_HOME: STORE_HOME },
+      input: 'console.log("start is a " + typeof failer.start + ", machines: " + Object.keys(machines))\n.exit\n',
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('start is a function, machines: failer');
+  }, TIMEOUT);
+
   it('exits 1 for a failing test, naming the call, its output and the console, and writes a JUnit report', async () => {
     const junit = join(mkdtempSync(join(tmpdir(), 'cairn-junit-')), 'report.xml');
     const r = await execa('node', [CLI, 'test', join(CASES, 'failing.test.ts'), '--junit', junit], { reject: false, env: { CAIRN_HOME: STORE_HOME } });

@@ -1,8 +1,14 @@
 /**
  * A machine's state disk survives a crash (QMP quit, no clean shutdown), and a unit that fails
- * makes waitForUnit fail at once with the unit's journal in the message.
+ * makes waitForUnit fail at once with the unit's journal in the message. Also: files both ways,
+ * a screenshot, keys typed on the console's keyboard, waits for files and ports.
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Machine } from '../../../src/testing/index.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'cairn-test-files-'));
 
 export default {
   name: 'state disk and failing units',
@@ -33,6 +39,24 @@ export default {
     if (!err) throw new Error('waitForUnit(broken.service) succeeded');
     if (!err.message.includes('the unit failed') || !err.message.includes('broken: the disk is on fire')) throw new Error(`unexpected message: ${err.message}`);
     if (Date.now() - t > 120_000) throw new Error(`waitForUnit took ${(Date.now() - t) / 1000} s to see the failure`);
+    // Files both ways, any bytes.
+    const bytes = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256));
+    writeFileSync(join(scratch, 'in.bin'), bytes);
+    await machine.copyToMachine(join(scratch, 'in.bin'), '/root/sub/in.bin');
+    await machine.succeed('cp /root/sub/in.bin /root/out.bin');
+    await machine.copyFromMachine('/root/out.bin', join(scratch, 'out.bin'));
+    if (!readFileSync(join(scratch, 'out.bin')).equals(bytes)) throw new Error('a file copied in and out changed');
+    // Waits on files and ports.
+    await machine.succeed('(sleep 2; touch /run/later) >/dev/null 2>&1 &');
+    await machine.waitForFile('/run/later', { timeout: 60 });
+    await machine.waitForClosedPort(8000, { timeout: 10 });
+    await machine.waitUntilFails('test -e /run/never', { timeout: 10 });
+    // The screen and the keyboard: a PNG of the display; typed keys reach a reader of tty1.
+    await machine.screenshot(join(scratch, 'screen.png'));
+    if (!readFileSync(join(scratch, 'screen.png')).subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) throw new Error('screenshot is not a PNG');
+    await machine.succeed('(timeout 120 head -n 1 /dev/tty1 > /run/typed) >/dev/null 2>&1 &');
+    await machine.sendChars('Cairn typed 42!\n');
+    await machine.waitUntilSucceeds('grep -qx "Cairn typed 42!" /run/typed', { timeout: 60 });
     await machine.crash();
     await machine.start();
     const kept = await machine.succeed('cat /var/lib/marker');
