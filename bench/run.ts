@@ -8,6 +8,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   packages: () => import('./packages.js'),
   build: () => import('./build.js'),
   image: () => import('./image.js'),
+  vm: () => import('./vm.js'),
 };
 
 const wanted = process.argv.slice(2);
