@@ -77,6 +77,8 @@ function prune(schema: JsonSchema, data: unknown): JsonSchema {
 }
 
 let ajv: AjvInstance | undefined;
+/** Compiled validators by their (pruned) schema's text: compiling costs far more than the text. */
+const compiled = new Map<string, ValidateFunction>();
 
 /** Validates every YAML module's config against the schema; the first problems become one error. */
 export async function validateYamlModules(ev: Evaluation): Promise<void> {
@@ -92,7 +94,14 @@ export async function validateYamlModules(ev: Evaluation): Promise<void> {
   const problems: string[] = [];
   for (const m of yaml) {
     const data = unwrap(m.config);
-    const validate: ValidateFunction = ajv.compile(prune(schema, data));
+    const pruned = prune(schema, data);
+    const key = JSON.stringify(pruned);
+    let validate = compiled.get(key);
+    if (!validate) {
+      validate = ajv.compile(pruned);
+      if (compiled.size >= 64) compiled.clear();
+      compiled.set(key, validate);
+    }
     if (validate(data)) continue;
     problems.push(...describeErrors(ev.decls, data, validate.errors ?? [], m.configLoc));
   }
