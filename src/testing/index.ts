@@ -49,12 +49,34 @@ export interface RunTestOptions {
   log?: (message: string) => void;
 }
 
-/** Loads and checks a test file's default export. */
+/** An async function made from the text of a YAML test's `testScript`: each machine is a variable. */
+function scriptFunction(text: string, names: string[], file: string): VmTestFile['testScript'] {
+  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<void>;
+  let fn: (...a: unknown[]) => Promise<void>;
+  try {
+    fn = new AsyncFunction('machines', 'driver', ...names, text);
+  } catch (err) {
+    throw new CairnError(`${file}: testScript: ${(err as Error).message}`);
+  }
+  return (machines, driver) => fn(machines, driver, ...names.map((n) => machines[n]));
+}
+
+/** Loads and checks a test file: a TypeScript/JavaScript module's default export, or YAML with an inline script. */
 export async function loadTestFile(file: string): Promise<VmTestFile> {
-  if (!/\.(ts|mts|js|mjs)$/.test(file)) throw new CairnError(`${file}: a VM test is a TypeScript or JavaScript file (export default { nodes, testScript })`);
-  // The module loader compiles TypeScript without a build step, as for configuration modules.
+  if (!/\.(ts|mts|js|mjs|ya?ml)$/.test(file)) throw new CairnError(`${file}: a VM test is a TypeScript, JavaScript or YAML file ({ nodes, testScript })`);
+  // The module loader compiles TypeScript without a build step and reads YAML with positions.
   const loaded = await loadModuleFile(resolve(file), { file: resolve(file) });
   const mod = (loaded instanceof SourcedModule ? loaded.value : loaded) as Partial<VmTestFile> | undefined;
+  if (/\.ya?ml$/.test(file) && mod && typeof mod === 'object') {
+    const script = (mod as { testScript?: unknown }).testScript;
+    if (typeof script !== 'string') throw new CairnError(`${file}: testScript: expected the script's text (JavaScript; each machine is a variable)`);
+    const plain = JSON.parse(JSON.stringify(mod)) as { nodes?: Record<string, NodeConfig>; name?: string };
+    return loadChecked(file, { ...plain, testScript: scriptFunction(script, Object.keys(plain.nodes ?? {}), file) });
+  }
+  return loadChecked(file, mod);
+}
+
+function loadChecked(file: string, mod: Partial<VmTestFile> | undefined): VmTestFile {
   if (!mod || typeof mod !== 'object') throw new CairnError(`${file}: the default export must be an object { nodes, testScript }`);
   if (!mod.nodes || typeof mod.nodes !== 'object' || Object.keys(mod.nodes).length === 0) throw new CairnError(`${file}: nodes: name at least one machine (name → configuration)`);
   for (const name of Object.keys(mod.nodes)) {
@@ -117,6 +139,8 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
     if (!(err instanceof MachineError) && !(err instanceof CairnError) && err instanceof Error && err.stack) error = err.stack;
   } finally {
     await Promise.all(Object.values(machines).map((m) => m.crash().catch(() => undefined)));
+    // The serial console of each machine, as a log beside its disks.
+    for (const [n, m] of Object.entries(machines)) writeFileSync(join(work, n, 'console.log'), m.console);
     for (const v of vlans.values()) v.close();
   }
   const consoles = Object.fromEntries(Object.entries(machines).map(([n, m]) => [n, m.console]));
