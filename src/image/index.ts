@@ -42,8 +42,10 @@ export function imageEpoch(env: NodeJS.ProcessEnv = process.env): number {
 export interface BuildImageOptions {
   store: Store;
   format: ImageFormat;
-  /** Toplevels, oldest first: they become generations 1…n; the last is the default entry. */
+  /** Toplevels, oldest first: they become generations 1…n (or `numbers`); the last is the default entry. */
   toplevels: string[];
+  /** The generations' numbers (e.g. a profile's), increasing; default 1…n. */
+  numbers?: number[];
   /** Output file (replaced atomically). */
   output: string;
   /** `auto`, or the whole disk's size such as `4G`. */
@@ -77,7 +79,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
   const progress = opts.onProgress ?? (() => {});
   const epoch = imageEpoch();
   if (opts.toplevels.length === 0) throw new CairnError('an image needs at least one generation');
-  const generations: Generation[] = opts.toplevels.map((t, i) => ({ number: i + 1, spec: readBootspec(store, t) }));
+  const numbers = opts.numbers ?? opts.toplevels.map((_, i) => i + 1);
+  if (numbers.length !== opts.toplevels.length || numbers.some((n, i) => i > 0 && n <= numbers[i - 1]!)) throw new CairnError('generation numbers must increase, one per toplevel');
+  const generations: Generation[] = opts.toplevels.map((t, i) => ({ number: numbers[i]!, spec: readBootspec(store, t) }));
   const newest = generations[generations.length - 1]!;
 
   // Every generation must find its root on this image's root file system.

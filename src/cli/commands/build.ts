@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { Store } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
 import { progressReporter } from '../progress.js';
+import { addGeneration } from '../../generations/index.js';
 
 interface BuildArgs {
   config: string;
@@ -9,6 +10,7 @@ interface BuildArgs {
   jobs?: number;
   'out-link': string;
   link?: boolean;
+  profile?: string;
 }
 
 const buildCommand: CommandModule<object, BuildArgs> = {
@@ -20,7 +22,8 @@ const buildCommand: CommandModule<object, BuildArgs> = {
       .option('json', { type: 'boolean', describe: 'Print JSON: { toplevel, sw, etc, kernel, initrd, packages, closureSize }, then the toplevel' })
       .option('jobs', { type: 'number', describe: 'Packages unpacked at once (default: CPU count)' })
       .option('out-link', { type: 'string', default: 'result', describe: 'Where to link the toplevel (a GC root)' })
-      .option('link', { type: 'boolean', default: true, describe: 'Make the out-link (--no-link: only print the path)' }),
+      .option('link', { type: 'boolean', default: true, describe: 'Make the out-link (--no-link: only print the path)' })
+      .option('profile', { type: 'string', describe: 'Also make the toplevel the newest generation of this profile (a folder path ending in the profile name)' }),
   handler: async (args) => {
     const store = Store.open();
     const report = progressReporter();
@@ -29,6 +32,7 @@ const buildCommand: CommandModule<object, BuildArgs> = {
     for (const w of built.warnings) report.warn(w);
     // The link is replaced by one rename (and registered as a GC root) only once the toplevel is valid.
     if (args.link) store.addRoot(args['out-link'], built.toplevel);
+    if (args.profile) process.stderr.write(`generation ${addGeneration(store, args.profile, built.toplevel)} of ${args.profile}\n`);
     if (args.json) {
       const closureSize = built.closure.reduce((n, p) => n + store.pathInfo(p).narSize, 0);
       const { toplevel, sw, etc, kernel, initrd, packages } = built;

@@ -4,6 +4,7 @@ import { Store } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
 import { buildImage, findFormat } from '../../image/index.js';
 import { progressReporter } from '../progress.js';
+import { listGenerations } from '../../generations/index.js';
 
 interface ImageArgs {
   config: string;
@@ -11,6 +12,7 @@ interface ImageArgs {
   output?: string;
   size: string;
   generations?: string[];
+  profile?: string;
   json?: boolean;
   jobs?: number;
 }
@@ -29,6 +31,7 @@ const imageCommand: CommandModule<object, ImageArgs> = {
         array: true,
         describe: 'Older generations to carry, oldest first (toplevel store paths or links such as ./result); the configuration becomes the newest, default entry',
       })
+      .option('profile', { type: 'string', describe: 'Carry every generation of this profile (numbered as there); the configuration follows as the newest unless it is the newest already' })
       .option('jobs', { type: 'number', describe: 'Packages unpacked at once (default: CPU count)' })
       .option('json', { type: 'boolean', describe: 'Print JSON: { output, format, bytes, generations, defaultGeneration, toplevel }' }),
   handler: async (args) => {
@@ -37,9 +40,13 @@ const imageCommand: CommandModule<object, ImageArgs> = {
     const report = progressReporter();
     const built = await buildSystem(args.config, { store, jobs: args.jobs, onProgress: report.progress });
     for (const w of built.warnings) report.warn(w);
-    const older = (args.generations ?? []).map((g) => store.resolve(g));
+    // A profile's generations keep their numbers; --generations and the configuration follow them.
+    const gens = args.profile ? listGenerations(store, args.profile).map((g) => ({ number: g.number, toplevel: g.toplevel })) : [];
+    for (const t of [...(args.generations ?? []).map((g) => store.resolve(g)), built.toplevel]) {
+      if (gens[gens.length - 1]?.toplevel !== t) gens.push({ number: (gens[gens.length - 1]?.number ?? 0) + 1, toplevel: t });
+    }
     const output = args.output ?? `${basename(args.config, extname(args.config))}.${format.extension}`;
-    const image = await buildImage({ store, format, toplevels: [...older, built.toplevel], output, size: args.size, onProgress: report.progress });
+    const image = await buildImage({ store, format, toplevels: gens.map((g) => g.toplevel), numbers: gens.map((g) => g.number), output, size: args.size, onProgress: report.progress });
     report.done();
     if (args.json) {
       process.stdout.write(

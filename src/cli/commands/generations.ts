@@ -1,0 +1,122 @@
+import type { CommandModule, Argv } from 'yargs';
+import { join } from 'node:path';
+import { Store, formatBytes } from '../../store/index.js';
+import { UsageError } from '../../errors.js';
+import { deleteGenerations, diffGenerations, listGenerations, parseAge, setCurrentGeneration } from '../../generations/index.js';
+
+interface Common {
+  profile?: string;
+  json?: boolean;
+}
+
+/** The profile a command works on: --profile, else the store's `profiles/system`. */
+export function profilePath(store: Store, profile: string | undefined): string {
+  return profile ?? join(store.profilesDir, 'system');
+}
+
+const withProfile = <T>(y: Argv<T>) =>
+  y
+    .option('profile', { type: 'string', describe: 'The profile (default: <CAIRN_HOME>/profiles/system)' })
+    .option('json', { type: 'boolean', describe: 'Print JSON' });
+
+/** A generation number of the profile, or a toplevel (store path or link). */
+function toplevelOf(store: Store, profile: string, which: string): string {
+  if (/^\d+$/.test(which)) {
+    const g = listGenerations(store, profile).find((x) => x.number === Number(which));
+    if (!g) throw new UsageError(`${profile} has no generation ${which}`);
+    return g.toplevel;
+  }
+  return store.resolve(which);
+}
+
+const list: CommandModule<object, Common> = {
+  command: 'list',
+  describe: 'The generations of the profile: number, date, label, kernel, configuration hash',
+  builder: withProfile,
+  handler: (args) => {
+    const store = Store.open();
+    const gens = listGenerations(store, profilePath(store, args.profile));
+    if (args.json) {
+      process.stdout.write(JSON.stringify(gens, null, 2) + '\n');
+      return;
+    }
+    for (const g of gens) {
+      const date = new Date(g.date * 1000).toISOString().replace('T', ' ').slice(0, 19);
+      process.stdout.write(`${String(g.number).padStart(4)}  ${date}  ${g.label}  kernel ${g.kernelVersion ?? '-'}  config ${g.configurationHash.slice(0, 12)}${g.current ? '  (current)' : ''}\n`);
+    }
+  },
+};
+
+const diff: CommandModule<object, Common & { a: string; b: string }> = {
+  command: 'diff <a> <b>',
+  describe: 'What changed between two generations (numbers or toplevels): packages, units, /etc, kernel, closure size',
+  builder: (y) => withProfile(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true }),
+  handler: (args) => {
+    const store = Store.open();
+    const profile = profilePath(store, args.profile);
+    const d = diffGenerations(store, toplevelOf(store, profile, args.a), toplevelOf(store, profile, args.b));
+    if (args.json) {
+      process.stdout.write(JSON.stringify(d, null, 2) + '\n');
+      return;
+    }
+    const out: string[] = [];
+    if (d.packages.length) {
+      out.push('packages:');
+      for (const p of d.packages) out.push(p.before === null ? `  + ${p.name} ${p.after}` : p.after === null ? `  - ${p.name} ${p.before}` : `  ~ ${p.name} ${p.before} → ${p.after}`);
+    }
+    const sign = { added: '+', removed: '-', changed: '~' } as const;
+    if (d.units.length) out.push('units:', ...d.units.map((u) => `  ${sign[u.change]} ${u.unit}`));
+    if (d.etc.length) out.push('/etc:', ...d.etc.map((e) => `  ${sign[e.change]} ${e.path}`));
+    if (d.kernel) out.push(`kernel: ${d.kernel.before ?? '∅'} → ${d.kernel.after ?? '∅'}`);
+    if (d.kernelParams) out.push(`kernel parameters: ${d.kernelParams.before.join(' ')} → ${d.kernelParams.after.join(' ')}`);
+    out.push(`closure: ${formatBytes(d.closureBytes.before)} → ${formatBytes(d.closureBytes.after)} (${formatBytes(d.closureBytes.after - d.closureBytes.before, true)})`);
+    process.stdout.write(out.join('\n') + '\n');
+  },
+};
+
+const del: CommandModule<object, Common & { numbers?: number[]; 'older-than'?: string; keep?: number }> = {
+  command: 'delete [numbers..]',
+  describe: 'Delete generations (never the current one); `cairn store gc` then frees their paths',
+  builder: (y) =>
+    withProfile(y)
+      .positional('numbers', { type: 'number', array: true, describe: 'Generation numbers' })
+      .option('older-than', { type: 'string', describe: 'Those made more than this long ago: 30d, 12h, …' })
+      .option('keep', { type: 'number', describe: 'Keep only the newest N' }),
+  handler: (args) => {
+    if (!args.numbers?.length && args['older-than'] === undefined && args.keep === undefined) throw new UsageError('name generations, --older-than AGE or --keep N');
+    const store = Store.open();
+    const gone = deleteGenerations(store, profilePath(store, args.profile), {
+      numbers: args.numbers,
+      ...(args['older-than'] !== undefined ? { olderThanSeconds: parseAge(args['older-than']) } : {}),
+      ...(args.keep !== undefined ? { keep: args.keep } : {}),
+    });
+    process.stdout.write(args.json ? JSON.stringify({ deleted: gone }) + '\n' : gone.length ? `deleted generations ${gone.join(', ')}\n` : 'nothing to delete\n');
+  },
+};
+
+const rollback: CommandModule<object, Common & { to?: number }> = {
+  command: 'rollback',
+  describe: "Make the previous generation (or --to N) the profile's current one",
+  builder: (y) => withProfile(y).option('to', { type: 'number', describe: 'Generation number' }),
+  handler: (args) => {
+    const store = Store.open();
+    const profile = profilePath(store, args.profile);
+    const gens = listGenerations(store, profile);
+    const cur = gens.findIndex((g) => g.current);
+    const target = args.to ?? (cur > 0 ? gens[cur - 1]!.number : undefined);
+    if (target === undefined) throw new UsageError('there is no generation before the current one');
+    setCurrentGeneration(store, profile, target);
+    process.stdout.write(`${profile} is generation ${target}\n`);
+  },
+};
+
+const generations: CommandModule = {
+  command: 'generations <command>',
+  describe: 'List, compare and delete the generations of a profile',
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  builder: (y) => y.command([list, diff, del, rollback] as CommandModule<any, any>[]).demandCommand(1),
+  handler: () => {},
+};
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const generationsCommands: CommandModule<any, any>[] = [generations];
