@@ -116,13 +116,7 @@ export function initScript(vars: { bash: string; sw: string; systemd: string }):
   return scriptText('stage-2-init.sh').replace(/@bash@/g, vars.bash).replace(/@sw@/g, vars.sw).replace(/@systemd@/g, vars.systemd);
 }
 
-/** The placeholder `bin/switch-to-configuration` until switching is implemented. */
-export function switchScript(bash: string): string {
-  return [
-    `#!${bash}`,
-    '# Placeholder: switching a running system to this generation comes with the switching work.',
-    'echo "switch-to-configuration: not implemented yet; to activate this generation by hand, run @out@/activate" >&2',
-    'exit 2',
-    '',
-  ].join('\n');
+/** The text of `bin/switch-to-configuration` (see scripts/switch-to-configuration.sh). */
+export function switchScript(vars: { bash: string; sw: string }): string {
+  return scriptText('switch-to-configuration.sh').replace(/@bash@/g, vars.bash).replace(/@sw@/g, vars.sw);
 }

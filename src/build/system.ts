@@ -260,7 +260,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   const files: Record<string, TreeEntry> = {
     activate: { text: activateScript({ bash, sw, etc, users: usersPath, mutableUsers: Boolean(config.users.mutableUsers) }, snippets), executable: true },
     init: { text: initScript({ bash, sw, systemd: `${sw}/usr/lib/systemd/systemd` }), executable: true },
-    'bin/switch-to-configuration': { text: switchScript(bash), executable: true },
+    'bin/switch-to-configuration': { text: switchScript({ bash, sw }), executable: true },
     etc: { link: `${etc}/etc` },
     sw: { link: sw },
     'kernel-params': { text: kernelParams.join(' ') + '\n' },

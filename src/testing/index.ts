@@ -20,10 +20,18 @@ export { Machine, MachineError, DEFAULT_TIMEOUT, type WaitOptions } from './mach
 /** A configuration of a node: a file (relative to the test file) or a module value written inline. */
 export type NodeConfig = string | Record<string, unknown>;
 
+/** A node whose store also holds other systems (generations its test switches to: `machine.otherSystems`). */
+export interface NodeSpec {
+  configuration: NodeConfig;
+  alsoInStore: NodeConfig[];
+}
+
+const isSpec = (n: NodeConfig | NodeSpec): n is NodeSpec => typeof n === 'object' && n !== null && 'alsoInStore' in n && 'configuration' in n;
+
 export interface VmTestFile {
   /** Shown in reports; the file name by default. */
   name?: string;
-  nodes: Record<string, NodeConfig>;
+  nodes: Record<string, NodeConfig | NodeSpec>;
   testScript: (machines: Record<string, Machine>, driver: { log: (message: string) => void }) => Promise<void>;
 }
 
@@ -70,7 +78,7 @@ export async function loadTestFile(file: string): Promise<VmTestFile> {
   if (/\.ya?ml$/.test(file) && mod && typeof mod === 'object') {
     const script = (mod as { testScript?: unknown }).testScript;
     if (typeof script !== 'string') throw new CairnError(`${file}: testScript: expected the script's text (JavaScript; each machine is a variable)`);
-    const plain = JSON.parse(JSON.stringify(mod)) as { nodes?: Record<string, NodeConfig>; name?: string };
+    const plain = JSON.parse(JSON.stringify(mod)) as { nodes?: Record<string, NodeConfig | NodeSpec>; name?: string };
     return loadChecked(file, { ...plain, testScript: scriptFunction(script, Object.keys(plain.nodes ?? {}), file) });
   }
   return loadChecked(file, mod);
@@ -111,7 +119,13 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
   const started = performance.now();
   let error: string | undefined;
   try {
-    const nodeFiles = Object.fromEntries(names.map((n) => [n, nodeConfigFile(test.nodes[n]!, dirname(resolve(file)), work, n)]));
+    const testDir = dirname(resolve(file));
+    const specOf = (n: string): NodeSpec => {
+      const node = test.nodes[n]!;
+      return isSpec(node) ? node : { configuration: node, alsoInStore: [] };
+    };
+    const nodeFiles = Object.fromEntries(names.map((n) => [n, nodeConfigFile(specOf(n).configuration, testDir, work, n)]));
+    const otherFiles = Object.fromEntries(names.map((n) => [n, specOf(n).alsoInStore.map((c, i) => nodeConfigFile(c, testDir, work, `${n}-other-${i + 1}`))]));
     const plan = await vlanModule(names, nodeFiles);
     for (const v of plan.vlanNumbers) {
       const sw = new Vlan(v, join(work, `vlan${v}.sock`));
@@ -125,6 +139,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
         store: opts.store,
         dir: join(work, n),
         extraModules: [plan.modules[n]!],
+        alsoInStore: otherFiles[n],
         extraArgs: plan.qemuArgs(n, (v) => vlans.get(v)!.socket),
         onProgress: opts.onProgress ? (m) => opts.onProgress!(`${n}: ${m}`) : undefined,
       });

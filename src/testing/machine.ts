@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { CairnError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import type { ModuleInput } from '../lib/index.js';
+import { buildSystem } from '../build/index.js';
 import { prepareVm, RunningMachine, QEMU, type PortForward, type PreparedVm } from '../vm/index.js';
 import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, type ExecResult } from '../vm/shell.js';
@@ -32,6 +33,8 @@ export interface MachineOptions {
   /** More QEMU arguments (virtual networks). */
   extraArgs?: string[];
   extraModules?: ModuleInput[];
+  /** Configurations built like this machine's, whose systems its store holds too (to switch to). */
+  alsoInStore?: string[];
   onProgress?: (message: string) => void;
 }
 
@@ -60,9 +63,18 @@ export class Machine {
     this.qmpSocket = join(opts.dir, 'qmp.sock');
   }
 
+  /** Toplevels of `alsoInStore`, in order: `/cairn/store/…/bin/switch-to-configuration` in the guest. */
+  readonly otherSystems: string[] = [];
+
   /** Builds the machine's system and disks (start does it too; tests build all machines first). */
   async build(): Promise<PreparedVm> {
+    if (this.prepared) return this.prepared;
+    const modules = [{ virtualisation: { vm: true } }, { testing: { enable: true } }, ...(this.opts.extraModules ?? [])];
+    for (const c of this.opts.alsoInStore ?? []) {
+      this.otherSystems.push((await buildSystem(c, { store: this.opts.store, extraModules: modules, onProgress: this.opts.onProgress })).toplevel);
+    }
     this.prepared ??= await prepareVm(this.opts.config, {
+      alsoInStore: this.otherSystems,
       store: this.opts.store,
       state: join(this.opts.dir, 'state.qcow2'),
       forwards: this.opts.forwards,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
-import { removeTree, type Store } from '../store/index.js';
+import { hashPart, removeTree, type Store } from '../store/index.js';
 import { derivedUuid, convertToQcow2, MIB } from '../image/disk.js';
 import { copyStorePaths, ext4Bytes, makeExt4Image, treeBytes, treeEntries } from '../image/rootfs.js';
 import { imageEpoch } from '../image/index.js';
@@ -21,11 +21,13 @@ const KEEP_STORE_DISKS = 4;
 const IN_USE_MS = 15 * 60_000;
 
 /** The store disk of `toplevel`: made once (atomically) under `$CAIRN_HOME/vm/`, then reused. */
-export async function storeDisk(store: Store, toplevel: string, onProgress: (m: string) => void = () => {}): Promise<string> {
+export async function storeDisk(store: Store, toplevel: string, onProgress: (m: string) => void = () => {}, alsoInStore: string[] = []): Promise<string> {
   const top = store.parse(toplevel);
+  const roots = [top.logical, ...[...new Set(alsoInStore.map((p) => store.parse(p).logical))].sort()];
   const dir = join(store.home, 'vm');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `store-${top.hash}.img`);
+  // Named by the toplevel (or, with more roots, by all of them): same roots, same disk.
+  const file = join(dir, `store-${roots.length === 1 ? top.hash : hashPart(`cairn-vm-store:${roots.join(' ')}`)}.img`);
   if (existsSync(file)) {
     utimesSync(file, new Date(), new Date());
     return file;
@@ -37,7 +39,7 @@ export async function storeDisk(store: Store, toplevel: string, onProgress: (m: 
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await copyStorePaths(
-      store.closure([top.logical]).map((p) => store.toPhysical(p)),
+      store.closure(roots).map((p) => store.toPhysical(p)),
       tree,
     );
     const size = ext4Bytes(await treeBytes(tree), await treeEntries(tree), 64 * MIB);

@@ -36,6 +36,8 @@ export interface PrepareVmOptions {
   shellSocket?: string;
   /** Modules evaluated with the configuration (the test driver adds its instrumentation). */
   extraModules?: ModuleInput[];
+  /** More toplevels whose closures the store disk holds (generations a test switches to). */
+  alsoInStore?: string[];
   onProgress?: (message: string) => void;
 }
 
@@ -93,7 +95,7 @@ export async function prepareVm(configPath: string, opts: PrepareVmOptions): Pro
   const v = rec.config.virtualisation;
   const ipv4 = userNetFor(rec.config.networking);
   const spec = readBootspec(store, built.toplevel);
-  const storeImg = await storeDisk(store, built.toplevel, progress);
+  const storeImg = await storeDisk(store, built.toplevel, progress, opts.alsoInStore);
   const state = await stateDisk(opts.state, v.diskSize, join(store.home, 'tmp'));
   progress('choosing the accelerator');
   const accel = await chooseAccelerator();

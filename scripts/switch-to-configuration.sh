@@ -1,0 +1,115 @@
+#!@bash@
+# switch-to-configuration of a cairn generation: moves the running system to this generation.
+#   switch        activate now (and make it the boot default: the caller sets the profile)
+#   test          activate now only
+#   boot          nothing to do now (the caller sets the profile; boot entries follow it)
+#   dry-activate  print what `switch` would do to each unit, and why; change nothing
+# The plan follows NixOS's rules: the old and new generation's units are compared (unit file,
+# template, drop-ins); removed units stop, changed services restart (stopped before activation
+# and started after, unless X-StopIfChanged=false: then restarted after), reload with
+# X-ReloadIfChanged=true, stay with X-RestartIfChanged=false; targets, slices and path units are
+# never restarted, sockets and the root and store mounts are left alone; new units wanted by an
+# active target start. Generated; do not edit.
+set -uo pipefail
+out=@out@
+export PATH=@sw@/usr/bin:@sw@/usr/sbin
+action="${1:-}"
+case "$action" in
+    switch|test|boot|dry-activate) ;;
+    *) echo "usage: $0 switch|test|boot|dry-activate" >&2; exit 2 ;;
+esac
+if [ ! -d /cairn/store ] || [ ! -d /run/systemd/system ]; then
+    echo "switch-to-configuration: this is not a running cairn system (no /cairn/store or systemd)" >&2
+    exit 1
+fi
+[ "$action" = boot ] && exit 0
+
+old="$(readlink -f /run/current-system 2>/dev/null || true)"
+
+# The text that defines a unit in a generation: its unit file (from /etc or the packages), the
+# template of an instance, and its drop-ins, in order. Empty: the generation has no such unit.
+unit_text() { # GENERATION UNIT
+    local g="$1" u="$2" t="" d f
+    case "$u" in *@*.*) t="${u%%@*}@.${u##*.}" ;; esac
+    for d in "$g/etc/systemd/system" "$g/sw/usr/lib/systemd/system"; do
+        if [ -e "$d/$u" ]; then printf '## %s\n' "$u"; cat "$d/$u"; break; fi
+        if [ -n "$t" ] && [ -e "$d/$t" ]; then printf '## %s\n' "$t"; cat "$d/$t"; break; fi
+    done
+    for f in "$g/etc/systemd/system/$u.d"/*.conf; do
+        [ -e "$f" ] && { printf '## %s\n' "${f##*/}"; cat "$f"; }
+    done
+}
+
+# key UNIT-TEXT KEY: the last value of an X- key in a unit's text.
+key() { printf '%s\n' "$1" | sed -n "s/^$2=//p" | tail -n 1; }
+
+declare -a stop=() start=() restart=() reload=() plan=()
+note() { plan+=("$1"); }
+
+# Units running now: the only ones a switch stops, restarts or reloads.
+mapfile -t active < <(systemctl list-units --all --plain --no-legend --state=active,activating,reloading 2>/dev/null | awk '{ print $1 }')
+declare -A isActive=()
+for u in "${active[@]}"; do isActive["$u"]=1; done
+
+for u in "${active[@]}"; do
+    case "$u" in *.service|*.socket|*.timer|*.mount|*.target|*.path|*.slice) ;; *) continue ;; esac
+    new_text="$(unit_text "$out" "$u")"
+    old_text=""
+    [ -n "$old" ] && old_text="$(unit_text "$old" "$u")"
+    if [ -z "$new_text" ]; then
+        # Only units a generation defined are ours to stop; systemd's own (e.g. sessions) stay.
+        [ -n "$old_text" ] || continue
+        if [ "$(key "$old_text" X-StopOnRemoval)" = false ]; then note "keep $u: removed, but X-StopOnRemoval=false"; continue; fi
+        stop+=("$u"); note "stop $u: removed"
+        continue
+    fi
+    [ "$new_text" = "$old_text" ] && continue
+    [ -n "$old_text" ] || continue # running but undeclared before (started by hand): left alone
+    case "$u" in
+        *.target|*.slice|*.path) note "keep $u: changed, but ${u##*.} units are never restarted"; continue ;;
+        *.socket) note "keep $u: changed, but sockets are left alone (their services restart)"; continue ;;
+        -.mount|cairn-store.mount) reload+=("$u"); note "reload $u: changed (the root and the store are remounted, never unmounted)"; continue ;;
+        *.mount|*.timer) restart+=("$u"); note "restart $u: changed"; continue ;;
+    esac
+    # Only the reload triggers differ: a reload is enough.
+    if [ "$(printf '%s\n' "$new_text" | grep -v '^X-Reload-Triggers=')" = "$(printf '%s\n' "$old_text" | grep -v '^X-Reload-Triggers=')" ]; then
+        reload+=("$u"); note "reload $u: reloadTriggers changed"; continue
+    fi
+    if [ "$(key "$new_text" X-ReloadIfChanged)" = true ]; then reload+=("$u"); note "reload $u: changed, reloadIfChanged"; continue; fi
+    if [ "$(key "$new_text" X-RestartIfChanged)" = false ]; then note "keep $u: changed, but restartIfChanged = false"; continue; fi
+    if [ "$(key "$new_text" X-StopIfChanged)" = false ]; then restart+=("$u"); note "restart $u: changed"; continue; fi
+    stop+=("$u"); start+=("$u"); note "stop $u before activation, start it after: changed"
+done
+
+# New units that an active target wants: started.
+for wants in "$out"/etc/systemd/system/*.target.wants; do
+    [ -d "$wants" ] || continue
+    target="$(basename "$wants" .wants)"
+    [ -n "${isActive[$target]:-}" ] || continue
+    for f in "$wants"/*; do
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        u="${f##*/}"
+        [ -n "${isActive[$u]:-}" ] && continue
+        if [ -n "$old" ] && [ -n "$(unit_text "$old" "$u")" ]; then continue; fi
+        start+=("$u"); note "start $u: new, wanted by $target"
+    done
+done
+
+if [ "$action" = dry-activate ]; then
+    echo "would activate $out"
+    for line in "${plan[@]}"; do echo "would $line"; done
+    exit 0
+fi
+
+rc=0
+for line in "${plan[@]}"; do echo "switch: $line"; done
+[ "${#stop[@]}" -gt 0 ] && { systemctl stop -- "${stop[@]}" || rc=1; }
+"$out/activate" || rc=1
+systemctl daemon-reload || rc=1
+systemctl reset-failed 2>/dev/null || true
+[ "${#reload[@]}" -gt 0 ] && { systemctl reload-or-restart -- "${reload[@]}" || rc=1; }
+[ "${#restart[@]}" -gt 0 ] && { systemctl restart -- "${restart[@]}" || rc=1; }
+[ "${#start[@]}" -gt 0 ] && { systemctl start -- "${start[@]}" || rc=1; }
+failed="$(systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{ print $1 }' | tr '\n' ' ')"
+if [ -n "${failed// /}" ]; then echo "switch: failed units: $failed" >&2; rc=4; fi
+exit "$rc"
