@@ -54,20 +54,21 @@ export function etcEntries(etc: Record<string, EtcOption>, definedAt: (name: str
     const f = etc[name]!;
     if (!f.enable) continue;
     const target = f.target.replace(/^\/+/, '').replace(/^etc\//, '');
-    const where = `environment.etc."${name}" (${definedAt(name)})`;
+    // Only an error needs the definition's location (finding it may read source maps).
+    const where = (): string => `environment.etc."${name}" (${definedAt(name)})`;
     checkRelative(target, where);
-    if (RESERVED.has(target.split('/', 1)[0]!)) throw new CairnError(`${where}: /etc/${target} is written by activation and cannot be declared`);
+    if (RESERVED.has(target.split('/', 1)[0]!)) throw new CairnError(`${where()}: /etc/${target} is written by activation and cannot be declared`);
     const e: EtcEntry = { name, target, mode: f.mode, user: f.user, group: f.group };
     if (f.symlink) e.symlink = f.symlink;
     else if (f.source !== null) {
       try {
         e.base64 = readFileSync(f.source).toString('base64');
       } catch (err) {
-        throw new CairnError(`${where}: cannot read source ${f.source}: ${(err as Error).message}`);
+        throw new CairnError(`${where()}: cannot read source ${f.source}: ${(err as Error).message}`);
       }
     } else e.text = f.text ?? '';
     const prev = byTarget.get(target);
-    if (prev) throw new CairnError(`/etc/${target} is declared twice: environment.etc."${prev.name}" and ${where}`);
+    if (prev) throw new CairnError(`/etc/${target} is declared twice: environment.etc."${prev.name}" and ${where()}`);
     byTarget.set(target, e);
   }
   return [...byTarget.values()];

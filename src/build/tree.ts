@@ -26,9 +26,9 @@ export function treeDerivation(name: string, entries: Record<string, TreeEntry>,
 }
 
 /** Refuses absolute paths, `..` and empty components: entries must stay inside the output. */
-export function checkRelative(rel: string, what: string): void {
+export function checkRelative(rel: string, what: string | (() => string)): void {
   if (rel === '' || rel.startsWith('/') || rel.split('/').some((c) => c === '' || c === '.' || c === '..') || posix.normalize(rel) !== rel) {
-    throw new CairnError(`${what}: '${rel}' is not a plain relative path (no leading /, no . or .. components)`);
+    throw new CairnError(`${typeof what === 'function' ? what() : what}: '${rel}' is not a plain relative path (no leading /, no . or .. components)`);
   }
 }
 

@@ -103,8 +103,8 @@ const sourceLines = new Map<string, string[] | null>();
  * guess from the text, computed only when a message shows it; the file alone when nothing matches.
  */
 export function keyLocation(parent: SourceLocation, key: string): SourceLocation {
-  if (!/\.[cm]?[jt]sx?$/.test(parent.file)) return parent;
-  return lazyLocation(() => findKey(parent, key) ?? { file: parent.file, line: parent.line, column: parent.column });
+  // Even the parent's file is read only when shown: finding it may decode a source map.
+  return lazyLocation(() => (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column });
 }
 
 function findKey(parent: SourceLocation, key: string): SourceLocation | undefined {
