@@ -47,6 +47,10 @@ export function findRoots(store: Store, opts: { keepDangling?: boolean } = {}): 
   };
   for (const link of symlinksUnder(store.profilesDir)) consider(link);
   for (const link of symlinksUnder(store.gcrootsDir, store.autoRootsDir)) consider(link);
+  // On a cairn system (home /cairn) the system profile and activation's roots live under /cairn/var,
+  // and the running and booted generations are linked from /run.
+  for (const dir of [join(store.home, 'var', 'profiles'), join(store.home, 'var', 'gcroots')]) for (const link of symlinksUnder(dir)) consider(link);
+  if (store.dir === LOGICAL_STORE) for (const link of ['/run/current-system', '/run/booted-system']) consider(link);
   for (const auto of symlinksUnder(store.autoRootsDir)) {
     let outLink: string;
     try {

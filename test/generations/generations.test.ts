@@ -119,4 +119,13 @@ describe('cairn generations', () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toContain('name generations, --older-than AGE or --keep N');
   }, 300_000);
+
+  it('cairn switch refuses to run on a machine that is not a running cairn system, before building anything', async () => {
+    for (const action of ['switch', 'dry-activate', 'rollback']) {
+      const r = await execa('node', [CLI, action, ...(action === 'rollback' ? [] : [join(work, 'one.yaml')])], { env: { CAIRN_HOME: STORE_HOME }, reject: false });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(`cairn ${action} changes the machine it runs on, and this is not a running cairn system`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
 });
