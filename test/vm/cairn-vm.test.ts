@@ -91,7 +91,7 @@ describe.skipIf(!hasQemu)('cairn vm', () => {
     const first = start();
     await first.waitFor(PROMPT);
     // The shell sees `$((6*7))`; only the guest turns it into 42, so the echo of our typing never matches.
-    first.proc.stdin!.write('echo kept-$((6*7)) > /root/marker; sync; poweroff\n');
+    first.proc.stdin!.write('echo kept-$((6*7)) > /var/lib/marker; sync; poweroff\n');
     const r1 = await first.proc;
     expect(r1.exitCode, first.out().slice(-2000)).toBe(0);
 
@@ -99,7 +99,7 @@ describe.skipIf(!hasQemu)('cairn vm', () => {
     await second.waitFor(PROMPT);
     expect(second.out()).not.toContain('(new)');
     const mark = second.out().length;
-    second.proc.stdin!.write('cat /root/marker; poweroff\n');
+    second.proc.stdin!.write('cat /var/lib/marker; poweroff\n');
     await second.waitFor(/^kept-42\r?$/m, mark);
     const r2 = await second.proc;
     expect(r2.exitCode).toBe(0);

@@ -42,9 +42,9 @@ export default {
     // Files both ways, any bytes.
     const bytes = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256));
     writeFileSync(join(scratch, 'in.bin'), bytes);
-    await machine.copyToMachine(join(scratch, 'in.bin'), '/root/sub/in.bin');
-    await machine.succeed('cp /root/sub/in.bin /root/out.bin');
-    await machine.copyFromMachine('/root/out.bin', join(scratch, 'out.bin'));
+    await machine.copyToMachine(join(scratch, 'in.bin'), '/var/lib/copied/in.bin');
+    await machine.succeed('cp /var/lib/copied/in.bin /var/lib/copied/out.bin');
+    await machine.copyFromMachine('/var/lib/copied/out.bin', join(scratch, 'out.bin'));
     if (!readFileSync(join(scratch, 'out.bin')).equals(bytes)) throw new Error('a file copied in and out changed');
     // Waits on files and ports.
     await machine.succeed('(sleep 2; touch /run/later) >/dev/null 2>&1 &');
