@@ -121,7 +121,7 @@ describe('cairn generations', () => {
   }, 300_000);
 
   it('cairn switch refuses to run on a machine that is not a running cairn system, before building anything', async () => {
-    for (const action of ['switch', 'dry-activate', 'rollback']) {
+    for (const action of ['switch', 'activate', 'dry-activate', 'rollback']) {
       const r = await execa('node', [CLI, action, ...(action === 'rollback' ? [] : [join(work, 'one.yaml')])], { env: { CAIRN_HOME: STORE_HOME }, reject: false });
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toContain(`cairn ${action} changes the machine it runs on, and this is not a running cairn system`);

@@ -34,14 +34,15 @@ async function runSwitch(toplevel: string, action: Action): Promise<number> {
   return r.exitCode ?? 1;
 }
 
-function actionCommand(action: Action, describe: string): CommandModule<object, { config: string }> {
+/** `name` is the command (`cairn test` runs VM tests, so the `test` action is `cairn activate`). */
+function actionCommand(action: Action, describe: string, name: string = action): CommandModule<object, { config: string }> {
   return {
-    command: `${action} <config>`,
+    command: `${name} <config>`,
     describe,
     builder: (y) => y.positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' }),
     handler: async (args) => {
       const store = Store.open();
-      requireCairnSystem(store, action);
+      requireCairnSystem(store, name);
       const report = progressReporter();
       const built = await buildSystem(args.config, { store, onProgress: report.progress });
       report.done();
@@ -73,7 +74,7 @@ const rollback: CommandModule<object, { to?: number }> = {
 export const switchCommands: CommandModule<any, any>[] = [
   actionCommand('switch', 'Build the configuration, make it the boot default and activate it now (on a cairn system)'),
   actionCommand('boot', 'Build the configuration and make it the boot default, without activating it now'),
-  actionCommand('test', 'Build the configuration and activate it now, without making it the boot default'),
+  actionCommand('test', 'Build the configuration and activate it now, without making it the boot default (nixos-rebuild test)', 'activate'),
   actionCommand('dry-activate', 'Build the configuration and print what activating it would do to each unit, and why'),
   rollback,
 ];
