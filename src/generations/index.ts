@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { CairnError } from '../errors.js';
 import { fsyncDir } from '../store/fsutil.js';
 import type { Store } from '../store/index.js';
-import { readBootspec } from '../image/bootspec.js';
+import { readBootspec, type Bootspec } from '../image/bootspec.js';
 
 export interface Generation {
   number: number;
@@ -27,6 +27,15 @@ export interface Generation {
 }
 
 const LINK = /^(.+)-(\d+)-link$/;
+
+/** A toplevel's bootspec, or null for one that cannot boot (no kernel): it still lists and compares. */
+function bootspecIfAny(store: Store, toplevel: string): Bootspec | null {
+  try {
+    return readBootspec(store, toplevel);
+  } catch {
+    return null;
+  }
+}
 
 /** The profile's folder and name from a path such as `~/.local/share/cairn/profiles/system`. */
 function split(profile: string): { dir: string; name: string } {
@@ -50,22 +59,22 @@ export function listGenerations(store: Store, profile: string): Generation[] {
     if (!m || m[1] !== name) continue;
     const link = join(dir, entry);
     const toplevel = store.resolve(link);
-    let label = toplevel;
-    let kernelVersion: string | null = null;
-    try {
-      const spec = readBootspec(store, toplevel);
-      label = spec.label;
-      kernelVersion = spec.kernelVersion;
-    } catch {
-      // a toplevel without a kernel still lists
-    }
+    const spec = bootspecIfAny(store, toplevel);
     let configurationHash = '';
     try {
       configurationHash = createHash('sha256').update(readFileSync(store.toPhysical(`${toplevel}/configuration.json`))).digest('hex');
     } catch {
       // not built by cairn
     }
-    gens.push({ number: Number(m[2]), toplevel, date: Math.floor(lstatSync(link).mtimeMs / 1000), current: entry === current, label, kernelVersion, configurationHash });
+    gens.push({
+      number: Number(m[2]),
+      toplevel,
+      date: Math.floor(lstatSync(link).mtimeMs / 1000),
+      current: entry === current,
+      label: spec?.label ?? toplevel,
+      kernelVersion: spec?.kernelVersion ?? null,
+      configurationHash,
+    });
   }
   return gens.sort((a, b) => a.number - b.number);
 }
@@ -216,20 +225,8 @@ export function diffGenerations(store: Store, a: string, b: string): GenerationD
     }
     return u;
   };
-  const sa = (() => {
-    try {
-      return readBootspec(store, a);
-    } catch {
-      return null;
-    }
-  })();
-  const sb = (() => {
-    try {
-      return readBootspec(store, b);
-    } catch {
-      return null;
-    }
-  })();
+  const sa = bootspecIfAny(store, a);
+  const sb = bootspecIfAny(store, b);
   const size = (t: string): number => store.closure([t]).reduce((n, p) => n + store.pathInfo(p).narSize, 0);
   const ka = sa?.kernelVersion ?? null;
   const kb = sb?.kernelVersion ?? null;

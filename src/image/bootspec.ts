@@ -57,3 +57,16 @@ export function readBootspec(store: Store, toplevel: string): Bootspec {
     loader: (raw.loader as LoaderSettings | null | undefined) ?? null,
   };
 }
+
+/**
+ * The evaluated configuration a toplevel records (`<toplevel>/configuration.json`), for the stages
+ * after the build that need an option the bootspec does not carry (image sizes, VM settings).
+ */
+export function readConfiguration(store: Store, toplevel: string): Record<string, unknown> {
+  const top = store.parse(toplevel).logical;
+  try {
+    return (JSON.parse(readFileSync(store.toPhysical(`${top}/configuration.json`), 'utf8')) as { config: Record<string, unknown> }).config;
+  } catch (err) {
+    throw new CairnError(`${top} is not a system built by cairn (no readable configuration.json): ${(err as Error).message}`);
+  }
+}

@@ -10,20 +10,20 @@
  * Nothing needs root, a loop device or a mount. May touch: a work folder under the store's home
  * (removed at the end) and the output file.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, truncateSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
 import { fsyncDir } from '../store/fsutil.js';
 import { removeTree, type Store } from '../store/index.js';
-import { readBootspec } from './bootspec.js';
+import { readBootspec, readConfiguration } from './bootspec.js';
 import { planEsp, writeEsp, autoEspBytes, type Generation } from './esp.js';
 import { stageRootTree, makeExt4Image, ext4Bytes, treeBytes, treeEntries } from './rootfs.js';
 import { layoutDisk, writePartitionTable, convertToQcow2, derivedUuid, derivedVolumeId, MIB, FIRST_PARTITION_OFFSET, TAIL_BYTES, type DiskLayout } from './disk.js';
 import { parseSize, type ImageFormat } from './format.js';
 
 export { findFormat, builtinFormats, parseSize, type ImageFormat } from './format.js';
-export { readBootspec, type Bootspec } from './bootspec.js';
+export { readBootspec, readConfiguration, type Bootspec } from './bootspec.js';
 export { entryName, entryOptions, loaderConf, planEsp, type Generation } from './esp.js';
 export { stageRootTree, makeExt4Image } from './rootfs.js';
 export { derivedUuid, layoutDisk, sfdiskScript, PARTITION_TYPES } from './disk.js';
@@ -63,14 +63,9 @@ export interface BuiltImage {
   rootFs: { uuid: string; label: string };
 }
 
-/** What the newest generation's configuration says about image sizes (`image.*`). */
+/** What the newest generation's configuration says about image sizes (`image.*`; the module gives the defaults). */
 function imageSettings(store: Store, toplevel: string): { headroom: string; espSize: string } {
-  try {
-    const rec = JSON.parse(readFileSync(store.toPhysical(`${toplevel}/configuration.json`), 'utf8')) as { config?: { image?: { headroom?: string; espSize?: string } } };
-    return { headroom: rec.config?.image?.headroom ?? '512M', espSize: rec.config?.image?.espSize ?? 'auto' };
-  } catch {
-    return { headroom: '512M', espSize: 'auto' };
-  }
+  return readConfiguration(store, toplevel).image as { headroom: string; espSize: string };
 }
 
 /** Builds the disk image of `opts.toplevels` (see the file comment). */

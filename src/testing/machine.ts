@@ -115,8 +115,8 @@ export class Machine {
       if (this.vm === vm) this.forget();
     });
     const deadline = Date.now() + (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
-    this.qmp = await this.connect('QMP', () => QmpClient.connect(this.qmpSocket, 2000), deadline);
-    this.shell = await this.connect('the test shell', () => GuestShell.connect(this.shellSocket), deadline);
+    this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
+    this.shell = await this.connect('the test shell', this.shellSocket, () => GuestShell.connect(this.shellSocket), deadline);
     try {
       await this.shell.waitForText(BACKDOOR_READY, Math.max(1, deadline - Date.now()));
     } catch (err) {
@@ -125,10 +125,10 @@ export class Machine {
   }
 
   /** Retries a connection to a QEMU socket until QEMU has made it. */
-  private async connect<T>(what: string, fn: () => Promise<T>, deadline: number): Promise<T> {
+  private async connect<T>(what: string, socket: string, fn: () => Promise<T>, deadline: number): Promise<T> {
     for (;;) {
       if (!this.vm) throw this.error('start()', `QEMU exited before ${what} was up`);
-      if (existsSync(what === 'QMP' ? this.qmpSocket : this.shellSocket)) {
+      if (existsSync(socket)) {
         try {
           return await fn();
         } catch {

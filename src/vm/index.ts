@@ -7,10 +7,9 @@
  * May touch: the store (the build), `$CAIRN_HOME/vm/` (store disks) and the state disk file.
  */
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import type { Store } from '../store/index.js';
 import { buildSystem } from '../build/index.js';
-import { readBootspec } from '../image/bootspec.js';
+import { readBootspec, readConfiguration } from '../image/bootspec.js';
 import { entryOptions } from '../image/esp.js';
 import { chooseAccelerator, type AcceleratorChoice } from './accel.js';
 import { qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
@@ -89,11 +88,9 @@ export async function prepareVm(configPath: string, opts: PrepareVmOptions): Pro
   const { store } = opts;
   const progress = opts.onProgress ?? (() => {});
   const built = await buildSystem(configPath, { store, onProgress: progress, extraModules: [{ virtualisation: { vm: true } }, ...(opts.extraModules ?? [])] });
-  const rec = JSON.parse(readFileSync(store.toPhysical(`${built.toplevel}/configuration.json`), 'utf8')) as {
-    config: { virtualisation: VirtualisationConfig; networking?: NetworkingConfig };
-  };
-  const v = rec.config.virtualisation;
-  const ipv4 = userNetFor(rec.config.networking);
+  const recorded = readConfiguration(store, built.toplevel) as { virtualisation: VirtualisationConfig; networking?: NetworkingConfig };
+  const v = recorded.virtualisation;
+  const ipv4 = userNetFor(recorded.networking);
   const spec = readBootspec(store, built.toplevel);
   const storeImg = await storeDisk(store, built.toplevel, progress, opts.alsoInStore);
   const state = await stateDisk(opts.state, v.diskSize, join(store.home, 'tmp'));
