@@ -1,9 +1,10 @@
 #!@bash@
 # switch-to-configuration of a cairn generation: moves the running system to this generation.
-#   switch        activate now (and make it the boot default: the caller sets the profile)
+#   switch        write the boot entries (the caller set the profile), then activate now
 #   test          activate now only
-#   boot          nothing to do now (the caller sets the profile; boot entries follow it)
+#   boot          write the boot entries only
 #   dry-activate  print what `switch` would do to each unit, and why; change nothing
+# Exit 3: the boot entries could not be written (no ESP, or a full one); nothing was activated.
 # The plan follows NixOS's rules: the old and new generation's units are compared (unit file,
 # template, drop-ins); removed units stop, changed services restart (stopped before activation
 # and started after, unless X-StopIfChanged=false: then restarted after), reload with
@@ -21,6 +22,11 @@ esac
 if [ ! -d /cairn/store ] || [ ! -d /run/systemd/system ]; then
     echo "switch-to-configuration: this is not a running cairn system (no /cairn/store or systemd)" >&2
     exit 1
+fi
+if [ "$action" = switch ] || [ "$action" = boot ]; then
+    if [ -x "$out/bin/install-bootloader" ]; then
+        "$out/bin/install-bootloader" || { echo "switch-to-configuration: the boot entries could not be written; nothing was activated" >&2; exit 3; }
+    fi
 fi
 [ "$action" = boot ] && exit 0
 

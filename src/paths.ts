@@ -9,6 +9,14 @@ export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), exis
 /** Where a built system sees its store. Paths written into store objects always use this. */
 export const LOGICAL_STORE = '/cairn/store';
 
+/** The system profile of a cairn machine (what its boot entries list). */
+export const SYSTEM_PROFILE = '/cairn/var/profiles/system';
+
+/** Whether this process runs on a booted cairn system. */
+export function onCairnSystem(): boolean {
+  return existsSync('/run/current-system') && existsSync(LOGICAL_STORE);
+}
+
 /**
  * cairn's state on the building machine: $CAIRN_HOME, else /cairn on a cairn system
  * (one that has /cairn/store), else ~/.local/share/cairn.

@@ -1,23 +1,34 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
 
 /**
- * `boot.loader.systemd-boot.*`: the boot loader disk images install (one Boot Loader Specification
- * entry per generation on the ESP). The build records these settings in each toplevel's boot.json;
- * images (and switches) take them from the newest generation.
+ * `boot.loader.*`: systemd-boot with one Boot Loader Specification entry per generation on the
+ * EFI system partition. Images write the first entries; from then on each generation's
+ * `bin/install-bootloader` (run by switch-to-configuration `switch` and `boot`) rewrites them on
+ * the ESP mounted at `boot.loader.efi.efiSysMountPoint`. The build records these settings in each
+ * toplevel (boot.json and `boot/`); the generation being switched to decides them for the menu.
  */
 export default ({ lib, config }: ModuleArgs) => {
-  const { mkOption, mkIf, types } = lib;
+  const { mkOption, mkIf, mkMerge, mkDefault, types } = lib;
+  const cfg = config.boot.loader['systemd-boot'];
   return {
     options: {
       boot: {
         loader: {
+          efi: {
+            efiSysMountPoint: mkOption({
+              type: types.path,
+              default: '/boot',
+              description: 'Where the EFI system partition is mounted: switches write the boot entries, kernels and initrds there.',
+            }),
+          },
           'systemd-boot': {
             enable: mkOption({
               type: types.bool,
               default: true,
               description:
-                'Whether systemd-boot is the boot loader (UEFI): disk images install it with one entry per generation. ' +
-                'Its EFI binary comes from the `systemd-boot-efi` package, which becomes part of the system (so `bootctl` finds it).',
+                'Whether systemd-boot is the boot loader (UEFI): disk images install it with one entry per generation, and ' +
+                '`cairn switch`/`cairn boot` keep the entries in step with the system profile. Its EFI binary comes from the ' +
+                '`systemd-boot-efi` package, which becomes part of the system.',
             }),
             timeout: mkOption({
               type: types.nullOr(types.ints.unsigned),
@@ -35,15 +46,42 @@ export default ({ lib, config }: ModuleArgs) => {
               type: types.nullOr(types.ints.positive),
               default: null,
               example: 10,
-              description: 'At most this many generations get a boot entry (the newest); null keeps all. Limits what the ESP must hold.',
+              description: 'At most this many generations get a boot entry (the newest, and always the current one); null keeps all. Limits what the ESP must hold.',
             }),
+            bootCounting: {
+              enable: mkOption({
+                type: types.bool,
+                default: true,
+                description:
+                  'Automatic boot assessment (Boot Loader Specification): the entry of a generation a switch makes the default is ' +
+                  'written with `tries`; systemd-boot counts each boot down, `systemd-bless-boot` marks the entry good once ' +
+                  '`boot-complete.target` is reached, and an entry out of tries is skipped, so the machine falls back to the ' +
+                  'previous generation. Units that must work for a boot to count as good declare `requiredBy = [ "boot-complete.target" ]` ' +
+                  'and `before = [ "boot-complete.target" ]`. Adds the `systemd-boot` package (systemd-bless-boot, bootctl).',
+              }),
+              tries: mkOption({
+                type: types.ints.positive,
+                default: 3,
+                description: 'Boots a new generation gets to reach boot-complete.target before it is abandoned.',
+              }),
+            },
           },
         },
       },
     },
     config: {
       environment: {
-        systemPackages: mkIf(config.boot.loader['systemd-boot'].enable, ['systemd-boot-efi']),
+        systemPackages: mkMerge([mkIf(cfg.enable, ['systemd-boot-efi']), mkIf(() => cfg.enable && cfg.bootCounting.enable, ['systemd-boot'])]),
+      },
+      // A getter: the mount point is a name read from config. umask: the ESP holds the loader's
+      // random seed; only root reads it.
+      get fileSystems() {
+        const vm = config.virtualisation as { vm: boolean; useBootLoader: boolean };
+        // A VM booted directly (no firmware, no loader) has no ESP to mount.
+        const hasEsp = cfg.enable && !(vm.vm && !vm.useBootLoader);
+        return mkIf(hasEsp, {
+          [config.boot.loader.efi.efiSysMountPoint]: { label: mkDefault('ESP'), fsType: mkDefault('vfat'), options: mkDefault(['umask=0077']) },
+        });
       },
     },
   };

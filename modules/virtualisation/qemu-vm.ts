@@ -8,11 +8,12 @@ export const VM_STORE_LABEL = 'cairn-store';
  * `virtualisation.*`: the machine `cairn vm` runs (memory, CPUs, state disk, port forwards).
  * `cairn vm` sets `virtualisation.vm` for the generation it boots: its root is then a persistent
  * state disk and its store a read-only disk of the closure (as NixOS's build-vm shares the store),
- * so the same configuration boots without building a full disk image. Definitions for a VM win
+ * so the same configuration boots without building a full disk image. With
+ * `virtualisation.useBootLoader` it boots a disk image instead (ESP, systemd-boot, store on the root). Definitions for a VM win
  * over the configuration's own file systems (priority 10, NixOS's mkVMOverride).
  */
 export default ({ lib, config }: ModuleArgs) => {
-  const { mkOption, mkIf, mkOverride, types } = lib;
+  const { mkOption, mkIf, mkOverride, mkDefault, types } = lib;
   const cfg = config.virtualisation;
   const vmOverride = (v: unknown) => mkOverride(10, v);
   return {
@@ -23,6 +24,14 @@ export default ({ lib, config }: ModuleArgs) => {
           default: false,
           internal: true,
           description: 'Set by `cairn vm`: build the system to boot in QEMU with a state disk and the store on a read-only disk.',
+        }),
+        useBootLoader: mkOption({
+          type: types.bool,
+          default: false,
+          description:
+            'Boot the VM like a real machine: from a disk image with an EFI system partition, under OVMF and systemd-boot, the store ' +
+            'on the (writable) root file system. Slower to start than the direct kernel boot, but boot entries, boot counting, ' +
+            '`cairn boot` and remote deploys behave as on hardware (NixOS: virtualisation.useBootLoader).',
         }),
         memorySize: mkOption({ type: types.ints.positive, default: 1024, description: 'Memory of the VM in MiB (`cairn vm --mem` overrides it).' }),
         cores: mkOption({ type: types.ints.positive, default: 2, description: 'Virtual CPUs of the VM (`cairn vm --cpus` overrides it).' }),
@@ -59,11 +68,15 @@ export default ({ lib, config }: ModuleArgs) => {
     config: mkIf(cfg.vm, {
       fileSystems: {
         '/': { device: vmOverride(null), uuid: vmOverride(null), label: vmOverride(VM_ROOT_LABEL), fsType: vmOverride('ext4'), options: vmOverride(['defaults']) },
-        '/cairn/store': { label: VM_STORE_LABEL, fsType: 'ext4', options: ['ro', 'noatime'], neededForBoot: true },
+        '/cairn/store': mkIf(() => !cfg.useBootLoader, { label: VM_STORE_LABEL, fsType: 'ext4', options: ['ro', 'noatime'], neededForBoot: true }),
       },
-      // eth0, eth1, … in the order of the VM's network cards, so a configuration's interface names
-      // mean the same cards on every start (the first is the user-mode network).
-      boot: { kernelParams: ['net.ifnames=0'] },
+      boot: {
+        // eth0, eth1, … in the order of the VM's network cards, so a configuration's interface names
+        // mean the same cards on every start (the first is the user-mode network).
+        kernelParams: ['net.ifnames=0'],
+        // No menu wait on every start; tests pick another entry with `bootctl set-oneshot`.
+        loader: { 'systemd-boot': { timeout: mkDefault(0) } },
+      },
     }),
   };
 };

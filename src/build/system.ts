@@ -26,6 +26,7 @@ import { dutiesDerivation, readAlternatives, type BuiltPackage, type ChosenAlter
 import { etcDerivation, etcEntries } from './etc.js';
 import { usersSpecDerivation } from './users.js';
 import { activateScript, initScript, scriptText, switchScript, type SnippetOption } from './activate.js';
+import { loaderFiles, type LoaderSettings } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
 import { buildBootFiles, type BootConfig } from './initrd.js';
 
@@ -231,8 +232,22 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   // Checked before anything is written: a bad user or group fails the build with its option named.
   const usersPath = await store.build(usersSpecDerivation(packages, { users: config.users.users, groups: config.users.groups }, scriptText('activate/users.awk')));
   const lockHash = createHash('sha256').update(serializeLock(lock)).digest('hex');
-  const loader = config.boot?.loader?.['systemd-boot'] as { enable: boolean; timeout: number | null; editor: boolean; configurationLimit: number | null } | undefined;
+  const sd = config.boot?.loader?.['systemd-boot'] as
+    | { enable: boolean; timeout: number | null; editor: boolean; configurationLimit: number | null; bootCounting: { enable: boolean; tries: number } }
+    | undefined;
   const rootFs = ((config.boot?.initrd?.fileSystems ?? []) as { device: string; mountPoint: string; fsType: string }[]).find((f) => f.mountPoint === '/');
+  const espMount = config.boot?.loader?.efi?.efiSysMountPoint as string | undefined;
+  const loader: LoaderSettings | null = sd?.enable
+    ? {
+        type: 'systemd-boot',
+        efi: `${sw}/usr/lib/systemd/boot/efi/systemd-bootx64.efi`,
+        timeout: sd.timeout,
+        editor: sd.editor,
+        configurationLimit: sd.configurationLimit,
+        tries: sd.bootCounting.enable ? sd.bootCounting.tries : 0,
+        esp: espMount && (config.fileSystems as Record<string, unknown>)[espMount] ? espMount : null,
+      }
+    : null;
   const bootspec = {
     'org.cairn.bootspec.v1': {
       label: `cairn ${label} (${systemName})`,
@@ -246,15 +261,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
       // What boot entries and images need besides the kernel: the root file system, and the
       // loader's settings (the newest generation's apply to the whole menu).
       root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,
-      loader: loader?.enable
-        ? {
-            type: 'systemd-boot',
-            efi: `${sw}/usr/lib/systemd/boot/efi/systemd-bootx64.efi`,
-            timeout: loader.timeout,
-            editor: loader.editor,
-            configurationLimit: loader.configurationLimit,
-          }
-        : null,
+      loader,
     },
   };
   const files: Record<string, TreeEntry> = {
@@ -272,6 +279,9 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   };
   if (kernel) files.kernel = { link: kernel.image };
   if (initrd) files.initrd = { link: initrd };
+  if (kernel && initrd && loader && rootFs) {
+    Object.assign(files, loaderFiles({ label: bootspec['org.cairn.bootspec.v1'].label, kernel, initrd, rootDevice: rootFs.device, kernelParams, sw, bash, loader }));
+  }
   const inputs = [sw, etc, usersPath, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
   const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));
   return {

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, lutimesSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
 import { CairnError } from '../errors.js';
+import { SYSTEM_PROFILE, onCairnSystem } from '../paths.js';
 import { fsyncDir } from '../store/fsutil.js';
 import type { Store } from '../store/index.js';
 import { readBootspec, type Bootspec } from '../image/bootspec.js';
@@ -246,4 +248,19 @@ export function diffGenerations(store: Store, a: string, b: string): GenerationD
 export function setGenerationDate(profile: string, n: number, seconds: number): void {
   const { dir, name } = split(profile);
   lutimesSync(join(dir, `${name}-${n}-link`), seconds, seconds);
+}
+
+/**
+ * After the system profile of a running cairn system changed without a switch (generations
+ * deleted, or made current): its current generation's `bin/install-bootloader` rewrites the boot
+ * entries, so the ESP lists exactly the profile's generations and frees their kernels. Other
+ * profiles (a build host's) have no boot entries: nothing to do.
+ */
+export async function updateBootEntries(store: Store, profile: string): Promise<void> {
+  if (resolve(profile) !== SYSTEM_PROFILE || !onCairnSystem()) return;
+  const current = listGenerations(store, profile).find((g) => g.current);
+  const script = current && store.toPhysical(`${current.toplevel}/bin/install-bootloader`);
+  if (!script || !existsSync(script)) return;
+  const r = await execa(script, [], { stdio: 'inherit', reject: false });
+  if (r.exitCode !== 0) throw new CairnError(`the boot entries could not be rewritten (${script} exited ${r.exitCode})`);
 }

@@ -6,15 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { CairnError } from '../errors.js';
 import type { Store } from '../store/index.js';
+import type { LoaderSettings } from '../build/loader.js';
 
-export interface LoaderSettings {
-  type: 'systemd-boot';
-  /** Logical path of systemd-bootx64.efi. */
-  efi: string;
-  timeout: number | null;
-  editor: boolean;
-  configurationLimit: number | null;
-}
+export type { LoaderSettings };
 
 export interface Bootspec {
   /** Logical store path of the toplevel. */

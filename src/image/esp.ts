@@ -2,20 +2,21 @@
  * The EFI system partition: systemd-boot as the removable-media loader (EFI/BOOT/BOOTX64.EFI, so
  * firmware with empty variables boots it), `loader/loader.conf`, and one Boot Loader
  * Specification Type #1 entry per generation. Kernels and initrds are copied under names made
- * of their content hash, so generations that share a kernel share one file.
+ * of their store path's hash, so generations that share a kernel share one file.
  *
  * Written without mounting: `mkfs.vfat` into the disk image at the partition's offset, then
  * mtools. `--invariant`, a volume id derived from the image and every timestamp set to the
  * image's epoch make the partition byte-identical for the same inputs.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, statSync, utimesSync, writeFileSync, copyFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, copyFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
-import { toNixBase32 } from '../store/hash.js';
 import type { Store } from '../store/index.js';
-import type { Bootspec, LoaderSettings } from './bootspec.js';
+import { entryName, kernelCommandLine, loaderConfText, withConsole, type LoaderSettings } from '../build/loader.js';
+import type { Bootspec } from './bootspec.js';
+
+export { entryName };
 
 export interface Generation {
   number: number;
@@ -25,91 +26,79 @@ export interface Generation {
 /** One file of the ESP: copied from the store (`source`, physical) or written (`text`). */
 export type EspFile = { path: string; source: string } | { path: string; text: string };
 
-/** Entry file name of a generation (also what `default` and boot counting refer to). */
-export function entryName(gen: number): string {
-  return `cairn-generation-${gen}.conf`;
-}
-
-async function contentHash(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return toNixBase32(h.digest().subarray(0, 20));
-}
-
-/** The kernel command line of an entry: the generation, its root, its own parameters, the format's console. */
+/** The kernel command line of a directly booted generation, with a serial console. */
 export function entryOptions(spec: Bootspec, serialConsole?: string): string {
-  const params = [`init=${spec.init}`, `root=${spec.root.device}`, ...spec.kernelParams];
-  const tty = serialConsole?.split(',')[0];
-  if (serialConsole && !spec.kernelParams.some((p) => p === `console=${serialConsole}` || p.startsWith(`console=${tty},`) || p === `console=${tty}`)) {
-    params.push(`console=${serialConsole}`);
-  }
-  return params.join(' ');
+  return withConsole(kernelCommandLine(spec.init, spec.root.device, spec.kernelParams), serialConsole);
 }
 
-/** `loader/loader.conf`: the default entry, the menu timeout, the editor (off unless asked). */
-export function loaderConf(settings: LoaderSettings, defaultGen: number): string {
-  const timeout = settings.timeout === null ? 'menu-force' : String(settings.timeout);
-  return [`default ${entryName(defaultGen)}`, `timeout ${timeout}`, `editor ${settings.editor ? 'yes' : 'no'}`, 'console-mode keep', ''].join('\n');
+/** `loader/loader.conf` with `settings`, naming `defaultGen`'s entry when given (tests pick entries so). */
+export function loaderConf(settings: LoaderSettings, defaultGen?: number): string {
+  return loaderConfText(settings, defaultGen === undefined ? undefined : entryName(defaultGen));
 }
 
 export interface EspPlan {
   files: EspFile[];
-  /** Generations that got an entry (configurationLimit keeps the newest). */
+  /** Generations that got an entry (configurationLimit keeps the newest, and the current one). */
   entries: number[];
+  /** The generation the menu starts on: the current one. */
   defaultGeneration: number;
   /** Bytes of the copied files. */
   bytes: number;
 }
 
 /**
- * What the ESP holds for these generations (numbered, oldest first). The newest generation's
- * loader settings and systemd-boot binary apply: it is the one the machine boots by default.
+ * A file of a toplevel's `boot/` folder, physical, its links followed through the store; an error
+ * names a generation built before toplevels had one.
  */
-export async function planEsp(store: Store, generations: Generation[], opts: { serialConsole?: string } = {}): Promise<EspPlan> {
+function bootFile(store: Store, g: Generation, rel: string): string {
+  const logical = `${g.spec.toplevel}/boot/${rel}`;
+  try {
+    lstatSync(store.toPhysical(logical));
+  } catch {
+    throw new CairnError(`generation ${g.number} (${g.spec.toplevel}) has no boot/${rel}: it was built by an older cairn; rebuild it`);
+  }
+  return store.realFile(logical);
+}
+
+/**
+ * What the ESP holds for these generations (numbered): what each toplevel's `boot/` folder says
+ * (see src/build/loader.ts), written as `bin/install-bootloader` writes it on a machine, so a
+ * switch after the image finds the same files. The current generation (default: the newest)
+ * decides the menu settings and the loader; entries of newer ones sort after it.
+ */
+export async function planEsp(store: Store, generations: Generation[], opts: { serialConsole?: string; current?: number } = {}): Promise<EspPlan> {
   if (generations.length === 0) throw new CairnError('an image needs at least one generation');
   const sorted = [...generations].sort((a, b) => a.number - b.number);
-  const newest = sorted[sorted.length - 1]!;
-  const loader = newest.spec.loader;
+  const current = sorted.find((g) => g.number === (opts.current ?? sorted[sorted.length - 1]!.number));
+  if (!current) throw new CairnError(`generation ${opts.current} is not among the image's generations`);
+  const loader = current.spec.loader;
   if (!loader) {
-    throw new CairnError(`${newest.spec.toplevel} has no boot loader (boot.loader.systemd-boot.enable is false): disk images boot through systemd-boot`);
+    throw new CairnError(`${current.spec.toplevel} has no boot loader (boot.loader.systemd-boot.enable is false): disk images boot through systemd-boot`);
   }
   const limit = loader.configurationLimit ?? sorted.length;
-  const withEntries = sorted.slice(-limit);
+  const withEntries = sorted.filter((g, i) => i >= sorted.length - limit || g === current);
   const files: EspFile[] = [];
-  const copied = new Map<string, string>(); // physical source → ESP path
   let bytes = 0;
-  const copy = async (logical: string, suffix: string): Promise<string> => {
-    const source = store.realFile(logical);
-    const known = copied.get(source);
-    if (known) return known;
-    const path = `EFI/cairn/${await contentHash(source)}-${suffix}.efi`;
-    if (!files.some((f) => f.path === path)) {
-      files.push({ path, source });
-      bytes += statSync(source).size;
-    }
-    copied.set(source, path);
-    return path;
+  const add = (path: string, source: string): void => {
+    if (files.some((f) => f.path === path)) return;
+    files.push({ path, source });
+    bytes += statSync(source).size;
   };
-  const bootx64 = store.realFile(loader.efi);
-  files.push({ path: 'EFI/BOOT/BOOTX64.EFI', source: bootx64 });
-  bytes += statSync(bootx64).size;
+  add('EFI/BOOT/BOOTX64.EFI', bootFile(store, current, 'systemd-boot.efi'));
+  const extra = opts.serialConsole ? `console=${opts.serialConsole}` : undefined;
   for (const g of withEntries) {
-    const linux = await copy(g.spec.kernel, `vmlinuz-${g.spec.kernelVersion}`);
-    const initrd = await copy(g.spec.initrd, `initrd-${g.spec.kernelVersion}`);
-    const text = [
-      `title ${g.spec.label}`,
-      `version Generation ${g.number}`,
-      'sort-key cairn',
-      `linux /${linux}`,
-      `initrd /${initrd}`,
-      `options ${entryOptions(g.spec, opts.serialConsole)}`,
-      '',
-    ].join('\n');
+    for (const name of readdirSync(bootFile(store, g, 'efi')).sort()) add(`EFI/cairn/${name}`, bootFile(store, g, `efi/${name}`));
+    const text = readFileSync(bootFile(store, g, 'entry.conf'), 'utf8')
+      .replaceAll('@generation@', String(g.number))
+      .replace(/^sort-key .*$/m, `sort-key ${g.number > current.number ? 'cairn-newer' : 'cairn'}`)
+      .replace(/^options (.*)$/m, (_, o: string) => `options ${withConsole(o, opts.serialConsole)}`);
     files.push({ path: `loader/entries/${entryName(g.number)}`, text });
   }
-  files.push({ path: 'loader/loader.conf', text: loaderConf(loader, newest.number) });
+  files.push({ path: 'loader/loader.conf', text: readFileSync(bootFile(store, current, 'loader.conf'), 'utf8') });
   files.push({ path: 'loader/entries.srel', text: 'type1\n' });
-  return { files, entries: withEntries.map((g) => g.number), defaultGeneration: newest.number, bytes };
+  // Switches on the machine add this to the entries they write, as the image did.
+  if (extra) files.push({ path: 'loader/cairn-extra-options', text: `${extra}\n` });
+  return { files, entries: withEntries.map((g) => g.number), defaultGeneration: current.number, bytes };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The image stage: toplevels (generations) → a bootable disk image file.
  *
- *   1. read each generation's boot.json; the newest one's loader settings apply
+ *   1. read each generation's boot.json; the current one's loader settings apply
  *   2. plan the ESP (systemd-boot, loader.conf, one entry per generation, kernels by content hash)
  *   3. stage the root tree (closure, profile links, FHS links)
  *   4. size and lay out the GPT disk, write the table, the ESP and the ext4 root at their offsets
@@ -46,6 +46,10 @@ export interface BuildImageOptions {
   toplevels: string[];
   /** The generations' numbers (e.g. a profile's), increasing; default 1…n. */
   numbers?: number[];
+  /** The current generation (the profile's `system`, the menu's first entry); default the newest. */
+  current?: number;
+  /** Store paths whose closures the image holds besides the generations' (a machine may switch to them). */
+  alsoInStore?: string[];
   /** Output file (replaced atomically). */
   output: string;
   /** `auto`, or the whole disk's size such as `4G`. */
@@ -63,7 +67,7 @@ export interface BuiltImage {
   rootFs: { uuid: string; label: string };
 }
 
-/** What the newest generation's configuration says about image sizes (`image.*`; the module gives the defaults). */
+/** What the current generation's configuration says about image sizes (`image.*`; the module gives the defaults). */
 function imageSettings(store: Store, toplevel: string): { headroom: string; espSize: string } {
   return readConfiguration(store, toplevel).image as { headroom: string; espSize: string };
 }
@@ -77,20 +81,21 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
   const numbers = opts.numbers ?? opts.toplevels.map((_, i) => i + 1);
   if (numbers.length !== opts.toplevels.length || numbers.some((n, i) => i > 0 && n <= numbers[i - 1]!)) throw new CairnError('generation numbers must increase, one per toplevel');
   const generations: Generation[] = opts.toplevels.map((t, i) => ({ number: numbers[i]!, spec: readBootspec(store, t) }));
-  const newest = generations[generations.length - 1]!;
+  const current = generations.find((g) => g.number === (opts.current ?? numbers[numbers.length - 1]))!;
+  if (!current) throw new CairnError(`generation ${opts.current} is not among the image's generations (${numbers.join(', ')})`);
 
   // Every generation must find its root on this image's root file system.
-  const root = newest.spec.root;
+  const root = current.spec.root;
   if (!['ext4', 'auto'].includes(root.fsType)) {
-    throw new CairnError(`${newest.spec.toplevel}: fileSystems."/".fsType is ${root.fsType}, but image formats build an ext4 root`);
+    throw new CairnError(`${current.spec.toplevel}: fileSystems."/".fsType is ${root.fsType}, but image formats build an ext4 root`);
   }
   for (const g of generations) {
     if (g.spec.root.device !== root.device) {
-      throw new CairnError(`generation ${g.number} (${g.spec.toplevel}) expects its root at ${g.spec.root.device}, the image's newest generation at ${root.device}: one image has one root file system`);
+      throw new CairnError(`generation ${g.number} (${g.spec.toplevel}) expects its root at ${g.spec.root.device}, the image's current generation at ${root.device}: one image has one root file system`);
     }
   }
   const seed = createHash('sha256')
-    .update(JSON.stringify({ format: format.name, toplevels: generations.map((g) => g.spec.toplevel), size: opts.size ?? 'auto' }))
+    .update(JSON.stringify({ format: format.name, toplevels: generations.map((g) => g.spec.toplevel), size: opts.size ?? 'auto', current: current.number, also: opts.alsoInStore ?? [] }))
     .digest('hex');
   let label = 'root';
   let uuid = derivedUuid(seed, 'root-fs');
@@ -106,13 +111,20 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
   try {
     progress('planning the boot partition');
     const espSpec = format.partitions.find((p) => p.role === 'esp')!;
-    const plan = await planEsp(store, generations, { serialConsole: format.serialConsole });
+    const plan = await planEsp(store, generations, { serialConsole: format.serialConsole, current: current.number });
 
     progress('staging the root file system');
     const tree = join(work, 'root');
-    const staged = await stageRootTree(store, { dir: tree, generations: generations.map((g) => ({ number: g.number, toplevel: g.spec.toplevel })), epoch });
+    const staged = await stageRootTree(store, {
+      dir: tree,
+      generations: generations.map((g) => ({ number: g.number, toplevel: g.spec.toplevel })),
+      current: current.number,
+      alsoInStore: opts.alsoInStore,
+      mountPoints: current.spec.loader?.esp ? [current.spec.loader.esp] : [],
+      epoch,
+    });
 
-    const settings = imageSettings(store, newest.spec.toplevel);
+    const settings = imageSettings(store, current.spec.toplevel);
     const espWanted = espSpec.size !== 'auto' ? parseSize(espSpec.size, `image format ${format.name}: esp size`) : settings.espSize !== 'auto' ? parseSize(settings.espSize, 'image.espSize') : undefined;
     const espBytes = espWanted !== undefined ? Math.ceil(espWanted / MIB) * MIB : autoEspBytes(plan, espSpec.minSize ? parseSize(espSpec.minSize, `image format ${format.name}: esp minSize`) : 64 * MIB);
     if (espBytes < plan.bytes + 2 * MIB) throw new CairnError(`the EFI system partition (${espBytes / MIB} MiB) cannot hold the boot files (${Math.ceil(plan.bytes / MIB)} MiB)`);

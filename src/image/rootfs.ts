@@ -1,9 +1,10 @@
 /**
  * The root file system of a cairn machine, staged as a folder and made into an ext4 file system.
  *
- *   /cairn/store/<…>                         the closure of every generation
- *   /cairn/var/profiles/system-N-link        → generation N's toplevel; `system` → the newest
- *   /usr                                     → <newest toplevel>/sw/usr (stage 1 repoints it at each boot)
+ *   /cairn/store/<…>                         the closure of every generation (and of `alsoInStore`)
+ *   /cairn/var/db/info/<…>.json              their metadata, so the machine's store is a valid cairn store
+ *   /cairn/var/profiles/system-N-link        → generation N's toplevel; `system` → the current one
+ *   /usr                                     → <current toplevel>/sw/usr (stage 1 repoints it at each boot)
  *   /bin /sbin /lib /lib64                   → usr/… (merged /usr)
  *   /etc /var /run /tmp /proc /sys /dev /root /home  empty: activation fills /etc and /var at boot
  *
@@ -12,7 +13,7 @@
  * access and change time (mke2fs copies those from the staged files, where no user can set
  * ctime), and restores the setuid/setgid modes the store records but never carries.
  */
-import { existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, statSync, symlinkSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, statSync, symlinkSync, chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
@@ -28,8 +29,14 @@ export interface StagedGeneration {
 export interface StageRootOptions {
   /** Empty (or absent) folder to fill. */
   dir: string;
-  /** The generations of the system profile (the newest is the current one). */
+  /** The generations of the system profile. */
   generations?: StagedGeneration[];
+  /** The current generation's number (default: the newest). */
+  current?: number;
+  /** More store paths whose closures the store holds (generations a machine may switch to). */
+  alsoInStore?: string[];
+  /** Empty folders for mount points (e.g. the ESP's). */
+  mountPoints?: string[];
   /** Shorthand for one generation: its toplevel… */
   toplevel?: string;
   /** …and its number (default 1). */
@@ -74,11 +81,12 @@ export async function stageRootTree(store: Store, opts: StageRootOptions): Promi
     .map((g) => ({ number: g.number, toplevel: store.parse(g.toplevel).logical }))
     .sort((a, b) => a.number - b.number);
   if (gens.length === 0) throw new CairnError('nothing to stage: no generation given');
-  const current = gens[gens.length - 1]!;
+  const current = gens.find((g) => g.number === (opts.current ?? gens[gens.length - 1]!.number));
+  if (!current) throw new CairnError(`generation ${opts.current} is not among the staged generations`);
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new CairnError(`${dir} is not empty`);
   const storeDir = join(dir, LOGICAL_STORE.slice(1));
   mkdirSync(storeDir, { recursive: true });
-  const closure = store.closure(gens.map((g) => g.toplevel));
+  const closure = store.closure([...gens.map((g) => g.toplevel), ...(opts.alsoInStore ?? [])]);
   const specialModes: SpecialMode[] = [];
   await copyStorePaths(
     closure.map((p) => store.toPhysical(p)),
@@ -109,11 +117,22 @@ export async function stageRootTree(store: Store, opts: StageRootOptions): Promi
   folder(join(dir, 'cairn'));
   folder(join(dir, 'cairn', 'var'));
   folder(profiles);
+  // Metadata without the deriver (it may name the building machine's files), registered at the epoch.
+  const info = join(dir, 'cairn', 'var', 'db', 'info');
+  folder(join(dir, 'cairn', 'var', 'db'));
+  folder(info);
+  for (const p of closure) {
+    const { deriver: _deriver, ...meta } = store.pathInfo(p);
+    const file = join(info, `${store.parse(p).base}.json`);
+    writeFileSync(file, JSON.stringify({ ...meta, registrationTime: opts.epoch ?? meta.registrationTime }, null, 1) + '\n', { mode: 0o644 });
+    created.push(file);
+  }
   for (const g of gens) link(g.toplevel, join(profiles, `system-${g.number}-link`));
   link(`system-${current.number}-link`, join(profiles, 'system'));
   link(`${current.toplevel}/sw/usr`, join(dir, 'usr'));
   for (const d of ['bin', 'sbin', 'lib', 'lib64']) link(`usr/${d}`, join(dir, d));
   for (const d of ['etc', 'var', 'run', 'proc', 'sys', 'dev', 'home']) folder(join(dir, d));
+  for (const m of opts.mountPoints ?? []) folder(join(dir, m.replace(/^\/+/, '')));
   folder(join(dir, 'root'), 0o700);
   folder(join(dir, 'tmp'), 0o1777);
   // The store folder itself: read-only to all, like every store object.

@@ -1,7 +1,9 @@
 /**
- * The two disks of `cairn vm`: the store disk (the closure of a toplevel as an ext4 file system,
+ * The disks of `cairn vm`: the store disk (the closure of a toplevel as an ext4 file system,
  * mounted read-only at /cairn/store; cached per toplevel) and the state disk (an empty ext4 root
- * made on first start, kept across runs, like NixOS's `<host>.qcow2`).
+ * made on first start, kept across runs, like NixOS's `<host>.qcow2`). With
+ * `virtualisation.useBootLoader` instead: a disk image of the system (cached per toplevel) and a
+ * qcow2 overlay of it as the state disk, plus the machine's UEFI variables.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, truncateSync, closeSync, openSync, utimesSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +13,7 @@ import { CairnError } from '../errors.js';
 import { hashPart, removeTree, type Store } from '../store/index.js';
 import { derivedUuid, convertToQcow2, MIB } from '../image/disk.js';
 import { copyStorePaths, ext4Bytes, makeExt4Image, treeBytes, treeEntries } from '../image/rootfs.js';
-import { imageEpoch } from '../image/index.js';
+import { buildImage, findFormat, imageEpoch } from '../image/index.js';
 import { parseSize } from '../image/format.js';
 import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../modules/virtualisation/qemu-vm.js';
 
@@ -20,14 +22,69 @@ const KEEP_STORE_DISKS = 4;
 /** …except those used in the last minutes: a test's other machines may be about to boot from them. */
 const IN_USE_MS = 15 * 60_000;
 
+/** Names a cached disk by its roots: the toplevel alone, or all of them. */
+function rootsKey(store: Store, toplevel: string, alsoInStore: string[], kind: string): { roots: string[]; key: string } {
+  const top = store.parse(toplevel);
+  const roots = [top.logical, ...[...new Set(alsoInStore.map((p) => store.parse(p).logical))].sort()];
+  return { roots, key: roots.length === 1 ? top.hash : hashPart(`cairn-vm-${kind}:${roots.join(' ')}`) };
+}
+
+/** Deletes the oldest cached disks of one kind but the newest few and those used lately. */
+function evictDisks(dir: string, prefix: string, keep: string): void {
+  const others = readdirSync(dir)
+    .filter((f) => f.startsWith(prefix) && f.endsWith('.img') && f !== keep)
+    .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const o of others.slice(KEEP_STORE_DISKS - 1)) if (Date.now() - o.t > IN_USE_MS) rmSync(join(dir, o.f), { force: true });
+}
+
+/**
+ * The disk image a VM with a boot loader starts from: generation 1 = `toplevel`, the closures of
+ * `alsoInStore` in its store, `size` big (room for what switches add). Made once under
+ * `$CAIRN_HOME/vm/`, then reused.
+ */
+export async function bootDiskImage(store: Store, toplevel: string, size: string, onProgress: (m: string) => void = () => {}, alsoInStore: string[] = []): Promise<string> {
+  const { roots, key } = rootsKey(store, toplevel, alsoInStore, 'boot');
+  const dir = join(store.home, 'vm');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `boot-${hashPart(`${key} ${size}`)}.img`);
+  if (existsSync(file)) {
+    utimesSync(file, new Date(), new Date());
+    return file;
+  }
+  onProgress('making the disk image');
+  await buildImage({ store, format: findFormat('raw'), toplevels: [roots[0]!], alsoInStore: roots.slice(1), output: file, size, onProgress });
+  evictDisks(dir, 'boot-', basename(file));
+  return file;
+}
+
+/** The state disk of a VM with a boot loader: a qcow2 overlay of `base`, made unless it exists. */
+export async function overlayDisk(file: string, base: string): Promise<{ path: string; created: boolean }> {
+  const path = resolve(file);
+  if (existsSync(path)) {
+    const info = await execa('qemu-img', ['info', '--output=json', path], { reject: false });
+    const backing = info.exitCode === 0 ? (JSON.parse(String(info.stdout)) as { 'full-backing-filename'?: string })['full-backing-filename'] : undefined;
+    if (backing && !existsSync(backing)) throw new CairnError(`the state disk ${path} was made from ${backing}, which is gone: delete the state disk to start afresh`);
+    return { path, created: false };
+  }
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  try {
+    const r = await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, tmp], { reject: false, all: true });
+    if (r.exitCode !== 0) throw new CairnError(`qemu-img could not make the state disk (exit ${r.exitCode}): ${r.all}`);
+    renameSync(tmp, path);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return { path, created: true };
+}
+
 /** The store disk of `toplevel`: made once (atomically) under `$CAIRN_HOME/vm/`, then reused. */
 export async function storeDisk(store: Store, toplevel: string, onProgress: (m: string) => void = () => {}, alsoInStore: string[] = []): Promise<string> {
   const top = store.parse(toplevel);
-  const roots = [top.logical, ...[...new Set(alsoInStore.map((p) => store.parse(p).logical))].sort()];
+  const { roots, key } = rootsKey(store, toplevel, alsoInStore, 'store');
   const dir = join(store.home, 'vm');
   mkdirSync(dir, { recursive: true });
-  // Named by the toplevel (or, with more roots, by all of them): same roots, same disk.
-  const file = join(dir, `store-${roots.length === 1 ? top.hash : hashPart(`cairn-vm-store:${roots.join(' ')}`)}.img`);
+  const file = join(dir, `store-${key}.img`);
   if (existsSync(file)) {
     utimesSync(file, new Date(), new Date());
     return file;
@@ -50,11 +107,7 @@ export async function storeDisk(store: Store, toplevel: string, onProgress: (m: 
     removeTree(work);
   }
   // The newest few stay; a store disk is only a cache of the store.
-  const others = readdirSync(dir)
-    .filter((f) => /^store-.*\.img$/.test(f) && f !== basename(file))
-    .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
-    .sort((a, b) => b.t - a.t);
-  for (const o of others.slice(KEEP_STORE_DISKS - 1)) if (Date.now() - o.t > IN_USE_MS) rmSync(join(dir, o.f), { force: true });
+  evictDisks(dir, 'store-', basename(file));
   return file;
 }
 

@@ -6,6 +6,7 @@
  *
  * May touch: the store (the build), `$CAIRN_HOME/vm/` (store disks) and the state disk file.
  */
+import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../store/index.js';
 import { buildSystem } from '../build/index.js';
@@ -14,11 +15,12 @@ import { entryOptions } from '../image/esp.js';
 import { chooseAccelerator, type AcceleratorChoice } from './accel.js';
 import { qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 import type { ModuleInput } from '../lib/index.js';
-import { stateDisk, storeDisk } from './disks.js';
+import { bootDiskImage, overlayDisk, stateDisk, storeDisk } from './disks.js';
+import { OVMF_VARS } from './qemu.js';
 
 export { qemuArgs, parseForward, RunningMachine, FATAL_CONSOLE, OVMF_CODE, OVMF_VARS, QEMU, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 export { chooseAccelerator, type Accelerator, type AcceleratorChoice } from './accel.js';
-export { storeDisk, stateDisk } from './disks.js';
+export { storeDisk, stateDisk, bootDiskImage, overlayDisk } from './disks.js';
 
 export interface PrepareVmOptions {
   store: Store;
@@ -50,6 +52,7 @@ export interface PreparedVm {
 }
 
 interface VirtualisationConfig {
+  useBootLoader: boolean;
   memorySize: number;
   cores: number;
   diskSize: string;
@@ -92,19 +95,33 @@ export async function prepareVm(configPath: string, opts: PrepareVmOptions): Pro
   const v = recorded.virtualisation;
   const ipv4 = userNetFor(recorded.networking);
   const spec = readBootspec(store, built.toplevel);
-  const storeImg = await storeDisk(store, built.toplevel, progress, opts.alsoInStore);
-  const state = await stateDisk(opts.state, v.diskSize, join(store.home, 'tmp'));
+  let boot: Pick<QemuOptions, 'kernel' | 'drives' | 'uefiVars'>;
+  let state: { path: string; created: boolean };
+  if (v.useBootLoader) {
+    // Firmware, loader and entries as on hardware: the state disk is an overlay of the system's image.
+    const base = await bootDiskImage(store, built.toplevel, v.diskSize, progress, opts.alsoInStore);
+    state = await overlayDisk(opts.state, base);
+    const vars = `${state.path}.efivars.fd`;
+    if (state.created || !existsSync(vars)) copyFileSync(OVMF_VARS, vars);
+    boot = { drives: [{ file: state.path, format: 'qcow2' }], uefiVars: vars };
+  } else {
+    const storeImg = await storeDisk(store, built.toplevel, progress, opts.alsoInStore);
+    state = await stateDisk(opts.state, v.diskSize, join(store.home, 'tmp'));
+    boot = {
+      kernel: { kernel: store.realFile(spec.kernel), initrd: store.realFile(spec.initrd), append: entryOptions(spec, 'ttyS0,115200') },
+      drives: [
+        { file: state.path, format: 'qcow2' },
+        { file: storeImg, format: 'raw', readonly: true },
+      ],
+    };
+  }
   progress('choosing the accelerator');
   const accel = await chooseAccelerator();
   const options: QemuOptions = {
     accel: accel.accel,
     memoryMiB: opts.memoryMiB ?? v.memorySize,
     cpus: opts.cpus ?? v.cores,
-    kernel: { kernel: store.realFile(spec.kernel), initrd: store.realFile(spec.initrd), append: entryOptions(spec, 'ttyS0,115200') },
-    drives: [
-      { file: state.path, format: 'qcow2' },
-      { file: storeImg, format: 'raw', readonly: true },
-    ],
+    ...boot,
     network: {
       forwards: [...v.forwardPorts.map((f) => ({ proto: f.proto, hostPort: f.hostPort, guestPort: f.guestPort })), ...(opts.forwards ?? [])],
       ...(ipv4 ? { ipv4 } : {}),

@@ -90,7 +90,9 @@ describe('a raw-efi image with two generations', () => {
     await execa('mcopy', ['-s', '-n', '-i', espImg, '::/EFI', '::/loader', dir]);
     expect(readdirSync(join(dir, 'EFI', 'BOOT'))).toEqual(['BOOTX64.EFI']);
     const conf = readFileSync(join(dir, 'loader', 'loader.conf'), 'utf8');
-    expect(conf).toContain(`default ${entryName(2)}`);
+    // No default: systemd-boot starts on the first entry by sort key and version that has tries left.
+    expect(conf).not.toContain('default');
+    expect(readFileSync(join(dir, 'loader', 'entries', entryName(2)), 'utf8')).toMatch(/^version Generation 2\nsort-key cairn\n/m);
     expect(conf).toContain('editor no');
     expect(conf).toContain('timeout 3'); // the newest generation's loader settings
     // The two generations share one kernel file on the ESP, named by its content.
@@ -115,6 +117,11 @@ describe('a raw-efi image with two generations', () => {
     expect(fsck.exitCode, fsck.stdout + fsck.stderr).toBe(0);
     const ls = async (path: string): Promise<string> => (await execa('debugfs', ['-R', `ls -l ${path}`, target])).stdout;
     expect(await ls('/cairn/var/profiles')).toMatch(/system-1-link[\s\S]*system-2-link/);
+    // The machine's store is a cairn store: each path's metadata, without the deriver (host paths).
+    const info = JSON.parse((await execa('debugfs', ['-R', `cat /cairn/var/db/info/${two.toplevel.split('/').pop()}.json`, target])).stdout);
+    expect(info.path).toBe(two.toplevel);
+    expect(info.deriver).toBeUndefined();
+    expect(await ls('/')).toMatch(/\sboot\s/); // the ESP's mount point
     const stat = async (path: string): Promise<string> => (await execa('debugfs', ['-R', `stat ${path}`, target])).stdout;
     // A link's target, whether stored in the inode or in a block: rdump recreates the link here.
     const linkTarget = async (path: string): Promise<string> => {
@@ -193,7 +200,7 @@ describe('cairn image errors', () => {
   it('refuses generations that expect their root elsewhere', async () => {
     const other = await buildSystem(config('other-root', 'gen-three', 'fileSystems:\n  /:\n    label: data\n'), { store });
     await expect(buildImage({ store, format: findFormat('raw'), toplevels: [one.toplevel, other.toplevel], output: join(work, 'x.img') })).rejects.toThrow(
-      /generation 1 \(.*\) expects its root at LABEL=root, the image's newest generation at LABEL=data/,
+      /generation 1 \(.*\) expects its root at LABEL=root, the image's current generation at LABEL=data/,
     );
   });
 });

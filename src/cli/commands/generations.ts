@@ -2,16 +2,17 @@ import type { CommandModule, Argv } from 'yargs';
 import { join } from 'node:path';
 import { Store, formatBytes } from '../../store/index.js';
 import { UsageError } from '../../errors.js';
-import { deleteGenerations, diffGenerations, listGenerations, parseAge, setCurrentGeneration } from '../../generations/index.js';
+import { deleteGenerations, diffGenerations, listGenerations, parseAge, setCurrentGeneration, updateBootEntries } from '../../generations/index.js';
+import { LOGICAL_STORE, SYSTEM_PROFILE, onCairnSystem } from '../../paths.js';
 
 interface Common {
   profile?: string;
   json?: boolean;
 }
 
-/** The profile a command works on: --profile, else the store's `profiles/system`. */
+/** The profile a command works on: --profile, else the machine's system profile on a cairn system, else the store's `profiles/system`. */
 export function profilePath(store: Store, profile: string | undefined): string {
-  return profile ?? join(store.profilesDir, 'system');
+  return profile ?? (onCairnSystem() && store.dir === LOGICAL_STORE ? SYSTEM_PROFILE : join(store.profilesDir, 'system'));
 }
 
 const withProfile = <T>(y: Argv<T>) =>
@@ -82,15 +83,17 @@ const del: CommandModule<object, Common & { numbers?: number[]; 'older-than'?: s
       .positional('numbers', { type: 'number', array: true, describe: 'Generation numbers' })
       .option('older-than', { type: 'string', describe: 'Those made more than this long ago: 30d, 12h, …' })
       .option('keep', { type: 'number', describe: 'Keep only the newest N' }),
-  handler: (args) => {
+  handler: async (args) => {
     if (!args.numbers?.length && args['older-than'] === undefined && args.keep === undefined) throw new UsageError('name generations, --older-than AGE or --keep N');
     const store = Store.open();
-    const gone = deleteGenerations(store, profilePath(store, args.profile), {
+    const profile = profilePath(store, args.profile);
+    const gone = deleteGenerations(store, profile, {
       numbers: args.numbers,
       ...(args['older-than'] !== undefined ? { olderThanSeconds: parseAge(args['older-than']) } : {}),
       ...(args.keep !== undefined ? { keep: args.keep } : {}),
     });
     process.stdout.write(args.json ? JSON.stringify({ deleted: gone }) + '\n' : gone.length ? `deleted generations ${gone.join(', ')}\n` : 'nothing to delete\n');
+    if (gone.length) await updateBootEntries(store, profile);
   },
 };
 
@@ -98,7 +101,7 @@ const rollback: CommandModule<object, Common & { to?: number }> = {
   command: 'rollback',
   describe: "Make the previous generation (or --to N) the profile's current one",
   builder: (y) => withProfile(y).option('to', { type: 'number', describe: 'Generation number' }),
-  handler: (args) => {
+  handler: async (args) => {
     const store = Store.open();
     const profile = profilePath(store, args.profile);
     const gens = listGenerations(store, profile);
@@ -107,6 +110,7 @@ const rollback: CommandModule<object, Common & { to?: number }> = {
     if (target === undefined) throw new UsageError('there is no generation before the current one');
     setCurrentGeneration(store, profile, target);
     process.stdout.write(`${profile} is generation ${target}\n`);
+    await updateBootEntries(store, profile);
   },
 };
 

@@ -2,14 +2,13 @@ import type { CommandModule } from 'yargs';
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { CairnError } from '../../errors.js';
-import { LOGICAL_STORE } from '../../paths.js';
+import { LOGICAL_STORE, SYSTEM_PROFILE } from '../../paths.js';
 import { Store } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
-import { addGeneration, listGenerations, setCurrentGeneration } from '../../generations/index.js';
+import { addGeneration, deleteGenerations, listGenerations, setCurrentGeneration } from '../../generations/index.js';
 import { progressReporter } from '../progress.js';
 
-/** The system profile of a cairn machine (what images and boot entries list). */
-export const SYSTEM_PROFILE = '/cairn/var/profiles/system';
+export { SYSTEM_PROFILE };
 
 type Action = 'switch' | 'boot' | 'test' | 'dry-activate';
 
@@ -47,8 +46,17 @@ function actionCommand(action: Action, describe: string, name: string = action):
       const built = await buildSystem(args.config, { store, onProgress: report.progress });
       report.done();
       for (const w of built.warnings) report.warn(w);
-      if (action === 'switch' || action === 'boot') process.stderr.write(`generation ${addGeneration(store, SYSTEM_PROFILE, built.toplevel)} of ${SYSTEM_PROFILE}\n`);
+      const sets = action === 'switch' || action === 'boot';
+      const before = listGenerations(store, SYSTEM_PROFILE).find((g) => g.current)?.number;
+      const added = sets ? addGeneration(store, SYSTEM_PROFILE, built.toplevel) : undefined;
+      if (added !== undefined) process.stderr.write(`generation ${added} of ${SYSTEM_PROFILE}\n`);
       process.exitCode = await runSwitch(built.toplevel, action);
+      // 3: the boot entries could not be written and nothing was activated: the profile goes back too.
+      if (process.exitCode === 3 && added !== undefined && before !== undefined && added !== before) {
+        setCurrentGeneration(store, SYSTEM_PROFILE, before);
+        deleteGenerations(store, SYSTEM_PROFILE, { numbers: [added] });
+        process.stderr.write(`generation ${added} removed again: ${SYSTEM_PROFILE} is generation ${before}\n`);
+      }
     },
   };
 }

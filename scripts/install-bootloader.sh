@@ -1,0 +1,131 @@
+#!@bash@
+# install-bootloader of a cairn generation: makes the EFI system partition list the generations
+# of the system profile, one Boot Loader Specification entry each, the profile's current one
+# first. Run by switch-to-configuration `switch` and `boot` (after the caller set the profile),
+# and after `cairn generations delete`. Generated; do not edit.
+#
+# Crash safety: every file is written under a temporary name, fsynced and renamed, kernels and
+# initrds before the entries that name them; entries of dropped generations go first, their
+# files after, so at any instant every entry on the ESP boots. Exit 3: nothing was written
+# (no ESP mounted, or too little room on it).
+#
+# Boot counting: the current generation's entry, when new, is named `…+TRIES.conf`; systemd-boot
+# counts it down at each boot and systemd-bless-boot renames it to `….conf` once
+# boot-complete.target is reached. Existing entries keep their names (and so their counts).
+# Entries sort by `sort-key`, then by `version`, newest first; those newer than the current
+# generation (after a rollback) get a later sort key, so the first entry that is not out of
+# tries is the current generation, or the one before it when it has failed: loader.conf names
+# no default.
+set -uo pipefail
+export PATH=@sw@/usr/bin:@sw@/usr/sbin
+self=@out@
+esp="${CAIRN_ESP:-@esp@}"
+profile="${CAIRN_PROFILE:-/cairn/var/profiles/system}"
+tries=@tries@ # 0: no boot counting
+limit=@limit@ # 0: every generation gets an entry
+
+fail() { echo "install-bootloader: $*" >&2; exit 3; }
+
+if [ -z "$esp" ]; then exit 0; fi # no ESP in this system (a directly booted VM)
+mountpoint -q "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPoint): boot entries not written"
+[ -L "$profile" ] || fail "$profile is not a profile"
+
+# The generations, oldest first, and the current one.
+current="$(readlink "$profile")"; current="${current%-link}"; current="${current##*-}"
+mapfile -t all < <(for l in "$profile"-*-link; do [ -L "$l" ] || continue; n="${l%-link}"; echo "${n##*-}"; done | sort -n)
+keep=()
+if [ "$limit" -gt 0 ] && [ "${#all[@]}" -gt "$limit" ]; then
+    for n in "${all[@]: -$limit}"; do keep+=("$n"); done
+    case " ${keep[*]} " in *" $current "*) ;; *) keep=("$current" "${keep[@]}") ;; esac
+else
+    keep=("${all[@]}")
+fi
+declare -A kept=()
+for n in "${keep[@]}"; do kept[$n]=1; done
+
+entries="$esp/loader/entries"
+mkdir -p "$entries" "$esp/EFI/cairn" "$esp/EFI/BOOT" || fail "cannot make folders on $esp"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# put SOURCE DEST: DEST gets SOURCE's bytes, atomically, unless it has them already.
+put() {
+    if [ -e "$2" ] && cmp -s "$1" "$2"; then return 0; fi
+    cp "$1" "$2.tmp" && sync "$2.tmp" && mv -f "$2.tmp" "$2"
+}
+
+# The entry file of generation N now on the ESP (with or without a boot counter), if any.
+entry_of() {
+    local f
+    for f in "$entries/cairn-generation-$1.conf" "$entries/cairn-generation-$1+"*.conf; do
+        [ -e "$f" ] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+# 1. Entries of generations that lost theirs (deleted, or beyond the limit).
+for f in "$entries"/cairn-generation-*.conf; do
+    [ -e "$f" ] || continue
+    n="${f##*/cairn-generation-}"; n="${n%.conf}"; n="${n%%+*}"
+    [ -n "${kept[$n]:-}" ] || rm -f "$f"
+done
+rm -f "$entries"/*.tmp "$esp"/EFI/cairn/*.tmp
+
+# 2. Kernels and initrds no kept generation names; then room for the new ones.
+declare -A wanted=()
+need=0
+for n in "${keep[@]}"; do
+    g="$(readlink -f "$profile-$n-link")"
+    [ -d "$g/boot/efi" ] || fail "generation $n ($g) has no boot files (boot/efi): it cannot get a boot entry"
+    for f in "$g"/boot/efi/*; do
+        name="${f##*/}"
+        [ -n "${wanted[$name]:-}" ] && continue
+        wanted[$name]="$f"
+        [ -e "$esp/EFI/cairn/$name" ] || need=$((need + $(stat -L -c %s "$f")))
+    done
+done
+for f in "$esp"/EFI/cairn/*; do
+    [ -e "$f" ] || continue
+    [ -n "${wanted[${f##*/}]:-}" ] || rm -f "$f"
+done
+cmp -s "$self/boot/systemd-boot.efi" "$esp/EFI/BOOT/BOOTX64.EFI" || need=$((need + $(stat -L -c %s "$self/boot/systemd-boot.efi")))
+free="$(df -B1 --output=avail "$esp" | tail -n 1 | tr -d ' ')"
+# Entries, loader.conf and the FAT's own rounding: 1 MiB is plenty.
+if [ "$need" -gt 0 ] && [ $((need + 1048576)) -gt "$free" ]; then
+    fail "the ESP ($esp) has $((free / 1048576)) MiB free, the new boot files need $(((need + 1048575) / 1048576)) MiB: delete old generations (cairn generations delete --older-than 30d) or set boot.loader.systemd-boot.configurationLimit"
+fi
+
+# 3. New kernels and initrds, then the loader itself.
+for name in "${!wanted[@]}"; do
+    [ -e "$esp/EFI/cairn/$name" ] || put "${wanted[$name]}" "$esp/EFI/cairn/$name" || fail "cannot write $esp/EFI/cairn/$name"
+done
+put "$self/boot/systemd-boot.efi" "$esp/EFI/BOOT/BOOTX64.EFI" || fail "cannot write $esp/EFI/BOOT/BOOTX64.EFI"
+
+# 4. The entries. Options the image added for its machine (a serial console) stay added.
+extra="$(cat "$esp/loader/cairn-extra-options" 2>/dev/null || true)"
+for n in "${keep[@]}"; do
+    g="$(readlink -f "$profile-$n-link")"
+    key=cairn
+    [ "$n" -gt "$current" ] && key=cairn-newer
+    sed -e "s/@generation@/$n/" -e "s/^sort-key .*/sort-key $key/" "$g/boot/entry.conf" > "$tmp/entry"
+    if [ -n "$extra" ]; then
+        opts="$(sed -n 's/^options //p' "$tmp/entry")"
+        case " $opts " in
+            *" ${extra%%,*} "* | *" ${extra%%,*},"*) ;;
+            *) sed -i "s|^options .*|& $extra|" "$tmp/entry" ;;
+        esac
+    fi
+    if dest="$(entry_of "$n")"; then
+        put "$tmp/entry" "$dest" || fail "cannot write $dest"
+    elif [ "$n" = "$current" ] && [ "$tries" -gt 0 ]; then
+        put "$tmp/entry" "$entries/cairn-generation-$n+$tries.conf" || fail "cannot write the entry of generation $n"
+    else
+        put "$tmp/entry" "$entries/cairn-generation-$n.conf" || fail "cannot write the entry of generation $n"
+    fi
+done
+
+# 5. loader.conf (the menu settings of the generation being installed), then everything to disk.
+put "$self/boot/loader.conf" "$esp/loader/loader.conf" || fail "cannot write $esp/loader/loader.conf"
+printf 'type1\n' > "$tmp/srel" && put "$tmp/srel" "$esp/loader/entries.srel"
+sync -f "$esp/loader/loader.conf"
+echo "boot entries: generations ${keep[*]} on $esp, generation $current first"

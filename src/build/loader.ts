@@ -1,0 +1,98 @@
+/**
+ * What a generation brings for its boot entry, as files of its toplevel, so that an image build
+ * (Node) and a switch on the machine (`bin/install-bootloader`, shell, no Node) write the same
+ * EFI system partition:
+ *
+ *   boot/entry.conf        the entry, `@generation@` standing for the generation's number
+ *   boot/efi/<name>.efi    → the kernel and the initrd, under the names they get in EFI/cairn/
+ *   boot/loader.conf       the menu settings (timeout, editor), without a default
+ *   boot/systemd-boot.efi  → the loader, copied to EFI/BOOT/BOOTX64.EFI
+ *   bin/install-bootloader writes all of that for the generations of the system profile
+ *
+ * Kernel and initrd names carry their store path's hash: content-addressed, so generations that
+ * share a kernel share one file on the ESP.
+ */
+import { hashOf } from '../store/index.js';
+import { scriptText } from './activate.js';
+import type { TreeEntry } from './tree.js';
+
+/** The loader settings a toplevel records (boot.json `loader`). */
+export interface LoaderSettings {
+  type: 'systemd-boot';
+  /** Logical path of systemd-bootx64.efi. */
+  efi: string;
+  timeout: number | null;
+  editor: boolean;
+  configurationLimit: number | null;
+  /** Boots a new default generation gets before it is abandoned; 0: no boot counting. */
+  tries: number;
+  /** Where the machine mounts its ESP; null: it has none (a directly booted VM). */
+  esp: string | null;
+}
+
+/** Entry file name of a generation without a boot counter (counted ones add `+N` before `.conf`). */
+export function entryName(gen: number): string {
+  return `cairn-generation-${gen}.conf`;
+}
+
+/** The kernel command line of a generation: its init, its root, its own parameters. */
+export function kernelCommandLine(init: string, rootDevice: string, params: string[]): string {
+  return [`init=${init}`, `root=${rootDevice}`, ...params].join(' ');
+}
+
+/**
+ * Adds a console parameter (an image format's serial console) unless the command line already
+ * names that console device: the same rule as `bin/install-bootloader`'s extra options.
+ */
+export function withConsole(cmdline: string, console: string | undefined): string {
+  if (!console) return cmdline;
+  const tty = `console=${console.split(',')[0]}`;
+  return cmdline.split(' ').some((p) => p === tty || p.startsWith(`${tty},`)) ? cmdline : `${cmdline} ${console.startsWith('console=') ? console : `console=${console}`}`;
+}
+
+/** `loader/loader.conf`: menu timeout, editor (off unless asked), and a default entry only when given. */
+export function loaderConfText(settings: Pick<LoaderSettings, 'timeout' | 'editor'>, defaultEntry?: string): string {
+  const timeout = settings.timeout === null ? 'menu-force' : String(settings.timeout);
+  return [...(defaultEntry ? [`default ${defaultEntry}`] : []), `timeout ${timeout}`, `editor ${settings.editor ? 'yes' : 'no'}`, 'console-mode keep', ''].join('\n');
+}
+
+export interface GenerationBoot {
+  label: string;
+  kernel: { image: string; version: string };
+  initrd: string;
+  rootDevice: string;
+  kernelParams: string[];
+  /** The sw path whose bash and coreutils run install-bootloader. */
+  sw: string;
+  bash: string;
+  loader: LoaderSettings;
+}
+
+/** The toplevel entries described in the file comment. */
+export function loaderFiles(b: GenerationBoot): Record<string, TreeEntry> {
+  const kernelName = `${hashOf(b.kernel.image)}-vmlinuz-${b.kernel.version}.efi`;
+  const initrdName = `${hashOf(b.initrd)}-initrd-${b.kernel.version}.efi`;
+  const entry = [
+    `title ${b.label}`,
+    'version Generation @generation@',
+    'sort-key cairn',
+    `linux /EFI/cairn/${kernelName}`,
+    `initrd /EFI/cairn/${initrdName}`,
+    `options ${kernelCommandLine('@out@/init', b.rootDevice, b.kernelParams)}`,
+    '',
+  ].join('\n');
+  const script = scriptText('install-bootloader.sh')
+    .replace(/@bash@/g, b.bash)
+    .replace(/@sw@/g, b.sw)
+    .replace(/@esp@/g, b.loader.esp ?? '')
+    .replace(/@tries@/g, String(b.loader.tries))
+    .replace(/@limit@/g, String(b.loader.configurationLimit ?? 0));
+  return {
+    'boot/entry.conf': { text: entry },
+    [`boot/efi/${kernelName}`]: { link: b.kernel.image },
+    [`boot/efi/${initrdName}`]: { link: b.initrd },
+    'boot/loader.conf': { text: loaderConfText(b.loader) },
+    'boot/systemd-boot.efi': { link: b.loader.efi },
+    'bin/install-bootloader': { text: script, executable: true },
+  };
+}
