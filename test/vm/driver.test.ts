@@ -32,7 +32,11 @@ describe.skipIf(!hasQemu)('cairn test', () => {
   it('two machines on a vlan find each other by name; block() cuts the link, unblock() restores it', () => passes('network.test.ts'), TIMEOUT);
   it('waitForUnit fails at once with the journal of a failed unit; crash() then start() keeps the state disk', () => passes('state.test.ts'), TIMEOUT);
 
-  it('switch-to-configuration: dry-activate prints the plan; switch reloads, starts, stops and leaves untouched what it should', () => passes('switch.test.ts'), TIMEOUT);
+  it(
+    'generations under OVMF: dry-activate prints the plan; switch reloads, starts, stops and leaves untouched what it should and writes a counted boot entry; reboot, rollback, the other entry, a failing generation abandoned',
+    () => passes('generations.test.ts'),
+    TIMEOUT * 2,
+  );
 
   it('runs a YAML test whose script is inline JavaScript', async () => {
     const r = await execa('node', [CLI, 'test', join(CASES, 'inline.test.yaml'), '--json'], { reject: false, env: { CAIRN_HOME: STORE_HOME } });
