@@ -23,6 +23,7 @@ import openssh from './services/openssh.js';
 import nginx from './services/nginx.js';
 import getty from './services/getty.js';
 import sudo from './security/sudo.js';
+import cairn from './programs/cairn.js';
 import timezone from './time/timezone.js';
 import locale from './i18n/locale.js';
 import variables from './config/variables.js';
@@ -68,6 +69,7 @@ const list: [string, unknown][] = [
   ['services/nginx.ts', nginx],
   ['services/getty.ts', getty],
   ['security/sudo.ts', sudo],
+  ['programs/cairn.ts', cairn],
   ['time/timezone.ts', timezone],
   ['i18n/locale.ts', locale],
   ['config/variables.ts', variables],

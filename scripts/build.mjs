@@ -2,10 +2,39 @@
 // One bundle loads in a third of the CPU time of the hundreds of files of its dependencies;
 // ajv stays a separate chunk, loaded only when YAML is validated. esbuild is native, so external.
 import { build } from 'esbuild';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-await build({
+
+/**
+ * The bundle runs on Node 18 (Debian 12's nodejs, which runs cairn on a cairn system), which has
+ * no RegExp `v` flag: string-width's regular expressions with it are made at first use, with the
+ * `u` flag when their pattern allows (the same matches) and else none that matches (RGI_Emoji:
+ * emoji then measure by East Asian Width, as wide as they are). Only help text is measured.
+ */
+const regexpVFallback = {
+  name: 'regexp-v-fallback',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]string-width[\\/]index\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      let n = 0;
+      const contents = text.replace(/\/((?:\\.|\[(?:\\.|[^\]\\\n])*\]|[^/\\[\n])+)\/v(?=[;,)\s])/g, (_, source) => {
+        n++;
+        return `__cairnRegExpV(${JSON.stringify(source)})`;
+      });
+      if (n === 0) return undefined;
+      const helper = 'function __cairnRegExpV(s) { for (const f of ["v", "u"]) { try { return new RegExp(s, f); } catch {} } return /(?!)/; }\n';
+      return { contents: helper + contents, loader: 'js' };
+    });
+  },
+};
+
+// Chunk names change with their content: old ones would linger beside the new (and be copied
+// into systems that run cairn).
+await rm(new URL('../dist/cli', import.meta.url), { recursive: true, force: true });
+const result = await build({
   absWorkingDir: root,
   entryPoints: { cairn: 'src/cli/main.ts' },
   outdir: 'dist/cli',
@@ -13,10 +42,26 @@ await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node20',
+  target: 'node18',
   sourcemap: 'linked',
   external: ['esbuild'],
+  // yargs-parser refuses Node < 20 by policy, not for an API it needs (see regexpVFallback).
+  define: { 'process.env.YARGS_MIN_NODE_VERSION': '"18"' },
+  plugins: [regexpVFallback],
+  metafile: true,
   // CommonJS dependencies bundled into ESM still call require() for Node's built-ins.
   banner: { js: "import { createRequire as __cairnRequire } from 'node:module'; const require = __cairnRequire(import.meta.url);" },
   logLevel: 'warning',
 });
+
+// The npm packages the bundle imports at run time: what a copy of cairn needs of node_modules
+// (src/build/self.ts reads this).
+const builtins = new Set(builtinModules);
+const external = new Set();
+for (const out of Object.values(result.metafile.outputs)) {
+  for (const i of out.imports) {
+    if (!i.external || i.path.startsWith('node:') || builtins.has(i.path)) continue;
+    external.add(i.path.startsWith('@') ? i.path.split('/').slice(0, 2).join('/') : i.path.split('/')[0]);
+  }
+}
+await writeFile(new URL('../dist/cli/runtime-packages.json', import.meta.url), JSON.stringify([...external].sort()) + '\n');

@@ -1,10 +1,15 @@
 import { homedir } from 'node:os';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The checkout (or installed package) root: where modules/, templates/, images/ live. */
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), existsSync(new URL('../package.json', import.meta.url)) ? '..' : '../..');
+
+/** cairn's version, from its package.json (yargs would look for one from the working directory up). */
+export function cairnVersion(): string {
+  return (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 /** Where a built system sees its store. Paths written into store objects always use this. */
 export const LOGICAL_STORE = '/cairn/store';

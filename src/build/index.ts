@@ -7,3 +7,4 @@ export { usersSpec, type UsersSpec } from './users.js';
 export { chooseAlternatives, dutiesLayer, readDuties, type BuiltPackage, type ChosenAlternative } from './duties.js';
 export { parsePamProfile, pamCommonFiles } from './pam.js';
 export { treeDerivation, type TreeEntry } from './tree.js';
+export { runtimeFiles, runtimeHash, type SelfArgs } from './self.js';

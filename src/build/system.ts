@@ -11,7 +11,7 @@
  * Every step is a derivation, so an unchanged configuration rebuilds nothing and gives the same
  * toplevel path, from this store or an empty one.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { homedir } from 'node:os';
@@ -20,8 +20,8 @@ import { projectRoot } from '../paths.js';
 import { evalConfigFile, toPlain } from '../eval/index.js';
 import { findOption } from '../eval/inspect.js';
 import { formatLocation, type Evaluation, type ModuleInput } from '../lib/index.js';
-import { buildEnv, type Store } from '../store/index.js';
-import { lockPackages, lockPathFor, realisePackages, serializeLock, type LockFile, type RepositorySpec } from '../debian/index.js';
+import { buildEnv, type Derivation, type Store } from '../store/index.js';
+import { lockPackages, lockPathFor, realisePackages, resolveRepositories, serializeLock, type LockFile, type RepositorySpec } from '../debian/index.js';
 import { dutiesDerivation, readAlternatives, type BuiltPackage, type ChosenAlternative } from './duties.js';
 import { etcDerivation, etcEntries } from './etc.js';
 import { usersSpecDerivation } from './users.js';
@@ -94,6 +94,35 @@ function packageNames(list: unknown, option: string): string[] {
   });
 }
 
+/** An entry of environment.builtPackages: a store path of cairn's own builders. */
+interface BuiltPackageSpec {
+  name: string;
+  builder: string;
+  args: Record<string, unknown>;
+  packages: unknown[];
+}
+
+/** Its derivation: the Debian packages it names are its inputs, and its `args.packages` (name → store path). */
+function builtPackageDerivation(spec: BuiltPackageSpec, realised: Map<string, string>): Derivation {
+  const packages: Record<string, string> = {};
+  for (const name of packageNames(spec.packages, `environment.builtPackages (${spec.name}).packages`)) {
+    const path = realised.get(name);
+    if (!path) throw new CairnError(`environment.builtPackages (${spec.name}): package ${name} is not in the lock`);
+    packages[name] = path;
+  }
+  return { name: spec.name, builder: spec.builder, args: { ...spec.args, packages }, inputs: [...new Set(Object.values(packages))].sort() };
+}
+
+/** A layer of sw linking the programs in the `bin/` of each path into usr/bin. */
+function binLinksDerivation(store: Store, paths: string[]): Derivation {
+  const entries: Record<string, TreeEntry> = {};
+  for (const p of paths) {
+    const bin = join(store.toPhysical(p), 'bin');
+    for (const name of existsSync(bin) ? readdirSync(bin).sort() : []) entries[`usr/bin/${name}`] = { link: `${p}/bin/${name}` };
+  }
+  return treeDerivation('system-built-bin', entries, paths);
+}
+
 /** The packages reachable from `roots` through the lock's dependency records. */
 export function lockClosure(lock: LockFile, roots: string[]): Set<string> {
   const byName = new Map(lock.packages.map((p) => [p.name, p]));
@@ -160,15 +189,18 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   // 2. Packages: what runs on the system, and what only its build needs (initrd tools).
   const kernelPackage = (config.boot?.kernelPackage as unknown) ?? DEFAULT_KERNEL_PACKAGE;
   const kernelNames = kernelPackage === null ? [] : packageNames([kernelPackage], 'boot.kernelPackage');
+  const built = (config.environment.builtPackages ?? []) as BuiltPackageSpec[];
   const runtimeRoots = [
     ...packageNames(config.system.basePackages, 'system.basePackages'),
     ...packageNames(config.environment.systemPackages, 'environment.systemPackages'),
+    ...built.flatMap((b) => packageNames(b.packages, `environment.builtPackages (${b.name}).packages`)),
     ...kernelNames,
   ];
   const bootOnly = packageNames(config.system.build?.bootPackages, 'system.build.bootPackages');
   const request = [...new Set([...runtimeRoots, ...bootOnly])].sort();
-  const repositories = ((config.packages?.repositories ?? []) as { uri: string | null; suite: string; components: string[]; architecture: string; keyring: string | null }[])
-    .map((r): RepositorySpec => ({ suite: r.suite, components: r.components, architecture: r.architecture, ...(r.uri ? { uri: r.uri } : {}), ...(r.keyring ? { keyring: r.keyring } : {}) }));
+  // Completed here, outside the package errors below: a missing archive is not a package's fault.
+  const repositories = resolveRepositories(((config.packages?.repositories ?? []) as { uri: string | null; suite: string; components: string[]; architecture: string; keyring: string | null }[])
+    .map((r): RepositorySpec => ({ suite: r.suite, components: r.components, architecture: r.architecture, ...(r.uri ? { uri: r.uri } : {}), ...(r.keyring ? { keyring: r.keyring } : {}) })));
   const lockPath = opts.lockPath ?? lockPathFor(file);
   progress('locking packages');
   let locked;
@@ -213,6 +245,12 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   }
 
   // 4. sw: the packages plus the generated layers, which win where they overlap.
+  if (built.length > 0) {
+    progress(`building ${built.map((b) => b.name).join(', ')}`);
+    const byName = new Map(packages.map((p) => [p.name, p.storePath]));
+    const paths = await Promise.all(built.map((b) => store.build(builtPackageDerivation(b, byName))));
+    swLayers.push(await store.build(binLinksDerivation(store, paths)));
+  }
   progress('building sw');
   const dutiesPath = await store.build(dutiesDerivation(packages));
   const sw = await store.build(

@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { CairnError, UsageError } from '../errors.js';
+import { cairnVersion } from '../paths.js';
 import { commands } from './commands/index.js';
 
 /**
@@ -10,6 +11,7 @@ export async function main(argv: string[]): Promise<number> {
   const showTrace = argv.includes('--show-trace');
   const parser = yargs(argv)
     .scriptName('cairn')
+    .version(cairnVersion())
     .usage('$0 <command> [options]\n\nDeclarative OS configurations built from Debian packages.')
     .option('show-trace', { type: 'boolean', description: 'Show stack traces of errors', global: true })
     .command(commands)

@@ -126,6 +126,13 @@ function serves(s: AptSource, suite: string, components: string[], architecture:
  */
 export function hostRepository(suite: string, sources: AptSource[], components = DEFAULT_COMPONENTS, architecture = DEFAULT_ARCHITECTURE): Repository {
   const s = sources.find((e) => serves(e, suite, components, architecture) && e.uris.length > 0);
+  if (!s && sources.length === 0) {
+    // A cairn system has no apt: its configuration names the archive.
+    throw new CairnError(
+      `this machine has no apt sources (/etc/apt) to find suite ${suite} in; list the repositories in the configuration option ` +
+        "packages.repositories, each with its uri and keyring (programs.cairn installs Debian's keys as /usr/share/keyrings/debian-archive-keyring.gpg)",
+    );
+  }
   if (!s) {
     throw new CairnError(
       `the host's apt configuration has no enabled "deb" entry for suite ${suite} (components ${components.join(' ')}, architecture ${architecture}); ` +

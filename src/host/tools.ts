@@ -8,16 +8,18 @@ export interface HostTool {
   package: string;
   /** What cairn uses it for. */
   purpose: string;
+  /** Needed to build a system (cairn build, cairn switch), not only images and VMs: a system that runs cairn has it. */
+  build?: true;
 }
 
 /** Everything cairn drives on the building machine (the engine's own dependencies come from npm). */
 export const HOST_TOOLS: readonly HostTool[] = [
-  { name: 'gpgv', package: 'gpgv', purpose: 'verifies the archive signature (InRelease)' },
-  { name: '/usr/share/keyrings/debian-archive-keyring.gpg', package: 'debian-archive-keyring', purpose: "Debian's archive keys" },
-  { name: 'dpkg-deb', package: 'dpkg', purpose: 'unpacks .deb files' },
-  { name: 'xz', package: 'xz-utils', purpose: 'decompresses package indices' },
-  { name: 'tar', package: 'tar', purpose: 'unpacks package data' },
-  { name: 'depmod', package: 'kmod', purpose: 'kernel module dependencies for the initrd' },
+  { name: 'gpgv', package: 'gpgv', purpose: 'verifies the archive signature (InRelease)', build: true },
+  { name: '/usr/share/keyrings/debian-archive-keyring.gpg', package: 'debian-archive-keyring', purpose: "Debian's archive keys", build: true },
+  { name: 'dpkg-deb', package: 'dpkg', purpose: 'unpacks .deb files', build: true },
+  { name: 'xz', package: 'xz-utils', purpose: 'decompresses package indices', build: true },
+  { name: 'tar', package: 'tar', purpose: 'unpacks package data', build: true },
+  { name: 'depmod', package: 'kmod', purpose: 'kernel module dependencies for the initrd', build: true },
   { name: 'mkfs.ext4', package: 'e2fsprogs', purpose: 'root file systems without mounting' },
   { name: 'e2fsck', package: 'e2fsprogs', purpose: 'checks built file systems' },
   { name: 'debugfs', package: 'e2fsprogs', purpose: 'sets owners, times and setuid modes in built file systems' },

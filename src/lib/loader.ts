@@ -67,7 +67,8 @@ async function importTypeScript(file: string): Promise<{ default?: unknown }> {
       bundle: true,
       format: 'esm',
       platform: 'node',
-      target: 'node20',
+      // The Node running cairn: Node 18 on a cairn system (programs.cairn), newer elsewhere.
+      target: `node${process.versions.node}`,
       write: false,
       sourcemap: 'inline',
       // Sources in the map are relative to the working directory; anchor them to the file's folder.
