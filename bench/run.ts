@@ -9,6 +9,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   build: () => import('./build.js'),
   image: () => import('./image.js'),
   vm: () => import('./vm.js'),
+  switch: () => import('./switch.js'),
 };
 
 const wanted = process.argv.slice(2);

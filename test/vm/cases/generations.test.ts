@@ -45,14 +45,25 @@ export default {
     const [gen2, gen3] = m.otherSystems as [string, string];
     const booted = async () => (await m.succeed('readlink -f /run/booted-system')).trim();
     /** What the loader saw and chose, for a failure message. */
-    const loaderState = async () => (await m.execute('ls /boot/loader/entries; cat /proc/cmdline; bootctl list --no-pager 2>&1 | head -40')).stdout;
+    const loaderState = async () => (await m.execute('systemctl start boot.mount; ls /boot/loader/entries; cat /proc/cmdline; bootctl list --no-pager 2>&1 | head -40')).stdout;
     const expectBooted = async (want: string, what: string) => {
       const got = await booted();
       if (got !== want) throw new Error(`${what} booted ${got}, not ${want}\n${await loaderState()}`);
     };
-    const entries = async () => (await m.succeed('ls /boot/loader/entries')).trim().split('\n').sort();
+    const entries = async () => {
+      return (await m.succeed('ls /boot/loader/entries')).trim().split('\n').sort();
+    };
+    // The ESP is mounted late in a boot (its device is probed by udev): switches wait for it.
+    const up = async () => {
+      await m.waitForUnit('multi-user.target');
+      await m.waitForUnit('boot.mount');
+    };
+    const reboot = async () => {
+      await reboot();
+      await up();
+    };
     await m.start();
-    await m.waitForUnit('multi-user.target');
+    await up();
     for (const u of ['nginx.service', 'untouched.service', 'removed.service']) await m.waitForUnit(u);
     await m.waitForOpenPort(80);
     if ((await m.succeed('curl -fsS http://127.0.0.1/')) !== 'page A\n') throw new Error('generation 1 does not serve page A');
@@ -77,7 +88,7 @@ export default {
     if (JSON.stringify(two) !== JSON.stringify(['cairn-generation-1.conf', 'cairn-generation-2+3.conf'])) throw new Error(`after the switch the ESP holds ${two}`);
 
     // The new default boots; once boot-complete.target is reached its entry is good (no counter).
-    await m.reboot();
+    await reboot();
     await expectBooted(gen2, 'the reboot after the switch');
     await m.waitForUnit('systemd-bless-boot.service');
     await m.waitUntilSucceeds('test -e /boot/loader/entries/cairn-generation-2.conf', { timeout: 30 });
@@ -85,22 +96,22 @@ export default {
     // Rollback, live: generation 1's switch with the profile pointing back at it.
     await m.succeed(`${setProfile(1, first)} && ${first}/bin/switch-to-configuration switch`);
     await m.waitUntilSucceeds('curl -fsS http://127.0.0.1/ | grep -qx "page A"', { timeout: 60 });
-    await m.reboot();
+    await reboot();
     await expectBooted(first, 'the reboot after the rollback');
     // The other entry, chosen for one boot.
     await m.succeed('bootctl set-oneshot cairn-generation-2.conf');
-    await m.reboot();
+    await reboot();
     await expectBooted(gen2, 'the one-shot entry');
 
     // A generation that never completes a boot is abandoned: back to generation 2.
     await m.succeed(`${setProfile(2, gen2)} && ${gen2}/bin/switch-to-configuration boot`);
     await m.succeed(`${setProfile(3, gen3)} && ${gen3}/bin/switch-to-configuration boot`);
     if (!(await entries()).includes('cairn-generation-3+1.conf')) throw new Error(`boot did not add generation 3's entry: ${await entries()}`);
-    await m.reboot();
+    await reboot();
     await expectBooted(gen3, 'the first boot after `boot` of generation 3');
     await m.waitUntilSucceeds('systemctl is-failed --quiet health-check.service', { timeout: 120 });
     await m.fail('systemctl is-active --quiet boot-complete.target');
-    await m.reboot();
+    await reboot();
     await expectBooted(gen2, 'the boot after generation 3 failed');
     if (!(await entries()).includes('cairn-generation-3+0-1.conf')) throw new Error(`generation 3's entry was not counted down: ${await entries()}`);
   },
