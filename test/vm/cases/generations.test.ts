@@ -59,7 +59,7 @@ export default {
       await m.waitForUnit('boot.mount');
     };
     const reboot = async () => {
-      await reboot();
+      await m.reboot();
       await up();
     };
     await m.start();
