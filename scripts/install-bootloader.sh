@@ -33,6 +33,7 @@ mountpoint -q "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPo
 # The generations, oldest first, and the current one.
 current="$(readlink "$profile")"; current="${current%-link}"; current="${current##*-}"
 mapfile -t all < <(for l in "$profile"-*-link; do [ -L "$l" ] || continue; n="${l%-link}"; echo "${n##*-}"; done | sort -n)
+[ "${#all[@]}" -gt 0 ] && [ -L "$profile-$current-link" ] || fail "$profile lists no generations, or not its current one ($current)"
 keep=()
 if [ "$limit" -gt 0 ] && [ "${#all[@]}" -gt "$limit" ]; then
     for n in "${all[@]: -$limit}"; do keep+=("$n"); done
