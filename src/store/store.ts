@@ -534,6 +534,24 @@ export class Store {
   }
 }
 
+/**
+ * Orders paths so that each comes after those of its references that are among them (depth first,
+ * in name order, so the order is stable): the order in which paths can become valid one by one.
+ */
+export function referencesFirst(paths: Iterable<string>, referencesOf: (p: string) => string[]): string[] {
+  const among = new Set(paths);
+  const order: string[] = [];
+  const visited = new Set<string>();
+  const visit = (p: string): void => {
+    if (visited.has(p)) return;
+    visited.add(p);
+    for (const r of referencesOf(p)) if (among.has(r) && r !== p) visit(r);
+    order.push(p);
+  };
+  for (const p of [...among].sort()) visit(p);
+  return order;
+}
+
 function lexists(p: string): boolean {
   try {
     lstatSync(p);
