@@ -18,3 +18,6 @@ export function cairnHome(env: NodeJS.ProcessEnv = process.env): string {
   if (existsSync(LOGICAL_STORE)) return '/cairn';
   return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'cairn');
 }
+
+/** The system profile of a cairn machine (what images and boot entries list), as seen on it. */
+export const SYSTEM_PROFILE = '/cairn/var/profiles/system';

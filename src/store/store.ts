@@ -6,6 +6,8 @@
  *   store/<hash>-<name>                 a store object (directory, file or symlink)
  *   store/.build-<token>-<n>            an object being built by process <token>
  *   store/.trash-<token>-<n>            an object being deleted
+ *   store/.receive-<token>-<n>          objects being received from a deploying machine
+ *                                       (scripts/remote/receive.sh, which does this sweep too)
  *   var/db/info/<hash>-<name>.json      its metadata (PathInfo)
  *   var/locks/<hash>-<name>.lock        held while it is built or deleted
  *   var/temproots/<token>               paths a running process uses (GC keeps them)
@@ -471,7 +473,7 @@ export class Store {
   sweep(): number {
     let removed = 0;
     for (const entry of readdirSync(this.dir)) {
-      const m = /^\.(?:build|trash)-(\d+_\d+)-/.exec(entry);
+      const m = /^\.(?:build|trash|receive)-(\d+_\d+)-/.exec(entry);
       if (m && !isAlive(m[1]!)) {
         removeTree(join(this.dir, entry));
         removed++;
