@@ -31,3 +31,4 @@ export function cairnHome(env: NodeJS.ProcessEnv = process.env): string {
   if (existsSync(LOGICAL_STORE)) return '/cairn';
   return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'cairn');
 }
+

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CairnError } from '../errors.js';
+import { shellQuote } from '../shell.js';
 import { projectRoot } from '../paths.js';
 
 /** A snippet as the option holds it: a string, or text with dependencies. */
@@ -60,7 +61,7 @@ export interface ActivateVars {
 /** The text of `activate`; `@out@` stands for the toplevel. */
 export function activateScript(vars: ActivateVars, snippets: Record<string, SnippetOption>): string {
   const ordered = orderSnippets(snippets);
-  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const q = shellQuote;
   const parts = [
     `#!${vars.bash}`,
     '# Activation of a cairn generation: run at boot by its init and on every switch. Generated; do not edit.',

@@ -4,6 +4,8 @@
  */
 export interface ProgressReporter {
   progress: (message: string) => void;
+  /** Progress shown on a terminal only (counters that would flood a log). */
+  detail: (message: string) => void;
   warn: (message: string) => void;
   /** Clears the progress line (call before printing results). */
   done: () => void;
@@ -16,13 +18,17 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr): P
     if (tty && shown) stream.write('\r\x1b[K');
     shown = false;
   };
+  const detail = (m: string): void => {
+    if (!tty) return;
+    stream.write(`\r\x1b[K${m}`);
+    shown = true;
+  };
   return {
     progress: (m) => {
-      if (tty) {
-        stream.write(`\r\x1b[K${m}`);
-        shown = true;
-      } else if (!m.startsWith('unpacking ')) stream.write(`${m}\n`);
+      if (tty) detail(m);
+      else if (!m.startsWith('unpacking ')) stream.write(`${m}\n`);
     },
+    detail,
     warn: (m) => {
       clear();
       stream.write(`warning: ${m}\n`);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { LOGICAL_STORE } from '../paths.js';
 import { acquireLock } from './lock.js';
 import { isStoreBaseName } from './storepath.js';
-import type { Store } from './store.js';
+import { referencesFirst, type Store } from './store.js';
 
 /** A GC root: the link that keeps a store path alive. */
 export interface GcRoot {
@@ -143,23 +143,14 @@ export async function collectGarbage(
     }
     for (const p of live) dead.delete(p);
 
-    // Referrers first: depth-first over references, then reversed.
-    const order: string[] = [];
-    const visited = new Set<string>();
-    const visit = (p: string): void => {
-      if (visited.has(p)) return;
-      visited.add(p);
-      let refs: string[] = [];
+    // Referrers first: references first, reversed.
+    const order = referencesFirst(dead, (p) => {
       try {
-        refs = store.pathInfo(p).references;
+        return store.pathInfo(p).references;
       } catch {
-        // invalid path: no references
+        return []; // invalid path: no references
       }
-      for (const r of refs) if (dead.has(r) && r !== p) visit(r);
-      order.push(p);
-    };
-    for (const p of [...dead].sort()) visit(p);
-    order.reverse();
+    }).reverse();
 
     const inodes = new Map<string, { size: number; nlink: number; seen: number }>();
     for (const p of order) tallyInodes(store.toPhysical(p), inodes);

@@ -3,7 +3,7 @@ export type { Derivation } from './derivation.js';
 export { canonicalJson } from './derivation.js';
 export type { BuildContext, BuildResult, Builder, SetuidEntry } from './builders.js';
 export { registerBuilder, getBuilder } from './builders.js';
-export { Store, type PathInfo, type ParsedPath } from './store.js';
+export { Store, referencesFirst, type PathInfo, type ParsedPath } from './store.js';
 export { buildEnv, type BuildEnvArgs } from './buildenv.js';
 export { collectGarbage, findRoots, type GcResult, type GcRoot } from './gc.js';
 export { verifyStore, type VerifyProblem } from './verify.js';

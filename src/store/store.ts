@@ -6,6 +6,8 @@
  *   store/<hash>-<name>                 a store object (directory, file or symlink)
  *   store/.build-<token>-<n>            an object being built by process <token>
  *   store/.trash-<token>-<n>            an object being deleted
+ *   store/.receive-<token>-<n>          objects being received from a deploying machine
+ *                                       (scripts/remote/receive.sh, which does this sweep too)
  *   var/db/info/<hash>-<name>.json      its metadata (PathInfo)
  *   var/locks/<hash>-<name>.lock        held while it is built or deleted
  *   var/temproots/<token>               paths a running process uses (GC keeps them)
@@ -471,7 +473,7 @@ export class Store {
   sweep(): number {
     let removed = 0;
     for (const entry of readdirSync(this.dir)) {
-      const m = /^\.(?:build|trash)-(\d+_\d+)-/.exec(entry);
+      const m = /^\.(?:build|trash|receive)-(\d+_\d+)-/.exec(entry);
       if (m && !isAlive(m[1]!)) {
         removeTree(join(this.dir, entry));
         removed++;
@@ -532,6 +534,24 @@ export class Store {
     }
     return roots;
   }
+}
+
+/**
+ * Orders paths so that each comes after those of its references that are among them (depth first,
+ * in name order, so the order is stable): the order in which paths can become valid one by one.
+ */
+export function referencesFirst(paths: Iterable<string>, referencesOf: (p: string) => string[]): string[] {
+  const among = new Set(paths);
+  const order: string[] = [];
+  const visited = new Set<string>();
+  const visit = (p: string): void => {
+    if (visited.has(p)) return;
+    visited.add(p);
+    for (const r of referencesOf(p)) if (among.has(r) && r !== p) visit(r);
+    order.push(p);
+  };
+  for (const p of [...among].sort()) visit(p);
+  return order;
 }
 
 function lexists(p: string): boolean {

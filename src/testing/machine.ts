@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CairnError } from '../errors.js';
+import { shellQuote } from '../shell.js';
 import type { Store } from '../store/index.js';
 import type { ModuleInput } from '../lib/index.js';
 import { buildSystem } from '../build/index.js';
@@ -42,8 +43,6 @@ export interface WaitOptions {
   /** Seconds. */
   timeout?: number;
 }
-
-const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export class Machine {
   readonly name: string;
@@ -210,11 +209,11 @@ export class Machine {
   async waitForUnit(unit: string, opts: WaitOptions = {}): Promise<void> {
     const call = `waitForUnit(${JSON.stringify(unit)})`;
     await this.poll(call, opts.timeout ?? DEFAULT_TIMEOUT, async () => {
-      const out = (await this.execute(`systemctl show --property=ActiveState,SubState,LoadState -- ${quote(unit)}`)).stdout;
+      const out = (await this.execute(`systemctl show --property=ActiveState,SubState,LoadState -- ${shellQuote(unit)}`)).stdout;
       const prop = (k: string): string => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1] ?? '';
       if (prop('LoadState') === 'not-found') throw this.error(call, `there is no unit ${unit}`);
       if (prop('ActiveState') === 'failed') {
-        const journal = (await this.execute(`journalctl --no-pager -n 40 -u ${quote(unit)}`)).stdout;
+        const journal = (await this.execute(`journalctl --no-pager -n 40 -u ${shellQuote(unit)}`)).stdout;
         throw this.error(call, `the unit failed (${prop('SubState')}); its journal:\n${journal}`);
       }
       if (prop('ActiveState') === 'active') return { done: true, value: undefined };
@@ -223,16 +222,16 @@ export class Machine {
   }
 
   waitForFile(path: string, opts: WaitOptions = {}): Promise<string> {
-    return this.waitUntilSucceeds(`test -e ${quote(path)}`, opts);
+    return this.waitUntilSucceeds(`test -e ${shellQuote(path)}`, opts);
   }
 
   /** Waits until something listens on a TCP port of the guest (connects from inside it). */
   waitForOpenPort(port: number, opts: WaitOptions & { address?: string } = {}): Promise<string> {
-    return this.waitUntilSucceeds(`timeout 2 bash -c ${quote(`exec 3<>/dev/tcp/${opts.address ?? '127.0.0.1'}/${port}`)}`, opts);
+    return this.waitUntilSucceeds(`timeout 2 bash -c ${shellQuote(`exec 3<>/dev/tcp/${opts.address ?? '127.0.0.1'}/${port}`)}`, opts);
   }
 
   waitForClosedPort(port: number, opts: WaitOptions & { address?: string } = {}): Promise<string> {
-    return this.waitUntilFails(`timeout 2 bash -c ${quote(`exec 3<>/dev/tcp/${opts.address ?? '127.0.0.1'}/${port}`)}`, opts);
+    return this.waitUntilFails(`timeout 2 bash -c ${shellQuote(`exec 3<>/dev/tcp/${opts.address ?? '127.0.0.1'}/${port}`)}`, opts);
   }
 
   /** Waits until the serial console (of this run) matches. */
@@ -300,11 +299,11 @@ export class Machine {
   /** Copies a host file into the guest (through the test shell; fine for files up to a few MB). */
   async copyToMachine(hostPath: string, guestPath: string): Promise<void> {
     const data = readFileSync(hostPath).toString('base64');
-    await this.succeed(`mkdir -p "$(dirname ${quote(guestPath)})" && base64 -d > ${quote(guestPath)} <<'CAIRN_EOF'\n${data.replace(/.{1,76}/g, '$&\n')}CAIRN_EOF`);
+    await this.succeed(`mkdir -p "$(dirname ${shellQuote(guestPath)})" && base64 -d > ${shellQuote(guestPath)} <<'CAIRN_EOF'\n${data.replace(/.{1,76}/g, '$&\n')}CAIRN_EOF`);
   }
 
   async copyFromMachine(guestPath: string, hostPath: string): Promise<void> {
-    const b64 = await this.succeed(`base64 -w 0 ${quote(guestPath)}`);
+    const b64 = await this.succeed(`base64 -w 0 ${shellQuote(guestPath)}`);
     writeFileSync(hostPath, Buffer.from(b64.trim(), 'base64'));
   }
 

@@ -1,16 +1,24 @@
-import type { CommandModule } from 'yargs';
+import type { CommandModule, Argv } from 'yargs';
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
-import { CairnError } from '../../errors.js';
+import { CairnError, UsageError } from '../../errors.js';
 import { LOGICAL_STORE, SYSTEM_PROFILE } from '../../paths.js';
-import { Store } from '../../store/index.js';
+import { Store, formatBytes } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
 import { addGeneration, deleteGenerations, listGenerations, setCurrentGeneration } from '../../generations/index.js';
 import { progressReporter } from '../progress.js';
+import { parseTarget, sshRunner, type RemoteRunner } from '../../remote/ssh.js';
+import { copyClosure, validOnTarget } from '../../remote/copy.js';
+import { remoteSwitch, type SwitchAction } from '../../remote/switch.js';
 
 export { SYSTEM_PROFILE };
 
-type Action = 'switch' | 'boot' | 'test' | 'dry-activate';
+interface RemoteArgs {
+  'target-host'?: string;
+  'magic-rollback'?: boolean;
+  'confirm-timeout'?: number;
+  json?: boolean;
+}
 
 /** Refuses to run anywhere but on a running cairn system whose store is the one cairn builds into. */
 function requireCairnSystem(store: Store, action: string): void {
@@ -18,54 +26,110 @@ function requireCairnSystem(store: Store, action: string): void {
     throw new CairnError(
       `cairn ${action} changes the machine it runs on, and this is not a running cairn system ` +
         `(${existsSync('/run/current-system') ? `the store is ${store.dir}, not ${LOGICAL_STORE}` : 'no /run/current-system'}). ` +
-        'Try a configuration with `cairn vm` or `cairn test`; build an image with `cairn image`.',
+        'Deploy to one with --target-host USER@HOST; try a configuration with `cairn vm` or `cairn test`; build an image with `cairn image`.',
     );
   }
 }
 
 /**
  * Runs a generation's switch-to-configuration in a transient unit, so that losing the terminal
- * (a dropped SSH session) cannot stop it halfway; its output still reaches this terminal.
+ * (a dropped SSH session) cannot stop it halfway; its output still reaches this terminal (stderr
+ * with --json, which keeps stdout for the summary).
  */
-async function runSwitch(toplevel: string, action: Action): Promise<number> {
+async function runSwitch(toplevel: string, action: SwitchAction, json: boolean): Promise<number> {
   const args = action === 'dry-activate' ? [`${toplevel}/bin/switch-to-configuration`, action] : ['systemd-run', '--quiet', '--wait', '--collect', '--pipe', `--unit=cairn-switch-${Date.now()}`, `${toplevel}/bin/switch-to-configuration`, action];
-  const r = await execa(args[0]!, args.slice(1), { stdio: 'inherit', reject: false });
+  const r = await execa(args[0]!, args.slice(1), { stdin: 'inherit', stdout: json ? ['pipe', process.stderr] : 'inherit', stderr: 'inherit', reject: false });
   return r.exitCode ?? 1;
 }
 
+/** --target-host and --json; with `magic`, the magic rollback's options too. */
+function remoteOptions<T>(y: Argv<T>, magic: boolean): Argv<T & RemoteArgs> {
+  let z = y
+    .option('target-host', { type: 'string', describe: 'Deploy to USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS) instead of this machine' })
+    .option('json', { type: 'boolean', describe: 'Print a JSON summary on stdout (the switch output goes to stderr)' });
+  if (magic) {
+    z = z
+      .option('magic-rollback', {
+        type: 'boolean',
+        default: true,
+        describe: 'With --target-host: the target goes back to its previous generation unless cairn confirms over a new connection after the switch (--no-magic-rollback: off)',
+      })
+      .option('confirm-timeout', { type: 'number', default: 30, describe: 'Seconds the target waits for that confirmation' });
+  }
+  return z as Argv<T & RemoteArgs>;
+}
+
+/** The target of --target-host, after checking it can be deployed to (before a long build). */
+async function remoteTarget(text: string): Promise<RemoteRunner> {
+  const runner = sshRunner(parseTarget(text));
+  await validOnTarget(runner);
+  return runner;
+}
+
+function printJson(summary: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+}
+
 /** `name` is the command (`cairn test` runs VM tests, so the `test` action is `cairn activate`). */
-function actionCommand(action: Action, describe: string, name: string = action): CommandModule<object, { config: string }> {
+function actionCommand(action: SwitchAction, describe: string, name: string = action): CommandModule<object, { config: string } & RemoteArgs> {
+  const magic = action === 'switch' || action === 'test';
   return {
     command: `${name} <config>`,
     describe,
-    builder: (y) => y.positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' }),
+    builder: (y) => remoteOptions(y.positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' }), magic),
     handler: async (args) => {
+      const json = Boolean(args.json);
+      const timeout = magic && args['magic-rollback'] !== false ? (args['confirm-timeout'] ?? 30) : 0;
+      if (!(timeout >= 0) || !Number.isFinite(timeout)) throw new UsageError(`--confirm-timeout ${args['confirm-timeout']}: expected a number of seconds`);
+      const target = args['target-host'];
+      const runner = target === undefined ? undefined : await remoteTarget(target);
       const store = Store.open();
-      requireCairnSystem(store, name);
+      if (!runner) requireCairnSystem(store, name);
       const report = progressReporter();
       const built = await buildSystem(args.config, { store, onProgress: report.progress });
       report.done();
       for (const w of built.warnings) report.warn(w);
-      const sets = action === 'switch' || action === 'boot';
-      const before = listGenerations(store, SYSTEM_PROFILE).find((g) => g.current)?.number;
-      const added = sets ? addGeneration(store, SYSTEM_PROFILE, built.toplevel) : undefined;
-      if (added !== undefined) process.stderr.write(`generation ${added} of ${SYSTEM_PROFILE}\n`);
-      process.exitCode = await runSwitch(built.toplevel, action);
-      // 3: the boot entries could not be written and nothing was activated: the profile goes back too.
-      if (process.exitCode === 3 && added !== undefined && before !== undefined && added !== before) {
-        setCurrentGeneration(store, SYSTEM_PROFILE, before);
-        deleteGenerations(store, SYSTEM_PROFILE, { numbers: [added] });
-        process.stderr.write(`generation ${added} removed again: ${SYSTEM_PROFILE} is generation ${before}\n`);
+
+      if (!runner) {
+        const before = listGenerations(store, SYSTEM_PROFILE).find((g) => g.current)?.number;
+        const generation = action === 'switch' || action === 'boot' ? addGeneration(store, SYSTEM_PROFILE, built.toplevel) : null;
+        if (generation !== null) process.stderr.write(`generation ${generation} of ${SYSTEM_PROFILE}\n`);
+        process.exitCode = await runSwitch(built.toplevel, action, json);
+        // 3: the boot entries could not be written and nothing was activated: the profile goes back too.
+        if (process.exitCode === 3 && generation !== null && before !== undefined && generation !== before) {
+          setCurrentGeneration(store, SYSTEM_PROFILE, before);
+          deleteGenerations(store, SYSTEM_PROFILE, { numbers: [generation] });
+          process.stderr.write(`generation ${generation} removed again: ${SYSTEM_PROFILE} is generation ${before}\n`);
+        }
+        if (json) printJson({ toplevel: built.toplevel, generation, exitCode: process.exitCode });
+        return;
       }
+
+      const copied = await copyClosure(store, runner, [built.toplevel], {
+        onProgress: json ? undefined : (sent, total) => report.detail(`copying to ${runner.name}: ${formatBytes(sent)} of ~${formatBytes(total)}`),
+      });
+      report.done();
+      if (!json) process.stderr.write(copied.copied.length ? `copied ${copied.copied.length} store paths (${formatBytes(copied.bytes)}) to ${runner.name}\n` : `${runner.name} has the whole closure already\n`);
+      const r = await remoteSwitch(runner, { action, toplevel: built.toplevel, confirmTimeout: timeout, stdout: json ? process.stderr : process.stdout, stderr: process.stderr });
+      process.exitCode = r.exitCode;
+      if (json) printJson({ target: runner.name, toplevel: built.toplevel, generation: r.generation, copied: copied.copied.length, copiedBytes: copied.bytes, exitCode: r.exitCode, confirmed: r.confirmed });
     },
   };
 }
 
-const rollback: CommandModule<object, { to?: number }> = {
+const rollback: CommandModule<object, { to?: number } & RemoteArgs> = {
   command: 'rollback',
-  describe: 'Switch the running system back to the previous generation (or --to N)',
-  builder: (y) => y.option('to', { type: 'number', describe: 'Generation number' }),
+  describe: 'Switch the running system (or --target-host) back to the previous generation (or --to N)',
+  builder: (y) => remoteOptions(y.option('to', { type: 'number', describe: 'Generation number' }), false),
   handler: async (args) => {
+    const json = Boolean(args.json);
+    if (args['target-host'] !== undefined) {
+      const runner = await remoteTarget(args['target-host']);
+      const r = await remoteSwitch(runner, { action: 'switch', generation: args.to ?? 'previous', confirmTimeout: 0, stdout: json ? process.stderr : process.stdout, stderr: process.stderr });
+      process.exitCode = r.exitCode;
+      if (json) printJson({ target: runner.name, generation: r.generation, exitCode: r.exitCode });
+      return;
+    }
     const store = Store.open();
     requireCairnSystem(store, 'rollback');
     const gens = listGenerations(store, SYSTEM_PROFILE);
@@ -74,13 +138,14 @@ const rollback: CommandModule<object, { to?: number }> = {
     if (!target) throw new CairnError(args.to !== undefined ? `${SYSTEM_PROFILE} has no generation ${args.to}` : 'there is no generation before the current one');
     setCurrentGeneration(store, SYSTEM_PROFILE, target.number);
     process.stderr.write(`rolling back to generation ${target.number}\n`);
-    process.exitCode = await runSwitch(target.toplevel, 'switch');
+    process.exitCode = await runSwitch(target.toplevel, 'switch', json);
+    if (json) printJson({ toplevel: target.toplevel, generation: target.number, exitCode: process.exitCode });
   },
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const switchCommands: CommandModule<any, any>[] = [
-  actionCommand('switch', 'Build the configuration, make it the boot default and activate it now (on a cairn system)'),
+  actionCommand('switch', 'Build the configuration, make it the boot default and activate it now (on a cairn system, or --target-host)'),
   actionCommand('boot', 'Build the configuration and make it the boot default, without activating it now'),
   actionCommand('test', 'Build the configuration and activate it now, without making it the boot default (nixos-rebuild test)', 'activate'),
   actionCommand('dry-activate', 'Build the configuration and print what activating it would do to each unit, and why'),

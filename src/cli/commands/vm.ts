@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { Store } from '../../store/index.js';
 import { prepareVm, parseForward, QEMU } from '../../vm/index.js';
 import { progressReporter } from '../progress.js';
+import { shellWord } from '../../shell.js';
 
 interface VmArgs {
   config: string;
@@ -45,7 +46,7 @@ const vmCommand: CommandModule<object, VmArgs> = {
     process.stderr.write(`cairn vm: state disk ${vm.state.path}${vm.state.created ? ' (new)' : ''}\n`);
     for (const f of vm.options.network?.forwards ?? []) process.stderr.write(`cairn vm: ${f.proto} 127.0.0.1:${f.hostPort} -> guest port ${f.guestPort}\n`);
     if (args['dry-run']) {
-      process.stdout.write([QEMU, ...vm.args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ') + '\n');
+      process.stdout.write([QEMU, ...vm.args].map(shellWord).join(' ') + '\n');
       return;
     }
     process.stderr.write('cairn vm: serial console follows; Ctrl-a x quits\n');

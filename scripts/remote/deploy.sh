@@ -1,0 +1,53 @@
+# One deploy's activation and watchdog, written by switch.sh as $rundir/<token>.sh after the
+# deploy's variables (see there).
+#   activate   runs the generation's switch-to-configuration (in the unit cairn-switch-<token>);
+#              exit 3 (boot entries not written, nothing activated) puts the profile back; the
+#              exit code goes to <token>.done.
+#   watchdog   (the unit cairn-rollback-<token>) waits for <token>.done, then up to $timeout
+#              seconds for the confirmation: the link <token>.verdict -> confirmed, which
+#              confirm.sh makes. Whoever creates the link first decides (ln -s is exclusive):
+#              at the deadline the watchdog makes it -> rollback, and rolls back.
+done_file="$R$rundir/$token.done"
+verdict="$R$rundir/$token.verdict"
+self="$R$rundir/$token.sh"
+
+finish() { printf '%s\n' "$1" >"$done_file.tmp" && mv -T "$done_file.tmp" "$done_file"; }
+now_ms() { date +%s%3N; }
+
+case "${1:-}" in
+activate)
+    trap 'finish 1; exit 1' HUP INT TERM
+    "$(stc_of "$toplevel")" "$action"
+    rc=$?
+    if [ "$rc" = 3 ] && [ "$profile_changed" = 1 ]; then
+        restore_profile "$prev_link" "$new_link"
+        echo "nothing was activated (switch-to-configuration exited 3): $profile is back at ${prev_link:-nothing}" >&2
+    fi
+    finish "$rc"
+    [ "$watch" = 1 ] || rm -f "$self" "$done_file"
+    exit "$rc"
+    ;;
+watchdog)
+    while [ ! -f "$done_file" ]; do sleep 0.2; done
+    case "$(cat "$done_file")" in 3 | none)
+        rm -f "$self"
+        exit 0
+        ;;
+    esac
+    deadline=$(($(now_ms) + timeout * 1000))
+    while [ ! -L "$verdict" ] && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.2; done
+    if ! ln -s rollback "$verdict" 2>/dev/null; then
+        rm -f "$self" "$done_file" "$verdict"
+        exit 0
+    fi
+    rm -f "$self"
+    echo "no confirmation within ${timeout}s: rolling back" >&2
+    if [ "$action" = switch ] && [ -n "$prev_link" ]; then
+        [ "$profile_changed" = 1 ] && restore_profile "$prev_link" "$new_link"
+        exec "$(stc_of "$(readlink "$profile_dir/$prev_link")")" switch
+    fi
+    [ -n "$prev_current" ] && exec "$(stc_of "$prev_current")" test
+    exit 0
+    ;;
+*) fail "usage: $0 activate|watchdog" ;;
+esac

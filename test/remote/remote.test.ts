@@ -1,0 +1,461 @@
+/**
+ * Remote deploys without ssh: the target's scripts run locally by bash (localRunner) under a folder
+ * standing for the target's root. Receiving a closure (whole paths, metadata, setuid modes, an
+ * interrupted receive), generations and switch-to-configuration on the target, and magic rollback
+ * with fake switch-to-configuration scripts that record their calls.
+ */
+import { describe, expect, it, afterEach, afterAll } from 'vitest';
+import { execa } from 'execa';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Readable, Transform, Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CairnError, UsageError } from '../../src/errors.js';
+import { referencesFirst, removeTree, Store, type Derivation } from '../../src/store/index.js';
+import { localRunner, parseTarget, sshOptionsFromEnv, sshRunner, type RemoteRunner, type RunOptions } from '../../src/remote/ssh.js';
+import { copyClosure } from '../../src/remote/copy.js';
+import { remoteSwitch, type RemoteSwitchOptions } from '../../src/remote/switch.js';
+import '../store/fixtures/builders.js';
+
+const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
+const tree = (name: string, files: Record<string, unknown>, inputs: string[] = []): Derivation => ({ name, builder: 'test:tree', args: { files }, inputs });
+
+const roots: string[] = [];
+afterEach(() => {
+  for (const r of roots.splice(0)) removeTree(r);
+});
+
+/** The building machine's store, shared by the tests (paths are immutable; each test has its own target). */
+let shared: Store | undefined;
+const storeHome = mkdtempSync(join(tmpdir(), 'cairn-remote-store-'));
+const tempStore = (): Store => (shared ??= Store.open(storeHome));
+afterAll(() => removeTree(storeHome));
+
+/** An empty cairn target: its root folder. */
+function targetRoot(): string {
+  const root = mkdtempSync(join(tmpdir(), 'cairn-remote-target-'));
+  roots.push(root);
+  for (const d of ['cairn/store', 'cairn/var/db/info', 'cairn/var/profiles', 'run']) mkdirSync(join(root, d), { recursive: true });
+  return root;
+}
+
+const base = (p: string): string => p.slice('/cairn/store/'.length);
+
+describe('target syntax', () => {
+  it('takes USER@HOST and USER@HOST:PORT (IPv6 in brackets), and nothing else', () => {
+    expect(parseTarget('root@web1')).toEqual({ user: 'root', host: 'web1', text: 'root@web1' });
+    expect(parseTarget('root@10.0.0.5:2222')).toEqual({ user: 'root', host: '10.0.0.5', port: 2222, text: 'root@10.0.0.5:2222' });
+    expect(parseTarget('deploy@host.example.org')).toMatchObject({ user: 'deploy', host: 'host.example.org' });
+    expect(parseTarget('root@[::1]:22')).toMatchObject({ host: '::1', port: 22 });
+    for (const bad of ['web1', 'root@', '@web1', 'root@web1:0', 'root@web1:99999', 'root@web1:x', '-oProxyCommand=x@h', 'root@-h', 'root@a b', 'a@b@c']) {
+      expect(() => parseTarget(bad), bad).toThrow(UsageError);
+    }
+  });
+
+  it('splits CAIRN_SSHOPTS on spaces', () => {
+    expect(sshOptionsFromEnv({ CAIRN_SSHOPTS: ' -o StrictHostKeyChecking=no  -o UserKnownHostsFile=/dev/null -i /k ' })).toEqual([
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-i',
+      '/k',
+    ]);
+    expect(sshOptionsFromEnv({})).toEqual([]);
+  });
+
+  it('orders paths references first', () => {
+    const refs: Record<string, string[]> = { a: ['b', 'c', 'a'], b: ['c'], c: [], d: ['x'] };
+    expect(referencesFirst(['a', 'b', 'c', 'd'], (p) => refs[p]!)).toEqual(['c', 'b', 'a', 'd']);
+  });
+});
+
+/** A small closure: `lib` (a setuid file, a setgid folder, a link, a hard link) and `app`, which refers to it. */
+async function smallClosure(store: Store): Promise<{ lib: string; app: string }> {
+  const lib = await store.build(
+    tree('lib-1.0', {
+      'bin/su': { text: '#!/bin/sh\n', mode: 0o4755 },
+      'bin/plain': { text: 'plain\n', mode: 0o755 },
+      'share/readme': 'read me\n',
+      'share/link': { link: 'readme' },
+    }),
+  );
+  const app = await store.build(tree('app-1.0', { 'bin/app': { text: `#!/bin/sh\nexec ${lib}/bin/plain\n`, mode: 0o755 } }, [lib]));
+  return { lib, app };
+}
+
+describe('copying a closure', () => {
+  it('makes every path of the closure valid on the target, setuid modes applied, and sends only what is missing', async () => {
+    const store = tempStore();
+    const { lib, app } = await smallClosure(store);
+    expect(store.pathInfo(app).references).toContain(lib);
+    const root = targetRoot();
+    const runner = localRunner(root);
+
+    const first = await copyClosure(store, runner, [app]);
+    expect(first.copied).toEqual([lib, app]); // references first
+    for (const p of [lib, app]) {
+      expect(JSON.parse(readFileSync(join(root, 'cairn/var/db/info', `${base(p)}.json`), 'utf8'))).toEqual(store.pathInfo(p));
+      expect(lstatSync(join(root, p)).isDirectory()).toBe(true);
+    }
+    const su = statSync(join(root, lib, 'bin/su'));
+    expect(su.isFile()).toBe(true);
+    expect(su.mode & 0o7777).toBe(0o4755);
+    expect(su.uid).toBe(0);
+    expect(statSync(join(root, lib, 'bin/plain')).mode & 0o7777).toBe(0o555); // the store's canonical modes otherwise
+    expect(readlinkSync(join(root, lib, 'share/link'))).toBe('readme');
+    expect(readFileSync(join(root, app, 'bin/app'), 'utf8')).toContain(`${lib}/bin/plain`);
+    expect(readdirSync(join(root, 'cairn/store')).filter((e) => e.startsWith('.'))).toEqual([]);
+    expect(readdirSync(join(root, 'cairn/var/db/info')).filter((e) => e.startsWith('.'))).toEqual([]);
+
+    expect((await copyClosure(store, runner, [app])).copied).toEqual([]);
+    // A path whose metadata is gone is invalid: it is sent again and replaces the leftover entry.
+    const infoFile = join(root, 'cairn/var/db/info', `${base(app)}.json`);
+    removeTree(infoFile);
+    expect((await copyClosure(store, runner, [app])).copied).toEqual([app]);
+    expect(existsSync(infoFile)).toBe(true);
+  });
+
+  it('refuses a target that is not a cairn system, naming it', async () => {
+    const store = tempStore();
+    const { app } = await smallClosure(store);
+    const root = mkdtempSync(join(tmpdir(), 'cairn-remote-target-'));
+    roots.push(root);
+    await expect(copyClosure(store, localRunner(root), [app])).rejects.toThrow(new RegExp(`checking the target on local folder ${root} failed: there is no ${root}/cairn/store: not a cairn system`));
+  });
+
+  it('leaves no half path when the stream breaks off or the session is killed, and the next receive clears what was left', async () => {
+    const store = tempStore();
+    const big = await store.build({ name: 'big', builder: 'test:many-files', args: { n: 400, size: 6000 }, inputs: [] });
+    const root = targetRoot();
+    const runner = localRunner(root);
+    const storeEntries = (): string[] => readdirSync(join(root, 'cairn/store'));
+
+    // The sender stops half-way: the receiver sees a short stream, keeps nothing and cleans up.
+    const cut: RemoteRunner = {
+      ...runner,
+      run: (script: string, opts: RunOptions = {}) => {
+        if (!(opts.input instanceof Readable)) return runner.run(script, opts);
+        let seen = 0;
+        const head = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            seen += chunk.length;
+            if (seen > 600_000) {
+              this.push(chunk.subarray(0, chunk.length - (seen - 600_000)));
+              this.push(null);
+              opts.input instanceof Readable && opts.input.unpipe();
+              return cb();
+            }
+            cb(null, chunk);
+          },
+        });
+        return runner.run(script, { ...opts, input: opts.input.pipe(head) });
+      },
+    };
+    await expect(copyClosure(store, cut, [big])).rejects.toThrow(CairnError);
+    expect(storeEntries()).toEqual([]);
+    expect(readdirSync(join(root, 'cairn/var/db/info'))).toEqual([]);
+
+    // The session is killed mid-stream (nothing can clean up): a temporary folder stays, no path.
+    const abort = new AbortController();
+    await expect(
+      copyClosure(store, runner, [big], {
+        signal: abort.signal,
+        onProgress: (sent) => {
+          if (sent > 1_000_000) abort.abort();
+        },
+      }),
+    ).rejects.toThrow(CairnError);
+    await delay(200);
+    expect(storeEntries().filter((e) => e.startsWith('.receive-')).length).toBe(1);
+    expect(storeEntries().filter((e) => !e.startsWith('.'))).toEqual([]);
+    expect(readdirSync(join(root, 'cairn/var/db/info')).filter((e) => !e.startsWith('.'))).toEqual([]);
+
+    // The next receive removes it and brings the path whole.
+    expect((await copyClosure(store, runner, [big])).copied).toEqual([big]);
+    expect(storeEntries()).toEqual([base(big)]);
+    expect(readdirSync(join(root, big, 'd3')).length).toBe(40);
+  });
+});
+
+/**
+ * A fake toplevel: its switch-to-configuration records `<name> <action>` in <root>/calls, makes
+ * itself the current system on switch and test, and exits with <root>/exit-<name> (default 0).
+ */
+const fakeToplevel = (name: string): Derivation =>
+  tree(name, {
+    'bin/switch-to-configuration': {
+      mode: 0o755,
+      text: [
+        '#!/bin/bash',
+        'top="${0%/bin/switch-to-configuration}"',
+        'root="${top%/cairn/store/*}"',
+        'name="${top##*/}"; name="${name#*-}"',
+        'echo "$name $1" >>"$root/calls"',
+        'case "$1" in switch|test) ln -sfn "/cairn/store/${top##*/}" "$root/run/current-system" ;; esac',
+        'exit "$(cat "$root/exit-$name" 2>/dev/null || echo 0)"',
+        '',
+      ].join('\n'),
+    },
+  });
+
+interface Machine {
+  root: string;
+  runner: RemoteRunner;
+  one: string;
+  two: string;
+  calls: () => string[];
+  profile: () => string;
+  links: () => string[];
+  stateFiles: () => string[];
+}
+
+/** A target on generation 1 (toplevel `one`, also the running system), with `two` received but not yet a generation. */
+async function machine(store: Store, runnerFor: (root: string) => RemoteRunner = localRunner): Promise<Machine> {
+  const root = targetRoot();
+  const runner = runnerFor(root);
+  const one = await store.build(fakeToplevel('one'));
+  const two = await store.build(fakeToplevel('two'));
+  await copyClosure(store, runner, [one, two]);
+  const profiles = join(root, 'cairn/var/profiles');
+  symlinkSync(one, join(profiles, 'system-1-link'));
+  symlinkSync('system-1-link', join(profiles, 'system'));
+  symlinkSync(one, join(root, 'run/current-system'));
+  const read = (f: string): string[] => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
+  return {
+    root,
+    runner,
+    one,
+    two,
+    calls: () => read(join(root, 'calls')),
+    profile: () => readlinkSync(join(profiles, 'system')),
+    links: () => readdirSync(profiles).filter((e) => e !== 'system').sort(),
+    stateFiles: () => (existsSync(join(root, 'run/cairn')) ? readdirSync(join(root, 'run/cairn')).filter((e) => !e.endsWith('.log')) : []),
+  };
+}
+
+/** Output sink for the target's output. */
+function sink(): Writable & { text: () => string } {
+  let text = '';
+  const w = new Writable({
+    write(c, _e, cb) {
+      text += String(c);
+      cb();
+    },
+  }) as Writable & { text: () => string };
+  w.text = () => text;
+  return w;
+}
+
+const opts = (o: Partial<RemoteSwitchOptions>): RemoteSwitchOptions => ({ action: 'switch', confirmTimeout: 0, stdout: sink(), stderr: sink(), ...o });
+
+/** The runner whose later connections fail, as after a switch that cut the network. */
+const unreachableAfter = (runner: RemoteRunner, connections: number): RemoteRunner => {
+  let n = 0;
+  return {
+    ...runner,
+    run: (script, o) => (n++ < connections ? runner.run(script, o) : Promise.resolve({ exitCode: 255, stdout: '', stderr: 'ssh: connect to host x port 22: No route to host\n', connectionLost: true })),
+  };
+};
+
+async function until(what: string, check: () => boolean, seconds = 15): Promise<void> {
+  for (let i = 0; i < seconds * 10; i++) {
+    if (check()) return;
+    await delay(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('the ssh runner', () => {
+  /**
+   * A stand-in for ssh: records its arguments, then does what sshd does with the command: the
+   * login shell runs the words after the destination, joined by spaces. Exit 255 for `unreachable`.
+   */
+  function fakeSsh(): { log: string; restore: () => void } {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-fake-ssh-'));
+    roots.push(dir);
+    const log = join(dir, 'argv');
+    writeFileSync(
+      join(dir, 'ssh'),
+      `#!/bin/bash\nprintf '%s\\n' "$@" >${log}\nwhile [ "$1" != -- ]; do shift; done\nshift\ndest="$1"; shift\n` +
+        `[ "\${dest#*@}" = unreachable ] && { echo "ssh: connect to host unreachable port 22: No route to host" >&2; exit 255; }\nexec bash -c "$*"\n`,
+    );
+    chmodSync(join(dir, 'ssh'), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${dir}:${path}`;
+    return { log, restore: () => (process.env.PATH = path) };
+  }
+
+  it('runs a script through the login shell with BatchMode, a timeout, the port and CAIRN_SSHOPTS first', async () => {
+    const ssh = fakeSsh();
+    try {
+      const runner = sshRunner(parseTarget('root@web1:2222'), ['-o', 'StrictHostKeyChecking=no', '-i', '/k']);
+      const r = await runner.run(`printf '%s|' "it's" "$((1 + 2))" "$(cat)"; echo >&2 oops; exit 7`, { input: 'from stdin' });
+      expect(r).toEqual({ exitCode: 7, stdout: "it's|3|from stdin|", stderr: 'oops\n', connectionLost: false });
+      const argv = readFileSync(ssh.log, 'utf8').split('\n');
+      expect(argv.slice(0, 4)).toEqual(['-o', 'StrictHostKeyChecking=no', '-i', '/k']);
+      expect(argv).toEqual(expect.arrayContaining(['BatchMode=yes', 'ConnectTimeout=15', '-p', '2222', 'root@web1']));
+      expect(argv.indexOf('root@web1')).toBe(argv.indexOf('--') + 1);
+      const lost = await sshRunner(parseTarget('root@unreachable'), []).run('true');
+      expect(lost).toMatchObject({ exitCode: 255, connectionLost: true });
+    } finally {
+      ssh.restore();
+    }
+  });
+
+  it('carries the receiver and a whole closure through it', async () => {
+    const ssh = fakeSsh();
+    try {
+      const store = tempStore();
+      const { lib, app } = await smallClosure(store);
+      const root = targetRoot();
+      // The ssh transport, with the target's root in a folder and no systemd.
+      const runner: RemoteRunner = { ...sshRunner(parseTarget('root@web1'), []), root, units: 'plain' };
+      expect((await copyClosure(store, runner, [app])).copied).toEqual([lib, app]);
+      expect(statSync(join(root, lib, 'bin/su')).mode & 0o7777).toBe(0o4755);
+      // A switch with its confirmation: three connections.
+      const m = await machine(store, (r) => ({ ...sshRunner(parseTarget('root@web1'), []), root: r, units: 'plain' }));
+      expect(await remoteSwitch(m.runner, opts({ toplevel: m.two, confirmTimeout: 5 }))).toMatchObject({ exitCode: 0, generation: 2, confirmed: true });
+      expect(m.calls()).toEqual(['two switch']);
+    } finally {
+      ssh.restore();
+    }
+  });
+});
+
+describe('switching a target', () => {
+  it('switch: a new generation by one rename, then its switch-to-configuration; the same toplevel again adds none', async () => {
+    const m = await machine(tempStore());
+    const err = sink();
+    const r = await remoteSwitch(m.runner, opts({ toplevel: m.two, stderr: err }));
+    expect(r).toMatchObject({ exitCode: 0, generation: 2, confirmed: null });
+    expect(err.text()).toContain('generation 2 of /cairn/var/profiles/system');
+    expect(m.profile()).toBe('system-2-link');
+    expect(readlinkSync(join(m.root, 'cairn/var/profiles/system-2-link'))).toBe(m.two);
+    expect(m.links()).toEqual(['system-1-link', 'system-2-link']);
+    expect(m.calls()).toEqual(['two switch']);
+    expect(m.stateFiles()).toEqual([]);
+    expect((await remoteSwitch(m.runner, opts({ toplevel: m.two }))).generation).toBe(2);
+    expect(m.links()).toEqual(['system-1-link', 'system-2-link']);
+  });
+
+  it('boot sets the profile only; activate and dry-activate leave it alone', async () => {
+    const m = await machine(tempStore());
+    expect((await remoteSwitch(m.runner, opts({ action: 'dry-activate', toplevel: m.two }))).exitCode).toBe(0);
+    expect((await remoteSwitch(m.runner, opts({ action: 'test', toplevel: m.two }))).generation).toBeNull();
+    expect(m.profile()).toBe('system-1-link');
+    expect((await remoteSwitch(m.runner, opts({ action: 'boot', toplevel: m.two }))).generation).toBe(2);
+    expect(m.profile()).toBe('system-2-link');
+    expect(m.calls()).toEqual(['two dry-activate', 'two test', 'two boot']);
+  });
+
+  it('exit 3 (boot entries not written, nothing activated) puts the previous profile back', async () => {
+    const m = await machine(tempStore());
+    writeFileSync(join(m.root, 'exit-two'), '3\n');
+    const err = sink();
+    const r = await remoteSwitch(m.runner, opts({ toplevel: m.two, confirmTimeout: 1, stderr: err }));
+    expect(r).toMatchObject({ exitCode: 3, confirmed: null });
+    expect(err.text()).toContain('nothing was activated');
+    expect(m.profile()).toBe('system-1-link');
+    expect(m.links()).toEqual(['system-1-link']);
+    await delay(1500); // the watchdog stood down: no rollback
+    expect(m.calls()).toEqual(['two switch']);
+  });
+
+  it('rollback: the previous generation (or --to N) becomes the profile and is switched to', async () => {
+    const m = await machine(tempStore());
+    await remoteSwitch(m.runner, opts({ toplevel: m.two }));
+    const err = sink();
+    expect(await remoteSwitch(m.runner, opts({ generation: 'previous', stderr: err }))).toMatchObject({ exitCode: 0, generation: 1 });
+    expect(err.text()).toContain('rolling back to generation 1');
+    expect(m.profile()).toBe('system-1-link');
+    expect(m.links()).toEqual(['system-1-link', 'system-2-link']); // kept, as a local rollback keeps it
+    expect(await remoteSwitch(m.runner, opts({ generation: 2 }))).toMatchObject({ exitCode: 0, generation: 2 });
+    expect(m.calls()).toEqual(['two switch', 'one switch', 'two switch']);
+    const none = sink();
+    expect((await remoteSwitch(m.runner, opts({ generation: 7, stderr: none }))).exitCode).toBe(1);
+    expect(none.text()).toContain('/cairn/var/profiles/system has no generation 7');
+    expect(m.profile()).toBe('system-2-link');
+  });
+});
+
+describe('magic rollback', () => {
+  it('confirmed in time: nothing rolls back, the state on the target is cleared', async () => {
+    const m = await machine(tempStore());
+    const r = await remoteSwitch(m.runner, opts({ toplevel: m.two, confirmTimeout: 5 }));
+    expect(r).toMatchObject({ exitCode: 0, generation: 2, confirmed: true });
+    await until('the watchdog to end', () => m.stateFiles().length === 0);
+    await delay(1500);
+    expect(m.calls()).toEqual(['two switch']);
+    expect(m.profile()).toBe('system-2-link');
+  });
+
+  it('switch, unconfirmed (the target became unreachable): the previous generation comes back, profile and running system', async () => {
+    const m = await machine(tempStore());
+    const started = Date.now();
+    await expect(remoteSwitch(unreachableAfter(m.runner, 1), opts({ toplevel: m.two, confirmTimeout: 1 }))).rejects.toThrow(
+      /cannot confirm the switch on local folder .* \(ssh: connect to host x port 22: No route to host\): unconfirmed, it rolls back to its previous generation by itself 1 s after the switch ended/,
+    );
+    await until('the rollback', () => m.calls().length === 2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(m.calls()).toEqual(['two switch', 'one switch']);
+    expect(m.profile()).toBe('system-1-link');
+    expect(m.links()).toEqual(['system-1-link']);
+    expect(readlinkSync(join(m.root, 'run/current-system'))).toBe(m.one);
+  });
+
+  it('activate, unconfirmed: the previously running system is activated again, the profile untouched', async () => {
+    const m = await machine(tempStore());
+    await expect(remoteSwitch(unreachableAfter(m.runner, 1), opts({ action: 'test', toplevel: m.two, confirmTimeout: 1 }))).rejects.toThrow(/rolls back/);
+    await until('the rollback', () => m.calls().length === 2);
+    expect(m.calls()).toEqual(['two test', 'one test']);
+    expect(m.profile()).toBe('system-1-link');
+    expect(readlinkSync(join(m.root, 'run/current-system'))).toBe(m.one);
+  });
+
+  it('a confirmation after the deadline loses: the target rolls back and cairn says so', async () => {
+    const m = await machine(tempStore());
+    let n = 0;
+    const slow: RemoteRunner = { ...m.runner, run: async (s, o) => (n++ === 1 ? (await delay(2500), m.runner.run(s, o)) : m.runner.run(s, o)) };
+    await expect(remoteSwitch(slow, opts({ toplevel: m.two, confirmTimeout: 1 }))).rejects.toThrow(/after the 1 s deadline: it is rolling back/);
+    await until('the rollback', () => m.calls().length === 2);
+    expect(m.profile()).toBe('system-1-link');
+  });
+
+  it('the watchdog counts from the end of the switch, however long it takes', async () => {
+    const store = tempStore();
+    const m = await machine(store);
+    const slow = await store.build(
+      tree('slow', {
+        'bin/switch-to-configuration': { mode: 0o755, text: '#!/bin/bash\nsleep 4\ntop="${0%/bin/switch-to-configuration}"\necho "slow $1" >>"${top%/cairn/store/*}/calls"\n' },
+      }),
+    );
+    await copyClosure(store, m.runner, [slow]);
+    expect(await remoteSwitch(m.runner, opts({ toplevel: slow, confirmTimeout: 3 }))).toMatchObject({ exitCode: 0, confirmed: true });
+    await until('the watchdog to end', () => m.stateFiles().length === 0);
+    expect(m.calls()).toEqual(['slow switch']);
+  });
+});
+
+describe('cairn switch --target-host', () => {
+  it('rejects a malformed target (exit 2) and names an unreachable one (exit 1), before building anything', async () => {
+    const env = { ...process.env, CAIRN_HOME: mkdtempSync(join(tmpdir(), 'cairn-remote-home-')), CAIRN_SSHOPTS: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null' };
+    roots.push(env.CAIRN_HOME);
+    const bad = await execa('node', [CLI, 'switch', 'missing.yaml', '--target-host', 'web1'], { env, reject: false });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--target-host web1: expected USER@HOST or USER@HOST:PORT');
+    for (const argv of [
+      ['switch', 'missing.yaml'],
+      ['activate', 'missing.yaml', '--confirm-timeout', '5'],
+      ['rollback', '--to', '1'],
+    ]) {
+      const r = await execa('node', [CLI, ...argv, '--target-host', 'root@127.0.0.1:1'], { env, reject: false });
+      expect(r.exitCode, argv.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(/^error: checking the target: cannot reach root@127\.0\.0\.1:1 over ssh: .*Connection refused/m);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const noMagic = await execa('node', [CLI, 'boot', 'missing.yaml', '--target-host', 'root@127.0.0.1:1', '--no-magic-rollback'], { env, reject: false });
+    expect(noMagic.exitCode).toBe(2); // magic rollback is for switch and activate only
+  });
+});
