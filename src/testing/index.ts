@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
+import { projectRoot } from '../paths.js';
 import { loadModuleFile } from '../lib/loader.js';
 import { SourcedModule } from '../lib/index.js';
 import { removeTree, type Store } from '../store/index.js';
@@ -32,7 +33,16 @@ export interface VmTestFile {
   /** Shown in reports; the file name by default. */
   name?: string;
   nodes: Record<string, NodeConfig | NodeSpec>;
-  testScript: (machines: Record<string, Machine>, driver: { log: (message: string) => void }) => Promise<void>;
+  testScript: (machines: Record<string, Machine>, driver: DriverContext) => Promise<void>;
+}
+
+/** What a test script gets besides its machines. */
+export interface DriverContext {
+  log: (message: string) => void;
+  /** The store the machines were built in (`CAIRN_HOME` for cairn commands the script runs). */
+  storeHome: string;
+  /** The command that runs this cairn: Node and its `bin/cairn.js` (tests of the CLI against machines). */
+  cairn: [string, string];
 }
 
 export interface TestResult {
@@ -146,7 +156,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
     });
     // Builds one after the other (they share the store); the machines then start in parallel.
     for (const n of names) await machines[n]!.build();
-    const driver = { log: opts.log ?? (() => {}) };
+    const driver: DriverContext = { log: opts.log ?? (() => {}), storeHome: opts.store.home, cairn: [process.execPath, join(projectRoot, 'bin', 'cairn.js')] };
     if (opts.interactive) await repl(machines, () => test.testScript(machines, driver));
     else await test.testScript(machines, driver);
   } catch (err) {

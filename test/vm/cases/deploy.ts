@@ -1,0 +1,75 @@
+/**
+ * What the deploy cases share: a key pair the host deploys with, generations of a machine that
+ * boots like hardware and lets root in with that key, and cairn run from the host against it.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { DriverContext, Machine } from '../../../src/testing/index.js';
+
+export const run = promisify(execFile);
+
+/** A TCP port nobody listens on now (the kernel picks it). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+export const dir = mkdtempSync(join(tmpdir(), 'cairn-test-deploy-'));
+await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'deployer@host', '-f', join(dir, 'id')]);
+const publicKey = readFileSync(join(dir, 'id.pub'), 'utf8').trim();
+export const SSH_OPTS = ['-i', join(dir, 'id'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes'];
+
+/** A generation: its marker service says which; `extra` replaces top-level sections. */
+export const generation = (marker: string, extra: Record<string, unknown> = {}) => ({
+  networking: { hostName: 'deployed' },
+  system: { stateVersion: '0.1' },
+  // What the driver adds to its machines, so that generations deployed from the host keep the test shell.
+  virtualisation: { vm: true, useBootLoader: true },
+  testing: { enable: true },
+  services: { openssh: { enable: true } },
+  users: { users: { root: { openssh: { authorizedKeys: { keys: [publicKey] } } } } },
+  systemd: { services: { marker: { description: `generation ${marker}`, wantedBy: ['multi-user.target'], script: `echo ${marker}; exec sleep infinity` } } },
+  ...extra,
+});
+
+/** A configuration file of the host. */
+export function configFile(name: string, config: unknown): string {
+  const f = join(dir, `${name}.json`);
+  writeFileSync(f, JSON.stringify(config));
+  return f;
+}
+
+export interface CairnRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Waits for the machine's boot (the ESP and sshd too) and forwards `port` of the host to its ssh. */
+export async function up(m: Machine, port: number): Promise<void> {
+  await m.waitForUnit('multi-user.target');
+  await m.waitForUnit('boot.mount');
+  await m.waitForUnit('sshd.service');
+  await m.forwardPort(port, 22);
+}
+
+/** Runs cairn on the host (with the machines' store), deploying to the machine behind `port`. */
+export function cairnOn(driver: DriverContext, port: number) {
+  const env = { ...process.env, CAIRN_HOME: driver.storeHome, CAIRN_SSHOPTS: SSH_OPTS.join(' ') };
+  return async (...args: string[]): Promise<CairnRun> => {
+    const [node, cli] = driver.cairn;
+    const r = await run(node, [cli, ...args, '--target-host', `root@127.0.0.1:${port}`], { env, maxBuffer: 64 << 20 }).then(
+      (x) => ({ code: 0, stdout: x.stdout, stderr: x.stderr }),
+      (e: { code?: number; stdout: string; stderr: string }) => ({ code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout, stderr: e.stderr }),
+    );
+    driver.log(`cairn ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    return r;
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Remote deploys with OpenSSH to a machine booted like hardware (OVMF, systemd-boot, writable
+ * store): from the host, `cairn dry-activate|switch|rollback --target-host` copy the missing closure
+ * and switch; a second switch to the same system copies nothing; a switch whose firewall shuts
+ * out new ssh connections is not confirmed, and the machine rolls itself back (magic rollback).
+ */
+import type { DriverContext, Machine } from '../../../src/testing/index.js';
+import { SSH_OPTS, cairnOn, configFile, freePort, generation, run, up } from './deploy.js';
+
+const two = configFile('two', generation('two'));
+// The firewall no longer lets ssh in (established connections stay): nobody can confirm.
+const locked = configFile('locked', generation('locked', { services: { openssh: { enable: true, openFirewall: false } } }));
+
+export default {
+  name: 'remote deploys over ssh, magic rollback',
+  nodes: { target: generation('one') },
+  async testScript({ target: m }: Record<string, Machine>, driver: DriverContext) {
+    const port = await freePort();
+    await m.start();
+    await up(m, port);
+    const cairn = cairnOn(driver, port);
+    const current = async () => (await m.succeed('readlink -f /run/current-system')).trim();
+    const marker = async () => (await m.succeed('systemctl show -P Description marker.service')).trim();
+    const first = await current();
+
+    const dry = await cairn('dry-activate', two);
+    if (dry.code !== 0 || !/would stop marker\.service before activation, start it after: changed/.test(dry.stdout + dry.stderr)) throw new Error(`dry-activate: exit ${dry.code}\n${dry.stdout}${dry.stderr}`);
+    if ((await current()) !== first) throw new Error('dry-activate changed the running system');
+
+    const sw = await cairn('switch', two, '--json');
+    if (sw.code !== 0) throw new Error(`switch: exit ${sw.code}\n${sw.stderr}`);
+    const done = JSON.parse(sw.stdout) as { toplevel: string; generation: number; copied: number; confirmed: boolean };
+    if (!(done.copied > 0 && done.confirmed && done.generation === 2)) throw new Error(`switch reported ${sw.stdout}`);
+    if ((await current()) !== done.toplevel || (await marker()) !== 'generation two') throw new Error('the machine does not run generation 2');
+    if (!(await m.succeed('ls /boot/loader/entries')).includes('cairn-generation-2+3.conf')) throw new Error('switch wrote no boot entry for generation 2');
+    const again = await cairn('switch', two, '--json');
+    if (again.code !== 0 || (JSON.parse(again.stdout) as { copied: number }).copied !== 0) throw new Error(`a second switch to the same system copied paths: ${again.stdout}`);
+
+    const back = await cairn('rollback');
+    if (back.code !== 0 || (await current()) !== first || (await marker()) !== 'generation one') throw new Error(`rollback: exit ${back.code}, running ${await current()}`);
+
+    const profileBefore = (await m.succeed('readlink /cairn/var/profiles/system')).trim();
+    const cut = await cairn('switch', locked, '--confirm-timeout', '20');
+    if (cut.code !== 1 || !/roll(s|ing)? (itself )?back/.test(cut.stderr)) throw new Error(`an unconfirmable switch: exit ${cut.code}\n${cut.stderr}`);
+    // The machine comes back by itself: the previous generation runs, the profile points at it again, ssh works.
+    await m.waitUntilSucceeds(`test "$(readlink -f /run/current-system)" = ${first}`, { timeout: 180 });
+    if ((await marker()) !== 'generation one') throw new Error(`after the magic rollback the marker says ${await marker()}`);
+    const profileAfter = (await m.succeed('readlink /cairn/var/profiles/system')).trim();
+    if (profileAfter !== profileBefore) throw new Error(`the profile is ${profileAfter} after the magic rollback, was ${profileBefore}`);
+    await run('ssh', [...SSH_OPTS, '-p', String(port), '-o', 'ConnectTimeout=60', 'root@127.0.0.1', 'true']);
+  },
+};
