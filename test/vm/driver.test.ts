@@ -1,8 +1,10 @@
 /**
  * The VM test driver, run on the VM tests in test/vm/cases/ (what `cairn test FILE` runs): the
  * server example reached by ssh and curl from the host, two machines on a vlan with block() and
- * unblock(), a failing unit seen at once, a state disk kept across crash() and start(), and a
- * failing test reported with the failed call, its output and the machine's console.
+ * unblock(), a failing unit seen at once, a state disk kept across crash() and start(), a
+ * failing test reported with the failed call, its output and the machine's console; and the
+ * generations cases on machines that boot like hardware: switching and boot entries, remote
+ * deploys with magic rollback, power cuts during switches.
  */
 import { describe, it, expect } from 'vitest';
 import { execa } from 'execa';
@@ -37,6 +39,12 @@ describe.skipIf(!hasQemu)('cairn test', () => {
     () => passes('generations.test.ts'),
     TIMEOUT * 2,
   );
+  it(
+    'remote deploys over ssh: dry-activate, switch copying only what is missing, rollback; a switch nobody can confirm rolls itself back',
+    () => passes('remote.test.ts'),
+    TIMEOUT,
+  );
+  it('power cuts at random moments of ten remote switches: every boot reaches multi-user in the old or new generation, the store and ESP whole', () => passes('power-cut.test.ts'), TIMEOUT * 3);
 
   it('runs a YAML test whose script is inline JavaScript', async () => {
     const r = await execa('node', [CLI, 'test', join(CASES, 'inline.test.yaml'), '--json'], { reject: false, env: { CAIRN_HOME: STORE_HOME } });
