@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { cacheDir, sha256Hex, writeFileAtomic } from '../cache.js';
 import { CairnError } from '../errors.js';
-import { cairnHome } from '../paths.js';
 import { formatLocation, type SourceLocation } from './location.js';
 import { SourcedModule } from './modules.js';
 import { parseYaml } from './yaml.js';
@@ -82,13 +81,7 @@ async function importTypeScript(file: string): Promise<{ default?: unknown }> {
     const where = first.location ? `${formatLocation({ file: resolve(first.location.file), line: first.location.line, column: first.location.column + 1 })}: ` : '';
     throw new CairnError(`${where}${first.text}`);
   }
-  const dir = join(cairnHome(), 'cache', 'modules');
-  const out = join(dir, `${basename(file).replace(/\W+/g, '_')}-${createHash('sha256').update(code).digest('hex').slice(0, 20)}.mjs`);
-  if (!existsSync(out)) {
-    await mkdir(dir, { recursive: true });
-    const tmp = `${out}.${process.pid}.tmp`;
-    await writeFile(tmp, code);
-    await rename(tmp, out);
-  }
+  const out = join(cacheDir('modules'), `${basename(file).replace(/\W+/g, '_')}-${sha256Hex(code).slice(0, 20)}.mjs`);
+  if (!existsSync(out)) writeFileAtomic(out, code);
   return (await import(pathToFileURL(out).href)) as { default?: unknown };
 }
