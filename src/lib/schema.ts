@@ -1,4 +1,8 @@
-import type { Ajv as AjvInstance, ErrorObject, ValidateFunction } from 'ajv';
+import type { ErrorObject, Options, ValidateFunction } from 'ajv';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { cacheDir, sha256Hex, writeFileAtomic } from '../cache.js';
 import { entryLocation, setEntryLocation, type SourceLocation } from './location.js';
 import { isPlainObject, OptionError } from './merge.js';
 import { NamespaceNode, OptionNode, type Declarations, type Evaluation } from './modules.js';
@@ -76,8 +80,8 @@ function prune(schema: JsonSchema, data: unknown): JsonSchema {
   return { ...schema, properties: kept, ...(typeof extra === 'object' && extra !== null ? { additionalProperties: extra } : {}) };
 }
 
-let ajv: AjvInstance | undefined;
-/** Compiled validators by their (pruned) schema's text: compiling costs far more than the text. */
+const AJV_OPTIONS: Options = { allErrors: true, strict: false };
+/** Validators by their (pruned) schema's text: compiling costs far more than the text. */
 const compiled = new Map<string, ValidateFunction>();
 
 /** Validates every YAML module's config against the schema; the first problems become one error. */
@@ -85,23 +89,10 @@ export async function validateYamlModules(ev: Evaluation): Promise<void> {
   const yaml = ev.modules.filter((m) => m.yaml && m.config !== undefined && m.config !== null);
   if (yaml.length === 0) return;
   const schema = ev.decls.jsonSchema();
-  // Loaded on demand: most of its cost is loading it, and TypeScript-only configs don't need it.
-  if (!ajv) {
-    // ajv is CommonJS: its class is a named export under Node, and under `default` when bundled.
-    const m = (await import('ajv')) as unknown as { Ajv?: typeof AjvInstance; default: { Ajv: typeof AjvInstance } };
-    ajv = new (m.Ajv ?? m.default.Ajv)({ allErrors: true, strict: false, verbose: true });
-  }
   const problems: string[] = [];
   for (const m of yaml) {
     const data = unwrap(m.config);
-    const pruned = prune(schema, data);
-    const key = JSON.stringify(pruned);
-    let validate = compiled.get(key);
-    if (!validate) {
-      validate = ajv.compile(pruned);
-      if (compiled.size >= 64) compiled.clear();
-      compiled.set(key, validate);
-    }
+    const validate = await validator(prune(schema, data));
     if (validate(data)) continue;
     problems.push(...describeErrors(ev.decls, data, validate.errors ?? [], m.configLoc));
   }
@@ -109,6 +100,62 @@ export async function validateYamlModules(ev: Evaluation): Promise<void> {
     const shown = problems.slice(0, 5);
     if (problems.length > 5) shown.push(`(and ${problems.length - 5} more)`);
     throw new OptionError(shown.join('\n\n'));
+  }
+}
+
+async function validator(schema: JsonSchema): Promise<ValidateFunction> {
+  const text = JSON.stringify(schema);
+  let validate = compiled.get(text);
+  if (!validate) {
+    validate = await cachedValidator(text, schema);
+    if (compiled.size >= 64) compiled.clear();
+    compiled.set(text, validate);
+  }
+  return validate;
+}
+
+/** Resolves the `require`s of validator code (ajv's runtime helpers) among cairn's dependencies. */
+const requireHere = createRequire(import.meta.url);
+let ajvVersion: string | undefined;
+
+/**
+ * A validator from ajv's standalone code cached on disk, compiled and cached on a miss: compiling
+ * the schema of a configuration takes longer than the rest of a rebuild that changes nothing.
+ * Files are named by a hash of the schema, ajv's version and options; each starts with a digest
+ * of its code, so a damaged file is compiled again instead of run.
+ */
+async function cachedValidator(text: string, schema: JsonSchema): Promise<ValidateFunction> {
+  ajvVersion ??= (requireHere('ajv/package.json') as { version: string }).version;
+  const file = join(cacheDir('validators'), `${sha256Hex(JSON.stringify([ajvVersion, AJV_OPTIONS, text])).slice(0, 32)}.cjs`);
+  const cached = loadValidatorCode(file);
+  if (cached) return cached;
+  // Loaded on demand: most of its cost is loading it, and a cache hit doesn't need it.
+  const { compileSchema } = await import('./schema-compile.js');
+  const { validate, code } = compileSchema(schema, AJV_OPTIONS);
+  try {
+    writeFileAtomic(file, `// ${sha256Hex(code)}\n${code}`);
+  } catch {
+    // An unwritable cache only costs the next run the compilation.
+  }
+  return validate;
+}
+
+function loadValidatorCode(file: string): ValidateFunction | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const newline = text.indexOf('\n');
+  const code = text.slice(newline + 1);
+  if (newline < 0 || text.slice(0, newline) !== `// ${sha256Hex(code)}`) return undefined;
+  try {
+    const module = { exports: {} as unknown };
+    new Function('module', 'exports', 'require', code)(module, module.exports, requireHere);
+    return typeof module.exports === 'function' ? (module.exports as ValidateFunction) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
