@@ -5,12 +5,23 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { cairnHome } from './paths.js';
 
 /** The folder of one kind of cached file (`debian`, `modules`, …). */
 export function cacheDir(kind: string, env: NodeJS.ProcessEnv = process.env): string {
   return join(cairnHome(env), 'cache', kind);
+}
+
+const requireHere = createRequire(import.meta.url);
+const versions = new Map<string, string>();
+
+/** The installed version of one of cairn's dependencies: files made by it are keyed by it. */
+export function packageVersion(name: string): string {
+  let version = versions.get(name);
+  if (version === undefined) versions.set(name, (version = (requireHere(`${name}/package.json`) as { version: string }).version));
+  return version;
 }
 
 /** Hex SHA-256 of bytes. */

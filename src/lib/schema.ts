@@ -2,7 +2,7 @@ import type { ErrorObject, Options, ValidateFunction } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { cacheDir, sha256Hex, writeFileAtomic } from '../cache.js';
+import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { entryLocation, setEntryLocation, type SourceLocation } from './location.js';
 import { isPlainObject, OptionError } from './merge.js';
 import { NamespaceNode, OptionNode, type Declarations, type Evaluation } from './modules.js';
@@ -116,7 +116,6 @@ async function validator(schema: JsonSchema): Promise<ValidateFunction> {
 
 /** Resolves the `require`s of validator code (ajv's runtime helpers) among cairn's dependencies. */
 const requireHere = createRequire(import.meta.url);
-let ajvVersion: string | undefined;
 
 /**
  * A validator from ajv's standalone code cached on disk, compiled and cached on a miss: compiling
@@ -125,8 +124,7 @@ let ajvVersion: string | undefined;
  * of its code, so a damaged file is compiled again instead of run.
  */
 async function cachedValidator(text: string, schema: JsonSchema): Promise<ValidateFunction> {
-  ajvVersion ??= (requireHere('ajv/package.json') as { version: string }).version;
-  const file = join(cacheDir('validators'), `${sha256Hex(JSON.stringify([ajvVersion, AJV_OPTIONS, text])).slice(0, 32)}.cjs`);
+  const file = join(cacheDir('validators'), `${sha256Hex(JSON.stringify([packageVersion('ajv'), AJV_OPTIONS, text])).slice(0, 32)}.cjs`);
   const cached = loadValidatorCode(file);
   if (cached) return cached;
   // Loaded on demand: most of its cost is loading it, and a cache hit doesn't need it.
