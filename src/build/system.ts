@@ -197,7 +197,8 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   let initrd: string | null = null;
   const swLayers: string[] = [];
   if (kernelNames.length > 0) {
-    const kernelPkgs = realised.filter((p) => lockClosure(lock, kernelNames).has(p.name));
+    const kernelClosure = lockClosure(lock, kernelNames);
+    const kernelPkgs = realised.filter((p) => kernelClosure.has(p.name));
     if (config.boot?.initrd) {
       progress('building the initrd');
       const boot = await buildBootFiles(store, config as BootConfig, realised.map((p) => ({ name: p.name, storePath: p.storePath })));
@@ -274,6 +275,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   if (initrd) files.initrd = { link: initrd };
   const inputs = [sw, etc, usersPath, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
   const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));
+  let closure: string[] | undefined;
   return {
     toplevel,
     sw,
@@ -282,7 +284,10 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
     initrd,
     packages,
     alternatives: readAlternatives(store, dutiesPath),
-    closure: store.closure([toplevel]),
+    // It reads the metadata of every path, and most callers don't need it.
+    get closure() {
+      return (closure ??= store.closure([toplevel]));
+    },
     warnings,
   };
 }
