@@ -1,7 +1,8 @@
 import type { ErrorObject, Options, ValidateFunction } from 'ajv';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { serialize } from 'node:v8';
 import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { entryLocation, setEntryLocation, type SourceLocation } from './location.js';
 import { isPlainObject, OptionError } from './merge.js';
@@ -81,7 +82,7 @@ function prune(schema: JsonSchema, data: unknown): JsonSchema {
 }
 
 const AJV_OPTIONS: Options = { allErrors: true, strict: false };
-/** Validators by their (pruned) schema's text: compiling costs far more than the text. */
+/** Validators by the hash of their (pruned) schema: compiling costs far more than hashing. */
 const compiled = new Map<string, ValidateFunction>();
 
 /** Validates every YAML module's config against the schema; the first problems become one error. */
@@ -92,8 +93,15 @@ export async function validateYamlModules(ev: Evaluation): Promise<void> {
   const problems: string[] = [];
   for (const m of yaml) {
     const data = unwrap(m.config);
-    const validate = await validator(prune(schema, data));
-    if (validate(data)) continue;
+    const pruned = prune(schema, data);
+    const key = sha256Hex(JSON.stringify([packageVersion('ajv'), AJV_OPTIONS, pruned])).slice(0, 32);
+    const passed = passedMark(key, data);
+    if (passed && existsSync(passed)) continue;
+    const validate = await validator(key, pruned);
+    if (validate(data)) {
+      if (passed) writeCacheFile(passed, '');
+      continue;
+    }
     problems.push(...describeErrors(ev.decls, data, validate.errors ?? [], m.configLoc));
   }
   if (problems.length) {
@@ -103,13 +111,25 @@ export async function validateYamlModules(ev: Evaluation): Promise<void> {
   }
 }
 
-async function validator(schema: JsonSchema): Promise<ValidateFunction> {
-  const text = JSON.stringify(schema);
-  let validate = compiled.get(text);
+/**
+ * The file that marks this data as valid for the schema of `key`: the result is a function of
+ * the two, and loading and running the validator costs more than the rest of the check. Data
+ * that structured cloning cannot write (a function) gets no mark.
+ */
+function passedMark(key: string, data: unknown): string | undefined {
+  try {
+    return join(cacheDir('validators'), `${key}-${sha256Hex(serialize(data)).slice(0, 32)}.valid`);
+  } catch {
+    return undefined;
+  }
+}
+
+async function validator(key: string, schema: JsonSchema): Promise<ValidateFunction> {
+  let validate = compiled.get(key);
   if (!validate) {
-    validate = await cachedValidator(text, schema);
+    validate = await cachedValidator(key, schema);
     if (compiled.size >= 64) compiled.clear();
-    compiled.set(text, validate);
+    compiled.set(key, validate);
   }
   return validate;
 }
@@ -120,22 +140,26 @@ const requireHere = createRequire(import.meta.url);
 /**
  * A validator from ajv's standalone code cached on disk, compiled and cached on a miss: compiling
  * the schema of a configuration takes longer than the rest of a rebuild that changes nothing.
- * Files are named by a hash of the schema, ajv's version and options; each starts with a digest
- * of its code, so a damaged file is compiled again instead of run.
+ * Files are named by `key` (a hash of the schema, ajv's version and options); each starts with a
+ * digest of its code, so a damaged file is compiled again instead of run.
  */
-async function cachedValidator(text: string, schema: JsonSchema): Promise<ValidateFunction> {
-  const file = join(cacheDir('validators'), `${sha256Hex(JSON.stringify([packageVersion('ajv'), AJV_OPTIONS, text])).slice(0, 32)}.cjs`);
+async function cachedValidator(key: string, schema: JsonSchema): Promise<ValidateFunction> {
+  const file = join(cacheDir('validators'), `${key}.cjs`);
   const cached = loadValidatorCode(file);
   if (cached) return cached;
   // Loaded on demand: most of its cost is loading it, and a cache hit doesn't need it.
   const { compileSchema } = await import('./schema-compile.js');
   const { validate, code } = compileSchema(schema, AJV_OPTIONS);
-  try {
-    writeFileAtomic(file, `// ${sha256Hex(code)}\n${code}`);
-  } catch {
-    // An unwritable cache only costs the next run the compilation.
-  }
+  writeCacheFile(file, `// ${sha256Hex(code)}\n${code}`);
   return validate;
+}
+
+function writeCacheFile(file: string, text: string): void {
+  try {
+    writeFileAtomic(file, text);
+  } catch {
+    // An unwritable cache only costs the next run the work again.
+  }
 }
 
 function loadValidatorCode(file: string): ValidateFunction | undefined {

@@ -123,6 +123,27 @@ describe('cairn eval', () => {
     }
   });
 
+  it('marks data found valid: the same data against the same schema is not validated again', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'cairn-home-'));
+    const run = (file: string) => execa('node', [join(root, 'bin/cairn.js'), 'eval', file, '--option', 'networking.hostName'], { reject: false, env: { CAIRN_HOME: own } });
+    const dirOf = join(own, 'cache', 'validators');
+    const f = write('marked.yaml', 'networking:\n  hostName: marked\n');
+    expect((await run(f)).stdout).toContain('marked');
+    const validators = readdirSync(dirOf).filter((n) => n.endsWith('.cjs'));
+    expect(validators).toHaveLength(1);
+    expect(readdirSync(dirOf).filter((n) => n.endsWith('.valid'))).toHaveLength(1);
+    // A damaged validator is not even read for marked data; other data loads it, and replaces it.
+    const validator = join(dirOf, validators[0]!);
+    const code = readFileSync(validator, 'utf8');
+    writeFileSync(validator, 'garbage');
+    expect((await run(f)).stdout).toContain('marked');
+    expect(readFileSync(validator, 'utf8')).toBe('garbage');
+    writeFileSync(f, 'networking:\n  hostName: remarked\n');
+    expect((await run(f)).stdout).toContain('remarked');
+    expect(readFileSync(validator, 'utf8')).toBe(code);
+    expect(readdirSync(dirOf).filter((n) => n.endsWith('.valid'))).toHaveLength(2);
+  });
+
   it('prints the warnings of user modules on stderr and still succeeds', async () => {
     write(
       'legacy.ts',
