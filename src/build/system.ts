@@ -230,7 +230,8 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   let initrd: string | null = null;
   const swLayers: string[] = [];
   if (kernelNames.length > 0) {
-    const kernelPkgs = realised.filter((p) => lockClosure(lock, kernelNames).has(p.name));
+    const kernelClosure = lockClosure(lock, kernelNames);
+    const kernelPkgs = realised.filter((p) => kernelClosure.has(p.name));
     if (config.boot?.initrd) {
       progress('building the initrd');
       const boot = await buildBootFiles(store, config as BootConfig, realised.map((p) => ({ name: p.name, storePath: p.storePath })));
@@ -322,6 +323,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   }
   const inputs = [sw, etc, usersPath, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
   const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));
+  let closure: string[] | undefined;
   return {
     toplevel,
     sw,
@@ -330,7 +332,10 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
     initrd,
     packages,
     alternatives: readAlternatives(store, dutiesPath),
-    closure: store.closure([toplevel]),
+    // It reads the metadata of every path, and most callers don't need it.
+    get closure() {
+      return (closure ??= store.closure([toplevel]));
+    },
     warnings,
   };
 }

@@ -12,7 +12,8 @@ import { CairnError } from '../errors.js';
 import { parseDeb822, field } from './control.js';
 import type { Repository } from './sources.js';
 import { APT_TRUSTED_DIR } from './sources.js';
-import { debianCacheDir, sha256Hex, writeFileAtomic } from './cache.js';
+import { sha256Hex, writeFileAtomic } from '../cache.js';
+import { debianCacheDir } from './cache.js';
 
 /** A file listed in a Release file's SHA256 field. */
 export interface ReleaseEntry {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CairnError } from '../errors.js';
-import { writeFileAtomic } from './cache.js';
+import { writeFileAtomic } from '../cache.js';
 import type { Repository } from './sources.js';
 import type { Release } from './archive.js';
 import type { Resolution } from './resolve.js';

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import type { BuildOptions } from 'esbuild';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { CairnError } from '../errors.js';
-import { cairnHome } from '../paths.js';
 import { formatLocation, type SourceLocation } from './location.js';
 import { SourcedModule } from './modules.js';
 import { parseYaml } from './yaml.js';
@@ -56,40 +56,104 @@ function parseJson(text: string, file: string): unknown {
 /**
  * Imports a TypeScript module without a build step: esbuild bundles it (with the helper files it
  * imports) into one ES module in cairn's cache, named by the hash of its code, with an inline source
- * map so that locations in messages still point at the TypeScript source.
+ * map so that locations in messages still point at the TypeScript source. An index beside it,
+ * named by the module's path, lets later runs import the bundle without starting esbuild (which
+ * costs more than evaluating a configuration) while what it was made from is unchanged.
  */
 async function importTypeScript(file: string): Promise<{ default?: unknown }> {
+  const options = buildOptions(file);
+  const name = basename(file).replace(/\W+/g, '_');
+  const index = join(cacheDir('modules'), `${name}-${sha256Hex(JSON.stringify([packageVersion('esbuild'), options])).slice(0, 20)}.json`);
+  let out = currentBundle(index);
+  if (!out) {
+    const started = Date.now();
+    const { code, inputs } = await bundle(file, options);
+    out = join(cacheDir('modules'), `${name}-${sha256Hex(code).slice(0, 20)}.mjs`);
+    if (!existsSync(out)) writeFileAtomic(out, code);
+    const sources = sourceStates(inputs);
+    // A source changed while esbuild ran may differ from what it read: such a bundle is not indexed.
+    if (sources.every((s) => s.mtimeMs < started - RACY_MS)) writeFileAtomic(index, JSON.stringify({ out, states: Object.fromEntries(sources.map((s) => [s.path, s.state])) }));
+  }
+  return (await import(pathToFileURL(out).href)) as { default?: unknown };
+}
+
+function buildOptions(file: string): BuildOptions {
+  return {
+    entryPoints: [file],
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    // The Node running cairn: Node 18 on a cairn system (programs.cairn), newer elsewhere.
+    target: `node${process.versions.node}`,
+    write: false,
+    sourcemap: 'inline',
+    metafile: true,
+    // Sources in the map are relative to the working directory; anchor them to the file's folder.
+    absWorkingDir: dirname(file),
+    sourceRoot: `${dirname(file)}/`,
+    logLevel: 'silent',
+  };
+}
+
+/** The bundle's code and the files it was made from. */
+async function bundle(file: string, options: BuildOptions): Promise<{ code: string; inputs: string[] }> {
   const esbuild = await import('esbuild');
-  let code: string;
   try {
-    const result = await esbuild.build({
-      entryPoints: [file],
-      bundle: true,
-      format: 'esm',
-      platform: 'node',
-      // The Node running cairn: Node 18 on a cairn system (programs.cairn), newer elsewhere.
-      target: `node${process.versions.node}`,
-      write: false,
-      sourcemap: 'inline',
-      // Sources in the map are relative to the working directory; anchor them to the file's folder.
-      absWorkingDir: dirname(file),
-      sourceRoot: `${dirname(file)}/`,
-      logLevel: 'silent',
-    });
-    code = result.outputFiles[0]!.text;
+    const result = await esbuild.build(options);
+    return { code: result.outputFiles![0]!.text, inputs: Object.keys(result.metafile!.inputs).map((p) => resolve(dirname(file), p)) };
   } catch (err) {
     const first = (err as { errors?: { text: string; location?: { file: string; line: number; column: number } }[] }).errors?.[0];
     if (!first) throw err;
     const where = first.location ? `${formatLocation({ file: resolve(first.location.file), line: first.location.line, column: first.location.column + 1 })}: ` : '';
     throw new CairnError(`${where}${first.text}`);
   }
-  const dir = join(cairnHome(), 'cache', 'modules');
-  const out = join(dir, `${basename(file).replace(/\W+/g, '_')}-${createHash('sha256').update(code).digest('hex').slice(0, 20)}.mjs`);
-  if (!existsSync(out)) {
-    await mkdir(dir, { recursive: true });
-    const tmp = `${out}.${process.pid}.tmp`;
-    await writeFile(tmp, code);
-    await rename(tmp, out);
+}
+
+/**
+ * Files changed this recently may have been written during a bundling without their timestamps
+ * showing it: filesystem clocks are coarse.
+ */
+const RACY_MS = 1000;
+
+/** The indexed bundle, if every path it depends on is as it was when it was made. */
+function currentBundle(index: string): string | undefined {
+  try {
+    const { out, states } = JSON.parse(readFileSync(index, 'utf8')) as { out: string; states: Record<string, string> };
+    if (Object.entries(states).every(([path, state]) => pathState(path).state === state) && existsSync(out)) return out;
+  } catch {
+    // No index, or a damaged one: bundled again.
   }
-  return (await import(pathToFileURL(out).href)) as { default?: unknown };
+  return undefined;
+}
+
+/**
+ * What a bundle depends on: its input files; the names in their folders, which decide what
+ * imports resolve to; and the package.json, tsconfig.json and jsconfig.json files that esbuild
+ * reads in those folders and above them.
+ */
+function sourceStates(inputs: string[]): { path: string; state: string; mtimeMs: number }[] {
+  const paths = new Set<string>();
+  for (const input of inputs) {
+    paths.add(input);
+    paths.add(`${dirname(input)}/`);
+    for (let dir = dirname(input); ; dir = dirname(dir)) {
+      for (const config of ['package.json', 'tsconfig.json', 'jsconfig.json']) paths.add(join(dir, config));
+      if (dir === dirname(dir)) break;
+    }
+  }
+  return [...paths].map((path) => ({ path, ...pathState(path) }));
+}
+
+/**
+ * A file's content hash, or the hash of the names in a folder (a path ending in `/`): a link
+ * replaced beside a module (`./result`) changes the folder's time but not what imports find.
+ * `-` if missing.
+ */
+function pathState(path: string): { state: string; mtimeMs: number } {
+  try {
+    const { mtimeMs } = statSync(path);
+    return { state: sha256Hex(path.endsWith('/') ? readdirSync(path).sort().join('\n') : readFileSync(path)), mtimeMs };
+  } catch {
+    return { state: '-', mtimeMs: 0 };
+  }
 }

@@ -1,4 +1,9 @@
-import type { Ajv as AjvInstance, ErrorObject, ValidateFunction } from 'ajv';
+import type { ErrorObject, Options, ValidateFunction } from 'ajv';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { serialize } from 'node:v8';
+import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { entryLocation, setEntryLocation, type SourceLocation } from './location.js';
 import { isPlainObject, OptionError } from './merge.js';
 import { NamespaceNode, OptionNode, type Declarations, type Evaluation } from './modules.js';
@@ -76,8 +81,8 @@ function prune(schema: JsonSchema, data: unknown): JsonSchema {
   return { ...schema, properties: kept, ...(typeof extra === 'object' && extra !== null ? { additionalProperties: extra } : {}) };
 }
 
-let ajv: AjvInstance | undefined;
-/** Compiled validators by their (pruned) schema's text: compiling costs far more than the text. */
+const AJV_OPTIONS: Options = { allErrors: true, strict: false };
+/** Validators by the hash of their (pruned) schema: compiling costs far more than hashing. */
 const compiled = new Map<string, ValidateFunction>();
 
 /** Validates every YAML module's config against the schema; the first problems become one error. */
@@ -85,30 +90,94 @@ export async function validateYamlModules(ev: Evaluation): Promise<void> {
   const yaml = ev.modules.filter((m) => m.yaml && m.config !== undefined && m.config !== null);
   if (yaml.length === 0) return;
   const schema = ev.decls.jsonSchema();
-  // Loaded on demand: most of its cost is loading it, and TypeScript-only configs don't need it.
-  if (!ajv) {
-    // ajv is CommonJS: its class is a named export under Node, and under `default` when bundled.
-    const m = (await import('ajv')) as unknown as { Ajv?: typeof AjvInstance; default: { Ajv: typeof AjvInstance } };
-    ajv = new (m.Ajv ?? m.default.Ajv)({ allErrors: true, strict: false, verbose: true });
-  }
   const problems: string[] = [];
   for (const m of yaml) {
     const data = unwrap(m.config);
     const pruned = prune(schema, data);
-    const key = JSON.stringify(pruned);
-    let validate = compiled.get(key);
-    if (!validate) {
-      validate = ajv.compile(pruned);
-      if (compiled.size >= 64) compiled.clear();
-      compiled.set(key, validate);
+    const key = sha256Hex(JSON.stringify([packageVersion('ajv'), AJV_OPTIONS, pruned])).slice(0, 32);
+    const passed = passedMark(key, data);
+    if (passed && existsSync(passed)) continue;
+    const validate = await validator(key, pruned);
+    if (validate(data)) {
+      if (passed) writeCacheFile(passed, '');
+      continue;
     }
-    if (validate(data)) continue;
     problems.push(...describeErrors(ev.decls, data, validate.errors ?? [], m.configLoc));
   }
   if (problems.length) {
     const shown = problems.slice(0, 5);
     if (problems.length > 5) shown.push(`(and ${problems.length - 5} more)`);
     throw new OptionError(shown.join('\n\n'));
+  }
+}
+
+/**
+ * The file that marks this data as valid for the schema of `key`: the result is a function of
+ * the two, and loading and running the validator costs more than the rest of the check. Data
+ * that structured cloning cannot write (a function) gets no mark.
+ */
+function passedMark(key: string, data: unknown): string | undefined {
+  try {
+    return join(cacheDir('validators'), `${key}-${sha256Hex(serialize(data)).slice(0, 32)}.valid`);
+  } catch {
+    return undefined;
+  }
+}
+
+async function validator(key: string, schema: JsonSchema): Promise<ValidateFunction> {
+  let validate = compiled.get(key);
+  if (!validate) {
+    validate = await cachedValidator(key, schema);
+    if (compiled.size >= 64) compiled.clear();
+    compiled.set(key, validate);
+  }
+  return validate;
+}
+
+/** Resolves the `require`s of validator code (ajv's runtime helpers) among cairn's dependencies. */
+const requireHere = createRequire(import.meta.url);
+
+/**
+ * A validator from ajv's standalone code cached on disk, compiled and cached on a miss: compiling
+ * the schema of a configuration takes longer than the rest of a rebuild that changes nothing.
+ * Files are named by `key` (a hash of the schema, ajv's version and options); each starts with a
+ * digest of its code, so a damaged file is compiled again instead of run.
+ */
+async function cachedValidator(key: string, schema: JsonSchema): Promise<ValidateFunction> {
+  const file = join(cacheDir('validators'), `${key}.cjs`);
+  const cached = loadValidatorCode(file);
+  if (cached) return cached;
+  // Loaded on demand: most of its cost is loading it, and a cache hit doesn't need it.
+  const { compileSchema } = await import('./schema-compile.js');
+  const { validate, code } = compileSchema(schema, AJV_OPTIONS);
+  writeCacheFile(file, `// ${sha256Hex(code)}\n${code}`);
+  return validate;
+}
+
+function writeCacheFile(file: string, text: string): void {
+  try {
+    writeFileAtomic(file, text);
+  } catch {
+    // An unwritable cache only costs the next run the work again.
+  }
+}
+
+function loadValidatorCode(file: string): ValidateFunction | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const newline = text.indexOf('\n');
+  const code = text.slice(newline + 1);
+  if (newline < 0 || text.slice(0, newline) !== `// ${sha256Hex(code)}`) return undefined;
+  try {
+    const module = { exports: {} as unknown };
+    new Function('module', 'exports', 'require', code)(module, module.exports, requireHere);
+    return typeof module.exports === 'function' ? (module.exports as ValidateFunction) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

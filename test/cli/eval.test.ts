@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +90,58 @@ describe('cairn eval', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain("A definition for option `users.users.bob.uid' is not of type `null or integer between 0 and 4294967294 (both inclusive)'");
     expect(r.stderr).toContain(`${d}:5:7': "many"`);
+  });
+
+  it('keeps compiled validators on disk: a later process reuses them, and a damaged one is replaced', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'cairn-home-'));
+    const run = (file: string) => execa('node', [join(root, 'bin/cairn.js'), 'eval', file], { reject: false, env: { CAIRN_HOME: own } });
+    const cached = () => readdirSync(join(own, 'cache', 'validators')).map((f) => join(own, 'cache', 'validators', f));
+    const f = write('cached.yaml', 'networking:\n  hostname: x\nusers:\n  users:\n    bob:\n      isNormalUser: true\n      uid: "many"\n');
+    const expectRejected = (r: { exitCode?: number; stderr: string }) => {
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain("The option `networking.hostname' does not exist.");
+      expect(r.stderr).toContain(`${f}:2:3'`);
+      expect(r.stderr).toContain("A definition for option `users.users.bob.uid' is not of type `null or integer between 0 and 4294967294 (both inclusive)'");
+      expect(r.stderr).toContain(`${f}:7:7': "many"`);
+    };
+    const first = await run(f);
+    expectRejected(first);
+    const [file, ...others] = cached();
+    expect(others).toEqual([]);
+    const written = readFileSync(file!, 'utf8');
+    const { ino } = statSync(file!);
+    // Reused, not compiled again (which would replace the file): the same messages.
+    const second = await run(f);
+    expect(second.stderr).toBe(first.stderr);
+    expect(statSync(file!).ino).toBe(ino);
+    // Damaged files (cut short, or not code at all) are compiled again and replaced.
+    for (const damaged of [written.slice(0, written.length / 2), 'garbage']) {
+      writeFileSync(file!, damaged);
+      const again = await run(f);
+      expect(again.stderr).toBe(first.stderr);
+      expect(readFileSync(file!, 'utf8')).toBe(written);
+    }
+  });
+
+  it('marks data found valid: the same data against the same schema is not validated again', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'cairn-home-'));
+    const run = (file: string) => execa('node', [join(root, 'bin/cairn.js'), 'eval', file, '--option', 'networking.hostName'], { reject: false, env: { CAIRN_HOME: own } });
+    const dirOf = join(own, 'cache', 'validators');
+    const f = write('marked.yaml', 'networking:\n  hostName: marked\n');
+    expect((await run(f)).stdout).toContain('marked');
+    const validators = readdirSync(dirOf).filter((n) => n.endsWith('.cjs'));
+    expect(validators).toHaveLength(1);
+    expect(readdirSync(dirOf).filter((n) => n.endsWith('.valid'))).toHaveLength(1);
+    // A damaged validator is not even read for marked data; other data loads it, and replaces it.
+    const validator = join(dirOf, validators[0]!);
+    const code = readFileSync(validator, 'utf8');
+    writeFileSync(validator, 'garbage');
+    expect((await run(f)).stdout).toContain('marked');
+    expect(readFileSync(validator, 'utf8')).toBe('garbage');
+    writeFileSync(f, 'networking:\n  hostName: remarked\n');
+    expect((await run(f)).stdout).toContain('remarked');
+    expect(readFileSync(validator, 'utf8')).toBe(code);
+    expect(readdirSync(dirOf).filter((n) => n.endsWith('.valid'))).toHaveLength(2);
   });
 
   it('prints the warnings of user modules on stderr and still succeeds', async () => {

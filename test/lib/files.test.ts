@@ -1,3 +1,5 @@
+import { mkdtempSync, readdirSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +29,45 @@ describe('TypeScript module files', () => {
   });
   it('a file without a default export is an error', async () => {
     expect(await asyncErrorOf(() => evalFiles(fx('no-default.ts')))).toMatch(/no-default\.ts' has no default export/);
+  });
+  it('reuse their bundle while what it was made from is unchanged, and are bundled again otherwise', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'cairn-home-'));
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-ts-cache-'));
+    // Sources written just now are never indexed (they may change unseen): these look older.
+    let when = 1_000_000_000;
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      utimesSync(join(dir, name), ++when, when);
+      utimesSync(dir, when, when);
+    };
+    const saved = process.env.CAIRN_HOME;
+    process.env.CAIRN_HOME = home;
+    try {
+      write('helper.ts', "export const word: string = 'one';\n");
+      symlinkSync('/nowhere', join(dir, 'result'));
+      write('mod.ts', "import { word } from './helper';\nexport default ({ lib }) => ({ options: { word: lib.mkOption({ type: lib.types.str, default: word }) } });\n");
+      expect(await configOf(join(dir, 'mod.ts'))).toEqual({ word: 'one' });
+      const [index, ...others] = readdirSync(join(home, 'cache', 'modules')).filter((f) => f.endsWith('.json')).map((f) => join(home, 'cache', 'modules', f));
+      expect(others).toEqual([]);
+      const { ino } = statSync(index!);
+      expect(await configOf(join(dir, 'mod.ts'))).toEqual({ word: 'one' });
+      expect(statSync(index!).ino).toBe(ino);
+      // A link replaced beside it (as `cairn build` replaces ./result) changes nothing it imports.
+      symlinkSync('/elsewhere', join(dir, 'result.tmp'));
+      renameSync(join(dir, 'result.tmp'), join(dir, 'result'));
+      expect(await configOf(join(dir, 'mod.ts'))).toEqual({ word: 'one' });
+      expect(statSync(index!).ino).toBe(ino);
+      // A helper changed; then a new file that the import now resolves to.
+      write('helper.ts', "export const word: string = 'two';\n");
+      expect(await configOf(join(dir, 'mod.ts'))).toEqual({ word: 'two' });
+      write('helper.tsx', "export const word: string = 'three';\n");
+      expect(await configOf(join(dir, 'mod.ts'))).toEqual({ word: 'three' });
+      writeFileSync(index!, '{"out": 5');
+      expect(await configOf(join(dir, 'mod.ts'))).toEqual({ word: 'three' });
+    } finally {
+      if (saved === undefined) delete process.env.CAIRN_HOME;
+      else process.env.CAIRN_HOME = saved;
+    }
   });
 });
 
