@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
-import { dirname } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -39,11 +39,12 @@ const lazyDependencies = {
       if (args.pluginData === 'real') return undefined;
       const real = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'real' });
       if (real.errors.length > 0) return { errors: real.errors };
-      return { path: real.path, namespace: 'lazy-dependency', pluginData: args.path };
+      // Relative to the checkout: the bundle (copied into systems) names no path of the building machine.
+      return { path: relative(root, real.path), namespace: 'lazy-dependency', pluginData: args.path };
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-dependency' }, (args) => ({
-      contents: standIns[args.pluginData](JSON.stringify(args.path)),
-      resolveDir: dirname(args.path),
+      contents: standIns[args.pluginData](JSON.stringify(`./${basename(args.path)}`)),
+      resolveDir: join(root, dirname(args.path)),
       loader: 'js',
     }));
   },

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { cairnHome } from './paths.js';
+import { cairnHome, projectRoot } from './paths.js';
 
 /** The folder of one kind of cached file (`debian`, `modules`, …). */
 export function cacheDir(kind: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -20,7 +20,16 @@ const versions = new Map<string, string>();
 /** The installed version of one of cairn's dependencies: files made by it are keyed by it. */
 export function packageVersion(name: string): string {
   let version = versions.get(name);
-  if (version === undefined) versions.set(name, (version = (requireHere(`${name}/package.json`) as { version: string }).version));
+  if (version === undefined) {
+    try {
+      version = (requireHere(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      // Bundled into cairn (a cairn system's copy has no node_modules/<name>): the copy's own path
+      // names its content, so it stands for the version.
+      version = `bundled:${projectRoot}`;
+    }
+    versions.set(name, version);
+  }
   return version;
 }
 

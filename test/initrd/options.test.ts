@@ -14,7 +14,7 @@ describe('boot options', () => {
     expect(c.boot.initrd.modules).toEqual(expect.arrayContaining(['virtio_pci', 'virtio_blk', 'ext4']));
     expect(c.boot.initrd.fileSystems).toEqual([{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }]);
     expect(c.environment.etc.fstab.text).toContain('LABEL=root / ext4 defaults 0 1\n');
-    expect(c.boot.loader['systemd-boot']).toEqual({ enable: true, timeout: 5, editor: false, configurationLimit: null });
+    expect(c.boot.loader['systemd-boot']).toEqual({ enable: true, timeout: 5, editor: false, configurationLimit: null, bootCounting: { enable: true, tries: 3 } });
     // The loader's EFI binary is part of the system (images copy it to the ESP; bootctl finds it).
     expect(c.environment.systemPackages.map(String)).toContain('systemd-boot-efi');
     expect(c.system.build.bootPackages.map(String)).toContain('busybox-static');
@@ -34,7 +34,7 @@ describe('boot options', () => {
     });
     expect(c.environment.etc.fstab.text.split('\n').slice(1)).toEqual([
       '/dev/vda2 / ext4 defaults 0 1',
-      'LABEL=ESP /boot vfat defaults 0 2',
+      'LABEL=ESP /boot vfat umask=0077 0 2', // the loader's default for the ESP
       'UUID=1234-abcd /srv/my\\040data xfs noatime,nofail 0 2',
       'tmpfs /tmp tmpfs size=1G 0 0',
       'LABEL=swap none swap pri=10 0 0',
