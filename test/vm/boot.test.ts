@@ -58,7 +58,8 @@ describe.skipIf(!hasQemu)('the system closure boots in QEMU', () => {
     store = Store.open(STORE_HOME);
     work = mkdtempSync(join(tmpdir(), 'cairn-vm-boot-'));
     const config = join(work, 'vm.yaml');
-    writeFileSync(config, ['networking:', '  hostName: cairn-vm', 'system:', '  stateVersion: "0.1"', ''].join('\n'));
+    // Booted directly from a bare root file system: no ESP, so no boot loader to mount it for.
+    writeFileSync(config, ['networking:', '  hostName: cairn-vm', 'system:', '  stateVersion: "0.1"', 'boot:', '  loader:', '    systemd-boot:', '      enable: false', ''].join('\n'));
     built = await buildSystem(config, { store });
     const root = join(work, 'root');
     mkdirSync(root);
