@@ -41,8 +41,8 @@ if [ "$limit" -gt 0 ] && [ "${#all[@]}" -gt "$limit" ]; then
 else
     keep=("${all[@]}")
 fi
-declare -A kept=()
-for n in "${keep[@]}"; do kept[$n]=1; done
+declare -A kept=() top=()
+for n in "${keep[@]}"; do kept[$n]=1; top[$n]="$(readlink -f "$profile-$n-link")"; done
 
 entries="$esp/loader/entries"
 mkdir -p "$entries" "$esp/EFI/cairn" "$esp/EFI/BOOT" || fail "cannot make folders on $esp"
@@ -76,7 +76,7 @@ rm -f "$entries"/*.tmp "$esp"/EFI/cairn/*.tmp
 declare -A wanted=()
 need=0
 for n in "${keep[@]}"; do
-    g="$(readlink -f "$profile-$n-link")"
+    g="${top[$n]}"
     [ -d "$g/boot/efi" ] || fail "generation $n ($g) has no boot files (boot/efi): it cannot get a boot entry"
     for f in "$g"/boot/efi/*; do
         name="${f##*/}"
@@ -105,7 +105,7 @@ put "$self/boot/systemd-boot.efi" "$esp/EFI/BOOT/BOOTX64.EFI" || fail "cannot wr
 # 4. The entries. Options the image added for its machine (a serial console) stay added.
 extra="$(cat "$esp/loader/cairn-extra-options" 2>/dev/null || true)"
 for n in "${keep[@]}"; do
-    g="$(readlink -f "$profile-$n-link")"
+    g="${top[$n]}"
     key=cairn
     [ "$n" -gt "$current" ] && key=cairn-newer
     sed -e "s/@generation@/$n/" -e "s/^sort-key .*/sort-key $key/" "$g/boot/entry.conf" > "$tmp/entry"

@@ -2,7 +2,8 @@
  * The VM stage: a configuration → a QEMU machine that boots it (what `cairn vm` runs, and what
  * VM tests start). The system is built with `virtualisation.vm` set; the toplevel's kernel and
  * initrd boot directly (no firmware or boot loader: the fastest start under emulation), the store
- * comes from a read-only disk of the closure, the root from a persistent state disk.
+ * comes from a read-only disk of the closure, the root from a persistent state disk. With
+ * `virtualisation.useBootLoader` it boots an image of the system under OVMF instead (see disks.ts).
  *
  * May touch: the store (the build), `$CAIRN_HOME/vm/` (store disks) and the state disk file.
  */
@@ -13,10 +14,9 @@ import { buildSystem } from '../build/index.js';
 import { readBootspec, readConfiguration } from '../image/bootspec.js';
 import { entryOptions } from '../image/esp.js';
 import { chooseAccelerator, type AcceleratorChoice } from './accel.js';
-import { qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
+import { OVMF_VARS, qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 import type { ModuleInput } from '../lib/index.js';
 import { bootDiskImage, overlayDisk, stateDisk, storeDisk } from './disks.js';
-import { OVMF_VARS } from './qemu.js';
 
 export { qemuArgs, parseForward, RunningMachine, FATAL_CONSOLE, OVMF_CODE, OVMF_VARS, QEMU, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 export { chooseAccelerator, type Accelerator, type AcceleratorChoice } from './accel.js';

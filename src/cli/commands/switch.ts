@@ -11,8 +11,6 @@ import { parseTarget, sshRunner, type RemoteRunner } from '../../remote/ssh.js';
 import { copyClosure, validOnTarget } from '../../remote/copy.js';
 import { remoteSwitch, type SwitchAction } from '../../remote/switch.js';
 
-export { SYSTEM_PROFILE };
-
 interface RemoteArgs {
   'target-host'?: string;
   'magic-rollback'?: boolean;
