@@ -91,9 +91,11 @@ function setLink(dir: string, name: string, target: string): void {
 
 /**
  * Makes `toplevel` the profile's current generation: a new `name-N-link` unless the newest
- * generation is that toplevel already. Returns the generation's number.
+ * generation is that toplevel already. Returns the generation's number. Links name the physical
+ * path, so they resolve on this machine (and keep the path alive for GC); `logical` links name
+ * the path as the machine sees it, for the profile of a root another machine boots (--root).
  */
-export function addGeneration(store: Store, profile: string, toplevel: string): number {
+export function addGeneration(store: Store, profile: string, toplevel: string, opts: { logical?: boolean } = {}): number {
   const { dir, name } = split(profile);
   mkdirSync(dir, { recursive: true });
   const top = store.parse(toplevel).logical;
@@ -104,8 +106,7 @@ export function addGeneration(store: Store, profile: string, toplevel: string): 
   if (newest && newest.toplevel === top) n = newest.number;
   else {
     n = (newest?.number ?? 0) + 1;
-    // Links name the physical path, so they resolve on this machine (and keep the path alive for GC).
-    setLink(dir, `${name}-${n}-link`, store.toPhysical(top));
+    setLink(dir, `${name}-${n}-link`, opts.logical ? top : store.toPhysical(top));
   }
   setLink(dir, name, `${name}-${n}-link`);
   return n;

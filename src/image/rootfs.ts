@@ -74,6 +74,43 @@ export async function copyStorePaths(sources: string[], destDir: string): Promis
   await execa('cp', ['-a', '-f', '--remove-destination', '-t', destDir, ...sources]);
 }
 
+/**
+ * What a cairn root holds besides /cairn: /usr → the generation's `sw/usr` (stage 1 repoints it
+ * at each boot), the merged-/usr links, and empty folders for what activation fills and for mount
+ * points. Entries that exist are kept. Returns the paths it created.
+ */
+export function rootSkeleton(dir: string, toplevel: string, mountPoints: string[] = []): string[] {
+  const created: string[] = [];
+  const link = (target: string, path: string): void => {
+    if (lstatExists(path)) return;
+    symlinkSync(target, path);
+    created.push(path);
+  };
+  const folder = (path: string, mode = 0o755): void => {
+    if (existsSync(path)) return;
+    mkdirSync(path, { recursive: true });
+    chmodSync(path, mode);
+    created.push(path);
+  };
+  link(`${toplevel}/sw/usr`, join(dir, 'usr'));
+  for (const d of ['bin', 'sbin', 'lib', 'lib64']) link(`usr/${d}`, join(dir, d));
+  for (const d of ['etc', 'var', 'run', 'proc', 'sys', 'dev', 'home']) folder(join(dir, d));
+  for (const m of mountPoints) folder(join(dir, m.replace(/^\/+/, '')));
+  folder(join(dir, 'root'), 0o700);
+  folder(join(dir, 'tmp'), 0o1777);
+  return created;
+}
+
+/** Whether a path exists as itself (a dangling link counts). */
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Fills `dir` with the root tree of the generations (see the file comment). */
 export async function stageRootTree(store: Store, opts: StageRootOptions): Promise<StagedRoot> {
   const { dir } = opts;
@@ -129,12 +166,7 @@ export async function stageRootTree(store: Store, opts: StageRootOptions): Promi
   }
   for (const g of gens) link(g.toplevel, join(profiles, `system-${g.number}-link`));
   link(`system-${current.number}-link`, join(profiles, 'system'));
-  link(`${current.toplevel}/sw/usr`, join(dir, 'usr'));
-  for (const d of ['bin', 'sbin', 'lib', 'lib64']) link(`usr/${d}`, join(dir, d));
-  for (const d of ['etc', 'var', 'run', 'proc', 'sys', 'dev', 'home']) folder(join(dir, d));
-  for (const m of opts.mountPoints ?? []) folder(join(dir, m.replace(/^\/+/, '')));
-  folder(join(dir, 'root'), 0o700);
-  folder(join(dir, 'tmp'), 0o1777);
+  created.push(...rootSkeleton(dir, current.toplevel, opts.mountPoints));
   // The store folder itself: read-only to all, like every store object.
   created.push(storeDir);
   chmodSync(dir, 0o755);

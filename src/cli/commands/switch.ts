@@ -1,5 +1,6 @@
 import type { CommandModule, Argv } from 'yargs';
 import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { CairnError, UsageError } from '../../errors.js';
 import { LOGICAL_STORE, SYSTEM_PROFILE } from '../../paths.js';
@@ -10,9 +11,11 @@ import { progressReporter } from '../progress.js';
 import { parseTarget, sshRunner, type RemoteRunner } from '../../remote/ssh.js';
 import { copyClosure, validOnTarget } from '../../remote/copy.js';
 import { remoteSwitch, type SwitchAction } from '../../remote/switch.js';
+import { checkRoot, installToRoot } from '../../remote/root.js';
 
 interface RemoteArgs {
   'target-host'?: string;
+  root?: string;
   'magic-rollback'?: boolean;
   'confirm-timeout'?: number;
   json?: boolean;
@@ -44,7 +47,11 @@ async function runSwitch(toplevel: string, action: SwitchAction, json: boolean):
 function remoteOptions<T>(y: Argv<T>, magic: boolean): Argv<T & RemoteArgs> {
   let z = y
     .option('target-host', { type: 'string', describe: 'Deploy to USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS) instead of this machine' })
-    .option('json', { type: 'boolean', describe: 'Print a JSON summary on stdout (the switch output goes to stderr)' });
+    .option('json', { type: 'boolean', describe: 'Print a JSON summary on stdout (the switch output goes to stderr)' })
+    .option('root', {
+      type: 'string',
+      describe: 'With boot: install into the root file system mounted at DIR (its ESP mounted under it) and make the configuration its boot default',
+    });
   if (magic) {
     z = z
       .option('magic-rollback', {
@@ -80,13 +87,30 @@ function actionCommand(action: SwitchAction, describe: string, name: string = ac
       const timeout = magic && args['magic-rollback'] !== false ? (args['confirm-timeout'] ?? 30) : 0;
       if (!(timeout >= 0) || !Number.isFinite(timeout)) throw new UsageError(`--confirm-timeout ${args['confirm-timeout']}: expected a number of seconds`);
       const target = args['target-host'];
+      if (args.root !== undefined) {
+        if (target !== undefined) throw new UsageError('--root and --target-host exclude each other');
+        if (action !== 'boot') throw new CairnError(`--root ${args.root}: nothing runs there for \`cairn ${name}\` to change; \`cairn boot CONFIG --root ${args.root}\` makes the configuration its boot default`);
+        checkRoot(args.root);
+      }
       const runner = target === undefined ? undefined : await remoteTarget(target);
       const store = Store.open();
-      if (!runner) requireCairnSystem(store, name);
+      if (!runner && args.root === undefined) requireCairnSystem(store, name);
       const report = progressReporter();
       const built = await buildSystem(args.config, { store, onProgress: report.progress });
       report.done();
       for (const w of built.warnings) report.warn(w);
+
+      if (args.root !== undefined) {
+        const r = await installToRoot(store, built.toplevel, args.root, {
+          onProgress: json ? undefined : (sent, total) => report.detail(`copying to ${args.root}: ${formatBytes(sent)} of ~${formatBytes(total)}`),
+          stdout: json ? process.stderr : process.stdout,
+          stderr: process.stderr,
+        });
+        report.done();
+        process.stderr.write(`generation ${r.generation} of ${join(resolve(args.root), SYSTEM_PROFILE)} (${r.copied} store paths copied, ${formatBytes(r.bytes)})\n`);
+        if (json) printJson({ root: resolve(args.root), toplevel: built.toplevel, generation: r.generation, copied: r.copied, copiedBytes: r.bytes, exitCode: 0 });
+        return;
+      }
 
       if (!runner) {
         const before = listGenerations(store, SYSTEM_PROFILE).find((g) => g.current)?.number;
