@@ -13,7 +13,7 @@ import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { CairnError, UsageError } from '../errors.js';
 import { SYSTEM_PROFILE } from '../paths.js';
-import type { Store } from '../store/index.js';
+import { Store } from '../store/index.js';
 import { readBootspec } from '../image/bootspec.js';
 import { rootSkeleton } from '../image/rootfs.js';
 import { addGeneration, listGenerations, setCurrentGeneration } from '../generations/index.js';
@@ -52,6 +52,21 @@ export async function runInRoot(root: string, argv: string[], io: { stdout?: Wri
     reject: false,
   });
   return { exitCode: r.exitCode ?? 1, stderr: String(r.stderr ?? '') };
+}
+
+/** The store and system profile of the root mounted at `root`, for `cairn generations --root`. */
+export function rootSystem(root: string): { dir: string; store: Store; profile: string } {
+  const dir = checkRoot(root);
+  if (!existsSync(join(dir, 'cairn', 'store'))) throw new CairnError(`--root ${root}: there is no cairn system there (no cairn/store)`);
+  return { dir, store: Store.open(join(dir, 'cairn')), profile: join(dir, SYSTEM_PROFILE) };
+}
+
+/** After the root's profile changed (generations deleted, or another made current): its current generation rewrites the boot entries. */
+export async function rewriteRootBootEntries(dir: string, store: Store, profile: string): Promise<void> {
+  const current = listGenerations(store, profile).find((g) => g.current);
+  if (!current || !existsSync(store.toPhysical(`${current.toplevel}/bin/install-bootloader`))) return;
+  const r = await runInRoot(dir, [`${current.toplevel}/bin/install-bootloader`], { stdout: process.stderr, stderr: process.stderr });
+  if (r.exitCode !== 0) throw new CairnError(`the boot entries of ${dir} could not be rewritten (install-bootloader exited ${r.exitCode})`);
 }
 
 export interface InstallOptions extends CopyOptions {

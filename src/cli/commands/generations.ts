@@ -4,10 +4,29 @@ import { Store, formatBytes } from '../../store/index.js';
 import { UsageError } from '../../errors.js';
 import { deleteGenerations, diffGenerations, listGenerations, parseAge, setCurrentGeneration, updateBootEntries } from '../../generations/index.js';
 import { LOGICAL_STORE, SYSTEM_PROFILE, onCairnSystem } from '../../paths.js';
+import { rewriteRootBootEntries, rootSystem } from '../../remote/root.js';
 
 interface Common {
   profile?: string;
+  root?: string;
   json?: boolean;
+}
+
+/** The store and profile a command works on, and the mounted root they belong to (--root). */
+function chosen(args: Common): { store: Store; profile: string; root?: string } {
+  if (args.root === undefined) {
+    const store = Store.open();
+    return { store, profile: profilePath(store, args.profile) };
+  }
+  if (args.profile !== undefined) throw new UsageError('--profile and --root exclude each other');
+  const { dir, store, profile } = rootSystem(args.root);
+  return { store, profile, root: dir };
+}
+
+/** Boot entries follow a system profile's changes: this machine's, or a mounted root's. */
+async function rewriteBootEntries(t: { store: Store; profile: string; root?: string }): Promise<void> {
+  if (t.root !== undefined) await rewriteRootBootEntries(t.root, t.store, t.profile);
+  else await updateBootEntries(t.store, t.profile);
 }
 
 /** The profile a command works on: --profile, else the machine's system profile on a cairn system, else the store's `profiles/system`. */
@@ -18,6 +37,7 @@ export function profilePath(store: Store, profile: string | undefined): string {
 const withProfile = <T>(y: Argv<T>) =>
   y
     .option('profile', { type: 'string', describe: 'The profile (default: <CAIRN_HOME>/profiles/system)' })
+    .option('root', { type: 'string', describe: 'The system installed on the root mounted at DIR: its store and system profile (delete and rollback rewrite its boot entries)' })
     .option('json', { type: 'boolean', describe: 'Print JSON' });
 
 /** A generation number of the profile, or a toplevel (store path or link). */
@@ -35,8 +55,8 @@ const list: CommandModule<object, Common> = {
   describe: 'The generations of the profile: number, date, label, kernel, configuration hash',
   builder: withProfile,
   handler: (args) => {
-    const store = Store.open();
-    const gens = listGenerations(store, profilePath(store, args.profile));
+    const { store, profile } = chosen(args);
+    const gens = listGenerations(store, profile);
     if (args.json) {
       process.stdout.write(JSON.stringify(gens, null, 2) + '\n');
       return;
@@ -53,8 +73,7 @@ const diff: CommandModule<object, Common & { a: string; b: string }> = {
   describe: 'What changed between two generations (numbers or toplevels): packages, units, /etc, kernel, closure size',
   builder: (y) => withProfile(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true }),
   handler: (args) => {
-    const store = Store.open();
-    const profile = profilePath(store, args.profile);
+    const { store, profile } = chosen(args);
     const d = diffGenerations(store, toplevelOf(store, profile, args.a), toplevelOf(store, profile, args.b));
     if (args.json) {
       process.stdout.write(JSON.stringify(d, null, 2) + '\n');
@@ -85,15 +104,15 @@ const del: CommandModule<object, Common & { numbers?: number[]; 'older-than'?: s
       .option('keep', { type: 'number', describe: 'Keep only the newest N' }),
   handler: async (args) => {
     if (!args.numbers?.length && args['older-than'] === undefined && args.keep === undefined) throw new UsageError('name generations, --older-than AGE or --keep N');
-    const store = Store.open();
-    const profile = profilePath(store, args.profile);
+    const t = chosen(args);
+    const { store, profile } = t;
     const gone = deleteGenerations(store, profile, {
       numbers: args.numbers,
       ...(args['older-than'] !== undefined ? { olderThanSeconds: parseAge(args['older-than']) } : {}),
       ...(args.keep !== undefined ? { keep: args.keep } : {}),
     });
     process.stdout.write(args.json ? JSON.stringify({ deleted: gone }) + '\n' : gone.length ? `deleted generations ${gone.join(', ')}\n` : 'nothing to delete\n');
-    if (gone.length) await updateBootEntries(store, profile);
+    if (gone.length) await rewriteBootEntries(t);
   },
 };
 
@@ -102,15 +121,15 @@ const rollback: CommandModule<object, Common & { to?: number }> = {
   describe: "Make the previous generation (or --to N) the profile's current one",
   builder: (y) => withProfile(y).option('to', { type: 'number', describe: 'Generation number' }),
   handler: async (args) => {
-    const store = Store.open();
-    const profile = profilePath(store, args.profile);
+    const t = chosen(args);
+    const { store, profile } = t;
     const gens = listGenerations(store, profile);
     const cur = gens.findIndex((g) => g.current);
     const target = args.to ?? (cur > 0 ? gens[cur - 1]!.number : undefined);
     if (target === undefined) throw new UsageError('there is no generation before the current one');
     setCurrentGeneration(store, profile, target);
     process.stdout.write(`${profile} is generation ${target}\n`);
-    await updateBootEntries(store, profile);
+    await rewriteBootEntries(t);
   },
 };
 
