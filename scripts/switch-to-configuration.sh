@@ -4,7 +4,8 @@
 #   test          activate now only
 #   boot          write the boot entries only
 #   dry-activate  print what `switch` would do to each unit, and why; change nothing
-# Exit 3: the boot entries could not be written (no ESP, or a full one); nothing was activated.
+# Exit 3: nothing was activated: the boot entries could not be written (no ESP, or a full one),
+# or another switch was running.
 # The plan follows NixOS's rules: the old and new generation's units are compared (unit file,
 # template, drop-ins); removed units stop, changed services restart (stopped before activation
 # and started after, unless X-StopIfChanged=false: then restarted after), reload with
@@ -22,6 +23,14 @@ esac
 if [ ! -d /cairn/store ] || [ ! -d /run/systemd/system ]; then
     echo "switch-to-configuration: this is not a running cairn system (no /cairn/store or systemd)" >&2
     exit 1
+fi
+# One switch at a time, whoever started it (cairn switch here, a deploy, a magic rollback): the
+# lock goes with this process. Exit 3 like every refusal before anything changed.
+if [ "$action" != dry-activate ]; then
+    mkdir -p /run/cairn && exec 8>>/run/cairn/switch.lock && flock -n 8 || {
+        echo "switch-to-configuration: another switch is running on this machine; nothing was activated" >&2
+        exit 3
+    }
 fi
 if [ "$action" = switch ] || [ "$action" = boot ]; then
     if [ -x "$out/bin/install-bootloader" ]; then

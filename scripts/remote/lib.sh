@@ -87,4 +87,23 @@ start_unit() {
     fi
 }
 
+# lock_deploys: one deploy at a time on this machine. The lock (fd 9) goes with this script and
+# what it starts without systemd; a deploy whose switch or magic-rollback watchdog still runs in
+# its transient units (which hold no fds of ours) counts too. Scripts of deploys that no longer run
+# (killed) are removed.
+lock_deploys() {
+    local f t
+    exec 9>>"$R$rundir/deploy.lock" || fail "cannot open $R$rundir/deploy.lock"
+    flock -n 9 || fail "another deploy to this machine is in progress: try again when it has ended"
+    for f in "$R$rundir"/*.sh; do
+        [ -e "$f" ] || continue
+        t="${f##*/}"
+        t="${t%.sh}"
+        if [ "$units" = systemd ] && systemctl is-active --quiet "cairn-switch-$t.service" "cairn-rollback-$t.service"; then
+            fail "another deploy to this machine is in progress (its units cairn-switch-$t and cairn-rollback-$t: the switch, or the magic rollback's wait for a confirmation): try again when it has ended"
+        fi
+        rm -f "$f" "$R$rundir/$t.done" "$R$rundir/$t.verdict"
+    done
+}
+
 stc_of() { printf '%s/bin/switch-to-configuration' "$R$1"; }

@@ -143,3 +143,20 @@ describe.skipIf(!canChroot)('bin/install-bootloader', () => {
     expect(unmounted.stderr).toContain('/esp is not mounted');
   });
 });
+
+describe.skipIf(!canChroot)('bin/switch-to-configuration', () => {
+  it('refuses to run while another switch holds the lock (exit 3, nothing written)', async () => {
+    const [one] = systems as [BuiltSystem];
+    mkdirSync(join(root, 'run'), { recursive: true });
+    // A running system's /run (systemd's mark and cairn's lock), and another switch holding the lock on fd 7.
+    const script =
+      'mount --rbind "$0" "$1/cairn" && mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && mount -t tmpfs tmpfs "$1/run" && ' +
+      'mkdir -p "$1/run/systemd/system" "$1/run/cairn" && mount --bind "$1/esp" "$1/esp" && ' +
+      'chroot "$1" /usr/bin/env -i PATH=/usr/bin:/usr/sbin sh -c \'exec 7>>/run/cairn/switch.lock && flock -n 7 && exec "$0" boot\' "$2"';
+    const before = readdirSync(esp()).sort();
+    const r = await execa('unshare', ['-r', '-m', '-p', '-f', 'sh', '-c', script, TEST_STORE_HOME, root, `${one.toplevel}/bin/switch-to-configuration`], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toBe('switch-to-configuration: another switch is running on this machine; nothing was activated');
+    expect(readdirSync(esp()).sort()).toEqual(before);
+  });
+});

@@ -231,7 +231,7 @@ async function machine(store: Store, runnerFor: (root: string) => RemoteRunner =
     calls: () => read(join(root, 'calls')),
     profile: () => readlinkSync(join(profiles, 'system')),
     links: () => readdirSync(profiles).filter((e) => e !== 'system').sort(),
-    stateFiles: () => (existsSync(join(root, 'run/cairn')) ? readdirSync(join(root, 'run/cairn')).filter((e) => !e.endsWith('.log')) : []),
+    stateFiles: () => (existsSync(join(root, 'run/cairn')) ? readdirSync(join(root, 'run/cairn')).filter((e) => !e.endsWith('.log') && e !== 'deploy.lock') : []),
   };
 }
 
@@ -421,6 +421,29 @@ describe('magic rollback', () => {
     await expect(remoteSwitch(slow, opts({ toplevel: m.two, confirmTimeout: 1 }))).rejects.toThrow(/after the 1 s deadline: it is rolling back/);
     await until('the rollback', () => m.calls().length === 2);
     expect(m.profile()).toBe('system-1-link');
+  });
+
+  it('one deploy at a time: another, while the first waits for its confirmation, is refused and changes nothing', async () => {
+    const m = await machine(tempStore());
+    // The first deploy's confirmation never comes: its watchdog waits 3 s, then rolls back.
+    await expect(remoteSwitch(unreachableAfter(m.runner, 1), opts({ toplevel: m.two, confirmTimeout: 3 }))).rejects.toThrow(/rolls back/);
+    const err = sink();
+    expect(await remoteSwitch(m.runner, opts({ toplevel: m.two, stderr: err }))).toMatchObject({ exitCode: 1, generation: null });
+    expect(err.text()).toMatch(/^another deploy to this machine is in progress: try again when it has ended$/m);
+    expect(m.calls()).toEqual(['two switch']);
+    expect(m.links()).toEqual(['system-1-link', 'system-2-link']);
+    await until('the rollback', () => m.calls().length === 2);
+    // The watchdog's script goes when it ends (the deploy's verdict stays, for a late confirmation).
+    await until('the watchdog to end', () => !m.stateFiles().some((f) => f.endsWith('.sh')));
+    expect(m.profile()).toBe('system-1-link');
+
+    // Once it has ended, the next deploy goes ahead; what a killed deploy left does not stop it.
+    mkdirSync(join(m.root, 'run/cairn'), { recursive: true });
+    writeFileSync(join(m.root, 'run/cairn/killed-deploy.sh'), 'set -uo pipefail\n');
+    writeFileSync(join(m.root, 'run/cairn/killed-deploy.done'), '0\n');
+    expect(await remoteSwitch(m.runner, opts({ toplevel: m.two }))).toMatchObject({ exitCode: 0, generation: 2 });
+    expect(m.stateFiles().filter((f) => f.startsWith('killed-deploy'))).toEqual([]);
+    expect(m.calls()).toEqual(['two switch', 'one switch', 'two switch']);
   });
 
   it('the watchdog counts from the end of the switch, however long it takes', async () => {

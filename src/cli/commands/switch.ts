@@ -117,7 +117,7 @@ function actionCommand(action: SwitchAction, describe: string, name: string = ac
         const generation = action === 'switch' || action === 'boot' ? addGeneration(store, SYSTEM_PROFILE, built.toplevel) : null;
         if (generation !== null) process.stderr.write(`generation ${generation} of ${SYSTEM_PROFILE}\n`);
         process.exitCode = await runSwitch(built.toplevel, action, json);
-        // 3: the boot entries could not be written and nothing was activated: the profile goes back too.
+        // 3: nothing was activated (the boot entries could not be written, or another switch ran): the profile goes back too.
         if (process.exitCode === 3 && generation !== null && before !== undefined && generation !== before) {
           setCurrentGeneration(store, SYSTEM_PROFILE, before);
           deleteGenerations(store, SYSTEM_PROFILE, { numbers: [generation] });
