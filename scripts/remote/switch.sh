@@ -10,7 +10,7 @@
 #      new link and one rename;
 #   4. the generation's switch-to-configuration runs in a transient unit (deploy.sh activate).
 mkdir -p "$R$rundir" || fail "cannot create $R$rundir"
-lock_deploys
+[ "$action" = dry-activate ] || lock_deploys
 prev_link="$(readlink "$profile_dir/$profile_name" 2>/dev/null || true)"
 prev_current="$(readlink "$R/run/current-system" 2>/dev/null || true)"
 new_link=""

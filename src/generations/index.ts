@@ -127,10 +127,8 @@ export interface DeleteSelection {
   keep?: number;
 }
 
-/** Deletes generations (never the current one); returns the numbers deleted. `store gc` then reclaims their paths. */
-export function deleteGenerations(store: Store, profile: string, sel: DeleteSelection, now = Date.now() / 1000): number[] {
-  const { dir, name } = split(profile);
-  const gens = listGenerations(store, profile);
+/** Which of a profile's generations a selection deletes (never the current one), ascending. */
+export function selectGenerations(gens: Pick<Generation, 'number' | 'date' | 'current'>[], profile: string, sel: DeleteSelection, now = Date.now() / 1000): number[] {
   const doomed = new Set<number>();
   for (const n of sel.numbers ?? []) {
     const g = gens.find((x) => x.number === n);
@@ -140,9 +138,16 @@ export function deleteGenerations(store: Store, profile: string, sel: DeleteSele
   }
   if (sel.olderThanSeconds !== undefined) for (const g of gens) if (now - g.date > sel.olderThanSeconds && !g.current) doomed.add(g.number);
   if (sel.keep !== undefined) for (const g of gens.slice(0, Math.max(0, gens.length - sel.keep))) if (!g.current) doomed.add(g.number);
-  for (const n of [...doomed].sort((a, b) => a - b)) rmSync(join(dir, `${name}-${n}-link`), { force: true });
-  if (doomed.size) fsyncDir(dir);
   return [...doomed].sort((a, b) => a - b);
+}
+
+/** Deletes generations (never the current one); returns the numbers deleted. `store gc` then reclaims their paths. */
+export function deleteGenerations(store: Store, profile: string, sel: DeleteSelection, now = Date.now() / 1000): number[] {
+  const { dir, name } = split(profile);
+  const doomed = selectGenerations(listGenerations(store, profile), profile, sel, now);
+  for (const n of doomed) rmSync(join(dir, `${name}-${n}-link`), { force: true });
+  if (doomed.length) fsyncDir(dir);
+  return doomed;
 }
 
 /** `30d`, `12h`, `90m`, `45s` → seconds. */

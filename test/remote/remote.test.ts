@@ -16,6 +16,7 @@ import { referencesFirst, removeTree, Store, type Derivation } from '../../src/s
 import { localRunner, parseTarget, sshOptionsFromEnv, sshRunner, type RemoteRunner, type RunOptions } from '../../src/remote/ssh.js';
 import { copyClosure } from '../../src/remote/copy.js';
 import { remoteSwitch, type RemoteSwitchOptions } from '../../src/remote/switch.js';
+import { remoteGenerations } from '../../src/remote/generations.js';
 import '../store/fixtures/builders.js';
 
 const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
@@ -376,6 +377,22 @@ describe('switching a target', () => {
     const none = sink();
     expect((await remoteSwitch(m.runner, opts({ generation: 7, stderr: none }))).exitCode).toBe(1);
     expect(none.text()).toContain('/cairn/var/profiles/system has no generation 7');
+    expect(m.profile()).toBe('system-2-link');
+  });
+});
+
+describe("a target's generations", () => {
+  it('lists them and deletes any but the current one', async () => {
+    const m = await machine(tempStore());
+    expect(await remoteSwitch(m.runner, opts({ toplevel: m.two }))).toMatchObject({ exitCode: 0, generation: 2 });
+    const gens = await remoteGenerations(m.runner);
+    expect(gens.map((g) => [g.number, g.current, g.toplevel])).toEqual([[1, false, m.one], [2, true, m.two]]);
+    expect(Math.abs(gens[1]!.date - Date.now() / 1000)).toBeLessThan(60);
+    await expect(remoteGenerations(m.runner, [2])).rejects.toThrow(/deleting generations 2 on local folder .* failed: generation 2 is the current one; switch to another first/);
+    await expect(remoteGenerations(m.runner, [1, 7])).rejects.toThrow(/has no generation 7/);
+    expect(m.links()).toEqual(['system-1-link', 'system-2-link']);
+    expect((await remoteGenerations(m.runner, [1])).map((g) => g.number)).toEqual([2]);
+    expect(m.links()).toEqual(['system-2-link']);
     expect(m.profile()).toBe('system-2-link');
   });
 });

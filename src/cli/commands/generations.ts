@@ -2,15 +2,30 @@ import type { CommandModule, Argv } from 'yargs';
 import { join } from 'node:path';
 import { Store, formatBytes } from '../../store/index.js';
 import { UsageError } from '../../errors.js';
-import { deleteGenerations, diffGenerations, listGenerations, parseAge, setCurrentGeneration, updateBootEntries } from '../../generations/index.js';
+import { deleteGenerations, diffGenerations, listGenerations, parseAge, selectGenerations, setCurrentGeneration, updateBootEntries, type DeleteSelection } from '../../generations/index.js';
 import { LOGICAL_STORE, SYSTEM_PROFILE, onCairnSystem } from '../../paths.js';
 import { rewriteRootBootEntries, rootSystem } from '../../remote/root.js';
+import { parseTarget, sshRunner, type RemoteRunner } from '../../remote/ssh.js';
+import { remoteGenerations } from '../../remote/generations.js';
 
 interface Common {
   profile?: string;
   root?: string;
   json?: boolean;
+  'target-host'?: string;
 }
+
+/** --target-host on list and delete: the system generations of a machine reached over ssh. */
+const withTarget = <T>(y: Argv<T>) =>
+  y.option('target-host', { type: 'string', describe: 'The system generations of USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS)' });
+
+function remoteRunner(args: Common): RemoteRunner | undefined {
+  if (args['target-host'] === undefined) return undefined;
+  if (args.profile !== undefined || args.root !== undefined) throw new UsageError('--target-host excludes --profile and --root');
+  return sshRunner(parseTarget(args['target-host']));
+}
+
+const isoDate = (seconds: number): string => new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 19);
 
 /** The store and profile a command works on, and the mounted root they belong to (--root). */
 function chosen(args: Common): { store: Store; profile: string; root?: string } {
@@ -53,8 +68,15 @@ function toplevelOf(store: Store, profile: string, which: string): string {
 const list: CommandModule<object, Common> = {
   command: 'list',
   describe: 'The generations of the profile: number, date, label, kernel, configuration hash',
-  builder: withProfile,
-  handler: (args) => {
+  builder: (y) => withTarget(withProfile(y)),
+  handler: async (args) => {
+    const runner = remoteRunner(args);
+    if (runner) {
+      const gens = await remoteGenerations(runner);
+      if (args.json) process.stdout.write(JSON.stringify(gens, null, 2) + '\n');
+      else for (const g of gens) process.stdout.write(`${String(g.number).padStart(4)}  ${isoDate(g.date)}  ${g.toplevel}${g.current ? '  (current)' : ''}\n`);
+      return;
+    }
     const { store, profile } = chosen(args);
     const gens = listGenerations(store, profile);
     if (args.json) {
@@ -62,7 +84,7 @@ const list: CommandModule<object, Common> = {
       return;
     }
     for (const g of gens) {
-      const date = new Date(g.date * 1000).toISOString().replace('T', ' ').slice(0, 19);
+      const date = isoDate(g.date);
       process.stdout.write(`${String(g.number).padStart(4)}  ${date}  ${g.label}  kernel ${g.kernelVersion ?? '-'}  config ${g.configurationHash.slice(0, 12)}${g.current ? '  (current)' : ''}\n`);
     }
   },
@@ -98,19 +120,27 @@ const del: CommandModule<object, Common & { numbers?: number[]; 'older-than'?: s
   command: 'delete [numbers..]',
   describe: 'Delete generations (never the current one); `cairn store gc` then frees their paths',
   builder: (y) =>
-    withProfile(y)
+    withTarget(withProfile(y))
       .positional('numbers', { type: 'number', array: true, describe: 'Generation numbers' })
       .option('older-than', { type: 'string', describe: 'Those made more than this long ago: 30d, 12h, …' })
       .option('keep', { type: 'number', describe: 'Keep only the newest N' }),
   handler: async (args) => {
     if (!args.numbers?.length && args['older-than'] === undefined && args.keep === undefined) throw new UsageError('name generations, --older-than AGE or --keep N');
-    const t = chosen(args);
-    const { store, profile } = t;
-    const gone = deleteGenerations(store, profile, {
+    const selection: DeleteSelection = {
       numbers: args.numbers,
       ...(args['older-than'] !== undefined ? { olderThanSeconds: parseAge(args['older-than']) } : {}),
       ...(args.keep !== undefined ? { keep: args.keep } : {}),
-    });
+    };
+    const runner = remoteRunner(args);
+    if (runner) {
+      const doomed = selectGenerations(await remoteGenerations(runner), `${SYSTEM_PROFILE} on ${runner.name}`, selection);
+      if (doomed.length) await remoteGenerations(runner, doomed);
+      process.stdout.write(args.json ? JSON.stringify({ deleted: doomed }) + '\n' : doomed.length ? `deleted generations ${doomed.join(', ')} on ${runner.name}\n` : 'nothing to delete\n');
+      return;
+    }
+    const t = chosen(args);
+    const { store, profile } = t;
+    const gone = deleteGenerations(store, profile, selection);
     process.stdout.write(args.json ? JSON.stringify({ deleted: gone }) + '\n' : gone.length ? `deleted generations ${gone.join(', ')}\n` : 'nothing to delete\n');
     if (gone.length) await rewriteBootEntries(t);
   },

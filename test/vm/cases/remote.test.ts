@@ -2,7 +2,9 @@
  * Remote deploys with OpenSSH to a machine booted like hardware (OVMF, systemd-boot, writable
  * store): from the host, `cairn dry-activate|switch|rollback --target-host` copy the missing closure
  * and switch (the switch after dry-activate finds the closure there already); a switch whose firewall shuts
- * out new ssh connections is not confirmed, and the machine rolls itself back (magic rollback).
+ * out new ssh connections is not confirmed, and the machine rolls itself back (magic rollback); a
+ * deploy while another one's units run is refused; generations deleted from the host leave the
+ * target's ESP.
  */
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 import { SSH_OPTS, cairnOn, configFile, freePort, generation, run, up } from './deploy.js';
@@ -36,6 +38,16 @@ export default {
     if ((await current()) !== done.toplevel || (await marker()) !== 'generation two') throw new Error('the machine does not run generation 2');
     if (!(await m.succeed('ls /boot/loader/entries')).includes('cairn-generation-2+3.conf')) throw new Error('switch wrote no boot entry for generation 2');
 
+    // While another deploy's units run (here a stand-in for a watchdog awaiting its confirmation),
+    // a deploy is refused and changes nothing.
+    await m.succeed('mkdir -p /run/cairn && : > /run/cairn/held.sh && systemd-run --quiet --unit=cairn-rollback-held sleep 600');
+    const refused = await cairn('rollback');
+    if (refused.code !== 1 || !refused.stderr.includes('another deploy to this machine is in progress (its units cairn-switch-held and cairn-rollback-held')) {
+      throw new Error(`a deploy during another: exit ${refused.code}\n${refused.stderr}`);
+    }
+    if ((await current()) !== done.toplevel) throw new Error('the refused rollback changed the running system');
+    await m.succeed('systemctl stop cairn-rollback-held');
+
     const back = await cairn('rollback');
     if (back.code !== 0 || (await current()) !== first || (await marker()) !== 'generation one') throw new Error(`rollback: exit ${back.code}, running ${await current()}`);
 
@@ -48,5 +60,14 @@ export default {
     const profileAfter = (await m.succeed('readlink /cairn/var/profiles/system')).trim();
     if (profileAfter !== profileBefore) throw new Error(`the profile is ${profileAfter} after the magic rollback, was ${profileBefore}`);
     await run('ssh', [...SSH_OPTS, '-p', String(port), '-o', 'ConnectTimeout=60', 'root@127.0.0.1', 'true']);
+
+    // Generations deleted from here: the target's boot entries follow.
+    const gens = await cairn('generations', 'list', '--json');
+    const numbers = (JSON.parse(gens.stdout || '[]') as { number: number; current: boolean }[]).map((g) => `${g.number}${g.current ? '*' : ''}`);
+    if (gens.code !== 0 || numbers.join(' ') !== '1* 2') throw new Error(`generations list: exit ${gens.code}, ${numbers.join(' ')}\n${gens.stderr}`);
+    const del = await cairn('generations', 'delete', '2');
+    if (del.code !== 0) throw new Error(`generations delete 2: exit ${del.code}\n${del.stderr}`);
+    const left = (await m.succeed('ls /boot/loader/entries')).trim().split('\n');
+    if (left.length !== 1 || !left[0]!.startsWith('cairn-generation-1')) throw new Error(`after deleting generation 2 the ESP holds ${left.join(' ')}`);
   },
 };
