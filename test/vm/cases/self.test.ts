@@ -57,15 +57,17 @@ export default {
 };
 
 async function run(m: Machine, driver: DriverContext): Promise<void> {
-  /** Runs a command, its stderr with its stdout; a failure throws with all of it. */
+  const read = async (cmd: string) => (await m.succeed(cmd)).trim();
+  /** Runs cairn: its stderr with its stdout; a failure throws with all of it. */
   const cairn = async (args: string, timeout = 300): Promise<string> => {
     const started = performance.now();
-    const r = await m.execute(`cairn ${args} > /root/cairn.log 2>&1; s=$?; cat /root/cairn.log; exit $s`, { timeout });
-    driver.log(`cairn ${args}: exit ${r.status} in ${((performance.now() - started) / 1000).toFixed(1)} s\n${r.stdout}`);
-    if (r.status !== 0) throw new Error(`cairn ${args} failed in the machine (exit ${r.status}):\n${r.stdout}`);
-    return r.stdout;
+    await m.succeed(`cairn ${args} > /root/cairn.log 2>&1; echo $? > /root/cairn.status`, { timeout });
+    // Read apart: the test shell keeps a command's output in /tmp, which a switch must leave alone, but may not.
+    const [status, out] = [await read('cat /root/cairn.status'), await m.succeed('cat /root/cairn.log')];
+    driver.log(`cairn ${args}: exit ${status} in ${((performance.now() - started) / 1000).toFixed(1)} s\n${out}`);
+    if (status !== '0') throw new Error(`cairn ${args} failed in the machine (exit ${status}):\n${out}`);
+    return out;
   };
-  const read = async (cmd: string) => (await m.succeed(cmd)).trim();
   const current = () => read('readlink -f /run/current-system');
   const profile = () => read(`readlink ${PROFILE}`);
   const entries = async () => (await read('ls /boot/loader/entries')).split('\n').sort();
