@@ -94,9 +94,11 @@ export function activateScript(vars: ActivateVars, snippets: Record<string, Snip
   });
   parts.push(
     '',
-    '# Volatile files systemd would make at boot; on a switch they are made now.',
+    '# Volatile files systemd would make at boot; on a switch they are made now. Made only, never',
+    "# removed (--remove): Debian's rules empty /tmp that way (`D /tmp`), meant for boot, when nothing",
+    '# runs yet; on a running machine it would delete files in use and services\' private /tmp.',
     'if [ -z "$R" ] && [ -d /run/systemd/system ]; then',
-    '  systemd-tmpfiles --create --remove --exclude-prefix=/dev || echo "warning: systemd-tmpfiles failed" >&2',
+    '  systemd-tmpfiles --create --exclude-prefix=/dev || echo "warning: systemd-tmpfiles failed" >&2',
     'fi',
     '',
     'mkdir -p "$R/run"',

@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { orderSnippets } from '../../src/build/activate.js';
+import { activateScript, orderSnippets } from '../../src/build/activate.js';
 import { parsePamProfile, pamCommonFiles } from '../../src/build/pam.js';
 
 const PROFILES = '/usr/share/pam-configs';
@@ -46,5 +46,13 @@ describe('activation snippets', () => {
   it('name an unknown dependency and a cycle', () => {
     expect(() => orderSnippets({ a: { text: '', deps: ['nope'] } })).toThrow(/system\.activationScripts\.a\.deps: there is no snippet named 'nope'/);
     expect(() => orderSnippets({ a: { text: '', deps: ['b'] }, b: { text: '', deps: ['a'] } })).toThrow(/cycle: a -> b -> a/);
+  });
+
+  it("make systemd-tmpfiles' volatile files on a switch without removing any (Debian's `D /tmp` would empty /tmp)", () => {
+    const script = activateScript({ bash: '/bin/bash', sw: '/cairn/store/x-sw', etc: '/cairn/store/x-etc', users: '/cairn/store/x-users', mutableUsers: true }, {});
+    const calls = script.split('\n').filter((l) => /^\s*systemd-tmpfiles /.test(l));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatch(/^\s*systemd-tmpfiles --create --exclude-prefix=\/dev /);
+    expect(calls[0]).not.toMatch(/--remove|--boot/);
   });
 });

@@ -4,7 +4,7 @@
  * unblock(), a failing unit seen at once, a state disk kept across crash() and start(), a
  * failing test reported with the failed call, its output and the machine's console; and the
  * generations cases on machines that boot like hardware: switching and boot entries, remote
- * deploys with magic rollback, power cuts during switches.
+ * deploys with magic rollback, power cuts during switches, cairn switching the machine it runs on.
  */
 import { describe, it, expect } from 'vitest';
 import { execa } from 'execa';
@@ -43,6 +43,11 @@ describe.skipIf(!hasQemu)('cairn test', () => {
     'remote deploys over ssh: dry-activate, switch copying only what is missing, rollback; a switch nobody can confirm rolls itself back',
     () => passes('remote.test.ts'),
     TIMEOUT,
+  );
+  it(
+    'cairn inside a cairn machine, offline from its lock: switch builds, activates and writes the boot entry of generation 2; generations list and diff show it; rollback brings 1 back live; delete drops 2 and its entry',
+    () => passes('self.test.ts'),
+    TIMEOUT * 3,
   );
   it('power cuts at random moments of ten remote switches: every boot reaches multi-user in the old or new generation, the store and ESP whole', () => passes('power-cut.test.ts'), TIMEOUT * 3);
 
