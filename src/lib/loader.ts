@@ -91,6 +91,9 @@ function buildOptions(file: string): BuildOptions {
     // Sources in the map are relative to the working directory; anchor them to the file's folder.
     absWorkingDir: dirname(file),
     sourceRoot: `${dirname(file)}/`,
+    // npm packages written as CommonJS call require() for Node's own modules, which an ES module
+    // lacks: esbuild's stand-in would throw "Dynamic require of … is not supported".
+    banner: { js: "import { createRequire as __cairnCreateRequire } from 'node:module';\nconst require = __cairnCreateRequire(import.meta.url);" },
     logLevel: 'silent',
   };
 }

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,16 @@ describe('cairn eval', () => {
     expect(config.users.users.deploy).toMatchObject({ home: '/var/empty', shell: '/usr/sbin/nologin' });
     // The user's packages, and those the enabled services need (sshd, nginx, the firewall…).
     expect(config.environment.systemPackages).toEqual(expect.arrayContaining(['curl', 'vim-tiny', 'less', 'openssh-server', 'nginx', 'nftables']));
+  });
+
+  it("evaluates a TypeScript module that imports an npm package written as CommonJS requiring Node's own modules", async () => {
+    mkdirSync(join(dir, 'node_modules', 'host-facts'), { recursive: true });
+    write('node_modules/host-facts/package.json', '{"name":"host-facts","main":"index.js"}');
+    write('node_modules/host-facts/index.js', "const os = require('os');\nconst { sep } = require('node:path');\nmodule.exports = { name: 'facts' + os.EOL.length + sep };\n");
+    const mod = write('facts.ts', "import facts from 'host-facts';\nexport default { networking: { hostName: facts.name.replace('/', '-x') } };\n");
+    const r = await cairn(['eval', mod, '--option', 'networking.hostName']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('facts1-x');
   });
 
   it('prints one option with --option', async () => {
