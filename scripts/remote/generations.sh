@@ -5,7 +5,7 @@
 [ -d "$store" ] || fail "there is no $store: not a cairn system"
 cur="$(readlink "$profile_dir/$profile_name" 2>/dev/null || true)"
 if [ -n "$delete" ]; then
-    [ "$(id -u)" = 0 ] || fail "logged in as $(id -un), but deleting generations needs root: log in as root"
+    [ "$(id -u)" = 0 ] || fail "logged in as $(id -un), but deleting generations needs root: log in as root, or add --use-remote-sudo (sudo without a password)"
     lock_deploys
     for n in $delete; do
         lexists "$profile_dir/$profile_name-$n-link" || fail "$profile has no generation $n"

@@ -98,8 +98,11 @@ const ioOptions = (opts: RunOptions) => ({
 /**
  * A target reached with `ssh`: BatchMode (no prompts), a connect timeout, keep-alives to notice a
  * dead link, and only errors from ssh itself (no known-hosts notices among the switch's output).
+ * With `sudo`, a user other than root runs the scripts as root through `sudo -n` (no password
+ * prompt: the user must be allowed without one, as nixos-rebuild's --use-remote-sudo expects).
  */
-export function sshRunner(target: SshTarget, extraOptions: string[] = sshOptionsFromEnv()): RemoteRunner {
+export function sshRunner(target: SshTarget, extraOptions: string[] = sshOptionsFromEnv(), how: { sudo?: boolean } = {}): RemoteRunner {
+  const sudo = how.sudo ? 'sudo -n -- ' : '';
   // ssh takes the first value given for an option: the user's come first.
   const args = [
     ...extraOptions,
@@ -113,7 +116,7 @@ export function sshRunner(target: SshTarget, extraOptions: string[] = sshOptions
     root: '/',
     units: 'systemd',
     run: (script, opts = {}) => {
-      const child = execa('ssh', [...args, `bash -c ${shellQuote(script)}`], { ...ioOptions(opts), cancelSignal: opts.signal });
+      const child = execa('ssh', [...args, `${sudo}bash -c ${shellQuote(script)}`], { ...ioOptions(opts), cancelSignal: opts.signal });
       return finish(child, 'ssh', opts, (code) => code === 255);
     },
   };

@@ -15,6 +15,7 @@ import { CairnError, UsageError } from '../../src/errors.js';
 import { referencesFirst, removeTree, Store, type Derivation } from '../../src/store/index.js';
 import { localRunner, parseTarget, sshOptionsFromEnv, sshRunner, type RemoteRunner, type RunOptions } from '../../src/remote/ssh.js';
 import { copyClosure } from '../../src/remote/copy.js';
+import { shellQuote } from '../../src/shell.js';
 import { remoteSwitch, type RemoteSwitchOptions } from '../../src/remote/switch.js';
 import { remoteGenerations } from '../../src/remote/generations.js';
 import '../store/fixtures/builders.js';
@@ -300,6 +301,9 @@ describe('the ssh runner', () => {
       expect(argv.indexOf('root@web1')).toBe(argv.indexOf('--') + 1);
       const lost = await sshRunner(parseTarget('root@unreachable'), []).run('true');
       expect(lost).toMatchObject({ exitCode: 255, connectionLost: true });
+      // Another user: the script goes through sudo, which must not ask for a password.
+      await sshRunner(parseTarget('deploy@web1'), [], { sudo: true }).run("echo 'a b'");
+      expect(readFileSync(ssh.log, 'utf8').split('\n').filter(Boolean).pop()).toBe(`sudo -n -- bash -c ${shellQuote("echo 'a b'")}`);
     } finally {
       ssh.restore();
     }

@@ -13,16 +13,22 @@ interface Common {
   root?: string;
   json?: boolean;
   'target-host'?: string;
+  'use-remote-sudo'?: boolean;
 }
 
 /** --target-host on list and delete: the system generations of a machine reached over ssh. */
 const withTarget = <T>(y: Argv<T>) =>
-  y.option('target-host', { type: 'string', describe: 'The system generations of USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS)' });
+  y
+    .option('target-host', { type: 'string', describe: 'The system generations of USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS)' })
+    .option('use-remote-sudo', { type: 'boolean', describe: 'With --target-host: USER is not root and runs the scripts through sudo, without a password' });
 
 function remoteRunner(args: Common): RemoteRunner | undefined {
-  if (args['target-host'] === undefined) return undefined;
+  if (args['target-host'] === undefined) {
+    if (args['use-remote-sudo']) throw new UsageError('--use-remote-sudo goes with --target-host USER@HOST');
+    return undefined;
+  }
   if (args.profile !== undefined || args.root !== undefined) throw new UsageError('--target-host excludes --profile and --root');
-  return sshRunner(parseTarget(args['target-host']));
+  return sshRunner(parseTarget(args['target-host']), undefined, { sudo: args['use-remote-sudo'] });
 }
 
 const isoDate = (seconds: number): string => new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 19);

@@ -15,6 +15,7 @@ import { checkRoot, installToRoot } from '../../remote/root.js';
 
 interface RemoteArgs {
   'target-host'?: string;
+  'use-remote-sudo'?: boolean;
   root?: string;
   'magic-rollback'?: boolean;
   'confirm-timeout'?: number;
@@ -47,6 +48,7 @@ async function runSwitch(toplevel: string, action: SwitchAction, json: boolean):
 function remoteOptions<T>(y: Argv<T>, magic: boolean): Argv<T & RemoteArgs> {
   let z = y
     .option('target-host', { type: 'string', describe: 'Deploy to USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS) instead of this machine' })
+    .option('use-remote-sudo', { type: 'boolean', describe: 'With --target-host: USER is not root and runs the deploy through sudo, without a password' })
     .option('json', { type: 'boolean', describe: 'Print a JSON summary on stdout (the switch output goes to stderr)' })
     .option('root', {
       type: 'string',
@@ -64,9 +66,14 @@ function remoteOptions<T>(y: Argv<T>, magic: boolean): Argv<T & RemoteArgs> {
   return z as Argv<T & RemoteArgs>;
 }
 
+/** --use-remote-sudo says how to reach --target-host: alone it means nothing. */
+function checkSudo(args: RemoteArgs): void {
+  if (args['use-remote-sudo'] && args['target-host'] === undefined) throw new UsageError('--use-remote-sudo goes with --target-host USER@HOST');
+}
+
 /** The target of --target-host, after checking it can be deployed to (before a long build). */
-async function remoteTarget(text: string): Promise<RemoteRunner> {
-  const runner = sshRunner(parseTarget(text));
+async function remoteTarget(text: string, sudo: boolean | undefined): Promise<RemoteRunner> {
+  const runner = sshRunner(parseTarget(text), undefined, { sudo });
   await validOnTarget(runner);
   return runner;
 }
@@ -87,12 +94,13 @@ function actionCommand(action: SwitchAction, describe: string, name: string = ac
       const timeout = magic && args['magic-rollback'] !== false ? (args['confirm-timeout'] ?? 30) : 0;
       if (!(timeout >= 0) || !Number.isFinite(timeout)) throw new UsageError(`--confirm-timeout ${args['confirm-timeout']}: expected a number of seconds`);
       const target = args['target-host'];
+      checkSudo(args);
       if (args.root !== undefined) {
         if (target !== undefined) throw new UsageError('--root and --target-host exclude each other');
         if (action !== 'boot') throw new CairnError(`--root ${args.root}: nothing runs there for \`cairn ${name}\` to change; \`cairn boot CONFIG --root ${args.root}\` makes the configuration its boot default`);
         checkRoot(args.root);
       }
-      const runner = target === undefined ? undefined : await remoteTarget(target);
+      const runner = target === undefined ? undefined : await remoteTarget(target, args['use-remote-sudo']);
       const store = Store.open();
       if (!runner && args.root === undefined) requireCairnSystem(store, name);
       const report = progressReporter();
@@ -145,8 +153,9 @@ const rollback: CommandModule<object, { to?: number } & RemoteArgs> = {
   builder: (y) => remoteOptions(y.option('to', { type: 'number', describe: 'Generation number' }), false),
   handler: async (args) => {
     const json = Boolean(args.json);
+    checkSudo(args);
     if (args['target-host'] !== undefined) {
-      const runner = await remoteTarget(args['target-host']);
+      const runner = await remoteTarget(args['target-host'], args['use-remote-sudo']);
       const r = await remoteSwitch(runner, { action: 'switch', generation: args.to ?? 'previous', confirmTimeout: 0, stdout: json ? process.stderr : process.stdout, stderr: process.stderr });
       process.exitCode = r.exitCode;
       if (json) printJson({ target: runner.name, generation: r.generation, exitCode: r.exitCode });

@@ -1,6 +1,7 @@
 /**
  * What the deploy cases share: a key pair the host deploys with, generations of a machine that
- * boots like hardware and lets root in with that key, and cairn run from the host against it.
+ * boots like hardware and lets root (and `deployer`, through sudo) in with that key, and cairn run
+ * from the host against it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,7 +35,9 @@ export const generation = (marker: string, extra: Record<string, unknown> = {}) 
   virtualisation: { vm: true, useBootLoader: true },
   testing: { enable: true },
   services: { openssh: { enable: true } },
-  users: { users: { root: { openssh: { authorizedKeys: { keys: [publicKey] } } } } },
+  // Root, and a user who deploys through sudo (--use-remote-sudo), both with the host's key.
+  users: { users: { root: { openssh: { authorizedKeys: { keys: [publicKey] } } }, deployer: { isNormalUser: true, extraGroups: ['wheel'], openssh: { authorizedKeys: { keys: [publicKey] } } } } },
+  security: { sudo: { wheelNeedsPassword: false } },
   systemd: { services: { marker: { description: `generation ${marker}`, wantedBy: ['multi-user.target'], script: `echo ${marker}; exec sleep infinity` } } },
   ...extra,
 });
@@ -61,11 +64,11 @@ export async function up(m: Machine, port: number): Promise<void> {
 }
 
 /** Runs cairn on the host (with the machines' store), deploying to the machine behind `port`. */
-export function cairnOn(driver: DriverContext, port: number) {
+export function cairnOn(driver: DriverContext, port: number, user = 'root') {
   const env = { ...process.env, CAIRN_HOME: driver.storeHome, CAIRN_SSHOPTS: SSH_OPTS.join(' ') };
   return async (...args: string[]): Promise<CairnRun> => {
     const [node, cli] = driver.cairn;
-    const r = await run(node, [cli, ...args, '--target-host', `root@127.0.0.1:${port}`], { env, maxBuffer: 64 << 20 }).then(
+    const r = await run(node, [cli, ...args, '--target-host', `${user}@127.0.0.1:${port}`], { env, maxBuffer: 64 << 20 }).then(
       (x) => ({ code: 0, stdout: x.stdout, stderr: x.stderr }),
       (e: { code?: number; stdout: string; stderr: string }) => ({ code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout, stderr: e.stderr }),
     );

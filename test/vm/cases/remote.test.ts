@@ -4,7 +4,7 @@
  * and switch (the switch after dry-activate finds the closure there already); a switch whose firewall shuts
  * out new ssh connections is not confirmed, and the machine rolls itself back (magic rollback); a
  * deploy while another one's units run is refused; generations deleted from the host leave the
- * target's ESP.
+ * target's ESP; a user other than root deploys through sudo (--use-remote-sudo).
  */
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 import { SSH_OPTS, cairnOn, configFile, freePort, generation, run, up } from './deploy.js';
@@ -25,7 +25,13 @@ export default {
     const marker = async () => (await m.succeed('systemctl show -P Description marker.service')).trim();
     const first = await current();
 
-    const dry = await cairn('dry-activate', two);
+    // A login other than root: refused, unless it goes through sudo (here for the dry run and its copy).
+    const deployer = cairnOn(driver, port, 'deployer');
+    const plain = await deployer('dry-activate', two);
+    if (plain.code !== 1 || !plain.stderr.includes('logged in as deployer, but deploying needs root: log in as root, or add --use-remote-sudo')) {
+      throw new Error(`a deploy as deployer without sudo: exit ${plain.code}\n${plain.stderr}`);
+    }
+    const dry = await deployer('dry-activate', two, '--use-remote-sudo');
     if (dry.code !== 0 || !/would stop marker\.service before activation, start it after: changed/.test(dry.stdout + dry.stderr)) throw new Error(`dry-activate: exit ${dry.code}\n${dry.stdout}${dry.stderr}`);
     if ((await current()) !== first) throw new Error('dry-activate changed the running system');
     // To run the new generation's plan, its missing paths went over first.
