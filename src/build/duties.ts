@@ -6,11 +6,11 @@
  * The result is one layer of the system environment (`sw`): alternative links under usr/ and
  * the PAM `common-*` files under etc/ (which reach /etc through the etc derivation).
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import type { AlternativeDuty, Duties } from '../debian/scripts.js';
 import { mergedPath } from '../debian/deb.js';
-import { registerBuilder, type Derivation, type Store } from '../store/index.js';
+import { lexists, registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { parsePamProfile, pamCommonFiles } from './pam.js';
 import type { TreeEntry } from './tree.js';
 
@@ -34,15 +34,6 @@ export function readDuties(store: Store, storePath: string): Duties | undefined 
   const file = join(store.toPhysical(storePath), '.cairn', 'deb', 'duties.json');
   if (!existsSync(file)) return undefined;
   return JSON.parse(readFileSync(file, 'utf8')) as Duties;
-}
-
-function lexists(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

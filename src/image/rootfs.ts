@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
 import { LOGICAL_STORE } from '../paths.js';
-import type { Store } from '../store/index.js';
+import { lexists, type Store } from '../store/index.js';
 
 export interface StagedGeneration {
   number: number;
@@ -82,7 +82,7 @@ export async function copyStorePaths(sources: string[], destDir: string): Promis
 export function rootSkeleton(dir: string, toplevel: string, mountPoints: string[] = []): string[] {
   const created: string[] = [];
   const link = (target: string, path: string): void => {
-    if (lstatExists(path)) return;
+    if (lexists(path)) return;
     symlinkSync(target, path);
     created.push(path);
   };
@@ -99,16 +99,6 @@ export function rootSkeleton(dir: string, toplevel: string, mountPoints: string[
   folder(join(dir, 'root'), 0o700);
   folder(join(dir, 'tmp'), 0o1777);
   return created;
-}
-
-/** Whether a path exists as itself (a dangling link counts). */
-function lstatExists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Fills `dir` with the root tree of the generations (see the file comment). */

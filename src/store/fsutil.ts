@@ -5,6 +5,16 @@ import { spawnSync } from 'node:child_process';
 import { processToken } from './lock.js';
 
 /** Flushes a directory's entries (a rename inside it) to disk. */
+/** Whether a path exists as itself (a dangling symlink counts). */
+export function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {

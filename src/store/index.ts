@@ -10,4 +10,4 @@ export { verifyStore, type VerifyProblem } from './verify.js';
 export { diffClosures, formatBytes, formatChange, type ClosureChange } from './diff.js';
 export { validateName, splitName, nameOf, hashOf, isStoreBaseName } from './storepath.js';
 export { toNixBase32, hashPart } from './hash.js';
-export { removeTree } from './fsutil.js';
+export { lexists, removeTree } from './fsutil.js';

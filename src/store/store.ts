@@ -33,7 +33,7 @@ import { derivationDescription, type Derivation } from './derivation.js';
 import { hashPart } from './hash.js';
 import { acquireLock, isAlive, lockHolder, processToken, sweepLocks, tryLockSync } from './lock.js';
 import { dumpTree } from './nar.js';
-import { fsyncDir, removeTree, syncFilesystem, writeFileAtomic } from './fsutil.js';
+import { fsyncDir, lexists, removeTree, syncFilesystem, writeFileAtomic } from './fsutil.js';
 import { hashOf, isStoreBaseName, validateName } from './storepath.js';
 
 /** Metadata of a valid store path. */
@@ -552,15 +552,6 @@ export function referencesFirst(paths: Iterable<string>, referencesOf: (p: strin
   };
   for (const p of [...among].sort()) visit(p);
   return order;
-}
-
-function lexists(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function rmIfExists(p: string): number {
