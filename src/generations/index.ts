@@ -257,16 +257,17 @@ export function setGenerationDate(profile: string, n: number, seconds: number): 
 }
 
 /**
- * After the system profile of a running cairn system changed without a switch (generations
- * deleted, or made current): its current generation's `bin/install-bootloader` rewrites the boot
- * entries, so the ESP lists exactly the profile's generations and frees their kernels. Other
- * profiles (a build host's) have no boot entries: nothing to do.
+ * After a system profile changed without a switch (generations deleted, or made current): its
+ * current generation's `bin/install-bootloader` rewrites the boot entries, so the ESP lists exactly
+ * the profile's generations and frees their kernels. It runs here for this cairn system's profile,
+ * or through `runIn` (given the script as the machine names it) for another machine's, e.g. a
+ * mounted root's; other profiles (a build host's) have no boot entries: nothing to do.
  */
-export async function updateBootEntries(store: Store, profile: string): Promise<void> {
-  if (resolve(profile) !== SYSTEM_PROFILE || !onCairnSystem()) return;
+export async function updateBootEntries(store: Store, profile: string, runIn?: (argv: string[]) => Promise<number>): Promise<void> {
+  if (!runIn && (resolve(profile) !== SYSTEM_PROFILE || !onCairnSystem())) return;
   const current = listGenerations(store, profile).find((g) => g.current);
-  const script = current && store.toPhysical(`${current.toplevel}/bin/install-bootloader`);
-  if (!script || !existsSync(script)) return;
-  const r = await execa(script, [], { stdio: 'inherit', reject: false });
-  if (r.exitCode !== 0) throw new CairnError(`the boot entries could not be rewritten (${script} exited ${r.exitCode})`);
+  const script = current && `${current.toplevel}/bin/install-bootloader`;
+  if (!script || !existsSync(store.toPhysical(script))) return;
+  const code = runIn ? await runIn([script]) : ((await execa(store.toPhysical(script), [], { stdio: 'inherit', reject: false })).exitCode ?? 1);
+  if (code !== 0) throw new CairnError(`the boot entries could not be rewritten (${script} exited ${code})`);
 }

@@ -61,14 +61,6 @@ export function rootSystem(root: string): { dir: string; store: Store; profile: 
   return { dir, store: Store.open(join(dir, 'cairn')), profile: join(dir, SYSTEM_PROFILE) };
 }
 
-/** After the root's profile changed (generations deleted, or another made current): its current generation rewrites the boot entries. */
-export async function rewriteRootBootEntries(dir: string, store: Store, profile: string): Promise<void> {
-  const current = listGenerations(store, profile).find((g) => g.current);
-  if (!current || !existsSync(store.toPhysical(`${current.toplevel}/bin/install-bootloader`))) return;
-  const r = await runInRoot(dir, [`${current.toplevel}/bin/install-bootloader`], { stdout: process.stderr, stderr: process.stderr });
-  if (r.exitCode !== 0) throw new CairnError(`the boot entries of ${dir} could not be rewritten (install-bootloader exited ${r.exitCode})`);
-}
-
 export interface InstallOptions extends CopyOptions {
   /** Where install-bootloader's output goes as it comes. */
   stdout?: Writable;

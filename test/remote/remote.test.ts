@@ -501,5 +501,14 @@ describe('cairn switch --target-host', () => {
     }
     const noMagic = await execa('node', [CLI, 'boot', 'missing.yaml', '--target-host', 'root@127.0.0.1:1', '--no-magic-rollback'], { env, reject: false });
     expect(noMagic.exitCode).toBe(2); // magic rollback is for switch and activate only
+    for (const argv of [['switch', 'missing.yaml'], ['rollback'], ['generations', 'list']]) {
+      const sudo = await execa('node', [CLI, ...argv, '--use-remote-sudo'], { env, reject: false });
+      expect(sudo.exitCode, argv.join(' ')).toBe(2);
+      expect(sudo.stderr).toContain('--use-remote-sudo goes with --target-host USER@HOST');
+    }
+    // Only the commands that build a configuration install one into a mounted root.
+    const rootless = await execa('node', [CLI, 'rollback', '--root', '/mnt'], { env, reject: false });
+    expect(rootless.exitCode).toBe(2);
+    expect(rootless.stderr).toMatch(/Unknown argument: root/);
   });
 });

@@ -4,31 +4,23 @@ import { Store, formatBytes } from '../../store/index.js';
 import { UsageError } from '../../errors.js';
 import { deleteGenerations, diffGenerations, listGenerations, parseAge, selectGenerations, setCurrentGeneration, updateBootEntries, type DeleteSelection } from '../../generations/index.js';
 import { LOGICAL_STORE, SYSTEM_PROFILE, onCairnSystem } from '../../paths.js';
-import { rewriteRootBootEntries, rootSystem } from '../../remote/root.js';
-import { parseTarget, sshRunner, type RemoteRunner } from '../../remote/ssh.js';
+import { rootSystem, runInRoot } from '../../remote/root.js';
+import type { RemoteRunner } from '../../remote/ssh.js';
+import { targetOptions, targetRunner, type TargetArgs } from '../target.js';
 import { remoteGenerations } from '../../remote/generations.js';
 
-interface Common {
+interface Common extends TargetArgs {
   profile?: string;
   root?: string;
   json?: boolean;
-  'target-host'?: string;
-  'use-remote-sudo'?: boolean;
 }
 
 /** --target-host on list and delete: the system generations of a machine reached over ssh. */
-const withTarget = <T>(y: Argv<T>) =>
-  y
-    .option('target-host', { type: 'string', describe: 'The system generations of USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS)' })
-    .option('use-remote-sudo', { type: 'boolean', describe: 'With --target-host: USER is not root and runs the scripts through sudo, without a password' });
+const withTarget = <T>(y: Argv<T>) => targetOptions(y, 'The system generations of');
 
 function remoteRunner(args: Common): RemoteRunner | undefined {
-  if (args['target-host'] === undefined) {
-    if (args['use-remote-sudo']) throw new UsageError('--use-remote-sudo goes with --target-host USER@HOST');
-    return undefined;
-  }
-  if (args.profile !== undefined || args.root !== undefined) throw new UsageError('--target-host excludes --profile and --root');
-  return sshRunner(parseTarget(args['target-host']), undefined, { sudo: args['use-remote-sudo'] });
+  if (args['target-host'] !== undefined && (args.profile !== undefined || args.root !== undefined)) throw new UsageError('--target-host excludes --profile and --root');
+  return targetRunner(args);
 }
 
 const isoDate = (seconds: number): string => new Date(seconds * 1000).toISOString().replace('T', ' ').slice(0, 19);
@@ -44,10 +36,11 @@ function chosen(args: Common): { store: Store; profile: string; root?: string } 
   return { store, profile, root: dir };
 }
 
-/** Boot entries follow a system profile's changes: this machine's, or a mounted root's. */
+/** Boot entries follow a system profile's changes: this machine's, or a mounted root's (in a chroot there). */
 async function rewriteBootEntries(t: { store: Store; profile: string; root?: string }): Promise<void> {
-  if (t.root !== undefined) await rewriteRootBootEntries(t.root, t.store, t.profile);
-  else await updateBootEntries(t.store, t.profile);
+  const root = t.root;
+  const runIn = root === undefined ? undefined : async (argv: string[]) => (await runInRoot(root, argv, { stdout: process.stderr, stderr: process.stderr })).exitCode;
+  await updateBootEntries(t.store, t.profile, runIn);
 }
 
 /** The profile a command works on: --profile, else the machine's system profile on a cairn system, else the store's `profiles/system`. */

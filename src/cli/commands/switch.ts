@@ -8,15 +8,13 @@ import { Store, formatBytes } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
 import { addGeneration, deleteGenerations, listGenerations, setCurrentGeneration } from '../../generations/index.js';
 import { progressReporter } from '../progress.js';
-import { parseTarget, sshRunner, type RemoteRunner } from '../../remote/ssh.js';
+import type { RemoteRunner } from '../../remote/ssh.js';
+import { targetOptions, targetRunner, type TargetArgs } from '../target.js';
 import { copyClosure, validOnTarget } from '../../remote/copy.js';
 import { remoteSwitch, type SwitchAction } from '../../remote/switch.js';
 import { checkRoot, installToRoot } from '../../remote/root.js';
 
-interface RemoteArgs {
-  'target-host'?: string;
-  'use-remote-sudo'?: boolean;
-  root?: string;
+interface RemoteArgs extends TargetArgs {
   'magic-rollback'?: boolean;
   'confirm-timeout'?: number;
   json?: boolean;
@@ -46,14 +44,7 @@ async function runSwitch(toplevel: string, action: SwitchAction, json: boolean):
 
 /** --target-host and --json; with `magic`, the magic rollback's options too. */
 function remoteOptions<T>(y: Argv<T>, magic: boolean): Argv<T & RemoteArgs> {
-  let z = y
-    .option('target-host', { type: 'string', describe: 'Deploy to USER@HOST[:PORT] over ssh (extra ssh options: $CAIRN_SSHOPTS) instead of this machine' })
-    .option('use-remote-sudo', { type: 'boolean', describe: 'With --target-host: USER is not root and runs the deploy through sudo, without a password' })
-    .option('json', { type: 'boolean', describe: 'Print a JSON summary on stdout (the switch output goes to stderr)' })
-    .option('root', {
-      type: 'string',
-      describe: 'With boot: install into the root file system mounted at DIR (its ESP mounted under it) and make the configuration its boot default',
-    });
+  let z = targetOptions(y, 'Instead of this machine, deploy to').option('json', { type: 'boolean', describe: 'Print a JSON summary on stdout (the switch output goes to stderr)' });
   if (magic) {
     z = z
       .option('magic-rollback', {
@@ -66,15 +57,10 @@ function remoteOptions<T>(y: Argv<T>, magic: boolean): Argv<T & RemoteArgs> {
   return z as Argv<T & RemoteArgs>;
 }
 
-/** --use-remote-sudo says how to reach --target-host: alone it means nothing. */
-function checkSudo(args: RemoteArgs): void {
-  if (args['use-remote-sudo'] && args['target-host'] === undefined) throw new UsageError('--use-remote-sudo goes with --target-host USER@HOST');
-}
-
-/** The target of --target-host, after checking it can be deployed to (before a long build). */
-async function remoteTarget(text: string, sudo: boolean | undefined): Promise<RemoteRunner> {
-  const runner = sshRunner(parseTarget(text), undefined, { sudo });
-  await validOnTarget(runner);
+/** The target of --target-host (if any), after checking it can be deployed to (before a long build). */
+async function remoteTarget(args: TargetArgs): Promise<RemoteRunner | undefined> {
+  const runner = targetRunner(args);
+  if (runner) await validOnTarget(runner);
   return runner;
 }
 
@@ -83,24 +69,26 @@ function printJson(summary: Record<string, unknown>): void {
 }
 
 /** `name` is the command (`cairn test` runs VM tests, so the `test` action is `cairn activate`). */
-function actionCommand(action: SwitchAction, describe: string, name: string = action): CommandModule<object, { config: string } & RemoteArgs> {
+function actionCommand(action: SwitchAction, describe: string, name: string = action): CommandModule<object, { config: string; root?: string } & RemoteArgs> {
   const magic = action === 'switch' || action === 'test';
   return {
     command: `${name} <config>`,
     describe,
-    builder: (y) => remoteOptions(y.positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' }), magic),
+    builder: (y) =>
+      remoteOptions(y.positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' }), magic).option('root', {
+        type: 'string',
+        describe: 'With boot: install into the root file system mounted at DIR (its ESP mounted under it) and make the configuration its boot default',
+      }),
     handler: async (args) => {
       const json = Boolean(args.json);
       const timeout = magic && args['magic-rollback'] !== false ? (args['confirm-timeout'] ?? 30) : 0;
       if (!(timeout >= 0) || !Number.isFinite(timeout)) throw new UsageError(`--confirm-timeout ${args['confirm-timeout']}: expected a number of seconds`);
-      const target = args['target-host'];
-      checkSudo(args);
       if (args.root !== undefined) {
-        if (target !== undefined) throw new UsageError('--root and --target-host exclude each other');
+        if (args['target-host'] !== undefined) throw new UsageError('--root and --target-host exclude each other');
         if (action !== 'boot') throw new CairnError(`--root ${args.root}: nothing runs there for \`cairn ${name}\` to change; \`cairn boot CONFIG --root ${args.root}\` makes the configuration its boot default`);
         checkRoot(args.root);
       }
-      const runner = target === undefined ? undefined : await remoteTarget(target, args['use-remote-sudo']);
+      const runner = await remoteTarget(args);
       const store = Store.open();
       if (!runner && args.root === undefined) requireCairnSystem(store, name);
       const report = progressReporter();
@@ -153,9 +141,8 @@ const rollback: CommandModule<object, { to?: number } & RemoteArgs> = {
   builder: (y) => remoteOptions(y.option('to', { type: 'number', describe: 'Generation number' }), false),
   handler: async (args) => {
     const json = Boolean(args.json);
-    checkSudo(args);
-    if (args['target-host'] !== undefined) {
-      const runner = await remoteTarget(args['target-host'], args['use-remote-sudo']);
+    const runner = await remoteTarget(args);
+    if (runner) {
       const r = await remoteSwitch(runner, { action: 'switch', generation: args.to ?? 'previous', confirmTimeout: 0, stdout: json ? process.stderr : process.stdout, stderr: process.stderr });
       process.exitCode = r.exitCode;
       if (json) printJson({ target: runner.name, generation: r.generation, exitCode: r.exitCode });
