@@ -11,9 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
-// The leaf modules, not src/debian/index.js: a test file's bundle cannot hold npm packages that require Node's own.
-import { defaultRepositories } from '../../../src/debian/sources.js';
-import { lockPathFor } from '../../../src/debian/lock.js';
+import { defaultRepositories, lockPathFor } from '../../../src/debian/index.js';
 
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 // The machine has no /etc/apt: its configuration names the archive (the host's mirror) and keys.
