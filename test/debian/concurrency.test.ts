@@ -1,32 +1,30 @@
 /**
  * Several cairn processes at once on one download cache and one store, against the local signed
- * fixture archive: two first builds on an empty cache, and a build racing `store gc` in a loop.
+ * fixture archive: two first builds on an empty download cache, and a build racing `store gc`
+ * in a loop. The processes stay up across runs and take one job a line, so 20 runs cost no process starts.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, verifyStore } from '../../src/store/index.js';
-import { compileEntry } from '../store/helpers.js';
+import { removeTree, Store, verifyStore } from '../../src/store/index.js';
 import { makeArchive, type FixtureArchive } from './fixture-archive.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RUNS = 20;
-const PACKAGES = ['alpha', 'beta', 'gamma'];
+const PACKAGES = ['alpha', 'beta'];
 
 let archive: FixtureArchive;
-let child: { js: string; cleanup: () => void };
+const CHILD = join(ROOT, 'test/debian/fixtures/child.ts');
 let work: string;
 
 beforeAll(async () => {
-  child = compileEntry('test/debian/fixtures/child.ts');
   archive = await makeArchive({
     fixture: [
-      { name: 'alpha', version: '1.0-1', bytes: 256 * 1024 },
-      { name: 'beta', version: '2.0-1', bytes: 256 * 1024, depends: 'alpha' },
-      { name: 'gamma', version: '0.5-2', bytes: 64 * 1024 },
+      { name: 'alpha', version: '1.0-1', bytes: 128 * 1024 },
+      { name: 'beta', version: '2.0-1', bytes: 128 * 1024, depends: 'alpha' },
     ],
   });
   work = mkdtempSync(join(tmpdir(), 'cairn-concurrency-'));
@@ -34,107 +32,142 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await archive?.close();
-  child?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
+  if (work) removeTree(work); // store trees are read-only
 });
 
+/** A child process and the lines it printed. */
 interface Proc {
-  proc: ChildProcessWithoutNullStreams;
-  stdout: () => string;
-  /** Resolves once stdout holds a line matching. */
-  line: (re: RegExp) => Promise<RegExpMatchArray>;
-  exit: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  send(line: string): void;
+  /** The first line printed, since the last one this returned for the same pattern, that matches. */
+  line(re: RegExp): Promise<RegExpMatchArray>;
+  close(): Promise<{ code: number | null; stderr: string }>;
 }
 
-function run(args: Record<string, unknown>): Proc {
-  const proc = spawn(process.execPath, [child.js, JSON.stringify({ repo: archive.repo('fixture'), packages: PACKAGES, ...args })], { cwd: ROOT, stdio: 'pipe' });
-  let stdout = '';
+function start(...args: string[]): Proc {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { cwd: ROOT, stdio: 'pipe' });
+  const lines: string[] = [];
+  let partial = '';
   let stderr = '';
-  const waiting: { re: RegExp; ok: (m: RegExpMatchArray) => void; fail: (e: Error) => void }[] = [];
-  const check = (): void => {
-    for (const w of [...waiting]) {
-      const m = stdout.match(w.re);
-      if (m) {
-        waiting.splice(waiting.indexOf(w), 1);
-        w.ok(m);
-      }
-    }
-  };
-  proc.stdout.on('data', (d: Buffer) => { stdout += d.toString(); check(); });
+  let exited = false;
+  const waiting = new Set<() => void>();
+  const wake = (): void => { for (const w of [...waiting]) w(); };
+  proc.stdout.on('data', (d: Buffer) => {
+    const parts = (partial + d.toString()).split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+    wake();
+  });
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => proc.on('close', (code) => {
-    for (const w of waiting.splice(0)) w.fail(new Error(`child exited (${code}) before printing ${w.re}: ${stderr}`));
-    resolve({ code, stdout, stderr });
-  }));
+  const exit = new Promise<number | null>((resolve) => proc.on('close', (code) => { exited = true; wake(); resolve(code); }));
+  let from = 0;
   return {
-    proc,
-    stdout: () => stdout,
-    line: (re) => new Promise((ok, fail) => { waiting.push({ re, ok, fail }); check(); }),
-    exit,
+    send: (line) => proc.stdin.write(line + '\n'),
+    line: (re) => new Promise((ok, fail) => {
+      const check = (): void => {
+        for (let i = from; i < lines.length; i++) {
+          const m = re.exec(lines[i]!);
+          if (m) {
+            from = i + 1;
+            waiting.delete(check);
+            ok(m);
+            return;
+          }
+        }
+        if (exited) {
+          waiting.delete(check);
+          fail(new Error(`child exited before printing ${re}: ${stderr}`));
+        }
+      };
+      waiting.add(check);
+      check();
+    }),
+    close: async () => {
+      proc.stdin.end();
+      return { code: await exit, stderr };
+    },
   };
 }
+
+const builder = (): Proc => start('build', JSON.stringify(archive.repo('fixture')), JSON.stringify(PACKAGES));
 
 describe('two first builds on an empty download cache', () => {
   it(`both succeed, ${RUNS} runs`, async () => {
-    // Slow enough that the two downloads of each .deb overlap whatever the processes' start-up times.
-    Object.assign(archive.throttle, { chunk: 16 * 1024, delayMs: 10 });
+    // Slow enough that both processes' downloads of each .deb overlap.
+    Object.assign(archive.throttle, { chunk: 16 * 1024, delayMs: 5 });
+    const a = builder();
+    const b = builder();
     try {
-      for (let i = 0; i < RUNS; i++) {
-        const home = join(work, `first-${i}`);
-        const cache = join(work, `first-cache-${i}`);
-        const [a, b] = await Promise.all([run({ mode: 'build', home, cache }).exit, run({ mode: 'build', home, cache }).exit]);
-        expect({ run: i, code: a.code, stderr: a.stderr }).toEqual({ run: i, code: 0, stderr: '' });
-        expect({ run: i, code: b.code, stderr: b.stderr }).toEqual({ run: i, code: 0, stderr: '' });
-        expect(a.stdout).toBe(b.stdout);
-        // Every .deb once, complete, and nothing half-written left behind.
-        expect(readdirSync(join(cache, 'debs')).sort()).toHaveLength(PACKAGES.length);
-        expect(readdirSync(join(cache, 'debs')).every((f) => /^[0-9a-f]{64}\.deb$/.test(f))).toBe(true);
+      for (let run = 0; run < RUNS; run++) {
+        const home = join(work, `first-${run}`);
+        const cache = join(work, `first-cache-${run}`);
+        const job = JSON.stringify({ run, home, cache });
+        a.send(job);
+        b.send(job);
+        const [ra, rb] = await Promise.all([a.line(new RegExp(`^(done|failed) ${run} (.*)`)), b.line(new RegExp(`^(done|failed) ${run} (.*)`))]);
+        expect({ run, a: ra[1], b: rb[1], why: ra[1] === 'failed' ? ra[2] : rb[2] }).toMatchObject({ run, a: 'done', b: 'done' });
+        expect(ra[2]).toBe(rb[2]);
+        // Each .deb once, complete; nothing half-written left behind.
+        const debs = readdirSync(join(cache, 'debs'));
+        expect(debs).toHaveLength(PACKAGES.length);
+        expect(debs.every((f) => /^[0-9a-f]{64}\.deb$/.test(f))).toBe(true);
         expect(await verifyStore(Store.open(home), { checkContents: true })).toEqual([]);
-        rmSync(home, { recursive: true, force: true });
       }
     } finally {
       Object.assign(archive.throttle, { chunk: 0, delayMs: 0 });
     }
+    expect(await a.close()).toEqual({ code: 0, stderr: '' });
+    expect(await b.close()).toEqual({ code: 0, stderr: '' });
   }, 120_000);
 });
 
 describe('a build racing store gc in a loop', () => {
   it(`both succeed, and gc keeps what the build checked, ${RUNS} runs`, async () => {
-    const home = join(work, 'gc');
     const cache = join(work, 'gc-cache');
-    const roots = join(home, 'gcroots');
-    mkdirSync(roots, { recursive: true });
-    const gc = run({ mode: 'gc', home, cache });
+    const build = builder();
+    const gc = start('gc');
     let marks = 0;
-    try {
-      for (let i = 0; i < RUNS; i++) {
-        // Run 1 unpacks into an empty store while gc runs; later runs find the packages valid,
-        // kept by a root (a previous generation's, say) that goes away while the build runs.
-        const build = run({ mode: 'build', home, cache, pause: true });
-        await build.line(/^checked$/m);
-        for (const link of readdirSync(roots)) if (link.startsWith('pkg-')) unlinkSync(join(roots, link));
-        // A whole gc pass that began after the build had checked its packages.
-        gc.proc.stdin.write('mark\n');
-        marks++;
-        const started = await gc.line(new RegExp(`^gc-start (\\d+) ${marks}$`, 'm'));
-        await gc.line(new RegExp(`^gc-end ${started[1]}$`, 'm'));
-        build.proc.stdin.write('go\n');
-        const done = build.line(/^done (\S+)$/m);
-        const finished = await Promise.race([done, build.exit.then((e) => e)]);
-        expect({ run: i, finished: Array.isArray(finished) ? 'done' : finished }).toEqual({ run: i, finished: 'done' });
-        const store = Store.open(home);
-        const paths = store.pathInfo((finished as RegExpMatchArray)[1]!).references;
-        expect(paths).toHaveLength(PACKAGES.length);
-        paths.forEach((p, n) => symlinkSync(store.toPhysical(p), join(roots, `pkg-${n}`)));
-        build.proc.stdin.write('exit\n');
-        expect((await build.exit).code).toBe(0);
-      }
-    } finally {
-      gc.proc.stdin.end();
+    /** Runs one build; between its check of the packages and their use, a whole gc pass. */
+    const race = async (run: number, home: string, unroot: () => void): Promise<string> => {
+      gc.send(`home ${home}`);
+      build.send(JSON.stringify({ run, home, cache, pause: true }));
+      const checked = await Promise.race([build.line(new RegExp(`^checked ${run}$`)), build.line(new RegExp(`^failed ${run} .*`))]);
+      expect(checked[0]).toBe(`checked ${run}`);
+      unroot();
+      gc.send('mark');
+      marks++;
+      const pass = await gc.line(new RegExp(`^gc-start (\\d+) ${marks}$`));
+      await gc.line(new RegExp(`^gc-end ${pass[1]}$`));
+      build.send('go');
+      const r = await build.line(new RegExp(`^(done|failed) ${run} (.*)`));
+      expect({ run, result: r[1], why: r[2] }).toMatchObject({ run, result: 'done' });
+      return r[2]!;
+    };
+    // Run 0 unpacks into an empty store while gc runs in a loop.
+    const first = join(work, 'gc-0');
+    const top = await race(0, first, () => {});
+    // The other runs find the packages valid in their store, kept by a root (an older generation's,
+    // say) that goes away while the build runs: the build's check must keep them.
+    const store0 = Store.open(first);
+    const pkgs = store0.pathInfo(top).references;
+    expect(pkgs).toHaveLength(PACKAGES.length);
+    const template = join(work, 'gc-template');
+    cpSync(first, template, { recursive: true, verbatimSymlinks: true, filter: (src) => {
+      // The store and its metadata only: not the running processes' locks and temporary roots.
+      const rel = src.slice(first.length);
+      return !rel.startsWith('/var/') || rel === '/var/db' || rel.startsWith('/var/db/');
+    } });
+    for (let run = 1; run < RUNS; run++) {
+      const home = join(work, `gc-${run}`);
+      cpSync(template, home, { recursive: true, verbatimSymlinks: true });
+      const store = Store.open(home);
+      pkgs.forEach((p, n) => symlinkSync(store.toPhysical(p), join(home, 'gcroots', `pkg-${n}`)));
+      expect(pkgs.every((p) => store.isValid(p))).toBe(true);
+      await race(run, home, () => {
+        for (const link of readdirSync(join(home, 'gcroots'))) if (link.startsWith('pkg-')) unlinkSync(join(home, 'gcroots', link));
+      });
+      expect(await verifyStore(store, { checkContents: true })).toEqual([]);
     }
-    const end = await gc.exit;
-    expect({ code: end.code, stderr: end.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(end.stdout.split('\n').filter((l) => l.startsWith('gc-end')).length).toBeGreaterThan(RUNS);
-    expect(await verifyStore(Store.open(home), { checkContents: true })).toEqual([]);
+    expect(await build.close()).toEqual({ code: 0, stderr: '' });
+    expect(await gc.close()).toEqual({ code: 0, stderr: '' });
   }, 120_000);
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -37,8 +37,6 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export function compileEntry(entry: string): { js: string; cleanup: () => void } {
   const out = mkdtempSync(join(tmpdir(), 'cairn-store-compiled-'));
   writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
-  // Compiled modules that import npm packages (execa, yaml, …) find them as the sources do.
-  symlinkSync(join(ROOT, 'node_modules'), join(out, 'node_modules'));
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   execFileSync(process.execPath, [tsc, '--outDir', out, '--rootDir', ROOT, '--module', 'nodenext', '--moduleResolution', 'nodenext',
     '--target', 'es2022', '--strict', '--skipLibCheck', '--types', 'node', join(ROOT, entry)], { cwd: ROOT, stdio: 'pipe' });
