@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeTree, Store, verifyStore } from '../../src/store/index.js';
+import { sha256File } from '../../src/debian/cache.js';
 import { makeArchive, type FixtureArchive } from './fixture-archive.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -37,14 +38,20 @@ afterAll(async () => {
 
 /** A child process and the lines it printed. */
 interface Proc {
-  send(line: string): void;
-  /** The first line printed, since the last one this returned for the same pattern, that matches. */
-  line(re: RegExp): Promise<RegExpMatchArray>;
+  /** Sends a line; returns the number of lines printed so far (where its answers will start). */
+  send(line: string): number;
+  /** The first line from index `since` on that matches, and its index. */
+  line(re: RegExp, since: number): Promise<{ m: RegExpMatchArray; index: number }>;
   close(): Promise<{ code: number | null; stderr: string }>;
 }
 
+const running = new Set<() => void>();
+afterAll(() => { for (const kill of running) kill(); });
+
 function start(...args: string[]): Proc {
   const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { cwd: ROOT, stdio: 'pipe' });
+  const kill = (): void => { proc.kill('SIGKILL'); };
+  running.add(kill);
   const lines: string[] = [];
   let partial = '';
   let stderr = '';
@@ -58,18 +65,25 @@ function start(...args: string[]): Proc {
     wake();
   });
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<number | null>((resolve) => proc.on('close', (code) => { exited = true; wake(); resolve(code); }));
-  let from = 0;
+  const exit = new Promise<number | null>((resolve) => proc.on('close', (code) => {
+    exited = true;
+    running.delete(kill);
+    wake();
+    resolve(code);
+  }));
   return {
-    send: (line) => proc.stdin.write(line + '\n'),
-    line: (re) => new Promise((ok, fail) => {
+    send: (line) => {
+      proc.stdin.write(line + '\n');
+      return lines.length;
+    },
+    line: (re, since) => new Promise((ok, fail) => {
+      let from = since;
       const check = (): void => {
-        for (let i = from; i < lines.length; i++) {
-          const m = re.exec(lines[i]!);
+        for (; from < lines.length; from++) {
+          const m = re.exec(lines[from]!);
           if (m) {
-            from = i + 1;
             waiting.delete(check);
-            ok(m);
+            ok({ m, index: from });
             return;
           }
         }
@@ -100,16 +114,17 @@ describe('two first builds on an empty download cache', () => {
       for (let run = 0; run < RUNS; run++) {
         const home = join(work, `first-${run}`);
         const cache = join(work, `first-cache-${run}`);
-        const job = JSON.stringify({ run, home, cache });
-        a.send(job);
-        b.send(job);
-        const [ra, rb] = await Promise.all([a.line(new RegExp(`^(done|failed) ${run} (.*)`)), b.line(new RegExp(`^(done|failed) ${run} (.*)`))]);
-        expect({ run, a: ra[1], b: rb[1], why: ra[1] === 'failed' ? ra[2] : rb[2] }).toMatchObject({ run, a: 'done', b: 'done' });
-        expect(ra[2]).toBe(rb[2]);
+        // Resolution and downloads, where the processes share the cache; the last run also unpacks
+        // into their shared store (which store builds already serialise).
+        const job = JSON.stringify({ run, home, cache, fetchOnly: run < RUNS - 1 });
+        const answer = new RegExp(`^(done|failed) ${run} (.*)`);
+        const [{ m: ra }, { m: rb }] = await Promise.all([a.line(answer, a.send(job)), b.line(answer, b.send(job))]);
+        expect({ run, a: ra[1] === 'done' ? 'done' : ra[2], b: rb[1] === 'done' ? 'done' : rb[2] }).toEqual({ run, a: 'done', b: 'done' });
+        expect(ra[2]).toBe(rb[2]); // the same system
         // Each .deb once, complete; nothing half-written left behind.
         const debs = readdirSync(join(cache, 'debs'));
         expect(debs).toHaveLength(PACKAGES.length);
-        expect(debs.every((f) => /^[0-9a-f]{64}\.deb$/.test(f))).toBe(true);
+        for (const f of debs) expect(`${await sha256File(join(cache, 'debs', f))}.deb`).toBe(f);
         expect(await verifyStore(Store.open(home), { checkContents: true })).toEqual([]);
       }
     } finally {
@@ -129,17 +144,14 @@ describe('a build racing store gc in a loop', () => {
     /** Runs one build; between its check of the packages and their use, a whole gc pass. */
     const race = async (run: number, home: string, unroot: () => void): Promise<string> => {
       gc.send(`home ${home}`);
-      build.send(JSON.stringify({ run, home, cache, pause: true }));
-      const checked = await Promise.race([build.line(new RegExp(`^checked ${run}$`)), build.line(new RegExp(`^failed ${run} .*`))]);
-      expect(checked[0]).toBe(`checked ${run}`);
+      const checked = await build.line(new RegExp(`^(checked ${run}|failed ${run} .*)$`), build.send(JSON.stringify({ run, home, cache, pause: true })));
+      expect(checked.m[1]).toBe(`checked ${run}`);
       unroot();
-      gc.send('mark');
       marks++;
-      const pass = await gc.line(new RegExp(`^gc-start (\\d+) ${marks}$`));
-      await gc.line(new RegExp(`^gc-end ${pass[1]}$`));
-      build.send('go');
-      const r = await build.line(new RegExp(`^(done|failed) ${run} (.*)`));
-      expect({ run, result: r[1], why: r[2] }).toMatchObject({ run, result: 'done' });
+      const pass = await gc.line(new RegExp(`^gc-start (\\d+) ${marks}$`), gc.send('mark'));
+      await gc.line(new RegExp(`^gc-end ${pass.m[1]}$`), pass.index);
+      const { m: r } = await build.line(new RegExp(`^(done|failed) ${run} (.*)`), build.send('go'));
+      expect({ run, result: r[1] === 'done' ? 'done' : r[2] }).toEqual({ run, result: 'done' });
       return r[2]!;
     };
     // Run 0 unpacks into an empty store while gc runs in a loop.
