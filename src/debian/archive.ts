@@ -183,7 +183,7 @@ export async function fetchRelease(repo: Repository, opts: { cacheDir?: string; 
     raw = await download(`${repo.uri}/dists/${repo.suite}/InRelease`);
   } catch (err) {
     // Only an unreachable archive falls back to the last verified Release; a bad one never does.
-    if (!(err instanceof CairnError) || !existsSync(pointer)) throw err;
+    if (!(err instanceof CairnError) || !err.message.startsWith('cannot download') || !existsSync(pointer)) throw err;
     const sha = readFileSync(pointer, 'utf8').trim();
     if (!/^[0-9a-f]{64}$/.test(sha) || !existsSync(cached(sha))) throw new CairnError(`the cached copy of ${what} is missing or damaged; reconnect to refresh it`, { cause: err });
     const release = await verifyRelease(readFileSync(cached(sha)), repo, `the cached copy of ${what}`, cacheDir, opts.now);

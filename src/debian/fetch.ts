@@ -101,7 +101,14 @@ async function commit(d: DebDownload, part: string, final: string): Promise<void
   renameSync(part, final);
 }
 
-const complete = (final: string, d: DebDownload): boolean => existsSync(final) && statSync(final).size === d.size;
+/** Whether the cache holds the whole file (its hash is checked where it is used, by the deb builder). */
+function complete(final: string, d: DebDownload): boolean {
+  try {
+    return statSync(final).size === d.size;
+  } catch {
+    return false; // absent, or removed meanwhile as damaged
+  }
+}
 
 /** Ensures one .deb is in the cache, resuming and retrying network failures a few times. */
 async function fetchOne(d: DebDownload, cacheDir: string, progress: Progress): Promise<string> {
