@@ -154,30 +154,47 @@ function repoKey(repo: Repository): string {
   return sha256Hex(`${repo.uri}\n${repo.suite}`).slice(0, 32);
 }
 
-/** A repository's current verified Release; also cached so later offline runs can fall back to it. */
+/**
+ * Verifies a signed InRelease and checks it is for the suite asked for (apt checks Suite and
+ * Codename too: a validly signed Release of another suite or an older release, served in place of
+ * this one, would otherwise pass) and still valid.
+ */
+async function verifyRelease(raw: Uint8Array, repo: Repository, what: string, cacheDir: string, now?: Date): Promise<Release> {
+  const release = parseRelease(await verifyInRelease(raw, repo.keyring, what, cacheDir));
+  if (release.codename !== repo.suite && release.suite !== repo.suite) {
+    throw new CairnError(`${what} is for suite ${release.suite ?? '?'} / ${release.codename ?? '?'}, not ${repo.suite}: refusing it`);
+  }
+  checkValidUntil(release, what, now);
+  return release;
+}
+
+/**
+ * A repository's current verified Release. The signed InRelease is also cached, so later offline
+ * runs can fall back to it; it is verified again (signature, suite, Valid-Until) every time it is
+ * used, since anyone who can write the cache could otherwise rewrite it consistently.
+ */
 export async function fetchRelease(repo: Repository, opts: { cacheDir?: string; now?: Date } = {}): Promise<Release> {
   const cacheDir = opts.cacheDir ?? debianCacheDir();
   const what = `the Release file of ${repo.suite} (${repo.uri})`;
   const pointer = join(cacheDir, 'dists', repoKey(repo));
-  let text: string;
+  const cached = (sha: string): string => join(cacheDir, 'releases', `${sha}.InRelease`);
+  let raw: Uint8Array;
   try {
-    const raw = await download(`${repo.uri}/dists/${repo.suite}/InRelease`);
-    text = await verifyInRelease(raw, repo.keyring, what, cacheDir);
-    writeFileAtomic(join(cacheDir, 'releases', `${sha256Hex(text)}`), text);
-    writeFileAtomic(pointer, sha256Hex(text) + '\n');
+    raw = await download(`${repo.uri}/dists/${repo.suite}/InRelease`);
   } catch (err) {
-    // Only an unreachable archive falls back to the last verified Release; a bad signature never does.
+    // Only an unreachable archive falls back to the last verified Release; a bad one never does.
     if (!(err instanceof CairnError) || !err.message.startsWith('cannot download') || !existsSync(pointer)) throw err;
     const sha = readFileSync(pointer, 'utf8').trim();
-    text = readFileSync(join(cacheDir, 'releases', sha), 'utf8');
-    if (sha256Hex(text) !== sha) throw new CairnError(`cached ${what} is corrupt; reconnect to refresh it`);
+    if (!/^[0-9a-f]{64}$/.test(sha) || !existsSync(cached(sha))) throw new CairnError(`the cached copy of ${what} is missing or damaged; reconnect to refresh it`, { cause: err });
+    const release = await verifyRelease(readFileSync(cached(sha)), repo, `the cached copy of ${what}`, cacheDir, opts.now);
+    if (release.sha256 !== sha) throw new CairnError(`the cached copy of ${what} is not the Release verified earlier; reconnect to refresh it`, { cause: err });
     process.stderr.write(`warning: ${err.message}; using the Release of ${repo.suite} verified earlier\n`);
+    return release;
   }
-  const release = parseRelease(text);
-  if (release.codename !== repo.suite && release.suite !== repo.suite) {
-    throw new CairnError(`${what} is for suite ${release.suite ?? '?'} / ${release.codename ?? '?'}, not ${repo.suite}: refusing it`);
-  }
-  checkValidUntil(release, what, opts.now);
+  // Cached only once it passed every check: a refused Release must not become the offline fallback.
+  const release = await verifyRelease(raw, repo, what, cacheDir, opts.now);
+  writeFileAtomic(cached(release.sha256), raw);
+  writeFileAtomic(pointer, release.sha256 + '\n');
   return release;
 }
 

@@ -12,6 +12,7 @@ import { CairnError } from '../errors.js';
 import { debCachePath, debianCacheDir, sha256File } from './cache.js';
 import { TarLister, type TarEntry } from './tar.js';
 import { analysePackage } from './scripts.js';
+import { field, parseDeb822 } from './control.js';
 
 /** Arguments of the `deb` builder (what the derivation hashes: never where the file came from). */
 export interface DebArgs {
@@ -134,6 +135,23 @@ export function setuidEntries(entries: TarEntry[]): { path: string; mode: number
 }
 
 /**
+ * Refuses a .deb whose own control data names another package, version or architecture than the
+ * lock entry it was fetched for. The SHA-256 only proves the file is the one the lock names; a
+ * lock edited to give one package another genuine .deb's hash and size would otherwise install
+ * that other package's files under this package's name.
+ */
+export function checkIdentity(controlText: string, args: DebArgs): void {
+  const [p] = parseDeb822(controlText, `control file of ${args.filename}`);
+  const want: [string, string][] = [['Package', args.package], ['Version', args.version], ['Architecture', args.architecture]];
+  const differs = want
+    .map(([name, expected]) => ({ name, expected, actual: (p && field(p, name)) ?? '(none)' }))
+    .filter((d) => d.actual !== d.expected);
+  if (differs.length === 0) return;
+  const what = differs.map((d) => `${d.name} is ${d.actual}, the lock says ${d.expected}`).join('; ');
+  throw new CairnError(`the .deb locked for ${args.package} ${args.version} (${args.filename}, SHA-256 ${args.sha256}) is another package: ${what}; the lock entry is wrong or was tampered with, refusing to unpack it`);
+}
+
+/**
  * Builds the unpacked package in `out` (which must not exist yet) from the cached .deb, verified
  * again by SHA-256 first: a damaged cache file is deleted and the build refused.
  */
@@ -146,14 +164,16 @@ export async function unpackDeb(out: string, args: DebArgs, cacheDir = debianCac
     throw new CairnError(`cached ${args.filename} has SHA-256 ${sha}, expected ${args.sha256}: the file was damaged or tampered with; removed it from the cache, refusing to unpack`);
   }
   mkdirSync(out);
-  const entries = await extractData(deb, out);
-  mergeUsr(out);
-  // Control data aside: kept for reference and duty extraction, never executed.
+  // Control data aside: kept for reference and duty extraction, never executed. Read first, so
+  // that a .deb which is not the package asked for is refused before its files are unpacked.
   const meta = join(out, '.cairn', 'deb');
   mkdirSync(dirname(meta), { recursive: true });
   await execa('dpkg-deb', ['--control', deb, meta]);
   const control: Record<string, string> = {};
   for (const name of readdirSync(meta)) control[name] = readFileSync(join(meta, name), 'utf8');
+  checkIdentity(control.control ?? '', args);
+  const entries = await extractData(deb, out);
+  mergeUsr(out);
   const sysusersDir = join(out, 'usr/lib/sysusers.d');
   const sysusers = existsSync(sysusersDir) ? readdirSync(sysusersDir).filter((f) => f.endsWith('.conf')).map((file) => ({ file, text: readFileSync(join(sysusersDir, file), 'utf8') })) : [];
   const duties = analysePackage(control, sysusers);

@@ -2,11 +2,16 @@
  * Downloading .debs into the cache: several at once, resuming an interrupted download from its
  * `.part` file (HTTP Range), and verifying the SHA-256 the signed index promised before the file
  * is renamed to `debs/<sha256>.deb`. A file that does not match is deleted and refused.
+ *
+ * Several cairn processes may share the cache (CI runners, fleet deploys building many
+ * configurations at once): each download holds `debs/<sha256>.deb.lock`, so only one process
+ * writes a `.part` at a time, and one that waited finds the finished file and uses it.
  */
 import { existsSync, mkdirSync, statSync, rmSync, renameSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CairnError } from '../errors.js';
+import { acquireLock } from '../store/lock.js';
 import { debCachePath, debianCacheDir, sha256File } from './cache.js';
 
 /** One .deb to download: what it is and the repository base URI to get it from. */
@@ -96,23 +101,39 @@ async function commit(d: DebDownload, part: string, final: string): Promise<void
   renameSync(part, final);
 }
 
+/** Whether the cache holds the whole file (its hash is checked where it is used, by the deb builder). */
+function complete(final: string, d: DebDownload): boolean {
+  try {
+    return statSync(final).size === d.size;
+  } catch {
+    return false; // absent, or removed meanwhile as damaged
+  }
+}
+
 /** Ensures one .deb is in the cache, resuming and retrying network failures a few times. */
 async function fetchOne(d: DebDownload, cacheDir: string, progress: Progress): Promise<string> {
   const final = debCachePath(d.sha256, cacheDir);
-  if (existsSync(final) && statSync(final).size === d.size) return final;
+  if (complete(final, d)) return final;
   mkdirSync(dirname(final), { recursive: true });
-  const part = `${final}.part`;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await downloadToPart(d, part, progress);
-      break;
-    } catch (err) {
-      if (attempt >= 3 || (err instanceof CairnError && /HTTP 4\d\d/.test(err.message))) throw err;
-      await new Promise((r) => setTimeout(r, 500 * attempt));
+  // The .part belongs to whoever holds the lock; a holder that died leaves a stale lock, which is broken.
+  const lock = (await acquireLock(`${final}.lock`))!;
+  try {
+    if (complete(final, d)) return final; // another process finished it while we waited
+    const part = `${final}.part`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await downloadToPart(d, part, progress);
+        break;
+      } catch (err) {
+        if (attempt >= 3 || (err instanceof CairnError && /HTTP 4\d\d/.test(err.message))) throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
     }
+    await commit(d, part, final);
+    return final;
+  } finally {
+    lock.release();
   }
-  await commit(d, part, final);
-  return final;
 }
 
 /**

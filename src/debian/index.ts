@@ -111,6 +111,9 @@ export async function realisePackages(
 ): Promise<RealisedPackage[]> {
   const drvs = lock.packages.map(debDerivation);
   const outs = drvs.map((d) => store.outputPath(d));
+  // Rooted before they are checked: a `store gc` running meanwhile must not delete what we found
+  // valid, which the rest of the build goes on to use.
+  await store.addTempRoots(outs);
   const missing = lock.packages.filter((_, i) => !store.isValid(outs[i]!));
   if (missing.length > 0) {
     const bySuite = new Map(repositories.map((r) => [r.suite, r.uri]));
