@@ -62,7 +62,7 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       networking: {
         useDHCP: mkOption({ type: types.bool, default: true, description: 'Whether Ethernet interfaces without configuration (and configured ones without static addresses) get their addresses by DHCP.' }),
-        interfaces: mkOption({ type: types.attrsOf(iface), default: {}, example: { eth0: { ipv4: { addresses: [{ address: '192.0.2.10', prefixLength: 24 }] } } }, description: 'Network interfaces, by name.' }),
+        interfaces: mkOption({ type: types.attrsNamed(interfaceName(lib), iface), default: {}, example: { eth0: { ipv4: { addresses: [{ address: '192.0.2.10', prefixLength: 24 }] } } }, description: 'Network interfaces, by name.' }),
         defaultGateway: mkOption({ type: gateway, default: null, example: '192.0.2.1', description: 'The default IPv4 gateway: an address, or `{ address, interface }`.' }),
         defaultGateway6: mkOption({ type: gateway, default: null, example: '2001:db8::1', description: 'The default IPv6 gateway.' }),
       },

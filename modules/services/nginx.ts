@@ -106,7 +106,7 @@ export default ({ lib, config }: ModuleArgs) => {
           user: mkOption({ type: types.accountName, default: 'www-data', description: 'The account worker processes run as (www-data comes with base-passwd).' }),
           group: mkOption({ type: types.accountName, default: 'www-data', description: 'The group worker processes run as.' }),
           workerProcesses: mkOption({ type: types.either(types.enum(['auto']), types.ints.positive), default: 'auto', description: 'Number of worker processes.' }),
-          virtualHosts: mkOption({ type: types.attrsOf(vhost), default: {}, description: 'Sites, by name.' }),
+          virtualHosts: mkOption({ type: types.attrsNamed(token, vhost), default: {}, description: 'Sites, by name.' }),
           appendHttpConfig: mkOption({ type: types.lines, default: '', description: 'Directives added to the `http` block as written.' }),
           configText: mkOption({ type: types.str, readOnly: true, get default() { return nginxConf(); }, defaultText: 'rendered from the options above', description: 'The generated /etc/nginx/nginx.conf (read-only).' }),
         },

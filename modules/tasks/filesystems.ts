@@ -90,7 +90,7 @@ export default ({ lib, config }: ModuleArgs) => {
   return {
     options: {
       fileSystems: mkOption({
-        type: types.attrsOf(fileSystem),
+        type: types.attrsNamed(types.path, fileSystem),
         default: {},
         example: { '/data': { device: '/dev/vdb', fsType: 'ext4', options: ['noatime'] } },
         description: 'File systems by mount point, written to /etc/fstab (systemd mounts them); those needed for boot are also mounted by stage 1.',

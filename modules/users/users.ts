@@ -61,8 +61,8 @@ export default ({ lib, config }: ModuleArgs) => {
   return {
     options: {
       users: {
-        users: mkOption({ type: types.attrsOf(user), default: {}, example: { alice: { isNormalUser: true, extraGroups: ['wheel'] } }, description: 'User accounts.' }),
-        groups: mkOption({ type: types.attrsOf(group), default: {}, description: 'Groups.' }),
+        users: mkOption({ type: types.attrsNamed(types.accountName, user), default: {}, example: { alice: { isNormalUser: true, extraGroups: ['wheel'] } }, description: 'User accounts.' }),
+        groups: mkOption({ type: types.attrsNamed(types.accountName, group), default: {}, description: 'Groups.' }),
         mutableUsers: mkOption({
           type: types.bool,
           default: true,
