@@ -3,8 +3,6 @@ import type { ModuleArgs } from '../../src/lib/index.js';
 /** `users.users` and `users.groups`: accounts, declared; activation creates them with stable ids. */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
-  // Fields of /etc/passwd: a path there holds no colon.
-  const passwdPath = types.strMatching('/[^:\\x00-\\x1f\\x7f]*');
   const user = types.submodule(({ name, config: u }: ModuleArgs) => ({
     options: {
       name: mkOption({ type: types.accountName, default: name, description: 'The login name (the attribute name by default).' }),
@@ -15,7 +13,7 @@ export default ({ lib, config }: ModuleArgs) => {
       group: mkOption({ type: types.either(types.accountName, types.enum([''])), default: '', description: 'The primary group; for normal users `users` when empty.' }),
       extraGroups: mkOption({ type: types.listOf(types.accountName), default: [], description: 'Supplementary groups.' }),
       home: mkOption({
-        type: passwdPath,
+        type: types.path,
         get default() {
           return name === 'root' ? '/root' : u.isNormalUser ? `/home/${name}` : '/var/empty';
         },
@@ -30,7 +28,7 @@ export default ({ lib, config }: ModuleArgs) => {
         description: 'Whether activation creates the home directory.',
       }),
       shell: mkOption({
-        type: passwdPath,
+        type: types.path,
         get default() {
           return u.isNormalUser || name === 'root' ? '/bin/bash' : '/usr/sbin/nologin';
         },
