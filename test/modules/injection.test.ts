@@ -93,6 +93,7 @@ const refused: { what: string; option: string; yaml: string }[] = [
   { what: 'a newline in a user name', option: 'users.users', yaml: 'users:\n  users:\n    "alice\\nroot":  # here\n      isNormalUser: true\n' },
   { what: 'a space in an nginx site name', option: 'services.nginx.virtualHosts', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      "a; include /etc/shadow":  # here\n        root: /srv\n' },
   { what: 'a newline in a mount point', option: 'fileSystems', yaml: 'fileSystems:\n  "/mnt/x\\n/ / ext4": { device: /dev/vdb }  # here\n' },
+  { what: 'a newline in a file system type', option: 'fileSystems."/mnt".fsType', yaml: 'fileSystems:\n  /mnt:\n    device: /dev/vdb\n    fsType: "ext4\\n/dev/vdc /etc ext4 defaults 0 0"  # here\n' },
   { what: 'a newline in a socket address', option: 'systemd.sockets.x.listenStreams', yaml: 'systemd:\n  sockets:\n    x:\n      listenStreams: ["80\\nExecStartPre=/bin/evil"]  # here\n' },
 ];
 
@@ -102,6 +103,17 @@ describe('option text that would inject is refused with its option path and file
     const { file, message } = await refusal(yaml);
     expect(message).toContain(`\`${option}`);
     expect(message).toContain(`${file.split('/').pop()}:${line}:`);
+  });
+});
+
+describe('names refused in TypeScript modules', () => {
+  it('an attribute name is refused at merge with the line of its definition', async () => {
+    const file = join(dir, 'names.ts');
+    writeFileSync(file, "export default {\n  environment: {\n    etc: {\n      '../../root/.profile': { text: 'x' },\n    },\n  },\n};\n");
+    const err = await evalConfigFile(file).then(({ config }) => JSON.stringify(config)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CairnError);
+    expect((err as Error).message).toContain('`environment.etc');
+    expect((err as Error).message).toContain('names.ts:4:');
   });
 });
 
