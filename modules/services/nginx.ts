@@ -22,8 +22,8 @@ interface VirtualHost {
   extraConfig: string;
 }
 
-/** `s` as one nginx string: double-quoted, with `"` and `\\` escaped (a path may hold spaces or `;`). */
-const nginxString = (s: string): string => `"${s.replace(/[\\"]/g, '\\$&')}"`;
+/** `s` as one nginx word: as it is when plain, else double-quoted with `"` and `\\` escaped (a path may hold spaces or `;`). */
+const nginxString = (s: string): string => (/^[\w/.@%+,:=~-]+$/.test(s) ? s : `"${s.replace(/[\\"]/g, '\\$&')}"`);
 
 /** Lines of a block without their trailing newline, indented for the config file. */
 const indent = (text: string, by: string): string =>
