@@ -300,8 +300,8 @@ const etcPath = pattern(
 // systemd's unit_name_is_valid: a prefix, an optional @instance, a type suffix; at most 255 bytes.
 const UNIT_CHARS = 'A-Za-z0-9:_.\\\\-';
 const UNIT_SUFFIX = 'service|socket|device|mount|automount|swap|target|path|timer|slice|scope';
-const unitName = pattern('unitName', 'systemd unit name (e.g. `sshd.service`, `getty@tty1.service`)', `(?=.{1,255}$)[${UNIT_CHARS}]+(?:@[${UNIT_CHARS}]*)?\\.(?:${UNIT_SUFFIX})`);
-const unitBaseName = pattern('unitBaseName', 'systemd unit name without its type suffix (e.g. `sshd`, `getty@tty1`)', `(?=.{1,240}$)[${UNIT_CHARS}]+(?:@[${UNIT_CHARS}]*)?`);
+const unitName = pattern('unitName', 'systemd unit name (e.g. sshd.service, getty@tty1.service)', `(?=.{1,255}$)[${UNIT_CHARS}]+(?:@[${UNIT_CHARS}]*)?\\.(?:${UNIT_SUFFIX})`);
+const unitBaseName = pattern('unitBaseName', 'systemd unit name without its type suffix (e.g. sshd, getty@tty1)', `(?=.{1,240}$)[${UNIT_CHARS}]+(?:@[${UNIT_CHARS}]*)?`);
 const accountName = pattern('accountName', 'user or group name', '[a-z_][a-z0-9_-]*\\$?');
 const envName = pattern('envName', 'environment variable name', '[A-Za-z_][A-Za-z0-9_]*');
 
