@@ -17,7 +17,7 @@ const FS_MODULES: Record<string, string[]> = {
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
-  const word = types.strMatching('[^\\s]+');
+  const word = types.word;
   return {
     options: {
       boot: {

@@ -6,7 +6,7 @@ import type { ModuleArgs } from '../../src/lib/index.js';
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
-  const word = types.strMatching('[^\\s]+');
+  const word = types.word;
   return {
     options: {
       boot: {

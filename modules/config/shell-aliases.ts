@@ -1,5 +1,4 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-import { shellQuote } from './variables.js';
 
 /** `environment.shellAliases`: aliases of interactive shells, in /etc/profile.d/cairn-aliases.sh. */
 export default ({ lib, config }: ModuleArgs) => {
@@ -9,7 +8,8 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       environment: {
         shellAliases: mkOption({
-          type: types.attrsOf(types.strMatching('[^\n]*')),
+          // An alias name is one word of the shell: no quoting, `=`, `$` or `/` in it.
+          type: types.attrsNamed(types.strMatching('[A-Za-z0-9_.:+@%,-]+'), types.singleLineStr),
           default: {},
           example: { ll: 'ls -l', jf: 'journalctl -f' },
           description: 'Shell aliases of all users, by name.',
@@ -21,7 +21,7 @@ export default ({ lib, config }: ModuleArgs) => {
         etc: {
           'profile.d/cairn-aliases.sh': {
             get text() {
-              const list = Object.entries(aliases as Record<string, string>).map(([name, value]) => ({ name, quoted: shellQuote(value) }));
+              const list = Object.entries(aliases as Record<string, string>).map(([name, value]) => ({ name, quoted: lib.shellQuote(value) }));
               return lib.renderTemplate('profile/aliases.sh', { aliases: list });
             },
           },

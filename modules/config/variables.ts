@@ -1,8 +1,5 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
 
-/** Quotes a value for POSIX sh: single quotes, with embedded ones closed and escaped. */
-export const shellQuote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
-
 /**
  * `environment.variables`: variables of every login session. They are written twice: to
  * /etc/environment, which pam_env reads for every PAM session (ssh, login, su, sudo), and to
@@ -15,7 +12,7 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       environment: {
         variables: mkOption({
-          type: types.attrsOf(types.either(types.strMatching('[^\n]*'), types.listOf(types.strMatching('[^\n:]*')))),
+          type: types.attrsNamed(types.envName, types.either(types.singleLineStr, types.listOf(types.strMatching('[^:\\x00-\\x1f\\x7f]*')))),
           default: {},
           example: { EDITOR: 'vim', PATH_EXTRA: ['/opt/a/bin', '/opt/b/bin'] },
           description: 'Environment variables of login sessions; a list is joined with `:`.',
@@ -26,7 +23,7 @@ export default ({ lib, config }: ModuleArgs) => {
       environment: {
         etc: {
           environment: { get text() { return lib.renderTemplate('profile/environment', { vars: vars().map((v) => ({ ...v, quoted: JSON.stringify(v.value) })) }); } },
-          'profile.d/cairn-environment.sh': { get text() { return lib.renderTemplate('profile/environment.sh', { vars: vars().map((v) => ({ ...v, quoted: shellQuote(v.value) })) }); } },
+          'profile.d/cairn-environment.sh': { get text() { return lib.renderTemplate('profile/environment.sh', { vars: vars().map((v) => ({ ...v, quoted: lib.shellQuote(v.value) })) }); } },
         },
       },
     }),

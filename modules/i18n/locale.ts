@@ -28,7 +28,7 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       i18n: {
         defaultLocale: mkOption({ type: localeName, default: 'C.UTF-8', example: 'en_GB.UTF-8', description: 'The locale of the system (`LANG`).' }),
-        extraLocaleSettings: mkOption({ type: types.attrsOf(localeName), default: {}, example: { LC_TIME: 'en_GB.UTF-8' }, description: 'More `LC_*` variables.' }),
+        extraLocaleSettings: mkOption({ type: types.attrsNamed(types.envName, localeName), default: {}, example: { LC_TIME: 'en_GB.UTF-8' }, description: 'More `LC_*` variables.' }),
         supportedLocales: mkOption({
           type: types.listOf(localeName),
           get default() {
@@ -60,7 +60,13 @@ export default ({ lib, config }: ModuleArgs) => {
         activationScripts: mkIf(() => compiled().length > 0, {
           locales: {
             get text() {
-              return lib.renderTemplate('i18n/locales.sh', { dir: LOCPATH, locales: compiled().map((l) => ({ ...localeParts(l), folder: folderName(l) })) });
+              // Every value reaches root's shell as a quoted word.
+              const q = lib.shellQuote;
+              const locales = compiled().map((l) => {
+                const p = localeParts(l);
+                return { name: q(p.name), input: q(p.input), charmap: q(p.charmap), folder: q(`${LOCPATH}/${folderName(l)}`), ctype: q(`${LOCPATH}/${folderName(l)}/LC_CTYPE`) };
+              });
+              return lib.renderTemplate('i18n/locales.sh', { dir: q(LOCPATH), locales });
             },
           },
         }),

@@ -7,6 +7,8 @@ import type { ModuleArgs } from '../../src/lib/index.js';
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
   const net = config.networking;
+  // A field of /etc/hosts: whitespace separates fields, `#` starts a comment.
+  const hostsWord = types.strMatching('[^\\s#\\x00-\\x1f\\x7f]+');
   return {
     options: {
       networking: {
@@ -26,7 +28,7 @@ export default ({ lib, config }: ModuleArgs) => {
           description: 'The fully qualified domain name (read-only).',
         }),
         hosts: mkOption({
-          type: types.attrsOf(types.listOf(types.strMatching('[^\\s#]+'))),
+          type: types.attrsNamed(hostsWord, types.listOf(hostsWord)),
           default: {},
           example: { '192.0.2.20': ['db', 'db.example.org'] },
           description: 'Entries of /etc/hosts: names by address.',

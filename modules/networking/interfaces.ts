@@ -1,4 +1,7 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { Lib, ModuleArgs } from '../../src/lib/index.js';
+
+/** A network interface name as the kernel takes it: at most 15 bytes, no whitespace, `/`, `:` or quotes. */
+export const interfaceName = (lib: Lib) => lib.types.strMatching('(?!\\.\\.?$)[^\\s/:"\\\\\\x00-\\x1f\\x7f]{1,15}');
 
 interface Address {
   address: string;
@@ -26,13 +29,13 @@ export default ({ lib, config }: ModuleArgs) => {
   const address = (family: 4 | 6) =>
     types.submodule({
       options: {
-        address: mkOption({ type: types.str, description: `An IPv${family} address, without prefix length.` }),
+        address: mkOption({ type: types.word, description: `An IPv${family} address, without prefix length.` }),
         prefixLength: mkOption({ type: family === 4 ? types.ints.between(0, 32) : types.ints.between(0, 128), description: 'The prefix length (24 for a /24).' }),
       },
     });
   const iface = types.submodule(({ name }: ModuleArgs) => ({
     options: {
-      name: mkOption({ type: types.str, default: name, description: 'The interface name (the attribute name by default).' }),
+      name: mkOption({ type: interfaceName(lib), default: name, description: 'The interface name (the attribute name by default).' }),
       useDHCP: mkOption({
         type: types.nullOr(types.bool),
         default: null,
@@ -45,11 +48,11 @@ export default ({ lib, config }: ModuleArgs) => {
   }));
   const gateway = types.nullOr(
     types.either(
-      types.str,
+      types.word,
       types.submodule({
         options: {
-          address: mkOption({ type: types.str, description: 'The gateway address.' }),
-          interface: mkOption({ type: types.nullOr(types.str), default: null, description: 'The interface it is reached through; every configured interface when null.' }),
+          address: mkOption({ type: types.word, description: 'The gateway address.' }),
+          interface: mkOption({ type: types.nullOr(interfaceName(lib)), default: null, description: 'The interface it is reached through; every configured interface when null.' }),
         },
       }),
     ),
@@ -59,7 +62,7 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       networking: {
         useDHCP: mkOption({ type: types.bool, default: true, description: 'Whether Ethernet interfaces without configuration (and configured ones without static addresses) get their addresses by DHCP.' }),
-        interfaces: mkOption({ type: types.attrsOf(iface), default: {}, example: { eth0: { ipv4: { addresses: [{ address: '192.0.2.10', prefixLength: 24 }] } } }, description: 'Network interfaces, by name.' }),
+        interfaces: mkOption({ type: types.attrsNamed(interfaceName(lib), iface), default: {}, example: { eth0: { ipv4: { addresses: [{ address: '192.0.2.10', prefixLength: 24 }] } } }, description: 'Network interfaces, by name.' }),
         defaultGateway: mkOption({ type: gateway, default: null, example: '192.0.2.1', description: 'The default IPv4 gateway: an address, or `{ address, interface }`.' }),
         defaultGateway6: mkOption({ type: gateway, default: null, example: '2001:db8::1', description: 'The default IPv6 gateway.' }),
       },

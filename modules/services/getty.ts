@@ -13,9 +13,9 @@ export default ({ lib, config }: ModuleArgs) => {
       services: {
         getty: {
           serialConsoles: mkOption({ type: types.listOf(types.strMatching('tty[A-Za-z0-9]+|hvc[0-9]+')), default: ['ttyS0'], description: 'Serial terminals with a login prompt.' }),
-          autologinUser: mkOption({ type: types.nullOr(types.str), default: null, example: 'root', description: 'A user logged in on the serial consoles without a password (for VMs and tests only).' }),
+          autologinUser: mkOption({ type: types.nullOr(types.accountName), default: null, example: 'root', description: 'A user logged in on the serial consoles without a password (for VMs and tests only).' }),
           baudRate: mkOption({ type: types.ints.positive, default: 115200, description: 'The speed of the serial consoles.' }),
-          extraArgs: mkOption({ type: types.listOf(types.strMatching('[^\\s]+')), default: [], description: 'More agetty arguments.' }),
+          extraArgs: mkOption({ type: types.listOf(types.word), default: [], description: 'More agetty arguments.' }),
         },
       },
     },

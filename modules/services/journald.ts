@@ -35,7 +35,7 @@ export default ({ lib, config }: ModuleArgs) => {
           }),
           maxUse: mkOption({ type: types.nullOr(types.strMatching('[0-9]+[KMGT]?')), default: null, example: '500M', description: 'The most disk space persistent journals take (`SystemMaxUse=`).' }),
           console: mkOption({ type: types.nullOr(types.path), default: null, example: '/dev/ttyS0', description: 'A terminal the journal is also written to (useful in VMs).' }),
-          rateLimitInterval: mkOption({ type: types.str, default: '30s', description: 'The window of the per-service rate limit (`RateLimitIntervalSec=`).' }),
+          rateLimitInterval: mkOption({ type: types.word, default: '30s', description: 'The window of the per-service rate limit (`RateLimitIntervalSec=`).' }),
           rateLimitBurst: mkOption({ type: types.ints.unsigned, default: 10000, description: 'Messages per service per window before messages are dropped (`RateLimitBurst=`).' }),
           extraConfig: mkOption({ type: types.lines, default: '', example: 'MaxRetentionSec=1month', description: 'Lines appended to the `[Journal]` section.' }),
         },

@@ -22,6 +22,9 @@ interface VirtualHost {
   extraConfig: string;
 }
 
+/** `s` as one nginx word: as it is when plain, else double-quoted with `"` and `\\` escaped (a path may hold spaces or `;`). */
+const nginxString = (s: string): string => (/^[\w/.@%+,:=~-]+$/.test(s) ? s : `"${s.replace(/[\\"]/g, '\\$&')}"`);
+
 /** Lines of a block without their trailing newline, indented for the config file. */
 const indent = (text: string, by: string): string =>
   text
@@ -38,25 +41,30 @@ const indent = (text: string, by: string): string =>
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, types } = lib;
   const cfg = config.services.nginx;
+  // An nginx token: whitespace, `;`, braces, quotes and `#` would end it, open a block or a comment.
+  const token = types.strMatching('[^\\s;{}"\'#\\\\\\x00-\\x1f\\x7f]+');
+  // Arguments of one directive (several words): no `;`, braces, quotes, `#` or line breaks, and no
+  // final backslash, which would escape the `;` or ` {` after it.
+  const args = types.strMatching('[^;{}"\'#\\x00-\\x1f\\x7f]*[^;{}"\'#\\\\\\x00-\\x1f\\x7f]');
   const location = types.submodule({
     options: {
       root: mkOption({ type: types.nullOr(types.path), default: null, description: 'Serve files from this folder (`root`).' }),
-      proxyPass: mkOption({ type: types.nullOr(types.strMatching('(https?|unix|grpc)://[^\\s;]+|http://unix:[^\\s;]+')), default: null, example: 'http://127.0.0.1:8080', description: 'Forward requests to this URL (`proxy_pass`), with the usual proxy headers.' }),
-      index: mkOption({ type: types.nullOr(types.strMatching('[^;\n]+')), default: null, example: 'index.html', description: 'Index files (`index`).' }),
-      tryFiles: mkOption({ type: types.nullOr(types.strMatching('[^;\n]+')), default: null, example: '$uri $uri/ =404', description: '`try_files` arguments.' }),
+      proxyPass: mkOption({ type: types.nullOr(types.strMatching('(https?|unix|grpc)://[^\\s;{}"\'#\\x00-\\x1f\\x7f]+|http://unix:[^\\s;{}"\'#\\x00-\\x1f\\x7f]+')), default: null, example: 'http://127.0.0.1:8080', description: 'Forward requests to this URL (`proxy_pass`), with the usual proxy headers.' }),
+      index: mkOption({ type: types.nullOr(args), default: null, example: 'index.html', description: 'Index files (`index`).' }),
+      tryFiles: mkOption({ type: types.nullOr(args), default: null, example: '$uri $uri/ =404', description: '`try_files` arguments.' }),
       extraConfig: mkOption({ type: types.lines, default: '', description: 'Directives added to the location block as written.' }),
     },
   });
   const listen = types.submodule({
     options: {
-      addr: mkOption({ type: types.str, description: 'The address (`0.0.0.0`, `[::]`, `192.0.2.10`).' }),
+      addr: mkOption({ type: token, description: 'The address (`0.0.0.0`, `[::]`, `192.0.2.10`).' }),
       port: mkOption({ type: types.port, default: 80, description: 'The port.' }),
     },
   });
   const vhost = types.submodule(({ name }: ModuleArgs) => ({
     options: {
-      serverName: mkOption({ type: types.strMatching('[^\\s;]+'), default: name, description: 'The host name (the attribute name by default); `_` matches any.' }),
-      serverAliases: mkOption({ type: types.listOf(types.strMatching('[^\\s;]+')), default: [], description: 'More names of the same site.' }),
+      serverName: mkOption({ type: token, default: name, description: 'The host name (the attribute name by default); `_` matches any.' }),
+      serverAliases: mkOption({ type: types.listOf(token), default: [], description: 'More names of the same site.' }),
       listen: mkOption({
         type: types.listOf(listen),
         default: [
@@ -67,7 +75,7 @@ export default ({ lib, config }: ModuleArgs) => {
       }),
       default: mkOption({ type: types.bool, default: false, description: 'Whether this site answers requests for names no site has (`default_server`).' }),
       root: mkOption({ type: types.nullOr(types.path), default: null, example: '/var/www/site', description: 'The document root of the site.' }),
-      locations: mkOption({ type: types.attrsOf(location), default: {}, example: { '/api/': { proxyPass: 'http://127.0.0.1:8080' } }, description: 'Location blocks, by nginx location (`/`, `= /x`, `~ \\.php$`).' }),
+      locations: mkOption({ type: types.attrsNamed(args, location), default: {}, example: { '/api/': { proxyPass: 'http://127.0.0.1:8080' } }, description: 'Location blocks, by nginx location (`/`, `= /x`, `~ \\.php$`).' }),
       extraConfig: mkOption({ type: types.lines, default: '', description: 'Directives added to the server block as written.' }),
     },
   }));
@@ -77,8 +85,8 @@ export default ({ lib, config }: ModuleArgs) => {
     const hosts = Object.values(cfg.virtualHosts as Record<string, VirtualHost>).map((h) => ({
       listen: h.listen.map((l) => `${l.addr}:${l.port}${h.default ? ' default_server' : ''}`),
       names: [h.serverName, ...h.serverAliases].join(' '),
-      root: h.root,
-      locations: Object.entries(h.locations).map(([path, l]) => ({ path, ...l, extra: indent(l.extraConfig, '      ') })),
+      root: h.root === null ? null : nginxString(h.root),
+      locations: Object.entries(h.locations).map(([path, l]) => ({ path, ...l, root: l.root === null ? null : nginxString(l.root), extra: indent(l.extraConfig, '      ') })),
       extra: indent(h.extraConfig, '    '),
     }));
     return lib.renderTemplate('nginx/nginx.conf', {
@@ -95,10 +103,10 @@ export default ({ lib, config }: ModuleArgs) => {
       services: {
         nginx: {
           enable: lib.mkEnableOption('the nginx web server'),
-          user: mkOption({ type: types.str, default: 'www-data', description: 'The account worker processes run as (www-data comes with base-passwd).' }),
-          group: mkOption({ type: types.str, default: 'www-data', description: 'The group worker processes run as.' }),
+          user: mkOption({ type: types.accountName, default: 'www-data', description: 'The account worker processes run as (www-data comes with base-passwd).' }),
+          group: mkOption({ type: types.accountName, default: 'www-data', description: 'The group worker processes run as.' }),
           workerProcesses: mkOption({ type: types.either(types.enum(['auto']), types.ints.positive), default: 'auto', description: 'Number of worker processes.' }),
-          virtualHosts: mkOption({ type: types.attrsOf(vhost), default: {}, description: 'Sites, by name.' }),
+          virtualHosts: mkOption({ type: types.attrsNamed(token, vhost), default: {}, description: 'Sites, by name.' }),
           appendHttpConfig: mkOption({ type: types.lines, default: '', description: 'Directives added to the `http` block as written.' }),
           configText: mkOption({ type: types.str, readOnly: true, get default() { return nginxConf(); }, defaultText: 'rendered from the options above', description: 'The generated /etc/nginx/nginx.conf (read-only).' }),
         },

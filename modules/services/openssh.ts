@@ -24,9 +24,11 @@ function sshdValue(v: Exclude<SettingValue, null>): string {
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, types } = lib;
   const cfg = config.services.openssh;
-  const settingValue = types.nullOr(types.oneOf([types.bool, types.int, types.strMatching('[^\n]*'), types.listOf(types.str)]));
+  const settingValue = types.nullOr(types.oneOf([types.bool, types.int, types.singleLineStr, types.listOf(types.singleLineStr)]));
+  // sshd_config keywords are letters and digits; anything else would start another line or directive.
+  const keyword = types.strMatching('[A-Za-z][A-Za-z0-9]*');
   const settings = types.submodule({
-    freeformType: types.attrsOf(settingValue),
+    freeformType: types.attrsNamed(keyword, settingValue),
     options: {
       PermitRootLogin: mkOption({
         type: types.enum(['yes', 'prohibit-password', 'forced-commands-only', 'no']),
@@ -53,7 +55,7 @@ export default ({ lib, config }: ModuleArgs) => {
       openssh: {
         authorizedKeys: {
           keys: mkOption({
-            type: types.listOf(types.strMatching('[^\n]+')),
+            type: types.listOf(types.strMatching('[^\\x00-\\x1f\\x7f]+')),
             default: [],
             example: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... alice@laptop'],
             description: 'Public keys that may log in as this user (written to /etc/ssh/authorized_keys.d/<name>).',
@@ -86,7 +88,7 @@ export default ({ lib, config }: ModuleArgs) => {
         openssh: {
           enable: lib.mkEnableOption('the OpenSSH server'),
           ports: mkOption({ type: types.listOf(types.port), default: [22], description: 'Ports sshd listens on.' }),
-          listenAddresses: mkOption({ type: types.listOf(types.str), default: [], example: ['192.0.2.10', '[2001:db8::10]'], description: 'Addresses sshd listens on; all when empty.' }),
+          listenAddresses: mkOption({ type: types.listOf(types.word), default: [], example: ['192.0.2.10', '[2001:db8::10]'], description: 'Addresses sshd listens on; all when empty.' }),
           openFirewall: mkOption({ type: types.bool, default: true, description: 'Whether the ports are opened in the firewall.' }),
           settings: mkOption({ type: settings, default: {}, description: 'sshd_config(5) settings; booleans become yes/no, lists are comma-separated, null leaves a setting out. Unlisted keys are allowed.' }),
           hostKeys: mkOption({
@@ -98,7 +100,7 @@ export default ({ lib, config }: ModuleArgs) => {
             description: 'Host keys: generated at activation when missing, never stored in the store.',
           }),
           authorizedKeysFiles: mkOption({
-            type: types.listOf(types.str),
+            type: types.listOf(types.word),
             default: ['%h/.ssh/authorized_keys', '/etc/ssh/authorized_keys.d/%u'],
             description: 'Where sshd looks for users\' keys (`AuthorizedKeysFile`); the second holds the declared keys.',
           }),
@@ -155,7 +157,9 @@ export default ({ lib, config }: ModuleArgs) => {
           'ssh-host-keys': {
             deps: ['etc'],
             get text() {
-              return lib.renderTemplate('ssh/host-keys.sh', { keys: cfg.hostKeys });
+              // Paths reach root's shell only as quoted words.
+              const keys = (cfg.hostKeys as HostKey[]).map((k) => ({ ...k, path: lib.shellQuote(k.path), pub: lib.shellQuote(`${k.path}.pub`) }));
+              return lib.renderTemplate('ssh/host-keys.sh', { keys });
             },
           },
         },

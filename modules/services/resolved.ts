@@ -31,13 +31,13 @@ export default ({ lib, config }: ModuleArgs) => {
   return {
     options: {
       networking: {
-        nameservers: mkOption({ type: types.listOf(types.str), default: [], example: ['192.0.2.53', '2001:db8::53'], description: 'DNS servers used for every link (besides those DHCP provides).' }),
+        nameservers: mkOption({ type: types.listOf(types.word), default: [], example: ['192.0.2.53', '2001:db8::53'], description: 'DNS servers used for every link (besides those DHCP provides).' }),
       },
       services: {
         resolved: {
           enable: mkOption({ type: types.bool, default: true, description: 'Whether to run systemd-resolved and point /etc/resolv.conf at its stub resolver.' }),
-          domains: mkOption({ type: types.listOf(types.str), default: [], description: 'Search domains (`Domains=`).' }),
-          fallbackDns: mkOption({ type: types.nullOr(types.listOf(types.str)), default: null, description: 'Servers used when no other is known; null keeps the compiled-in list, [] disables it.' }),
+          domains: mkOption({ type: types.listOf(types.word), default: [], description: 'Search domains (`Domains=`).' }),
+          fallbackDns: mkOption({ type: types.nullOr(types.listOf(types.word)), default: null, description: 'Servers used when no other is known; null keeps the compiled-in list, [] disables it.' }),
           dnssec: mkOption({ type: types.enum(['true', 'allow-downgrade', 'false']), default: 'false', description: 'DNSSEC validation (`DNSSEC=`). Off by default: broken DNSSEC upstream makes names fail to resolve.' }),
           dnsovertls: mkOption({ type: types.enum(['true', 'opportunistic', 'false']), default: 'false', description: 'DNS over TLS (`DNSOverTLS=`).' }),
           llmnr: mkOption({ type: types.enum(['true', 'resolve', 'false']), default: 'false', description: 'Link-local multicast name resolution (`LLMNR=`); off on servers.' }),

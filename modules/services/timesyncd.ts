@@ -17,8 +17,8 @@ export default ({ lib, config }: ModuleArgs) => {
       services: {
         timesyncd: {
           enable: mkOption({ type: types.bool, default: true, description: 'Whether to synchronise the clock with systemd-timesyncd.' }),
-          servers: mkOption({ type: types.listOf(types.str), default: [], example: ['ntp.example.org'], description: 'NTP servers (`NTP=`); with none, those DHCP provides, then the fallback list.' }),
-          fallbackServers: mkOption({ type: types.nullOr(types.listOf(types.str)), default: null, description: 'Servers used when no other is known (`FallbackNTP=`); null keeps the package\'s compiled-in list.' }),
+          servers: mkOption({ type: types.listOf(types.word), default: [], example: ['ntp.example.org'], description: 'NTP servers (`NTP=`); with none, those DHCP provides, then the fallback list.' }),
+          fallbackServers: mkOption({ type: types.nullOr(types.listOf(types.word)), default: null, description: 'Servers used when no other is known (`FallbackNTP=`); null keeps the package\'s compiled-in list.' }),
           extraConfig: mkOption({ type: types.lines, default: '', description: 'Lines appended to the `[Time]` section.' }),
         },
       },

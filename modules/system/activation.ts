@@ -10,7 +10,7 @@ export default ({ lib }: ModuleArgs) => {
   const snippet = types.submodule({
     options: {
       text: mkOption({ type: types.lines, description: 'The shell commands. They must be idempotent: they run at every boot and switch.' }),
-      deps: mkOption({ type: types.listOf(types.str), default: [], description: 'Snippets that must run before this one.' }),
+      deps: mkOption({ type: types.listOf(types.singleLineStr), default: [], description: 'Snippets that must run before this one.' }),
     },
   });
   return {
@@ -18,7 +18,7 @@ export default ({ lib }: ModuleArgs) => {
       system: {
         activationScripts: mkOption({
           // A plain string is a snippet without dependencies.
-          type: types.attrsOf(types.either(types.str, snippet)),
+          type: types.attrsNamed(types.singleLineStr, types.either(types.str, snippet)),
           default: {},
           example: { 'var-www': { text: 'mkdir -p /var/www', deps: ['users'] } },
           description: 'Snippets of the activation script, by name.',

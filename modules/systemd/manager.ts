@@ -9,7 +9,7 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       systemd: {
         managerEnvironment: mkOption({
-          type: types.attrsOf(types.strMatching('[^\n]*')),
+          type: types.attrsNamed(types.envName, types.singleLineStr),
           default: {},
           example: { http_proxy: 'http://proxy.example.org:3128' },
           description: 'Environment variables of all services, in /etc/systemd/system.conf.d/cairn.conf.',

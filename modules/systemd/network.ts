@@ -1,5 +1,5 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-import { renderSystemdIni, unitValueType, type SectionEntries } from './unit.js';
+import { renderSystemdIni, unitSectionType, unitSectionsType, type SectionEntries } from './unit.js';
 
 /** The evaluated options of a `.network` file. */
 interface NetworkFile {
@@ -29,7 +29,7 @@ interface SectionsFile {
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, types } = lib;
   const cfg = config.systemd.network;
-  const section = (what: string) => mkOption({ type: types.attrsOf(unitValueType(lib)), default: {}, description: `Entries of the \`[${what}]\` section.` });
+  const section = (what: string) => mkOption({ type: unitSectionType(lib), default: {}, description: `Entries of the \`[${what}]\` section.` });
   const common = {
     enable: mkOption({ type: types.bool, default: true, description: 'Whether this file is written.' }),
     extraConfig: mkOption({ type: types.lines, default: '', description: 'Lines appended to the file as written.' }),
@@ -41,16 +41,16 @@ export default ({ lib, config }: ModuleArgs) => {
       linkConfig: section('Link'),
       networkConfig: section('Network'),
       dhcpV4Config: section('DHCPv4'),
-      address: mkOption({ type: types.listOf(types.str), default: [], example: ['192.0.2.10/24'], description: 'Static addresses with prefix length (`Address=`).' }),
-      gateway: mkOption({ type: types.listOf(types.str), default: [], description: 'Gateways (`Gateway=`).' }),
-      dns: mkOption({ type: types.listOf(types.str), default: [], description: 'DNS servers of this link (`DNS=`), given to systemd-resolved.' }),
+      address: mkOption({ type: types.listOf(types.word), default: [], example: ['192.0.2.10/24'], description: 'Static addresses with prefix length (`Address=`).' }),
+      gateway: mkOption({ type: types.listOf(types.word), default: [], description: 'Gateways (`Gateway=`).' }),
+      dns: mkOption({ type: types.listOf(types.word), default: [], description: 'DNS servers of this link (`DNS=`), given to systemd-resolved.' }),
     },
   });
   const sectionsFile = types.submodule({
     options: {
       ...common,
       sections: mkOption({
-        type: types.attrsOf(types.attrsOf(unitValueType(lib))),
+        type: unitSectionsType(lib),
         default: {},
         example: { Match: { MACAddress: '52:54:00:12:34:56' }, Link: { Name: 'lan0' } },
         description: 'The sections of the file, by name, with their entries.',
@@ -62,9 +62,9 @@ export default ({ lib, config }: ModuleArgs) => {
       systemd: {
         network: {
           enable: mkOption({ type: types.bool, default: false, description: 'Whether to run systemd-networkd, which configures interfaces from /etc/systemd/network.' }),
-          networks: mkOption({ type: types.attrsOf(network), default: {}, description: '`.network` files: addresses, DHCP, routes of the links they match.' }),
-          netdevs: mkOption({ type: types.attrsOf(sectionsFile), default: {}, description: '`.netdev` files: virtual devices (bridges, bonds, VLANs).' }),
-          links: mkOption({ type: types.attrsOf(sectionsFile), default: {}, description: '`.link` files: names and hardware settings of links, applied by udev.' }),
+          networks: mkOption({ type: types.attrsNamed(types.fileName, network), default: {}, description: '`.network` files: addresses, DHCP, routes of the links they match.' }),
+          netdevs: mkOption({ type: types.attrsNamed(types.fileName, sectionsFile), default: {}, description: '`.netdev` files: virtual devices (bridges, bonds, VLANs).' }),
+          links: mkOption({ type: types.attrsNamed(types.fileName, sectionsFile), default: {}, description: '`.link` files: names and hardware settings of links, applied by udev.' }),
         },
       },
     },

@@ -13,7 +13,7 @@ export default ({ lib, config }: ModuleArgs) => {
       systemd: {
         tmpfiles: {
           rules: mkOption({
-            type: types.listOf(types.strMatching('[^\n]+')),
+            type: types.listOf(types.singleLineStr),
             default: [],
             example: ['d /var/lib/report 0750 deploy deploy -'],
             description: 'tmpfiles.d(5) lines, written in order to /etc/tmpfiles.d/00-cairn.conf.',

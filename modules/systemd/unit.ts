@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Lib, ModuleArgs, Option } from '../../src/lib/index.js';
+import { CairnError } from '../../src/errors.js';
 
 export type UnitKind = 'service' | 'socket' | 'timer' | 'target' | 'path';
 
@@ -40,23 +41,44 @@ export interface CommonUnit {
 /** Where packages' units are (Debian bookworm installs them under /lib; /lib is usr/lib on cairn systems). */
 export const PACKAGE_UNIT_DIR = '/lib/systemd/system';
 
+/**
+ * A unit file value: one line (systemd ends lines at LF, CR and NUL), not ending in a backslash
+ * (which would continue it on the next line).
+ */
+const UNIT_VALUE = '(?:[^\\x00-\\x1f\\x7f]*[^\\x00-\\x1f\\x7f\\\\])?';
+/** A key of a unit file section (`ExecStart`, `X-Restart-Triggers`). */
+const UNIT_KEY = '[A-Za-z][A-Za-z0-9_-]*';
+/** A section name (`Service`, `DHCPv4`, `X-Extra`). */
+const SECTION_NAME = '[A-Za-z][A-Za-z0-9_-]*';
+const whole = (re: string) => new RegExp(`^(?:${re})$`, 'u');
+
 /** The type of unit file values: scalars without line breaks, lists of them, or null. */
 export function unitValueType(lib: Lib) {
   const { types } = lib;
-  const scalar = types.oneOf([types.bool, types.int, types.strMatching('[^\n]*')]);
+  const scalar = types.oneOf([types.bool, types.int, types.strMatching(UNIT_VALUE)]);
   return types.nullOr(types.either(scalar, types.listOf(scalar)));
+}
+
+/** The type of a section's entries, by key: keys and values as systemd reads them, one line each. */
+export function unitSectionType(lib: Lib) {
+  return lib.types.attrsNamed(lib.types.strMatching(UNIT_KEY), unitValueType(lib));
+}
+
+/** The type of a file's sections by name (`.netdev`, `.link` files). */
+export function unitSectionsType(lib: Lib) {
+  return lib.types.attrsNamed(lib.types.strMatching(SECTION_NAME), unitSectionType(lib));
 }
 
 /** The options every unit kind has (NixOS's `commonUnitOptions`). */
 export function commonUnitOptions(lib: Lib, kind: UnitKind): Record<string, Option> {
   const { mkOption, types } = lib;
-  const units = (what: string, key: string) => mkOption({ type: types.listOf(types.str), default: [], description: `${what} (\`${key}=\`).` });
+  const units = (what: string, key: string) => mkOption({ type: types.listOf(types.unitName), default: [], description: `${what} (\`${key}=\`).` });
   return {
     enable: mkOption({ type: types.bool, default: true, description: `Whether this ${kind} unit is generated. A disabled unit is left out entirely.` }),
-    description: mkOption({ type: types.strMatching('[^\n]*'), default: '', description: 'The unit description (`Description=`), shown by systemctl and in the journal.' }),
-    documentation: units('Documentation URIs', 'Documentation'),
-    wantedBy: mkOption({ type: types.listOf(types.str), default: [], example: ['multi-user.target'], description: 'Units that want this one: a `<unit>.wants/` link each, as `systemctl enable` would create.' }),
-    requiredBy: mkOption({ type: types.listOf(types.str), default: [], description: 'Units that require this one: a `<unit>.requires/` link each.' }),
+    description: mkOption({ type: types.strMatching(UNIT_VALUE), default: '', description: 'The unit description (`Description=`), shown by systemctl and in the journal.' }),
+    documentation: mkOption({ type: types.listOf(types.word), default: [], description: 'Documentation URIs (`Documentation=`).' }),
+    wantedBy: mkOption({ type: types.listOf(types.unitName), default: [], example: ['multi-user.target'], description: 'Units that want this one: a `<unit>.wants/` link each, as `systemctl enable` would create.' }),
+    requiredBy: mkOption({ type: types.listOf(types.unitName), default: [], description: 'Units that require this one: a `<unit>.requires/` link each.' }),
     after: units('Units this one starts after', 'After'),
     before: units('Units this one starts before', 'Before'),
     requires: units('Units this one needs; it fails if they fail', 'Requires'),
@@ -65,7 +87,7 @@ export function commonUnitOptions(lib: Lib, kind: UnitKind): Record<string, Opti
     partOf: units('Units whose stop and restart propagate to this one', 'PartOf'),
     conflicts: units('Units stopped when this one starts', 'Conflicts'),
     onFailure: units('Units started when this one fails', 'OnFailure'),
-    unitConfig: mkOption({ type: types.attrsOf(unitValueType(lib)), default: {}, example: { ConditionPathExists: '/etc/foo' }, description: 'More entries of the `[Unit]` section.' }),
+    unitConfig: mkOption({ type: unitSectionType(lib), default: {}, example: { ConditionPathExists: '/etc/foo' }, description: 'More entries of the `[Unit]` section.' }),
     restartTriggers: mkOption({
       type: types.listOf(types.anything),
       default: [],
@@ -89,9 +111,17 @@ export function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
-/** Quotes a value for `Environment=` (systemd unquotes `"…"` with C escapes, and expands `%` specifiers). */
+/**
+ * Quotes a value for `Environment=` (systemd unquotes `"…"` with C escapes, and expands `%`
+ * specifiers); control characters become `\xNN` escapes, so the entry stays on its line.
+ */
 export function environmentEntry(name: string, value: string): string {
-  const escaped = `${name}=${value}`.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%');
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CairnError(`environment variable name ${JSON.stringify(name)} is not a valid name (letters, digits, _)`);
+  const escaped = `${name}=${value}`
+    .replace(/\\/g, '\\\\')
+    .replace(/"/g, '\\"')
+    .replace(/%/g, '%%')
+    .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return `"${escaped}"`;
 }
 
@@ -116,12 +146,24 @@ export function unitSection(def: CommonUnit): SectionEntries {
   };
 }
 
-/** A section for the template: one `{key, value}` per line, lists repeated, nulls left out. */
-function sectionView(name: string, entries: SectionEntries) {
+/**
+ * A section for the template: one `{key, value}` per line, lists repeated, nulls left out. What
+ * would not stay one entry of this section (a line break, a bad key or section name, a trailing
+ * backslash) is refused here, whichever module built the entries.
+ */
+function sectionView(header: string, name: string, entries: SectionEntries) {
+  if (!whole(SECTION_NAME).test(name)) throw new CairnError(`${header}: ${JSON.stringify(name)} is not a valid section name`);
   const lines: { key: string; value: string }[] = [];
   for (const [key, v] of Object.entries(entries)) {
     if (v === null) continue;
-    for (const x of Array.isArray(v) ? v : [v]) lines.push({ key, value: String(x) });
+    if (!whole(UNIT_KEY).test(key)) throw new CairnError(`${header}: [${name}] ${JSON.stringify(key)} is not a valid key (letters, digits, - and _)`);
+    for (const x of Array.isArray(v) ? v : [v]) {
+      const value = String(x);
+      if (!whole(UNIT_VALUE).test(value)) {
+        throw new CairnError(`${header}: [${name}] ${key}=${JSON.stringify(value)}: a value must be one line without control characters, not ending in a backslash`);
+      }
+      lines.push({ key, value });
+    }
   }
   return { name, entries: lines };
 }
@@ -132,7 +174,8 @@ function sectionView(name: string, entries: SectionEntries) {
  * `extra` (NixOS's `extraConfig`) is appended as written, so it continues the last section.
  */
 export function renderSystemdIni(lib: Lib, header: string, sections: [string, SectionEntries][], extra = ''): string {
-  const views = sections.map(([name, entries]) => sectionView(name, entries)).filter((s) => s.entries.length > 0);
+  if (/[\x00-\x1f\x7f]/.test(header)) throw new CairnError(`unit file header ${JSON.stringify(header)} must be one line`);
+  const views = sections.map(([name, entries]) => sectionView(header, name, entries)).filter((s) => s.entries.length > 0);
   return lib.renderTemplate('systemd/unit', { header, sections: views, extra: extra.replace(/\n+$/, '') });
 }
 
@@ -189,14 +232,14 @@ export function unitKindModule(
     const unit = types.submodule(({ name }: ModuleArgs) => ({
       options: {
         ...commonUnitOptions(lib, kind),
-        ...(section ? { [section.option]: mkOption({ type: types.attrsOf(unitValueType(lib)), default: {}, description: section.description }) } : {}),
+        ...(section ? { [section.option]: mkOption({ type: unitSectionType(lib), default: {}, description: section.description }) } : {}),
         ...extraOptions({ ...args, name }),
       },
     }));
     return {
       options: {
         systemd: {
-          [`${kind}s`]: mkOption({ type: types.attrsOf(unit), default: {}, description: `systemd ${kind} units, by unit name without \`.${kind}\`.` }),
+          [`${kind}s`]: mkOption({ type: types.attrsNamed(types.unitBaseName, unit), default: {}, description: `systemd ${kind} units, by unit name without \`.${kind}\`.` }),
         },
       },
       config: {

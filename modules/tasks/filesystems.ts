@@ -34,9 +34,9 @@ export function fsSpec(fs: { device: string | null; uuid: string | null; label: 
 /** File system types without a device: the fstab source is the type itself. */
 const NODEV = ['tmpfs', 'proc', 'sysfs', 'devpts', 'cgroup2', 'none'];
 
-/** fstab fields cannot hold whitespace: it is written as octal escapes (`\040` for a space). */
+/** fstab fields cannot hold whitespace or control characters: they are written as octal escapes (`\040` for a space). */
 function escapeField(s: string): string {
-  return s.replace(/[\s\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return s.replace(/[\s\\\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
 /** /etc/fstab for these file systems (by mount point, so parents come before children) and swap devices. */
@@ -68,7 +68,7 @@ export default ({ lib, config }: ModuleArgs) => {
       device: nullStr('The device node, e.g. `/dev/vda2` or `/dev/disk/by-partlabel/root`; it takes precedence over `uuid` and `label`.', '/dev/vda2'),
       label: nullStr('The file system label (`LABEL=…`); used when neither `device` nor `uuid` is set.', 'root'),
       uuid: nullStr('The file system UUID (`UUID=…`); used when `device` is not set.', '0a3407de-014b-458b-b5c1-848e92a327a3'),
-      fsType: mkOption({ type: types.nonEmptyStr, default: 'auto', example: 'ext4', description: 'The file system type (`auto` lets mount probe it).' }),
+      fsType: mkOption({ type: types.word, default: 'auto', example: 'ext4', description: 'The file system type (`auto` lets mount probe it).' }),
       options: mkOption({ type: types.listOf(types.strMatching('[^,\\s]+')), default: ['defaults'], example: ['noatime'], description: 'Mount options.' }),
       neededForBoot: mkOption({
         type: types.bool,
@@ -90,7 +90,7 @@ export default ({ lib, config }: ModuleArgs) => {
   return {
     options: {
       fileSystems: mkOption({
-        type: types.attrsOf(fileSystem),
+        type: types.attrsNamed(types.path, fileSystem),
         default: {},
         example: { '/data': { device: '/dev/vdb', fsType: 'ext4', options: ['noatime'] } },
         description: 'File systems by mount point, written to /etc/fstab (systemd mounts them); those needed for boot are also mounted by stage 1.',

@@ -5,13 +5,13 @@ export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
   const user = types.submodule(({ name, config: u }: ModuleArgs) => ({
     options: {
-      name: mkOption({ type: types.strMatching('[a-z_][a-z0-9_-]*\\$?'), default: name, description: 'The login name (the attribute name by default).' }),
+      name: mkOption({ type: types.accountName, default: name, description: 'The login name (the attribute name by default).' }),
       uid: mkOption({ type: types.nullOr(types.ints.between(0, 4294967294)), default: null, description: 'The user id; allocated and kept stable across generations when null.' }),
       isNormalUser: mkOption({ type: types.bool, default: false, description: 'A person: uid from 1000, a home in /home, a login shell.' }),
       isSystemUser: mkOption({ type: types.bool, default: false, description: 'A service account: uid below 1000, no login.' }),
-      description: mkOption({ type: types.str, default: '', description: 'The GECOS field (full name).' }),
-      group: mkOption({ type: types.str, default: '', description: 'The primary group; for normal users `users` when empty.' }),
-      extraGroups: mkOption({ type: types.listOf(types.str), default: [], description: 'Supplementary groups.' }),
+      description: mkOption({ type: types.strMatching('[^:\\x00-\\x1f\\x7f]*'), default: '', description: 'The GECOS field (full name); no colon, which /etc/passwd cannot hold.' }),
+      group: mkOption({ type: types.either(types.accountName, types.enum([''])), default: '', description: 'The primary group; for normal users `users` when empty.' }),
+      extraGroups: mkOption({ type: types.listOf(types.accountName), default: [], description: 'Supplementary groups.' }),
       home: mkOption({
         type: types.path,
         get default() {
@@ -35,7 +35,7 @@ export default ({ lib, config }: ModuleArgs) => {
         description: 'The login shell.',
       }),
       hashedPassword: mkOption({
-        type: types.nullOr(types.strMatching('[^:\\n]*')),
+        type: types.nullOr(types.strMatching('[^:\\x00-\\x1f\\x7f]*')),
         default: null,
         description: 'A crypt(3) hash of the password (`mkpasswd -m yescrypt`). It ends up in the world-readable store: prefer `hashedPasswordFile`.',
       }),
@@ -51,16 +51,16 @@ export default ({ lib, config }: ModuleArgs) => {
   }));
   const group = types.submodule(({ name }: ModuleArgs) => ({
     options: {
-      name: mkOption({ type: types.strMatching('[a-z_][a-z0-9_-]*'), default: name, description: 'The group name (the attribute name by default).' }),
+      name: mkOption({ type: types.accountName, default: name, description: 'The group name (the attribute name by default).' }),
       gid: mkOption({ type: types.nullOr(types.ints.between(0, 4294967294)), default: null, description: 'The group id; allocated and kept stable when null.' }),
-      members: mkOption({ type: types.listOf(types.str), default: [], description: 'Users in the group besides those naming it in extraGroups.' }),
+      members: mkOption({ type: types.listOf(types.accountName), default: [], description: 'Users in the group besides those naming it in extraGroups.' }),
     },
   }));
   return {
     options: {
       users: {
-        users: mkOption({ type: types.attrsOf(user), default: {}, example: { alice: { isNormalUser: true, extraGroups: ['wheel'] } }, description: 'User accounts.' }),
-        groups: mkOption({ type: types.attrsOf(group), default: {}, description: 'Groups.' }),
+        users: mkOption({ type: types.attrsNamed(types.accountName, user), default: {}, example: { alice: { isNormalUser: true, extraGroups: ['wheel'] } }, description: 'User accounts.' }),
+        groups: mkOption({ type: types.attrsNamed(types.accountName, group), default: {}, description: 'Groups.' }),
         mutableUsers: mkOption({
           type: types.bool,
           default: true,

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CairnError } from '../errors.js';
-import { shellQuote } from '../shell.js';
+import { shellComment, shellQuote } from '../shell.js';
 import { projectRoot } from '../paths.js';
 
 /** A snippet as the option holds it: a string, or text with dependencies. */
@@ -83,12 +83,12 @@ export function activateScript(vars: ActivateVars, snippets: Record<string, Snip
   ];
   ordered.forEach((s, i) => {
     const fn = `cairn_snippet_${i}`;
-    parts.push(`# --- snippet ${s.name}`, `${fn}() {`, s.text.trimEnd() || ':', '}');
+    parts.push(shellComment(`--- snippet ${s.name}`), `${fn}() {`, s.text.trimEnd() || ':', '}');
     if (BUILTIN_SNIPPETS.has(s.name)) parts.push(`cairn_run_snippet ${q(s.name)} ${fn}`);
     else {
       // Snippets act on /: under CAIRN_ROOT (a test root) they would touch the building machine.
       parts.push(
-        `if [ -z "$R" ] || [ -n "\${CAIRN_ACTIVATE_ALL_SNIPPETS:-}" ]; then cairn_run_snippet ${q(s.name)} ${fn}; else echo "skipping snippet ${s.name.replace(/["$`\\]/g, '')} under CAIRN_ROOT" >&2; fi`,
+        `if [ -z "$R" ] || [ -n "\${CAIRN_ACTIVATE_ALL_SNIPPETS:-}" ]; then cairn_run_snippet ${q(s.name)} ${fn}; else echo ${q(`skipping snippet ${s.name} under CAIRN_ROOT`)} >&2; fi`,
       );
     }
   });

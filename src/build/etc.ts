@@ -57,6 +57,10 @@ export function etcEntries(etc: Record<string, EtcOption>, definedAt: (name: str
     // Only an error needs the definition's location (finding it may read source maps).
     const where = (): string => `environment.etc."${name}" (${definedAt(name)})`;
     checkRelative(target, where);
+    // links and copies are line lists with tab-separated fields: nothing may break a line or a field.
+    for (const [field, v] of [['target', target], ['mode', f.mode], ['user', f.user], ['group', f.group]] as const) {
+      if (/[\x00-\x1f\x7f]/.test(v)) throw new CairnError(`${where()}: the ${field} ${JSON.stringify(v)} holds a control character`);
+    }
     if (RESERVED.has(target.split('/', 1)[0]!)) throw new CairnError(`${where()}: /etc/${target} is written by activation and cannot be declared`);
     const e: EtcEntry = { name, target, mode: f.mode, user: f.user, group: f.group };
     if (f.symlink) e.symlink = f.symlink;

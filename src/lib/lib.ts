@@ -2,6 +2,7 @@ import { mkAliasOptionModule, mkEnableOption, mkOption, mkPackageOption, mkRemov
 import { mkAfter, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOptionDefault, mkOrder, mkOverride } from './properties.js';
 import { types, mkOptionType } from './types.js';
 import { renderTemplate } from '../templates.js';
+import { shellComment, shellQuote } from '../shell.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -30,6 +31,10 @@ export const lib = {
   },
   /** Renders `templates/<name>.mustache` (units, /etc files) with a view; nothing is HTML-escaped. */
   renderTemplate,
+  /** The one quoting of values in generated shell: `s` as a single-quoted word. */
+  shellQuote,
+  /** `s` as a one-line shell comment (`# …`), control characters escaped. */
+  shellComment,
   /** `[x]` when cond holds, else `[]`. */
   optional: <T>(cond: boolean, x: T): T[] => (cond ? [x] : []),
   optionals: <T>(cond: boolean, xs: T[]): T[] => (cond ? xs : []),

@@ -9,7 +9,7 @@ import { isPlainObject, OptionError } from './merge.js';
 import { NamespaceNode, OptionNode, type Declarations, type Evaluation } from './modules.js';
 import { Merge, Order, Override } from './properties.js';
 import { closest, showDefs, showOption } from './show.js';
-import type { JsonSchema, OptionType } from './types.js';
+import { attrsNames, nameError, type JsonSchema, type OptionType } from './types.js';
 
 /**
  * The JSON Schema of a configuration file: the config of every declared option, plus the module
@@ -201,6 +201,18 @@ function describeErrors(decls: Declarations, data: unknown, errors: ErrorObject[
         `The option \`${showOption(at.path)}' does not exist. Definition values:${showDefs([{ loc, value: (value as Record<string, unknown>)?.[key] }])}` +
           (near ? `\nDid you mean \`${showOption([...at.path.slice(0, -1), near])}'?` : ''),
       );
+      continue;
+    }
+    const propertyName = (e as { propertyName?: string }).propertyName ?? (e.keyword === 'propertyNames' ? (e.params as { propertyName?: string }).propertyName : undefined);
+    if (propertyName !== undefined) {
+      // A name refused by an attrsNamed type: reported as the type's merge reports it, at the name.
+      const id = `@${[...segments, propertyName].join('/')}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const { value } = locate(data, segments);
+      const loc = (typeof value === 'object' && value !== null && entryLocation(value, propertyName)) || moduleLoc;
+      const at = describeAt(decls, segments);
+      out.push(nameError(at.path, propertyName, (at.type && attrsNames(at.type)) ?? undefined, loc, (value as Record<string, unknown>)[propertyName]));
       continue;
     }
     const id = segments.join('/');

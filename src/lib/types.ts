@@ -1,4 +1,4 @@
-import { entryLocation, keyLocation } from './location.js';
+import { entryLocation, keyLocation, type SourceLocation } from './location.js';
 import {
   defineLazy,
   force,
@@ -142,8 +142,16 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
 
 function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
   const name = lazy ? 'lazyAttrsOf' : 'attrsOf';
-  return mkOptionType({
+  const self: OptionType = mkOptionType({
     name,
+    // A second declaration that checks its names (attrsNamed) keeps the check.
+    typeMerge: (other) => {
+      if (other.name !== name) return null;
+      const e = elem.typeMerge(other.nestedTypes.elemType!);
+      if (!e) return null;
+      const names = namesOf.get(other);
+      return names ? attrsNamed(names, e, lazy) : attrsOfImpl(e, lazy);
+    },
     description: `${lazy ? 'lazy ' : ''}attribute set of ${elem.description}`,
     check: isPlainObject,
     nestedTypes: { elemType: elem },
@@ -167,6 +175,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
       return result;
     },
   });
+  return self;
 }
 
 function listOf(elem: OptionType): OptionType {
@@ -269,6 +278,80 @@ function strMatching(pattern: string): OptionType {
   return simple('strMatching', `string matching the pattern ${pattern}`, (v) => isStr(v) && re.test(v), { type: 'string', pattern: `^(?:${pattern})$` }, pattern);
 }
 
+/** C0 control characters and DEL: line breaks of every line-based format (systemd also ends lines at CR and NUL). */
+const CONTROL = '\\x00-\\x1f\\x7f';
+
+/** A string type checked by a regular expression, under its own name (strMatching's check and schema). */
+function pattern(name: string, description: string, re: string): OptionType {
+  const full = new RegExp(`^(?:${re})$`, 'u');
+  return simple(name, description, (v) => isStr(v) && full.test(v), { type: 'string', pattern: `^(?:${re})$` });
+}
+
+// Names that become file names, unit names or entries of line-based lists: checked where they are
+// defined, so a bad one is refused with its option path and location, never written.
+const singleLineStr = pattern('singleLineStr', 'single-line string (no control characters)', `[^${CONTROL}]*`);
+const word = pattern('word', 'word (no whitespace or control characters)', `[^\\s${CONTROL}]+`);
+const fileName = pattern('fileName', 'file name (one path component: no /, not . or .., no control characters)', `(?!\\.\\.?$)[^/${CONTROL}]+`);
+const etcPath = pattern(
+  'etcPath',
+  'relative path below /etc (no empty, . or .. components, no control characters)',
+  `(?!(?:.*/)?\\.\\.?(?:/|$))/*(?:[^/${CONTROL}]+/)*[^/${CONTROL}]+`,
+);
+// systemd's unit_name_is_valid: a prefix, an optional @instance, a type suffix; at most 255 bytes.
+const UNIT_CHARS = 'A-Za-z0-9:_.\\\\-';
+const UNIT_SUFFIX = 'service|socket|device|mount|automount|swap|target|path|timer|slice|scope';
+const unitName = pattern('unitName', 'systemd unit name (e.g. sshd.service, getty@tty1.service)', `(?=.{1,255}$)[${UNIT_CHARS}]+(?:@[${UNIT_CHARS}]*)?\\.(?:${UNIT_SUFFIX})`);
+const unitBaseName = pattern('unitBaseName', 'systemd unit name without its type suffix (e.g. sshd, getty@tty1)', `(?=.{1,240}$)[${UNIT_CHARS}]+(?:@[${UNIT_CHARS}]*)?`);
+const accountName = pattern('accountName', 'user or group name', '[a-z_][a-z0-9_-]*\\$?');
+const envName = pattern('envName', 'environment variable name', '[A-Za-z_][A-Za-z0-9_]*');
+
+/**
+ * An attribute set whose names are checked by `names` (a string type) as values are: a name that
+ * fails is reported with the option path and where it was defined. Merges like attrsOf, with
+ * which it merges to the checked form.
+ */
+function attrsNamed(names: OptionType, elem: OptionType, lazy = false): OptionType {
+  const inner = attrsOfImpl(elem, lazy);
+  const t = mkOptionType({
+    name: inner.name,
+    description: `${inner.description}, by ${names.description}`,
+    check: inner.check,
+    nestedTypes: { elemType: elem },
+    payload: names.name,
+    jsonSchema: () => ({ ...inner.jsonSchema(), propertyNames: names.jsonSchema() }),
+    typeMerge: (other) => {
+      if (other.name !== inner.name) return null;
+      const otherNames = namesOf.get(other);
+      if (otherNames && otherNames.name !== names.name) return null;
+      const e = elem.typeMerge(other.nestedTypes.elemType!);
+      return e ? attrsNamed(names, e, lazy) : null;
+    },
+    merge(loc, defs, ctx) {
+      for (const def of defs) {
+        for (const k of Object.keys(def.value as object)) {
+          if (!names.check(k)) throw new OptionError(nameError(loc, k, names, entryLocation(def.value as object, k) ?? keyLocation(def.loc, k), lazyEntry(def.value as object, k)));
+        }
+      }
+      return inner.merge(loc, defs, ctx);
+    },
+  });
+  namesOf.set(t, names);
+  return t;
+}
+
+/** The name type of an attrsNamed type, for merging two declarations. */
+const namesOf = new WeakMap<OptionType, OptionType>();
+
+/** The type an attrsNamed type checks its names with (also through nullOr), if any. */
+export function attrsNames(t: OptionType): OptionType | undefined {
+  return namesOf.get(t) ?? (t.name === 'nullOr' && t.nestedTypes.elemType ? attrsNames(t.nestedTypes.elemType) : undefined);
+}
+
+/** The message for a refused attribute name: the option path, the name, and where it was defined. */
+export function nameError(loc: readonly string[], name: string, names: OptionType | undefined, at: SourceLocation, value: unknown): string {
+  return `The name ${JSON.stringify(name)} in option \`${showOption(loc)}' is not ${names ? `a ${names.description}` : 'valid'}. Definition values:${showDefs([{ loc: at, value }])}`;
+}
+
 export interface SubmoduleOptions {
   modules: ModuleInput[];
   /** Extra arguments for the submodule's module functions (besides name, config, options, lib, pkgs). */
@@ -354,11 +437,22 @@ export const types = {
   separatedString: (sep: string) => separatedString(sep),
   lines: separatedString('\n', 'lines'),
   commas: separatedString(',', 'commas'),
-  path: simple('path', 'absolute path', (v) => isStr(v) && v.startsWith('/'), { type: 'string', pattern: '^/' }),
+  // A path becomes a file name, a shell word or a list entry: no line breaks or other controls.
+  path: pattern('path', 'absolute path', `/[^${CONTROL}]*`),
+  singleLineStr,
+  word,
+  fileName,
+  etcPath,
+  unitName,
+  unitBaseName,
+  accountName,
+  envName,
   enum: enumType,
   listOf,
   attrsOf: (elem: OptionType) => attrsOfImpl(elem, false),
   lazyAttrsOf: (elem: OptionType) => attrsOfImpl(elem, true),
+  /** attrsOf whose attribute names must be of the string type `names` (a file name, a unit name, …). */
+  attrsNamed: (names: OptionType, elem: OptionType) => attrsNamed(names, elem),
   nullOr,
   either,
   oneOf,

@@ -8,7 +8,8 @@ import { types, type OptionType } from './types.js';
  * Option declarations in YAML modules: `!mkOption { type, default, example, description,
  * readOnly, internal }`. A type is written as text or as a mapping:
  *
- *   type: str                          bool int float str path lines commas port package anything raw
+ *   type: str                          bool int float str path lines commas port package anything raw,
+ *                                      singleLineStr word fileName etcPath unitName unitBaseName accountName envName
  *   type: listOf str                   listOf attrsOf lazyAttrsOf nullOr uniq wrap what follows
  *   type: attrsOf (listOf port)        parentheses group
  *   type: ints.between 1 10            also ints.unsigned ints.positive ints.u8 ints.u16 ints.u32
@@ -33,6 +34,14 @@ const simple: Record<string, OptionType> = {
   str: types.str,
   nonEmptyStr: types.nonEmptyStr,
   path: types.path,
+  singleLineStr: types.singleLineStr,
+  word: types.word,
+  fileName: types.fileName,
+  etcPath: types.etcPath,
+  unitName: types.unitName,
+  unitBaseName: types.unitBaseName,
+  accountName: types.accountName,
+  envName: types.envName,
   lines: types.lines,
   commas: types.commas,
   port: types.port,

@@ -279,7 +279,7 @@ describe('cairn option / options / schema', () => {
     expect(r.exitCode).toBe(0);
     const docs = JSON.parse(r.stdout);
     expect(docs['networking.hostName']).toMatchObject({ type: expect.stringContaining('string matching'), default: 'cairn' });
-    expect(docs['users.users.<name>.extraGroups']).toMatchObject({ type: 'list of string' });
+    expect(docs['users.users.<name>.extraGroups']).toMatchObject({ type: 'list of user or group name' });
     expect(docs['systemd.services.<name>.script']).toBeDefined();
     expect(docs.assertions).toBeUndefined(); // internal
     const md = await cairn(['options']);

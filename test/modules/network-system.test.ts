@@ -107,7 +107,10 @@ describe('system settings', () => {
 
   it.runIf(hasCommand('localedef') && existsSync('/usr/share/i18n/locales/de_DE'))('the locale step compiles locales glibc then uses (locales on the host)', () => {
     const dir = tempDir('locales');
-    const script = lib.renderTemplate('i18n/locales.sh', { dir, locales: [{ name: 'de_DE.UTF-8', input: 'de_DE', charmap: 'UTF-8', folder: 'de_DE.utf8' }] });
+    // The view holds shell words, quoted as the module quotes them.
+    const q = lib.shellQuote;
+    const locales = [{ name: q('de_DE.UTF-8'), input: q('de_DE'), charmap: q('UTF-8'), folder: q(`${dir}/de_DE.utf8`), ctype: q(`${dir}/de_DE.utf8/LC_CTYPE`) }];
+    const script = lib.renderTemplate('i18n/locales.sh', { dir: q(dir), locales });
     expect(spawnSync('bash', ['-e', '-c', script]).status).toBe(0);
     expect(existsSync(join(dir, 'de_DE.utf8/LC_CTYPE'))).toBe(true);
     const r = spawnSync('date', ['-d', '2024-03-01', '+%B'], { env: { LOCPATH: dir, LC_ALL: 'de_DE.UTF-8' }, encoding: 'utf8' });
