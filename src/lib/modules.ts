@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
+import { userCodeError } from './usercode.js';
 import { projectRoot } from '../paths.js';
 import { lib } from './lib.js';
 import { entryLocation, formatLocation, keyLocation, lazyLocation, setEntryLocation, type SourceLocation } from './location.js';
@@ -387,6 +388,8 @@ export class Evaluation implements MergeContext, RefHost {
       this.loading = loc;
       try {
         value = force((value as ModuleFunction)(this.moduleArgs()));
+      } catch (err) {
+        throw userCodeError(err, () => `while loading the module \`${formatLocation(loc)}'`);
       } finally {
         this.loading = previous;
       }
@@ -698,6 +701,8 @@ export class OptionState {
     evaluating.push(this);
     try {
       return (this.preparedDefs = prepareDefinitions(all));
+    } catch (err) {
+      throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
     } finally {
       evaluating.pop();
       this.preparing = false;
@@ -728,6 +733,8 @@ export class OptionState {
       this.result = v;
       this.status = 2;
       return v;
+    } catch (err) {
+      throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
     } finally {
       evaluating.pop();
       if (this.status === 1) this.status = 0;
