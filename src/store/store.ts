@@ -225,7 +225,24 @@ export class Store {
       throw new CairnError(`${parsed.logical} is not a valid store path`);
     }
     if (!lexists(join(this.dir, parsed.base))) throw new CairnError(`${parsed.logical} is not a valid store path`);
-    return JSON.parse(text) as PathInfo;
+    const info = parseInfo(text);
+    if (typeof info === 'string') {
+      throw new CairnError(`the metadata of ${parsed.logical} is damaged (${this.infoPath(parsed.base)}: ${info}); \`cairn store repair\` removes that path and what refers to it, for the next build to make them again`);
+    }
+    return info;
+  }
+
+  /** Why the metadata file of a path is damaged (truncated, not PathInfo), or undefined if it is not (or is missing). */
+  damagedInfo(base: string): { file: string; problem: string } | undefined {
+    const file = this.infoPath(base);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+    const info = parseInfo(text);
+    return typeof info === 'string' ? { file, problem: info } : undefined;
   }
 
   /** Every path reachable from `paths` through references, sorted. */
@@ -552,6 +569,23 @@ export function referencesFirst(paths: Iterable<string>, referencesOf: (p: strin
   };
   for (const p of [...among].sort()) visit(p);
   return order;
+}
+
+/**
+ * A metadata file's PathInfo, or what is wrong with it. Files are written atomically, so damage
+ * comes from outside: a disk that lost data, a file system repaired after a crash, an editor.
+ */
+function parseInfo(text: string): PathInfo | string {
+  let info: PathInfo;
+  try {
+    info = JSON.parse(text) as PathInfo;
+  } catch (err) {
+    return text.trim() === '' ? 'empty' : `not JSON (${(err as Error).message})`;
+  }
+  if (typeof info !== 'object' || info === null || typeof info.path !== 'string' || typeof info.narHash !== 'string' || typeof info.narSize !== 'number' || !Array.isArray(info.references)) {
+    return 'not store path metadata (path, narHash, narSize or references missing)';
+  }
+  return info;
 }
 
 function rmIfExists(p: string): number {
