@@ -1,5 +1,5 @@
 import yargs, { type Argv } from 'yargs';
-import { CairnError, UsageError } from '../errors.js';
+import { CairnError, isNoSpace, UsageError } from '../errors.js';
 import { mappedStack, userCodeError } from '../lib/usercode.js';
 import { cairnVersion } from '../paths.js';
 import { commands } from './commands/index.js';
@@ -57,6 +57,12 @@ function reportError(err: unknown, showTrace: boolean): number {
       if (err.cause instanceof Error && err.cause.stack) process.stderr.write(`caused by: ${mappedStack(err.cause.stack)}\n`);
     }
     return err.exitCode;
+  }
+  if (isNoSpace(err)) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`error: no space left on device${e.path ? ` while writing ${e.path}` : ''}\n`);
+    if (showTrace && e.stack) process.stderr.write(`${e.stack}\n`);
+    return 1;
   }
   if (err instanceof RangeError && /call stack/.test(err.message)) {
     process.stderr.write('error: infinite recursion (the evaluation went too deep)\n');

@@ -26,7 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { writeFile } from 'node:fs/promises';
-import { CairnError } from '../errors.js';
+import { CairnError, isNoSpace } from '../errors.js';
 import { cairnHome, LOGICAL_STORE } from '../paths.js';
 import { getBuilder, registerBuilder, type SetuidEntry } from './builders.js';
 import { derivationDescription, type Derivation } from './derivation.js';
@@ -375,6 +375,7 @@ export class Store {
         failpoint('after-rename', drv.name);
       } catch (err) {
         removeTree(tmp);
+        if (isNoSpace(err)) throw new CairnError(`no space left on device while writing ${out} (into ${this.dir}); nothing of it was kept`, { cause: err });
         if (err instanceof CairnError && !err.message.includes(out)) {
           throw new CairnError(`building ${out}: ${err.message}`, { cause: err, exitCode: err.exitCode });
         }
