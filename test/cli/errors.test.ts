@@ -94,6 +94,27 @@ describe('a missing import', () => {
   });
 });
 
+describe('printing a value as YAML', () => {
+  const module = (value: string) =>
+    `export default ({ lib }: any) => {\n${value}\n  return { options: { v: lib.mkOption({ type: lib.types.raw, default: {} }) }, config: { v } };\n};\n`;
+
+  it('prints a value thousands of levels deep', async () => {
+    write('deep.ts', module("  let v: any = 'leaf';\n  for (let i = 0; i < 3000; i++) v = { n: v };"));
+    const r = await cairn(['eval', 'deep.ts', '--option', 'v']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.match(/"n":/g)).toHaveLength(3000);
+    expect(r.stdout).toContain('"leaf"');
+  });
+
+  it('names where a value that contains itself does so', async () => {
+    write('cycle.ts', module("  const v: any = { name: 'loop', more: {} };\n  v.more.back = v;"));
+    const r = await cairn(['eval', 'cycle.ts', '--option', 'v']);
+    expectUserError(r);
+    expect(r.stderr).toContain("The value at `v.more.back' is one that contains it (a cycle)");
+  });
+});
+
 describe('command-line values checked before anything is built', () => {
   // The configuration would take minutes to build: a refusal that comes at once was made first.
   it('cairn vm --mem abc and --cpus 0 are usage errors', async () => {
