@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { CairnError } from '../../src/errors.js';
 import { Store, verifyStore } from '../../src/store/index.js';
 import { unpackDeb } from '../../src/debian/deb.js';
-import { debCachePath } from '../../src/debian/cache.js';
-import { sha256File } from '../../src/debian/cache.js';
+import { debCachePath, sha256File } from '../../src/debian/cache.js';
 
 let work: string;
 let mnt: string;
