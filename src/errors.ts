@@ -19,3 +19,9 @@ export class UsageError extends CairnError {
     this.name = 'UsageError';
   }
 }
+
+/** A full file system (or a full quota): the user's to fix, not a bug in cairn. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}

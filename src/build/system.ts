@@ -24,7 +24,7 @@ import { buildEnv, type Derivation, type Store } from '../store/index.js';
 import { lockPackages, lockPathFor, realisePackages, resolveRepositories, serializeLock, type LockFile, type RepositorySpec } from '../debian/index.js';
 import { dutiesDerivation, readAlternatives, type BuiltPackage, type ChosenAlternative } from './duties.js';
 import { etcDerivation, etcEntries } from './etc.js';
-import { usersSpecDerivation } from './users.js';
+import { usersSpecDerivation, UsersOptionError } from './users.js';
 import { activateScript, initScript, scriptText, switchScript, type SnippetOption } from './activate.js';
 import { loaderFiles, type LoaderSettings } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
@@ -269,7 +269,15 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   const kernelParams = ((config.boot?.kernelParams as string[] | undefined) ?? []).map(String);
   const snippets = config.system.activationScripts as Record<string, SnippetOption>;
   // Checked before anything is written: a bad user or group fails the build with its option named.
-  const usersPath = await store.build(usersSpecDerivation(packages, { users: config.users.users, groups: config.users.groups }, scriptText('activate/users.awk')));
+  const usersPath = await store
+    .build(usersSpecDerivation(packages, { users: config.users.users, groups: config.users.groups }, scriptText('activate/users.awk')))
+    .catch((err: unknown) => {
+      // The builder names the option; the evaluation knows where the user defined it.
+      for (let e = err; e instanceof Error; e = e.cause) {
+        if (e instanceof UsersOptionError) throw new CairnError(`${e.message} (${definitionSites(ev, e.option)})`, { cause: err });
+      }
+      throw err;
+    });
   const lockHash = createHash('sha256').update(serializeLock(lock)).digest('hex');
   const sd = config.boot?.loader?.['systemd-boot'] as
     | { enable: boolean; timeout: number | null; editor: boolean; configurationLimit: number | null; bootCounting: { enable: boolean; tries: number } }

@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CairnError } from '../errors.js';
+import { showOption } from '../lib/show.js';
 import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { readDuties, type BuiltPackage } from './duties.js';
@@ -64,8 +65,21 @@ export interface UsersSpec {
 }
 
 /** A field of the spec: no tab, newline or colon can reach /etc/passwd through it. */
-function field(value: string, what: string): string {
-  if (/[\t\n:]/.test(value)) throw new CairnError(`${what}: '${value}' contains a tab, newline or colon, which /etc/passwd cannot hold`);
+/**
+ * A problem with one option's value, named by its path. The spec is computed in a builder, which
+ * has no evaluation: the build adds where the option was defined (see system.ts).
+ */
+export class UsersOptionError extends CairnError {
+  constructor(
+    readonly option: string[],
+    message: string,
+  ) {
+    super(`${showOption(option)}: ${message}`);
+  }
+}
+
+function field(value: string, what: string[]): string {
+  if (/[\t\n:]/.test(value)) throw new UsersOptionError(what, `'${value}' contains a tab, newline or colon, which /etc/passwd cannot hold`);
   return value === '' ? '' : value;
 }
 
@@ -133,29 +147,33 @@ export function usersSpec(
   }
   for (const key of Object.keys(cfg.users).sort()) {
     const u = cfg.users[key]!;
-    const where = `users.users.${key}`;
+    const where = (option: string): string[] => ['users', 'users', key, option];
     const prev = users.get(u.name);
     const normal = u.isNormalUser;
     const group = u.group || (normal ? 'users' : prev?.group ?? 'nogroup');
-    if (!groups.has(group)) throw new CairnError(`${where}.group: the group '${group}' is not declared; add users.groups.${group} = {}`);
+    if (!groups.has(group)) throw new UsersOptionError(where('group'), `the group '${group}' is not declared; add users.groups.${group} = {}`);
     for (const g of u.extraGroups) {
-      if (!groups.has(g)) throw new CairnError(`${where}.extraGroups: the group '${g}' is not declared; add users.groups.${g} = {}`);
+      if (!groups.has(g)) throw new UsersOptionError(where('extraGroups'), `the group '${g}' is not declared; add users.groups.${g} = {}`);
       groups.get(g)!.members.add(u.name);
     }
     users.set(u.name, {
       name: u.name,
       uid: u.uid !== null ? String(u.uid) : (prev?.uid ?? '-'),
       group,
-      gecos: field(u.description || (prev?.gecos ?? ''), `${where}.description`),
-      home: field(u.home, `${where}.home`),
-      shell: field(u.shell, `${where}.shell`),
+      gecos: field(u.description || (prev?.gecos ?? ''), where('description')),
+      home: field(u.home, where('home')),
+      shell: field(u.shell, where('shell')),
       kind: prev?.kind === 'base' ? 'base' : normal ? 'normal' : 'system',
       createHome: u.createHome,
-      hash: u.hashedPassword !== null ? field(u.hashedPassword, `${where}.hashedPassword`) : '-',
-      hashFile: u.hashedPasswordFile !== null ? field(u.hashedPasswordFile, `${where}.hashedPasswordFile`) : '-',
+      hash: u.hashedPassword !== null ? field(u.hashedPassword, where('hashedPassword')) : '-',
+      hashFile: u.hashedPasswordFile !== null ? field(u.hashedPasswordFile, where('hashedPasswordFile')) : '-',
     });
   }
-  for (const g of groups.values()) for (const m of g.members) if (!users.has(m)) throw new CairnError(`users.groups.${g.name}.members: no user '${m}' is declared`);
+  // Keyed by attribute name: a group's `name` may differ from it.
+  const groupKey = new Map(Object.keys(cfg.groups).map((k) => [cfg.groups[k]!.name, k]));
+  for (const g of groups.values()) {
+    for (const m of g.members) if (!users.has(m)) throw new UsersOptionError(['users', 'groups', groupKey.get(g.name) ?? g.name, 'members'], `no user '${m}' is declared`);
+  }
 
   const groupLines = [...groups.values()].map((g) => [g.name, g.gid, [...g.members].sort().join(','), g.kind].join('\t'));
   const userLines = [...users.values()].map((u) =>

@@ -1,5 +1,6 @@
 import yargs, { type Argv } from 'yargs';
-import { CairnError, UsageError } from '../errors.js';
+import { CairnError, isNoSpace, UsageError } from '../errors.js';
+import { mappedStack, userCodeError } from '../lib/usercode.js';
 import { cairnVersion } from '../paths.js';
 import { commands } from './commands/index.js';
 
@@ -45,11 +46,23 @@ function skipHelpCache(parser: Argv): void {
 }
 
 function reportError(err: unknown, showTrace: boolean): number {
+  // An exception thrown by a user's module code outside an option's evaluation is theirs too.
+  err = userCodeError(err);
   if (err instanceof CairnError) {
     process.stderr.write(`error: ${err.message}\n`);
     if (err instanceof UsageError) process.stderr.write('Run `cairn --help` for usage.\n');
-    if (showTrace && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (showTrace) {
+      if (err.stack) process.stderr.write(`${err.stack}\n`);
+      // A user's exception's own trace, with its TypeScript modules' frames mapped to their lines.
+      if (err.cause instanceof Error && err.cause.stack) process.stderr.write(`caused by: ${mappedStack(err.cause.stack)}\n`);
+    }
     return err.exitCode;
+  }
+  if (isNoSpace(err)) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`error: no space left on device${e.path ? ` while writing ${e.path}` : ''}\n`);
+    if (showTrace && e.stack) process.stderr.write(`${e.stack}\n`);
+    return 1;
   }
   if (err instanceof RangeError && /call stack/.test(err.message)) {
     process.stderr.write('error: infinite recursion (the evaluation went too deep)\n');

@@ -43,9 +43,13 @@ async function extractData(deb: string, out: string): Promise<TarEntry[]> {
   const lister = new TarLister((e) => entries.push(e));
   const dpkg = spawn('dpkg-deb', ['--fsys-tarfile', deb], { stdio: ['ignore', 'pipe', 'pipe'] });
   const tar = spawn('tar', ['-x', '-f', '-', '-C', out, '--no-same-owner', '--delay-directory-restore'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  // A full disk makes tar complain once per file: keep the start, which says why.
   let errText = '';
-  dpkg.stderr.on('data', (b: Buffer) => { errText += b.toString(); });
-  tar.stderr.on('data', (b: Buffer) => { errText += b.toString(); });
+  const keep = (b: Buffer): void => {
+    if (errText.length < ERR_KEEP) errText += b.toString();
+  };
+  dpkg.stderr.on('data', keep);
+  tar.stderr.on('data', keep);
   dpkg.stdout.on('data', (b: Buffer) => {
     lister.push(b);
     if (!tar.stdin.write(b)) {
@@ -60,9 +64,18 @@ async function extractData(deb: string, out: string): Promise<TarEntry[]> {
     p.on('close', (code) => resolve(code ?? 1));
   });
   const [a, b] = await Promise.all([exit(dpkg, 'dpkg-deb'), exit(tar, 'tar')]);
-  if (a !== 0 || b !== 0) throw new CairnError(`cannot unpack ${deb}: ${errText.trim() || `dpkg-deb exit ${a}, tar exit ${b}`}`);
+  if (a !== 0 || b !== 0) {
+    if (/No space left on device/i.test(errText)) throw new CairnError(`no space left on device while unpacking ${deb} into ${dirname(out)}`);
+    const lines = errText.trim().split('\n');
+    const shown = lines.slice(0, ERR_LINES).join('\n') + (lines.length > ERR_LINES ? '\n…' : '');
+    throw new CairnError(`cannot unpack ${deb}: ${shown || `dpkg-deb exit ${a}, tar exit ${b}`}`);
+  }
   return entries;
 }
+
+/** How much of dpkg-deb's and tar's complaints a failed unpacking shows. */
+const ERR_KEEP = 4096;
+const ERR_LINES = 5;
 
 /**
  * Rewrites relative symlinks so they still point at the same file once /bin, /sbin, /lib* are

@@ -49,23 +49,30 @@ export async function evalSystem(modules: ModuleInput[], opts: EvalOptions = {})
 }
 
 /** A deep, plain copy of an evaluated value for JSON: options without any value are left out. */
-export function toPlain(value: unknown, path: string[] = []): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => toPlain(v, [...path, `[${i}]`]));
+export function toPlain(value: unknown, path: string[] = [], within = new Set<object>()): unknown {
   if (typeof value === 'function') return undefined;
   if (typeof value !== 'object' || value === null) return value;
-  if ('toJSON' in value && typeof (value as { toJSON: unknown }).toJSON === 'function') return (value as { toJSON(): unknown }).toJSON();
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(value)) {
-    let v: unknown;
-    try {
-      v = (value as Record<string, unknown>)[k];
-    } catch (err) {
-      // Leave out an option nobody defined, but not an option whose value needs an undefined one.
-      if (err instanceof OptionError && err.message.startsWith(`The option \`${showOption([...path, k])}' was accessed but has no value`)) continue;
-      throw err;
+  // A value shared in many places is copied in each; one that contains itself cannot be printed.
+  if (within.has(value)) throw new CairnError(`The value at \`${showOption(path)}' is one that contains it (a cycle): it cannot be printed.`);
+  within.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((v, i) => toPlain(v, [...path, `[${i}]`], within));
+    if ('toJSON' in value && typeof (value as { toJSON: unknown }).toJSON === 'function') return (value as { toJSON(): unknown }).toJSON();
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value)) {
+      let v: unknown;
+      try {
+        v = (value as Record<string, unknown>)[k];
+      } catch (err) {
+        // Leave out an option nobody defined, but not an option whose value needs an undefined one.
+        if (err instanceof OptionError && err.message.startsWith(`The option \`${showOption([...path, k])}' was accessed but has no value`)) continue;
+        throw err;
+      }
+      const p = toPlain(v, [...path, k], within);
+      if (p !== undefined) out[k] = p;
     }
-    const p = toPlain(v, [...path, k]);
-    if (p !== undefined) out[k] = p;
+    return out;
+  } finally {
+    within.delete(value);
   }
-  return out;
 }

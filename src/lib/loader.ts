@@ -1,8 +1,8 @@
 import type { BuildOptions } from 'esbuild';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { CairnError } from '../errors.js';
 import { formatLocation, type SourceLocation } from './location.js';
@@ -31,7 +31,7 @@ export async function loadModuleFile(file: string, requestedAt: SourceLocation):
     try {
       mod = ext.endsWith('js') ? await import(pathToFileURL(file).href) : await importTypeScript(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(file)) throw missing(file, requestedAt, err);
+      if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw missingImport(file, requestedAt, err as Error);
       if (err instanceof CairnError) throw err;
       throw new CairnError(`cannot load module \`${formatLocation({ file })}': ${(err as Error).message}`, { cause: err });
     }
@@ -43,6 +43,30 @@ export async function loadModuleFile(file: string, requestedAt: SourceLocation):
 
 function missing(file: string, at: SourceLocation, err: unknown): CairnError {
   return new CairnError(`cannot find the module \`${formatLocation({ file })}' (imported at \`${formatLocation(at)}')`, { cause: err });
+}
+
+/**
+ * Node's "Cannot find module '/abs/x.js' imported from /abs/y.js": the module itself, or a file or
+ * package one of its imports names, located at the line of the importing file that names it.
+ */
+function missingImport(file: string, at: SourceLocation, err: Error): CairnError {
+  const m = /Cannot find (?:module|package) '([^']+)' imported from (\S+)/.exec(err.message);
+  if (!m || m[1] === file) return missing(file, at, err);
+  const importer = m[2]!.startsWith('file://') ? fileURLToPath(m[2]!) : m[2]!;
+  const name = isAbsolute(m[1]!) ? basename(m[1]!) : m[1]!;
+  return new CairnError(`cannot find module \`${name}' imported from \`${formatLocation(importLocation(importer, name))}'`, { cause: err });
+}
+
+/** The first line of a module that names `specifier` in quotes (an import), else the file. */
+function importLocation(file: string, specifier: string): SourceLocation {
+  try {
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const i = lines.findIndex((l) => new RegExp(`['"][^'"]*${specifier.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"]`).test(l));
+    if (i >= 0) return { file, line: i + 1, column: lines[i]!.search(/['"]/) + 1 };
+  } catch {
+    // Unreadable: the file alone.
+  }
+  return { file };
 }
 
 function parseJson(text: string, file: string): unknown {
@@ -107,8 +131,10 @@ async function bundle(file: string, options: BuildOptions): Promise<{ code: stri
   } catch (err) {
     const first = (err as { errors?: { text: string; location?: { file: string; line: number; column: number } }[] }).errors?.[0];
     if (!first) throw err;
-    const where = first.location ? `${formatLocation({ file: resolve(first.location.file), line: first.location.line, column: first.location.column + 1 })}: ` : '';
-    throw new CairnError(`${where}${first.text}`);
+    const loc = first.location && { file: resolve(dirname(file), first.location.file), line: first.location.line, column: first.location.column + 1 };
+    const unresolved = /^Could not resolve "(.*)"$/.exec(first.text);
+    if (unresolved && loc) throw new CairnError(`cannot find module \`${unresolved[1]}' imported from \`${formatLocation(loc)}'`);
+    throw new CairnError(`${loc ? `${formatLocation(loc)}: ` : ''}${first.text}`);
   }
 }
 

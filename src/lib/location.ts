@@ -66,15 +66,24 @@ export class CallSite {
 }
 
 function parseFirstFrame(stack: string): SourceLocation | null {
+  for (const frame of stackFrames(stack)) {
+    if (frame.file.startsWith('node:') || frame.file.includes('/node_modules/')) continue;
+    return frame;
+  }
+  return null;
+}
+
+/** The positions of a V8 stack trace's frames, innermost first (frames without one are skipped). */
+export function stackFrames(stack: string): SourceLocation[] {
+  const frames: SourceLocation[] = [];
   for (const line of stack.split('\n').slice(1)) {
     const m = /\(?((?:file:\/\/)?[^()\s]+?):(\d+):(\d+)\)?\s*$/.exec(line.trim());
     if (!m) continue;
     let file = m[1]!;
     if (file.startsWith('file://')) file = decodeURIComponent(new URL(file).pathname);
-    if (file.startsWith('node:') || file.includes('/node_modules/')) continue;
-    return { file, line: Number(m[2]), column: Number(m[3]) };
+    frames.push({ file, line: Number(m[2]), column: Number(m[3]) });
   }
-  return null;
+  return frames;
 }
 
 /** A location computed when first read: most are never shown. */

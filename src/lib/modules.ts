@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
+import { userCodeError } from './usercode.js';
 import { projectRoot } from '../paths.js';
 import { lib } from './lib.js';
 import { entryLocation, formatLocation, keyLocation, lazyLocation, setEntryLocation, type SourceLocation } from './location.js';
@@ -296,6 +297,8 @@ export class Evaluation implements MergeContext, RefHost {
   private optionsValue?: Record<string, unknown>;
   readonly lateConfig: Record<string, unknown>;
   readonly lateOptions: Record<string, unknown>;
+  /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
+  definedAt?: SourceLocation[];
 
   constructor(
     readonly prefix: string[],
@@ -387,6 +390,8 @@ export class Evaluation implements MergeContext, RefHost {
       this.loading = loc;
       try {
         value = force((value as ModuleFunction)(this.moduleArgs()));
+      } catch (err) {
+        throw userCodeError(err, () => `while loading the module \`${formatLocation(loc)}'`);
       } finally {
         this.loading = previous;
       }
@@ -698,6 +703,8 @@ export class OptionState {
     evaluating.push(this);
     try {
       return (this.preparedDefs = prepareDefinitions(all));
+    } catch (err) {
+      throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
     } finally {
       evaluating.pop();
       this.preparing = false;
@@ -723,11 +730,24 @@ export class OptionState {
       if (this.node.decl.readOnly && defs.length > 1) {
         throw new OptionError(`The option \`${showOption(this.loc)}' is read-only, but it's set multiple times. Definition values:${showDefs(defs)}`);
       }
-      let v = checkAndMerge(this.loc, this.node.type, defs, this.ev);
+      let v: unknown;
+      try {
+        v = checkAndMerge(this.loc, this.node.type, defs, this.ev);
+      } catch (err) {
+        // A default made from the submodule's name (users.users.<name>.name) is wrong because of
+        // where that name was written: show that place, not only cairn's module.
+        const within = this.ev.definedAt;
+        if (err instanceof OptionError && within?.length && defs.some((d) => d.priority === PRIORITY.optionDefault)) {
+          throw new OptionError(`${err.message}\nThe default follows \`${showOption(this.ev.prefix)}', defined:${showDefs(within.map((loc) => ({ loc, value: undefined })), false)}`);
+        }
+        throw err;
+      }
       if (this.node.decl.apply) v = this.node.decl.apply(v);
       this.result = v;
       this.status = 2;
       return v;
+    } catch (err) {
+      throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
     } finally {
       evaluating.pop();
       if (this.status === 1) this.status = 0;
@@ -883,6 +903,7 @@ export function evalSubmodule(loc: string[], modules: ModuleInput[], defs: Final
     ...defs.map((d, i) => new SourcedModule(d.value, d.loc, `${showOption(loc)}#${i + 1}`, shorthand && typeof force(d.value) !== 'function')),
   ];
   const ev = evalModulesSync({ modules: inputs, prefix: loc, specialArgs: { ...specialArgs, name: loc[loc.length - 1] ?? '' } });
+  ev.definedAt = defs.map((d) => d.loc);
   return ev.config;
 }
 

@@ -30,12 +30,18 @@ export function writeFileAtomic(path: string, data: string): void {
   const tmp = join(dir, `.tmp-${processToken()}-${randomBytes(4).toString('hex')}`);
   const fd = openSync(tmp, 'w', 0o644);
   try {
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    // A full disk must not leave a partial file behind, not even under a temporary name.
+    rmSync(tmp, { force: true });
+    throw err;
   }
-  renameSync(tmp, path);
   fsyncDir(dir);
 }
 

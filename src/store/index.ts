@@ -6,7 +6,7 @@ export { registerBuilder, getBuilder } from './builders.js';
 export { Store, referencesFirst, type PathInfo, type ParsedPath } from './store.js';
 export { buildEnv, type BuildEnvArgs } from './buildenv.js';
 export { collectGarbage, findRoots, type GcResult, type GcRoot } from './gc.js';
-export { verifyStore, type VerifyProblem } from './verify.js';
+export { repairStore, verifyStore, type RepairResult, type VerifyProblem } from './verify.js';
 export { diffClosures, formatBytes, formatChange, type ClosureChange } from './diff.js';
 export { validateName, splitName, nameOf, hashOf, isStoreBaseName } from './storepath.js';
 export { toNixBase32, hashPart } from './hash.js';

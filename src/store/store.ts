@@ -26,7 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { writeFile } from 'node:fs/promises';
-import { CairnError } from '../errors.js';
+import { CairnError, isNoSpace } from '../errors.js';
 import { cairnHome, LOGICAL_STORE } from '../paths.js';
 import { getBuilder, registerBuilder, type SetuidEntry } from './builders.js';
 import { derivationDescription, type Derivation } from './derivation.js';
@@ -225,7 +225,24 @@ export class Store {
       throw new CairnError(`${parsed.logical} is not a valid store path`);
     }
     if (!lexists(join(this.dir, parsed.base))) throw new CairnError(`${parsed.logical} is not a valid store path`);
-    return JSON.parse(text) as PathInfo;
+    const info = parseInfo(text);
+    if (typeof info === 'string') {
+      throw new CairnError(`the metadata of ${parsed.logical} is damaged (${this.infoPath(parsed.base)}: ${info}); \`cairn store repair\` removes that path and what refers to it, for the next build to make them again`);
+    }
+    return info;
+  }
+
+  /** Why the metadata file of a path is damaged (truncated, not PathInfo), or undefined if it is not (or is missing). */
+  damagedInfo(base: string): { file: string; problem: string } | undefined {
+    const file = this.infoPath(base);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+    const info = parseInfo(text);
+    return typeof info === 'string' ? { file, problem: info } : undefined;
   }
 
   /** Every path reachable from `paths` through references, sorted. */
@@ -358,6 +375,7 @@ export class Store {
         failpoint('after-rename', drv.name);
       } catch (err) {
         removeTree(tmp);
+        if (isNoSpace(err)) throw new CairnError(`no space left on device while writing ${out} (into ${this.dir}); nothing of it was kept`, { cause: err });
         if (err instanceof CairnError && !err.message.includes(out)) {
           throw new CairnError(`building ${out}: ${err.message}`, { cause: err, exitCode: err.exitCode });
         }
@@ -552,6 +570,23 @@ export function referencesFirst(paths: Iterable<string>, referencesOf: (p: strin
   };
   for (const p of [...among].sort()) visit(p);
   return order;
+}
+
+/**
+ * A metadata file's PathInfo, or what is wrong with it. Files are written atomically, so damage
+ * comes from outside: a disk that lost data, a file system repaired after a crash, an editor.
+ */
+function parseInfo(text: string): PathInfo | string {
+  let info: PathInfo;
+  try {
+    info = JSON.parse(text) as PathInfo;
+  } catch (err) {
+    return text.trim() === '' ? 'empty' : `not JSON (${(err as Error).message})`;
+  }
+  if (typeof info !== 'object' || info === null || typeof info.path !== 'string' || typeof info.narHash !== 'string' || typeof info.narSize !== 'number' || !Array.isArray(info.references)) {
+    return 'not store path metadata (path, narHash, narSize or references missing)';
+  }
+  return info;
 }
 
 function rmIfExists(p: string): number {

@@ -1,11 +1,11 @@
 /** Checking the store against its metadata. */
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { LOGICAL_STORE } from '../paths.js';
-import { lockHolder } from './lock.js';
+import { acquireLock, lockHolder } from './lock.js';
 import { dumpTree } from './nar.js';
 import { isStoreBaseName } from './storepath.js';
-import type { Store } from './store.js';
+import { referencesFirst, type Store } from './store.js';
 
 export interface VerifyProblem {
   path: string;
@@ -42,6 +42,11 @@ export async function verifyStore(
       if (!busy(base)) problems.push({ path, problem: 'contents missing (gc removes the leftover metadata)' });
       continue;
     }
+    const damaged = store.damagedInfo(base);
+    if (damaged) {
+      problems.push({ path, problem: `metadata damaged (${damaged.file}: ${damaged.problem}); \`cairn store repair\` removes the path and what refers to it` });
+      continue;
+    }
     let info;
     try {
       info = store.pathInfo(path);
@@ -64,4 +69,70 @@ export async function verifyStore(
     }
   }
   return problems;
+}
+
+export interface RepairResult {
+  /** Paths whose metadata was damaged, with the file and what was wrong. */
+  damaged: { path: string; file: string; problem: string }[];
+  /** Logical paths removed (or, in a dry run, that would be): the damaged ones and their referrers. */
+  removed: string[];
+  /** Paths left alone because a live process holds them. */
+  skipped: string[];
+}
+
+/**
+ * Repairs what `verifyStore` finds that the store cannot use: a path whose metadata is damaged
+ * cannot be trusted (its references and setuid modes are lost), so it is removed with every path
+ * that refers to it, directly or not; the next build makes them again. Leftovers of crashed
+ * processes (metadata without contents and the reverse) are swept as GC does. Referrers go before
+ * what they refer to and metadata before contents, so every step leaves a consistent store.
+ */
+export async function repairStore(store: Store, opts: { dryRun?: boolean } = {}): Promise<RepairResult> {
+  const gcLock = opts.dryRun ? undefined : await acquireLock(store.gcLockPath);
+  try {
+    if (!opts.dryRun) store.sweep();
+    const damaged: RepairResult['damaged'] = [];
+    const referrers = new Map<string, string[]>();
+    for (const base of readdirSync(store.dir).filter(isStoreBaseName)) {
+      const path = `${LOGICAL_STORE}/${base}`;
+      const bad = store.damagedInfo(base);
+      if (bad) {
+        damaged.push({ path, ...bad });
+        continue;
+      }
+      if (!store.isValid(path)) continue;
+      for (const r of store.pathInfo(path).references) if (r !== path) referrers.set(r, [...(referrers.get(r) ?? []), path]);
+    }
+    const doomed = new Set<string>();
+    const todo = damaged.map((d) => d.path);
+    while (todo.length > 0) {
+      const p = todo.pop()!;
+      if (doomed.has(p)) continue;
+      doomed.add(p);
+      todo.push(...(referrers.get(p) ?? []));
+    }
+    const referencesOf = (p: string): string[] => (store.damagedInfo(basename(p)) ? [] : store.pathInfo(p).references);
+    const removed: string[] = [];
+    const skipped: string[] = [];
+    for (const p of referencesFirst(doomed, referencesOf).reverse()) {
+      if (opts.dryRun) {
+        removed.push(p);
+        continue;
+      }
+      const lock = store.tryLockPath(basename(p));
+      if (!lock) {
+        skipped.push(p);
+        continue;
+      }
+      try {
+        store.deletePath(basename(p));
+        removed.push(p);
+      } finally {
+        lock.release();
+      }
+    }
+    return { damaged, removed, skipped };
+  } finally {
+    gcLock?.release();
+  }
 }

@@ -115,6 +115,34 @@ describe('cairn store', () => {
     expect(json.map((c) => c.pname)).toContain('openssl');
   });
 
+  it('names damaged metadata (path-info exit 1, verify), and repair removes the path and its referrers', async () => {
+    const { home, store, sys1, sys2, lib, junk } = await fixture();
+    const info = join(home, 'var', 'db', 'info', `${lib.split('/').pop()}.json`);
+    writeFileSync(info, '{"path": "/cairn/store/'); // cut short, as a lost write leaves it
+    const r = cairn(home, 'store', 'path-info', lib);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the metadata of ${lib} is damaged (${info}: not JSON`);
+    expect(r.stderr).toContain('cairn store repair');
+    expect(r.stderr).not.toMatch(/SyntaxError|^\s+at /m);
+    const v = cairn(home, 'store', 'verify');
+    expect(v.code).toBe(1);
+    expect(v.stdout).toContain(`${lib}: metadata damaged (${info}`);
+
+    const dry = cairn(home, 'store', 'repair', '--dry-run');
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`would remove ${sys2}`);
+    expect(existsSync(info)).toBe(true);
+    const fixed = cairn(home, 'store', 'repair', '--json');
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const result = JSON.parse(fixed.stdout) as { damaged: { path: string; file: string }[]; removed: string[] };
+    expect(result.damaged).toEqual([expect.objectContaining({ path: lib, file: info })]);
+    expect(result.removed.sort()).toEqual([lib, sys1, sys2].sort());
+    // Referrers went first: nothing valid is left referring to a removed path; the rest stays.
+    expect(store.isValid(lib) || store.isValid(sys1) || store.isValid(sys2)).toBe(false);
+    expect(store.isValid(junk)).toBe(true);
+    expect(cairn(home, 'store', 'verify').stdout).toBe('store is consistent\n');
+  });
+
   it('a usage error exits 2', () => {
     const r = cairn(tempHome(), 'store', 'path-info');
     expect(r.code).toBe(2);

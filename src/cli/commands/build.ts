@@ -19,7 +19,7 @@ const buildCommand: CommandModule<object, BuildArgs> = {
   builder: (y) =>
     y
       .positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' })
-      .option('json', { type: 'boolean', describe: 'Print JSON: { toplevel, sw, etc, kernel, initrd, packages, closureSize }, then the toplevel' })
+      .option('json', { type: 'boolean', describe: 'Print JSON: { toplevel, sw, etc, kernel, initrd, packages, closureSize } (instead of the toplevel)' })
       .option('jobs', { type: 'number', describe: 'Packages unpacked at once (default: CPU count)' })
       .option('out-link', { type: 'string', default: 'result', describe: 'Where to link the toplevel (a GC root)' })
       .option('link', { type: 'boolean', default: true, describe: 'Make the out-link (--no-link: only print the path)' })
@@ -36,9 +36,11 @@ const buildCommand: CommandModule<object, BuildArgs> = {
     if (args.json) {
       const closureSize = built.closure.reduce((n, p) => n + store.pathInfo(p).narSize, 0);
       const { toplevel, sw, etc, kernel, initrd, packages } = built;
+      // One JSON document and nothing else, for tools that parse stdout: the toplevel is in it.
       process.stdout.write(JSON.stringify({ toplevel, sw, etc, kernel, initrd, packages, closureSize }, null, 2) + '\n');
+    } else {
+      process.stdout.write(`${built.toplevel}\n`);
     }
-    process.stdout.write(`${built.toplevel}\n`);
   },
 };
 

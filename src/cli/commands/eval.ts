@@ -39,10 +39,23 @@ const evalCommand: CommandModule<object, EvalArgs> = {
         value = found.namespace.slice(result.evaluation.prefix.length).reduce((v: unknown, k) => (v as Record<string, unknown>)[k], result.config);
       } else value = found.value!();
     }
-    const plain = toPlain(value);
-    out(args.json ? JSON.stringify(plain, null, 2) : stringify(plain, { lineWidth: 0 }));
+    const plain = toPlain(value, args.option ? parseOptionPath(args.option) : []);
+    out(args.json ? JSON.stringify(plain, null, 2) : toYaml(plain));
   },
 };
+
+/**
+ * A plain value as YAML. The YAML printer recurses per level of nesting and runs out of stack on
+ * values a few thousand levels deep; JSON, which is YAML too, is printed without that limit.
+ */
+function toYaml(plain: unknown): string {
+  try {
+    return stringify(plain, { lineWidth: 0 });
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    return JSON.stringify(plain, null, 2) + '\n';
+  }
+}
 
 interface OptionArgs {
   path: string;
@@ -65,7 +78,7 @@ const optionCommand: CommandModule<object, OptionArgs> = {
       out(args.json ? JSON.stringify({ path: args.path, options: found.children }, null, 2) : `\`${args.path}' is a set of options:\n${found.children.map((c) => `  ${c}`).join('\n')}`);
       return;
     }
-    const value = args.config !== undefined && found.value ? toPlain(found.value()) : undefined;
+    const value = args.config !== undefined && found.value ? toPlain(found.value(), parseOptionPath(args.path)) : undefined;
     const definitions = args.config !== undefined && found.definitions ? found.definitions().map((d) => formatLocation(d.loc)) : [];
     const info = {
       path: found.path,
@@ -93,7 +106,7 @@ const optionCommand: CommandModule<object, OptionArgs> = {
 };
 
 const indent = (s: string): string => s.split('\n').map((l) => `  ${l}`).join('\n');
-const showBlock = (v: unknown): string => (typeof v === 'object' && v !== null ? stringify(v, { lineWidth: 0 }).trimEnd() : showValue(v, 10_000));
+const showBlock = (v: unknown): string => (typeof v === 'object' && v !== null ? toYaml(v).trimEnd() : showValue(v, 10_000));
 
 interface OptionsArgs {
   format: 'json' | 'markdown';

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { basename, extname } from 'node:path';
 import { Store } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
-import { buildImage, findFormat } from '../../image/index.js';
+import { buildImage, findFormat, parseSize } from '../../image/index.js';
 import { progressReporter } from '../progress.js';
 import { listGenerations } from '../../generations/index.js';
 
@@ -36,6 +36,8 @@ const imageCommand: CommandModule<object, ImageArgs> = {
       .option('json', { type: 'boolean', describe: 'Print JSON: { output, format, bytes, generations, defaultGeneration, toplevel }' }),
   handler: async (args) => {
     const format = findFormat(args.format);
+    // Checked before the build: a typo should not cost one.
+    if (args.size !== 'auto') parseSize(args.size, '--size');
     const store = Store.open();
     const report = progressReporter();
     const built = await buildSystem(args.config, { store, jobs: args.jobs, onProgress: report.progress });

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { collectGarbage, diffClosures, formatBytes, formatChange, Store, verifyStore, type PathInfo } from '../../store/index.js';
+import { collectGarbage, diffClosures, formatBytes, formatChange, repairStore, Store, verifyStore, type PathInfo } from '../../store/index.js';
 
 /** A progress line on stderr when it is a terminal; nothing otherwise (logs and pipes stay clean). */
 function progress(label: string): { update: (done: number, total: number) => void; done: () => void } {
@@ -85,6 +85,34 @@ const verify: CommandModule<object, VerifyArgs> = {
   },
 };
 
+interface RepairArgs {
+  'dry-run'?: boolean;
+  json?: boolean;
+}
+
+const repair: CommandModule<object, RepairArgs> = {
+  command: 'repair',
+  describe: 'Remove store paths whose metadata is damaged, and the paths that refer to them, for the next build to make again',
+  builder: (y) =>
+    y
+      .option('dry-run', { alias: 'n', type: 'boolean', describe: 'Only list what would be removed' })
+      .option('json', { type: 'boolean', describe: 'Print JSON' }) as unknown as Argv<RepairArgs>,
+  handler: async (argv) => {
+    const store = Store.open();
+    const dryRun = argv['dry-run'] === true;
+    const result = await repairStore(store, { dryRun });
+    if (argv.json) {
+      printJson({ dryRun, ...result });
+      return;
+    }
+    for (const d of result.damaged) process.stdout.write(`damaged metadata: ${d.file} (${d.problem})\n`);
+    for (const p of result.removed) process.stdout.write(`${dryRun ? 'would remove' : 'removed'} ${p}\n`);
+    for (const p of result.skipped) process.stdout.write(`kept ${p} (in use by another process; run repair again later)\n`);
+    if (result.damaged.length === 0) process.stdout.write('no damaged metadata\n');
+    if (result.skipped.length > 0) process.exitCode = 1;
+  },
+};
+
 interface GcArgs {
   'dry-run'?: boolean;
   json?: boolean;
@@ -148,6 +176,7 @@ const storeCommand: CommandModule<object, object> = {
       .command(pathInfo as CommandModule<object, PathInfoArgs>)
       .command(verify as CommandModule<object, VerifyArgs>)
       .command(gc as CommandModule<object, GcArgs>)
+      .command(repair as CommandModule<object, RepairArgs>)
       .command(diff as CommandModule<object, DiffArgs>)
       .demandCommand(1, 'Name a store command; see `cairn store --help`.') as unknown as Argv<object>,
   handler: () => {},

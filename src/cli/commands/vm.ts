@@ -5,6 +5,7 @@ import { Store } from '../../store/index.js';
 import { prepareVm, parseForward, QEMU } from '../../vm/index.js';
 import { progressReporter } from '../progress.js';
 import { shellWord } from '../../shell.js';
+import { UsageError } from '../../errors.js';
 
 interface VmArgs {
   config: string;
@@ -27,6 +28,11 @@ const vmCommand: CommandModule<object, VmArgs> = {
       .option('state', { type: 'string', describe: 'State disk (the root file system; made on first start). Default: <config name>-vm.qcow2' })
       .option('dry-run', { type: 'boolean', describe: 'Build and prepare everything, print the QEMU command line, do not start it' }),
   handler: async (args) => {
+    // yargs reads `--mem abc` as NaN: refused here, before anything is built.
+    for (const name of ['mem', 'cpus'] as const) {
+      const v = args[name];
+      if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) throw new UsageError(`--${name} must be a positive whole number${Number.isNaN(v) ? '' : `, not ${v}`}`);
+    }
     const forwards = (args.forward ?? []).map(parseForward);
     const store = Store.open();
     const report = progressReporter();
