@@ -7,6 +7,7 @@ import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.j
 import { CairnError } from '../errors.js';
 import { formatLocation, type SourceLocation } from './location.js';
 import { SourcedModule } from './modules.js';
+import { watchedImport } from './watchdog.js';
 import { parseYaml } from './yaml.js';
 
 /**
@@ -30,7 +31,7 @@ export async function loadModuleFile(file: string, requestedAt: SourceLocation):
   if (ext === '.ts' || ext === '.mts' || ext === '.cts' || ext === '.tsx' || ext === '.js' || ext === '.mjs' || ext === '.cjs') {
     let mod: { default?: unknown };
     try {
-      mod = ext.endsWith('js') ? await import(pathToFileURL(file).href) : await importTypeScript(file);
+      mod = await watchedImport(file, () => (ext.endsWith('js') ? import(pathToFileURL(file).href) : importTypeScript(file)));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(file)) throw missing(file, requestedAt, err);
       if (err instanceof CairnError) throw err;
