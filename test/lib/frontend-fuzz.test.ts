@@ -65,7 +65,7 @@ const aliasLevels = fc.tuple(fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1
   return `${lines.join('\n')}\n`;
 });
 
-const run = (prop: fc.IAsyncProperty<[any]>, numRuns: number) => fc.assert(prop, { numRuns, seed: SEED, endOnFailure: true });
+const run = <T extends unknown[]>(prop: fc.IAsyncProperty<T>, numRuns: number) => fc.assert(prop, { numRuns, seed: SEED, endOnFailure: true });
 
 describe('the YAML and JSON front end on arbitrary input', () => {
   it('random bytes, as YAML and as JSON', async () => {
@@ -103,6 +103,6 @@ describe('the YAML and JSON front end on arbitrary input', () => {
     await run(fc.asyncProperty(doc, fc.boolean(), async (v, asJson) => {
       const file = asJson ? write('json', JSON.stringify(v)) : write('yaml', stringify(v, { aliasDuplicateObjects: true }));
       await onlyCairnErrors(async () => JSON.stringify((await evalConfigFile(file)).config.environment.etc));
-    }) as fc.IAsyncProperty<[any]>, 25);
+    }), 25);
   }, 60_000);
 });
