@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { CairnError, isNoSpace, UsageError } from '../errors.js';
 import { mappedStack, userCodeError } from '../lib/usercode.js';
+import { evaluationAborted, guardEvaluation } from '../lib/watchdog.js';
 import { cairnVersion } from '../paths.js';
 import { commands } from './commands/index.js';
 
@@ -15,6 +16,16 @@ export async function main(argv: string[]): Promise<number> {
     .version(cairnVersion())
     .usage('$0 <command> [options]\n\nDeclarative OS configurations built from Debian packages.')
     .option('show-trace', { type: 'boolean', description: 'Show stack traces of errors', global: true })
+    .option('eval-timeout', {
+      type: 'number',
+      description: 'Stop configuration code that runs this many seconds without returning (default: $CAIRN_EVAL_TIMEOUT, else 60; 0: no limit)',
+      global: true,
+    })
+    .middleware((args) => {
+      const limit = args.evalTimeout as number | undefined;
+      if (limit !== undefined && !(limit >= 0)) throw new UsageError('--eval-timeout takes a number of seconds (0: no limit)');
+      guardEvaluation(limit);
+    })
     .command(commands)
     .demandCommand(1, 'Name a command; see `cairn --help`.')
     .strict()
@@ -27,7 +38,8 @@ export async function main(argv: string[]): Promise<number> {
     });
   skipHelpCache(parser);
   try {
-    await parser.parseAsync();
+    // Configuration code stopped by the time limit, or waiting forever, never returns to the command.
+    await Promise.race([parser.parseAsync(), evaluationAborted]);
   } catch (err) {
     return reportError(err, showTrace);
   }

@@ -7,6 +7,7 @@ import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.j
 import { CairnError } from '../errors.js';
 import { formatLocation, type SourceLocation } from './location.js';
 import { SourcedModule } from './modules.js';
+import { watchedImport } from './watchdog.js';
 import { parseYaml } from './yaml.js';
 
 /**
@@ -17,19 +18,20 @@ import { parseYaml } from './yaml.js';
 export async function loadModuleFile(file: string, requestedAt: SourceLocation): Promise<unknown> {
   const ext = extname(file);
   if (ext === '.yaml' || ext === '.yml' || ext === '.json') {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(file, 'utf8');
+      bytes = await readFile(file);
     } catch (err) {
       throw missing(file, requestedAt, err);
     }
+    const text = decodeUtf8(bytes, file);
     const value = ext === '.json' ? parseJson(text, file) : parseYaml(text, file);
     return new SourcedModule(value, { file, line: 1, column: 1 }, file, false, dirname(file), ext !== '.json');
   }
   if (ext === '.ts' || ext === '.mts' || ext === '.cts' || ext === '.tsx' || ext === '.js' || ext === '.mjs' || ext === '.cjs') {
     let mod: { default?: unknown };
     try {
-      mod = ext.endsWith('js') ? await import(pathToFileURL(file).href) : await importTypeScript(file);
+      mod = await watchedImport(file, () => (ext.endsWith('js') ? import(pathToFileURL(file).href) : importTypeScript(file)));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw missingImport(file, requestedAt, err as Error);
       if (err instanceof CairnError) throw err;
@@ -69,11 +71,65 @@ function importLocation(file: string, specifier: string): SourceLocation {
   return { file };
 }
 
+/** The text of a configuration file, refused where it is not UTF-8 (decoding would put U+FFFD there). */
+function decodeUtf8(bytes: Buffer, file: string): string {
+  const text = bytes.toString('utf8');
+  // Valid UTF-8 (a byte-order mark included) encodes back to the same bytes; the first byte that
+  // differs is the first one that was not UTF-8.
+  const again = Buffer.from(text, 'utf8');
+  // A byte-order mark (editors on Windows write one) is no part of the configuration.
+  if (again.equals(bytes)) return text.startsWith('\uFEFF') ? text.slice(1) : text;
+  let i = 0;
+  while (i < bytes.length && bytes[i] === again[i]) i++;
+  const before = bytes.subarray(0, i);
+  const line = before.filter((b) => b === 0x0a).length + 1;
+  const column = i - before.lastIndexOf(0x0a);
+  throw new CairnError(`${formatLocation({ file, line, column })}: the file is not UTF-8 text (byte 0x${bytes[i]!.toString(16).padStart(2, '0')}); save it as UTF-8`);
+}
+
 function parseJson(text: string, file: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     throw new CairnError(`${formatLocation({ file })}: invalid JSON: ${(err as Error).message}`);
+  }
+  checkJsonKeys(text, file);
+  return value;
+}
+
+/**
+ * Refuses a key written twice in one JSON object (JSON.parse keeps the last silently; YAML
+ * modules refuse it too). Runs on text JSON.parse accepted, so it only tracks strings and nesting.
+ */
+function checkJsonKeys(text: string, file: string): void {
+  // Per open container: the keys seen so far (undefined for an array), and whether a key comes next.
+  const stack: { keys?: Set<string>; expectKey: boolean }[] = [];
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') {
+      line++;
+      lineStart = i + 1;
+    } else if (c === '{') stack.push({ keys: new Set(), expectKey: true });
+    else if (c === '[') stack.push({ expectKey: false });
+    else if (c === '}' || c === ']') stack.pop();
+    else if (c === ',') {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+    } else if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (top.keys.has(key)) throw new CairnError(`${formatLocation({ file, line, column: i - lineStart + 1 })}: the key \`${key}' appears twice in one object`);
+        top.keys.add(key);
+        top.expectKey = false;
+      }
+      i = end;
+    }
   }
 }
 

@@ -226,9 +226,19 @@ export class Declarations {
       }
     }
     const schema: JsonSchema = { type: ['object', 'null'], properties };
-    schema.additionalProperties = top && this.freeformType ? this.freeformType.jsonSchema() : false;
+    schema.additionalProperties = top && this.freeformType ? freeformEntrySchema(this.freeformType) : false;
     return schema;
   }
+}
+
+/**
+ * What an undeclared key may hold under a freeformType. The type is that of all undeclared
+ * definitions together (NixOS's `freeformType = attrsOf t`), so one key holds a `t`; other
+ * freeform types are checked when they merge.
+ */
+function freeformEntrySchema(type: OptionType): JsonSchema {
+  const elem = type.name === 'attrsOf' || type.name === 'lazyAttrsOf' ? type.nestedTypes.elemType : undefined;
+  return elem ? elem.jsonSchema() : {};
 }
 
 /**

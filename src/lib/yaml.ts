@@ -1,4 +1,4 @@
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parse, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parse, parseDocument, type Alias, type Document, type Node } from 'yaml';
 import { CairnError } from '../errors.js';
 import { setEntryLocation, type SourceLocation } from './location.js';
 import { Merge, Order, ORDER, Override, PRIORITY } from './properties.js';
@@ -17,30 +17,70 @@ import { yamlOption } from './yaml-types.js';
  */
 export function parseYaml(text: string, file: string): unknown {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const at = (offset: number): SourceLocation => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, column: col };
   };
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    throw new CairnError(`${fmt(at(e.pos[0]))}: invalid YAML: ${e.message.split('\n')[0]}`);
+  try {
+    const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+    if (doc.errors.length) {
+      const e = doc.errors[0]!;
+      throw new CairnError(`${fmt(at(e.pos[0]))}: invalid YAML: ${e.message.split('\n')[0]}`);
+    }
+    // A tag is written just before its value; the node's range starts at the value.
+    const tagAt = (tag: string, valueOffset: number): SourceLocation => {
+      const i = text.lastIndexOf(tag, valueOffset);
+      return at(i >= 0 ? i : valueOffset);
+    };
+    return convert(doc.contents as Node | null, { doc, at, tagAt, anchors: new Map(), expanding: [], expanded: 0 });
+  } catch (err) {
+    // Nesting deeper than the stack (the parser's or ours) is the document's doing, not a bug.
+    if (err instanceof RangeError && /call stack/.test(err.message)) throw new CairnError(`${file}: the YAML is nested too deeply`);
+    throw err;
   }
-  // A tag is written just before its value; the node's range starts at the value.
-  const tagAt = (tag: string, valueOffset: number): SourceLocation => {
-    const i = text.lastIndexOf(tag, valueOffset);
-    return at(i >= 0 ? i : valueOffset);
-  };
-  return convert(doc.contents as Node | null, doc, at, tagAt);
 }
 
 const fmt = (l: SourceLocation): string => `${l.file}:${l.line}:${l.column}`;
 
-type TagAt = (tag: string, valueOffset: number) => SourceLocation;
+/**
+ * How many values aliases may expand to in one file. Each alias is a copy of its anchor's value,
+ * so nested aliases multiply ("billion laughs": 9 levels of 10 aliases are 10^9 values); reusing
+ * a few mappings dozens of times stays far below this.
+ */
+export const MAX_ALIAS_EXPANSION = 10_000;
 
-function convert(node: Node | null, doc: Document, at: (offset: number) => SourceLocation, tagAt: TagAt): unknown {
+interface Context {
+  doc: Document;
+  at: (offset: number) => SourceLocation;
+  tagAt: (tag: string, valueOffset: number) => SourceLocation;
+  /** Resolved aliases: the library's resolve() searches the whole document each time. */
+  anchors: Map<Alias, Node>;
+  /** The aliases being expanded, outermost first. */
+  expanding: Alias[];
+  /** Values made by expanding aliases so far. */
+  expanded: number;
+}
+
+function convert(node: Node | null, cx: Context): unknown {
   if (node === null || node === undefined) return null;
-  if (isAlias(node)) return convert(node.resolve(doc) as Node, doc, at, tagAt);
+  if (cx.expanding.length && ++cx.expanded > MAX_ALIAS_EXPANSION) {
+    throw new CairnError(
+      `${fmt(cx.at(cx.expanding[0]!.range![0]))}: YAML aliases expand to more than ${MAX_ALIAS_EXPANSION} values (the alias expansion limit); ` +
+        'write the repeated values out, or reuse them from a TypeScript module',
+    );
+  }
+  if (isAlias(node)) {
+    let target = cx.anchors.get(node);
+    if (target === undefined) cx.anchors.set(node, (target = node.resolve(cx.doc) as Node));
+    if (cx.expanding.some((a) => cx.anchors.get(a) === target)) throw new CairnError(`${fmt(cx.at(node.range![0]))}: the alias \`*${node.source}' refers to a value that contains it`);
+    cx.expanding.push(node);
+    try {
+      return convert(target, cx);
+    } finally {
+      cx.expanding.pop();
+    }
+  }
+  const { at, tagAt } = cx;
   let value: unknown;
   if (isMap(node)) {
     const obj: Record<string, unknown> = {};
@@ -50,14 +90,15 @@ function convert(node: Node | null, doc: Document, at: (offset: number) => Sourc
         throw new CairnError(`${fmt(at(keyNode?.range?.[0] ?? node.range![0]))}: mapping keys must be plain names`);
       }
       const key = String(keyNode.value);
-      obj[key] = convert(pair.value as Node | null, doc, at, tagAt);
+      // Defined, not assigned: a key `__proto__' is an entry like any other, not the prototype.
+      Object.defineProperty(obj, key, { value: convert(pair.value as Node | null, cx), enumerable: true, writable: true, configurable: true });
       setEntryLocation(obj, key, at(keyNode.range![0]));
     }
     value = obj;
   } else if (isSeq(node)) {
     const arr: unknown[] = [];
     node.items.forEach((item, i) => {
-      arr.push(convert(item as Node | null, doc, at, tagAt));
+      arr.push(convert(item as Node | null, cx));
       const r = (item as Node | null)?.range;
       if (r) setEntryLocation(arr, String(i), at(r[0]));
     });
