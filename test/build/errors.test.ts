@@ -49,7 +49,8 @@ describe('cairn eval', () => {
     writeFileSync(file, 'users:\n  users:\n    "Bad User":\n      isNormalUser: true\n');
     const r = await cairn(['eval', file, '--option', 'users.users']);
     expect(r.exitCode, r.stderr).toBe(1);
-    expect(r.stderr).toContain("A definition for option `users.users.\"Bad User\".name' is not of type");
+    // Refused as an attribute name of users.users (types.attrsNamed), where the user wrote it.
+    expect(r.stderr).toContain('The name "Bad User" in option `users.users\' is not a user or group name');
     expect(r.stderr).toContain('names.yaml:3:5');
   });
 });
