@@ -1,12 +1,12 @@
 import fc from 'fast-check';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CairnError } from '../../src/errors.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 import { loadModuleFile } from '../../src/lib/loader.js';
+import { scratchWithHome } from './helpers.js';
 
 /**
  * Arbitrary documents loaded as configurations either load (and evaluate) or give a CairnError:
@@ -15,22 +15,11 @@ import { loadModuleFile } from '../../src/lib/loader.js';
  */
 const SEED = 1303;
 
-let dir: string;
-let savedHome: string | undefined;
+const scratch = scratchWithHome('cairn-fuzz');
 let n = 0;
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cairn-fuzz-'));
-  savedHome = process.env.CAIRN_HOME;
-  process.env.CAIRN_HOME = mkdtempSync(join(tmpdir(), 'cairn-fuzz-home-'));
-});
-afterAll(() => {
-  if (savedHome === undefined) delete process.env.CAIRN_HOME;
-  else process.env.CAIRN_HOME = savedHome;
-});
-
 function write(ext: string, content: string | Uint8Array): string {
-  const file = join(dir, `doc${n++}.${ext}`);
+  const file = join(scratch.dir(), `doc${n++}.${ext}`);
   writeFileSync(file, content);
   return file;
 }

@@ -1,28 +1,16 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CairnError } from '../../src/errors.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 import { loadModuleFile } from '../../src/lib/loader.js';
 import { parseYaml } from '../../src/lib/yaml.js';
-import { asyncErrorOf, deep, errorOf } from './helpers.js';
+import { asyncErrorOf, deep, errorOf, scratchWithHome } from './helpers.js';
 
-let dir: string;
-let savedHome: string | undefined;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cairn-frontend-'));
-  savedHome = process.env.CAIRN_HOME;
-  process.env.CAIRN_HOME = mkdtempSync(join(tmpdir(), 'cairn-frontend-home-'));
-});
-afterAll(() => {
-  if (savedHome === undefined) delete process.env.CAIRN_HOME;
-  else process.env.CAIRN_HOME = savedHome;
-});
+const scratch = scratchWithHome('cairn-frontend');
 
 function write(name: string, content: string | Buffer): string {
-  const file = join(dir, name);
+  const file = join(scratch.dir(), name);
   writeFileSync(file, content);
   return file;
 }

@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { evalModulesSync, type Evaluation, type ModuleInput } from '../../src/lib/index.js';
 
 /** Evaluates in-memory modules. */
@@ -35,4 +39,26 @@ export async function asyncErrorOf(fn: () => Promise<unknown>): Promise<string> 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function deep(v: unknown): any {
   return JSON.parse(JSON.stringify(v));
+}
+
+/**
+ * A scratch folder for configuration files, with a CAIRN_HOME of its own (module bundles are cached
+ * there) for the test file's duration; both removed, and CAIRN_HOME restored, afterwards.
+ */
+export function scratchWithHome(prefix: string): { dir: () => string } {
+  let dir = '';
+  let home = '';
+  let savedHome: string | undefined;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+    home = mkdtempSync(join(tmpdir(), `${prefix}-home-`));
+    savedHome = process.env.CAIRN_HOME;
+    process.env.CAIRN_HOME = home;
+  });
+  afterAll(() => {
+    if (savedHome === undefined) delete process.env.CAIRN_HOME;
+    else process.env.CAIRN_HOME = savedHome;
+    for (const d of [dir, home]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+  return { dir: () => dir };
 }
