@@ -3,10 +3,10 @@
  * naming the file:line and the option, never "internal error" with a stack trace.
  */
 import { execa } from 'execa';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
 let dir: string;
@@ -22,6 +22,9 @@ function write(name: string, text: string): string {
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'cairn-errors-'));
   home = mkdtempSync(join(tmpdir(), 'cairn-errors-home-'));
+});
+afterAll(() => {
+  for (const d of [dir, home]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
 /** A user's error as the CLI reports it: exit 1, the message, no stack trace. */
