@@ -110,3 +110,7 @@ for (const out of Object.values(result.metafile.outputs)) {
   }
 }
 await writeFile(new URL('../dist/cli/runtime-packages.json', import.meta.url), JSON.stringify([...external].sort()) + '\n');
+
+// The JSON Schema of configuration files, from the bundle just built (see scripts/schema.mjs).
+const { writeSchema } = await import('./schema.mjs');
+writeSchema();
