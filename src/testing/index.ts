@@ -33,6 +33,8 @@ export interface VmTestFile {
   /** Shown in reports; the file name by default. */
   name?: string;
   nodes: Record<string, NodeConfig | NodeSpec>;
+  /** Seconds the test may take when a harness runs it under a limit (cairn's own VM test driver); unset: the harness's default. */
+  timeout?: number;
   testScript: (machines: Record<string, Machine>, driver: DriverContext) => Promise<void>;
 }
 
@@ -100,6 +102,7 @@ function loadChecked(file: string, mod: Partial<VmTestFile> | undefined): VmTest
   for (const name of Object.keys(mod.nodes)) {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new CairnError(`${file}: nodes.${name}: machine names are host names (lowercase letters, digits, '-')`);
   }
+  if (mod.timeout !== undefined && !(typeof mod.timeout === 'number' && mod.timeout > 0)) throw new CairnError(`${file}: timeout: expected a number of seconds`);
   if (typeof mod.testScript !== 'function') throw new CairnError(`${file}: testScript: expected an async function of the machines`);
   return mod as VmTestFile;
 }

@@ -35,6 +35,8 @@ const setProfile = (n: number, toplevel: string) =>
 
 export default {
   name: 'generations: switch, boot entries, rollback, boot counting',
+  // Many reboots under OVMF: twice the driver's default.
+  timeout: 1800,
   nodes: {
     switcher: {
       configuration: generation('A', { untouched: service('untouched'), removed: service('removed') }),

@@ -28,6 +28,8 @@ const CHECK = [
 
 export default {
   name: 'power cuts during remote switches',
+  // Ten switches, each cut short and booted again: three times the driver's default.
+  timeout: 2700,
   nodes: { target: generation('0') },
   async testScript({ target: m }: Record<string, Machine>, driver: DriverContext) {
     const port = await freePort();

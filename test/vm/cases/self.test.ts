@@ -44,6 +44,8 @@ const LONG = 1800;
 
 export default {
   name: 'cairn inside a cairn machine: switch, generations list/diff, rollback, delete',
+  // cairn builds and switches inside the machine: three times the driver's default.
+  timeout: 2700,
   nodes: { selfhost: hostConfig },
   async testScript({ selfhost: m }: Record<string, Machine>, driver: DriverContext) {
     try {
