@@ -208,26 +208,36 @@ export class Declarations {
     return node;
   }
 
-  /** The JSON Schema of a config for these declarations (what YAML configs are checked against). */
-  jsonSchema(): JsonSchema {
-    return this.namespaceSchema(this.root, true);
+  /**
+   * The option tree folded bottom up: `option` for each option, `namespace` for each set of
+   * options from its children's results (`top` at the root, where a freeformType applies). The
+   * JSON Schema and the TypeScript declarations of a configuration are both this walk.
+   */
+  fold<T>(f: { option(node: OptionNode): T; namespace(children: [string, T][], top: boolean): T }): T {
+    const walk = (ns: NamespaceNode, top: boolean): T =>
+      f.namespace(
+        [...ns.children].map(([name, child]): [string, T] => [name, child instanceof NamespaceNode ? walk(child, false) : f.option(child)]),
+        top,
+      );
+    return walk(this.root, true);
   }
 
-  private namespaceSchema(ns: NamespaceNode, top: boolean): JsonSchema {
-    const properties: Record<string, JsonSchema> = {};
-    for (const [name, child] of ns.children) {
-      if (child instanceof NamespaceNode) properties[name] = this.namespaceSchema(child, false);
-      else {
+  /** The JSON Schema of a config for these declarations (what YAML configs are checked against). */
+  jsonSchema(): JsonSchema {
+    return this.fold<JsonSchema>({
+      option: (child) => {
         const s = child.option.special.alias || child.option.special.removed ? {} : { ...child.type.jsonSchema() };
         if (child.decl.description) s.description = child.decl.description;
         const d = Object.getOwnPropertyDescriptor(child.decl, 'default');
         if (d && !d.get && d.value !== undefined && isJsonable(d.value)) s.default = d.value;
-        properties[name] = s;
-      }
-    }
-    const schema: JsonSchema = { type: ['object', 'null'], properties };
-    schema.additionalProperties = top && this.freeformType ? freeformEntrySchema(this.freeformType) : false;
-    return schema;
+        return s;
+      },
+      namespace: (children, top) => ({
+        type: ['object', 'null'],
+        properties: Object.fromEntries(children),
+        additionalProperties: top && this.freeformType ? freeformEntrySchema(this.freeformType) : false,
+      }),
+    });
   }
 }
 
