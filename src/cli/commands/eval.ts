@@ -1,9 +1,14 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { stringify } from 'yaml';
+import { writeFileAtomic } from '../../cache.js';
 import { documentedOptions, findOption, parseOptionPath, type DocumentedOption } from '../../eval/inspect.js';
 import { evalConfigFile, evalSystem, toPlain, type SystemEvaluation } from '../../eval/index.js';
 import { formatLocation, showValue } from '../../lib/index.js';
 import { fileSchema } from '../../lib/schema.js';
+import { typeDeclarations } from '../../lib/typescript.js';
+import { projectRoot } from '../../paths.js';
 
 const out = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 
@@ -161,5 +166,28 @@ const schemaCommand: CommandModule<object, { config?: string }> = {
   },
 };
 
+/** cairn's library declarations (`Lib`, `Package`), written by `npm run build` beside the bundle. */
+const LIB_DECLARATIONS = join(projectRoot, 'dist', 'types', 'src', 'lib', 'index.d.ts');
+
+const typesCommand: CommandModule<object, { config?: string; output?: string }> = {
+  command: 'types [config]',
+  describe: 'Print TypeScript declarations of the options (`config` as modules read it, and ModuleArgs) for editors and tsc',
+  builder: (y) =>
+    y
+      .positional('config', { type: 'string', describe: 'Include the options this configuration declares' })
+      .option('output', { alias: 'o', type: 'string', describe: 'Write them to this file (e.g. cairn.d.ts) instead of printing them' }),
+  handler: async (args) => {
+    const result = await evaluate(args.config, false);
+    const found = existsSync(LIB_DECLARATIONS);
+    if (!found) process.stderr.write(`warning: cairn's library declarations are missing (${LIB_DECLARATIONS}; \`npm run build\` writes them): \`lib' is left untyped\n`);
+    const text = typeDeclarations(result.evaluation.decls, {
+      libModule: found ? LIB_DECLARATIONS.replace(/\.d\.ts$/, '.js') : undefined,
+      source: args.config === undefined ? "cairn's modules" : `cairn's modules and ${JSON.stringify(args.config)}`,
+    });
+    if (args.output === undefined) out(text);
+    else writeFileAtomic(resolve(args.output), text);
+  },
+};
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const evalCommands: CommandModule<any, any>[] = [evalCommand, optionCommand, optionsCommand, schemaCommand];
+export const evalCommands: CommandModule<any, any>[] = [evalCommand, optionCommand, optionsCommand, schemaCommand, typesCommand];
