@@ -55,9 +55,6 @@ export function typeDeclarations(decls: Declarations, opts: TypeDeclarationOptio
     '  [extra: string]: unknown;',
     '}',
     '',
-    '/** A module: a function of the module arguments returning its options and config (or an object). */',
-    'export type Module = ((args: ModuleArgs) => object) | object;',
-    '',
   ].join('\n');
 }
 
