@@ -128,9 +128,10 @@ const oneLine = (s: string): string | undefined => controlIn(s);
 /**
  * A recursive value type (nixpkgs' `valueType`s): `atom`s, lists and attribute sets of values.
  * Sets merge per key and lists concatenate, as `attrsOf`/`listOf` would; every nested value is
- * checked as it is merged, so a bad one is reported at its definition.
+ * checked as it is merged, so a bad one is reported at its definition; so are attribute names, by
+ * `names` when given.
  */
-function valueType(name: string, description: string, atom: OptionType): OptionType {
+function valueType(name: string, description: string, atom: OptionType, names?: OptionType): OptionType {
   let attrs: OptionType | undefined;
   let list: OptionType | undefined;
   const kind = (v: unknown): string => (isPlainObject(v) ? 'set' : Array.isArray(v) ? 'list' : 'atom');
@@ -144,7 +145,7 @@ function valueType(name: string, description: string, atom: OptionType): OptionT
         throw new OptionError(`The option \`${showOption(loc)}' has conflicting definition types:${defs.map((d) => `${showDefs([d], false)}: ${kindOf(d.value)}`).join('')}`);
       }
       const k = [...kinds][0];
-      if (k === 'set') return (attrs ??= types.attrsOf(self)).merge(loc, defs, ctx);
+      if (k === 'set') return (attrs ??= names ? types.attrsNamed(names, self) : types.attrsOf(self)).merge(loc, defs, ctx);
       if (k === 'list') return (list ??= types.listOf(self)).merge(loc, defs, ctx);
       return atom.merge(loc, defs, ctx);
     },
@@ -580,8 +581,9 @@ function nginxDirective(name: string, key: string, v: Data, path: (string | numb
  */
 function nginx(): Format {
   const str = checkedStr('nginxString', 'single-line string (no control characters)', oneLine);
+  const directive = checkedStr('nginxName', 'nginx directive name (one line, not empty)', (s) => (s === '' ? 'empty' : controlIn(s)));
   return {
-    type: types.attrsOf(valueType('nginxValue', 'nginx directive value', atomOf(str))),
+    type: types.attrsNamed(directive, valueType('nginxValue', 'nginx directive value', atomOf(str), directive)),
     generate: (name, value) => nginxBody(name, toData('nginx', name, value, { nulls: true, nonFinite: false }), [], 0),
   };
 }

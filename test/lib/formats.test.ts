@@ -57,6 +57,7 @@ describe('lib.formats: a settings option in one line, its file in one call', () 
     ['json: NaN', () => formats.json().type, { a: [1, Number.NaN] }, /services\.demo\.settings\.a\.\[definition 1-entry 2\]' is not of type `JSON value'/],
     ['toml: null', () => formats.toml().type, { a: { b: null } }, /services\.demo\.settings\.a\.b' is not of type `TOML value'/],
     ['nginx: a newline in a nested block', () => formats.nginx().type, { http: { server: [{ root: '/srv\n}' }] } }, /services\.demo\.settings\.http\.server\.\[definition 1-entry 1\]\.root' is not of type `nginx directive value'/],
+    ['nginx: a newline in a nested directive name', () => formats.nginx().type, { http: { 'gzip on;\ninclude': '/etc/shadow' } }, /name "gzip on;\\ninclude" in option `services\.demo\.settings\.http' is not a nginx directive name/],
     ['postgresqlConf: a key with =', () => formats.postgresqlConf().type, { 'a = 1\nb': 'x' }, /is not a postgresql\.conf parameter name/],
     ['postgresqlConf: a carriage return', () => formats.postgresqlConf().type, { work_mem: "4MB'\rfsync = off" }, /services\.demo\.settings\.work_mem' is not of type/],
   ];
@@ -377,6 +378,12 @@ describe('nginx, read by nginx itself', () => {
     const bad = run(formats.nginx().generate(NAME, { error_log: word, events: {} }));
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain(`open() "${word}" failed`);
+    // Any word without control characters reads back exactly, whichever characters nginx treats specially.
+    const unit = fc.constantFrom('a', ' ', ';', '{', '}', '"', "'", '\\', '#', '$', '(', ')', '[', ']', '=', '~', '^', '*', 'é', 'n', 't', 'r');
+    for (const w of fc.sample(fc.string({ unit, minLength: 1, maxLength: 10 }), { numRuns: 12, seed: 3 })) {
+      const r = run(formats.nginx().generate(NAME, { error_log: `/nonexistent/${w}`, events: {} }));
+      expect(r.stderr).toContain(`open() "/nonexistent/${w}" failed`);
+    }
     rmSync(tools.bin, { recursive: true, force: true });
   });
 });
