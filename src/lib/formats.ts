@@ -12,7 +12,7 @@
  */
 import { Document, parse as parseYaml } from 'yaml';
 import { CairnError } from '../errors.js';
-import { isPlainObject, OptionError, type FinalDefinition, type MergeContext } from './merge.js';
+import { isPlainObject, mergeEqualOption, OptionError, type FinalDefinition, type MergeContext } from './merge.js';
 import { showDefs, showOption } from './show.js';
 import { mkOptionType, types, type OptionType } from './types.js';
 
@@ -113,11 +113,7 @@ function checkedStr(name: string, description: string, problem: (s: string) => s
     name,
     description,
     check: (v) => typeof v === 'string' && problem(v) === undefined,
-    merge: (loc, defs) => {
-      const first = defs[0]!.value;
-      if (defs.every((d) => d.value === first)) return first;
-      throw new OptionError(`The option \`${showOption(loc)}' has conflicting definition values:${showDefs(defs)}`);
-    },
+    merge: mergeEqualOption,
     jsonSchema: () => ({ type: 'string' }),
   });
 }
@@ -218,6 +214,12 @@ function checkKey(fmt: string, name: string, path: Path, key: string, separator:
   if (p) refuse(name, path, `${p} in the ${fmt} format`);
 }
 
+/** Options that cannot work together or would break lines: a mistake in the module, said at once. */
+function checkKvOptions(fmt: string, opts: KeyValueOptions): void {
+  if (opts.listsAsDuplicateKeys && opts.listToValue) throw new CairnError(`formats.${fmt}: listsAsDuplicateKeys and listToValue cannot both be set`);
+  if (controlIn((opts.indent ?? '') + (opts.separator ?? '='), true)) throw new CairnError(`formats.${fmt}: the separator and indent must be one line`);
+}
+
 /** The type of one key-value pair's value for these options. */
 function kvAtomType(fmt: string, opts: KeyValueOptions): OptionType {
   const str = checkedStr(`${fmt}String`, 'single-line string (no control characters)', oneLine);
@@ -235,11 +237,9 @@ function kvSectionType(fmt: string, opts: KeyValueOptions): OptionType {
 
 /** The lines of key-value pairs (each ending in a newline), every value and line checked. */
 function kvLines(fmt: string, name: string, path: Path, entries: Data, opts: KeyValueOptions): string {
-  if (opts.listsAsDuplicateKeys && opts.listToValue) throw new CairnError(`${fmt}: listsAsDuplicateKeys and listToValue cannot both be set`);
   if (!isTable(entries)) refuse(name, path, `the ${fmt} format needs an attribute set of keys here, not ${kindOf(entries)}`);
   const sep = opts.separator ?? '=';
   const indent = opts.indent ?? '';
-  if (controlIn(indent + sep, true)) throw new CairnError(`${fmt}: the separator and indent must be one line`);
   let out = '';
   for (const [key, v] of Object.entries(entries)) {
     const at = [...path, key];
@@ -276,6 +276,7 @@ function atomOnly(fmt: string, name: string, path: Path, x: unknown): void {
 
 /** Lines of `key=value` (nixpkgs' `formats.keyValue`); null values are left out. */
 function keyValue(opts: KeyValueOptions = {}): Format {
+  checkKvOptions('keyValue', opts);
   return {
     type: kvSectionType('keyValue', opts),
     generate: (name, value) => kvLines('keyValue', name, [], toData('keyValue', name, value, { nulls: true, nonFinite: false }), opts),
@@ -284,6 +285,7 @@ function keyValue(opts: KeyValueOptions = {}): Format {
 
 /** `[section]` headers each followed by key-value lines, sections apart by a blank line (nixpkgs' `formats.ini`). */
 function ini(opts: IniOptions = {}): Format {
+  checkKvOptions('ini', opts);
   const section = checkedStr('iniSectionName', 'INI section name (one line, not empty, no [ or ])', sectionProblem);
   return {
     type: types.attrsNamed(section, kvSectionType('ini', opts)),
@@ -328,27 +330,29 @@ export function systemdValueProblem(s: string): string | undefined {
  * apart by a blank line, `header` (if any) a first comment line. This is `renderSystemdIni`'s
  * layout, so it can delegate here (its `extra` text appended after).
  */
-export function systemdIniText(name: string, sections: Iterable<readonly [string, unknown]>, header?: string): string {
+export function systemdIniText(name: string, sections: Iterable<readonly [string, unknown, number?]>, header?: string): string {
   if (header !== undefined) {
     const c = controlIn(header);
     if (c) throw new OptionError(`${name || '<value>'}: the header comment of a systemd file cannot contain ${c}`);
   }
   const blocks: string[] = [];
-  for (const [section, raw] of sections) {
-    if (!SYSTEMD_NAME.test(section)) refuse(name, [section], 'a systemd section name is letters, digits, - and _, starting with a letter');
-    const entries = toData('systemd', name, raw, { nulls: true, nonFinite: false }, [section]);
-    if (!isTable(entries)) refuse(name, [section], `a systemd section is an attribute set of keys, not ${kindOf(entries)}`);
+  for (const [section, raw, index] of sections) {
+    // A repeated section (the third element, its index) is shown as `Route[1]` in messages.
+    const at: (string | number)[] = index === undefined ? [section] : [section, index];
+    if (!SYSTEMD_NAME.test(section)) refuse(name, at, 'a systemd section name is letters, digits, - and _, starting with a letter');
+    const entries = toData('systemd', name, raw, { nulls: true, nonFinite: false }, at);
+    if (!isTable(entries)) refuse(name, at, `a systemd section is an attribute set of keys, not ${kindOf(entries)}`);
     let lines = '';
     for (const [key, v] of Object.entries(entries)) {
-      if (!SYSTEMD_NAME.test(key)) refuse(name, [section, key], 'a systemd key is letters, digits, - and _, starting with a letter');
+      if (!SYSTEMD_NAME.test(key)) refuse(name, [...at, key], 'a systemd key is letters, digits, - and _, starting with a letter');
       const list = Array.isArray(v);
       (list ? v : [v]).forEach((x, i) => {
-        const at = list ? [section, key, i] : [section, key];
+        const xat = list ? [...at, key, i] : [...at, key];
         if (x === null) return;
-        if (typeof x === 'object') refuse(name, at, `a value of a systemd file cannot be ${kindOf(x)}`);
+        if (typeof x === 'object') refuse(name, xat, `a value of a systemd file cannot be ${kindOf(x)}`);
         const text = String(x);
         const p = systemdValueProblem(text);
-        if (p) refuse(name, at, p);
+        if (p) refuse(name, xat, p);
         lines += `${key}=${text}\n`;
       });
     }
@@ -363,18 +367,24 @@ export interface SystemdIniOptions {
   header?: string;
 }
 
-/** systemd's INI files (systemd.syntax(7)): section → key → value, or a list for a repeated key. */
+/**
+ * systemd's INI files (systemd.syntax(7)): section → key → value, or a list for a repeated key; a
+ * list of sets repeats the section (networkd's `[Route]`s). Values are written as they are: `%` is
+ * a specifier in unit files (`%i`), as in NixOS.
+ */
 function systemdIni(opts: SystemdIniOptions = {}): Format {
   const name = checkedStr('systemdName', 'systemd section name or key (letters, digits, - and _, starting with a letter)', (s) => (SYSTEMD_NAME.test(s) ? undefined : 'bad name'));
   const str = checkedStr('systemdString', 'systemd value (one line, not ending in a backslash)', systemdValueProblem);
   const scalar = types.oneOf([types.bool, types.int, types.float, str]);
   const value = types.nullOr(types.either(scalar, types.listOf(scalar)));
+  const section = types.attrsNamed(name, value);
   return {
-    type: types.attrsNamed(name, types.attrsNamed(name, value)),
+    type: types.attrsNamed(name, types.either(section, types.listOf(section))),
     generate(file, v) {
       const data = toData('systemd', file, v, { nulls: true, nonFinite: false });
       if (!isTable(data)) refuse(file, [], `a systemd file is an attribute set of sections, not ${kindOf(data)}`);
-      return systemdIniText(file, Object.entries(data), opts.header);
+      const sections: [string, Data, number?][] = Object.entries(data).flatMap(([s, x]): [string, Data, number?][] => (Array.isArray(x) ? x.map((one, i) => [s, one, i]) : [[s, x]]));
+      return systemdIniText(file, sections, opts.header);
     },
   };
 }
