@@ -14,6 +14,7 @@ import { Document, parse as parseYaml } from 'yaml';
 import { CairnError } from '../errors.js';
 import { isPlainObject, mergeEqualOption, OptionError, type FinalDefinition, type MergeContext } from './merge.js';
 import { showDefs, showOption } from './show.js';
+import { mkOption } from './options.js';
 import { mkOptionType, types, type OptionType } from './types.js';
 
 /** A format: the type of its values and the text of a file holding one. */
@@ -302,6 +303,30 @@ function ini(opts: IniOptions = {}): Format {
           return `[${header}]\n${kvLines('ini', name, [s], entries, opts)}`;
         })
         .join('\n');
+    },
+  };
+}
+
+/**
+ * Keys before the first section, then sections (nixpkgs' `formats.iniWithGlobalSection`): the value
+ * is `{ globalSection, sections }`.
+ */
+function iniWithGlobalSection(opts: IniOptions = {}): Format {
+  const sections = ini(opts);
+  const globalSection = kvSectionType('ini', opts);
+  return {
+    type: types.submodule({
+      options: {
+        globalSection: mkOption({ type: globalSection, default: {}, description: 'Keys before the first section.' }),
+        sections: mkOption({ type: sections.type, default: {}, description: 'The sections, by name.' }),
+      },
+    }),
+    generate(name, value) {
+      const data = toData('ini', name, value, { nulls: true, nonFinite: false });
+      if (!isTable(data)) refuse(name, [], `the ini format needs { globalSection, sections }, not ${kindOf(data)}`);
+      for (const k of Object.keys(data)) if (k !== 'globalSection' && k !== 'sections') refuse(name, [k], 'the ini format with a global section has only globalSection and sections');
+      const global = kvLines('ini', name, ['globalSection'], data.globalSection ?? {}, opts);
+      return (global ? `${global}\n` : '') + sections.generate(where(name, ['sections']), data.sections ?? {});
     },
   };
 }
@@ -638,5 +663,5 @@ function postgresqlConf(): Format {
 }
 
 /** The formats, each a function of its options returning `{ type, generate }`. */
-export const formats = { keyValue, ini, systemdIni, json, yaml, toml, nginx, postgresqlConf };
+export const formats = { keyValue, ini, iniWithGlobalSection, systemdIni, json, yaml, toml, nginx, postgresqlConf };
 export type Formats = typeof formats;

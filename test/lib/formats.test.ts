@@ -120,6 +120,15 @@ describe('ini', () => {
     expect(formats.ini({ listsAsDuplicateKeys: true, separator: ' = ' }).generate(NAME, { s: { k: [1, 2] } })).toBe('[s]\nk = 1\nk = 2\n');
     expect(formats.ini({ mkSectionName: (s) => s.toUpperCase() }).generate(NAME, { s: {} })).toBe('[S]\n');
   });
+  it('iniWithGlobalSection: keys before the first section', () => {
+    const fmt = formats.iniWithGlobalSection();
+    const v = settings(fmt.type, { globalSection: { top: 1 }, sections: { s: { k: 'v' } } }, { sections: { t: {} } });
+    expect(fmt.generate(NAME, v)).toBe('top=1\n\n[s]\nk=v\n\n[t]\n');
+    expect(fmt.generate(NAME, { sections: { s: { k: 1 } } })).toBe('[s]\nk=1\n');
+    expect(refusal(() => fmt.generate(NAME, { globalSection: { 'a\n[b]': 1 } }))).toBe(`${NAME}.globalSection."a\\n[b]": a key cannot contain a newline in the ini format`);
+    expect(refusal(() => fmt.generate(NAME, { sections: { s: { k: 'v\r' } } }))).toBe(`${NAME}.sections.s.k: a value of the ini format cannot contain a carriage return`);
+    expect(errorOf(() => settings(fmt.type, { globalSection: { k: 'x\ny' } }))).toMatch(/services\.demo\.settings\.globalSection\.k' is not of type/);
+  });
   const refusals: [string, () => string, string][] = [
     ['a ] in a section name', () => formats.ini().generate(NAME, { 'a]x': {} }), `${NAME}."a]x": a section name cannot contain [ or ] in the ini format`],
     ['a newline in a section name', () => formats.ini().generate(NAME, { 'a\n[b': {} }), `${NAME}."a\\n[b": a section name cannot contain a newline in the ini format`],
