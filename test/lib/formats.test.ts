@@ -376,8 +376,11 @@ describe('nginx', () => {
 
 describe('nginx, read by nginx itself', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-formats-nginx-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   let nginx = '';
+  let bin = '';
+  afterAll(() => {
+    for (const d of [dir, bin]) if (d) rmSync(d, { recursive: true, force: true });
+  });
   const run = (text: string) => {
     writeFileSync(join(dir, 'nginx.conf'), text);
     return spawnSync(nginx, ['-t', '-q', '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { encoding: 'utf8' });
@@ -386,6 +389,7 @@ describe('nginx, read by nginx itself', () => {
     const { storePrograms } = await import('../modules/store-programs.js');
     const tools = await storePrograms(['nginx'], ['usr/sbin/nginx']);
     nginx = tools.path('nginx');
+    bin = tools.bin;
     const generate = (c: object) => formats.nginx().generate(NAME, { pid: join(dir, 'nginx.pid'), error_log: join(dir, 'error.log'), ...c });
     // nginx -t makes its temporary folders: here, not under /var/lib/nginx.
     const temp = Object.fromEntries(['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => [`${t}_temp_path`, join(dir, t)]));
@@ -403,7 +407,6 @@ describe('nginx, read by nginx itself', () => {
       const r = run(formats.nginx().generate(NAME, { error_log: `/nonexistent/${w}`, events: {} }));
       expect(r.stderr).toContain(`open() "/nonexistent/${w}" failed`);
     }
-    rmSync(tools.bin, { recursive: true, force: true });
   });
 });
 
