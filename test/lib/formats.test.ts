@@ -435,6 +435,23 @@ describe('properties: refused, or exactly the entries given', () => {
   const text = fc.oneof(nasty, fc.string({ unit: 'binary', maxLength: 12 }));
   const LINE_BREAK = /\r\n|\r|\n|\0/;
 
+  /** What no line-based format can hold: a control character. */
+  const badValue = (v: string): boolean => /[\x00-\x1f\x7f]/.test(v);
+  /** What a key=value key cannot be. */
+  const badKey = (k: string): boolean => k === '' || /[\x00-\x1f\x7f=[\]]/.test(k) || /^[\s#;]|\s$/.test(k);
+
+  /** The file, or undefined when refused: then by an OptionError naming the setting, and only when `bad` holds. */
+  const fileOrRefusal = (generate: () => string, bad: boolean): string | undefined => {
+    try {
+      return generate();
+    } catch (err) {
+      expect(err).toBeInstanceOf(OptionError);
+      expect((err as Error).message.startsWith(`${NAME}.`)).toBe(true);
+      expect(bad).toBe(true);
+      return undefined;
+    }
+  };
+
   /** A key-value line as readers take it: the key up to the first separator, the value after it. */
   const readLine = (line: string, sep = '='): [string, string] => {
     const at = line.indexOf(sep);
@@ -446,16 +463,8 @@ describe('properties: refused, or exactly the entries given', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(text, text), { maxLength: 4 }), (pairs) => {
         const entries = Object.fromEntries(pairs);
-        let out: string;
-        try {
-          out = formats.keyValue().generate(NAME, entries);
-        } catch (err) {
-          expect(err).toBeInstanceOf(OptionError);
-          expect((err as Error).message.startsWith(`${NAME}.`)).toBe(true);
-          // Refused only for a reason: something in a key or value is not representable.
-          expect(Object.entries(entries).some(([k, v]) => /[\x00-\x1f\x7f=[\]]/.test(k + v) || /^[\s#;]|\s$/.test(k) || k === '')).toBe(true);
-          return;
-        }
+        const out = fileOrRefusal(() => formats.keyValue().generate(NAME, entries), Object.keys(entries).some(badKey) || Object.values(entries).some(badValue));
+        if (out === undefined) return;
         const lines = out.split(LINE_BREAK);
         expect(lines.pop()).toBe('');
         expect(lines.map((l) => readLine(l))).toEqual(Object.entries(entries));
@@ -469,14 +478,9 @@ describe('properties: refused, or exactly the entries given', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(text, fc.array(fc.tuple(text, text), { maxLength: 3 })), { maxLength: 3 }), (sections) => {
         const value = Object.fromEntries(sections.map(([s, kv]) => [s, Object.fromEntries(kv)]));
-        let out: string;
-        try {
-          out = formats.ini().generate(NAME, value);
-        } catch (err) {
-          expect(err).toBeInstanceOf(OptionError);
-          expect((err as Error).message.startsWith(`${NAME}.`)).toBe(true);
-          return;
-        }
+        const bad = Object.entries(value).some(([name, kv]) => name === '' || /[\x00-\x1f\x7f[\]]/.test(name) || Object.entries(kv).some(([k, v]) => badKey(k) || badValue(v)));
+        const out = fileOrRefusal(() => formats.ini().generate(NAME, value), bad);
+        if (out === undefined) return;
         // An INI reader: a [header] starts a section, blank lines are skipped, others are key=value.
         const read: Record<string, [string, string][]> = {};
         let current: [string, string][] | undefined;
@@ -496,14 +500,9 @@ describe('properties: refused, or exactly the entries given', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.constantFrom('Unit', 'Service', 'X-Extra'), fc.array(fc.tuple(fc.oneof(text, fc.constantFrom('ExecStart', 'User')), value), { maxLength: 3 })), { maxLength: 3 }), (sections) => {
         const input = Object.fromEntries(sections.map(([s, kv]) => [s, Object.fromEntries(kv)]));
-        let out: string;
-        try {
-          out = formats.systemdIni().generate(NAME, input);
-        } catch (err) {
-          expect(err).toBeInstanceOf(OptionError);
-          expect((err as Error).message.startsWith(`${NAME}.`)).toBe(true);
-          return;
-        }
+        const bad = Object.values(input).some((kv) => Object.entries(kv).some(([k, v]) => !/^[A-Za-z][A-Za-z0-9_-]*$/.test(k) || (Array.isArray(v) ? v : [v]).some((x) => badValue(x) || x.endsWith('\\'))));
+        const out = fileOrRefusal(() => formats.systemdIni().generate(NAME, input), bad);
+        if (out === undefined) return;
         const read: [string, string, string][] = [];
         let section = '';
         const raw = out.split(LINE_BREAK);
