@@ -1,6 +1,7 @@
 import { mkAliasOptionModule, mkEnableOption, mkOption, mkPackageOption, mkRemovedOptionModule, mkRenamedOptionModule } from './options.js';
 import { mkAfter, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOptionDefault, mkOrder, mkOverride } from './properties.js';
 import { types, mkOptionType } from './types.js';
+import { formats } from './formats.js';
 import { renderTemplate } from '../templates.js';
 import { shellComment, shellQuote } from '../shell.js';
 
@@ -28,6 +29,10 @@ export const lib = {
   },
   get types() {
     return types;
+  },
+  /** Settings file formats (nixpkgs' pkgs.formats): `formats.ini()` is `{ type, generate }`. */
+  get formats() {
+    return formats;
   },
   /** Renders `templates/<name>.mustache` (units, /etc files) with a view; nothing is HTML-escaped. */
   renderTemplate,
