@@ -15,7 +15,7 @@ import { buildSystem } from '../build/index.js';
 import { prepareVm, RunningMachine, QEMU, type PortForward, type PreparedVm } from '../vm/index.js';
 import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, type ExecResult } from '../vm/shell.js';
-import { BACKDOOR_READY } from '../../modules/testing/test-instrumentation.js';
+import { BACKDOOR_READY } from './constants.js';
 
 /** Timeouts in seconds (NixOS's driver waits 900 s by default; a TCG boot here takes 15–60 s). */
 export const DEFAULT_TIMEOUT = 300;
