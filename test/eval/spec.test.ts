@@ -1,25 +1,13 @@
 /** The spec: what the build, image, VM and test stages read of an evaluated configuration. */
-import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import { evalSystem, systemSpec } from '../../src/eval/index.js';
 import { buildSystem } from '../../src/build/index.js';
 import { prepareVm, userNetFor } from '../../src/vm/index.js';
-import { removeTree, Store } from '../../src/store/index.js';
 import { CairnError } from '../../src/errors.js';
+import { tempStore } from '../store/helpers.js';
 
 const spec = async (config: Record<string, unknown>, extra: Record<string, unknown>[] = []) => (await evalSystem([...extra.map((c) => ({ config: c })), { config }])).spec;
-
-const homes: string[] = [];
-function tempStore(): Store {
-  const home = mkdtempSync(join(tmpdir(), 'cairn-spec-test-'));
-  homes.push(home);
-  return Store.open(home);
-}
-afterEach(() => {
-  for (const h of homes.splice(0)) removeTree(h);
-});
 
 describe('the system spec', () => {
   it('gives the evaluated values, with the defaults of the option declarations', async () => {

@@ -1,10 +1,7 @@
 /** The toplevel's file contract: boot.json and configuration.json, as the build writes them and later stages read them. */
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { removeTree, Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 import { treeDerivation, type TreeEntry } from '../../src/build/index.js';
 import { projectRoot } from '../../src/paths.js';
 import {
@@ -16,16 +13,7 @@ import {
   readImageSettings,
   type BootRecord,
 } from '../../src/toplevel/index.js';
-
-const homes: string[] = [];
-function tempStore(): Store {
-  const home = mkdtempSync(join(tmpdir(), 'cairn-toplevel-test-'));
-  homes.push(home);
-  return Store.open(home);
-}
-afterEach(() => {
-  for (const h of homes.splice(0)) removeTree(h);
-});
+import { tempStore } from '../store/helpers.js';
 
 const record: BootRecord = {
   label: 'cairn 0.1 (web1)',
