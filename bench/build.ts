@@ -12,6 +12,7 @@ import { execa } from 'execa';
 import { Store } from '../src/store/index.js';
 import { defaultRepositories } from '../src/debian/index.js';
 import { buildSystem } from '../src/build/index.js';
+import { evalConfigFile } from '../src/eval/index.js';
 
 const repo = projectRoot;
 
@@ -62,11 +63,11 @@ export async function run(): Promise<void> {
     const home = process.env.CAIRN_HOME;
     process.env.CAIRN_HOME = warmStore.home;
     try {
-      await buildSystem(server, { store: warmStore });
-      await buildSystem(minimal, { store: warmStore });
+      await buildSystem(await evalConfigFile(server), { store: warmStore });
+      await buildSystem(await evalConfigFile(minimal), { store: warmStore });
 
       let t = process.hrtime.bigint();
-      await buildSystem(server, { store: warmStore });
+      await buildSystem(await evalConfigFile(server), { store: warmStore });
       const noopInProcess = seconds(t);
       const cli = join(repo, 'bin', 'cairn.js');
       t = process.hrtime.bigint();
@@ -81,7 +82,7 @@ export async function run(): Promise<void> {
 
     const fresh = Store.open(join(work, 'fresh'));
     const t = process.hrtime.bigint();
-    const built = await buildSystem(minimal, { store: fresh });
+    const built = await buildSystem(await evalConfigFile(minimal), { store: fresh });
     const full = seconds(t);
     console.log(`full build of examples/minimal.yaml into an empty store (warm download cache): ${full.toFixed(2)} s, ${built.packages.length} packages`);
 

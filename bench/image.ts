@@ -14,7 +14,9 @@ import { execa } from 'execa';
 import { projectRoot } from '../src/paths.js';
 import { Store } from '../src/store/index.js';
 import { buildSystem } from '../src/build/index.js';
-import { buildImage, findFormat, readBootspec, entryOptions } from '../src/image/index.js';
+import { evalConfigFile } from '../src/eval/index.js';
+import { buildImage, findFormat, entryOptions } from '../src/image/index.js';
+import { readBootspec } from '../src/toplevel/index.js';
 import { ext4Bytes, treeBytes, treeEntries } from '../src/image/rootfs.js';
 import { chooseAccelerator, OVMF_VARS, qemuArgs, RunningMachine, type QemuOptions } from '../src/vm/index.js';
 import { debootstrapRoot, mb, seconds } from './build.js';
@@ -44,7 +46,7 @@ export async function run(): Promise<void> {
   try {
     cpSync(join(projectRoot, 'examples'), join(work, 'examples'), { recursive: true });
     const store = Store.open(join(work, 'home'));
-    const built = await buildSystem(join(work, 'examples', 'minimal.yaml'), { store });
+    const built = await buildSystem(await evalConfigFile(join(work, 'examples', 'minimal.yaml')), { store });
     const format = findFormat('raw');
 
     const times: number[] = [];

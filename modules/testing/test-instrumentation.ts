@@ -1,7 +1,5 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-
-/** What the backdoor prints once its shell reads commands; the test driver waits for it. */
-export const BACKDOOR_READY = 'Spawning backdoor root shell...';
+import { BACKDOOR_READY } from '../../src/testing/constants.js';
 
 /**
  * `testing.enable`: what a machine under `cairn test` needs. A root shell on the virtio console

@@ -1,8 +1,5 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-
-/** Labels of the two disks of `cairn vm`: the machine's state (its root) and the store, read-only. */
-export const VM_ROOT_LABEL = 'cairn-vm-root';
-export const VM_STORE_LABEL = 'cairn-store';
+import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../src/vm/constants.js';
 
 /**
  * `virtualisation.*`: the machine `cairn vm` runs (memory, CPUs, state disk, port forwards).

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { CairnError } from '../errors.js';
 import { shellComment, shellQuote } from '../shell.js';
 import { projectRoot } from '../paths.js';
+import type { SnippetOption } from '../eval/spec.js';
 
-/** A snippet as the option holds it: a string, or text with dependencies. */
-export type SnippetOption = string | { text: string; deps: string[] };
+export type { SnippetOption };
 
 /** Snippets that the build itself provides (their bodies are functions of lib.sh). */
 export const BUILTIN_SNIPPETS = new Set(['layout', 'users', 'etc', 'var']);

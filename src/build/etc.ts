@@ -15,6 +15,7 @@ import { dirname, join, posix } from 'node:path';
 import { CairnError } from '../errors.js';
 import { registerBuilder, type Derivation } from '../store/index.js';
 import { checkRelative } from './tree.js';
+import type { EtcOption } from '../eval/spec.js';
 
 /** A declared /etc entry as the etc builder receives it (contents inline: never a host path). */
 export interface EtcEntry {
@@ -32,17 +33,6 @@ export interface EtcEntry {
 
 /** Files activation owns as real files: declaring them would fight it. */
 const RESERVED = new Set(['passwd', 'group', 'shadow', 'gshadow', 'machine-id', 'static', 'subuid', 'subgid']);
-
-interface EtcOption {
-  enable: boolean;
-  target: string;
-  text: string | null;
-  source: string | null;
-  symlink?: string | null;
-  mode: string;
-  user: string;
-  group: string;
-}
 
 /**
  * Turns the evaluated `environment.etc` into builder entries. `source` files are read now, so

@@ -1,5 +1,5 @@
 /** The build stage: a configuration's evaluated options → derivations → the system's toplevel. */
-export { buildSystem, hostPathNeedles, lockClosure, portableConfig, definitionSites, DEFAULT_KERNEL_PACKAGE, type BuildSystemOptions, type BuiltSystem } from './system.js';
+export { buildSystem, hostPathNeedles, lockClosure, portableConfig, definitionSites, type BuildSystemOptions, type BuiltSystem } from './system.js';
 export { findHostPaths, type HostPathHit } from './purity.js';
 export { orderSnippets, activateScript, BUILTIN_SNIPPETS, type SnippetOption } from './activate.js';
 export { etcEntries, etcDerivation, type EtcEntry } from './etc.js';

@@ -171,9 +171,10 @@ export interface BootFiles {
   modulesMeta: string;
 }
 
-/** The part of an evaluated configuration the boot files depend on. */
+/** What the boot files depend on: `boot.initrd.modules` and `boot.initrd.fileSystems` (the spec's `boot.initrd`). */
 export interface BootConfig {
-  boot: { initrd: { modules: string[]; fileSystems: InitrdFileSystem[] } };
+  modules: string[];
+  fileSystems: InitrdFileSystem[];
 }
 
 /**
@@ -186,8 +187,8 @@ export async function buildBootFiles(store: Store, config: BootConfig, packages:
   const { kernel, depmod, initrd } = initrdDerivations(store, {
     kernelPkgPath: packages.map((p) => p.storePath),
     busyboxPkgPath: busybox.storePath,
-    modules: config.boot.initrd.modules,
-    fileSystems: config.boot.initrd.fileSystems,
+    modules: config.modules,
+    fileSystems: config.fileSystems,
   });
   const modulesMeta = await store.build(depmod);
   const out = await store.build(initrd);

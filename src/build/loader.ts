@@ -15,20 +15,9 @@
 import { hashOf } from '../store/index.js';
 import { scriptText } from './activate.js';
 import type { TreeEntry } from './tree.js';
+import type { LoaderSettings } from '../toplevel/index.js';
 
-/** The loader settings a toplevel records (boot.json `loader`). */
-export interface LoaderSettings {
-  type: 'systemd-boot';
-  /** Logical path of systemd-bootx64.efi. */
-  efi: string;
-  timeout: number | null;
-  editor: boolean;
-  configurationLimit: number | null;
-  /** Boots a new default generation gets before it is abandoned; 0: no boot counting. */
-  tries: number;
-  /** Where the machine mounts its ESP; null: it has none (a directly booted VM). */
-  esp: string | null;
-}
+export type { LoaderSettings };
 
 /** Entry file name of a generation without a boot counter (counted ones add `+N` before `.conf`). */
 export function entryName(gen: number): string {

@@ -17,21 +17,22 @@ import { dirname, join, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { CairnError } from '../errors.js';
 import { projectRoot } from '../paths.js';
-import { evalConfigFile, toPlain } from '../eval/index.js';
+import { toPlain, type SystemEvaluation } from '../eval/index.js';
 import { findOption } from '../eval/inspect.js';
-import { formatLocation, type Evaluation, type ModuleInput } from '../lib/index.js';
+import type { BuiltPackageSpec } from '../eval/spec.js';
+import { formatLocation, type Evaluation } from '../lib/index.js';
 import { buildEnv, type Derivation, type Store } from '../store/index.js';
-import { lockPackages, lockPathFor, realisePackages, resolveRepositories, serializeLock, type LockFile, type RepositorySpec } from '../debian/index.js';
+import { lockPackages, lockPathFor, realisePackages, resolveRepositories, serializeLock, type LockFile } from '../debian/index.js';
+import { bootJsonText, configurationJsonText, type LoaderSettings } from '../toplevel/index.js';
 import { dutiesDerivation, readAlternatives, type BuiltPackage, type ChosenAlternative } from './duties.js';
 import { etcDerivation, etcEntries } from './etc.js';
 import { usersSpecDerivation, UsersOptionError } from './users.js';
-import { activateScript, initScript, scriptText, switchScript, type SnippetOption } from './activate.js';
-import { loaderFiles, type LoaderSettings } from './loader.js';
+import { activateScript, initScript, scriptText, switchScript } from './activate.js';
+import { loaderFiles } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
-import { buildBootFiles, type BootConfig } from './initrd.js';
+import { buildBootFiles } from './initrd.js';
 
-/** The kernel package when no module names one (boot.kernelPackage). */
-export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
+export { portableConfig } from '../toplevel/index.js';
 
 export interface BuildSystemOptions {
   store: Store;
@@ -41,8 +42,6 @@ export interface BuildSystemOptions {
   jobs?: number;
   /** Progress lines (stages, unpacking). */
   onProgress?: (message: string) => void;
-  /** Modules evaluated with the configuration (e.g. `{ virtualisation: { vm: true } }` for `cairn vm`). */
-  extraModules?: ModuleInput[];
 }
 
 export interface BuiltSystem {
@@ -85,27 +84,10 @@ export function attrDefinitionSites(ev: Evaluation, path: string[], key: string)
   }
 }
 
-/** Names of package values (`Package` objects or strings) of a list option. */
-function packageNames(list: unknown, option: string): string[] {
-  return ((list ?? []) as unknown[]).map((p) => {
-    if (typeof p === 'string') return p;
-    if (p && typeof p === 'object' && typeof (p as { name?: unknown }).name === 'string') return (p as { name: string }).name;
-    throw new CairnError(`${option}: cannot use ${JSON.stringify(p)} as a Debian package`);
-  });
-}
-
-/** An entry of environment.builtPackages: a store path of cairn's own builders. */
-interface BuiltPackageSpec {
-  name: string;
-  builder: string;
-  args: Record<string, unknown>;
-  packages: unknown[];
-}
-
-/** Its derivation: the Debian packages it names are its inputs, and its `args.packages` (name → store path). */
+/** An environment.builtPackages entry's derivation: the Debian packages it names are its inputs, and its `args.packages` (name → store path). */
 function builtPackageDerivation(spec: BuiltPackageSpec, realised: Map<string, string>): Derivation {
   const packages: Record<string, string> = {};
-  for (const name of packageNames(spec.packages, `environment.builtPackages (${spec.name}).packages`)) {
+  for (const name of spec.packages) {
     const path = realised.get(name);
     if (!path) throw new CairnError(`environment.builtPackages (${spec.name}): package ${name} is not in the lock`);
     packages[name] = path;
@@ -138,74 +120,31 @@ export function lockClosure(lock: LockFile, roots: string[]): Set<string> {
 }
 
 /**
- * A plain copy of the configuration without paths of this machine: strings under the
- * configuration's folder become `./…` relative to it, those under cairn's own checkout
- * `<cairn>/…`. The contents of such files are in the derivations; their location is not.
+ * Builds the toplevel of an evaluated configuration (`evalConfigFile`): its lock is beside the
+ * configuration file, and paths under the file's folder are recorded relative to it.
  */
-export function portableConfig(config: unknown, configDir: string): unknown {
-  const prefixes: [string, string][] = [
-    [configDir + '/', './'],
-    [projectRoot + '/', '<cairn>/'],
-  ];
-  const walk = (v: unknown): unknown => {
-    if (typeof v === 'string') {
-      for (const [p, r] of prefixes) if (v.startsWith(p)) return r + v.slice(p.length);
-      return v;
-    }
-    if (Array.isArray(v)) return v.map(walk);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
-    return v;
-  };
-  return walk(toPlain(config));
-}
-
-/** Finds `boot/vmlinuz-*` among the packages: the kernel image and its version. */
-function findKernel(store: Store, pkgs: BuiltPackage[]): { pkg: BuiltPackage; image: string; version: string } | undefined {
-  for (const p of pkgs) {
-    let names: string[];
-    try {
-      names = readdirSync(join(store.toPhysical(p.storePath), 'boot'));
-    } catch {
-      continue;
-    }
-    const image = names.filter((n) => n.startsWith('vmlinuz-')).sort()[0];
-    if (image) return { pkg: p, image: `${p.storePath}/boot/${image}`, version: image.slice('vmlinuz-'.length) };
-  }
-  return undefined;
-}
-
-/** Builds the toplevel of a configuration file. */
-export async function buildSystem(configPath: string, opts: BuildSystemOptions): Promise<BuiltSystem> {
+export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOptions): Promise<BuiltSystem> {
   const { store } = opts;
   const progress = opts.onProgress ?? (() => {});
-  const file = resolve(configPath);
-
-  // 1. Options.
-  const { evaluation, config, warnings } = await evalConfigFile(file, { extraModules: opts.extraModules });
-  const ev = evaluation as Evaluation;
-  const systemName = config.system.name as string;
-  const label = config.system.label as string;
+  // 1. Options: evaluated by the caller; the build reads the spec.
+  const { evaluation: ev, spec, warnings, file } = system;
+  if (file === null) throw new CairnError('a system is built from a configuration file (its lock and relative paths are beside it): evaluate it with evalConfigFile');
+  const systemName = spec.name;
+  const label = spec.label;
 
   // 2. Packages: what runs on the system, and what only its build needs (initrd tools).
-  const kernelPackage = (config.boot?.kernelPackage as unknown) ?? DEFAULT_KERNEL_PACKAGE;
-  const kernelNames = kernelPackage === null ? [] : packageNames([kernelPackage], 'boot.kernelPackage');
-  const built = (config.environment.builtPackages ?? []) as BuiltPackageSpec[];
-  const runtimeRoots = [
-    ...packageNames(config.system.basePackages, 'system.basePackages'),
-    ...packageNames(config.environment.systemPackages, 'environment.systemPackages'),
-    ...built.flatMap((b) => packageNames(b.packages, `environment.builtPackages (${b.name}).packages`)),
-    ...kernelNames,
-  ];
-  const bootOnly = packageNames(config.system.build?.bootPackages, 'system.build.bootPackages');
-  const request = [...new Set([...runtimeRoots, ...bootOnly])].sort();
+  const pkgs = spec.packages;
+  const kernelNames = pkgs.kernel === null ? [] : [pkgs.kernel];
+  const built = pkgs.built;
+  const runtimeRoots = [...pkgs.base, ...pkgs.system, ...built.flatMap((b) => b.packages), ...kernelNames];
+  const request = [...new Set([...runtimeRoots, ...pkgs.bootOnly])].sort();
   // Completed here, outside the package errors below: a missing archive is not a package's fault.
-  const repositories = resolveRepositories(((config.packages?.repositories ?? []) as { uri: string | null; suite: string; components: string[]; architecture: string; keyring: string | null }[])
-    .map((r): RepositorySpec => ({ suite: r.suite, components: r.components, architecture: r.architecture, ...(r.uri ? { uri: r.uri } : {}), ...(r.keyring ? { keyring: r.keyring } : {}) })));
+  const repositories = resolveRepositories(pkgs.repositories);
   const lockPath = opts.lockPath ?? lockPathFor(file);
   progress('locking packages');
   let locked;
   try {
-    locked = await lockPackages({ packages: request, repositories, installRecommends: Boolean(config.packages?.installRecommends) }, { lockPath });
+    locked = await lockPackages({ packages: request, repositories, installRecommends: pkgs.installRecommends }, { lockPath });
   } catch (err) {
     if (!(err instanceof CairnError)) throw err;
     // Name the options the failing package may come from, with where they were defined.
@@ -230,19 +169,11 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   let initrd: string | null = null;
   const swLayers: string[] = [];
   if (kernelNames.length > 0) {
-    const kernelClosure = lockClosure(lock, kernelNames);
-    const kernelPkgs = realised.filter((p) => kernelClosure.has(p.name));
-    if (config.boot?.initrd) {
-      progress('building the initrd');
-      const boot = await buildBootFiles(store, config as BootConfig, realised.map((p) => ({ name: p.name, storePath: p.storePath })));
-      kernel = { image: boot.kernelImage, version: boot.kernel.version, pkg: boot.kernel.storePath };
-      initrd = boot.initrd;
-      swLayers.push(boot.modulesMeta);
-    } else {
-      const found = findKernel(store, kernelPkgs);
-      if (found) kernel = { image: found.image, version: found.version, pkg: found.pkg.storePath };
-    }
-    if (!kernel) throw new CairnError(`boot.kernelPackage ${kernelNames[0]}: no boot/vmlinuz-* in it or its dependencies`);
+    progress('building the initrd');
+    const boot = await buildBootFiles(store, spec.boot.initrd, realised.map((p) => ({ name: p.name, storePath: p.storePath })));
+    kernel = { image: boot.kernelImage, version: boot.kernel.version, pkg: boot.kernel.storePath };
+    initrd = boot.initrd;
+    swLayers.push(boot.modulesMeta);
   }
 
   // 4. sw: the packages plus the generated layers, which win where they overlap.
@@ -260,17 +191,17 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
 
   // 5. etc.
   progress('building etc');
-  const entries = etcEntries(config.environment.etc, (name) => attrDefinitionSites(ev, ['environment', 'etc'], name));
+  const entries = etcEntries(spec.etc, (name) => attrDefinitionSites(ev, ['environment', 'etc'], name));
   const etc = await store.build(etcDerivation(sw, entries));
 
   // 6. The toplevel.
   progress('building the toplevel');
   const bash = `${sw}/usr/bin/bash`;
-  const kernelParams = ((config.boot?.kernelParams as string[] | undefined) ?? []).map(String);
-  const snippets = config.system.activationScripts as Record<string, SnippetOption>;
+  const kernelParams = spec.boot.kernelParams;
+  const snippets = spec.activationScripts;
   // Checked before anything is written: a bad user or group fails the build with its option named.
   const usersPath = await store
-    .build(usersSpecDerivation(packages, { users: config.users.users, groups: config.users.groups }, scriptText('activate/users.awk')))
+    .build(usersSpecDerivation(packages, { users: spec.users.users, groups: spec.users.groups }, scriptText('activate/users.awk')))
     .catch((err: unknown) => {
       // The builder names the option; the evaluation knows where the user defined it.
       for (let e = err; e instanceof Error; e = e.cause) {
@@ -279,47 +210,33 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
       throw err;
     });
   const lockHash = createHash('sha256').update(serializeLock(lock)).digest('hex');
-  const sd = config.boot?.loader?.['systemd-boot'] as
-    | { enable: boolean; timeout: number | null; editor: boolean; configurationLimit: number | null; bootCounting: { enable: boolean; tries: number } }
-    | undefined;
-  const rootFs = ((config.boot?.initrd?.fileSystems ?? []) as { device: string; mountPoint: string; fsType: string }[]).find((f) => f.mountPoint === '/');
-  const espMount = config.boot?.loader?.efi?.efiSysMountPoint as string | undefined;
-  const loader: LoaderSettings | null = sd?.enable
+  const sd = spec.boot.systemdBoot;
+  const rootFs = spec.boot.root;
+  // Key order is part of boot.json (and so of the toplevel's hash).
+  const loader: LoaderSettings | null = sd
     ? {
         type: 'systemd-boot',
         efi: `${sw}/usr/lib/systemd/boot/efi/systemd-bootx64.efi`,
         timeout: sd.timeout,
         editor: sd.editor,
         configurationLimit: sd.configurationLimit,
-        tries: sd.bootCounting.enable ? sd.bootCounting.tries : 0,
-        esp: espMount && (config.fileSystems as Record<string, unknown>)[espMount] ? espMount : null,
+        tries: sd.tries,
+        esp: sd.esp,
       }
     : null;
-  const bootspec = {
-    'org.cairn.bootspec.v1': {
-      label: `cairn ${label} (${systemName})`,
-      kernel: kernel?.image ?? null,
-      kernelVersion: kernel?.version ?? null,
-      initrd,
-      init: '@out@/init',
-      kernelParams,
-      system: 'x86_64-linux',
-      toplevel: '@out@',
-      // What boot entries and images need besides the kernel: the root file system, and the
-      // loader's settings (the newest generation's apply to the whole menu).
-      root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,
-      loader,
-    },
-  };
+  const bootLabel = `cairn ${label} (${systemName})`;
   const files: Record<string, TreeEntry> = {
-    activate: { text: activateScript({ bash, sw, etc, users: usersPath, mutableUsers: Boolean(config.users.mutableUsers) }, snippets), executable: true },
+    activate: { text: activateScript({ bash, sw, etc, users: usersPath, mutableUsers: spec.users.mutableUsers }, snippets), executable: true },
     init: { text: initScript({ bash, sw, systemd: `${sw}/usr/lib/systemd/systemd` }), executable: true },
     'bin/switch-to-configuration': { text: switchScript({ bash, sw }), executable: true },
     etc: { link: `${etc}/etc` },
     sw: { link: sw },
     'kernel-params': { text: kernelParams.join(' ') + '\n' },
-    'boot.json': { text: JSON.stringify(bootspec, null, 2) + '\n' },
-    'configuration.json': { text: JSON.stringify({ lock: `sha256:${lockHash}`, config: portableConfig(config, dirname(file)) }, null, 1) + '\n' },
+    'boot.json': {
+      text: bootJsonText({ label: bootLabel, kernel: kernel?.image ?? null, kernelVersion: kernel?.version ?? null, initrd, kernelParams, root: rootFs, loader }),
+    },
+    // The whole option tree, not the spec: `cairn generations` compares it, and images read options from it.
+    'configuration.json': { text: configurationJsonText(lockHash, toPlain(system.config), dirname(file)) },
     'cairn-version': { text: `${label}\n` },
     system: { text: 'x86_64-linux\n' },
     users: { link: usersPath },
@@ -327,7 +244,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   if (kernel) files.kernel = { link: kernel.image };
   if (initrd) files.initrd = { link: initrd };
   if (kernel && initrd && loader && rootFs) {
-    Object.assign(files, loaderFiles({ label: bootspec['org.cairn.bootspec.v1'].label, kernel, initrd, rootDevice: rootFs.device, kernelParams, sw, bash, loader }));
+    Object.assign(files, loaderFiles({ label: bootLabel, kernel, initrd, rootDevice: rootFs.device, kernelParams, sw, bash, loader }));
   }
   const inputs = [sw, etc, usersPath, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
   const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));

@@ -16,27 +16,7 @@ import { showOption } from '../lib/show.js';
 import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { readDuties, type BuiltPackage } from './duties.js';
-
-interface UserOption {
-  name: string;
-  uid: number | null;
-  isNormalUser: boolean;
-  isSystemUser: boolean;
-  description: string;
-  group: string;
-  extraGroups: string[];
-  home: string;
-  createHome: boolean;
-  shell: string;
-  hashedPassword: string | null;
-  hashedPasswordFile: string | null;
-}
-
-interface GroupOption {
-  name: string;
-  gid: number | null;
-  members: string[];
-}
+import type { GroupOption, UserOption } from '../eval/spec.js';
 
 interface SpecUser {
   name: string;

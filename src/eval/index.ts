@@ -4,16 +4,24 @@ import { builtinModules } from '../../modules/module-list.js';
 import { CairnError } from '../errors.js';
 import { evalModules, OptionError, showOption, type Evaluation, type ModuleInput } from '../lib/index.js';
 import { validateYamlModules } from '../lib/schema.js';
+import { systemSpec, type SystemSpec } from './spec.js';
+
+export { systemSpec, type SystemSpec } from './spec.js';
 
 /**
  * Stage 1 of the pipeline: a configuration file plus cairn's modules → evaluated options.
- * Nothing here touches the store or the host; later stages read `config`.
+ * Nothing here touches the store or the host; later stages read `spec`, not `config`.
  */
 export interface SystemEvaluation {
   evaluation: Evaluation;
+  /** The raw option tree (for `cairn eval`, `option`, and the recorded configuration.json). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   config: any;
   warnings: string[];
+  /** What the build needs, typed and checked (each part read on first use). */
+  spec: SystemSpec;
+  /** The configuration file (absolute), when evaluated from one: its lock and relative paths are beside it. */
+  file: string | null;
 }
 
 export interface EvalOptions {
@@ -27,7 +35,7 @@ export interface EvalOptions {
 export async function evalConfigFile(file: string, opts: EvalOptions = {}): Promise<SystemEvaluation> {
   const path = resolve(file);
   if (!existsSync(path) || !statSync(path).isFile()) throw new CairnError(`no configuration file at \`${file}'`);
-  return evalSystem([path], opts);
+  return { ...(await evalSystem([path], opts)), file: path };
 }
 
 /** Evaluates modules (file paths or values) on top of the built-in modules. */
@@ -45,7 +53,7 @@ export async function evalSystem(modules: ModuleInput[], opts: EvalOptions = {})
     if (failed.length) throw new OptionError(`Failed assertions:\n${failed.map((m) => `- ${m}`).join('\n')}`);
   }
   const warnings = [...evaluation.internalWarnings(), ...(config.warnings as string[])];
-  return { evaluation, config, warnings };
+  return { evaluation, config, warnings, spec: systemSpec(config), file: null };
 }
 
 /** A deep, plain copy of an evaluated value for JSON: options without any value are left out. */

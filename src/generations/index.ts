@@ -13,7 +13,7 @@ import { CairnError } from '../errors.js';
 import { SYSTEM_PROFILE, onCairnSystem } from '../paths.js';
 import { fsyncDir } from '../store/fsutil.js';
 import type { Store } from '../store/index.js';
-import { readBootspec, type Bootspec } from '../image/bootspec.js';
+import { configurationHash as recordedConfigurationHash, readBootspec, type Bootspec } from '../toplevel/index.js';
 
 export interface Generation {
   number: number;
@@ -62,12 +62,8 @@ export function listGenerations(store: Store, profile: string): Generation[] {
     const link = join(dir, entry);
     const toplevel = store.resolve(link);
     const spec = bootspecIfAny(store, toplevel);
-    let configurationHash = '';
-    try {
-      configurationHash = createHash('sha256').update(readFileSync(store.toPhysical(`${toplevel}/configuration.json`))).digest('hex');
-    } catch {
-      // not built by cairn
-    }
+    // '' for a toplevel not built by cairn.
+    const configurationHash = recordedConfigurationHash(store, toplevel) ?? '';
     gens.push({
       number: Number(m[2]),
       toplevel,

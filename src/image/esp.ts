@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { CairnError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import { entryName, kernelCommandLine, loaderConfText, withConsole, type LoaderSettings } from '../build/loader.js';
-import type { Bootspec } from './bootspec.js';
+import type { Bootspec } from '../toplevel/index.js';
 
 export { entryName };
 

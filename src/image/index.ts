@@ -16,14 +16,13 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
 import { fsyncDir } from '../store/fsutil.js';
 import { removeTree, type Store } from '../store/index.js';
-import { readBootspec, readConfiguration } from './bootspec.js';
+import { readBootspec, readImageSettings } from '../toplevel/index.js';
 import { planEsp, writeEsp, autoEspBytes, type Generation } from './esp.js';
 import { stageRootTree, makeExt4Image, ext4Bytes, treeBytes, treeEntries } from './rootfs.js';
 import { layoutDisk, writePartitionTable, convertToQcow2, derivedUuid, derivedVolumeId, MIB, FIRST_PARTITION_OFFSET, TAIL_BYTES, type DiskLayout } from './disk.js';
 import { parseSize, type ImageFormat } from './format.js';
 
 export { findFormat, builtinFormats, parseSize, type ImageFormat } from './format.js';
-export { readBootspec, readConfiguration, type Bootspec } from './bootspec.js';
 export { entryName, entryOptions, loaderConf, planEsp, type Generation } from './esp.js';
 export { stageRootTree, makeExt4Image } from './rootfs.js';
 export { derivedUuid, layoutDisk, sfdiskScript, PARTITION_TYPES } from './disk.js';
@@ -65,11 +64,6 @@ export interface BuiltImage {
   defaultGeneration: number;
   layout: DiskLayout;
   rootFs: { uuid: string; label: string };
-}
-
-/** What the current generation's configuration says about image sizes (`image.*`; the module gives the defaults). */
-function imageSettings(store: Store, toplevel: string): { headroom: string; espSize: string } {
-  return readConfiguration(store, toplevel).image as { headroom: string; espSize: string };
 }
 
 /** Builds the disk image of `opts.toplevels` (see the file comment). */
@@ -124,7 +118,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
       epoch,
     });
 
-    const settings = imageSettings(store, current.spec.toplevel);
+    const settings = readImageSettings(store, current.spec.toplevel);
     const espWanted = espSpec.size !== 'auto' ? parseSize(espSpec.size, `image format ${format.name}: esp size`) : settings.espSize !== 'auto' ? parseSize(settings.espSize, 'image.espSize') : undefined;
     const espBytes = espWanted !== undefined ? Math.ceil(espWanted / MIB) * MIB : autoEspBytes(plan, espSpec.minSize ? parseSize(espSpec.minSize, `image format ${format.name}: esp minSize`) : 64 * MIB);
     if (espBytes < plan.bytes + 2 * MIB) throw new CairnError(`the EFI system partition (${espBytes / MIB} MiB) cannot hold the boot files (${Math.ceil(plan.bytes / MIB)} MiB)`);

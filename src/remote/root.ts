@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { CairnError, UsageError } from '../errors.js';
 import { SYSTEM_PROFILE } from '../paths.js';
 import { Store } from '../store/index.js';
-import { readBootspec } from '../image/bootspec.js';
+import { readBootspec } from '../toplevel/index.js';
 import { rootSkeleton } from '../image/rootfs.js';
 import { addGeneration, listGenerations, setCurrentGeneration } from '../generations/index.js';
 import { copyClosure, type CopyOptions } from './copy.js';

@@ -12,10 +12,10 @@ import { shellQuote } from '../shell.js';
 import type { Store } from '../store/index.js';
 import type { ModuleInput } from '../lib/index.js';
 import { buildSystem } from '../build/index.js';
-import { prepareVm, RunningMachine, QEMU, type PortForward, type PreparedVm } from '../vm/index.js';
+import { evalVmConfig, prepareVm, RunningMachine, QEMU, type PortForward, type PreparedVm } from '../vm/index.js';
 import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, type ExecResult } from '../vm/shell.js';
-import { BACKDOOR_READY } from '../../modules/testing/test-instrumentation.js';
+import { BACKDOOR_READY } from './constants.js';
 
 /** Timeouts in seconds (NixOS's driver waits 900 s by default; a TCG boot here takes 15–60 s). */
 export const DEFAULT_TIMEOUT = 300;
@@ -68,18 +68,17 @@ export class Machine {
   /** Builds the machine's system and disks (start does it too; tests build all machines first). */
   async build(): Promise<PreparedVm> {
     if (this.prepared) return this.prepared;
-    const modules = [{ virtualisation: { vm: true } }, { testing: { enable: true } }, ...(this.opts.extraModules ?? [])];
+    const modules = [{ testing: { enable: true } }, ...(this.opts.extraModules ?? [])];
     for (const c of this.opts.alsoInStore ?? []) {
-      this.otherSystems.push((await buildSystem(c, { store: this.opts.store, extraModules: modules, onProgress: this.opts.onProgress })).toplevel);
+      this.otherSystems.push((await buildSystem(await evalVmConfig(c, modules), { store: this.opts.store, onProgress: this.opts.onProgress })).toplevel);
     }
-    this.prepared ??= await prepareVm(this.opts.config, {
+    this.prepared ??= await prepareVm(await evalVmConfig(this.opts.config, modules), {
       alsoInStore: this.otherSystems,
       store: this.opts.store,
       state: join(this.opts.dir, 'state.qcow2'),
       forwards: this.opts.forwards,
       qmpSocket: this.qmpSocket,
       shellSocket: this.shellSocket,
-      extraModules: [{ testing: { enable: true } }, ...(this.opts.extraModules ?? [])],
       onProgress: this.opts.onProgress,
     });
     return this.prepared;

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
-import { evalConfigFile } from '../eval/index.js';
+import { evalVmConfig } from '../vm/index.js';
 import type { ModuleInput } from '../lib/index.js';
 
 export class Vlan {
@@ -72,8 +72,8 @@ export interface VlanPlan {
 export async function vlanModule(names: string[], files: Record<string, string>): Promise<VlanPlan> {
   const vlansOf: Record<string, number[]> = {};
   for (const n of names) {
-    const { config } = await evalConfigFile(files[n]!, { extraModules: [{ virtualisation: { vm: true } }, { testing: { enable: true } }] });
-    vlansOf[n] = [...new Set((config.virtualisation.vlans as number[]) ?? [])];
+    const { spec } = await evalVmConfig(files[n]!, [{ testing: { enable: true } }]);
+    vlansOf[n] = [...new Set(spec.vm.vlans)];
   }
   const index = (n: string): number => names.indexOf(n) + 1;
   const hosts: Record<string, string[]> = {};

@@ -15,7 +15,7 @@ import { derivedUuid, convertToQcow2, MIB } from '../image/disk.js';
 import { copyStorePaths, ext4Bytes, makeExt4Image, treeBytes, treeEntries } from '../image/rootfs.js';
 import { buildImage, findFormat, imageEpoch } from '../image/index.js';
 import { parseSize } from '../image/format.js';
-import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../modules/virtualisation/qemu-vm.js';
+import { VM_ROOT_LABEL, VM_STORE_LABEL } from './constants.js';
 
 /** Store disks kept: older ones are deleted (they are only a cache of the store, cheap to make again)… */
 const KEEP_STORE_DISKS = 4;

@@ -9,9 +9,11 @@
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { CairnError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import { buildSystem } from '../build/index.js';
-import { readBootspec, readConfiguration } from '../image/bootspec.js';
+import { evalConfigFile, type SystemEvaluation, type SystemSpec } from '../eval/index.js';
+import { readBootspec } from '../toplevel/index.js';
 import { entryOptions } from '../image/esp.js';
 import { chooseAccelerator, type AcceleratorChoice } from './accel.js';
 import { OVMF_VARS, qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
@@ -35,8 +37,6 @@ export interface PrepareVmOptions {
   qmpSocket?: string;
   /** The test driver's shell socket (the configuration should set `testing.enable`). */
   shellSocket?: string;
-  /** Modules evaluated with the configuration (the test driver adds its instrumentation). */
-  extraModules?: ModuleInput[];
   /** More toplevels whose closures the store disk holds (generations a test switches to). */
   alsoInStore?: string[];
   onProgress?: (message: string) => void;
@@ -51,18 +51,12 @@ export interface PreparedVm {
   warnings: string[];
 }
 
-interface VirtualisationConfig {
-  useBootLoader: boolean;
-  memorySize: number;
-  cores: number;
-  diskSize: string;
-  forwardPorts: PortForward[];
-}
+/** The module a VM's configuration is evaluated with: its system is built to boot in QEMU. */
+export const VM_MODULE: ModuleInput = { virtualisation: { vm: true } };
 
-interface NetworkingConfig {
-  interfaces?: Record<string, { ipv4?: { addresses?: { address: string; prefixLength: number }[] } }>;
-  defaultGateway?: string | { address: string } | null;
-  nameservers?: string[];
+/** Evaluates a configuration file as `cairn vm` boots it (with `VM_MODULE`, then `extraModules`). */
+export function evalVmConfig(file: string, extraModules: ModuleInput[] = []): Promise<SystemEvaluation> {
+  return evalConfigFile(file, { extraModules: [VM_MODULE, ...extraModules] });
 }
 
 const ipNum = (a: string): number => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
@@ -73,27 +67,28 @@ const ipStr = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 
  * subnet, QEMU's end at the default gateway (or the subnet's first address), so forwards reach
  * the address the machine is configured with. Undefined: QEMU's default 10.0.2.0/24 with DHCP.
  */
-export function userNetFor(net: NetworkingConfig | undefined): UserNetIpv4 | undefined {
-  const a = net?.interfaces?.eth0?.ipv4?.addresses?.[0];
+export function userNetFor(net: SystemSpec['vm']['network']): UserNetIpv4 | undefined {
+  const a = net.eth0Ipv4;
   if (!a || a.prefixLength < 8 || a.prefixLength > 30 || !/^\d+\.\d+\.\d+\.\d+$/.test(a.address)) return undefined;
   const size = 2 ** (32 - a.prefixLength);
   const base = ipNum(a.address) - (ipNum(a.address) % size);
   const inNet = (x: string | undefined): x is string => x !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(x) && ipNum(x) - base >= 1 && ipNum(x) - base < size - 1 && x !== a.address;
-  const gw = typeof net?.defaultGateway === 'string' ? net.defaultGateway : (net?.defaultGateway?.address ?? undefined);
+  const gw = net.defaultGateway ?? undefined;
   const first = ipStr(base + 1) === a.address ? ipStr(base + 2) : ipStr(base + 1);
   const host = inNet(gw) ? gw : first;
-  const dns = (net?.nameservers ?? []).find((d) => inNet(d) && d !== host);
+  const dns = net.nameservers.find((d) => inNet(d) && d !== host);
   return { net: `${ipStr(base)}/${a.prefixLength}`, host, guest: a.address, ...(dns ? { dns } : {}) };
 }
 
-/** Builds what a VM of `configPath` needs and returns the QEMU command line that boots it. */
-export async function prepareVm(configPath: string, opts: PrepareVmOptions): Promise<PreparedVm> {
+/** Builds what a VM of a configuration (evaluated by `evalVmConfig`) needs and returns the QEMU command line that boots it. */
+export async function prepareVm(system: SystemEvaluation, opts: PrepareVmOptions): Promise<PreparedVm> {
   const { store } = opts;
   const progress = opts.onProgress ?? (() => {});
-  const built = await buildSystem(configPath, { store, onProgress: progress, extraModules: [{ virtualisation: { vm: true } }, ...(opts.extraModules ?? [])] });
-  const recorded = readConfiguration(store, built.toplevel) as { virtualisation: VirtualisationConfig; networking?: NetworkingConfig };
-  const v = recorded.virtualisation;
-  const ipv4 = userNetFor(recorded.networking);
+  const v = system.spec.vm;
+  // Without it the system would look for its root and store on disks the VM does not have.
+  if (!v.enable) throw new CairnError('virtualisation.vm is not set: evaluate the configuration for a VM (evalVmConfig)');
+  const built = await buildSystem(system, { store, onProgress: progress });
+  const ipv4 = userNetFor(v.network);
   const spec = readBootspec(store, built.toplevel);
   let boot: Pick<QemuOptions, 'kernel' | 'drives' | 'uefiVars'>;
   let state: { path: string; created: boolean };

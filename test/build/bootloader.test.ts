@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 import { Store } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
 import { TEST_STORE_HOME } from '../modules/store-programs.js';
 
 const canChroot = spawnSync('unshare', ['-r', '-m', '-p', '-f', 'chroot', '/', 'true'], { stdio: 'ignore' }).status === 0;
@@ -57,8 +58,8 @@ beforeAll(async () => {
     writeFileSync(f, `networking:\n  hostName: ${name}\nsystem:\n  stateVersion: "0.1"\n${extra}`);
     return f;
   };
-  systems.push(await buildSystem(conf('boot-one'), { store }));
-  systems.push(await buildSystem(conf('boot-two', 'boot:\n  kernelParams: [quiet]\n  loader:\n    systemd-boot:\n      timeout: 2\n'), { store }));
+  systems.push(await buildSystem(await evalConfigFile(conf('boot-one')), { store }));
+  systems.push(await buildSystem(await evalConfigFile(conf('boot-two', 'boot:\n  kernelParams: [quiet]\n  loader:\n    systemd-boot:\n      timeout: 2\n')), { store }));
   for (const d of ['cairn', 'tmp', 'esp', 'prof', 'proc', 'dev']) mkdirSync(join(root, d), { recursive: true });
   chmodSync(join(root, 'tmp'), 0o1777);
   symlinkSync(`${systems[0]!.sw}/usr`, join(root, 'usr'));

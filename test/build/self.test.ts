@@ -15,6 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 import { Store, type Derivation } from '../../src/store/index.js';
 import { buildSystem, findHostPaths, hostPathNeedles, runtimeFiles, runtimeHash, type BuiltSystem, type SelfArgs } from '../../src/build/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
 import { defaultRepositories } from '../../src/debian/index.js';
 import { cairnVersion } from '../../src/paths.js';
 import { TEST_STORE_HOME } from '../modules/store-programs.js';
@@ -44,7 +45,7 @@ beforeAll(async () => {
   const repositories = defaultRepositories().map((r) => `    - { suite: ${r.suite}, uri: "${r.uri}", keyring: ${KEYRING} }`);
   writeFileSync(join(conf, 'self.yaml'), ['imports: [./minimal.yaml]', 'programs:', '  cairn:', '    enable: true', 'packages:', '  repositories:', ...repositories, ''].join('\n'));
   store = Store.open(TEST_STORE_HOME);
-  built = await buildSystem(join(conf, 'self.yaml'), { store });
+  built = await buildSystem(await evalConfigFile(join(conf, 'self.yaml')), { store });
   cairnPath = built.closure.find((p) => /^\/cairn\/store\/[0-9a-z]{32}-cairn-\d/.test(p))!;
   nodejs = built.packages.find((p) => p.name === 'nodejs')!;
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { Store } from '../../src/store/index.js';
 import { buildSystem, findHostPaths, hostPathNeedles, type BuiltSystem } from '../../src/build/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
 import { CairnError } from '../../src/errors.js';
 
 const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
@@ -43,7 +44,7 @@ beforeAll(async () => {
   minimalConfig = join(work, 'configs', 'minimal.yaml');
   copyFileSync(join(repo, 'examples', 'minimal.yaml'), minimalConfig);
   store = Store.open(join(work, 'home'));
-  minimal = await buildSystem(minimalConfig, { store });
+  minimal = await buildSystem(await evalConfigFile(minimalConfig), { store });
 }, 600_000);
 
 afterAll(() => {
@@ -138,7 +139,7 @@ describe('the toplevel of examples/server.yaml', () => {
     serverConfig = join(dir, 'server.yaml');
     copyFileSync(join(repo, 'examples', 'server.yaml'), serverConfig);
     copyFileSync(join(repo, 'examples', 'modules', 'motd.ts'), join(dir, 'modules', 'motd.ts'));
-    server = await buildSystem(serverConfig, { store: serverStore });
+    server = await buildSystem(await evalConfigFile(serverConfig), { store: serverStore });
   }, 1_200_000);
 
   it('names no path of the building machine anywhere in its closure', () => {
@@ -157,9 +158,9 @@ describe('determinism', () => {
   // when a system is built, so an edit in the checkout meanwhile rightly changes the toplevel.
   let reference: BuiltSystem;
   it('an unchanged configuration gives the same toplevel again, and from an empty store', async () => {
-    reference = await buildSystem(minimalConfig, { store });
+    reference = await buildSystem(await evalConfigFile(minimalConfig), { store });
     const fresh = Store.open(join(work, 'home2'));
-    const other = await buildSystem(minimalConfig, { store: fresh });
+    const other = await buildSystem(await evalConfigFile(minimalConfig), { store: fresh });
     // Part by part first, so a difference is reported where it arises.
     const parts = (b: BuiltSystem) => ({ sw: b.sw, etc: b.etc, kernel: b.kernel, initrd: b.initrd, closure: b.closure });
     expect(parts(other)).toEqual(parts(reference));
@@ -175,7 +176,7 @@ describe('determinism', () => {
     const moved = join(work, 'elsewhere', 'minimal.yaml');
     copyFileSync(minimalConfig, moved);
     copyFileSync(minimalConfig.replace(/\.yaml$/, '.lock'), moved.replace(/\.yaml$/, '.lock'));
-    expect((await buildSystem(moved, { store })).toplevel).toBe(reference.toplevel);
+    expect((await buildSystem(await evalConfigFile(moved), { store })).toplevel).toBe(reference.toplevel);
   }, 120_000);
 });
 
@@ -211,12 +212,13 @@ describe('cairn build on the command line', () => {
 describe('errors a user can cause', () => {
   it('refuses a plain-text password, naming the option', async () => {
     const file = variant('plain', 'users:\n  users:\n    admin:\n      password: hunter2\n');
-    await expect(buildSystem(file, { store })).rejects.toThrow(/users\.users\.admin\.password: cairn refuses plain-text passwords/);
+    // An assertion of the users module: evaluation refuses it, before any build.
+    await expect(evalConfigFile(file)).rejects.toThrow(/users\.users\.admin\.password: cairn refuses plain-text passwords/);
   });
 
   it('names the option and file of an unknown package', async () => {
     const file = variant('unknown', 'environment:\n  systemPackages: [no-such-package-cairn]\n');
-    const err = await buildSystem(file, { store }).catch((e: unknown) => e);
+    const err = await buildSystem(await evalConfigFile(file), { store }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CairnError);
     expect((err as Error).message).toMatch(/no-such-package-cairn/);
     expect((err as Error).message).toMatch(/environment\.systemPackages \(.*unknown\.yaml:\d+/);
@@ -224,7 +226,7 @@ describe('errors a user can cause', () => {
 
   it('refuses an /etc entry that activation owns', async () => {
     const file = variant('passwd', 'environment:\n  etc:\n    passwd:\n      text: "root::0:0::/:/bin/sh"\n');
-    await expect(buildSystem(file, { store })).rejects.toThrow(/environment\.etc\."passwd" \(.*passwd\.yaml:\d+.*\): \/etc\/passwd is written by activation/);
+    await expect(buildSystem(await evalConfigFile(file), { store })).rejects.toThrow(/environment\.etc\."passwd" \(.*passwd\.yaml:\d+.*\): \/etc\/passwd is written by activation/);
   }, 120_000);
 
   it('exits 1 with the message from the command line, leaving no out-link', async () => {
@@ -255,7 +257,7 @@ describe('activation under a temporary root', () => {
 
   it('keeps user ids stable across generations and never reuses one', async () => {
     const gen1 = await buildSystem(
-      variant('gen1', [
+      await evalConfigFile(variant('gen1', [
         'users:',
         '  users:',
         '    deploy: { isSystemUser: true, group: deploy }',
@@ -266,7 +268,7 @@ describe('activation under a temporary root', () => {
         '    "cairn-test/gen1": { text: "one\\n" }',
         '    "cairn-test/secret": { text: "s\\n", mode: "0640", user: admin, group: deploy }',
         '',
-      ].join('\n')),
+      ].join('\n'))),
       { store },
     );
     const r1 = await activate(gen1.toplevel);
@@ -299,13 +301,13 @@ describe('activation under a temporary root', () => {
 
     // Generation 2: deploy goes, two accounts come; /etc/cairn-test/gen1 is no longer declared.
     const gen2 = await buildSystem(
-      variant('gen2', [
+      await evalConfigFile(variant('gen2', [
         'users:',
         '  users:',
         '    alice: { isNormalUser: true }',
         '    svc: { isSystemUser: true, group: nogroup }',
         '',
-      ].join('\n')),
+      ].join('\n'))),
       { store },
     );
     const r2 = await activate(gen2.toplevel);
@@ -330,13 +332,13 @@ describe('activation under a temporary root', () => {
 
   it('reports a failing snippet by name and still runs the others', async () => {
     const gen = await buildSystem(
-      variant('failing', [
+      await evalConfigFile(variant('failing', [
         'system:',
         '  activationScripts:',
         '    broken: { text: "false", deps: [users] }',
         '    after-broken: { text: "touch $CAIRN_ROOT/after-broken", deps: [broken] }',
         '',
-      ].join('\n')),
+      ].join('\n'))),
       { store },
     );
     const r = await activate(gen.toplevel, { CAIRN_ACTIVATE_ALL_SNIPPETS: '1' });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store, removeTree } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
 import { addGeneration, deleteGenerations, diffGenerations, listGenerations, parseAge, setCurrentGeneration, setGenerationDate } from '../../src/generations/index.js';
 
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -33,8 +34,8 @@ beforeAll(async () => {
     join(work, 'two.yaml'),
     base(`environment:\n  systemPackages: [less]\n  etc:\n    motd: { text: "two\\n" }\nboot:\n  kernelParams: [quiet]\nsystemd:\n  services:\n${unit('kept', 'same')}${unit('fresh', 'hi')}${unit('edited', 'after')}`),
   );
-  one = await buildSystem(join(work, 'one.yaml'), { store });
-  two = await buildSystem(join(work, 'two.yaml'), { store });
+  one = await buildSystem(await evalConfigFile(join(work, 'one.yaml')), { store });
+  two = await buildSystem(await evalConfigFile(join(work, 'two.yaml')), { store });
 }, 900_000);
 
 afterAll(() => {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store, removeTree } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
 import { buildImage, findFormat, entryName, type BuiltImage } from '../../src/image/index.js';
 import { PARTITION_TYPES } from '../../src/image/disk.js';
 
@@ -59,8 +60,8 @@ beforeAll(async () => {
   mkdirSync(CACHE, { recursive: true });
   work = mkdtempSync(join(tmpdir(), 'cairn-image-test-'));
   store = Store.open(STORE_HOME);
-  one = await buildSystem(config('one', 'gen-one'), { store });
-  two = await buildSystem(config('two', 'gen-two', 'boot:\n  loader:\n    systemd-boot:\n      timeout: 3\n'), { store });
+  one = await buildSystem(await evalConfigFile(config('one', 'gen-one')), { store });
+  two = await buildSystem(await evalConfigFile(config('two', 'gen-two', 'boot:\n  loader:\n    systemd-boot:\n      timeout: 3\n')), { store });
   image = await buildImage({ store, format: findFormat('raw'), toplevels: [one.toplevel, two.toplevel], output: join(work, 'two.img') });
 }, 900_000);
 
@@ -141,7 +142,7 @@ describe('a raw-efi image with two generations', () => {
   });
 
   it('limits entries to boot.loader.systemd-boot.configurationLimit, keeping every generation in the profile', async () => {
-    const limited = await buildSystem(config('limited', 'gen-two', 'boot:\n  loader:\n    systemd-boot:\n      configurationLimit: 1\n'), { store });
+    const limited = await buildSystem(await evalConfigFile(config('limited', 'gen-two', 'boot:\n  loader:\n    systemd-boot:\n      configurationLimit: 1\n')), { store });
     const out = await buildImage({ store, format: findFormat('qcow2'), toplevels: [one.toplevel, limited.toplevel], output: join(work, 'limited.qcow2') });
     expect(out.generations.map((g) => g.entry)).toEqual([false, true]);
     const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', out.output])).stdout);
@@ -198,7 +199,7 @@ describe('cairn image errors', () => {
   });
 
   it('refuses generations that expect their root elsewhere', async () => {
-    const other = await buildSystem(config('other-root', 'gen-three', 'fileSystems:\n  /:\n    label: data\n'), { store });
+    const other = await buildSystem(await evalConfigFile(config('other-root', 'gen-three', 'fileSystems:\n  /:\n    label: data\n')), { store });
     await expect(buildImage({ store, format: findFormat('raw'), toplevels: [one.toplevel, other.toplevel], output: join(work, 'x.img') })).rejects.toThrow(
       /generation 1 \(.*\) expects its root at LABEL=root, the image's current generation at LABEL=data/,
     );

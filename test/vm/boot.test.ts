@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSystem, type BuiltSystem } from '../../src/build/system.js';
+import { evalConfigFile } from '../../src/eval/index.js';
 import { stageRootTree, makeExt4Image } from '../../src/image/rootfs.js';
 import { removeTree, Store } from '../../src/store/index.js';
 import { qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
@@ -60,7 +61,7 @@ describe.skipIf(!hasQemu)('the system closure boots in QEMU', () => {
     const config = join(work, 'vm.yaml');
     // Booted directly from a bare root file system: no ESP, so no boot loader to mount it for.
     writeFileSync(config, ['networking:', '  hostName: cairn-vm', 'system:', '  stateVersion: "0.1"', 'boot:', '  loader:', '    systemd-boot:', '      enable: false', ''].join('\n'));
-    built = await buildSystem(config, { store });
+    built = await buildSystem(await evalConfigFile(config), { store });
     const root = join(work, 'root');
     mkdirSync(root);
     await stageRootTree(store, { toplevel: built.toplevel, dir: root });

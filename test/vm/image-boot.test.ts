@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store, removeTree } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
-import { buildImage, findFormat, loaderConf, readBootspec, type BuiltImage } from '../../src/image/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
+import { buildImage, findFormat, loaderConf, type BuiltImage } from '../../src/image/index.js';
+import { readBootspec } from '../../src/toplevel/index.js';
 import { OVMF_VARS, qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
@@ -38,12 +40,12 @@ describe.skipIf(!hasQemu)('a two-generation image boots under OVMF', () => {
     work = mkdtempSync(join(tmpdir(), 'cairn-image-boot-'));
     const first = join(work, 'one.yaml');
     writeFileSync(first, 'networking:\n  hostName: gen-one\nsystem:\n  stateVersion: "0.1"\n');
-    one = await buildSystem(first, { store });
+    one = await buildSystem(await evalConfigFile(first), { store });
     // The example outside the checkout, with the module it imports.
     mkdirSync(join(work, 'modules'));
     copyFileSync(join(repo, 'examples', 'server.yaml'), join(work, 'server.yaml'));
     cpSync(join(repo, 'examples', 'modules'), join(work, 'modules'), { recursive: true });
-    server = await buildSystem(join(work, 'server.yaml'), { store });
+    server = await buildSystem(await evalConfigFile(join(work, 'server.yaml')), { store });
     image = await buildImage({ store, format: findFormat('raw'), toplevels: [one.toplevel, server.toplevel], output: join(work, 'disk.img') });
   }, 900_000);
 

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store, removeTree, verifyStore } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
 import { layoutDisk, writePartitionTable, MIB } from '../../src/image/disk.js';
 import { OVMF_VARS, qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
 
@@ -48,8 +49,8 @@ describe.skipIf(!canMount || !hasQemu)('cairn boot --root DIR: installing onto a
     work = mkdtempSync(join(tmpdir(), 'cairn-root-install-'));
     store = Store.open(STORE_HOME);
     for (const [f, host] of [['one.yaml', 'installed-one'], ['two.yaml', 'installed-two'], ['three.yaml', 'installed-three']]) writeFileSync(join(work, f!), config(host!));
-    one = await buildSystem(join(work, 'one.yaml'), { store });
-    two = await buildSystem(join(work, 'two.yaml'), { store });
+    one = await buildSystem(await evalConfigFile(join(work, 'one.yaml')), { store });
+    two = await buildSystem(await evalConfigFile(join(work, 'two.yaml')), { store });
 
     layout = layoutDisk('root-install-test', [
       { name: 'esp', role: 'esp', bytes: 256 * MIB },

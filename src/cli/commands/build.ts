@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { Store } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
+import { evalConfigFile } from '../../eval/index.js';
 import { progressReporter } from '../progress.js';
 import { addGeneration } from '../../generations/index.js';
 
@@ -27,7 +28,7 @@ const buildCommand: CommandModule<object, BuildArgs> = {
   handler: async (args) => {
     const store = Store.open();
     const report = progressReporter();
-    const built = await buildSystem(args.config, { store, jobs: args.jobs, onProgress: report.progress });
+    const built = await buildSystem(await evalConfigFile(args.config), { store, jobs: args.jobs, onProgress: report.progress });
     report.done();
     for (const w of built.warnings) report.warn(w);
     // The link is replaced by one rename (and registered as a GC root) only once the toplevel is valid.

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { basename, extname } from 'node:path';
 import { Store } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
+import { evalConfigFile } from '../../eval/index.js';
 import { buildImage, findFormat, parseSize } from '../../image/index.js';
 import { progressReporter } from '../progress.js';
 import { listGenerations } from '../../generations/index.js';
@@ -40,7 +41,7 @@ const imageCommand: CommandModule<object, ImageArgs> = {
     if (args.size !== 'auto') parseSize(args.size, '--size');
     const store = Store.open();
     const report = progressReporter();
-    const built = await buildSystem(args.config, { store, jobs: args.jobs, onProgress: report.progress });
+    const built = await buildSystem(await evalConfigFile(args.config), { store, jobs: args.jobs, onProgress: report.progress });
     for (const w of built.warnings) report.warn(w);
     // A profile's generations keep their numbers; --generations and the configuration follow them.
     const gens = args.profile ? listGenerations(store, args.profile).map((g) => ({ number: g.number, toplevel: g.toplevel })) : [];

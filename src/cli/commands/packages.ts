@@ -1,35 +1,17 @@
 import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
-import { CairnError } from '../../errors.js';
 import { evalConfigFile } from '../../eval/index.js';
-import { builtinModules } from '../../../modules/module-list.js';
-import packagesModule from '../../../modules/packages/repositories.js';
 import { Store } from '../../store/index.js';
-import { lockPackages, lockPathFor, realisePackages, type PackageRequest, type RepositorySpec } from '../../debian/index.js';
+import { lockPackages, lockPathFor, realisePackages, type PackageRequest } from '../../debian/index.js';
 
 /**
  * The package part of a configuration: `environment.systemPackages` (names or package values),
  * `packages.repositories` and `packages.installRecommends`.
  */
 export async function packageRequestOf(configPath: string): Promise<PackageRequest> {
-  // The packages module joins the built-in list when the lead registers it; until then it is added here.
-  const registered = builtinModules.some((m) => m.key.replace(/\\/g, '/').includes('packages/repositories'));
-  const { config } = await evalConfigFile(configPath, registered ? {} : { extraModules: [packagesModule] });
-  const raw = (config.environment?.systemPackages ?? []) as unknown[];
-  const packages = raw.map((p) => {
-    if (typeof p === 'string') return p;
-    if (p && typeof p === 'object' && typeof (p as { name?: unknown }).name === 'string') return (p as { name: string }).name;
-    throw new CairnError(`environment.systemPackages: cannot use ${JSON.stringify(p)} as a Debian package`);
-  });
-  const repos = ((config.packages?.repositories ?? []) as { uri: string | null; suite: string; components: string[]; architecture: string; keyring: string | null }[])
-    .map((r): RepositorySpec => ({
-      suite: r.suite,
-      components: r.components,
-      architecture: r.architecture,
-      ...(r.uri ? { uri: r.uri } : {}),
-      ...(r.keyring ? { keyring: r.keyring } : {}),
-    }));
-  return { packages, repositories: repos, installRecommends: Boolean(config.packages?.installRecommends) };
+  const { spec } = await evalConfigFile(configPath);
+  const { system, repositories, installRecommends } = spec.packages;
+  return { packages: system, repositories, installRecommends };
 }
 
 interface PackagesArgs {

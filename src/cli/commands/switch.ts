@@ -6,6 +6,7 @@ import { CairnError, UsageError } from '../../errors.js';
 import { LOGICAL_STORE, SYSTEM_PROFILE } from '../../paths.js';
 import { Store, formatBytes } from '../../store/index.js';
 import { buildSystem } from '../../build/index.js';
+import { evalConfigFile } from '../../eval/index.js';
 import { addGeneration, deleteGenerations, listGenerations, setCurrentGeneration } from '../../generations/index.js';
 import { progressReporter } from '../progress.js';
 import type { RemoteRunner } from '../../remote/ssh.js';
@@ -92,7 +93,7 @@ function actionCommand(action: SwitchAction, describe: string, name: string = ac
       const store = Store.open();
       if (!runner && args.root === undefined) requireCairnSystem(store, name);
       const report = progressReporter();
-      const built = await buildSystem(args.config, { store, onProgress: report.progress });
+      const built = await buildSystem(await evalConfigFile(args.config), { store, onProgress: report.progress });
       report.done();
       for (const w of built.warnings) report.warn(w);
 

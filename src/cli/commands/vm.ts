@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { basename, extname } from 'node:path';
 import { execa } from 'execa';
 import { Store } from '../../store/index.js';
-import { prepareVm, parseForward, QEMU } from '../../vm/index.js';
+import { evalVmConfig, prepareVm, parseForward, QEMU } from '../../vm/index.js';
 import { progressReporter } from '../progress.js';
 import { shellWord } from '../../shell.js';
 import { UsageError } from '../../errors.js';
@@ -36,7 +36,7 @@ const vmCommand: CommandModule<object, VmArgs> = {
     const forwards = (args.forward ?? []).map(parseForward);
     const store = Store.open();
     const report = progressReporter();
-    const vm = await prepareVm(args.config, {
+    const vm = await prepareVm(await evalVmConfig(args.config), {
       store,
       state: args.state ?? `${basename(args.config, extname(args.config))}-vm.qcow2`,
       memoryMiB: args.mem,
