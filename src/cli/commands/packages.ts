@@ -2,8 +2,6 @@ import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
 import { CairnError } from '../../errors.js';
 import { evalConfigFile } from '../../eval/index.js';
-import { builtinModules } from '../../../modules/module-list.js';
-import packagesModule from '../../../modules/packages/repositories.js';
 import { Store } from '../../store/index.js';
 import { lockPackages, lockPathFor, realisePackages, type PackageRequest, type RepositorySpec } from '../../debian/index.js';
 
@@ -12,9 +10,7 @@ import { lockPackages, lockPathFor, realisePackages, type PackageRequest, type R
  * `packages.repositories` and `packages.installRecommends`.
  */
 export async function packageRequestOf(configPath: string): Promise<PackageRequest> {
-  // The packages module joins the built-in list when the lead registers it; until then it is added here.
-  const registered = builtinModules.some((m) => m.key.replace(/\\/g, '/').includes('packages/repositories'));
-  const { config } = await evalConfigFile(configPath, registered ? {} : { extraModules: [packagesModule] });
+  const { config } = await evalConfigFile(configPath);
   const raw = (config.environment?.systemPackages ?? []) as unknown[];
   const packages = raw.map((p) => {
     if (typeof p === 'string') return p;
