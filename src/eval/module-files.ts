@@ -4,16 +4,16 @@ import { pathToFileURL } from 'node:url';
 
 /**
  * The module files below `dir`, relative with `/`, sorted by code unit (the same order on every
- * machine): every file ending in `ext` (not a `.d.ts`). Templates and other files beside them are
+ * machine): every `.ts` file (not a `.d.ts`). Templates and other files beside them are
  * not modules. scripts/build.mjs lists modules/ by the same rule for the CLI bundle.
  */
-export function moduleFiles(dir: string, ext = '.ts'): string[] {
+export function moduleFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (rel: string): void => {
     for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
       const r = rel === '' ? e.name : `${rel}/${e.name}`;
       if (e.isDirectory()) walk(r);
-      else if (e.name.endsWith(ext) && !e.name.endsWith('.d.ts')) out.push(r);
+      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(r);
     }
   };
   walk('');
@@ -22,14 +22,16 @@ export function moduleFiles(dir: string, ext = '.ts'): string[] {
 
 /**
  * Imports every module file below `dir` (see moduleFiles), in that order, as [path relative to
- * `dir` with `.ts` for `ext`, default export]. A file without a default export is reported as
- * undefined: the caller names it.
+ * `dir`, default export]. With `compiled`, each is imported from there as tsc wrote it (`.js`),
+ * so that files tsc left behind (of modules since removed) are not modules. A file without a
+ * default export is reported as undefined: the caller names it.
  */
-export async function importModules(dir: string, ext = '.ts'): Promise<[string, unknown][]> {
+export async function importModules(dir: string, compiled?: string): Promise<[string, unknown][]> {
   return Promise.all(
-    moduleFiles(dir, ext).map(async (rel): Promise<[string, unknown]> => {
-      const mod = (await import(pathToFileURL(join(dir, rel)).href)) as { default?: unknown };
-      return [`${rel.slice(0, -ext.length)}.ts`, mod.default];
+    moduleFiles(dir).map(async (rel): Promise<[string, unknown]> => {
+      const file = compiled === undefined ? join(dir, rel) : join(compiled, rel.replace(/\.ts$/, '.js'));
+      const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+      return [rel, mod.default];
     }),
   );
 }
