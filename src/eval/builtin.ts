@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import { CairnError } from '../errors.js';
 import { modulesPath, SourcedModule } from '../lib/index.js';
 import { importBuiltinModules } from './module-imports.js';
 
@@ -14,7 +13,6 @@ export function builtinModules(): Promise<SourcedModule[]> {
   loaded ??= importBuiltinModules().then((mods) =>
     mods.map(([rel, mod]) => {
       const file = resolve(modulesPath, rel);
-      if (mod === undefined) throw new CairnError(`${file}: a module file must have a default export (the module); library code belongs in src/lib`);
       return new SourcedModule(mod, { file }, file);
     }),
   );

@@ -45,6 +45,11 @@ describe('module discovery', () => {
     expect((ev.config as { services: { fixture: { enable: boolean } } }).services.fixture.enable).toBe(false);
   });
 
+  it('refuses a file without a module (a default export), naming it', async () => {
+    write('lib-in-modules/services/helpers.ts', 'export const helper = 1;\n');
+    await expect(importModules(join(dir, 'lib-in-modules'))).rejects.toThrow(/lib-in-modules\/services\/helpers\.ts has no default export: every \.ts file below .* is a module/);
+  });
+
   it("makes every file below modules/ a built-in module (or a module's template), keyed by its source file", async () => {
     const files = allFiles(modulesPath).sort();
     const keys = (await builtinModules()).map((m) => relative(modulesPath, m.key).split('\\').join('/'));
