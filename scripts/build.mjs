@@ -2,7 +2,7 @@
 // One bundle loads in a third of the CPU time of the hundreds of files of its dependencies;
 // ajv stays a separate chunk, loaded only when YAML is validated. esbuild is native, so external.
 import { build } from 'esbuild';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,32 @@ const lazyDependencies = {
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /**
+ * The bundle cannot import modules/*.ts at run time (Node has no TypeScript), so
+ * src/eval/module-imports.ts, which lists and imports them there, is replaced by static imports of
+ * the same files, listed by moduleFiles' rule (src/eval/module-files.ts): every `.ts` file below
+ * modules/ but `.d.ts`, sorted by code unit. test/modules/discovery.test.ts checks both agree.
+ */
+const builtinModuleImports = {
+  name: 'builtin-module-imports',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]eval[\\/]module-imports\.ts$/ }, async (args) => {
+      const dir = join(root, 'modules');
+      const files = (await readdir(dir, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts'))
+        .map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)).split('\\').join('/'))
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const imports = files.map((f, i) => `import m${i} from ${JSON.stringify(`../../modules/${f}`)};`);
+      const list = files.map((f, i) => `[${JSON.stringify(f)}, m${i}]`);
+      return {
+        contents: `${imports.join('\n')}\nexport async function importBuiltinModules() {\n  return [${list.join(', ')}];\n}\n`,
+        resolveDir: dirname(args.path),
+        loader: 'js',
+      };
+    });
+  },
+};
+
+/**
  * The bundle runs on Node 18 (Debian 12's nodejs, which runs cairn on a cairn system), which has
  * no RegExp `v` flag: string-width's regular expressions with it are made at first use, with the
  * `u` flag when their pattern allows (the same matches) and else none that matches (RGI_Emoji:
@@ -92,7 +118,7 @@ const result = await build({
   // yargs-parser refuses Node < 20 by policy, not for an API it needs (see regexpVFallback).
   define: { 'process.env.YARGS_MIN_NODE_VERSION': '"18"' },
   // The stand-ins load the real modules through the Node 18 fallback.
-  plugins: [lazyDependencies, regexpVFallback],
+  plugins: [lazyDependencies, regexpVFallback, builtinModuleImports],
   metafile: true,
   // CommonJS dependencies bundled into ESM still call require() for Node's built-ins.
   banner: { js: "import { createRequire as __cairnRequire } from 'node:module'; const require = __cairnRequire(import.meta.url);" },

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The checkout (or installed package) root: where modules/, templates/, images/ live. */
+/** The checkout (or installed package) root: where modules/ (with their templates) and images/ live. */
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), existsSync(new URL('../package.json', import.meta.url)) ? '..' : '../..');
 
 /** cairn's version, from its package.json (yargs would look for one from the working directory up). */

@@ -3,12 +3,15 @@ import { resolve } from 'node:path';
 import Mustache from 'mustache';
 import { projectRoot } from './paths.js';
 
-/** Where the templates of units and /etc files live (`templates/<name>.mustache`). */
-export const templatesPath = resolve(projectRoot, 'templates');
+/**
+ * Templates live beside the module that renders them: `services/openssh.sshd_config` is
+ * modules/services/openssh.sshd_config.mustache (`<module>.<file>.mustache`).
+ */
+export const templatesPath = resolve(projectRoot, 'modules');
 
 const cache = new Map<string, string>();
 
-/** The text of `templates/<name>.mustache`, read once per process. */
+/** The text of `modules/<name>.mustache`, read once per process. */
 function loadTemplate(name: string): string {
   let t = cache.get(name);
   if (t === undefined) {
@@ -21,7 +24,7 @@ function loadTemplate(name: string): string {
 }
 
 /**
- * Renders `templates/<name>.mustache` with `view`. Nothing is HTML-escaped: the outputs are
+ * Renders `modules/<name>.mustache` with `view`. Nothing is HTML-escaped: the outputs are
  * configuration files, so values must be made safe for their format by the module that builds the
  * view (quoting, one entry per line). Partials are other templates, by the same names.
  */

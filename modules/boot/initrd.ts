@@ -1,5 +1,4 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-import { ALWAYS_NEEDED_FOR_BOOT, fsSpec } from '../tasks/filesystems.js';
 
 /** Kernel modules each file system type needs in the initrd besides its own (vfat reads names through code pages). */
 const FS_MODULES: Record<string, string[]> = {
@@ -62,7 +61,7 @@ export default ({ lib, config }: ModuleArgs) => {
             internal: true,
             readOnly: true,
             get default() {
-              return neededForBoot().map((fs) => ({ device: fsSpec(fs) ?? fs.fsType, mountPoint: fs.mountPoint, fsType: fs.fsType, options: fs.options.join(',') || 'defaults' }));
+              return neededForBoot().map((fs) => ({ device: lib.fileSystems.fsSpec(fs) ?? fs.fsType, mountPoint: fs.mountPoint, fsType: fs.fsType, options: fs.options.join(',') || 'defaults' }));
             },
             description: 'The file systems stage 1 mounts (`{ device, mountPoint, fsType, options }`), the root first.',
           }),
@@ -85,7 +84,7 @@ export default ({ lib, config }: ModuleArgs) => {
   function neededForBoot(): { mountPoint: string; device: string | null; uuid: string | null; label: string | null; fsType: string; options: string[] }[] {
     const all = Object.values(config.fileSystems as Record<string, { mountPoint: string; neededForBoot: boolean; device: string | null; uuid: string | null; label: string | null; fsType: string; options: string[] }>);
     return all
-      .filter((fs) => fs.neededForBoot || ALWAYS_NEEDED_FOR_BOOT.includes(fs.mountPoint))
+      .filter((fs) => fs.neededForBoot || lib.fileSystems.ALWAYS_NEEDED_FOR_BOOT.includes(fs.mountPoint))
       .sort((a, b) => (a.mountPoint < b.mountPoint ? -1 : a.mountPoint > b.mountPoint ? 1 : 0));
   }
 };

@@ -22,7 +22,7 @@ export default ({ lib, config }: ModuleArgs) => {
           'profile.d/cairn-aliases.sh': {
             get text() {
               const list = Object.entries(aliases as Record<string, string>).map(([name, value]) => ({ name, quoted: lib.shellQuote(value) }));
-              return lib.renderTemplate('profile/aliases.sh', { aliases: list });
+              return lib.renderTemplate('config/shell-aliases.aliases.sh', { aliases: list });
             },
           },
         },

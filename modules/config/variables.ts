@@ -22,8 +22,8 @@ export default ({ lib, config }: ModuleArgs) => {
     config: mkIf(() => Object.keys(config.environment.variables as object).length > 0, {
       environment: {
         etc: {
-          environment: { get text() { return lib.renderTemplate('profile/environment', { vars: vars().map((v) => ({ ...v, quoted: JSON.stringify(v.value) })) }); } },
-          'profile.d/cairn-environment.sh': { get text() { return lib.renderTemplate('profile/environment.sh', { vars: vars().map((v) => ({ ...v, quoted: lib.shellQuote(v.value) })) }); } },
+          environment: { get text() { return lib.renderTemplate('config/variables.environment', { vars: vars().map((v) => ({ ...v, quoted: JSON.stringify(v.value) })) }); } },
+          'profile.d/cairn-environment.sh': { get text() { return lib.renderTemplate('config/variables.environment.sh', { vars: vars().map((v) => ({ ...v, quoted: lib.shellQuote(v.value) })) }); } },
         },
       },
     }),

@@ -45,7 +45,7 @@ export default ({ lib, config }: ModuleArgs) => {
           'default/locale': {
             get text() {
               const vars = { LANG: cfg.defaultLocale as string, ...(cfg.extraLocaleSettings as Record<string, string>) };
-              return lib.renderTemplate('i18n/locale', { vars: Object.entries(vars).map(([k, v]) => ({ k, v })) });
+              return lib.renderTemplate('i18n/locale.locale', { vars: Object.entries(vars).map(([k, v]) => ({ k, v })) });
             },
           },
         },
@@ -66,7 +66,7 @@ export default ({ lib, config }: ModuleArgs) => {
                 const p = localeParts(l);
                 return { name: q(p.name), input: q(p.input), charmap: q(p.charmap), folder: q(`${LOCPATH}/${folderName(l)}`), ctype: q(`${LOCPATH}/${folderName(l)}/LC_CTYPE`) };
               });
-              return lib.renderTemplate('i18n/locales.sh', { dir: q(LOCPATH), locales });
+              return lib.renderTemplate('i18n/locale.locales.sh', { dir: q(LOCPATH), locales });
             },
           },
         }),

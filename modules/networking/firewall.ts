@@ -1,6 +1,4 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-import { digest } from '../systemd/unit.js';
-import { interfaceName } from './interfaces.js';
 
 interface PortRange {
   from: number;
@@ -27,7 +25,7 @@ export default ({ lib, config }: ModuleArgs) => {
       const items = [...[...new Set(list)].sort((a, b) => a - b).map(String), ...ranges.map((r) => `${r.from}-${r.to}`)];
       return items.length ? `{ ${items.join(', ')} }` : null;
     };
-    return lib.renderTemplate('networking/nftables', {
+    return lib.renderTemplate('networking/firewall.nftables', {
       allowPing: cfg.allowPing,
       trusted: (cfg.trustedInterfaces as string[]).map((i) => JSON.stringify(i)),
       tcp: ports(cfg.allowedTCPPorts, cfg.allowedTCPPortRanges),
@@ -47,7 +45,7 @@ export default ({ lib, config }: ModuleArgs) => {
           allowedTCPPortRanges: mkOption({ type: types.listOf(range), default: [], example: [{ from: 8000, to: 8010 }], description: 'TCP port ranges open to everyone.' }),
           allowedUDPPortRanges: mkOption({ type: types.listOf(range), default: [], description: 'UDP port ranges open to everyone.' }),
           allowPing: mkOption({ type: types.bool, default: true, description: 'Whether to answer ICMP and ICMPv6 echo requests.' }),
-          trustedInterfaces: mkOption({ type: types.listOf(interfaceName(lib)), default: [], example: ['wg0'], description: 'Interfaces whose incoming traffic is all accepted (loopback always is).' }),
+          trustedInterfaces: mkOption({ type: types.listOf(types.interfaceName), default: [], example: ['wg0'], description: 'Interfaces whose incoming traffic is all accepted (loopback always is).' }),
           rejectPackets: mkOption({ type: types.bool, default: false, description: 'Whether refused packets are rejected (the sender learns at once) instead of silently dropped.' }),
           logRefusedConnections: mkOption({ type: types.bool, default: false, description: 'Whether refused connection attempts are logged (rate-limited).' }),
           extraInputRules: mkOption({ type: types.lines, default: '', example: 'ip saddr 192.0.2.0/24 tcp dport 5432 accept', description: 'nftables rules added to the input chain before the final refusal.' }),
@@ -73,7 +71,7 @@ export default ({ lib, config }: ModuleArgs) => {
             unitConfig: { DefaultDependencies: false },
             reloadIfChanged: true,
             get reloadTriggers() {
-              return [digest(cfg.ruleset)];
+              return [lib.digest(cfg.ruleset)];
             },
             serviceConfig: {
               Type: 'oneshot',

@@ -43,7 +43,7 @@ export default ({ lib, config }: ModuleArgs) => {
             get text() {
               const own = net.domain === null ? [net.hostName] : [net.fqdn, net.hostName];
               const hosts = Object.entries(net.hosts as Record<string, string[]>).map(([address, names]) => ({ address, names: names.join(' ') }));
-              return lib.renderTemplate('networking/hosts', { own: own.join(' '), hosts, extra: (net.extraHosts as string).replace(/\n+$/, '') });
+              return lib.renderTemplate('networking/hosts.hosts', { own: own.join(' '), hosts, extra: (net.extraHosts as string).replace(/\n+$/, '') });
             },
           },
         },

@@ -1,7 +1,4 @@
-import type { Lib, ModuleArgs } from '../../src/lib/index.js';
-
-/** A network interface name as the kernel takes it: at most 15 bytes, no whitespace, `/`, `:` or quotes. */
-export const interfaceName = (lib: Lib) => lib.types.strMatching('(?!\\.\\.?$)[^\\s/:"\\\\\\x00-\\x1f\\x7f]{1,15}');
+import type { ModuleArgs } from '../../src/lib/index.js';
 
 interface Address {
   address: string;
@@ -35,7 +32,7 @@ export default ({ lib, config }: ModuleArgs) => {
     });
   const iface = types.submodule(({ name }: ModuleArgs) => ({
     options: {
-      name: mkOption({ type: interfaceName(lib), default: name, description: 'The interface name (the attribute name by default).' }),
+      name: mkOption({ type: types.interfaceName, default: name, description: 'The interface name (the attribute name by default).' }),
       useDHCP: mkOption({
         type: types.nullOr(types.bool),
         default: null,
@@ -52,7 +49,7 @@ export default ({ lib, config }: ModuleArgs) => {
       types.submodule({
         options: {
           address: mkOption({ type: types.word, description: 'The gateway address.' }),
-          interface: mkOption({ type: types.nullOr(interfaceName(lib)), default: null, description: 'The interface it is reached through; every configured interface when null.' }),
+          interface: mkOption({ type: types.nullOr(types.interfaceName), default: null, description: 'The interface it is reached through; every configured interface when null.' }),
         },
       }),
     ),
@@ -62,7 +59,7 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       networking: {
         useDHCP: mkOption({ type: types.bool, default: true, description: 'Whether Ethernet interfaces without configuration (and configured ones without static addresses) get their addresses by DHCP.' }),
-        interfaces: mkOption({ type: types.attrsNamed(interfaceName(lib), iface), default: {}, example: { eth0: { ipv4: { addresses: [{ address: '192.0.2.10', prefixLength: 24 }] } } }, description: 'Network interfaces, by name.' }),
+        interfaces: mkOption({ type: types.attrsNamed(types.interfaceName, iface), default: {}, example: { eth0: { ipv4: { addresses: [{ address: '192.0.2.10', prefixLength: 24 }] } } }, description: 'Network interfaces, by name.' }),
         defaultGateway: mkOption({ type: gateway, default: null, example: '192.0.2.1', description: 'The default IPv4 gateway: an address, or `{ address, interface }`.' }),
         defaultGateway6: mkOption({ type: gateway, default: null, example: '2001:db8::1', description: 'The default IPv6 gateway.' }),
       },

@@ -18,7 +18,7 @@ export default ({ lib, config }: ModuleArgs) => {
             type: types.str,
             readOnly: true,
             get default() {
-              return lib.renderTemplate('sudo/sudoers', { nopasswd: !cfg.wheelNeedsPassword, extra: (cfg.extraRules as string).replace(/\n+$/, '') });
+              return lib.renderTemplate('security/sudo.sudoers', { nopasswd: !cfg.wheelNeedsPassword, extra: (cfg.extraRules as string).replace(/\n+$/, '') });
             },
             defaultText: 'rendered from the options above',
             description: 'The generated /etc/sudoers (read-only).',

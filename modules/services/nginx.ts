@@ -1,5 +1,4 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-import { digest } from '../systemd/unit.js';
 
 interface Listen {
   addr: string;
@@ -39,7 +38,7 @@ const indent = (text: string, by: string): string =>
  * would do is here: its log and cache folders (tmpfiles), run as `www-data` (from base-passwd).
  */
 export default ({ lib, config }: ModuleArgs) => {
-  const { mkOption, mkIf, types } = lib;
+  const { mkOption, mkIf, mkMerge, types } = lib;
   const cfg = config.services.nginx;
   // An nginx token: whitespace, `;`, braces, quotes and `#` would end it, open a block or a comment.
   const token = types.strMatching('[^\\s;{}"\'#\\\\\\x00-\\x1f\\x7f]+');
@@ -89,7 +88,7 @@ export default ({ lib, config }: ModuleArgs) => {
       locations: Object.entries(h.locations).map(([path, l]) => ({ path, ...l, root: l.root === null ? null : nginxString(l.root), extra: indent(l.extraConfig, '      ') })),
       extra: indent(h.extraConfig, '    '),
     }));
-    return lib.renderTemplate('nginx/nginx.conf', {
+    return lib.renderTemplate('services/nginx.nginx.conf', {
       user: cfg.user,
       group: cfg.group,
       workerProcesses: cfg.workerProcesses,
@@ -112,42 +111,41 @@ export default ({ lib, config }: ModuleArgs) => {
         },
       },
     },
-    config: mkIf(cfg.enable, {
-      environment: {
-        systemPackages: ['nginx'],
-        etc: { 'nginx/nginx.conf': { get text() { return cfg.configText; } } },
-      },
-      systemd: {
-        tmpfiles: {
-          get rules() {
-            const owner = `${cfg.user} ${cfg.group}`;
-            return ['d /var/log/nginx 0750 root adm -', `d /var/cache/nginx 0750 ${owner} -`, 'd /var/lib/nginx 0755 root root -', `d /var/lib/nginx/body 0700 ${owner} -`, `d /var/lib/nginx/proxy 0700 ${owner} -`];
+    config: mkIf(cfg.enable, mkMerge([
+      // A changed configuration is checked, then applied by a reload: no dropped connections.
+      lib.systemd.configuredService('nginx', {
+        packages: ['nginx'],
+        configFile: 'nginx/nginx.conf',
+        text: () => cfg.configText,
+        onChange: 'reload',
+        unit: {
+          description: 'nginx web server',
+          wantedBy: ['multi-user.target'],
+          after: ['network.target'],
+          reloadIfChanged: true,
+          serviceConfig: {
+            Type: 'forking',
+            PIDFile: '/run/nginx.pid',
+            ExecStartPre: '/usr/sbin/nginx -t -q -c /etc/nginx/nginx.conf',
+            ExecStart: '/usr/sbin/nginx -c /etc/nginx/nginx.conf',
+            ExecReload: ['/usr/sbin/nginx -t -q -c /etc/nginx/nginx.conf', '/usr/sbin/nginx -s reload -c /etc/nginx/nginx.conf'],
+            ExecStop: '-/sbin/start-stop-daemon --quiet --stop --retry QUIT/5 --pidfile /run/nginx.pid',
+            TimeoutStopSec: 10,
+            KillMode: 'mixed',
+            Restart: 'on-failure',
           },
         },
-        services: {
-          nginx: {
-            description: 'nginx web server',
-            wantedBy: ['multi-user.target'],
-            after: ['network.target'],
-            // A changed configuration is checked, then applied by a reload: no dropped connections.
-            reloadIfChanged: true,
-            get reloadTriggers() {
-              return [digest(cfg.configText)];
-            },
-            serviceConfig: {
-              Type: 'forking',
-              PIDFile: '/run/nginx.pid',
-              ExecStartPre: '/usr/sbin/nginx -t -q -c /etc/nginx/nginx.conf',
-              ExecStart: '/usr/sbin/nginx -c /etc/nginx/nginx.conf',
-              ExecReload: ['/usr/sbin/nginx -t -q -c /etc/nginx/nginx.conf', '/usr/sbin/nginx -s reload -c /etc/nginx/nginx.conf'],
-              ExecStop: '-/sbin/start-stop-daemon --quiet --stop --retry QUIT/5 --pidfile /run/nginx.pid',
-              TimeoutStopSec: 10,
-              KillMode: 'mixed',
-              Restart: 'on-failure',
+      }),
+      {
+        systemd: {
+          tmpfiles: {
+            get rules() {
+              const owner = `${cfg.user} ${cfg.group}`;
+              return ['d /var/log/nginx 0750 root adm -', `d /var/cache/nginx 0750 ${owner} -`, 'd /var/lib/nginx 0755 root root -', `d /var/lib/nginx/body 0700 ${owner} -`, `d /var/lib/nginx/proxy 0700 ${owner} -`];
             },
           },
         },
       },
-    }),
+    ])),
   };
 };

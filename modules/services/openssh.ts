@@ -1,5 +1,4 @@
 import type { ModuleArgs } from '../../src/lib/index.js';
-import { digest } from '../systemd/unit.js';
 
 type SettingValue = string | number | boolean | string[] | null;
 interface HostKey {
@@ -22,7 +21,7 @@ function sshdValue(v: Exclude<SettingValue, null>): string {
  * `users.users.<name>.openssh.authorizedKeys.keys` become /etc/ssh/authorized_keys.d/<name>.
  */
 export default ({ lib, config }: ModuleArgs) => {
-  const { mkOption, mkIf, types } = lib;
+  const { mkOption, mkIf, mkMerge, types } = lib;
   const cfg = config.services.openssh;
   const settingValue = types.nullOr(types.oneOf([types.bool, types.int, types.singleLineStr, types.listOf(types.singleLineStr)]));
   // sshd_config keywords are letters and digits; anything else would start another line or directive.
@@ -71,7 +70,7 @@ export default ({ lib, config }: ModuleArgs) => {
     const entries = Object.entries(s)
       .filter((e): e is [string, Exclude<SettingValue, null>] => e[1] !== null)
       .map(([key, v]) => ({ key, value: sshdValue(v) }));
-    return lib.renderTemplate('ssh/sshd_config', {
+    return lib.renderTemplate('services/openssh.sshd_config', {
       ports: cfg.ports,
       listen: cfg.listenAddresses,
       hostKeys: (cfg.hostKeys as HostKey[]).map((k) => k.path),
@@ -110,60 +109,56 @@ export default ({ lib, config }: ModuleArgs) => {
       },
       users: { users: mkOption({ type: types.attrsOf(userKeys) }) },
     },
-    config: mkIf(cfg.enable, {
-      environment: {
-        systemPackages: ['openssh-server'],
-        get etc() {
-          const files: Record<string, { text: string; mode?: string }> = { 'ssh/sshd_config': { text: cfg.configText } };
-          for (const u of Object.values(users())) {
-            const keys = u.openssh.authorizedKeys.keys;
-            // Copied, not linked: sshd's StrictModes refuses key files it cannot trust the path of.
-            if (keys.length) files[`ssh/authorized_keys.d/${u.name}`] = { text: keys.join('\n') + '\n', mode: '0444' };
-          }
-          return files;
+    config: mkIf(cfg.enable, mkMerge([
+      // A change of sshd_config restarts sshd (running sessions survive: KillMode=process).
+      lib.systemd.configuredService('sshd', {
+        packages: ['openssh-server'],
+        configFile: 'ssh/sshd_config',
+        text: () => cfg.configText,
+        unit: {
+          description: 'OpenSSH server',
+          wantedBy: ['multi-user.target'],
+          after: ['network.target', 'auditd.service'],
+          stopIfChanged: false,
+          serviceConfig: {
+            ExecStartPre: '/usr/sbin/sshd -t -f /etc/ssh/sshd_config',
+            ExecStart: '/usr/sbin/sshd -D -f /etc/ssh/sshd_config',
+            ExecReload: '/bin/kill -HUP $MAINPID',
+            KillMode: 'process',
+            Restart: 'on-failure',
+            RestartPreventExitStatus: 255,
+            Type: 'notify',
+          },
         },
-      },
-      networking: { firewall: { allowedTCPPorts: mkIf(cfg.openFirewall, cfg.ports) } },
-      users: {
-        users: { sshd: { isSystemUser: true, group: 'nogroup', home: '/run/sshd', description: 'sshd privilege separation' } },
-      },
-      systemd: {
-        tmpfiles: { rules: ['d /run/sshd 0755 root root -'] },
-        services: {
-          sshd: {
-            description: 'OpenSSH server',
-            wantedBy: ['multi-user.target'],
-            after: ['network.target', 'auditd.service'],
-            // sshd_config is a link into the store: its digest makes a change restart sshd
-            // (running sessions survive: KillMode=process).
-            get restartTriggers() {
-              return [digest(cfg.configText)];
-            },
-            stopIfChanged: false,
-            serviceConfig: {
-              ExecStartPre: '/usr/sbin/sshd -t -f /etc/ssh/sshd_config',
-              ExecStart: '/usr/sbin/sshd -D -f /etc/ssh/sshd_config',
-              ExecReload: '/bin/kill -HUP $MAINPID',
-              KillMode: 'process',
-              Restart: 'on-failure',
-              RestartPreventExitStatus: 255,
-              Type: 'notify',
+      }),
+      lib.systemd.serviceAccount('sshd', { group: 'nogroup', home: '/run/sshd', description: 'sshd privilege separation' }),
+      {
+        environment: {
+          get etc() {
+            const files: Record<string, { text: string; mode?: string }> = {};
+            for (const u of Object.values(users())) {
+              const keys = u.openssh.authorizedKeys.keys;
+              // Copied, not linked: sshd's StrictModes refuses key files it cannot trust the path of.
+              if (keys.length) files[`ssh/authorized_keys.d/${u.name}`] = { text: keys.join('\n') + '\n', mode: '0444' };
+            }
+            return files;
+          },
+        },
+        networking: { firewall: { allowedTCPPorts: mkIf(cfg.openFirewall, cfg.ports) } },
+        systemd: { tmpfiles: { rules: ['d /run/sshd 0755 root root -'] } },
+        system: {
+          activationScripts: {
+            'ssh-host-keys': {
+              deps: ['etc'],
+              get text() {
+                // Paths reach root's shell only as quoted words.
+                const keys = (cfg.hostKeys as HostKey[]).map((k) => ({ ...k, path: lib.shellQuote(k.path), pub: lib.shellQuote(`${k.path}.pub`) }));
+                return lib.renderTemplate('services/openssh.host-keys.sh', { keys });
+              },
             },
           },
         },
       },
-      system: {
-        activationScripts: {
-          'ssh-host-keys': {
-            deps: ['etc'],
-            get text() {
-              // Paths reach root's shell only as quoted words.
-              const keys = (cfg.hostKeys as HostKey[]).map((k) => ({ ...k, path: lib.shellQuote(k.path), pub: lib.shellQuote(`${k.path}.pub`) }));
-              return lib.renderTemplate('ssh/host-keys.sh', { keys });
-            },
-          },
-        },
-      },
-    }),
+    ])),
   };
 };

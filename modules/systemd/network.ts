@@ -1,5 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
-import { renderSystemdIni, unitSectionType, unitSectionsType, type SectionEntries } from './unit.js';
+import type { ModuleArgs, SectionEntries } from '../../src/lib/index.js';
 
 /** The evaluated options of a `.network` file. */
 interface NetworkFile {
@@ -28,8 +27,9 @@ interface SectionsFile {
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, types } = lib;
+  const { renderSystemdIni, unitSectionType, unitSectionsType } = lib.systemd;
   const cfg = config.systemd.network;
-  const section = (what: string) => mkOption({ type: unitSectionType(lib), default: {}, description: `Entries of the \`[${what}]\` section.` });
+  const section = (what: string) => mkOption({ type: unitSectionType(), default: {}, description: `Entries of the \`[${what}]\` section.` });
   const common = {
     enable: mkOption({ type: types.bool, default: true, description: 'Whether this file is written.' }),
     extraConfig: mkOption({ type: types.lines, default: '', description: 'Lines appended to the file as written.' }),
@@ -50,7 +50,7 @@ export default ({ lib, config }: ModuleArgs) => {
     options: {
       ...common,
       sections: mkOption({
-        type: unitSectionsType(lib),
+        type: unitSectionsType(),
         default: {},
         example: { Match: { MACAddress: '52:54:00:12:34:56' }, Link: { Name: 'lan0' } },
         description: 'The sections of the file, by name, with their entries.',
@@ -78,7 +78,6 @@ export default ({ lib, config }: ModuleArgs) => {
             const list = (xs: string[]) => (xs.length ? xs : null);
             out[`systemd/network/${name}.network`] = {
               text: renderSystemdIni(
-                lib,
                 header('networks', name),
                 [
                   ['Match', n.matchConfig],
@@ -93,7 +92,7 @@ export default ({ lib, config }: ModuleArgs) => {
           for (const [kind, ext] of [['netdevs', 'netdev'], ['links', 'link']] as const) {
             for (const [name, f] of Object.entries(cfg[kind] as Record<string, SectionsFile>)) {
               if (!f.enable) continue;
-              out[`systemd/network/${name}.${ext}`] = { text: renderSystemdIni(lib, header(kind, name), Object.entries(f.sections), f.extraConfig) };
+              out[`systemd/network/${name}.${ext}`] = { text: renderSystemdIni(header(kind, name), Object.entries(f.sections), f.extraConfig) };
             }
           }
           return out;

@@ -1,9 +1,17 @@
-import { unitKindModule } from './unit.js';
+import type { ModuleArgs } from '../../src/lib/index.js';
 
 /** `systemd.timers.<name>`: timer units, with NixOS's shape (`systemd.services.<name>.startAt` defines them too). */
-export default unitKindModule(
-  'timer',
-  { name: 'Timer', option: 'timerConfig', description: 'Entries of the `[Timer]` section (`OnCalendar`, `OnBootSec`, `Persistent`…, see systemd.timer(5)).' },
-  () => ({}),
-  () => ({}),
-);
+export default (args: ModuleArgs) => {
+  const { lib } = args;
+  const timers = lib.systemd.unitKind(
+    args,
+    'timer',
+    { name: 'Timer', option: 'timerConfig', description: 'Entries of the `[Timer]` section (`OnCalendar`, `OnBootSec`, `Persistent`…, see systemd.timer(5)).' },
+    () => ({}),
+    () => ({}),
+  );
+  return {
+    options: { systemd: { timers: lib.mkOption({ type: timers.type, default: {}, description: 'systemd timer units, by unit name without `.timer`.' }) } },
+    config: timers.config,
+  };
+};

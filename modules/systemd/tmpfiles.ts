@@ -26,7 +26,7 @@ export default ({ lib, config }: ModuleArgs) => {
         etc: {
           'tmpfiles.d/00-cairn.conf': {
             get text() {
-              return lib.renderTemplate('systemd/tmpfiles', { rules: cfg.rules });
+              return lib.renderTemplate('systemd/tmpfiles.tmpfiles', { rules: cfg.rules });
             },
           },
         },

@@ -1,6 +1,6 @@
 /**
  * cairn itself as a store path, for systems that run cairn (`programs.cairn`): the files it runs
- * from under `lib/cairn` (the CLI bundle, modules, templates, images, scripts, package.json and the
+ * from under `lib/cairn` (the CLI bundle, modules with their templates, images, scripts, package.json and the
  * npm packages the bundle leaves out), and `bin/cairn`, which runs them on Node from the store.
  *
  * The files are those of the running cairn, which the derivation cannot name (its path is the
@@ -15,7 +15,7 @@ import { projectRoot } from '../paths.js';
 import { registerBuilder } from '../store/index.js';
 
 /** What cairn reads at run time, relative to its root (folders whole). */
-const RUNTIME = ['package.json', 'bin/cairn.js', 'dist/cli', 'modules', 'templates', 'images', 'scripts'];
+const RUNTIME = ['package.json', 'bin/cairn.js', 'dist/cli', 'modules', 'images', 'scripts'];
 
 /** The npm packages the bundle imports at run time, as scripts/build.mjs lists them. */
 const RUNTIME_PACKAGES = 'dist/cli/runtime-packages.json';

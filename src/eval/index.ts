@@ -1,9 +1,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { builtinModules } from '../../modules/module-list.js';
 import { CairnError } from '../errors.js';
 import { evalModules, OptionError, showOption, type Evaluation, type ModuleInput } from '../lib/index.js';
 import { validateYamlModules } from '../lib/schema.js';
+import { builtinModules } from './builtin.js';
 import { systemSpec, type SystemSpec } from './spec.js';
 
 export { systemSpec, type SystemSpec } from './spec.js';
@@ -41,7 +41,7 @@ export async function evalConfigFile(file: string, opts: EvalOptions = {}): Prom
 /** Evaluates modules (file paths or values) on top of the built-in modules. */
 export async function evalSystem(modules: ModuleInput[], opts: EvalOptions = {}): Promise<SystemEvaluation> {
   const evaluation = await evalModules({
-    modules: [...builtinModules, ...(opts.extraModules ?? []), ...modules],
+    modules: [...(await builtinModules()), ...(opts.extraModules ?? []), ...modules],
     beforeCheck: validateYamlModules,
   });
   const config = evaluation.config;

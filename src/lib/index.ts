@@ -8,3 +8,5 @@ export { OptionError } from './merge.js';
 export { Package, pkg, pkgs } from './package.js';
 export { formatLocation, type SourceLocation } from './location.js';
 export { showOption, showValue } from './show.js';
+export type { CommonUnit, EtcEntry, SectionEntries, UnitKind, UnitValue } from './systemd.js';
+export type { FileSystem, Swap } from './filesystems.js';

@@ -4,6 +4,8 @@ import { types, mkOptionType } from './types.js';
 import { formats } from './formats.js';
 import { renderTemplate } from '../templates.js';
 import { shellComment, shellQuote } from '../shell.js';
+import * as fileSystems from './filesystems.js';
+import * as systemd from './systemd.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -34,8 +36,18 @@ export const lib = {
   get formats() {
     return formats;
   },
-  /** Renders `templates/<name>.mustache` (units, /etc files) with a view; nothing is HTML-escaped. */
+  /**
+   * Renders `modules/<name>.mustache` (a module's /etc files and scripts, beside the module:
+   * `services/openssh.sshd_config` is modules/services/openssh.sshd_config.mustache) with a view;
+   * nothing is HTML-escaped.
+   */
   renderTemplate,
+  /** Units and services: common unit options, rendering, `packagedService`, `stateService`, … (src/lib/systemd.ts). */
+  systemd,
+  /** fstab entries: `fsSpec`, `renderFstab`, the mount points stage 1 always mounts (src/lib/filesystems.ts). */
+  fileSystems,
+  /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
+  digest: systemd.digest,
   /** The one quoting of values in generated shell: `s` as a single-quoted word. */
   shellQuote,
   /** `s` as a one-line shell comment (`# …`), control characters escaped. */

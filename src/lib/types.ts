@@ -304,6 +304,9 @@ const unitName = pattern('unitName', 'systemd unit name (e.g. sshd.service, gett
 const unitBaseName = pattern('unitBaseName', 'systemd unit name without its type suffix (e.g. sshd, getty@tty1)', `(?=.{1,240}$)[${UNIT_CHARS}]+(?:@[${UNIT_CHARS}]*)?`);
 const accountName = pattern('accountName', 'user or group name', '[a-z_][a-z0-9_-]*\\$?');
 const envName = pattern('envName', 'environment variable name', '[A-Za-z_][A-Za-z0-9_]*');
+// The kernel's dev_valid_name: at most 15 bytes, not . or .., no /, : or whitespace; quotes and
+// backslashes are refused too, since names reach nftables rules and networkd file names.
+const interfaceName = pattern('interfaceName', 'network interface name (at most 15 characters; no whitespace, /, :, quotes or backslashes)', '(?!\\.\\.?$)[^\\s/:"\\\\\\x00-\\x1f\\x7f]{1,15}');
 
 /**
  * An attribute set whose names are checked by `names` (a string type) as values are: a name that
@@ -447,6 +450,7 @@ export const types = {
   unitBaseName,
   accountName,
   envName,
+  interfaceName,
   enum: enumType,
   listOf,
   attrsOf: (elem: OptionType) => attrsOfImpl(elem, false),

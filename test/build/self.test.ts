@@ -73,11 +73,11 @@ describe('programs.cairn.enable', () => {
     expect(store.pathInfo(cairnPath).references).toEqual([cairnPath, nodejs.storePath].sort());
   });
 
-  it('holds the CLI bundle, modules, templates, images, scripts and the npm packages the bundle imports', () => {
+  it('holds the CLI bundle, modules with their templates, images, scripts and the npm packages the bundle imports', () => {
     const lib = `${cairnPath}/lib/cairn`;
     const rels = runtimeFiles().map((f) => f.rel);
     for (const rel of rels) expect(existsSync(phys(`${lib}/${rel}`)), rel).toBe(true);
-    for (const rel of ['package.json', 'bin/cairn.js', 'dist/cli/cairn.js', 'modules/module-list.ts', 'templates', 'images/raw-efi.json', 'scripts/activate/lib.sh', 'node_modules/esbuild/lib/main.js', 'node_modules/@esbuild/linux-x64/bin/esbuild']) {
+    for (const rel of ['package.json', 'bin/cairn.js', 'dist/cli/cairn.js', 'modules/services/openssh.ts', 'modules/services/openssh.sshd_config.mustache', 'images/raw-efi.json', 'scripts/activate/lib.sh', 'node_modules/esbuild/lib/main.js', 'node_modules/@esbuild/linux-x64/bin/esbuild']) {
       expect(existsSync(phys(`${lib}/${rel}`)), rel).toBe(true);
     }
     // tsc's output and what the bundle holds are not copied, nor esbuild's own command line.
@@ -125,7 +125,8 @@ describe('runtimeHash', () => {
     write('bin/cairn.js', 'import "../dist/cli/cairn.js";', 0o755);
     write('dist/cli/cairn.js', 'export {}');
     write('dist/cli/runtime-packages.json', '["tool"]');
-    for (const d of ['modules', 'templates', 'images', 'scripts']) write(`${d}/a`, d);
+    for (const d of ['modules', 'images', 'scripts']) write(`${d}/a`, d);
+    write('modules/b.mustache', 'template');
     write('node_modules/tool/package.json', '{"bin":{"tool":"./bin/tool"},"optionalDependencies":{"@tool/here":"1","@tool/elsewhere":"1"}}');
     write('node_modules/tool/bin/tool', '#!/bin/sh', 0o755);
     write('node_modules/tool/lib/main.js', 'main');
@@ -138,9 +139,9 @@ describe('runtimeHash', () => {
   it('covers the runtime files and the packages the bundle imports, without their command lines', () => {
     const dir = fakeRoot();
     expect(runtimeFiles(dir).map((f) => f.rel)).toEqual([
-      'bin/cairn.js', 'dist/cli/cairn.js', 'dist/cli/runtime-packages.json', 'images/a', 'modules/a',
+      'bin/cairn.js', 'dist/cli/cairn.js', 'dist/cli/runtime-packages.json', 'images/a', 'modules/a', 'modules/b.mustache',
       'node_modules/@tool/here/bin/tool', 'node_modules/@tool/here/package.json', 'node_modules/tool/lib/main.js', 'node_modules/tool/package.json',
-      'package.json', 'scripts/a', 'templates/a',
+      'package.json', 'scripts/a',
     ]);
   });
 
@@ -148,13 +149,13 @@ describe('runtimeHash', () => {
     const dir = fakeRoot();
     const before = runtimeHash(dir);
     expect(runtimeHash(dir)).toBe(before);
-    writeFileSync(join(dir, 'templates/a'), 'changed');
+    writeFileSync(join(dir, 'modules/b.mustache'), 'changed');
     const edited = runtimeHash(dir);
     expect(edited).not.toBe(before);
-    chmodSync(join(dir, 'templates/a'), 0o755);
+    chmodSync(join(dir, 'modules/b.mustache'), 0o755);
     expect(runtimeHash(dir)).not.toBe(edited);
-    rmSync(join(dir, 'templates/a'));
-    writeFileSync(join(dir, 'templates/b'), 'changed');
+    rmSync(join(dir, 'modules/b.mustache'));
+    writeFileSync(join(dir, 'modules/c.mustache'), 'changed');
     expect(runtimeHash(dir)).not.toBe(edited);
   });
 

@@ -11,9 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { CairnError } from '../../src/errors.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 import { activateScript } from '../../src/build/activate.js';
-import { lib } from '../../src/lib/index.js';
+import { lib, type SectionEntries } from '../../src/lib/index.js';
 import { shellComment, shellQuote } from '../../src/shell.js';
-import { environmentEntry, renderSystemdIni, type SectionEntries } from '../../modules/systemd/unit.js';
 import { etcText, tempDir } from './helpers.js';
 
 const dir = tempDir('injection');
@@ -151,7 +150,7 @@ describe('option text that is allowed stays inert', () => {
     const { config } = await evalYaml(`systemd:\n  services:\n    x:\n      script: "true"\n      environment:\n        A: ${JSON.stringify(value)}\n`);
     const unit = etcText(config, 'systemd/system/x.service');
     const env = unit.split('\n').filter((l) => l.startsWith('Environment='));
-    expect(env).toEqual([`Environment=${environmentEntry('A', value)}`]);
+    expect(env).toEqual([`Environment=${lib.systemd.environmentEntry('A', value)}`]);
     expect(unquoteSystemd(env[0]!.slice('Environment='.length))).toBe(`A=${value}`);
   });
 
@@ -215,7 +214,7 @@ describe('properties: arbitrary text never adds a line, key or command', () => {
         const sections: [string, SectionEntries][] = [['Unit', { Description: 'd' }], [section, { [key]: value, After: 'x.target' }]];
         let out: string;
         try {
-          out = renderSystemdIni(lib, 'test', sections);
+          out = lib.systemd.renderSystemdIni('test', sections);
         } catch (err) {
           expect(err).toBeInstanceOf(CairnError);
           return;
@@ -229,7 +228,7 @@ describe('properties: arbitrary text never adds a line, key or command', () => {
   it('environmentEntry keeps any value on its line and reads back as written', () => {
     fc.assert(
       fc.property(text, (value) => {
-        const unit = renderSystemdIni(lib, 'test', [['Service', { Environment: environmentEntry('V', value) }]]);
+        const unit = lib.systemd.renderSystemdIni('test', [['Service', { Environment: lib.systemd.environmentEntry('V', value) }]]);
         const entries = parseUnit(unit);
         expect(entries).toHaveLength(1);
         expect(unquoteSystemd(entries[0]![2])).toBe(`V=${value}`);

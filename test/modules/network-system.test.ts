@@ -110,7 +110,7 @@ describe('system settings', () => {
     // The view holds shell words, quoted as the module quotes them.
     const q = lib.shellQuote;
     const locales = [{ name: q('de_DE.UTF-8'), input: q('de_DE'), charmap: q('UTF-8'), folder: q(`${dir}/de_DE.utf8`), ctype: q(`${dir}/de_DE.utf8/LC_CTYPE`) }];
-    const script = lib.renderTemplate('i18n/locales.sh', { dir: q(dir), locales });
+    const script = lib.renderTemplate('i18n/locale.locales.sh', { dir: q(dir), locales });
     expect(spawnSync('bash', ['-e', '-c', script]).status).toBe(0);
     expect(existsSync(join(dir, 'de_DE.utf8/LC_CTYPE'))).toBe(true);
     const r = spawnSync('date', ['-d', '2024-03-01', '+%B'], { env: { LOCPATH: dir, LC_ALL: 'de_DE.UTF-8' }, encoding: 'utf8' });

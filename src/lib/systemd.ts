@@ -1,14 +1,18 @@
 /**
- * What the unit modules (`systemd.services`, `.sockets`, `.timers`, `.targets`, `.paths`) share:
- * the common options, NixOS's shape, and how a unit becomes files in /etc. Not a module itself.
+ * `lib.systemd`: what modules that write systemd units share. The unit modules (`systemd.services`,
+ * `.sockets`, `.timers`, `.targets`, `.paths`) take their common options and rendering from here;
+ * service modules take the recurring shapes (a packaged unit changed by a drop-in and restarted
+ * when its configuration file changes, a service with its own account and state folder).
  *
  * A unit is `environment.etc."systemd/system/<unit>".text`; its `wantedBy`/`requiredBy` are
  * symlink entries `systemd/system/<target>.wants/<unit>` (NixOS writes the same links instead of
  * `[Install]` sections, so nothing has to run `systemctl enable`).
  */
 import { createHash } from 'node:crypto';
-import type { Lib, ModuleArgs, Option } from '../../src/lib/index.js';
-import { CairnError } from '../../src/errors.js';
+import { CairnError } from '../errors.js';
+import type { ModuleArgs } from './modules.js';
+import { mkOption, type Option } from './options.js';
+import { types } from './types.js';
 
 export type UnitKind = 'service' | 'socket' | 'timer' | 'target' | 'path';
 
@@ -53,25 +57,23 @@ const SECTION_NAME = '[A-Za-z][A-Za-z0-9_-]*';
 const whole = (re: string) => new RegExp(`^(?:${re})$`, 'u');
 
 /** The type of unit file values: scalars without line breaks, lists of them, or null. */
-export function unitValueType(lib: Lib) {
-  const { types } = lib;
+export function unitValueType() {
   const scalar = types.oneOf([types.bool, types.int, types.strMatching(UNIT_VALUE)]);
   return types.nullOr(types.either(scalar, types.listOf(scalar)));
 }
 
 /** The type of a section's entries, by key: keys and values as systemd reads them, one line each. */
-export function unitSectionType(lib: Lib) {
-  return lib.types.attrsNamed(lib.types.strMatching(UNIT_KEY), unitValueType(lib));
+export function unitSectionType() {
+  return types.attrsNamed(types.strMatching(UNIT_KEY), unitValueType());
 }
 
 /** The type of a file's sections by name (`.netdev`, `.link` files). */
-export function unitSectionsType(lib: Lib) {
-  return lib.types.attrsNamed(lib.types.strMatching(SECTION_NAME), unitSectionType(lib));
+export function unitSectionsType() {
+  return types.attrsNamed(types.strMatching(SECTION_NAME), unitSectionType());
 }
 
 /** The options every unit kind has (NixOS's `commonUnitOptions`). */
-export function commonUnitOptions(lib: Lib, kind: UnitKind): Record<string, Option> {
-  const { mkOption, types } = lib;
+export function commonUnitOptions(kind: UnitKind): Record<string, Option> {
   const units = (what: string, key: string) => mkOption({ type: types.listOf(types.unitName), default: [], description: `${what} (\`${key}=\`).` });
   return {
     enable: mkOption({ type: types.bool, default: true, description: `Whether this ${kind} unit is generated. A disabled unit is left out entirely.` }),
@@ -87,7 +89,7 @@ export function commonUnitOptions(lib: Lib, kind: UnitKind): Record<string, Opti
     partOf: units('Units whose stop and restart propagate to this one', 'PartOf'),
     conflicts: units('Units stopped when this one starts', 'Conflicts'),
     onFailure: units('Units started when this one fails', 'OnFailure'),
-    unitConfig: mkOption({ type: unitSectionType(lib), default: {}, example: { ConditionPathExists: '/etc/foo' }, description: 'More entries of the `[Unit]` section.' }),
+    unitConfig: mkOption({ type: unitSectionType(), default: {}, example: { ConditionPathExists: '/etc/foo' }, description: 'More entries of the `[Unit]` section.' }),
     restartTriggers: mkOption({
       type: types.listOf(types.anything),
       default: [],
@@ -125,6 +127,16 @@ export function environmentEntry(name: string, value: string): string {
   return `"${escaped}"`;
 }
 
+/**
+ * Where a script of a service lives on the running system. Evaluation cannot write the store, so a
+ * script is an executable file in /etc; its name carries the digest of its text, so the unit file
+ * (which names it) changes exactly when the script does, and a switch restarts the service then,
+ * as a new store path would in NixOS.
+ */
+export function scriptPath(name: string, phase: string, text: string): string {
+  return `/etc/cairn/scripts/${name}-${phase}-${digest(text)}`;
+}
+
 /** The `[Unit]` section: dependencies, triggers, then `unitConfig` (which wins on a shared key). */
 export function unitSection(def: CommonUnit): SectionEntries {
   const joined = (xs: string[]): string | null => (xs.length ? xs.join(' ') : null);
@@ -147,13 +159,13 @@ export function unitSection(def: CommonUnit): SectionEntries {
 }
 
 /**
- * A section for the template: one `{key, value}` per line, lists repeated, nulls left out. What
- * would not stay one entry of this section (a line break, a bad key or section name, a trailing
- * backslash) is refused here, whichever module built the entries.
+ * The lines of a section, lists repeated, nulls left out. What would not stay one entry of this
+ * section (a line break, a bad key or section name, a trailing backslash) is refused here,
+ * whichever module built the entries.
  */
-function sectionView(header: string, name: string, entries: SectionEntries) {
+function sectionLines(header: string, name: string, entries: SectionEntries): string[] {
   if (!whole(SECTION_NAME).test(name)) throw new CairnError(`${header}: ${JSON.stringify(name)} is not a valid section name`);
-  const lines: { key: string; value: string }[] = [];
+  const lines: string[] = [];
   for (const [key, v] of Object.entries(entries)) {
     if (v === null) continue;
     if (!whole(UNIT_KEY).test(key)) throw new CairnError(`${header}: [${name}] ${JSON.stringify(key)} is not a valid key (letters, digits, - and _)`);
@@ -162,21 +174,26 @@ function sectionView(header: string, name: string, entries: SectionEntries) {
       if (!whole(UNIT_VALUE).test(value)) {
         throw new CairnError(`${header}: [${name}] ${key}=${JSON.stringify(value)}: a value must be one line without control characters, not ending in a backslash`);
       }
-      lines.push({ key, value });
+      lines.push(`${key}=${value}\n`);
     }
   }
-  return { name, entries: lines };
+  return lines;
 }
 
 /**
- * Renders an INI-style file of systemd (units, drop-ins, networkd and journald files) from
- * `templates/systemd/unit.mustache`. Empty sections are left out; `header` becomes the first comment;
- * `extra` (NixOS's `extraConfig`) is appended as written, so it continues the last section.
+ * An INI-style file of systemd (units, drop-ins, networkd and journald files). Empty sections are
+ * left out; `header` becomes the first comment; `extra` (NixOS's `extraConfig`) is appended as
+ * written, so it continues the last section.
  */
-export function renderSystemdIni(lib: Lib, header: string, sections: [string, SectionEntries][], extra = ''): string {
+export function renderSystemdIni(header: string, sections: [string, SectionEntries][], extra = ''): string {
   if (/[\x00-\x1f\x7f]/.test(header)) throw new CairnError(`unit file header ${JSON.stringify(header)} must be one line`);
-  const views = sections.map(([name, entries]) => sectionView(header, name, entries)).filter((s) => s.entries.length > 0);
-  return lib.renderTemplate('systemd/unit', { header, sections: views, extra: extra.replace(/\n+$/, '') });
+  let text = `# ${header}\n`;
+  for (const [name, entries] of sections) {
+    const lines = sectionLines(header, name, entries);
+    if (lines.length > 0) text += `\n[${name}]\n${lines.join('')}`;
+  }
+  const tail = extra.replace(/\n+$/, '');
+  return tail === '' ? text : `${text}${tail}\n`;
 }
 
 /** An `environment.etc` entry as the unit modules define them. */
@@ -219,41 +236,141 @@ export function unitHeader(kind: UnitKind, name: string): string {
   return `Generated by cairn from systemd.${kind}s.${name}; edits are replaced on the next switch.`;
 }
 
-/** Declares `systemd.<kind>s` with the common options plus `extra`, and renders them into /etc. */
-export function unitKindModule(
+/**
+ * What a unit kind's module (`systemd.<kind>s`) declares and defines: `type`, the units by name with
+ * the common options plus `extraOptions` (and the `section` option, e.g. `timerConfig`), and
+ * `config`, their files in /etc. The module declares the option itself, so that the option is
+ * located in the module's file.
+ */
+export function unitKind(
+  args: ModuleArgs,
   kind: Exclude<UnitKind, 'service'>,
   section: { name: string; option: string; description: string } | null,
   extraOptions: (args: ModuleArgs) => Record<string, Option>,
   extraSection: (def: Record<string, unknown>) => SectionEntries,
 ) {
-  return (args: ModuleArgs) => {
-    const { lib, config } = args;
-    const { mkOption, types } = lib;
-    const unit = types.submodule(({ name }: ModuleArgs) => ({
-      options: {
-        ...commonUnitOptions(lib, kind),
-        ...(section ? { [section.option]: mkOption({ type: unitSectionType(lib), default: {}, description: section.description }) } : {}),
-        ...extraOptions({ ...args, name }),
-      },
-    }));
-    return {
-      options: {
-        systemd: {
-          [`${kind}s`]: mkOption({ type: types.attrsNamed(types.unitBaseName, unit), default: {}, description: `systemd ${kind} units, by unit name without \`.${kind}\`.` }),
+  const { config } = args;
+  const unit = types.submodule(({ name }: ModuleArgs) => ({
+    options: {
+      ...commonUnitOptions(kind),
+      ...(section ? { [section.option]: mkOption({ type: unitSectionType(), default: {}, description: section.description }) } : {}),
+      ...extraOptions({ ...args, name }),
+    },
+  }));
+  return {
+    type: types.attrsNamed(types.unitBaseName, unit),
+    config: {
+      environment: {
+        get etc() {
+          const units = config.systemd[`${kind}s`] as Record<string, CommonUnit & Record<string, unknown>>;
+          return unitsEtc(units, (name, def) => {
+            const sections: [string, SectionEntries][] = [['Unit', unitSection(def)]];
+            if (section) sections.push([section.name, { ...extraSection(def), ...(def[section.option] as SectionEntries) }]);
+            return unitEtcEntries(`${name}.${kind}`, def, renderSystemdIni(unitHeader(kind, name), sections));
+          });
         },
       },
-      config: {
-        environment: {
-          get etc() {
-            const units = config.systemd[`${kind}s`] as Record<string, CommonUnit & Record<string, unknown>>;
-            return unitsEtc(units, (name, def) => {
-              const sections: [string, SectionEntries][] = [['Unit', unitSection(def)]];
-              if (section) sections.push([section.name, { ...extraSection(def), ...(def[section.option] as SectionEntries) }]);
-              return unitEtcEntries(`${name}.${kind}`, def, renderSystemdIni(lib, unitHeader(kind, name), sections));
-            });
+    },
+  };
+}
+
+/** What `configuredService` and `packagedService` take. */
+export interface ConfiguredService {
+  /** The configuration file below /etc (`nginx/nginx.conf`). */
+  configFile: string;
+  /** Its text, computed when first read (it usually reads config). */
+  text: () => string;
+  /** Whether a change of the file restarts the service (default) or reloads it. */
+  onChange?: 'restart' | 'reload';
+  /** Debian packages installed with it (those shipping a packaged unit). */
+  packages?: string[];
+  /** More definitions of `systemd.services.<name>` (`wantedBy`, `serviceConfig`, …). */
+  unit?: Record<string, unknown>;
+}
+
+/**
+ * The definitions of a service that reads one generated file in /etc: the file, and the unit
+ * with the file's digest as its restart (or reload) trigger, so a switch restarts the service
+ * exactly when the file changed (the file is a link into the store; the service would not notice).
+ */
+export function configuredService(name: string, o: ConfiguredService) {
+  let text: string | undefined;
+  const once = (): string => (text ??= o.text());
+  const trigger = o.onChange === 'reload' ? 'reloadTriggers' : 'restartTriggers';
+  return {
+    environment: {
+      ...(o.packages ? { systemPackages: o.packages } : {}),
+      etc: { [o.configFile]: { get text() { return once(); } } },
+    },
+    systemd: {
+      services: {
+        [name]: {
+          ...o.unit,
+          get [trigger]() {
+            return [digest(once())];
           },
         },
       },
-    };
+    },
+  };
+}
+
+/**
+ * `configuredService` for a unit a package ships (`systemd-timesyncd`, `systemd-resolved`): a drop-in
+ * over the packaged unit (`overrideStrategy = "asDropin"`) carries the trigger and `unit`'s entries.
+ */
+export function packagedService(name: string, o: ConfiguredService) {
+  return configuredService(name, { ...o, unit: { overrideStrategy: 'asDropin', ...o.unit } });
+}
+
+/** What `serviceAccount` takes. */
+export interface ServiceAccount {
+  /** The account's group: a group of the account's own name by default, created with it. */
+  group?: string;
+  home?: string;
+  description?: string;
+}
+
+/** A system account for a service (`users.users.<name>`, and its own group unless `group` names another). */
+export function serviceAccount(name: string, o: ServiceAccount = {}) {
+  const group = o.group ?? name;
+  return {
+    users: {
+      users: { [name]: { isSystemUser: true, group, ...(o.home !== undefined ? { home: o.home } : {}), ...(o.description !== undefined ? { description: o.description } : {}) } },
+      groups: group === name ? { [name]: {} } : {},
+    },
+  };
+}
+
+/** What `stateService` takes. */
+export interface StateService {
+  /** The account the service runs as (default: the service's name), created with its own group. */
+  user?: string;
+  description?: string;
+  /** Its folder below /var/lib (default: the service's name), made by systemd (`StateDirectory=`), owned by the account, mode 0750. */
+  stateDirectory?: string;
+  /** More definitions of `systemd.services.<name>` (`wantedBy`, `serviceConfig.ExecStart`, …). */
+  unit?: Record<string, unknown> & { serviceConfig?: SectionEntries };
+}
+
+/**
+ * The definitions of a service that runs as an account of its own and keeps its data in
+ * /var/lib/<stateDirectory> (its home): the account and group, and the unit's `User=`, `Group=`,
+ * `StateDirectory=` (systemd creates the folder and hands it to the account on start).
+ */
+export function stateService(name: string, o: StateService = {}) {
+  const user = o.user ?? name;
+  const dir = o.stateDirectory ?? name;
+  const account = serviceAccount(user, { home: `/var/lib/${dir}`, ...(o.description !== undefined ? { description: o.description } : {}) });
+  return {
+    users: account.users,
+    systemd: {
+      services: {
+        [name]: {
+          ...o.unit,
+          serviceConfig: { User: user, Group: user, StateDirectory: dir, StateDirectoryMode: '0750', ...o.unit?.serviceConfig },
+        },
+      },
+    },
   };
 }
