@@ -5,15 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { evalSystem } from '../../src/eval/index.js';
 import { lockPackages, realisePackages } from '../../src/debian/index.js';
 import { Store } from '../../src/store/index.js';
-import { etcText, fakeRoot, hasCommand, root, tempDir, writeEtc } from './helpers.js';
+import { etcText, fakeRoot, hasCommand, tempDir, writeEtc } from './helpers.js';
 import { TEST_STORE_HOME } from './store-programs.js';
-
-const extraModules: string[] = [];
-extraModules.push(join(root, 'modules/services/fstrim.ts')); // until discovery: delete this line
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function evalWith(...modules: unknown[]): Promise<any> {
-  return (await evalSystem(modules as never[], { extraModules })).config;
+  return (await evalSystem(modules as never[])).config;
 }
 
 const DROPIN = 'systemd/system/fstrim.timer.d/overrides.conf';
@@ -49,7 +46,7 @@ describe('services.fstrim', () => {
     const dir = tempDir('fstrim');
     const file = join(dir, 'configuration.yaml');
     writeFileSync(file, 'services:\n  fstrim:\n    interval: "weekly\\nExecStart=/bin/sh"\n');
-    await expect(evalSystem([file], { extraModules })).rejects.toThrow(/`services\.fstrim\.interval' is not of type `systemd calendar event[\s\S]*configuration\.yaml:3/);
+    await expect(evalSystem([file])).rejects.toThrow(/`services\.fstrim\.interval' is not of type `systemd calendar event[\s\S]*configuration\.yaml:3/);
     await expect(evalWith({ services: { fstrim: { interval: '' } } })).rejects.toThrow(/services\.fstrim\.interval/);
   });
 

@@ -5,15 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { evalSystem } from '../../src/eval/index.js';
 import { lockPackages, realisePackages } from '../../src/debian/index.js';
 import { Store } from '../../src/store/index.js';
-import { etcText, fakeRoot, hasCommand, root, writeEtc } from './helpers.js';
+import { etcText, fakeRoot, hasCommand, writeEtc } from './helpers.js';
 import { TEST_STORE_HOME } from './store-programs.js';
-
-const extraModules: string[] = [];
-extraModules.push(join(root, 'modules/services/qemu-guest.ts')); // until discovery: delete this line
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function evalWith(...modules: unknown[]): Promise<any> {
-  return (await evalSystem(modules as never[], { extraModules })).config;
+  return (await evalSystem(modules as never[])).config;
 }
 
 const DROPIN = 'systemd/system/qemu-guest-agent.service.d/overrides.conf';
