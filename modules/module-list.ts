@@ -31,6 +31,7 @@ import shellAliases from './config/shell-aliases.js';
 import users from './users/users.js';
 import version from './system/version.js';
 import activation from './system/activation.js';
+import checks from './system/checks.js';
 import bootKernel from './boot/kernel.js';
 import bootInitrd from './boot/initrd.js';
 import bootLoader from './boot/loader.js';
@@ -45,6 +46,7 @@ const list: [string, unknown][] = [
   ['misc/assertions.ts', assertions],
   ['system/version.ts', version],
   ['system/activation.ts', activation],
+  ['system/checks.ts', checks],
   ['system/top-level.ts', topLevel],
   ['networking/hostname.ts', hostname],
   ['environment/system-packages.ts', systemPackages],

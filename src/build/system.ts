@@ -29,6 +29,7 @@ import { activateScript, initScript, scriptText, switchScript, type SnippetOptio
 import { loaderFiles, type LoaderSettings } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
 import { buildBootFiles, type BootConfig } from './initrd.js';
+import { runChecks } from './checks.js';
 
 /** The kernel package when no module names one (boot.kernelPackage). */
 export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
@@ -223,6 +224,8 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   });
   const runtime = lockClosure(lock, runtimeRoots);
   const packages = realised.filter((p) => runtime.has(p.name)).map((p) => ({ name: p.name, storePath: p.storePath })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  // The generated files, checked by the system's own programs before anything else is built.
+  await runChecks(store, ev, config.system.checks, packages);
 
   // 3. Kernel, its module index (depmod, a layer of sw) and the initrd (from all realised packages:
   //    the initrd's tools are build-only).

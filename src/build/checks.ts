@@ -1,0 +1,224 @@
+/**
+ * `system.checks`: generated files checked by the programs that will read them, at build time.
+ *
+ * The programs are the system's own: the Debian packages unpacked in the store, run through the
+ * closure's dynamic loader with a library path over the packages (the loader's cache is ignored,
+ * so no library of the building machine is used). Nothing is installed on the building machine.
+ *
+ * Each check is a derivation whose inputs are the packages and whose arguments are the program,
+ * its arguments and the files' texts: a check that passed once is found in the store and does
+ * not run again, so an unchanged configuration runs no check.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { CairnError } from '../errors.js';
+import { findOption } from '../eval/inspect.js';
+import { formatLocation, modulesPath, type Evaluation } from '../lib/index.js';
+import { registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
+
+/** What a package is to the runner: its name and its logical store path. */
+export interface StorePackage {
+  name: string;
+  storePath: string;
+}
+
+const LOADER = 'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2';
+/** Unprivileged ids a root build runs checks as: the checkers must not act on the building machine. */
+const NOBODY = 65534;
+/** Longest a check may take; a checker that waits for something hangs no build. */
+const TIMEOUT_MS = 60_000;
+
+/** Runs programs of unpacked packages with the packages' own loader and libraries. */
+export interface ProgramRunner {
+  loader: string;
+  /** Folders the loader searches, physical paths in the store. */
+  libraryPath: string;
+  /** The physical file of a program (`usr/sbin/sshd`) in one of the packages, or undefined. */
+  find(program: string): string | undefined;
+  /** `[file, argv]` to spawn that runs `program` through the loader (argv[0] is the program's name). */
+  command(program: string, args: string[]): [string, string[]];
+}
+
+/** A runner over `packages` (logical paths in `store`); a CairnError if they hold no dynamic loader. */
+export function programRunner(store: Store, packages: StorePackage[]): ProgramRunner {
+  const dirs = packages.map((p) => store.toPhysical(p.storePath));
+  const loader = dirs.map((d) => join(d, LOADER)).find(existsSync);
+  if (!loader) throw new CairnError(`no dynamic loader (${LOADER}) among the packages ${packages.map((p) => p.name).join(' ')}`);
+  // Multiarch libraries, and a package's private ones (sudo's RUNPATH is /usr/libexec/sudo).
+  const libraryPath = packages
+    .flatMap((p, i) => ['usr/lib/x86_64-linux-gnu', `usr/libexec/${p.name}`].map((l) => join(dirs[i]!, l)))
+    .filter(existsSync)
+    .join(':');
+  const find = (program: string): string | undefined => dirs.map((d) => join(d, program)).find(existsSync);
+  const command = (program: string, args: string[]): [string, string[]] => {
+    const file = find(program);
+    if (!file) throw new CairnError(`${program} is in none of the packages`);
+    return [loader, ['--inhibit-cache', '--library-path', libraryPath, '--argv0', program.split('/').pop()!, file, ...args]];
+  };
+  return { loader, libraryPath, find, command };
+}
+
+/** A check as declared by `system.checks.<name>`. */
+interface CheckOption {
+  enable: boolean;
+  package: unknown;
+  program: string;
+  args: string[];
+  setup: string[][];
+  files: Record<string, string>;
+  options: string[];
+}
+
+/** Arguments of a `cairn:check` derivation. */
+interface CheckArgs {
+  program: string;
+  args: string[];
+  setup: string[][];
+  files: Record<string, string>;
+  /** Package name → logical store path: what the runner loads programs and libraries from. */
+  packages: Record<string, string>;
+}
+
+/** A checker refused its files (or could not run): its output, with the scratch folder's path taken out. */
+class CheckFailure extends Error {
+  constructor(
+    readonly command: string,
+    readonly output: string,
+  ) {
+    super(`${command} failed:\n${output}`);
+  }
+}
+
+/** Is every folder from / down to `dir` searchable by other users? (A root build's store under /root is not.) */
+function reachableByOthers(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      if ((statSync(d).mode & 0o001) === 0) return false;
+    } catch {
+      return false;
+    }
+    if (d === dirname(d)) return true;
+  }
+}
+
+/** The scratch folder's path as the user sees it: the file names alone. */
+function tidy(output: string, dir: string): string {
+  const text = output
+    .replace(/\r\n/g, '\n')
+    .split(`${dir}/`)
+    .join('')
+    .split(dir)
+    .join('.')
+    // No terminal control sequences from a file's text.
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')
+    .trimEnd();
+  return text.length > 4000 ? `${text.slice(0, 4000)}\n…` : text;
+}
+
+function run(file: string, argv: string[], opts: { cwd: string; uid?: number }): Promise<{ status: number | null; output: string; error?: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(file, argv, {
+      cwd: opts.cwd,
+      env: { LC_ALL: 'C', HOME: opts.cwd, PATH: '/nonexistent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: TIMEOUT_MS,
+      ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid }),
+    });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString('utf8')));
+    child.on('error', (err) => resolvePromise({ status: null, output, error: err.message }));
+    child.on('close', (status, signal) => resolvePromise({ status, output, ...(signal ? { error: signal === 'SIGTERM' ? `did not finish in ${TIMEOUT_MS / 1000} s` : `killed by ${signal}` } : {}) }));
+  });
+}
+
+registerBuilder('cairn:check', async (ctx) => {
+  const a = ctx.drv.args as CheckArgs;
+  const runner = programRunner(ctx.store, Object.entries(a.packages).map(([name, storePath]) => ({ name, storePath })));
+  const uid = process.getuid?.() === 0 && reachableByOthers(ctx.store.dir) ? NOBODY : undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-check-'));
+  try {
+    const sub = (s: string): string => s.split('@dir@').join(dir);
+    for (const [name, text] of Object.entries(a.files)) writeFileSync(join(dir, name), sub(text), { mode: 0o600 });
+    if (uid !== undefined) {
+      chmodSync(dir, 0o700);
+      chownSync(dir, uid, uid);
+      for (const name of Object.keys(a.files)) chownSync(join(dir, name), uid, uid);
+    }
+    for (const [program, ...args] of [...a.setup, [a.program, ...a.args]]) {
+      // The program and its first argument, by convention the mode that checks (`sshd -t`, `visudo -c`).
+      const shown = [program!.split('/').pop()!, ...args.slice(0, 1)].join(' ');
+      const [file, argv] = runner.command(program!, args.map(sub));
+      const r = await run(file, argv, { cwd: dir, uid });
+      if (r.status !== 0 || r.error) throw new CheckFailure(shown, tidy([r.output, r.error ?? ''].filter(Boolean).join('\n'), dir));
+    }
+  } finally {
+    removeTree(dir);
+  }
+  writeFileSync(ctx.out, `passed: ${[a.program, ...a.args].join(' ')}\n`);
+});
+
+/** `option defined at file:line, …` for the options a check names; the user's definitions before cairn's own. */
+function sources(ev: Evaluation, options: string[]): string[] {
+  return options.flatMap((o) => {
+    try {
+      const found = findOption(ev, o.split('.'));
+      if ('namespace' in found || !found.definitions) return [];
+      const locs = found.definitions().map((d) => d.loc);
+      const users = locs.filter((l) => !l.file.startsWith(modulesPath + '/'));
+      const shown = (users.length > 0 ? users : locs).map(formatLocation);
+      return shown.length > 0 ? [`from ${o} defined at ${[...new Set(shown)].join(', ')}`] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Name of a package value (a string or a `Package`). */
+function packageName(p: unknown): string {
+  if (typeof p === 'string') return p;
+  if (p && typeof p === 'object' && typeof (p as { name?: unknown }).name === 'string') return (p as { name: string }).name;
+  return String(p);
+}
+
+/**
+ * Runs the enabled `system.checks` of an evaluation against the system's packages, in parallel;
+ * a failing check is a CairnError with the checker's output and the options it names.
+ */
+export async function runChecks(store: Store, ev: Evaluation, checks: Record<string, CheckOption> | undefined, packages: StorePackage[]): Promise<void> {
+  const byName = Object.fromEntries(packages.map((p) => [p.name, p.storePath]));
+  const enabled = Object.entries(checks ?? {}).filter(([, c]) => c.enable);
+  // All of them, so that one build names every refused file.
+  const results = await Promise.allSettled(
+    enabled.map(async ([name, c]) => {
+      const pkg = packageName(c.package);
+      if (!byName[pkg]) throw new CairnError(`system.checks.${name}: the package ${pkg} is not one of the system's packages (add it to environment.systemPackages)`);
+      const drv: Derivation = {
+        name: `check-${name.replace(/[^A-Za-z0-9+._?=-]/g, '-')}`,
+        builder: 'cairn:check',
+        args: { program: c.program, args: c.args, setup: c.setup, files: c.files, packages: byName } satisfies CheckArgs,
+        inputs: Object.values(byName).sort(),
+      };
+      try {
+        await store.build(drv);
+      } catch (err) {
+        for (let e: unknown = err; e instanceof Error; e = e.cause) {
+          if (e instanceof CheckFailure) {
+            const files = Object.keys(c.files);
+            const what = files.length > 0 ? `the generated ${files.join(', ')}` : 'the system';
+            throw new CairnError([`${name}: \`${e.command}\` refused ${what}:`, e.output, ...sources(ev, c.options)].join('\n'), { cause: err });
+          }
+        }
+        throw err;
+      }
+    }),
+  );
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failed.length === 1) throw failed[0];
+  if (failed.length > 1) {
+    if (failed.every((e) => e instanceof CairnError)) throw new CairnError(failed.map((e) => (e as Error).message).join('\n\n'), { cause: failed[0] });
+    throw failed.find((e) => !(e instanceof CairnError));
+  }
+}
