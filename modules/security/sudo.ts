@@ -37,7 +37,7 @@ export default ({ lib, config }: ModuleArgs) => {
           'security.sudo': {
             package: 'sudo',
             program: 'usr/sbin/visudo',
-            args: ['-c', '-q', '-f', '@dir@/sudoers'],
+            args: ['-c', '-f', '@dir@/sudoers'],
             files: { get sudoers() { return cfg.sudoersText; } },
             options: ['security.sudo.extraRules'],
           },

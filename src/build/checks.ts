@@ -187,12 +187,17 @@ function packageName(p: unknown): string {
  * Runs the enabled `system.checks` of an evaluation against the system's packages, in parallel;
  * a failing check is a CairnError with the checker's output and the options it names.
  */
-export async function runChecks(store: Store, ev: Evaluation, checks: Record<string, CheckOption> | undefined, packages: StorePackage[]): Promise<void> {
+export async function runChecks(
+  store: Store,
+  ev: Evaluation,
+  checks: Record<string, CheckOption> | undefined,
+  packages: StorePackage[],
+  progress: (message: string) => void = () => {},
+): Promise<void> {
   const byName = Object.fromEntries(packages.map((p) => [p.name, p.storePath]));
-  const enabled = Object.entries(checks ?? {}).filter(([, c]) => c.enable);
-  // All of them, so that one build names every refused file.
-  const results = await Promise.allSettled(
-    enabled.map(async ([name, c]) => {
+  const drvs = Object.entries(checks ?? {})
+    .filter(([, c]) => c.enable)
+    .map(([name, c]): [string, CheckOption, Derivation] => {
       const pkg = packageName(c.package);
       if (!byName[pkg]) throw new CairnError(`system.checks.${name}: the package ${pkg} is not one of the system's packages (add it to environment.systemPackages)`);
       const drv: Derivation = {
@@ -201,6 +206,14 @@ export async function runChecks(store: Store, ev: Evaluation, checks: Record<str
         args: { program: c.program, args: c.args, setup: c.setup, files: c.files, packages: byName } satisfies CheckArgs,
         inputs: Object.values(byName).sort(),
       };
+      return [name, c, drv];
+    });
+  // Those that passed before are in the store already.
+  const todo = drvs.filter(([, , drv]) => !store.isValid(store.outputPath(drv))).map(([name]) => name);
+  if (todo.length > 0) progress(`checking ${todo.join(', ')}`);
+  // All of them, so that one build names every refused file.
+  const results = await Promise.allSettled(
+    drvs.map(async ([name, c, drv]) => {
       try {
         await store.build(drv);
       } catch (err) {

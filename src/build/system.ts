@@ -225,7 +225,7 @@ export async function buildSystem(configPath: string, opts: BuildSystemOptions):
   const runtime = lockClosure(lock, runtimeRoots);
   const packages = realised.filter((p) => runtime.has(p.name)).map((p) => ({ name: p.name, storePath: p.storePath })).sort((a, b) => (a.name < b.name ? -1 : 1));
   // The generated files, checked by the system's own programs before anything else is built.
-  await runChecks(store, ev, config.system.checks, packages);
+  await runChecks(store, ev, config.system.checks, packages, progress);
 
   // 3. Kernel, its module index (depmod, a layer of sw) and the initrd (from all realised packages:
   //    the initrd's tools are build-only).
