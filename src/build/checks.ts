@@ -5,18 +5,21 @@
  * closure's dynamic loader with a library path over the packages (the loader's cache is ignored,
  * so no library of the building machine is used). Nothing is installed on the building machine.
  *
- * Each check is a derivation whose inputs are the packages and whose arguments are the program,
- * its arguments and the files' texts: a check that passed once is found in the store and does
- * not run again, so an unchanged configuration runs no check.
+ * A check that passed leaves a mark in `<cairn home>/cache/checks`, named by the hash of all it
+ * depends on (program, arguments, files' texts, the packages' store paths, which name their
+ * content): it does not run again, so an unchanged configuration runs no check. The marks are a
+ * cache: losing one runs its check once more. They are not store paths, whose registration
+ * syncs the file system, the larger part of a check's cost.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CairnError } from '../errors.js';
 import { findOption } from '../eval/inspect.js';
 import { formatLocation, modulesPath, type Evaluation } from '../lib/index.js';
-import { registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
+import { sha256Hex } from '../cache.js';
+import { canonicalJson, removeTree, type Store } from '../store/index.js';
 
 /** What a package is to the runner: its name and its logical store path. */
 export interface StorePackage {
@@ -71,7 +74,7 @@ interface CheckOption {
   options: string[];
 }
 
-/** Arguments of a `cairn:check` derivation. */
+/** What a check depends on; its hash names the check's mark. */
 interface CheckArgs {
   program: string;
   args: string[];
@@ -134,10 +137,10 @@ function run(file: string, argv: string[], opts: { cwd: string; uid?: number }):
   });
 }
 
-registerBuilder('cairn:check', async (ctx) => {
-  const a = ctx.drv.args as CheckArgs;
-  const runner = programRunner(ctx.store, Object.entries(a.packages).map(([name, storePath]) => ({ name, storePath })));
-  const uid = process.getuid?.() === 0 && reachableByOthers(ctx.store.dir) ? NOBODY : undefined;
+/** Runs one check: resolves if the programs accept the files, else rejects with a CheckFailure. */
+async function runCheck(store: Store, a: CheckArgs): Promise<void> {
+  const runner = programRunner(store, Object.entries(a.packages).map(([name, storePath]) => ({ name, storePath })));
+  const uid = process.getuid?.() === 0 && reachableByOthers(store.dir) ? NOBODY : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'cairn-check-'));
   try {
     const sub = (s: string): string => s.split('@dir@').join(dir);
@@ -157,8 +160,7 @@ registerBuilder('cairn:check', async (ctx) => {
   } finally {
     removeTree(dir);
   }
-  writeFileSync(ctx.out, `passed: ${[a.program, ...a.args].join(' ')}\n`);
-});
+}
 
 /** `option defined at file:line, …` for the options a check names; the user's definitions before cairn's own. */
 function sources(ev: Evaluation, options: string[]): string[] {
@@ -195,37 +197,34 @@ export async function runChecks(
   progress: (message: string) => void = () => {},
 ): Promise<void> {
   const byName = Object.fromEntries(packages.map((p) => [p.name, p.storePath]));
-  const drvs = Object.entries(checks ?? {})
+  const marks = join(store.home, 'cache', 'checks');
+  const todo = Object.entries(checks ?? {})
     .filter(([, c]) => c.enable)
-    .map(([name, c]): [string, CheckOption, Derivation] => {
+    .map(([name, c]) => {
       const pkg = packageName(c.package);
       if (!byName[pkg]) throw new CairnError(`system.checks.${name}: the package ${pkg} is not one of the system's packages (add it to environment.systemPackages)`);
-      const drv: Derivation = {
-        name: `check-${name.replace(/[^A-Za-z0-9+._?=-]/g, '-')}`,
-        builder: 'cairn:check',
-        args: { program: c.program, args: c.args, setup: c.setup, files: c.files, packages: byName } satisfies CheckArgs,
-        inputs: Object.values(byName).sort(),
-      };
-      return [name, c, drv];
-    });
-  // Those that passed before are in the store already.
-  const todo = drvs.filter(([, , drv]) => !store.isValid(store.outputPath(drv))).map(([name]) => name);
-  if (todo.length > 0) progress(`checking ${todo.join(', ')}`);
+      const args: CheckArgs = { program: c.program, args: c.args, setup: c.setup, files: c.files, packages: byName };
+      return { name, c, args, mark: join(marks, sha256Hex(`cairn-check:v1:${canonicalJson(args, `system.checks.${name}`)}`)) };
+    })
+    // Those that passed before have their mark.
+    .filter((t) => !existsSync(t.mark));
+  if (todo.length === 0) return;
+  progress(`checking ${todo.map((t) => t.name).join(', ')}`);
+  mkdirSync(marks, { recursive: true });
   // All of them, so that one build names every refused file.
   const results = await Promise.allSettled(
-    drvs.map(async ([name, c, drv]) => {
+    todo.map(async ({ name, c, args, mark }) => {
       try {
-        await store.build(drv);
+        await runCheck(store, args);
       } catch (err) {
-        for (let e: unknown = err; e instanceof Error; e = e.cause) {
-          if (e instanceof CheckFailure) {
-            const files = Object.keys(c.files);
-            const what = files.length > 0 ? `the generated ${files.join(', ')}` : 'the system';
-            throw new CairnError([`${name}: \`${e.command}\` refused ${what}:`, e.output, ...sources(ev, c.options)].join('\n'), { cause: err });
-          }
+        if (err instanceof CheckFailure) {
+          const files = Object.keys(c.files);
+          const what = files.length > 0 ? `the generated ${files.join(', ')}` : 'the system';
+          throw new CairnError([`${name}: \`${err.command}\` refused ${what}:`, err.output, ...sources(ev, c.options)].join('\n'), { cause: err });
         }
         throw err;
       }
+      writeFileSync(mark, '');
     }),
   );
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
