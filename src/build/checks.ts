@@ -12,9 +12,9 @@
  * syncs the file system, the larger part of a check's cost.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { CairnError } from '../errors.js';
 import { findOption } from '../eval/inspect.js';
 import { formatLocation, modulesPath, type Evaluation } from '../lib/index.js';
@@ -44,21 +44,27 @@ export interface ProgramRunner {
   command(program: string, args: string[]): [string, string[]];
 }
 
-/** A runner over `packages` (logical paths in `store`); a CairnError if they hold no dynamic loader. */
-export function programRunner(store: Store, packages: StorePackage[]): ProgramRunner {
+/**
+ * A runner over `packages` (logical paths in `store`); a CairnError if they hold no dynamic loader.
+ * With `storeDir`, the commands name the store's folder so (e.g. `/proc/self/fd/3`), not as it is.
+ */
+export function programRunner(store: Store, packages: StorePackage[], storeDir?: string): ProgramRunner {
   const dirs = packages.map((p) => store.toPhysical(p.storePath));
-  const loader = dirs.map((d) => join(d, LOADER)).find(existsSync);
-  if (!loader) throw new CairnError(`no dynamic loader (${LOADER}) among the packages ${packages.map((p) => p.name).join(' ')}`);
+  const as = (p: string): string => (storeDir === undefined ? p : storeDir + p.slice(store.dir.length));
+  const loaderFile = dirs.map((d) => join(d, LOADER)).find(existsSync);
+  if (!loaderFile) throw new CairnError(`no dynamic loader (${LOADER}) among the packages ${packages.map((p) => p.name).join(' ')}`);
+  const loader = as(loaderFile);
   // Multiarch libraries, and a package's private ones (sudo's RUNPATH is /usr/libexec/sudo).
   const libraryPath = packages
     .flatMap((p, i) => ['usr/lib/x86_64-linux-gnu', `usr/libexec/${p.name}`].map((l) => join(dirs[i]!, l)))
     .filter(existsSync)
+    .map(as)
     .join(':');
   const find = (program: string): string | undefined => dirs.map((d) => join(d, program)).find(existsSync);
   const command = (program: string, args: string[]): [string, string[]] => {
     const file = find(program);
     if (!file) throw new CairnError(`${program} is in none of the packages`);
-    return [loader, ['--inhibit-cache', '--library-path', libraryPath, '--argv0', program.split('/').pop()!, file, ...args]];
+    return [loader, ['--inhibit-cache', '--library-path', libraryPath, '--argv0', program.split('/').pop()!, as(file), ...args]];
   };
   return { loader, libraryPath, find, command };
 }
@@ -94,18 +100,6 @@ class CheckFailure extends Error {
   }
 }
 
-/** Is every folder from / down to `dir` searchable by other users? (A root build's store under /root is not.) */
-function reachableByOthers(dir: string): boolean {
-  for (let d = dir; ; d = dirname(d)) {
-    try {
-      if ((statSync(d).mode & 0o001) === 0) return false;
-    } catch {
-      return false;
-    }
-    if (d === dirname(d)) return true;
-  }
-}
-
 /** The scratch folder's path as the user sees it: the file names alone. */
 function tidy(output: string, dir: string): string {
   const text = output
@@ -120,18 +114,18 @@ function tidy(output: string, dir: string): string {
   return text.length > 4000 ? `${text.slice(0, 4000)}\n…` : text;
 }
 
-function run(file: string, argv: string[], opts: { cwd: string; uid?: number }): Promise<{ status: number | null; output: string; error?: string }> {
+function run(file: string, argv: string[], opts: { cwd: string; uid?: number; storeFd: number }): Promise<{ status: number | null; output: string; error?: string }> {
   return new Promise((resolvePromise) => {
     const child = spawn(file, argv, {
       cwd: opts.cwd,
       env: { LC_ALL: 'C', HOME: opts.cwd, PATH: '/nonexistent' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', opts.storeFd],
       timeout: TIMEOUT_MS,
       ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid }),
     });
     let output = '';
-    child.stdout.on('data', (b: Buffer) => (output += b.toString('utf8')));
-    child.stderr.on('data', (b: Buffer) => (output += b.toString('utf8')));
+    child.stdout!.on('data', (b: Buffer) => (output += b.toString('utf8')));
+    child.stderr!.on('data', (b: Buffer) => (output += b.toString('utf8')));
     child.on('error', (err) => resolvePromise({ status: null, output, error: err.message }));
     child.on('close', (status, signal) => resolvePromise({ status, output, ...(signal ? { error: signal === 'SIGTERM' ? `did not finish in ${TIMEOUT_MS / 1000} s` : `killed by ${signal}` } : {}) }));
   });
@@ -139,9 +133,12 @@ function run(file: string, argv: string[], opts: { cwd: string; uid?: number }):
 
 /** Runs one check: resolves if the programs accept the files, else rejects with a CheckFailure. */
 async function runCheck(store: Store, a: CheckArgs): Promise<void> {
-  const runner = programRunner(store, Object.entries(a.packages).map(([name, storePath]) => ({ name, storePath })));
-  const uid = process.getuid?.() === 0 && reachableByOthers(store.dir) ? NOBODY : undefined;
+  // The store's folder is the checker's descriptor 3: reached so, it needs no search permission on
+  // the folders above it, which an unprivileged checker lacks when the store is below /root.
+  const runner = programRunner(store, Object.entries(a.packages).map(([name, storePath]) => ({ name, storePath })), '/proc/self/fd/3');
+  const uid = process.getuid?.() === 0 ? NOBODY : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'cairn-check-'));
+  const storeFd = openSync(store.dir, 'r');
   try {
     const sub = (s: string): string => s.split('@dir@').join(dir);
     for (const [name, text] of Object.entries(a.files)) writeFileSync(join(dir, name), sub(text), { mode: 0o600 });
@@ -154,10 +151,11 @@ async function runCheck(store: Store, a: CheckArgs): Promise<void> {
       // The program and its first argument, by convention the mode that checks (`sshd -t`, `visudo -c`).
       const shown = [program!.split('/').pop()!, ...args.slice(0, 1)].join(' ');
       const [file, argv] = runner.command(program!, args.map(sub));
-      const r = await run(file, argv, { cwd: dir, uid });
+      const r = await run(file, argv, { cwd: dir, uid, storeFd });
       if (r.status !== 0 || r.error) throw new CheckFailure(shown, tidy([r.output, r.error ?? ''].filter(Boolean).join('\n'), dir));
     }
   } finally {
+    closeSync(storeFd);
     removeTree(dir);
   }
 }

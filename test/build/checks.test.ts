@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -100,6 +100,26 @@ describe('cairn build checks the generated files', () => {
     writeFileSync(join(work, file), `imports: [./server.yaml]\nservices:\n  nginx:\n    appendHttpConfig: "ssl_certificate /var/lib/acme/web1/cert.pem; ssl_certificate_key /var/lib/acme/web1/key.pem;"\nsystem:\n  checks:\n    services.nginx:\n      enable: false\n`);
     const off = await cairn(['build', file, '--no-link']);
     expect(off.exitCode, off.stderr).toBe(0);
+  }, 600_000);
+
+  it.runIf(process.getuid?.() === 0)('checks as an unprivileged user when root\'s store is below a folder only root may enter', async () => {
+    // root's default store is below /root (mode 0700): the shared store, seen from such a folder.
+    const closed = mkdtempSync(join(tmpdir(), 'cairn-checks-closed-'));
+    try {
+      chmodSync(closed, 0o700);
+      const home = join(closed, 'home');
+      mkdirSync(home);
+      for (const d of ['store', 'var', 'gcroots', 'profiles']) symlinkSync(join(STORE_HOME, d), join(home, d));
+      const env = { CAIRN_HOME: home, CAIRN_DEBIAN_CACHE: CACHE };
+      const ok = await execa('node', [join(repo, 'bin/cairn.js'), 'build', 'server.yaml', '--no-link'], { cwd: work, reject: false, env });
+      expect(ok.exitCode, ok.stderr).toBe(0);
+      expect(ok.stderr).toMatch(/^checking services\.openssh, services\.nginx, security\.sudo$/m);
+      const bad = await execa('node', [join(repo, 'bin/cairn.js'), 'build', config('closed.yaml', 'services:\n  openssh:\n    extraConfig: "NoSuchSetting yes"\n'), '--no-link'], { cwd: work, reject: false, env });
+      expectRefused(bad);
+      expect(bad.stderr).toContain('Bad configuration option: NoSuchSetting');
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
+    }
   }, 600_000);
 
   it('refuses a check whose program is not in the system', async () => {
