@@ -20,6 +20,7 @@ import { findOption } from '../eval/inspect.js';
 import { formatLocation, modulesPath, type Evaluation } from '../lib/index.js';
 import { sha256Hex } from '../cache.js';
 import { canonicalJson, removeTree, type Store } from '../store/index.js';
+import { checkRelative } from './tree.js';
 
 /** What a package is to the runner: its name and its logical store path. */
 export interface StorePackage {
@@ -201,6 +202,8 @@ export async function runChecks(
     .map(([name, c]) => {
       const pkg = packageName(c.package);
       if (!byName[pkg]) throw new CairnError(`system.checks.${name}: the package ${pkg} is not one of the system's packages (add it to environment.systemPackages)`);
+      // Programs of the packages only: a `..` would reach the building machine's.
+      for (const [program] of [...c.setup, [c.program]]) checkRelative(program ?? '', `system.checks.${name}`);
       const args: CheckArgs = { program: c.program, args: c.args, setup: c.setup, files: c.files, packages: byName };
       return { name, c, args, mark: join(marks, sha256Hex(`cairn-check:v1:${canonicalJson(args, `system.checks.${name}`)}`)) };
     })

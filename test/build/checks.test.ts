@@ -122,6 +122,12 @@ describe('cairn build checks the generated files', () => {
     }
   }, 600_000);
 
+  it('runs only programs of the packages, none of the building machine', async () => {
+    const r = await cairn(['build', config('escape.yaml', 'system:\n  checks:\n    web:\n      package: nginx\n      program: usr/sbin/nginx\n      setup: [["../../../../bin/sh", "-c", "true"]]\n'), '--no-link']);
+    expectRefused(r);
+    expect(r.stderr).toContain("system.checks.web: '../../../../bin/sh' is not a plain relative path");
+  }, 600_000);
+
   it('refuses a check whose program is not in the system', async () => {
     writeFileSync(join(work, 'foreign.yaml'), 'imports: [./minimal.yaml]\nsystem:\n  checks:\n    web:\n      package: nginx\n      program: usr/sbin/nginx\n      args: ["-t"]\n');
     const r = await cairn(['build', 'foreign.yaml', '--no-link']);
