@@ -125,8 +125,12 @@ function run(file: string, argv: string[], opts: { cwd: string; uid?: number; st
       ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid }),
     });
     let output = '';
-    child.stdout!.on('data', (b: Buffer) => (output += b.toString('utf8')));
-    child.stderr!.on('data', (b: Buffer) => (output += b.toString('utf8')));
+    // The message shows the start; a checker that writes without end fills no memory.
+    const take = (b: Buffer): void => {
+      if (output.length < 65_536) output += b.toString('utf8');
+    };
+    child.stdout!.on('data', take);
+    child.stderr!.on('data', take);
     child.on('error', (err) => resolvePromise({ status: null, output, error: err.message }));
     child.on('close', (status, signal) => resolvePromise({ status, output, ...(signal ? { error: signal === 'SIGTERM' ? `did not finish in ${TIMEOUT_MS / 1000} s` : `killed by ${signal}` } : {}) }));
   });
@@ -223,6 +227,8 @@ export async function runChecks(
           const what = files.length > 0 ? `the generated ${files.join(', ')}` : 'the system';
           throw new CairnError([`${name}: \`${err.command}\` refused ${what}:`, err.output, ...sources(ev, c.options)].join('\n'), { cause: err });
         }
+        // E.g. a program in none of the packages.
+        if (err instanceof CairnError) throw new CairnError(`system.checks.${name}: ${err.message}`, { cause: err });
         throw err;
       }
       writeFileSync(mark, '');

@@ -126,6 +126,9 @@ describe('cairn build checks the generated files', () => {
     const r = await cairn(['build', config('escape.yaml', 'system:\n  checks:\n    web:\n      package: nginx\n      program: usr/sbin/nginx\n      setup: [["../../../../bin/sh", "-c", "true"]]\n'), '--no-link']);
     expectRefused(r);
     expect(r.stderr).toContain("system.checks.web: '../../../../bin/sh' is not a plain relative path");
+    const missing = await cairn(['build', config('missing.yaml', 'system:\n  checks:\n    web:\n      package: nginx\n      program: usr/sbin/no-such-program\n'), '--no-link']);
+    expectRefused(missing);
+    expect(missing.stderr).toContain('system.checks.web: usr/sbin/no-such-program is in none of the packages');
   }, 600_000);
 
   it('refuses a check whose program is not in the system', async () => {
