@@ -140,7 +140,8 @@ function run(file: string, argv: string[], opts: { cwd: string; uid?: number; st
 async function runCheck(store: Store, a: CheckArgs): Promise<void> {
   // The store's folder is the checker's descriptor 3: reached so, it needs no search permission on
   // the folders above it, which an unprivileged checker lacks when the store is below /root.
-  const runner = programRunner(store, Object.entries(a.packages).map(([name, storePath]) => ({ name, storePath })), '/proc/self/fd/3');
+  // Without /proc (some containers), the store's own path is all there is.
+  const runner = programRunner(store, Object.entries(a.packages).map(([name, storePath]) => ({ name, storePath })), existsSync('/proc/self/fd') ? '/proc/self/fd/3' : undefined);
   const uid = process.getuid?.() === 0 ? NOBODY : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'cairn-check-'));
   const storeFd = openSync(store.dir, 'r');
