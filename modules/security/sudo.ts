@@ -32,6 +32,17 @@ export default ({ lib, config }: ModuleArgs) => {
         etc: { sudoers: { get text() { return cfg.sudoersText; }, mode: '0440' } },
       },
       users: { groups: { wheel: {} } },
+      system: {
+        checks: {
+          'security.sudo': {
+            package: 'sudo',
+            program: 'usr/sbin/visudo',
+            args: ['-c', '-f', '@dir@/sudoers'],
+            files: { get sudoers() { return cfg.sudoersText; } },
+            options: ['security.sudo.extraRules'],
+          },
+        },
+      },
     }),
   };
 };

@@ -33,6 +33,23 @@ const indent = (text: string, by: string): string =>
     .join('\n');
 
 /**
+ * nginx.conf as `nginx -t` checks it on the building machine, unprivileged, line for line the
+ * same: nginx's folders are the scratch folder, each listen address a socket there (ports below
+ * 1024 are root's), and the `user` line, which only root may use, a comment.
+ */
+function checkCopy(text: string): string {
+  const sockets = new Map<string, string>();
+  return text
+    .replace(/\/var\/(log|lib|cache)\/nginx\//g, '@dir@/')
+    .replaceAll('/run/nginx.pid', '@dir@/nginx.pid')
+    .replace(/^user [^\n]*/m, '# $&')
+    .replace(/^(\s*listen\s+)([^\s;]+)/gm, (_, lead: string, addr: string) => {
+      if (!sockets.has(addr)) sockets.set(addr, `unix:@dir@/listen-${sockets.size}`);
+      return lead + sockets.get(addr)!;
+    });
+}
+
+/**
  * `services.nginx`: the nginx web server and its virtual hosts. /etc/nginx/nginx.conf is complete
  * in itself (mime types included): nothing is read from the package's /etc. What nginx's postinst
  * would do is here: its log and cache folders (tmpfiles), run as `www-data` (from base-passwd).
@@ -137,6 +154,21 @@ export default ({ lib, config }: ModuleArgs) => {
         },
       }),
       {
+        system: {
+          checks: {
+            'services.nginx': {
+              package: 'nginx',
+              program: 'usr/sbin/nginx',
+              args: ['-t', '-q', '-p', '@dir@/', '-e', '@dir@/error.log', '-c', '@dir@/nginx.conf'],
+              files: {
+                get 'nginx.conf'() {
+                  return checkCopy(cfg.configText as string);
+                },
+              },
+              options: ['services.nginx.appendHttpConfig', 'services.nginx.virtualHosts', 'services.nginx.workerProcesses'],
+            },
+          },
+        },
         systemd: {
           tmpfiles: {
             get rules() {

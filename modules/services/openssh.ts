@@ -64,8 +64,8 @@ export default ({ lib, config }: ModuleArgs) => {
     },
   });
 
-  /** The text of /etc/ssh/sshd_config. */
-  const sshdConfig = (): string => {
+  /** The text of /etc/ssh/sshd_config (with other host keys for the build-time check). */
+  const sshdConfig = (hostKeys = (cfg.hostKeys as HostKey[]).map((k) => k.path)): string => {
     const s = cfg.settings as Record<string, SettingValue>;
     const entries = Object.entries(s)
       .filter((e): e is [string, Exclude<SettingValue, null>] => e[1] !== null)
@@ -73,7 +73,7 @@ export default ({ lib, config }: ModuleArgs) => {
     return lib.renderTemplate('services/openssh.sshd_config', {
       ports: cfg.ports,
       listen: cfg.listenAddresses,
-      hostKeys: (cfg.hostKeys as HostKey[]).map((k) => k.path),
+      hostKeys,
       authorizedKeysFiles: (cfg.authorizedKeysFiles as string[]).join(' '),
       settings: entries,
       extra: (cfg.extraConfig as string).replace(/\n+$/, ''),
@@ -147,6 +147,17 @@ export default ({ lib, config }: ModuleArgs) => {
         networking: { firewall: { allowedTCPPorts: mkIf(cfg.openFirewall, cfg.ports) } },
         systemd: { tmpfiles: { rules: ['d /run/sshd 0755 root root -'] } },
         system: {
+          // sshd -t loads the host keys: a throwaway one stands in for each (line for line the same file).
+          checks: {
+            'services.openssh': {
+              package: 'openssh-server',
+              setup: [['usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', '@dir@/host_key']],
+              program: 'usr/sbin/sshd',
+              args: ['-t', '-f', '@dir@/sshd_config'],
+              files: { get sshd_config() { return sshdConfig((cfg.hostKeys as HostKey[]).map(() => '@dir@/host_key')); } },
+              options: ['services.openssh.settings', 'services.openssh.extraConfig', 'services.openssh.ports', 'services.openssh.listenAddresses', 'services.openssh.authorizedKeysFiles'],
+            },
+          },
           activationScripts: {
             'ssh-host-keys': {
               deps: ['etc'],

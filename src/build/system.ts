@@ -31,6 +31,7 @@ import { activateScript, initScript, scriptText, switchScript } from './activate
 import { loaderFiles } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
 import { buildBootFiles } from './initrd.js';
+import { runChecks } from './checks.js';
 
 export { portableConfig } from '../toplevel/index.js';
 
@@ -162,6 +163,8 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   });
   const runtime = lockClosure(lock, runtimeRoots);
   const packages = realised.filter((p) => runtime.has(p.name)).map((p) => ({ name: p.name, storePath: p.storePath })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  // The generated files, checked by the system's own programs before anything else is built.
+  await runChecks(store, ev, spec.checks, packages, progress);
 
   // 3. Kernel, its module index (depmod, a layer of sw) and the initrd (from all realised packages:
   //    the initrd's tools are build-only).

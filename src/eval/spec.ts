@@ -84,6 +84,17 @@ export interface ForwardPort {
   guestPort: number;
 }
 
+/** An entry of `system.checks`: a program of `package` checking generated files (src/build/checks.ts). */
+export interface CheckSpec {
+  enable: boolean;
+  package: string;
+  program: string;
+  args: string[];
+  setup: string[][];
+  files: Record<string, string>;
+  options: string[];
+}
+
 export interface SystemSpec {
   /** `system.name`, `system.label`. */
   name: string;
@@ -114,6 +125,8 @@ export interface SystemSpec {
   etc: Record<string, EtcOption>;
   users: { users: Record<string, UserOption>; groups: Record<string, GroupOption>; mutableUsers: boolean };
   activationScripts: Record<string, SnippetOption>;
+  /** `system.checks`. */
+  checks: Record<string, CheckSpec>;
   image: { headroom: string; espSize: string };
   vm: {
     /** `virtualisation.vm`: built to boot in QEMU (state disk, store disk). */
@@ -325,6 +338,12 @@ export function systemSpec(config: unknown): SystemSpec {
         attrsOf<SnippetOption>((v, p) => (typeof v === 'string' ? v : fields({ text: str, deps: listOf(str) })(v, p))),
         'system',
         'activationScripts',
+      ),
+    checks: () =>
+      get(
+        attrsOf(fields<CheckSpec>({ enable: bool, package: packageName, program: str, args: listOf(str), setup: listOf(listOf(str)), files: attrsOf(str), options: listOf(str) })),
+        'system',
+        'checks',
       ),
     image: () => ({ headroom: get(str, 'image', 'headroom'), espSize: get(str, 'image', 'espSize') }),
     vm: () => {
