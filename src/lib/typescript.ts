@@ -25,6 +25,8 @@ export interface TypeDeclarationOptions {
   libModule?: string;
   /** What the declarations were made from, for the header comment. */
   source: string;
+  /** What writes them, for the header comment (`cairn types` unless told). */
+  writer?: string;
 }
 
 /**
@@ -33,7 +35,7 @@ export interface TypeDeclarationOptions {
  */
 export function typeDeclarations(decls: Declarations, opts: TypeDeclarationOptions): string {
   const header = [
-    `// The options of ${opts.source}, written by \`cairn types\`: regenerate after changing option declarations.`,
+    `// The options of ${opts.source}, written by ${opts.writer ?? '`cairn types`'}: regenerate after changing option declarations.`,
     opts.libModule
       ? `import type { Lib, Package } from ${JSON.stringify(opts.libModule)};`
       : "// cairn's library declarations were not found (`npm run build` writes them): `lib` is untyped.\n// eslint-disable-next-line @typescript-eslint/no-explicit-any\ntype Lib = any;\ninterface Package {\n  readonly name: string;\n}",
@@ -44,9 +46,12 @@ export function typeDeclarations(decls: Declarations, opts: TypeDeclarationOptio
     '/** The evaluated configuration: what modules read as `config`. */',
     `export interface Config ${objectType(decls, [])}`,
     '',
-    '/** What a module function receives. */',
-    'export interface ModuleArgs {',
-    '  config: Config;',
+    '/**',
+    ' * What a module function receives. A submodule\'s function reads its own entry as `config`:',
+    " * `ModuleArgs<Config['users']['users'][string]>`.",
+    ' */',
+    'export interface ModuleArgs<C = Config> {',
+    '  config: C;',
     '  options: Record<string, unknown>;',
     '  lib: Lib;',
     '  pkgs: Record<string, Package>;',
@@ -106,9 +111,20 @@ function tsType(t: OptionType, within: readonly Declarations[]): Union {
       return sub && !within.includes(sub) && within.length <= MAX_DEPTH ? [objectType(sub, within)] : ['unknown'];
     }
     default:
-      // anything, raw, and types of modules' own making: no claim on their values.
-      return ['unknown'];
+      // anything, raw: no claim on their values. A type of a module's own making (mkOptionType)
+      // whose JSON Schema admits only strings, numbers or booleans holds one (types here do not
+      // coerce a definition into another kind of value; `package` does, and is typed above).
+      return schemaScalar(t) ?? ['unknown'];
   }
+}
+
+const SCHEMA_SCALARS: Record<string, string> = { string: 'string', integer: 'number', number: 'number', boolean: 'boolean' };
+
+/** The TypeScript type of a type whose JSON Schema is one scalar type (`interfaceName`: a string), or none. */
+function schemaScalar(t: OptionType): Union | undefined {
+  const schema = t.jsonSchema();
+  const kind = typeof schema.type === 'string' ? SCHEMA_SCALARS[schema.type] : undefined;
+  return kind ? [kind] : undefined;
 }
 
 /** What one undeclared key of a freeform set holds (see freeformEntrySchema). */

@@ -9,12 +9,15 @@ const { mkOption, types } = lib;
 /** The `Config` interface for some modules' declarations. */
 function configOf(...modules: ModuleInput[]): string {
   const text = typeDeclarations(evaluate(...modules).decls, { libModule: '/cairn/lib.js', source: 'a test' });
-  return text.slice(text.indexOf('export interface Config'), text.indexOf('/** What a module function receives. */'));
+  return text.slice(text.indexOf('export interface Config'), text.indexOf('export interface ModuleArgs'));
 }
 
 describe('cairn types: declarations of options', () => {
   it('maps option types to TypeScript types', () => {
     const custom = mkOptionType({ name: 'mine', description: 'mine', check: () => true, merge: (_l, defs) => defs[0]!.value, jsonSchema: () => ({}) });
+    // A type of a module's own making that holds a string (its JSON Schema says so), as services.fstrim.interval.
+    const calendar = mkOptionType({ name: 'calendar', description: 'calendar', check: (v) => typeof v === 'string', merge: (_l, defs) => defs[0]!.value, jsonSchema: () => ({ type: 'string', pattern: '^\\S+$' }) });
+    const level = mkOptionType({ name: 'level', description: 'level', check: (v) => typeof v === 'number', merge: (_l, defs) => defs[0]!.value, jsonSchema: () => ({ type: 'integer' }) });
     const config = configOf({
       options: {
         a: {
@@ -31,6 +34,8 @@ describe('cairn types: declarations of options', () => {
           pkg: mkOption({ type: types.package }),
           any: mkOption({ type: types.anything }),
           own: mkOption({ type: custom }),
+          when: mkOption({ type: types.nullOr(calendar) }),
+          levels: mkOption({ type: types.listOf(level) }),
           untyped: mkOption({}),
         },
       },
@@ -43,7 +48,7 @@ describe('cairn types: declarations of options', () => {
     expect(config).toContain('    byName: Record<string, boolean | string>;\n');
     expect(config).toContain('    lazy: Record<string, number>;\n');
     expect(config).toContain('    pkg: Package;\n');
-    expect(config).toContain('    any: unknown;\n    own: unknown;\n    untyped: unknown;\n');
+    expect(config).toContain('    any: unknown;\n    own: unknown;\n    when: string | null;\n    levels: number[];\n    untyped: unknown;\n');
   });
 
   it('writes submodules as object types, freeform sets with an index signature, descriptions as JSDoc', () => {
