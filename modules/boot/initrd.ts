@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** Kernel modules each file system type needs in the initrd besides its own (vfat reads names through code pages). */
 const FS_MODULES: Record<string, string[]> = {
@@ -51,8 +51,8 @@ export default ({ lib, config }: ModuleArgs) => {
             readOnly: true,
             get default() {
               const i = config.boot.initrd;
-              const fsModules = (i.supportedFilesystems as string[]).flatMap((t) => FS_MODULES[t] ?? [t]);
-              return [...new Set([...(i.availableKernelModules as string[]), ...(i.kernelModules as string[]), ...fsModules])];
+              const fsModules = i.supportedFilesystems.flatMap((t) => FS_MODULES[t] ?? [t]);
+              return [...new Set([...i.availableKernelModules, ...i.kernelModules, ...fsModules])];
             },
             description: 'Every module name the initrd build resolves (dependencies are added then).',
           }),
@@ -82,7 +82,7 @@ export default ({ lib, config }: ModuleArgs) => {
 
   /** The configured file systems stage 1 mounts, by mount point (so the root comes first). */
   function neededForBoot(): { mountPoint: string; device: string | null; uuid: string | null; label: string | null; fsType: string; options: string[] }[] {
-    const all = Object.values(config.fileSystems as Record<string, { mountPoint: string; neededForBoot: boolean; device: string | null; uuid: string | null; label: string | null; fsType: string; options: string[] }>);
+    const all = Object.values(config.fileSystems);
     return all
       .filter((fs) => fs.neededForBoot || lib.fileSystems.ALWAYS_NEEDED_FOR_BOOT.includes(fs.mountPoint))
       .sort((a, b) => (a.mountPoint < b.mountPoint ? -1 : a.mountPoint > b.mountPoint ? 1 : 0));

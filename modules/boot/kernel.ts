@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`: the kernel a
@@ -41,13 +41,13 @@ export default ({ lib, config }: ModuleArgs) => {
       boot: {
         // A getter: the console list is read only when the parameters are.
         get kernelParams() {
-          return lib.mkBefore((config.boot.console as string[]).map((c) => `console=${c}`));
+          return lib.mkBefore(config.boot.console.map((c) => `console=${c}`));
         },
       },
       environment: {
         etc: {
           get 'modules-load.d/cairn.conf'() {
-            const modules = config.boot.kernelModules as string[];
+            const modules = config.boot.kernelModules;
             return lib.mkIf(modules.length > 0, { text: modules.map((m) => `${m}\n`).join('') });
           },
         },

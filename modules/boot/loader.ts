@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `boot.loader.*`: systemd-boot with one Boot Loader Specification entry per generation on the
@@ -76,7 +76,7 @@ export default ({ lib, config }: ModuleArgs) => {
       // A getter: the mount point is a name read from config. umask: the ESP holds the loader's
       // random seed; only root reads it.
       get fileSystems() {
-        const vm = config.virtualisation as { vm: boolean; useBootLoader: boolean };
+        const vm = config.virtualisation;
         // A VM booted directly (no firmware, no loader) has no ESP to mount.
         const hasEsp = cfg.enable && !(vm.vm && !vm.useBootLoader);
         return mkIf(hasEsp, {

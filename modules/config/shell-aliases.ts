@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `environment.shellAliases`: aliases of interactive shells, in /etc/profile.d/cairn-aliases.sh. */
 export default ({ lib, config }: ModuleArgs) => {
@@ -16,12 +16,12 @@ export default ({ lib, config }: ModuleArgs) => {
         }),
       },
     },
-    config: mkIf(() => Object.keys(aliases as object).length > 0, {
+    config: mkIf(() => Object.keys(aliases).length > 0, {
       environment: {
         etc: {
           'profile.d/cairn-aliases.sh': {
             get text() {
-              const list = Object.entries(aliases as Record<string, string>).map(([name, value]) => ({ name, quoted: lib.shellQuote(value) }));
+              const list = Object.entries(aliases).map(([name, value]) => ({ name, quoted: lib.shellQuote(value) }));
               return lib.renderTemplate('config/shell-aliases.aliases.sh', { aliases: list });
             },
           },

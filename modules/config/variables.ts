@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `environment.variables`: variables of every login session. They are written twice: to
@@ -7,7 +7,7 @@ import type { ModuleArgs } from '../../src/lib/index.js';
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, types } = lib;
-  const vars = () => Object.entries(config.environment.variables as Record<string, string | string[]>).map(([name, v]) => ({ name, value: Array.isArray(v) ? v.join(':') : v }));
+  const vars = () => Object.entries(config.environment.variables).map(([name, v]) => ({ name, value: Array.isArray(v) ? v.join(':') : v }));
   return {
     options: {
       environment: {
@@ -19,7 +19,7 @@ export default ({ lib, config }: ModuleArgs) => {
         }),
       },
     },
-    config: mkIf(() => Object.keys(config.environment.variables as object).length > 0, {
+    config: mkIf(() => Object.keys(config.environment.variables).length > 0, {
       environment: {
         etc: {
           environment: { get text() { return lib.renderTemplate('config/variables.environment', { vars: vars().map((v) => ({ ...v, quoted: JSON.stringify(v.value) })) }); } },

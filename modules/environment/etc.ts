@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `environment.etc.<name>`: files generated into /etc. */
 export default ({ lib, config }: ModuleArgs) => {
@@ -39,8 +39,7 @@ export default ({ lib, config }: ModuleArgs) => {
     },
     config: {
       get assertions() {
-        const etc = config.environment.etc as Record<string, { text: string | null; source: string | null; symlink: string | null; enable: boolean }>;
-        return Object.entries(etc)
+        return Object.entries(config.environment.etc)
           .filter(([, f]) => f.enable)
           .map(([name, f]) => ({
             assertion: [f.text, f.source, f.symlink].filter((x) => x !== null).length === 1,

@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** A locale name split into what localedef needs: `de_DE.UTF-8` → de_DE + UTF-8. */
 function localeParts(locale: string): { name: string; input: string; charmap: string } {
@@ -23,7 +23,7 @@ export default ({ lib, config }: ModuleArgs) => {
   const cfg = config.i18n;
   const localeName = types.strMatching('[A-Za-z]+(_[A-Za-z]+)?(\\.[A-Za-z0-9-]+)?(@[a-z]+)?');
   const LOCPATH = '/var/lib/cairn/locales';
-  const compiled = (): string[] => (cfg.supportedLocales as string[]).filter((l) => !/^C\.(UTF-8|utf8)$/.test(l));
+  const compiled = (): string[] => cfg.supportedLocales.filter((l) => !/^C\.(UTF-8|utf8)$/.test(l));
   return {
     options: {
       i18n: {
@@ -32,7 +32,7 @@ export default ({ lib, config }: ModuleArgs) => {
         supportedLocales: mkOption({
           type: types.listOf(localeName),
           get default() {
-            return [...new Set([cfg.defaultLocale as string, ...Object.values(cfg.extraLocaleSettings as Record<string, string>)])];
+            return [...new Set([cfg.defaultLocale, ...Object.values(cfg.extraLocaleSettings)])];
           },
           defaultText: 'the default locale and those of extraLocaleSettings',
           description: 'Locales compiled at activation (C.UTF-8 needs nothing).',
@@ -44,7 +44,7 @@ export default ({ lib, config }: ModuleArgs) => {
         etc: {
           'default/locale': {
             get text() {
-              const vars = { LANG: cfg.defaultLocale as string, ...(cfg.extraLocaleSettings as Record<string, string>) };
+              const vars = { LANG: cfg.defaultLocale, ...cfg.extraLocaleSettings };
               return lib.renderTemplate('i18n/locale.locale', { vars: Object.entries(vars).map(([k, v]) => ({ k, v })) });
             },
           },

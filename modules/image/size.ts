@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `image.*`: how large `cairn image --size auto` makes a disk. The root file system fits the

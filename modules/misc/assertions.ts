@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `assertions` and `warnings`: checked and printed after evaluation, as in NixOS. */
 export default ({ lib }: ModuleArgs) => {

@@ -1,9 +1,6 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { Config, ModuleArgs } from '../config.js';
 
-interface PortRange {
-  from: number;
-  to: number;
-}
+type PortRange = Config['networking']['firewall']['allowedTCPPortRanges'][number];
 
 /**
  * `networking.firewall`: an nftables ruleset that drops incoming traffic except loopback,
@@ -27,10 +24,10 @@ export default ({ lib, config }: ModuleArgs) => {
     };
     return lib.renderTemplate('networking/firewall.nftables', {
       allowPing: cfg.allowPing,
-      trusted: (cfg.trustedInterfaces as string[]).map((i) => JSON.stringify(i)),
+      trusted: cfg.trustedInterfaces.map((i) => JSON.stringify(i)),
       tcp: ports(cfg.allowedTCPPorts, cfg.allowedTCPPortRanges),
       udp: ports(cfg.allowedUDPPorts, cfg.allowedUDPPortRanges),
-      extra: (cfg.extraInputRules as string).replace(/\n+$/, ''),
+      extra: cfg.extraInputRules.replace(/\n+$/, ''),
       refuse: cfg.rejectPackets ? 'reject' : 'drop',
       logRefused: cfg.logRefusedConnections,
     });

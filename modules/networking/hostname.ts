@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `networking.hostName`: the machine's host name (RFC 1123 label). */
 export default ({ lib, config }: ModuleArgs) => ({

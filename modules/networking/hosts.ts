@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `networking.domain`, `networking.hosts`, `networking.extraHosts`: /etc/hosts. The host's own name
@@ -42,8 +42,8 @@ export default ({ lib, config }: ModuleArgs) => {
           hosts: {
             get text() {
               const own = net.domain === null ? [net.hostName] : [net.fqdn, net.hostName];
-              const hosts = Object.entries(net.hosts as Record<string, string[]>).map(([address, names]) => ({ address, names: names.join(' ') }));
-              return lib.renderTemplate('networking/hosts.hosts', { own: own.join(' '), hosts, extra: (net.extraHosts as string).replace(/\n+$/, '') });
+              const hosts = Object.entries(net.hosts).map(([address, names]) => ({ address, names: names.join(' ') }));
+              return lib.renderTemplate('networking/hosts.hosts', { own: own.join(' '), hosts, extra: net.extraHosts.replace(/\n+$/, '') });
             },
           },
         },

@@ -1,20 +1,7 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { Config, ModuleArgs } from '../config.js';
 
-interface Address {
-  address: string;
-  prefixLength: number;
-}
-interface Interface {
-  name: string;
-  useDHCP: boolean | null;
-  ipv4: { addresses: Address[] };
-  ipv6: { addresses: Address[] };
-  mtu: number | null;
-}
-interface Gateway {
-  address: string;
-  interface: string | null;
-}
+/** A default gateway in its long form. */
+type Gateway = Exclude<Config['networking']['defaultGateway'], string | null>;
 
 /**
  * `networking.interfaces`, `networking.useDHCP`, `networking.defaultGateway(6)`: the machine's
@@ -71,9 +58,9 @@ export default ({ lib, config }: ModuleArgs) => {
           get networks() {
             const out: Record<string, unknown> = {};
             const gateways = [gw(config.networking.defaultGateway), gw(config.networking.defaultGateway6)].filter((g): g is Gateway => g !== null);
-            for (const i of Object.values(config.networking.interfaces as Record<string, Interface>)) {
+            for (const i of Object.values(config.networking.interfaces)) {
               const statics = [...i.ipv4.addresses, ...i.ipv6.addresses];
-              const dhcp = i.useDHCP ?? (statics.length === 0 && (config.networking.useDHCP as boolean));
+              const dhcp = i.useDHCP ?? (statics.length === 0 && config.networking.useDHCP);
               out[`40-${i.name}`] = {
                 matchConfig: { Name: i.name },
                 address: statics.map((a) => `${a.address}/${a.prefixLength}`),

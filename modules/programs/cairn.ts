@@ -1,4 +1,5 @@
-import type { ModuleArgs, Package } from '../../src/lib/index.js';
+import type { Package } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 import { HOST_TOOLS } from '../../src/host/tools.js';
 import { cairnVersion } from '../../src/paths.js';
 import { runtimeHash, type SelfArgs } from '../../src/build/self.js';
@@ -26,7 +27,7 @@ export default ({ lib, config }: ModuleArgs) => {
         systemPackages: [...new Set(HOST_TOOLS.filter((t) => t.build).map((t) => t.package))],
         // A getter: the hash reads cairn's files, only for systems that have it.
         get builtPackages() {
-          const node = (cfg.nodePackage as Package).name;
+          const node = cfg.nodePackage.name;
           const args: SelfArgs = { files: runtimeHash(), node };
           return [{ name: `cairn-${cairnVersion()}`, builder: 'cairn:self', args, packages: [node] }];
         },

@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `security.sudo`: sudo, and /etc/sudoers generated whole (mode 0440, as sudo insists). Members
@@ -18,7 +18,7 @@ export default ({ lib, config }: ModuleArgs) => {
             type: types.str,
             readOnly: true,
             get default() {
-              return lib.renderTemplate('security/sudo.sudoers', { nopasswd: !cfg.wheelNeedsPassword, extra: (cfg.extraRules as string).replace(/\n+$/, '') });
+              return lib.renderTemplate('security/sudo.sudoers', { nopasswd: !cfg.wheelNeedsPassword, extra: cfg.extraRules.replace(/\n+$/, '') });
             },
             defaultText: 'rendered from the options above',
             description: 'The generated /etc/sudoers (read-only).',

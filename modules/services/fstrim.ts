@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `services.fstrim`: a periodic `fstrim` of the mounted filesystems (NixOS's module of that name).

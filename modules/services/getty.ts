@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `services.getty`: login prompts. The serial console (`serial-getty@<tty>`, the packaged
@@ -23,11 +23,11 @@ export default ({ lib, config }: ModuleArgs) => {
       systemd: {
         get services() {
           const services: Record<string, unknown> = {};
-          const autologin = cfg.autologinUser !== null;
-          const args = [...(autologin ? ['--autologin', cfg.autologinUser as string] : []), ...(cfg.extraArgs as string[]), '--keep-baud', `${cfg.baudRate},57600,38400,9600`, '-', '$TERM'];
+          const autologin = cfg.autologinUser;
+          const args = [...(autologin !== null ? ['--autologin', autologin] : []), ...cfg.extraArgs, '--keep-baud', `${cfg.baudRate},57600,38400,9600`, '-', '$TERM'];
           // login's options replace agetty's own, so an automatic login must ask for -f (no password) itself.
-          const loginOptions = autologin ? '-p -f -- \\\\u' : '-p -- \\\\u';
-          for (const tty of cfg.serialConsoles as string[]) {
+          const loginOptions = autologin !== null ? '-p -f -- \\\\u' : '-p -- \\\\u';
+          for (const tty of cfg.serialConsoles) {
             services[`serial-getty@${tty}`] = {
               overrideStrategy: 'asDropin',
               wantedBy: ['getty.target'],

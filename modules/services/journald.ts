@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `services.journald`: the system journal's settings, /etc/systemd/journald.conf. */
 export default ({ lib, config }: ModuleArgs) => {

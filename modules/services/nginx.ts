@@ -1,25 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
-
-interface Listen {
-  addr: string;
-  port: number;
-}
-interface Location {
-  root: string | null;
-  proxyPass: string | null;
-  index: string | null;
-  tryFiles: string | null;
-  extraConfig: string;
-}
-interface VirtualHost {
-  serverName: string;
-  serverAliases: string[];
-  listen: Listen[];
-  default: boolean;
-  root: string | null;
-  locations: Record<string, Location>;
-  extraConfig: string;
-}
+import type { ModuleArgs } from '../config.js';
 
 /** `s` as one nginx word: as it is when plain, else double-quoted with `"` and `\\` escaped (a path may hold spaces or `;`). */
 const nginxString = (s: string): string => (/^[\w/.@%+,:=~-]+$/.test(s) ? s : `"${s.replace(/[\\"]/g, '\\$&')}"`);
@@ -98,7 +77,7 @@ export default ({ lib, config }: ModuleArgs) => {
 
   /** The text of /etc/nginx/nginx.conf. */
   const nginxConf = (): string => {
-    const hosts = Object.values(cfg.virtualHosts as Record<string, VirtualHost>).map((h) => ({
+    const hosts = Object.values(cfg.virtualHosts).map((h) => ({
       listen: h.listen.map((l) => `${l.addr}:${l.port}${h.default ? ' default_server' : ''}`),
       names: [h.serverName, ...h.serverAliases].join(' '),
       root: h.root === null ? null : nginxString(h.root),
@@ -162,7 +141,7 @@ export default ({ lib, config }: ModuleArgs) => {
               args: ['-t', '-q', '-p', '@dir@/', '-e', '@dir@/error.log', '-c', '@dir@/nginx.conf'],
               files: {
                 get 'nginx.conf'() {
-                  return checkCopy(cfg.configText as string);
+                  return checkCopy(cfg.configText);
                 },
               },
               options: ['services.nginx.appendHttpConfig', 'services.nginx.virtualHosts', 'services.nginx.workerProcesses'],

@@ -1,11 +1,6 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { Config, ModuleArgs } from '../config.js';
 
-type SettingValue = string | number | boolean | string[] | null;
-interface HostKey {
-  type: 'ed25519' | 'rsa' | 'ecdsa';
-  path: string;
-  bits: number | null;
-}
+type SettingValue = Config['services']['openssh']['settings'][string];
 
 /** sshd_config's spelling of a value: yes/no for booleans, lists comma-separated. */
 function sshdValue(v: Exclude<SettingValue, null>): string {
@@ -65,21 +60,19 @@ export default ({ lib, config }: ModuleArgs) => {
   });
 
   /** The text of /etc/ssh/sshd_config (with other host keys for the build-time check). */
-  const sshdConfig = (hostKeys = (cfg.hostKeys as HostKey[]).map((k) => k.path)): string => {
-    const s = cfg.settings as Record<string, SettingValue>;
-    const entries = Object.entries(s)
+  const sshdConfig = (hostKeys = cfg.hostKeys.map((k) => k.path)): string => {
+    const entries = Object.entries(cfg.settings)
       .filter((e): e is [string, Exclude<SettingValue, null>] => e[1] !== null)
       .map(([key, v]) => ({ key, value: sshdValue(v) }));
     return lib.renderTemplate('services/openssh.sshd_config', {
       ports: cfg.ports,
       listen: cfg.listenAddresses,
       hostKeys,
-      authorizedKeysFiles: (cfg.authorizedKeysFiles as string[]).join(' '),
+      authorizedKeysFiles: cfg.authorizedKeysFiles.join(' '),
       settings: entries,
-      extra: (cfg.extraConfig as string).replace(/\n+$/, ''),
+      extra: cfg.extraConfig.replace(/\n+$/, ''),
     });
   };
-  const users = () => config.users.users as Record<string, { name: string; openssh: { authorizedKeys: { keys: string[] } } }>;
 
   return {
     options: {
@@ -136,7 +129,7 @@ export default ({ lib, config }: ModuleArgs) => {
         environment: {
           get etc() {
             const files: Record<string, { text: string; mode?: string }> = {};
-            for (const u of Object.values(users())) {
+            for (const u of Object.values(config.users.users)) {
               const keys = u.openssh.authorizedKeys.keys;
               // Copied, not linked: sshd's StrictModes refuses key files it cannot trust the path of.
               if (keys.length) files[`ssh/authorized_keys.d/${u.name}`] = { text: keys.join('\n') + '\n', mode: '0444' };
@@ -154,7 +147,7 @@ export default ({ lib, config }: ModuleArgs) => {
               setup: [['usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', '@dir@/host_key']],
               program: 'usr/sbin/sshd',
               args: ['-t', '-f', '@dir@/sshd_config'],
-              files: { get sshd_config() { return sshdConfig((cfg.hostKeys as HostKey[]).map(() => '@dir@/host_key')); } },
+              files: { get sshd_config() { return sshdConfig(cfg.hostKeys.map(() => '@dir@/host_key')); } },
               options: ['services.openssh.settings', 'services.openssh.extraConfig', 'services.openssh.ports', 'services.openssh.listenAddresses', 'services.openssh.authorizedKeysFiles'],
             },
           },
@@ -163,7 +156,7 @@ export default ({ lib, config }: ModuleArgs) => {
               deps: ['etc'],
               get text() {
                 // Paths reach root's shell only as quoted words.
-                const keys = (cfg.hostKeys as HostKey[]).map((k) => ({ ...k, path: lib.shellQuote(k.path), pub: lib.shellQuote(`${k.path}.pub`) }));
+                const keys = cfg.hostKeys.map((k) => ({ ...k, path: lib.shellQuote(k.path), pub: lib.shellQuote(`${k.path}.pub`) }));
                 return lib.renderTemplate('services/openssh.host-keys.sh', { keys });
               },
             },

@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `services.qemuGuest`: the QEMU guest agent, through which the host of a VM asks the guest to

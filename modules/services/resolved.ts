@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `services.resolved`: systemd-resolved, the local DNS resolver. /etc/resolv.conf points at its
@@ -15,9 +15,9 @@ export default ({ lib, config }: ModuleArgs) => {
         [
           'Resolve',
           {
-            DNS: (config.networking.nameservers as string[]).join(' ') || null,
-            FallbackDNS: cfg.fallbackDns === null ? null : (cfg.fallbackDns as string[]).join(' '),
-            Domains: (cfg.domains as string[]).join(' ') || null,
+            DNS: config.networking.nameservers.join(' ') || null,
+            FallbackDNS: cfg.fallbackDns === null ? null : cfg.fallbackDns.join(' '),
+            Domains: cfg.domains.join(' ') || null,
             DNSSEC: cfg.dnssec,
             DNSOverTLS: cfg.dnsovertls,
             LLMNR: cfg.llmnr,
@@ -58,12 +58,12 @@ export default ({ lib, config }: ModuleArgs) => {
           lib.systemd.serviceAccount('systemd-resolve', { home: '/run/systemd', description: 'systemd Resolver' }),
         ]),
       ),
-      mkIf(() => !cfg.enable && (config.networking.nameservers as string[]).length > 0, {
+      mkIf(() => !cfg.enable && config.networking.nameservers.length > 0, {
         environment: {
           etc: {
             'resolv.conf': {
               get text() {
-                return lib.renderTemplate('services/resolved.resolv.conf', { nameservers: config.networking.nameservers, search: (cfg.domains as string[]).join(' ') });
+                return lib.renderTemplate('services/resolved.resolv.conf', { nameservers: config.networking.nameservers, search: cfg.domains.join(' ') });
               },
             },
           },

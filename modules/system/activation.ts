@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `system.activationScripts.<name>`: shell snippets run (as root, by bash) when a generation is

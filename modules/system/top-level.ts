@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * What every cairn system has, whatever else it declares: the base packages a systemd system
@@ -37,8 +37,8 @@ export default ({ lib, config }: ModuleArgs) => {
         etc: {
           'os-release': mkDefault({
             get text() {
-              const name = config.system.name as string;
-              const label = config.system.label as string;
+              const name = config.system.name;
+              const label = config.system.label;
               return [
                 'NAME=cairn',
                 'ID=cairn',
@@ -49,7 +49,7 @@ export default ({ lib, config }: ModuleArgs) => {
               ].join('\n');
             },
           }),
-          hostname: mkDefault({ get text() { return `${config.networking.hostName as string}\n`; } }),
+          hostname: mkDefault({ get text() { return `${config.networking.hostName}\n`; } }),
           // Programs still read mounts here; it must follow the live table, never be a copy.
           mtab: mkDefault({ symlink: '/proc/self/mounts' }),
         },

@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** The system's identity: its name and the cairn release whose state layout it follows. */
 export default ({ lib, config }: ModuleArgs) => {

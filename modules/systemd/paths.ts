@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `systemd.paths.<name>`: path units, which start their service when a file appears or changes. */
 export default (args: ModuleArgs) => {

@@ -1,20 +1,8 @@
-import type { CommonUnit, EtcEntry, ModuleArgs, Package, SectionEntries } from '../../src/lib/index.js';
+import type { EtcEntry, Package, SectionEntries } from '../../src/lib/index.js';
+import type { Config, ModuleArgs } from '../config.js';
 
 /** The evaluated options of one service. */
-interface Service extends CommonUnit {
-  environment: Record<string, string | null>;
-  path: (Package | string)[];
-  serviceConfig: SectionEntries;
-  script: string;
-  preStart: string;
-  postStart: string;
-  reload: string;
-  postStop: string;
-  startAt: string | string[];
-  restartIfChanged: boolean;
-  reloadIfChanged: boolean;
-  stopIfChanged: boolean;
-}
+type Service = Config['systemd']['services'][string];
 
 /** The shell snippets of a service that become programs, with the `[Service]` key each one sets. */
 const PHASES = [
@@ -106,7 +94,6 @@ export default ({ lib, config }: ModuleArgs) => {
     };
   };
 
-  const services = () => config.systemd.services as Record<string, Service>;
   return {
     options: {
       systemd: {
@@ -116,7 +103,7 @@ export default ({ lib, config }: ModuleArgs) => {
     config: {
       environment: {
         get etc() {
-          return unitsEtc(services(), (name, def) => {
+          return unitsEtc(config.systemd.services, (name, def) => {
             const files: Record<string, EtcEntry> = {};
             const text = renderSystemdIni(unitHeader('service', name), [
               ['Unit', unitSection(def)],
@@ -127,7 +114,7 @@ export default ({ lib, config }: ModuleArgs) => {
         },
         get systemPackages() {
           // Packages in a service's `path` must be installed for the service to find them.
-          return Object.values(services())
+          return Object.values(config.systemd.services)
             .filter((s) => s.enable)
             .flatMap((s) => s.path.filter((p): p is Package => typeof p !== 'string'));
         },
@@ -135,7 +122,7 @@ export default ({ lib, config }: ModuleArgs) => {
       systemd: {
         get timers() {
           const timers: Record<string, unknown> = {};
-          for (const [name, s] of Object.entries(services())) {
+          for (const [name, s] of Object.entries(config.systemd.services)) {
             const when = typeof s.startAt === 'string' ? [s.startAt] : s.startAt;
             if (!s.enable || when.length === 0) continue;
             timers[name] = { wantedBy: ['timers.target'], timerConfig: { OnCalendar: when } };
@@ -144,7 +131,7 @@ export default ({ lib, config }: ModuleArgs) => {
         },
       },
       get assertions() {
-        return Object.entries(services())
+        return Object.entries(config.systemd.services)
           .filter(([, s]) => s.enable && s.overrideStrategy === 'asUnit')
           .map(([name, s]) => ({
             assertion: s.script.trim() !== '' || (s.serviceConfig.ExecStart ?? null) !== null,

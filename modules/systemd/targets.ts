@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `systemd.targets.<name>`: target units (groups of units to reach together). */
 export default (args: ModuleArgs) => {

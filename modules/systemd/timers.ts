@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `systemd.timers.<name>`: timer units, with NixOS's shape (`systemd.services.<name>.startAt` defines them too). */
 export default (args: ModuleArgs) => {

@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /**
  * `systemd.tmpfiles.rules`: folders, files and links systemd-tmpfiles creates at boot and on switch
@@ -21,7 +21,7 @@ export default ({ lib, config }: ModuleArgs) => {
         },
       },
     },
-    config: mkIf(() => (cfg.rules as string[]).length > 0, {
+    config: mkIf(() => cfg.rules.length > 0, {
       environment: {
         etc: {
           'tmpfiles.d/00-cairn.conf': {

@@ -1,4 +1,4 @@
-import type { FileSystem, ModuleArgs, Swap } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `fileSystems.<mountpoint>` and `swapDevices`: what is mounted where, rendered to /etc/fstab. */
 export default ({ lib, config }: ModuleArgs) => {
@@ -52,18 +52,18 @@ export default ({ lib, config }: ModuleArgs) => {
       environment: {
         etc: {
           get fstab() {
-            return { text: renderFstab(Object.values(config.fileSystems as Record<string, FileSystem>), config.swapDevices as Swap[]) };
+            return { text: renderFstab(Object.values(config.fileSystems), config.swapDevices) };
           },
         },
       },
       get assertions() {
-        const fss = Object.entries(config.fileSystems as Record<string, FileSystem>);
+        const fss = Object.entries(config.fileSystems);
         return [
           ...fss.map(([name, fs]) => ({
             assertion: fsSpec(fs) !== null || NODEV.includes(fs.fsType),
             message: `fileSystems."${name}" needs a device, uuid or label.`,
           })),
-          ...(config.swapDevices as Swap[]).map((sw, i) => ({
+          ...config.swapDevices.map((sw, i) => ({
             assertion: fsSpec(sw) !== null,
             message: `swapDevices[${i}] needs a device, uuid or label.`,
           })),

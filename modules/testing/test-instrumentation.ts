@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 import { BACKDOOR_READY } from '../../src/testing/constants.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 
 /** `time.timeZone`: /etc/localtime, a link into tzdata's zone files (tzdata's postinst would make it). */
 export default ({ lib, config }: ModuleArgs) => {

@@ -1,9 +1,11 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { Config, ModuleArgs } from '../config.js';
+
+type User = Config['users']['users'][string];
 
 /** `users.users` and `users.groups`: accounts, declared; activation creates them with stable ids. */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
-  const user = types.submodule(({ name, config: u }: ModuleArgs) => ({
+  const user = types.submodule(({ name, config: u }: ModuleArgs<User>) => ({
     options: {
       name: mkOption({ type: types.accountName, default: name, description: 'The login name (the attribute name by default).' }),
       uid: mkOption({ type: types.nullOr(types.ints.between(0, 4294967294)), default: null, description: 'The user id; allocated and kept stable across generations when null.' }),
@@ -72,9 +74,7 @@ export default ({ lib, config }: ModuleArgs) => {
     },
     config: {
       get assertions() {
-        type U = { isNormalUser: boolean; isSystemUser: boolean; password: string | null; initialPassword: string | null; hashedPassword: string | null; hashedPasswordFile: string | null };
-        const users = config.users.users as Record<string, U>;
-        return Object.entries(users).flatMap(([name, u]) => [
+        return Object.entries(config.users.users).flatMap(([name, u]) => [
           {
             // root comes from base-passwd; declaring it only sets its password.
             assertion: name === 'root' || u.isNormalUser !== u.isSystemUser,

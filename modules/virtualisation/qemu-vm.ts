@@ -1,4 +1,4 @@
-import type { ModuleArgs } from '../../src/lib/index.js';
+import type { ModuleArgs } from '../config.js';
 import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../src/vm/constants.js';
 
 /**
