@@ -418,8 +418,9 @@ export class Evaluation implements MergeContext, RefHost {
     }
     // A module's own `key` names it, as in NixOS: modules with one key count once, and
     // `disabledModules: [{ key }]` leaves them out. (In config-only definitions, `key` is config.)
-    if (!configOnly && isPlainObject(value) && typeof value.key === 'string') {
-      key = value.key;
+    // A number (`key = 123`) names a module as its string does (NixOS's toString).
+    if (!configOnly && isPlainObject(value) && (typeof value.key === 'string' || typeof value.key === 'number')) {
+      key = String(value.key);
       const again = this.collected.get(key);
       if (again) return again;
     }
@@ -487,8 +488,10 @@ export class Evaluation implements MergeContext, RefHost {
     const parent = this.namespace(path.slice(0, -1));
     const own = parent.split().matched.get(path[path.length - 1]!) ?? [];
     const aliased = this.decls.aliases.filter((a) => a.option.special.alias!.to.join('\0') === path.join('\0'));
-    if (aliased.length === 0) return own;
-    return [...own, ...aliased.flatMap((a) => this.definitionsAt(a.path))];
+    // Renamed options warn through config.warnings, as NixOS's doRename defines it.
+    const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
+    if (aliased.length === 0 && warned.length === 0) return own;
+    return [...own, ...aliased.flatMap((a) => this.definitionsAt(a.path)), ...warned];
   }
 
   option(path: string[]): OptionState {
@@ -530,20 +533,28 @@ export class Evaluation implements MergeContext, RefHost {
       if (near) hint = `\nDid you mean \`${showOption([...this.prefix, ...path.slice(0, -1), near])}'?`;
     }
     const more = bad.length > 1 ? `\n(and ${bad.length - 1} more undeclared option${bad.length > 2 ? 's' : ''}: ${bad.slice(1, 4).map((b) => `\`${showOption([...this.prefix, ...b.path])}'`).join(', ')}${bad.length > 4 ? ', …' : ''})` : '';
+    if (holdsOption(def.value)) hint += "\n\nIt seems as if you're trying to declare an option by placing it into `config' rather than `options'!";
     throw new OptionError(`The option \`${showOption(full)}' does not exist. Definition values:${showDefs([def])}${hint}${more}`);
   }
 
-  /** Warnings the module system itself raises (renamed options). */
+  /** Warnings the module system itself raises (renamed options) when no `warnings` option is declared to hold them. */
   internalWarnings(): string[] {
-    const out: string[] = [];
-    for (const a of this.decls.aliases) {
-      if (!a.option.special.alias!.warn) continue;
-      const p = prepareDefinitions(this.definitionsAt(a.path));
-      if (p.defs.length) {
-        out.push(`The option \`${this.decls.show(a.path)}' defined in ${p.defs.map((d) => `\`${formatLocation(d.loc)}'`).join(', ')} has been renamed to \`${showOption(a.option.special.alias!.to)}'.`);
-      }
-    }
-    return out;
+    const node = this.decls.lookup(['warnings']);
+    if (node instanceof OptionNode) return [];
+    return this.decls.aliases.flatMap((a) => this.renameWarning(a));
+  }
+
+  private renameWarning(a: OptionNode): string[] {
+    if (!a.option.special.alias!.warn) return [];
+    const p = prepareDefinitions(this.definitionsAt(a.path));
+    if (p.defs.length === 0) return [];
+    return [`The option \`${this.decls.show(a.path)}' defined in ${p.defs.map((d) => `\`${formatLocation(d.loc)}'`).join(', ')} has been renamed to \`${showOption(a.option.special.alias!.to)}'.`];
+  }
+
+  private renameWarningDefinitions(): Definition[] {
+    return this.decls.aliases
+      .filter((a) => a.option.special.alias!.warn)
+      .map((a) => ({ loc: a.declarations[0]!, value: new Thunk(() => this.renameWarning(a)) }));
   }
 
   /** Failed assertions the module system itself raises (removed options). */
@@ -597,6 +608,14 @@ export class Evaluation implements MergeContext, RefHost {
     }
     return obj;
   }
+}
+
+/** Whether an undeclared definition is, or holds, an mkOption (read without running getters). */
+function holdsOption(value: unknown, depth = 0): boolean {
+  const v = force(value);
+  if (isOption(v)) return true;
+  if (depth > 8 || !isPlainObject(v)) return false;
+  return Object.values(Object.getOwnPropertyDescriptors(v)).some((d) => !d.get && holdsOption(d.value, depth + 1));
 }
 
 function nest(path: string[], def: Definition): unknown {
@@ -747,8 +766,14 @@ export class OptionState {
       if (defs.length === 0) {
         throw new OptionError(`The option \`${showOption(this.loc)}' was accessed but has no value defined. Try setting the option.`);
       }
-      if (this.node.decl.readOnly && defs.length > 1) {
-        throw new OptionError(`The option \`${showOption(this.loc)}' is read-only, but it's set multiple times. Definition values:${showDefs(defs)}`);
+      if (this.node.decl.readOnly) {
+        // As NixOS counts them: the default is a definition, and so is every definition at any priority.
+        const raw = this.ev.definitionsAt(this.node.path);
+        const count = raw.length + (hasField(this.node.decl, 'default') ? 1 : 0);
+        if (count > 1) {
+          const shown = hasField(this.node.decl, 'default') ? [{ loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: this.node.decl.default }, ...raw] : raw;
+          throw new OptionError(`The option \`${showOption(this.loc)}' is read-only, but it's set multiple times. Definition values:${showDefs(shown)}`);
+        }
       }
       let v: unknown;
       try {
@@ -841,7 +866,8 @@ function normalizeModule(value: unknown, key: string, loc: SourceLocation, confi
   const disabledModules = disabled.map((d) => {
     const x = force(d);
     if (typeof x === 'string') return x;
-    if (isPlainObject(x) && typeof x.key === 'string') return { key: x.key };
+    if (typeof x === 'number') return { key: String(x) };
+    if (isPlainObject(x) && (typeof x.key === 'string' || typeof x.key === 'number')) return { key: String(x.key) };
     throw new OptionError(`\`disabledModules' in \`${formatLocation(loc)}' holds ${showValue(x)}; use module paths (relative to the file, or to cairn's modules folder) or { key }.`);
   });
   const freeformType = get('freeformType');
@@ -856,7 +882,7 @@ function normalizeModule(value: unknown, key: string, loc: SourceLocation, confi
       );
     }
     mod.options = lazyEntry(value, 'options');
-    mod.config = lazyEntry(value, 'config');
+    mod.config = withMeta(value, lazyEntry(value, 'config'));
     mod.configLoc = entryLocation(value, 'config') ?? loc;
     return mod;
   }
@@ -868,8 +894,18 @@ function normalizeModule(value: unknown, key: string, loc: SourceLocation, confi
     const at = entryLocation(value, k);
     if (at) setEntryLocation(config, k, at);
   }
-  mod.config = config;
+  mod.config = withMeta(value, config);
   return mod;
+}
+
+/** A module's `meta` is a definition of the option `meta`, as NixOS's unifyModuleSyntax makes it. */
+function withMeta(module: Record<string, unknown>, config: unknown): unknown {
+  if (!('meta' in module)) return config;
+  const meta: Record<string, unknown> = {};
+  Object.defineProperty(meta, 'meta', { ...Object.getOwnPropertyDescriptor(module, 'meta')!, enumerable: true });
+  const at = entryLocation(module, 'meta');
+  if (at) setEntryLocation(meta, 'meta', at);
+  return new Merge([config, meta]);
 }
 
 function resolveModulePath(p: string, dir: string): string {

@@ -1,5 +1,6 @@
 import { formatLocation, type SourceLocation } from './location.js';
 import { Package } from './package.js';
+import { Option } from './options.js';
 import { isProperty, Thunk } from './properties.js';
 import { isRef } from './refs.js';
 
@@ -26,6 +27,8 @@ function render(v: unknown, depth: number): string {
   if (isRef(v)) return '<config reference>';
   if (isProperty(v)) return `<${v.constructor.name.toLowerCase()}>`;
   if (v instanceof Package) return `package ${v.name}`;
+  // An option declaration where a value was expected: its internals would only confuse.
+  if (v instanceof Option) return '<option declaration (mkOption)>';
   if (v === undefined) return 'undefined';
   if (typeof v === 'function') return '<function>';
   if (typeof v === 'string') return JSON.stringify(v);

@@ -37,6 +37,8 @@ export interface OptionType {
   jsonSchema(): JsonSchema;
   /** Identity of a parameter (enum values, a regex, a separator), compared when merging declarations. */
   readonly payload?: unknown;
+  /** NixOS's emptyValue: what a lazyAttrsOf entry whose definitions were all removed holds. */
+  readonly emptyValue?: { value: unknown };
 }
 
 export function isType(v: unknown): v is OptionType {
@@ -57,6 +59,7 @@ interface TypeSpec {
   rebuild?: (nested: Record<string, OptionType>) => OptionType;
   typeMerge?: (other: OptionType) => OptionType | null;
   subOptions?: () => Declarations;
+  emptyValue?: { value: unknown };
 }
 
 /** Builds a type value; the default declaration merge follows NixOS's defaultTypeMerge. */
@@ -72,6 +75,7 @@ export function mkOptionType(spec: TypeSpec): OptionType {
     payload: spec.payload,
     jsonSchema: spec.jsonSchema,
     subOptions: spec.subOptions,
+    emptyValue: spec.emptyValue,
     typeMerge(other: OptionType): OptionType | null {
       if (spec.typeMerge) return spec.typeMerge(other);
       if (other === t) return t;
@@ -144,6 +148,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
   const name = lazy ? 'lazyAttrsOf' : 'attrsOf';
   const self: OptionType = mkOptionType({
     name,
+    emptyValue: { value: {} },
     // A second declaration that checks its names (attrsNamed) keeps the check.
     typeMerge: (other) => {
       if (other.name !== name) return null;
@@ -164,6 +169,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
         if (lazy) {
           defineLazy(result, k, () => {
             const r = mergeDefinitions(kloc, elem, kdefs, ctx);
+            if (!r.isDefined && elem.emptyValue) return elem.emptyValue.value;
             if (!r.isDefined) throw new OptionError(`The option \`${showOption(kloc)}' was accessed but has no value defined. Try setting the option.`);
             return r.value();
           });
@@ -181,6 +187,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
 function listOf(elem: OptionType): OptionType {
   return mkOptionType({
     name: 'listOf',
+    emptyValue: { value: [] },
     description: `list of ${elem.description}`,
     check: Array.isArray,
     nestedTypes: { elemType: elem },
@@ -208,6 +215,7 @@ function listOf(elem: OptionType): OptionType {
 function nullOr(elem: OptionType): OptionType {
   return mkOptionType({
     name: 'nullOr',
+    emptyValue: { value: null },
     description: `null or ${elem.description}`,
     check: (v) => v === null || elem.check(v),
     nestedTypes: { elemType: elem },
@@ -373,6 +381,7 @@ function submoduleWith(opts: SubmoduleOptions): OptionType {
   const declarations = (): Declarations => (docs ??= submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
   const t = mkOptionType({
     name: 'submodule',
+    emptyValue: { value: {} },
     description: opts.description ?? 'submodule',
     check: (v) => isPlainObject(v) || typeof v === 'function',
     merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand),

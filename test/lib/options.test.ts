@@ -75,7 +75,9 @@ describe('declarations', () => {
   it('readOnly options may be defined once', () => {
     const ro = { options: { ro: mkOption({ type: types.int, readOnly: true, default: 1 }) } };
     expect(configOf(ro).ro).toBe(1);
-    expect(configOf(ro, { ro: 2 }).ro).toBe(2);
+    // As in NixOS, the default counts as a definition.
+    expect(() => configOf(ro, { ro: 2 }).ro).toThrow(/read-only, but it's set multiple times/);
+    expect(configOf({ options: { ro: mkOption({ type: types.int, readOnly: true }) } }, { ro: 2 }).ro).toBe(2);
     const msg = errorOf(() => configOf(ro, from('a.ts', { ro: 2 }), from('b.ts', { ro: 2 })).ro);
     expect(msg).toContain("The option `ro' is read-only, but it's set multiple times.");
     expect(msg).toContain("- In `a.ts': 2");
