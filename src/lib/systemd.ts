@@ -13,6 +13,7 @@ import { CairnError } from '../errors.js';
 import type { ModuleArgs } from './modules.js';
 import { mkOption, type Option } from './options.js';
 import { types } from './types.js';
+import { systemdIniText } from './formats.js';
 
 export type UnitKind = 'service' | 'socket' | 'timer' | 'target' | 'path';
 
@@ -54,7 +55,6 @@ const UNIT_VALUE = '(?:[^\\x00-\\x1f\\x7f]*[^\\x00-\\x1f\\x7f\\\\])?';
 const UNIT_KEY = '[A-Za-z][A-Za-z0-9_-]*';
 /** A section name (`Service`, `DHCPv4`, `X-Extra`). */
 const SECTION_NAME = '[A-Za-z][A-Za-z0-9_-]*';
-const whole = (re: string) => new RegExp(`^(?:${re})$`, 'u');
 
 /** The type of unit file values: scalars without line breaks, lists of them, or null. */
 export function unitValueType() {
@@ -159,39 +159,14 @@ export function unitSection(def: CommonUnit): SectionEntries {
 }
 
 /**
- * The lines of a section, lists repeated, nulls left out. What would not stay one entry of this
- * section (a line break, a bad key or section name, a trailing backslash) is refused here,
- * whichever module built the entries.
- */
-function sectionLines(header: string, name: string, entries: SectionEntries): string[] {
-  if (!whole(SECTION_NAME).test(name)) throw new CairnError(`${header}: ${JSON.stringify(name)} is not a valid section name`);
-  const lines: string[] = [];
-  for (const [key, v] of Object.entries(entries)) {
-    if (v === null) continue;
-    if (!whole(UNIT_KEY).test(key)) throw new CairnError(`${header}: [${name}] ${JSON.stringify(key)} is not a valid key (letters, digits, - and _)`);
-    for (const x of Array.isArray(v) ? v : [v]) {
-      const value = String(x);
-      if (!whole(UNIT_VALUE).test(value)) {
-        throw new CairnError(`${header}: [${name}] ${key}=${JSON.stringify(value)}: a value must be one line without control characters, not ending in a backslash`);
-      }
-      lines.push(`${key}=${value}\n`);
-    }
-  }
-  return lines;
-}
-
-/**
  * An INI-style file of systemd (units, drop-ins, networkd and journald files). Empty sections are
  * left out; `header` becomes the first comment; `extra` (NixOS's `extraConfig`) is appended as
  * written, so it continues the last section.
  */
 export function renderSystemdIni(header: string, sections: [string, SectionEntries][], extra = ''): string {
-  if (/[\x00-\x1f\x7f]/.test(header)) throw new CairnError(`unit file header ${JSON.stringify(header)} must be one line`);
-  let text = `# ${header}\n`;
-  for (const [name, entries] of sections) {
-    const lines = sectionLines(header, name, entries);
-    if (lines.length > 0) text += `\n[${name}]\n${lines.join('')}`;
-  }
+  // lib.formats' systemd writer: one set of rules for what stays one entry (names, line breaks,
+  // a final backslash), whichever module built the entries.
+  const text = systemdIniText(header, sections, header);
   const tail = extra.replace(/\n+$/, '');
   return tail === '' ? text : `${text}${tail}\n`;
 }
