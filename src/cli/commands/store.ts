@@ -85,18 +85,19 @@ const verify: CommandModule<object, VerifyArgs> = {
   },
 };
 
-interface RepairArgs {
+/** `repair` and `gc`: list only, or print JSON. */
+interface DryRunArgs {
   'dry-run'?: boolean;
   json?: boolean;
 }
 
-const repair: CommandModule<object, RepairArgs> = {
+const repair: CommandModule<object, DryRunArgs> = {
   command: 'repair',
   describe: 'Remove store paths whose metadata is damaged, and the paths that refer to them, for the next build to make again',
   builder: (y) =>
     y
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'Only list what would be removed' })
-      .option('json', { type: 'boolean', describe: 'Print JSON' }) as unknown as Argv<RepairArgs>,
+      .option('json', { type: 'boolean', describe: 'Print JSON' }) as unknown as Argv<DryRunArgs>,
   handler: async (argv) => {
     const store = Store.open();
     const dryRun = argv['dry-run'] === true;
@@ -113,18 +114,13 @@ const repair: CommandModule<object, RepairArgs> = {
   },
 };
 
-interface GcArgs {
-  'dry-run'?: boolean;
-  json?: boolean;
-}
-
-const gc: CommandModule<object, GcArgs> = {
+const gc: CommandModule<object, DryRunArgs> = {
   command: 'gc',
   describe: 'Delete store paths no root (profile, gcroots, ./result link, running build) needs',
   builder: (y) =>
     y
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'Only list what would be deleted' })
-      .option('json', { type: 'boolean', describe: 'Print JSON' }) as unknown as Argv<GcArgs>,
+      .option('json', { type: 'boolean', describe: 'Print JSON' }) as unknown as Argv<DryRunArgs>,
   handler: async (argv) => {
     const store = Store.open();
     const bar = progress('deleting');
@@ -175,8 +171,8 @@ const storeCommand: CommandModule<object, object> = {
     y
       .command(pathInfo as CommandModule<object, PathInfoArgs>)
       .command(verify as CommandModule<object, VerifyArgs>)
-      .command(gc as CommandModule<object, GcArgs>)
-      .command(repair as CommandModule<object, RepairArgs>)
+      .command(gc as CommandModule<object, DryRunArgs>)
+      .command(repair as CommandModule<object, DryRunArgs>)
       .command(diff as CommandModule<object, DiffArgs>)
       .demandCommand(1, 'Name a store command; see `cairn store --help`.') as unknown as Argv<object>,
   handler: () => {},
