@@ -8,6 +8,9 @@ const FS_MODULES: Record<string, string[]> = {
   none: [],
 };
 
+/** Disks of QEMU (virtio, q35's AHCI) and of common machines (NVMe, SATA, USB storage). */
+const DEFAULT_AVAILABLE = ['virtio_pci', 'virtio_blk', 'virtio_scsi', 'sd_mod', 'ahci', 'nvme', 'xhci_pci', 'usb_storage', 'uas'];
+
 /**
  * `boot.initrd.*`: what cairn's initrd holds. Stage 1 loads every module listed here (with their
  * dependencies and soft dependencies, in order), mounts the file systems needed for boot and
@@ -23,12 +26,18 @@ export default ({ lib, config }: ModuleArgs) => {
         initrd: {
           availableKernelModules: mkOption({
             type: types.listOf(word),
-            // Disks of QEMU (virtio, q35's AHCI) and of common machines (NVMe, SATA, USB storage).
-            default: ['virtio_pci', 'virtio_blk', 'virtio_scsi', 'sd_mod', 'ahci', 'nvme', 'xhci_pci', 'usb_storage', 'uas'],
-            example: ['virtio_pci', 'virtio_blk', 'mpt3sas'],
+            default: [],
+            example: ['mpt3sas'],
             description:
-              'Kernel modules in the initrd for the hardware the root file system may be on. Stage 1 loads them all; loading a driver ' +
-              'for absent hardware is harmless (a failure is reported and boot goes on).',
+              'Kernel modules in the initrd for the hardware the root file system may be on. Stage 1 loads them all (NixOS loads them ' +
+              'when udev finds the hardware); loading a driver for absent hardware is harmless (a failure is reported and boot goes on). ' +
+              "With `includeDefaultModules`, cairn adds the disks of QEMU (virtio, q35's AHCI) and of common machines (NVMe, SATA, USB storage).",
+          }),
+          includeDefaultModules: mkOption({
+            type: types.bool,
+            default: true,
+            example: false,
+            description: "Whether cairn's default modules for common disks are in `availableKernelModules`; without them, list the root disk's drivers yourself.",
           }),
           kernelModules: mkOption({
             type: types.listOf(word),
@@ -75,6 +84,13 @@ export default ({ lib, config }: ModuleArgs) => {
             default: ['busybox-static'],
             description: 'Packages the build uses to make boot files (the initrd) that do not become part of the system.',
           }),
+        },
+      },
+    },
+    config: {
+      boot: {
+        initrd: {
+          availableKernelModules: lib.mkIf(() => config.boot.initrd.includeDefaultModules, DEFAULT_AVAILABLE),
         },
       },
     },

@@ -1,6 +1,35 @@
 import type { ModuleArgs } from '../config.js';
 
 /**
+ * Modules a VM or a common server may need after boot, loaded on demand by udev or modprobe:
+ * QEMU's virtio devices, common disk controllers and NICs (also of the big clouds), the file
+ * systems and virtual network devices every distribution uses, device mapper and the crypto it
+ * asks for by alias. No sound, GPU, wireless or other desktop hardware.
+ */
+const DEFAULT_AVAILABLE = [
+  // QEMU and other hypervisors
+  'virtio_pci', 'virtio_blk', 'virtio_scsi', 'virtio_net', 'virtio_console', 'virtio_balloon', 'virtio_rng', 'virtio_input',
+  '9p', '9pnet_virtio', 'vmw_vsock_virtio_transport', 'vmw_pvscsi', 'vmxnet3', 'hv_vmbus', 'hv_storvsc', 'hv_netvsc', 'hv_utils',
+  'xen_blkfront', 'xen_netfront',
+  // disks and USB
+  'ahci', 'ata_piix', 'nvme', 'sd_mod', 'sr_mod', 'usb_storage', 'uas', 'xhci_pci', 'ehci_pci', 'ohci_pci', 'uhci_hcd', 'usbhid', 'hid_generic',
+  'megaraid_sas', 'mpt3sas',
+  // NICs
+  'e1000', 'e1000e', 'igb', 'ixgbe', 'i40e', 'r8169', 'tg3', 'bnxt_en', 'ena', 'gve',
+  // file systems
+  'ext4', 'vfat', 'nls_cp437', 'nls_iso8859_1', 'nls_utf8', 'efivarfs', 'isofs', 'overlay', 'squashfs', 'fuse', 'loop',
+  // virtual network devices
+  'tun', 'bridge', '8021q', 'veth', 'macvlan', 'dummy', 'bonding', 'wireguard',
+  // device mapper and the crypto it asks for
+  'dm_mod', 'dm_crypt', 'aesni_intel', 'xts', 'sha256_ssse3', 'crc32c_intel',
+  // ACPI power button (a host's shutdown request), input events
+  'button', 'evdev',
+];
+
+/** File system types that are no kernel module. */
+const NOT_MODULES = new Set(['auto', 'none', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'ramfs', 'devpts', 'cgroup2', 'bind']);
+
+/**
  * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`: the kernel a
  * system boots and what it is told on its command line.
  */
@@ -33,12 +62,52 @@ export default ({ lib, config }: ModuleArgs) => {
           type: types.listOf(word),
           default: [],
           example: ['br_netfilter'],
-          description: 'Kernel modules loaded in stage 2 (by systemd-modules-load), besides those udev loads for the hardware it finds.',
+          description:
+            'Kernel modules loaded in stage 2 (by systemd-modules-load), besides those udev loads for the hardware it finds. ' +
+            'They and their dependencies are in the system\'s module tree. A name that is no module, built-in module or alias of this kernel fails the build.',
         }),
+        availableKernelModules: mkOption({
+          type: types.listOf(word),
+          default: [],
+          example: ['snd_hda_intel', 'nft_*'],
+          description:
+            'Kernel modules the running system can load on demand (udev, modprobe) without loading them at boot. Unlike NixOS, whose ' +
+            "system holds the kernel's whole module tree, cairn ships only these, `boot.kernelModules`, the initrd's modules and the drivers of " +
+            "`fileSystems` (each with its dependencies), since Debian's tree is ~400 MB; `hardware.enableAllHardware` ships all of it. " +
+            'cairn adds a default set for VMs and common servers (virtio, common disk controllers and NICs, ext4, vfat, overlay, loop, tun, ' +
+            'bridge, vlan, wireguard, device mapper, …); remove it with `lib.mkForce`. A name may be a glob over module names (`nft_*`).',
+        }),
+        blacklistedKernelModules: mkOption({
+          type: types.listOf(word),
+          default: [],
+          example: ['cdrom', 'floppy'],
+          description: 'Kernel modules that udev must not load for the hardware it finds (`blacklist` in /etc/modprobe.d); `modprobe NAME` still loads them.',
+        }),
+      },
+      system: {
+        build: {
+          kernelModules: mkOption({
+            type: types.nullOr(types.anything),
+            internal: true,
+            readOnly: true,
+            get default() {
+              if (config.hardware.enableAllHardware) return null;
+              const b = config.boot;
+              const fsTypes = [...new Set(Object.values(config.fileSystems).map((fs) => fs.fsType))].filter((t) => !NOT_MODULES.has(t)).sort();
+              return {
+                required: [...new Set([...b.kernelModules, ...b.availableKernelModules, ...b.initrd.modules])].sort(),
+                // A type the kernel knows as `fs-<type>` only, or built in: taken when found, else mount says why.
+                optional: fsTypes.flatMap((t) => [t, `fs-${t}`]),
+              };
+            },
+            description: "What the system's module tree holds (`{ required, optional }` module names), or null for the kernel's whole tree.",
+          }),
+        },
       },
     },
     config: {
       boot: {
+        availableKernelModules: DEFAULT_AVAILABLE,
         // A getter: the console list is read only when the parameters are.
         get kernelParams() {
           return lib.mkBefore(config.boot.console.map((c) => `console=${c}`));
@@ -46,6 +115,10 @@ export default ({ lib, config }: ModuleArgs) => {
       },
       environment: {
         etc: {
+          get 'modprobe.d/cairn.conf'() {
+            const modules = config.boot.blacklistedKernelModules;
+            return lib.mkIf(modules.length > 0, { text: modules.map((m) => `blacklist ${m}\n`).join('') });
+          },
           get 'modules-load.d/cairn.conf'() {
             const modules = config.boot.kernelModules;
             return lib.mkIf(modules.length > 0, { text: modules.map((m) => `${m}\n`).join('') });

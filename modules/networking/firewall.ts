@@ -51,6 +51,11 @@ export default ({ lib, config }: ModuleArgs) => {
       },
     },
     config: mkIf(cfg.enable, {
+      // What nft asks the kernel for (expressions, conntrack, NAT, reject, log), and the iptables
+      // compatibility modules tools such as container engines load through iptables-nft.
+      boot: {
+        availableKernelModules: ['nf_tables', 'nft_*', 'nf_*', 'nfnetlink*', 'x_tables', 'xt_*', 'ip_tables', 'ip6_tables', 'ipt_*', 'ip6t_*', 'iptable_*', 'ip6table_*'],
+      },
       environment: {
         systemPackages: ['nftables'],
         etc: { 'nftables.conf': { get text() { return cfg.ruleset; } } },

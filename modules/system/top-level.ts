@@ -19,6 +19,9 @@ export default ({ lib, config }: ModuleArgs) => {
             'hostname', 'init-system-helpers', 'libc-bin', 'login', 'mawk', 'mount', 'ncurses-base', 'ncurses-bin', 'passwd',
             'sed', 'sysvinit-utils', 'tar', 'util-linux', 'libpam-runtime', 'libpam-modules', 'libpam-modules-bin', 'procps',
             'iproute2', 'kmod', 'udev', 'systemd', 'systemd-sysv',
+            // Satisfies init-system-helpers' `usrmerge | usr-is-merged` as debootstrap does: a cairn root is
+            // merged from the start, and usrmerge (the converter) would bring perl, ~50 MB.
+            'usr-is-merged',
           ],
           description: 'Packages every system gets: the minimal set that boots systemd and lets a user log in.',
         }),

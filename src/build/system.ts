@@ -31,6 +31,7 @@ import { activateScript, initScript, scriptText, switchScript } from './activate
 import { loaderFiles } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
 import { buildBootFiles } from './initrd.js';
+import { depmodDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type ModuleIndex } from './kernel.js';
 import { runChecks } from './checks.js';
 
 export { portableConfig } from '../toplevel/index.js';
@@ -79,6 +80,42 @@ export function attrDefinitionSites(ev: Evaluation, path: string[], key: string)
     const found = findOption(ev, path);
     if ('namespace' in found || !found.definitions) return 'its default';
     const defs = found.definitions().filter((d) => d.value !== null && typeof d.value === 'object' && Object.prototype.hasOwnProperty.call(d.value, key));
+    return defs.length > 0 ? defs.map((d) => formatLocation(d.loc)).join(', ') : definitionSites(ev, path);
+  } catch {
+    return 'unknown location';
+  }
+}
+
+/** The options that name kernel modules, checked against the kernel before anything is built from them. */
+const MODULE_OPTIONS = [
+  ['boot', 'kernelModules'],
+  ['boot', 'availableKernelModules'],
+  ['boot', 'initrd', 'availableKernelModules'],
+  ['boot', 'initrd', 'kernelModules'],
+];
+
+/** A CairnError naming the option and its definition when a module option names no module of the kernel. */
+function checkModuleNames(ev: Evaluation, config: unknown, index: ModuleIndex, version: string): void {
+  for (const path of MODULE_OPTIONS) {
+    let value: unknown = config;
+    for (const k of path) value = (value as Record<string, unknown> | undefined)?.[k];
+    if (!Array.isArray(value)) continue;
+    const unknown = unknownModules(index, value.filter((v): v is string => typeof v === 'string'));
+    if (unknown.length === 0) continue;
+    const name = unknown[0]!;
+    throw new CairnError(
+      `${path.join('.')}: '${name}' is no module of kernel ${version} (not a module file, built in, nor an alias of one), ` +
+        `defined at ${listDefinitionSites(ev, path, name)}`,
+    );
+  }
+}
+
+/** Where the list option `path` got the element `item` (falls back to the option's sites). */
+function listDefinitionSites(ev: Evaluation, path: string[], item: string): string {
+  try {
+    const found = findOption(ev, path);
+    if ('namespace' in found || !found.definitions) return 'its default';
+    const defs = found.definitions().filter((d) => Array.isArray(d.value) && d.value.includes(item));
     return defs.length > 0 ? defs.map((d) => formatLocation(d.loc)).join(', ') : definitionSites(ev, path);
   } catch {
     return 'unknown location';
@@ -171,12 +208,30 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   let kernel: { image: string; version: string; pkg: string } | undefined;
   let initrd: string | null = null;
   const swLayers: string[] = [];
+  // Without hardware.enableAllHardware, a tree of the modules the system can load stands in for
+  // the kernel package (and its ~400 MB of modules) in sw and the toplevel.
+  let kernelPkg: string | undefined;
   if (kernelNames.length > 0) {
+    const all = realised.map((p) => ({ name: p.name, storePath: p.storePath }));
+    const selection = spec.boot.kernelModules;
+    const info = kernelInfo(store, all.map((p) => p.storePath));
+    const meta = await store.build(depmodDerivation(info));
+    // Checked before the initrd is built: an unknown name is reported with the option defining it.
+    const modulesRel = `usr/lib/modules/${info.version}`;
+    checkModuleNames(ev, system.config, readModuleIndex(join(store.toPhysical(meta), modulesRel), join(store.toPhysical(info.storePath), modulesRel)), info.version);
     progress('building the initrd');
-    const boot = await buildBootFiles(store, spec.boot.initrd, realised.map((p) => ({ name: p.name, storePath: p.storePath })));
-    kernel = { image: boot.kernelImage, version: boot.kernel.version, pkg: boot.kernel.storePath };
+    const boot = await buildBootFiles(store, spec.boot.initrd, all);
     initrd = boot.initrd;
-    swLayers.push(boot.modulesMeta);
+    if (selection === null) {
+      kernel = { image: boot.kernelImage, version: boot.kernel.version, pkg: boot.kernel.storePath };
+      swLayers.push(boot.modulesMeta);
+    } else {
+      progress('building the kernel module tree');
+      const tree = await store.build(kernelTreeDerivation(boot.kernel, boot.modulesMeta, selection));
+      kernel = { image: `${tree}/${boot.kernel.image}`, version: boot.kernel.version, pkg: tree };
+      swLayers.push(tree);
+      kernelPkg = store.parse(boot.kernel.storePath).logical;
+    }
   }
 
   // 4. sw: the packages plus the generated layers, which win where they overlap.
@@ -189,7 +244,7 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   progress('building sw');
   const dutiesPath = await store.build(dutiesDerivation(packages));
   const sw = await store.build(
-    buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
+    buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath).filter((p) => store.parse(p).logical !== kernelPkg)], { priority: { [dutiesPath]: 0 } }),
   );
 
   // 5. etc.

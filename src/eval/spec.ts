@@ -117,6 +117,8 @@ export interface SystemSpec {
   boot: {
     kernelParams: string[];
     initrd: { modules: string[]; fileSystems: BootFileSystem[] };
+    /** `system.build.kernelModules`: what the system's module tree holds; null: the kernel's whole tree. */
+    kernelModules: { required: string[]; optional: string[] } | null;
     /** The root file system stage 1 mounts, or null when none is declared. */
     root: { device: string; fsType: string } | null;
     /** null: systemd-boot is not enabled. */
@@ -288,6 +290,7 @@ export function systemSpec(config: unknown): SystemSpec {
       return {
         kernelParams: get(listOf(str), 'boot', 'kernelParams'),
         initrd: { modules: get(listOf(str), 'boot', 'initrd', 'modules'), fileSystems },
+        kernelModules: get(nullOr(fields({ required: listOf(str), optional: listOf(str) })), 'system', 'build', 'kernelModules'),
         root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,
         systemdBoot,
       };

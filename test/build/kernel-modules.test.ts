@@ -1,0 +1,141 @@
+/**
+ * The kernel modules a system ships: the default set for VMs and common servers with its
+ * dependencies, what `boot.kernelModules` adds, the whole tree with `hardware.enableAllHardware`,
+ * module metadata that the host's modprobe resolves within the reduced tree, and errors for a
+ * name that is no module. Built against the real Debian archive (CAIRN_DEBIAN_CACHE).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { execa } from 'execa';
+import { Store } from '../../src/store/index.js';
+import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
+import { evalConfigFile } from '../../src/eval/index.js';
+
+const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
+process.env.CAIRN_DEBIAN_CACHE = CACHE;
+const repo = resolve(import.meta.dirname, '../..');
+
+let work: string;
+let store: Store;
+let minimal: BuiltSystem;
+
+function variant(name: string, extra: string): string {
+  const file = join(work, 'configs', `${name}.yaml`);
+  writeFileSync(file, `imports: [./minimal.yaml]\n${extra}`);
+  return file;
+}
+
+const build = async (file: string): Promise<BuiltSystem> => buildSystem(await evalConfigFile(file), { store });
+
+/** The physical folder of a system's kernel tree (where its `kernel` link points) and the kernel release. */
+function kernelTree(sys: BuiltSystem): { root: string; version: string } {
+  const image = readlinkSync(join(store.toPhysical(sys.toplevel), 'kernel'));
+  return { root: store.toPhysical(dirname(dirname(image))), version: image.split('vmlinuz-')[1]! };
+}
+
+/** Module names (underscores) under the system's /usr/lib/modules, as sw holds them. */
+async function swModules(sys: BuiltSystem, version: string): Promise<Set<string>> {
+  const dir = join(store.toPhysical(sys.sw), 'usr/lib/modules', version, 'kernel');
+  const r = await execa('find', [dir, '-name', '*.ko*']);
+  return new Set(r.stdout.split('\n').filter(Boolean).map((p) => p.slice(p.lastIndexOf('/') + 1).replace(/\.ko.*$/, '').replace(/-/g, '_')));
+}
+
+/** `modprobe --show-depends` with the host's kmod against a tree: the files loading `name` inserts. */
+async function showDepends(root: string, version: string, name: string): Promise<{ ok: boolean; files: string[] }> {
+  const r = await execa('modprobe', ['-d', join(root, 'usr'), '-S', version, '--show-depends', name], { reject: false });
+  return { ok: r.exitCode === 0, files: r.stdout.split('\n').filter((l) => l.startsWith('insmod ')).map((l) => l.split(/\s+/)[1]!) };
+}
+
+beforeAll(async () => {
+  mkdirSync(CACHE, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'cairn-kmod-test-'));
+  mkdirSync(join(work, 'configs'));
+  copyFileSync(join(repo, 'examples', 'minimal.yaml'), join(work, 'configs', 'minimal.yaml'));
+  store = Store.open(join(work, 'home'));
+  minimal = await build(join(work, 'configs', 'minimal.yaml'));
+}, 900_000);
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+describe('kernel modules of examples/minimal.yaml', () => {
+  it('ships the default set with its dependencies, not the kernel package and its whole tree', async () => {
+    expect(minimal.closure.some((p) => /-linux-image-\d/.test(p))).toBe(false);
+    const { version } = kernelTree(minimal);
+    const mods = await swModules(minimal, version);
+    // VM and server hardware, file systems, the firewall's nftables modules, and dependencies (jbd2 of ext4, virtio_ring…).
+    for (const m of ['virtio_net', 'virtio_blk', 'virtio_console', 'e1000e', 'nvme', 'ahci', 'ext4', 'jbd2', 'vfat', 'nls_cp437', 'loop', 'tun', 'bridge', '8021q', 'wireguard', 'nf_tables', 'nft_ct', 'nf_conntrack', 'dm_crypt']) {
+      expect(mods, m).toContain(m);
+    }
+    // No sound, GPU or wireless drivers.
+    for (const m of ['snd_hda_intel', 'amdgpu', 'i915', 'nouveau', 'iwlwifi']) expect(mods, m).not.toContain(m);
+    expect(mods.size).toBeLessThan(600);
+  });
+
+  it("holds module metadata for the reduced tree: the host's modprobe resolves within it", async () => {
+    const { root, version } = kernelTree(minimal);
+    const ext4 = await showDepends(root, version, 'ext4');
+    expect(ext4.ok).toBe(true);
+    // Dependencies (jbd2, mbcache) and the soft dependency crc32c, all inside the tree, before ext4.
+    expect(ext4.files.map((f) => f.slice(f.lastIndexOf('/') + 1))).toEqual(expect.arrayContaining(['jbd2.ko', 'mbcache.ko', 'ext4.ko']));
+    expect(ext4.files.at(-1)).toMatch(/ext4\.ko$/);
+    for (const f of ext4.files) expect(existsSync(f), f).toBe(true);
+    expect((await showDepends(root, version, 'virtio_net')).ok).toBe(true);
+    // Found by alias, as the kernel asks for nft expressions.
+    expect((await showDepends(root, version, 'nft-expr-ct')).ok).toBe(true);
+    expect((await showDepends(root, version, 'snd_hda_intel')).ok).toBe(false);
+  });
+});
+
+describe('options choosing the modules', () => {
+  it('boot.kernelModules brings a module and its dependencies in, and loads it at boot', async () => {
+    const sys = await build(variant('sound', 'boot:\n  kernelModules: [snd_hda_intel]\n  blacklistedKernelModules: [pcspkr]\n'));
+    const { root, version } = kernelTree(sys);
+    const mods = await swModules(sys, version);
+    for (const m of ['snd_hda_intel', 'snd_hda_codec', 'snd_pcm', 'snd']) expect(mods, m).toContain(m);
+    const deps = await showDepends(root, version, 'snd_hda_intel');
+    expect(deps.ok).toBe(true);
+    for (const f of deps.files) expect(existsSync(f), f).toBe(true);
+    const etc = store.toPhysical(sys.etc);
+    expect(readFileSync(join(etc, 'etc/modules-load.d/cairn.conf'), 'utf8')).toBe('snd_hda_intel\n');
+    expect(readFileSync(join(etc, 'etc/modprobe.d/cairn.conf'), 'utf8')).toBe('blacklist pcspkr\n');
+  }, 300_000);
+
+  it('without the firewall, its netfilter modules are not shipped', async () => {
+    const sys = await build(variant('nofw', 'networking:\n  firewall:\n    enable: false\n'));
+    const mods = await swModules(sys, kernelTree(sys).version);
+    expect(mods).not.toContain('nft_ct');
+    expect(mods).toContain('virtio_net');
+  }, 300_000);
+
+  it('hardware.enableAllHardware ships the whole tree of the kernel package', async () => {
+    const sys = await build(variant('all', 'hardware:\n  enableAllHardware: true\n'));
+    expect(sys.closure.some((p) => /-linux-image-\d/.test(p))).toBe(true);
+    const mods = await swModules(sys, kernelTree(sys).version);
+    for (const m of ['snd_hda_intel', 'amdgpu', 'iwlwifi', 'ext4']) expect(mods, m).toContain(m);
+    expect(mods.size).toBeGreaterThan(3000);
+  }, 300_000);
+
+  it('an unknown module name fails the build naming the option and where it was defined', async () => {
+    const file = variant('unknown', 'boot:\n  kernelModules:\n    - no_such_module\n');
+    const err = await build(file).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(/boot\.kernelModules: 'no_such_module' is no module of kernel/);
+    expect(err?.message).toContain(`${file}:3`);
+  }, 300_000);
+
+  it('an unknown initrd module is reported the same way', async () => {
+    const file = variant('unknown-initrd', 'boot:\n  initrd:\n    availableKernelModules: [not_a_driver]\n');
+    const err = await build(file).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(/boot\.initrd\.availableKernelModules: 'not_a_driver' is no module/);
+    expect(err?.message).toContain(`${file}:4`);
+  }, 300_000);
+});
