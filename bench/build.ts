@@ -89,9 +89,10 @@ export async function run(): Promise<void> {
     const closure = built.closure.map((p) => fresh.toPhysical(p));
     const onDisk = await diskBytes(closure);
     const narSum = built.closure.reduce((n, p) => n + fresh.pathInfo(p).narSize, 0);
-    const kernelPkg = built.closure.find((p) => /-linux-image-\d/.test(p));
-    const kernelBytes = kernelPkg ? await diskBytes([fresh.toPhysical(kernelPkg)]) : 0;
-    console.log(`minimal closure: ${built.closure.length} paths, ${mb(onDisk)} on disk (hard links once; ${mb(narSum)} counted per path), of which the kernel package ${mb(kernelBytes)}`);
+    // The kernel package, or (without hardware.enableAllHardware) the kernel with the modules the system can load.
+    const kernelPaths = built.closure.filter((p) => /-(linux-image|linux-modules|vmlinuz)-\d/.test(p));
+    const kernelBytes = kernelPaths.length > 0 ? await diskBytes(kernelPaths.map((p) => fresh.toPhysical(p))) : 0;
+    console.log(`minimal closure: ${built.closure.length} paths, ${mb(onDisk)} on disk (hard links once; ${mb(narSum)} counted per path), of which the kernel and its modules ${mb(kernelBytes)}`);
     const d = await debootstrapRoot(work);
     if (d) {
       console.log(`debootstrap --variant=minbase --include=systemd,systemd-sysv,udev,kmod,linux-image-amd64: ${d.seconds.toFixed(1)} s, ${mb(d.bytes)} (apt's .deb cache removed)`);

@@ -19,7 +19,7 @@ import { buildImage, findFormat, entryOptions } from '../src/image/index.js';
 import { readBootspec } from '../src/toplevel/index.js';
 import { ext4Bytes, treeBytes, treeEntries } from '../src/image/rootfs.js';
 import { chooseAccelerator, OVMF_VARS, qemuArgs, RunningMachine, type QemuOptions } from '../src/vm/index.js';
-import { debootstrapRoot, mb, seconds } from './build.js';
+import { debootstrapRoot, diskBytes, mb, seconds } from './build.js';
 
 const MULTI_USER = /Reached target .*Multi-User System/;
 
@@ -74,6 +74,8 @@ export async function run(): Promise<void> {
       await execa('mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', d.dir, debImage, `${size / 1024}k`]);
       console.log(`debootstrap minbase + systemd, udev, kmod, kernel (ext4, same headroom): ${mb(await allocated(debImage))} on disk, ${mb(statSync(debImage).size)} apparent`);
       console.log(`ratio cairn / debootstrap image on disk: ${(cairnFile / (await allocated(debImage))).toFixed(2)}, apparent: ${(cairnApparent / statSync(debImage).size).toFixed(2)}`);
+      const closureBytes = await diskBytes(built.closure.map((p) => store.toPhysical(p)));
+      console.log(`cairn closure: ${built.closure.length} store paths, ${mb(closureBytes)} on disk (hard links once); debootstrap root ${mb(d.bytes)}; ratio ${(closureBytes / d.bytes).toFixed(2)}`);
     }
 
     const vars = join(work, 'vars.fd');

@@ -31,7 +31,7 @@ import { activateScript, initScript, scriptText, switchScript } from './activate
 import { loaderFiles } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
 import { buildBootFiles } from './initrd.js';
-import { depmodDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type ModuleIndex } from './kernel.js';
+import { depmodDerivation, kernelImageDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type ModuleIndex } from './kernel.js';
 import { runChecks } from './checks.js';
 
 export { portableConfig } from '../toplevel/index.js';
@@ -228,7 +228,8 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
     } else {
       progress('building the kernel module tree');
       const tree = await store.build(kernelTreeDerivation(boot.kernel, boot.modulesMeta, selection));
-      kernel = { image: `${tree}/${boot.kernel.image}`, version: boot.kernel.version, pkg: tree };
+      const image = await store.build(kernelImageDerivation(boot.kernel));
+      kernel = { image: `${image}/${boot.kernel.image}`, version: boot.kernel.version, pkg: image };
       swLayers.push(tree);
       kernelPkg = store.parse(boot.kernel.storePath).logical;
     }

@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { Store } from '../../src/store/index.js';
@@ -29,10 +29,10 @@ function variant(name: string, extra: string): string {
 
 const build = async (file: string): Promise<BuiltSystem> => buildSystem(await evalConfigFile(file), { store });
 
-/** The physical folder of a system's kernel tree (where its `kernel` link points) and the kernel release. */
+/** The system's sw (its /usr, where modprobe looks) and the kernel release (from where its `kernel` link points). */
 function kernelTree(sys: BuiltSystem): { root: string; version: string } {
   const image = readlinkSync(join(store.toPhysical(sys.toplevel), 'kernel'));
-  return { root: store.toPhysical(dirname(dirname(image))), version: image.split('vmlinuz-')[1]! };
+  return { root: store.toPhysical(sys.sw), version: image.split('vmlinuz-')[1]! };
 }
 
 /** Module names (underscores) under the system's /usr/lib/modules, as sw holds them. */
@@ -64,6 +64,7 @@ afterAll(() => {
 describe('kernel modules of examples/minimal.yaml', () => {
   it('ships the default set with its dependencies, not the kernel package and its whole tree', async () => {
     expect(minimal.closure.some((p) => /-linux-image-\d/.test(p))).toBe(false);
+    expect(minimal.closure.some((p) => /-linux-modules-\d/.test(p))).toBe(true);
     const { version } = kernelTree(minimal);
     const mods = await swModules(minimal, version);
     // VM and server hardware, file systems, the firewall's nftables modules, and dependencies (jbd2 of ext4, virtio_ring…).

@@ -58,7 +58,7 @@ describe('the toplevel of examples/minimal.yaml', () => {
     for (const f of ['activate', 'init', 'bin/switch-to-configuration']) expect(statSync(join(top, f)).mode & 0o111).not.toBe(0);
     expect(readlinkSync(join(top, 'sw'))).toBe(minimal.sw);
     expect(readlinkSync(join(top, 'etc'))).toBe(`${minimal.etc}/etc`);
-    expect(readlinkSync(join(top, 'kernel'))).toMatch(/-linux-\d[^/]*\/boot\/vmlinuz-\d/);
+    expect(readlinkSync(join(top, 'kernel'))).toMatch(/-(linux-image|vmlinuz)-\d[^/]*\/boot\/vmlinuz-\d/);
     const boot = JSON.parse(read(`${minimal.toplevel}/boot.json`))['org.cairn.bootspec.v1'];
     expect(boot).toMatchObject({ toplevel: minimal.toplevel, init: `${minimal.toplevel}/init`, kernel: minimal.kernel, initrd: minimal.initrd, system: 'x86_64-linux' });
     expect(boot.label).toContain('minimal');
