@@ -32,7 +32,7 @@ const build = async (file: string): Promise<BuiltSystem> => buildSystem(await ev
 /** The system's sw (its /usr, where modprobe looks) and the kernel release (from where its `kernel` link points). */
 function kernelTree(sys: BuiltSystem): { root: string; version: string } {
   const image = readlinkSync(join(store.toPhysical(sys.toplevel), 'kernel'));
-  return { root: store.toPhysical(sys.sw), version: image.split('vmlinuz-')[1]! };
+  return { root: store.toPhysical(sys.sw), version: image.slice(image.lastIndexOf('vmlinuz-') + 'vmlinuz-'.length) };
 }
 
 /** Module names (underscores) under the system's /usr/lib/modules, as sw holds them. */
