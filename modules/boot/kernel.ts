@@ -17,7 +17,8 @@ const DEFAULT_AVAILABLE = [
   // NICs
   'e1000', 'e1000e', 'igb', 'ixgbe', 'i40e', 'r8169', 'tg3', 'bnxt_en', 'ena', 'gve',
   // file systems
-  'ext4', 'vfat', 'nls_cp437', 'nls_iso8859_1', 'nls_utf8', 'efivarfs', 'isofs', 'overlay', 'squashfs', 'fuse', 'loop',
+  // nls_*: character sets FAT and ISO 9660 mounts ask for (Debian's FAT default iocharset is ascii); autofs4: systemd loads it at start.
+  'ext4', 'vfat', 'nls_*', 'efivarfs', 'isofs', 'overlay', 'squashfs', 'fuse', 'loop', 'autofs4',
   // virtual network devices
   'tun', 'bridge', '8021q', 'veth', 'macvlan', 'dummy', 'bonding', 'wireguard',
   // device mapper and the crypto it asks for
@@ -25,6 +26,9 @@ const DEFAULT_AVAILABLE = [
   // ACPI power button (a host's shutdown request), input events
   'button', 'evdev',
 ];
+
+/** File system types whose mounts load character sets (`iocharset`, `codepage`). */
+const CHARSET_FS = new Set(['vfat', 'msdos', 'exfat', 'iso9660', 'udf', 'ntfs3']);
 
 /** File system types that are no kernel module. */
 const NOT_MODULES = new Set(['auto', 'none', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'ramfs', 'devpts', 'cgroup2', 'bind']);
@@ -97,7 +101,7 @@ export default ({ lib, config }: ModuleArgs) => {
               return {
                 required: [...new Set([...b.kernelModules, ...b.availableKernelModules, ...b.initrd.modules])].sort(),
                 // A type the kernel knows as `fs-<type>` only, or built in: taken when found, else mount says why.
-                optional: fsTypes.flatMap((t) => [t, `fs-${t}`]),
+                optional: fsTypes.flatMap((t) => [t, `fs-${t}`, ...(CHARSET_FS.has(t) ? ['nls_*'] : [])]),
               };
             },
             description: "What the system's module tree holds (`{ required, optional }` module names), or null for the kernel's whole tree.",

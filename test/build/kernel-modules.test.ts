@@ -68,7 +68,7 @@ describe('kernel modules of examples/minimal.yaml', () => {
     const { version } = kernelTree(minimal);
     const mods = await swModules(minimal, version);
     // VM and server hardware, file systems, the firewall's nftables modules, and dependencies (jbd2 of ext4, virtio_ring…).
-    for (const m of ['virtio_net', 'virtio_blk', 'virtio_console', 'e1000e', 'nvme', 'ahci', 'ext4', 'jbd2', 'vfat', 'nls_cp437', 'loop', 'tun', 'bridge', '8021q', 'wireguard', 'nf_tables', 'nft_ct', 'nf_conntrack', 'dm_crypt']) {
+    for (const m of ['virtio_net', 'virtio_blk', 'virtio_console', 'e1000e', 'nvme', 'ahci', 'ext4', 'jbd2', 'vfat', 'nls_cp437', 'nls_ascii', 'autofs4', 'loop', 'tun', 'bridge', '8021q', 'wireguard', 'nf_tables', 'nft_ct', 'nf_conntrack', 'dm_crypt']) {
       expect(mods, m).toContain(m);
     }
     // No sound, GPU or wireless drivers.
