@@ -1,8 +1,9 @@
 import type { ModuleArgs } from '../config.js';
 
 /**
- * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`: the kernel a
- * system boots and what it is told on its command line.
+ * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`,
+ * `boot.blacklistedKernelModules`: the kernel a system boots, what it is told on its command line
+ * and which of its modules load.
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
@@ -35,6 +36,14 @@ export default ({ lib, config }: ModuleArgs) => {
           example: ['br_netfilter'],
           description: 'Kernel modules loaded in stage 2 (by systemd-modules-load), besides those udev loads for the hardware it finds.',
         }),
+        blacklistedKernelModules: mkOption({
+          type: types.listOf(word),
+          default: [],
+          example: ['cirrusfb', 'i2c_piix4'],
+          description:
+            'Kernel modules that are not loaded automatically (by their aliases: hardware probing, a program asking for a protocol); ' +
+            'they still load explicitly or as a dependency of another module. `blacklist` lines in /etc/modprobe.d/cairn-blacklist.conf.',
+        }),
       },
     },
     config: {
@@ -46,6 +55,10 @@ export default ({ lib, config }: ModuleArgs) => {
       },
       environment: {
         etc: {
+          get 'modprobe.d/cairn-blacklist.conf'() {
+            const modules = config.boot.blacklistedKernelModules;
+            return lib.mkIf(modules.length > 0, { text: modules.map((m) => `blacklist ${m}\n`).join('') });
+          },
           get 'modules-load.d/cairn.conf'() {
             const modules = config.boot.kernelModules;
             return lib.mkIf(modules.length > 0, { text: modules.map((m) => `${m}\n`).join('') });
