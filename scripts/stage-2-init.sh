@@ -7,17 +7,27 @@ export PATH=@sw@/usr/bin:@sw@/usr/sbin
 
 echo "cairn stage 2: $systemConfig"
 
-# Activation writes /etc, /var and the user database: the root must be writable.
-if ! touch /.cairn-rw-test 2>/dev/null; then mount -o remount,rw / || echo "warning: cannot remount / read-write" >&2; fi
-rm -f /.cairn-rw-test
+# Tests here are bash builtins, not programs: under emulation every process started costs tens
+# of milliseconds, and this runs before anything else of the system.
 
-mkdir -p /proc /sys /dev /run
-mountpoint -q /proc || mount -t proc -o nosuid,nodev,noexec proc /proc
-mountpoint -q /sys || mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev
-mkdir -p /dev/pts /dev/shm
-mountpoint -q /dev/pts || mount -t devpts -o mode=0620,gid=5,nosuid,noexec devpts /dev/pts
-mountpoint -q /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+# Activation writes /etc, /var and the user database: the root must be writable (access(2)
+# answers EROFS for a read-only mount).
+if [ ! -w / ]; then mount -o remount,rw / || echo "warning: cannot remount / read-write" >&2; fi
+
+# Whether a path is a mount point, from the kernel's mount table (none yet: nothing is).
+mounted() {
+  local dev mnt rest
+  [ -r /proc/self/mounts ] || return 1
+  while read -r dev mnt rest; do [ "$mnt" = "$1" ] && return 0; done < /proc/self/mounts
+  return 1
+}
+for d in /proc /sys /dev /run; do [ -d "$d" ] || mkdir -p "$d"; done
+mounted /proc || mount -t proc -o nosuid,nodev,noexec proc /proc
+mounted /sys || mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mounted /dev || mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev
+for d in /dev/pts /dev/shm; do [ -d "$d" ] || mkdir -p "$d"; done
+mounted /dev/pts || mount -t devpts -o mode=0620,gid=5,nosuid,noexec devpts /dev/pts
+mounted /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 
 # A failed snippet is reported, not fatal: a booted system can be repaired, a halted one less so.
 "$systemConfig/activate" || echo "warning: activation reported errors; booting anyway" >&2

@@ -34,8 +34,9 @@ const CHARSET_FS = new Set(['vfat', 'msdos', 'exfat', 'iso9660', 'udf', 'ntfs3']
 const NOT_MODULES = new Set(['auto', 'none', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'ramfs', 'devpts', 'cgroup2', 'bind']);
 
 /**
- * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`: the kernel a
- * system boots and what it is told on its command line.
+ * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`,
+ * `boot.availableKernelModules`, `boot.blacklistedKernelModules`: the kernel a system boots, what it
+ * is told on its command line, which of its modules it ships and which load.
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
@@ -84,8 +85,10 @@ export default ({ lib, config }: ModuleArgs) => {
         blacklistedKernelModules: mkOption({
           type: types.listOf(word),
           default: [],
-          example: ['cdrom', 'floppy'],
-          description: 'Kernel modules that udev must not load for the hardware it finds (`blacklist` in /etc/modprobe.d); `modprobe NAME` still loads them.',
+          example: ['cirrusfb', 'i2c_piix4'],
+          description:
+            'Kernel modules that are not loaded automatically (by their aliases: hardware probing, a program asking for a protocol); ' +
+            'they still load explicitly or as a dependency of another module. `blacklist` lines in /etc/modprobe.d/cairn-blacklist.conf.',
         }),
       },
       system: {
@@ -119,7 +122,7 @@ export default ({ lib, config }: ModuleArgs) => {
       },
       environment: {
         etc: {
-          get 'modprobe.d/cairn.conf'() {
+          get 'modprobe.d/cairn-blacklist.conf'() {
             const modules = config.boot.blacklistedKernelModules;
             return lib.mkIf(modules.length > 0, { text: modules.map((m) => `blacklist ${m}\n`).join('') });
           },

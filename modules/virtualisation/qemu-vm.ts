@@ -71,6 +71,10 @@ export default ({ lib, config }: ModuleArgs) => {
         // eth0, eth1, … in the order of the VM's network cards, so a configuration's interface names
         // mean the same cards on every start (the first is the user-mode network).
         kernelParams: ['net.ifnames=0'],
+        // No wireless in a VM. systemd-networkd asks for the nl80211 protocol when it starts, which
+        // loads cfg80211 by its alias; emulated, that load waits behind udev's and holds
+        // network.target (and so the login prompt and multi-user.target) for seconds.
+        blacklistedKernelModules: ['cfg80211'],
         // No menu wait on every start; tests pick another entry with `bootctl set-oneshot`.
         loader: { 'systemd-boot': { timeout: mkDefault(0) } },
       },

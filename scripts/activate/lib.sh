@@ -26,12 +26,19 @@ cairn_install() {
   mv -Tf "$tmp" "$3"
 }
 
-# cairn_id DB NAME: the numeric id of NAME in $R/etc/passwd or group (`+N` is N already).
+# cairn_id DB NAME: sets cairn_id_result to the numeric id of NAME in $R/etc/passwd or group
+# (`+N` is N already); fails when there is none. Bash alone, in this shell: under emulation a
+# process (or subshell) per owner costs tens of milliseconds.
 cairn_id() {
+  local name x id rest
   case "$2" in
-    +*) printf '%s' "${2#+}" ;;
-    *[!0-9]*) awk -F: -v n="$2" '$1 == n { print $3; found = 1; exit } END { if (!found) exit 1 }' "$R/etc/$1" ;;
-    *) printf '%s' "$2" ;;
+    +*) cairn_id_result="${2#+}" ;;
+    *[!0-9]*)
+      while IFS=: read -r name x id rest || [ -n "$name" ]; do
+        if [ "$name" = "$2" ]; then cairn_id_result="$id"; return 0; fi
+      done < "$R/etc/$1"
+      return 1 ;;
+    *) cairn_id_result="$2" ;;
   esac
 }
 
@@ -54,7 +61,12 @@ cairn_setup_layout() {
   # a key press; it is per machine, so it is made here, never in the store.
   if [ ! -s "$R/etc/machine-id" ]; then
     local id tmp="$R/etc/.cairn-tmp.$$.machine-id"
-    id="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    # 128 random bits: the kernel's random UUID read by bash (no process), else od on /dev/urandom.
+    if IFS= read -r id < /proc/sys/kernel/random/uuid 2>/dev/null && [ "${#id}" -eq 36 ]; then
+      id="${id//-/}"
+    else
+      id="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    fi
     printf '%s\n' "$id" > "$tmp"
     chmod 0444 "$tmp"
     mv -Tf "$tmp" "$R/etc/machine-id"
@@ -125,19 +137,28 @@ cairn_setup_etc() {
   find "$R/etc" -xdev -path "$R/etc/static" -prune -o -type l -lname '/etc/static/*' -printf '%P\t%l\n' > "$have"
   # Stale: a link into /etc/static whose path the new generation no longer has.
   awk -F'\t' 'FILENAME == ARGV[1] { w[$1] = 1; next } !($1 in w) { print "'"$R"'/etc/" $1 }' "$want" "$have" | xargs -r -d '\n' rm -f
-  # Missing links are made with one `ln -s` per folder (the names are the targets' names); a path
-  # that holds something else is replaced by one rename, so it is never missing.
+  # Missing links: when there are many (a first boot), one copy of the generation's link-tree
+  # (cp -n: only where nothing is) makes them; those still missing then (or all, with the etc of
+  # an older build) are made with one `ln -s` per folder (the names are the targets' names). A
+  # path that holds something else is replaced by one rename, so it is never missing.
   local -A fresh=()
   local dst dir
-  local -a replace=() targets=()
+  local -a replace=() targets=() missing=()
   while IFS= read -r rel; do
     dst="$R/etc/$rel"
     if [ -e "$dst" ] || [ -L "$dst" ]; then
       replace+=("$rel")
     else
-      fresh["${dst%/*}"]+="/etc/static/$rel"$'\n'
+      missing+=("$rel")
     fi
   done < <(awk -F'\t' 'FILENAME == ARGV[1] { h[$1] = $2; next } h[$1] != $2 { print $1 }' "$have" "$want")
+  if [ "${#missing[@]}" -gt 8 ] && [ -d "$etcPhys/link-tree" ]; then
+    cp -Rn --no-preserve=mode,ownership,timestamps "$etcPhys/link-tree/." "$R/etc/" 2>/dev/null || true
+  fi
+  for rel in "${missing[@]}"; do
+    dst="$R/etc/$rel"
+    [ -L "$dst" ] || fresh["${dst%/*}"]+="/etc/static/$rel"$'\n'
+  done
   if [ "${#fresh[@]}" -gt 0 ]; then
     mkdir -p "${!fresh[@]}"
     for dir in "${!fresh[@]}"; do
@@ -171,12 +192,11 @@ cairn_setup_etc() {
       cairn_link "$etcStore/etc/$rel" "$R/etc/$rel"
       continue
     fi
-    uid="$(cairn_id passwd "$user")" || { echo "warning: /etc/$rel: no user $user; owned by root" >&2; uid=0; }
-    gid="$(cairn_id group "$group")" || { echo "warning: /etc/$rel: no group $group; owned by root" >&2; gid=0; }
+    if cairn_id passwd "$user"; then uid="$cairn_id_result"; else echo "warning: /etc/$rel: no user $user; owned by root" >&2; uid=0; fi
+    if cairn_id group "$group"; then gid="$cairn_id_result"; else echo "warning: /etc/$rel: no group $group; owned by root" >&2; gid=0; fi
     local tmp="$R/etc/$rel"; tmp="${tmp%/*}/.cairn-tmp.$$.${rel##*/}"
-    cp "$etcPhys/etc/$rel" "$tmp"
-    chown "$uid:$gid" "$tmp"
-    chmod "$mode" "$tmp"
+    # One process for content, owner and mode (then the rename): not cp, chown and chmod.
+    install -m "$mode" -o "$uid" -g "$gid" "$etcPhys/etc/$rel" "$tmp"
     mv -Tf "$tmp" "$R/etc/$rel"
   done < "$etcPhys/copies"
   cut -f4 "$etcPhys/copies" > "$R/etc/.cairn-copies.tmp.$$"

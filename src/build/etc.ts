@@ -5,6 +5,8 @@
  *   <etc>/links    one relative path a line: /etc/<path> becomes a link to /etc/static/<path>
  *   <etc>/copies   `mode<TAB>user<TAB>group<TAB>path`: /etc/<path> becomes a real copy
  *                  (mode `direct-symlink`: a link straight into the store, not via /etc/static)
+ *   <etc>/link-tree  the links of `links` made already (<path> → /etc/static/<path>), so that
+ *                  activation makes the missing ones with one `cp` instead of a process per folder
  *
  * The base is what the packages ship under /etc (as found in `sw`), on top of which come the
  * declared `environment.etc` entries.
@@ -73,11 +75,13 @@ export interface EtcArgs {
   /** A store path whose `etc/` is the base layer (the system environment); null for none. */
   base: string | null;
   entries: EtcEntry[];
+  /** Whether the output has `link-tree` (outputs of older builds do not; activation copes). */
+  linkTree?: boolean;
 }
 
 /** The etc derivation. */
 export function etcDerivation(base: string | null, entries: EtcEntry[]): Derivation {
-  return { name: 'etc', builder: 'cairn:etc', args: { base, entries } satisfies EtcArgs, inputs: base ? [base] : [] };
+  return { name: 'etc', builder: 'cairn:etc', args: { base, entries, linkTree: true } satisfies EtcArgs, inputs: base ? [base] : [] };
 }
 
 /**
@@ -123,7 +127,7 @@ function listFiles(dir: string, rel = ''): string[] {
 }
 
 registerBuilder('cairn:etc', async (ctx) => {
-  const { base, entries } = ctx.drv.args as EtcArgs;
+  const { base, entries, linkTree } = ctx.drv.args as EtcArgs;
   const root = join(ctx.out, 'etc');
   mkdirSync(root, { recursive: true });
   if (base) {
@@ -155,6 +159,14 @@ registerBuilder('cairn:etc', async (ctx) => {
   const copied = new Set(copies.map((c) => c.split('\t')[3]));
   const links = listFiles(root).filter((r) => !copied.has(r));
   writeFileSync(join(ctx.out, 'links'), links.map((l) => `${l}\n`).join(''));
+  if (linkTree) {
+    const tree = join(ctx.out, 'link-tree');
+    mkdirSync(tree);
+    for (const l of links) {
+      mkdirSync(dirname(join(tree, l)), { recursive: true });
+      symlinkSync(`/etc/static/${l}`, join(tree, l));
+    }
+  }
   writeFileSync(join(ctx.out, 'copies'), copies.sort((a, b) => (a.split('\t')[3]! < b.split('\t')[3]! ? -1 : 1)).map((c) => `${c}\n`).join(''));
   ctx.log(`etc: ${links.length} links, ${copies.length} copies`);
 });

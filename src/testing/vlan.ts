@@ -95,7 +95,7 @@ export async function vlanModule(names: string[], files: Record<string, string>)
     qemuArgs: (n, socketOf) =>
       vlansOf[n]!.flatMap((v, k) => {
         const mac = `52:54:00:12:${v.toString(16).padStart(2, '0')}:${index(n).toString(16).padStart(2, '0')}`;
-        return ['-netdev', `stream,id=vlan${v},server=off,addr.type=unix,addr.path=${socketOf(v)}`, '-device', `virtio-net-pci,netdev=vlan${v},id=nic${k + 1},mac=${mac}`];
+        return ['-netdev', `stream,id=vlan${v},server=off,addr.type=unix,addr.path=${socketOf(v)}`, '-device', `virtio-net-pci,netdev=vlan${v},id=nic${k + 1},mac=${mac},romfile=`];
       }),
   };
 }

@@ -76,7 +76,9 @@ export function qemuArgs(o: QemuOptions): string[] {
     const fwd = o.network.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.hostPort}-${ip?.guest ?? ''}:${f.guestPort}`).join('');
     const layout = ip ? `,net=${ip.net},host=${ip.host},dhcpstart=${ip.guest}${ip.dns ? `,dns=${ip.dns}` : ''}` : '';
     // Named, so that QMP can cut the link (set_link nic0) and add forwards (hostfwd_add user0).
-    args.push('-netdev', `user,id=user0${layout}${fwd}`, '-device', 'virtio-net-pci,netdev=user0,id=nic0');
+    // No option ROM: machines boot from disk or a kernel, never the network, and the firmware
+    // would otherwise run iPXE's ROM on every start (emulated, that is boot time).
+    args.push('-netdev', `user,id=user0${layout}${fwd}`, '-device', 'virtio-net-pci,netdev=user0,id=nic0,romfile=');
   } else {
     args.push('-nic', 'none');
   }

@@ -102,7 +102,7 @@ describe('options choosing the modules', () => {
     for (const f of deps.files) expect(existsSync(f), f).toBe(true);
     const etc = store.toPhysical(sys.etc);
     expect(readFileSync(join(etc, 'etc/modules-load.d/cairn.conf'), 'utf8')).toBe('snd_hda_intel\n');
-    expect(readFileSync(join(etc, 'etc/modprobe.d/cairn.conf'), 'utf8')).toBe('blacklist pcspkr\n');
+    expect(readFileSync(join(etc, 'etc/modprobe.d/cairn-blacklist.conf'), 'utf8')).toBe('blacklist pcspkr\n');
   }, 300_000);
 
   it('without the firewall, its netfilter modules are not shipped', async () => {

@@ -346,4 +346,25 @@ describe('activation under a temporary root', () => {
     expect(r.stderr).toContain("activation script snippet 'broken' failed");
     expect(existsSync(join(root, 'after-broken'))).toBe(true);
   }, 120_000);
+  it('makes the /etc of a first boot from the link-tree of the generation, moving aside what is already there', async () => {
+    const fresh = join(work, 'fresh-root');
+    mkdirSync(join(fresh, 'etc'), { recursive: true });
+    // A file someone left where the generation has a link: kept aside, never overwritten.
+    writeFileSync(join(fresh, 'etc/os-release'), 'hand-made\n');
+    const etcPhys = store.toPhysical(minimal.etc);
+    const links = readFileSync(join(etcPhys, 'links'), 'utf8').trim().split('\n');
+    // The tree activation copies holds every link, already pointing through /etc/static.
+    for (const l of links) expect(readlinkSync(join(etcPhys, 'link-tree', l))).toBe(`/etc/static/${l}`);
+    const r = await execa('bash', [join(store.toPhysical(minimal.toplevel), 'activate')], { reject: false, env: { CAIRN_ROOT: fresh, CAIRN_STORE_DIR: store.dir }, extendEnv: true });
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.exitCode).toBe(0);
+    for (const l of links) expect(readlinkSync(join(fresh, 'etc', l))).toBe(`/etc/static/${l}`);
+    expect(readFileSync(join(fresh, 'etc/os-release.cairn-orig'), 'utf8')).toBe('hand-made\n');
+    expect(r.stderr).toContain('moving /etc/os-release aside');
+    // Folders made for the links are ordinary ones (not the store's read-only modes).
+    const dirs = [...new Set(links.filter((l) => l.includes('/')).map((l) => l.slice(0, l.lastIndexOf('/'))))];
+    expect(dirs.length).toBeGreaterThan(5);
+    for (const d of dirs) expect(statSync(join(fresh, 'etc', d)).mode & 0o7777).toBe(0o755);
+    expect(readFileSync(join(fresh, 'etc/machine-id'), 'utf8')).toMatch(/^[0-9a-f]{32}\n$/);
+  }, 120_000);
 });

@@ -21,6 +21,14 @@ describe('boot options', () => {
     expect(c.environment.etc['modules-load.d/cairn.conf']).toBeUndefined();
   });
 
+  it('blacklisted modules: none by default; blacklist lines in modprobe.d; a VM never autoloads cfg80211', async () => {
+    expect((await evalConfig({})).environment.etc['modprobe.d/cairn-blacklist.conf']).toBeUndefined();
+    const c = await evalConfig({ boot: { blacklistedKernelModules: ['pcspkr', 'floppy'] } });
+    expect(c.environment.etc['modprobe.d/cairn-blacklist.conf'].text).toBe('blacklist pcspkr\nblacklist floppy\n');
+    const vm = await evalConfig({ virtualisation: { vm: true } });
+    expect(vm.environment.etc['modprobe.d/cairn-blacklist.conf'].text).toBe('blacklist cfg80211\n');
+  });
+
   it('file systems: device over label, fsck passes, escaping, swap, file systems needed for boot', async () => {
     const c = await evalConfig({
       fileSystems: {
