@@ -54,6 +54,9 @@ export class Machine {
   private pastConsole = '';
   private readonly shellSocket: string;
   private readonly qmpSocket: string;
+  /** Snapshots taken by this object (the state disk may hold older ones). */
+  private readonly snapshots = new Set<string>();
+  private jobs = 0;
 
   constructor(private readonly opts: MachineOptions) {
     this.name = opts.name;
@@ -306,6 +309,82 @@ export class Machine {
     writeFileSync(hostPath, Buffer.from(b64.trim(), 'base64'));
   }
 
+  /**
+   * The machine's writable qcow2 disks (QEMU's node names): where a snapshot goes, the RAM and
+   * device state into the first (the state disk). The read-only store disk and UEFI's raw
+   * variable store cannot hold snapshots and are left out (neither changes under a test).
+   */
+  private async snapshotDisks(call: string): Promise<{ node: string; snapshots: string[] }[]> {
+    const blocks = await this.requireQmp(call).execute<QmpBlock[]>('query-block');
+    const disks = blocks.flatMap((b) => (b.inserted && !b.inserted.ro && b.inserted.drv === 'qcow2' ? [{ node: b.inserted['node-name'], snapshots: (b.inserted.image?.snapshots ?? []).map((x) => x.name) }] : []));
+    if (disks.length === 0) throw this.error(call, 'has no writable qcow2 disk to keep a snapshot in');
+    return disks;
+  }
+
+  /** Runs a QMP job (snapshot-save, -load, -delete) to its end; its error becomes a MachineError. */
+  private async runJob(call: string, command: string, args: Record<string, unknown>): Promise<void> {
+    const qmp = this.requireQmp(call);
+    const id = `cairn-${command}-${++this.jobs}`;
+    await qmp.execute(command, { 'job-id': id, ...args });
+    for (;;) {
+      const job = (await qmp.execute<{ id: string; status: string; error?: string }[]>('query-jobs')).find((j) => j.id === id);
+      if (!job) throw this.error(call, `lost QEMU's job ${id}`);
+      if (job.status === 'concluded' || job.status === 'null') {
+        await qmp.execute('job-dismiss', { id }).catch(() => undefined);
+        if (job.error) throw this.error(call, job.error);
+        return;
+      }
+      await delay(50);
+    }
+  }
+
+  /**
+   * Saves the running machine (RAM, devices, disks) as snapshot \`name\` in its state disk,
+   * replacing one of that name. The machine runs on afterwards. Take it between commands.
+   */
+  async snapshot(name = 'booted'): Promise<void> {
+    const call = `snapshot(${JSON.stringify(name)})`;
+    if (!this.vm) throw this.error(call, 'needs a running machine');
+    const disks = await this.snapshotDisks(call);
+    const devices = disks.map((d) => d.node);
+    if (disks.some((d) => d.snapshots.includes(name))) await this.runJob(call, 'snapshot-delete', { tag: name, devices });
+    await this.runJob(call, 'snapshot-save', { tag: name, vmstate: devices[0], devices });
+    this.snapshots.add(name);
+    this.vm.note(`--- cairn: ${this.name}: snapshot '${name}' saved ---`);
+  }
+
+  /**
+   * Puts the running machine back as it was at \`snapshot(name)\`: memory, processes and disks.
+   * Then the test shell is resynchronised and the guest's clock set to the host's (it would stand
+   * at the snapshot's time). Port forwards live in QEMU, not the guest, and stay as they are.
+   */
+  async restore(name = 'booted', opts: WaitOptions = {}): Promise<void> {
+    const call = `restore(${JSON.stringify(name)})`;
+    if (!this.vm) throw this.error(call, 'needs a running machine');
+    const disks = await this.snapshotDisks(call);
+    const known = disks[0]!.snapshots;
+    if (!known.includes(name)) throw this.error(call, `there is no snapshot ${JSON.stringify(name)} (${known.length ? `the machine has: ${known.map((k) => JSON.stringify(k)).join(', ')}` : 'the machine has none'}); take one with snapshot(name)`);
+    await this.runJob(call, 'snapshot-load', { tag: name, vmstate: disks[0]!.node, devices: disks.map((d) => d.node) });
+    this.vm.note(`--- cairn: ${this.name}: snapshot '${name}' restored ---`);
+    const shell = this.requireShell(call);
+    const timeout = opts.timeout ?? DEFAULT_TIMEOUT;
+    const timer = new AbortController();
+    try {
+      await Promise.race([shell.resync(timeout), delay(timeout * 1000, undefined, { signal: timer.signal }).then(() => Promise.reject(new Error(`no answer within ${timeout} s`)))]);
+    } catch (err) {
+      throw this.error(call, `the test shell did not answer after the restore: ${(err as Error).message}`);
+    } finally {
+      timer.abort();
+    }
+    // The host's time now, in the guest: TLS, timers and logs of later tests depend on it.
+    await this.succeed(`date -u -s @${(Date.now() / 1000).toFixed(3)} > /dev/null`);
+  }
+
+  /** Whether this run of the driver took snapshot \`name\` (one of an earlier run's may belong to another build). */
+  hasSnapshot(name = 'booted'): boolean {
+    return this.snapshots.has(name);
+  }
+
   /** Saves the screen as PNG (the VM has a display card, shown nowhere). */
   async screenshot(file: string): Promise<void> {
     await this.requireQmp('screenshot()').execute('screendump', { filename: file, format: 'png' });
@@ -322,6 +401,12 @@ export class Machine {
   async sendChars(text: string): Promise<void> {
     for (const ch of text) await this.sendKeys(...charKeys(ch));
   }
+}
+
+/** What \`query-block\` tells of a drive (the fields used here). */
+interface QmpBlock {
+  device: string;
+  inserted?: { 'node-name': string; ro: boolean; drv: string; image?: { snapshots?: { name: string }[] } };
 }
 
 /** QEMU key codes that type one character on a US keyboard. */

@@ -130,6 +130,11 @@ export class RunningMachine {
     return new RunningMachine(p);
   }
 
+  /** Adds a line of the host's to the console log (e.g. where a snapshot was restored). */
+  note(text: string): void {
+    this.log += `${this.log === '' || this.log.endsWith('\n') ? '' : '\n'}${text}\n`;
+  }
+
   /** Everything the console printed so far. */
   get console(): string {
     return this.log;
