@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createConnection } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CairnError } from '../errors.js';
 import { shellQuote } from '../shell.js';
@@ -82,6 +83,7 @@ export class Machine {
       forwards: this.opts.forwards,
       qmpSocket: this.qmpSocket,
       shellSocket: this.shellSocket,
+      guestAgentSocket: join(this.opts.dir, 'qga.sock'),
       onProgress: this.opts.onProgress,
     });
     return this.prepared;
@@ -383,6 +385,69 @@ export class Machine {
   /** Whether this run of the driver took snapshot \`name\` (one of an earlier run's may belong to another build). */
   hasSnapshot(name = 'booted'): boolean {
     return this.snapshots.has(name);
+  }
+
+  /**
+   * Runs a command of the QEMU guest agent (machines with `services.qemuGuest.enable`), e.g.
+   * `guest-get-host-name`, and returns its `return` value. A fresh connection each time, synced
+   * first (guest-sync) so that a reply left over from an earlier one is not taken for this one's.
+   */
+  async guestAgent<T = unknown>(command: string, args?: Record<string, unknown>, opts: WaitOptions = {}): Promise<T> {
+    const call = `guestAgent(${JSON.stringify(command)})`;
+    if (!this.vm) throw this.error(call, 'needs a running machine');
+    if (!this.prepared?.options.guestAgentSocket) throw this.error(call, 'has no guest agent port: enable services.qemuGuest');
+    const sock = createConnection(this.prepared.options.guestAgentSocket);
+    sock.setEncoding('utf8');
+    let buffer = '';
+    const replies: Record<string, unknown>[] = [];
+    let wake: (() => void) | undefined;
+    let failed: Error | undefined;
+    sock.on('data', (d: string) => {
+      buffer += d;
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const raw = buffer.slice(0, nl);
+        // guest-sync-delimited's answer comes after a 0xff byte; anything before a '{' is noise.
+        const line = raw.slice(Math.max(0, raw.indexOf('{'))).trim();
+        buffer = buffer.slice(nl + 1);
+        if (line.startsWith('{')) {
+          try {
+            replies.push(JSON.parse(line) as Record<string, unknown>);
+          } catch {
+            // a partial line from before the sync
+          }
+        }
+      }
+      wake?.();
+    });
+    sock.on('error', (e) => {
+      failed = e;
+      wake?.();
+    });
+    const deadline = Date.now() + (opts.timeout ?? 60) * 1000;
+    const next = async (): Promise<Record<string, unknown>> => {
+      while (replies.length === 0) {
+        if (failed) throw this.error(call, `the agent's socket failed: ${failed.message}`);
+        if (Date.now() > deadline) throw this.error(call, 'the guest agent did not answer (is qemu-guest-agent.service running?)');
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 500);
+        });
+      }
+      return replies.shift()!;
+    };
+    try {
+      const id = Math.floor(Math.random() * 2 ** 31);
+      sock.write(`${JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } })}\n`);
+      while ((await next()).return !== id);
+      sock.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
+      const reply = await next();
+      const err = reply.error as { desc?: string } | undefined;
+      if (err) throw this.error(call, `the agent refused: ${err.desc ?? JSON.stringify(err)}`);
+      return reply.return as T;
+    } finally {
+      sock.destroy();
+    }
   }
 
   /** Saves the screen as PNG (the VM has a display card, shown nowhere). */
