@@ -221,9 +221,14 @@ export async function runSubtest(machines: Record<string, Machine>, results: Sub
         Object.values(machines)
           .filter((m) => m.isUp)
           .map(async (m) => {
-            if (m.hasSnapshot('booted')) return m.restore('booted');
-            await m.waitForUnit('multi-user.target');
-            await m.snapshot('booted');
+            const t0 = performance.now();
+            const restore = m.hasSnapshot('booted');
+            if (restore) await m.restore('booted');
+            else {
+              await m.waitForUnit('multi-user.target');
+              await m.snapshot('booted');
+            }
+            log(`subtest: ${name}: ${m.name}: 'booted' ${restore ? 'restored' : 'snapshot taken'} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
           }),
       );
     }

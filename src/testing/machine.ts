@@ -367,7 +367,6 @@ export class Machine {
     const known = disks[0]!.snapshots;
     if (!known.includes(name)) throw this.error(call, `there is no snapshot ${JSON.stringify(name)} (${known.length ? `the machine has: ${known.map((k) => JSON.stringify(k)).join(', ')}` : 'the machine has none'}); take one with snapshot(name)`);
     await this.runJob(call, 'snapshot-load', { tag: name, vmstate: disks[0]!.node, devices: disks.map((d) => d.node) });
-    this.vm.note(`--- cairn: ${this.name}: snapshot '${name}' restored ---`);
     const shell = this.requireShell(call);
     const timeout = opts.timeout ?? DEFAULT_TIMEOUT;
     const timer = new AbortController();
@@ -379,7 +378,9 @@ export class Machine {
       timer.abort();
     }
     // The host's time now, in the guest: TLS, timers and logs of later tests depend on it.
+    const behind = Date.now() / 1000 - Number(await this.succeed('date +%s.%N'));
     await this.succeed(`date -u -s @${(Date.now() / 1000).toFixed(3)} > /dev/null`);
+    this.vm?.note(`--- cairn: ${this.name}: snapshot '${name}' restored (its clock was ${behind.toFixed(1)} s behind the host's, now set) ---`);
   }
 
   /** Whether this run of the driver took snapshot \`name\` (one of an earlier run's may belong to another build). */

@@ -12,6 +12,7 @@ function fakeMachine(up: boolean): { machine: Machine; calls: string[] } {
   const calls: string[] = [];
   let taken = false;
   const machine = {
+    name: 'a',
     isUp: up,
     hasSnapshot: (n: string) => taken && n === 'booted',
     waitForUnit: async (u: string) => void calls.push(`waitForUnit ${u}`),
