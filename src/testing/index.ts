@@ -221,14 +221,18 @@ export async function runSubtest(machines: Record<string, Machine>, results: Sub
         Object.values(machines)
           .filter((m) => m.isUp)
           .map(async (m) => {
-            const t0 = performance.now();
-            const restore = m.hasSnapshot('booted');
-            if (restore) await m.restore('booted');
-            else {
-              await m.waitForUnit('multi-user.target');
-              await m.snapshot('booted');
+            const since = (t0: number): string => ((performance.now() - t0) / 1000).toFixed(1);
+            let t0 = performance.now();
+            if (m.hasSnapshot('booted')) {
+              await m.restore('booted');
+              log(`subtest: ${name}: ${m.name}: 'booted' restored in ${since(t0)} s`);
+              return;
             }
-            log(`subtest: ${name}: ${m.name}: 'booted' ${restore ? 'restored' : 'snapshot taken'} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+            await m.waitForUnit('multi-user.target');
+            const waited = since(t0);
+            t0 = performance.now();
+            await m.snapshot('booted');
+            log(`subtest: ${name}: ${m.name}: multi-user.target after ${waited} s more, 'booted' snapshot taken in ${since(t0)} s`);
           }),
       );
     }
