@@ -139,6 +139,8 @@ export interface SystemSpec {
     diskSize: string;
     vlans: number[];
     forwardPorts: ForwardPort[];
+    /** `services.qemuGuest.enable`: the VM gets the agent's virtio port. */
+    guestAgent: boolean;
     /** What the user network needs of `networking`: eth0's first static IPv4 address, the gateway, name servers. */
     network: { eth0Ipv4: { address: string; prefixLength: number } | null; defaultGateway: string | null; nameservers: string[] };
   };
@@ -375,6 +377,7 @@ export function systemSpec(config: unknown): SystemSpec {
           'virtualisation',
           'forwardPorts',
         ),
+        guestAgent: get(bool, 'services', 'qemuGuest', 'enable'),
         network: {
           eth0Ipv4: addresses[0] ?? null,
           defaultGateway: gw === null ? null : typeof gw === 'string' ? gw : str(record(gw, gwPath).address, [...gwPath, 'address']),

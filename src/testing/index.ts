@@ -45,7 +45,29 @@ export interface DriverContext {
   storeHome: string;
   /** The command that runs this cairn: Node and its `bin/cairn.js` (tests of the CLI against machines). */
   cairn: [string, string];
+  /**
+   * Runs `fn` as a named part of the script (NixOS's `subtest`): its name and time are logged, a
+   * failure names it. With `fresh`, every running machine first goes back to its 'booted'
+   * snapshot, so the subtest sees nothing an earlier one did; the first fresh subtest takes that
+   * snapshot (once multi-user.target is reached), so start the machines right before it.
+   */
+  subtest: (name: string, fn: () => Promise<void>, opts?: SubtestOptions) => Promise<void>;
 }
+
+export interface SubtestOptions {
+  /** Restore every running machine to its 'booted' snapshot first (taken by the first fresh subtest). */
+  fresh?: boolean;
+}
+
+/** A subtest's outcome, in the order they ran. */
+export interface SubtestResult {
+  name: string;
+  passed: boolean;
+  seconds: number;
+}
+
+/** A failed subtest: its name, then what failed. */
+export class SubtestError extends CairnError {}
 
 export interface TestResult {
   name: string;
@@ -56,6 +78,8 @@ export interface TestResult {
   consoles: Record<string, string>;
   /** The machines' folder, when kept. */
   workDir?: string;
+  /** The subtests the script ran (driver.subtest). */
+  subtests: SubtestResult[];
 }
 
 export interface RunTestOptions {
@@ -130,6 +154,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
   const vlans = new Map<number, Vlan>();
   const machines: Record<string, Machine> = {};
   const started = performance.now();
+  const subtests: SubtestResult[] = [];
   let error: string | undefined;
   try {
     const testDir = dirname(resolve(file));
@@ -159,12 +184,15 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
     });
     // Builds one after the other (they share the store); the machines then start in parallel.
     for (const n of names) await machines[n]!.build();
-    const driver: DriverContext = { log: opts.log ?? (() => {}), storeHome: opts.store.home, cairn: [process.execPath, join(projectRoot, 'bin', 'cairn.js')] };
+    const log = opts.log ?? (() => {});
+    const driver: DriverContext = { log, storeHome: opts.store.home, cairn: [process.execPath, join(projectRoot, 'bin', 'cairn.js')], subtest: (n, fn, o) => runSubtest(machines, subtests, log, n, fn, o) };
     if (opts.interactive) await repl(machines, () => test.testScript(machines, driver));
     else await test.testScript(machines, driver);
+    if (subtests.length) log(`subtests of ${name}:\n${subtestSummary(subtests)}`);
   } catch (err) {
     error = err instanceof CairnError || err instanceof Error ? err.message : String(err);
     if (!(err instanceof MachineError) && !(err instanceof CairnError) && err instanceof Error && err.stack) error = err.stack;
+    if (subtests.length) error += `\n${subtestSummary(subtests)}`;
   } finally {
     await Promise.all(Object.values(machines).map((m) => m.crash().catch(() => undefined)));
     // The serial console of each machine, as a log beside its disks.
@@ -174,7 +202,48 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
   const consoles = Object.fromEntries(Object.entries(machines).map(([n, m]) => [n, m.console]));
   const keep = Boolean(opts.keepVmState || opts.workDir);
   if (!keep) removeTree(work);
-  return { name, passed: error === undefined, seconds: (performance.now() - started) / 1000, ...(error ? { error } : {}), consoles, ...(keep ? { workDir: work } : {}) };
+  return { name, passed: error === undefined, seconds: (performance.now() - started) / 1000, ...(error ? { error } : {}), consoles, ...(keep ? { workDir: work } : {}), subtests };
+}
+
+/** One line per subtest: how it ended and its time (slow ones stand out). */
+export function subtestSummary(subtests: SubtestResult[]): string {
+  return subtests.map((s) => `  ${s.passed ? 'ok' : 'FAILED'} ${s.seconds.toFixed(1).padStart(6)} s  ${s.name}`).join('\n');
+}
+
+/** driver.subtest: restores the machines if asked, runs fn, records and logs its time. */
+export async function runSubtest(machines: Record<string, Machine>, results: SubtestResult[], log: (m: string) => void, name: string, fn: () => Promise<void>, opts: SubtestOptions = {}): Promise<void> {
+  const t = performance.now();
+  const seconds = (): number => (performance.now() - t) / 1000;
+  log(`subtest: ${name}${opts.fresh ? ' (fresh)' : ''}`);
+  try {
+    if (opts.fresh) {
+      await Promise.all(
+        Object.values(machines)
+          .filter((m) => m.isUp)
+          .map(async (m) => {
+            const since = (t0: number): string => ((performance.now() - t0) / 1000).toFixed(1);
+            let t0 = performance.now();
+            if (m.hasSnapshot('booted')) {
+              await m.restore('booted');
+              log(`subtest: ${name}: ${m.name}: 'booted' restored in ${since(t0)} s`);
+              return;
+            }
+            await m.waitForUnit('multi-user.target');
+            const waited = since(t0);
+            t0 = performance.now();
+            await m.snapshot('booted');
+            log(`subtest: ${name}: ${m.name}: multi-user.target after ${waited} s more, 'booted' snapshot taken in ${since(t0)} s`);
+          }),
+      );
+    }
+    await fn();
+  } catch (err) {
+    results.push({ name, passed: false, seconds: seconds() });
+    const why = err instanceof CairnError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    throw new SubtestError(`subtest ${JSON.stringify(name)} failed after ${seconds().toFixed(1)} s: ${why}`);
+  }
+  results.push({ name, passed: true, seconds: seconds() });
+  log(`subtest: ${name}: passed in ${seconds().toFixed(1)} s`);
 }
 
 /** A REPL (top-level await works) with each machine by name, `machines` and `testScript()`. */

@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createConnection } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CairnError } from '../errors.js';
 import { shellQuote } from '../shell.js';
@@ -54,6 +55,9 @@ export class Machine {
   private pastConsole = '';
   private readonly shellSocket: string;
   private readonly qmpSocket: string;
+  /** Snapshots taken by this object (the state disk may hold older ones). */
+  private readonly snapshots = new Set<string>();
+  private jobs = 0;
 
   constructor(private readonly opts: MachineOptions) {
     this.name = opts.name;
@@ -79,6 +83,7 @@ export class Machine {
       forwards: this.opts.forwards,
       qmpSocket: this.qmpSocket,
       shellSocket: this.shellSocket,
+      guestAgentSocket: join(this.opts.dir, 'qga.sock'),
       onProgress: this.opts.onProgress,
     });
     return this.prepared;
@@ -306,6 +311,146 @@ export class Machine {
     writeFileSync(hostPath, Buffer.from(b64.trim(), 'base64'));
   }
 
+  /**
+   * The machine's writable qcow2 disks (QEMU's node names): where a snapshot goes, the RAM and
+   * device state into the first (the state disk). The read-only store disk and UEFI's raw
+   * variable store cannot hold snapshots and are left out (neither changes under a test).
+   */
+  private async snapshotDisks(call: string): Promise<{ node: string; snapshots: string[] }[]> {
+    const blocks = await this.requireQmp(call).execute<QmpBlock[]>('query-block');
+    const disks = blocks.flatMap((b) => (b.inserted && !b.inserted.ro && b.inserted.drv === 'qcow2' ? [{ node: b.inserted['node-name'], snapshots: (b.inserted.image?.snapshots ?? []).map((x) => x.name) }] : []));
+    if (disks.length === 0) throw this.error(call, 'has no writable qcow2 disk to keep a snapshot in');
+    return disks;
+  }
+
+  /** Runs a QMP job (snapshot-save, -load, -delete) to its end; its error becomes a MachineError. */
+  private async runJob(call: string, command: string, args: Record<string, unknown>): Promise<void> {
+    const qmp = this.requireQmp(call);
+    const id = `cairn-${command}-${++this.jobs}`;
+    await qmp.execute(command, { 'job-id': id, ...args });
+    for (;;) {
+      const job = (await qmp.execute<{ id: string; status: string; error?: string }[]>('query-jobs')).find((j) => j.id === id);
+      if (!job) throw this.error(call, `lost QEMU's job ${id}`);
+      if (job.status === 'concluded' || job.status === 'null') {
+        await qmp.execute('job-dismiss', { id }).catch(() => undefined);
+        if (job.error) throw this.error(call, job.error);
+        return;
+      }
+      await delay(50);
+    }
+  }
+
+  /**
+   * Saves the running machine (RAM, devices, disks) as snapshot \`name\` in its state disk,
+   * replacing one of that name. The machine runs on afterwards. Take it between commands.
+   */
+  async snapshot(name = 'booted'): Promise<void> {
+    const call = `snapshot(${JSON.stringify(name)})`;
+    if (!this.vm) throw this.error(call, 'needs a running machine');
+    const disks = await this.snapshotDisks(call);
+    const devices = disks.map((d) => d.node);
+    if (disks.some((d) => d.snapshots.includes(name))) await this.runJob(call, 'snapshot-delete', { tag: name, devices });
+    await this.runJob(call, 'snapshot-save', { tag: name, vmstate: devices[0], devices });
+    this.snapshots.add(name);
+    this.vm.note(`--- cairn: ${this.name}: snapshot '${name}' saved ---`);
+  }
+
+  /**
+   * Puts the running machine back as it was at \`snapshot(name)\`: memory, processes and disks.
+   * Then the test shell is resynchronised and the guest's clock set to the host's (it would stand
+   * at the snapshot's time). Port forwards live in QEMU, not the guest, and stay as they are.
+   */
+  async restore(name = 'booted', opts: WaitOptions = {}): Promise<void> {
+    const call = `restore(${JSON.stringify(name)})`;
+    if (!this.vm) throw this.error(call, 'needs a running machine');
+    const disks = await this.snapshotDisks(call);
+    const known = disks[0]!.snapshots;
+    if (!known.includes(name)) throw this.error(call, `there is no snapshot ${JSON.stringify(name)} (${known.length ? `the machine has: ${known.map((k) => JSON.stringify(k)).join(', ')}` : 'the machine has none'}); take one with snapshot(name)`);
+    await this.runJob(call, 'snapshot-load', { tag: name, vmstate: disks[0]!.node, devices: disks.map((d) => d.node) });
+    const shell = this.requireShell(call);
+    const timeout = opts.timeout ?? DEFAULT_TIMEOUT;
+    const timer = new AbortController();
+    try {
+      await Promise.race([shell.resync(timeout), delay(timeout * 1000, undefined, { signal: timer.signal }).then(() => Promise.reject(new Error(`no answer within ${timeout} s`)))]);
+    } catch (err) {
+      throw this.error(call, `the test shell did not answer after the restore: ${(err as Error).message}`);
+    } finally {
+      timer.abort();
+    }
+    // The host's time now, in the guest: TLS, timers and logs of later tests depend on it.
+    const behind = Date.now() / 1000 - Number(await this.succeed('date +%s.%N'));
+    await this.succeed(`date -u -s @${(Date.now() / 1000).toFixed(3)} > /dev/null`);
+    this.vm?.note(`--- cairn: ${this.name}: snapshot '${name}' restored (its clock was ${behind.toFixed(1)} s behind the host's, now set) ---`);
+  }
+
+  /** Whether this run of the driver took snapshot \`name\` (one of an earlier run's may belong to another build). */
+  hasSnapshot(name = 'booted'): boolean {
+    return this.snapshots.has(name);
+  }
+
+  /**
+   * Runs a command of the QEMU guest agent (machines with `services.qemuGuest.enable`), e.g.
+   * `guest-get-host-name`, and returns its `return` value. A fresh connection each time, synced
+   * first (guest-sync) so that a reply left over from an earlier one is not taken for this one's.
+   */
+  async guestAgent<T = unknown>(command: string, args?: Record<string, unknown>, opts: WaitOptions = {}): Promise<T> {
+    const call = `guestAgent(${JSON.stringify(command)})`;
+    if (!this.vm) throw this.error(call, 'needs a running machine');
+    if (!this.prepared?.options.guestAgentSocket) throw this.error(call, 'has no guest agent port: enable services.qemuGuest');
+    const sock = createConnection(this.prepared.options.guestAgentSocket);
+    sock.setEncoding('utf8');
+    let buffer = '';
+    const replies: Record<string, unknown>[] = [];
+    let wake: (() => void) | undefined;
+    let failed: Error | undefined;
+    sock.on('data', (d: string) => {
+      buffer += d;
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const raw = buffer.slice(0, nl);
+        // guest-sync-delimited's answer comes after a 0xff byte; anything before a '{' is noise.
+        const line = raw.slice(Math.max(0, raw.indexOf('{'))).trim();
+        buffer = buffer.slice(nl + 1);
+        if (line.startsWith('{')) {
+          try {
+            replies.push(JSON.parse(line) as Record<string, unknown>);
+          } catch {
+            // a partial line from before the sync
+          }
+        }
+      }
+      wake?.();
+    });
+    sock.on('error', (e) => {
+      failed = e;
+      wake?.();
+    });
+    const deadline = Date.now() + (opts.timeout ?? 60) * 1000;
+    const next = async (): Promise<Record<string, unknown>> => {
+      while (replies.length === 0) {
+        if (failed) throw this.error(call, `the agent's socket failed: ${failed.message}`);
+        if (Date.now() > deadline) throw this.error(call, 'the guest agent did not answer (is qemu-guest-agent.service running?)');
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 500);
+        });
+      }
+      return replies.shift()!;
+    };
+    try {
+      const id = Math.floor(Math.random() * 2 ** 31);
+      sock.write(`${JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } })}\n`);
+      while ((await next()).return !== id);
+      sock.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
+      const reply = await next();
+      const err = reply.error as { desc?: string } | undefined;
+      if (err) throw this.error(call, `the agent refused: ${err.desc ?? JSON.stringify(err)}`);
+      return reply.return as T;
+    } finally {
+      sock.destroy();
+    }
+  }
+
   /** Saves the screen as PNG (the VM has a display card, shown nowhere). */
   async screenshot(file: string): Promise<void> {
     await this.requireQmp('screenshot()').execute('screendump', { filename: file, format: 'png' });
@@ -322,6 +467,12 @@ export class Machine {
   async sendChars(text: string): Promise<void> {
     for (const ch of text) await this.sendKeys(...charKeys(ch));
   }
+}
+
+/** What \`query-block\` tells of a drive (the fields used here). */
+interface QmpBlock {
+  device: string;
+  inserted?: { 'node-name': string; ro: boolean; drv: string; image?: { snapshots?: { name: string }[] } };
 }
 
 /** QEMU key codes that type one character on a US keyboard. */

@@ -35,6 +35,8 @@ export interface PrepareVmOptions {
   /** Console on the terminal (`cairn vm`) or captured (tests). */
   console?: 'stdio' | 'capture';
   qmpSocket?: string;
+  /** Where the guest agent's port is reached, when the configuration enables `services.qemuGuest`. */
+  guestAgentSocket?: string;
   /** The test driver's shell socket (the configuration should set `testing.enable`). */
   shellSocket?: string;
   /** More toplevels whose closures the store disk holds (generations a test switches to). */
@@ -124,6 +126,7 @@ export async function prepareVm(system: SystemEvaluation, opts: PrepareVmOptions
     console: opts.console ?? 'capture',
     ...(opts.qmpSocket ? { qmpSocket: opts.qmpSocket } : {}),
     ...(opts.shellSocket ? { shellSocket: opts.shellSocket } : {}),
+    ...(opts.guestAgentSocket && v.guestAgent ? { guestAgentSocket: opts.guestAgentSocket } : {}),
   };
   return { toplevel: built.toplevel, accel, args: qemuArgs(options), options, state, warnings: built.warnings };
 }

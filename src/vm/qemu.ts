@@ -44,6 +44,8 @@ export interface QemuOptions {
   network: { forwards: PortForward[]; ipv4?: UserNetIpv4 } | null;
   /** The test driver's shell: a virtio console (the guest's /dev/hvc0) on this unix socket. */
   shellSocket?: string;
+  /** The QEMU guest agent's virtio port (`org.qemu.guest_agent.0`) on this unix socket. */
+  guestAgentSocket?: string;
   /** A QMP socket to control the machine. */
   qmpSocket?: string;
   /** The serial console: on stdio (interactive) or captured by the caller (default). */
@@ -85,6 +87,10 @@ export function qemuArgs(o: QemuOptions): string[] {
   if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
   if (o.shellSocket) {
     args.push('-device', 'virtio-serial-pci', '-chardev', `socket,id=shell,path=${o.shellSocket},server=on,wait=off`, '-device', 'virtconsole,chardev=shell');
+  }
+  if (o.guestAgentSocket) {
+    // A controller of its own: the test shell's is there only under `cairn test`. QEMU reads ',,' as a comma.
+    args.push('-device', 'virtio-serial-pci,id=qga-serial', '-chardev', `socket,id=qga0,path=${o.guestAgentSocket.replace(/,/g, ',,')},server=on,wait=off`, '-device', 'virtserialport,bus=qga-serial.0,chardev=qga0,name=org.qemu.guest_agent.0');
   }
   return args;
 }
@@ -130,6 +136,11 @@ export class RunningMachine {
   static start(args: string[], qemu = QEMU): RunningMachine {
     const p = execa(qemu, args, { reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false, forceKillAfterDelay: 2000 });
     return new RunningMachine(p);
+  }
+
+  /** Adds a line of the host's to the console log (e.g. where a snapshot was restored). */
+  note(text: string): void {
+    this.log += `${this.log === '' || this.log.endsWith('\n') ? '' : '\n'}${text}\n`;
   }
 
   /** Everything the console printed so far. */

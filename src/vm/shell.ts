@@ -77,6 +77,19 @@ export class GuestShell {
     this.socket.destroy();
   }
 
+  /**
+   * After the guest was rolled back (a snapshot restored): forget what arrived before, and run a
+   * command to prove the guest's shell reads again. Markers of earlier commands that may still
+   * arrive carry other ids and are skipped.
+   */
+  async resync(timeoutSeconds: number): Promise<void> {
+    if (this.waiter) throw new Error('internal: resync while a guest command runs');
+    this.buffer = '';
+    this.recent = '';
+    const r = await this.execute('true', { timeoutSeconds });
+    if (r.status !== 0) throw new CairnError(`the guest shell answered with exit status ${r.status}`);
+  }
+
   /** Resolves once the guest has printed `text` (e.g. the backdoor's greeting); rejects after `timeoutMs` or on close. */
   waitForText(text: string, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {

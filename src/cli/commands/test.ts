@@ -36,7 +36,7 @@ const testCommand: CommandModule<object, TestArgs> = {
       .option('interactive', { type: 'boolean', describe: 'Build the machines, then give a REPL with them (and testScript()) instead of running the script' })
       .option('keep-vm-state', { type: 'boolean', describe: 'Keep the machines\' state disks and logs (the folder is printed)' })
       .option('junit', { type: 'string', describe: 'Write a JUnit XML report to this file' })
-      .option('json', { type: 'boolean', describe: 'Print the result as JSON: { name, passed, seconds, error }' }),
+      .option('json', { type: 'boolean', describe: 'Print the result as JSON: { name, passed, seconds, error, subtests }' }),
   handler: async (args) => {
     const store = Store.open();
     const report = progressReporter();
@@ -53,7 +53,7 @@ const testCommand: CommandModule<object, TestArgs> = {
     report.done();
     if (args.junit) writeFileSync(args.junit, junitReport(r));
     if (r.workDir) process.stderr.write(`machines' disks and sockets kept in ${r.workDir}\n`);
-    if (args.json) process.stdout.write(JSON.stringify({ name: r.name, passed: r.passed, seconds: Number(r.seconds.toFixed(1)), error: r.error ?? null }, null, 2) + '\n');
+    if (args.json) process.stdout.write(JSON.stringify({ name: r.name, passed: r.passed, seconds: Number(r.seconds.toFixed(1)), error: r.error ?? null, subtests: r.subtests.map((s) => ({ ...s, seconds: Number(s.seconds.toFixed(1)) })) }, null, 2) + '\n');
     else if (r.passed) process.stdout.write(`passed: ${r.name} (${r.seconds.toFixed(1)} s)\n`);
     else process.stderr.write(`failed: ${r.name} (${r.seconds.toFixed(1)} s)\n${r.error}\n`);
     process.exitCode = r.passed ? 0 : 1;

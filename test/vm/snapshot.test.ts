@@ -1,0 +1,93 @@
+/**
+ * Snapshots of a running machine (Machine.snapshot/restore, QEMU's snapshot jobs over QMP): what
+ * a test wrote after a snapshot is gone once it is restored, the test shell answers at once, the
+ * guest's clock is the host's again, snapshots of several names coexist, and an unknown name is
+ * refused. Prints how long a boot, a snapshot and a restore took (TCG here).
+ */
+import { execa } from 'execa';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Machine, MachineError } from '../../src/testing/index.js';
+import { removeTree, Store } from '../../src/store/index.js';
+import { QEMU } from '../../src/vm/index.js';
+
+const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
+process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
+// The VM driver's store: its store disks are reused.
+const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
+const TIMEOUT = 900_000;
+
+const work = mkdtempSync(join(tmpdir(), 'cairn-snapshot-'));
+const config = join(work, 'machine.json');
+writeFileSync(config, JSON.stringify({ networking: { hostName: 'snappy' }, system: { stateVersion: '0.1' } }));
+let machine: Machine | undefined;
+
+afterAll(async () => {
+  await machine?.crash();
+  removeTree(work);
+});
+
+const seconds = (t: number): string => ((performance.now() - t) / 1000).toFixed(1);
+
+describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
+  it('restores memory and disk, answers, sets the clock; refuses an unknown name', async () => {
+    const m = new Machine({ name: 'snappy', config, store: Store.open(STORE_HOME), dir: join(work, 'snappy') });
+    machine = m;
+    await m.build();
+    let t = performance.now();
+    await m.start();
+    await m.waitForUnit('multi-user.target');
+    const boot = seconds(t);
+
+    t = performance.now();
+    await m.snapshot('booted');
+    const save = seconds(t);
+    expect(m.hasSnapshot('booted')).toBe(true);
+
+    // Written after the snapshot: on the state disk, in tmpfs and in a running process.
+    await m.succeed('echo later > /var/lib/after-snapshot && sync && echo later > /run/after-snapshot');
+    await m.succeed('(sleep 10000 & echo $! > /run/sleeper.pid) >/dev/null 2>&1');
+    // Time passes between the snapshot and the restore: the guest's clock would lag by as much.
+    await delay(10_000);
+
+    t = performance.now();
+    await m.restore('booted');
+    const load = seconds(t);
+    expect(await m.execute('test -e /var/lib/after-snapshot')).toMatchObject({ status: 1 });
+    expect(await m.execute('test -e /run/after-snapshot')).toMatchObject({ status: 1 });
+    expect((await m.succeed('pgrep -x sleep || true')).trim()).toBe('');
+    expect(await m.succeed('echo "$((6 * 7))"')).toBe('42\n');
+    const before = Date.now() / 1000;
+    const guest = Number(await m.succeed('date +%s.%N'));
+    const after = Date.now() / 1000;
+    expect(guest).toBeGreaterThan(before - 3);
+    expect(guest).toBeLessThan(after + 3);
+    // The guest's clock stood still from the snapshot on (its time is in the snapshot): the
+    // restore found it behind by at least the pause above, and set it.
+    const behind = /snapshot 'booted' restored \(its clock was (-?\d+\.\d) s behind/.exec(m.console);
+    expect(behind, 'restore() notes the clock it corrected in the console log').not.toBeNull();
+    expect(Number(behind![1])).toBeGreaterThanOrEqual(5);
+
+    // A second snapshot beside the first; each restores its own state.
+    await m.succeed('echo second > /var/lib/marker && sync');
+    await m.snapshot('second');
+    await m.restore('booted');
+    expect(await m.execute('test -e /var/lib/marker')).toMatchObject({ status: 1 });
+    await m.restore('second');
+    expect(await m.succeed('cat /var/lib/marker')).toBe('second\n');
+
+    const err = await m.restore('no-such-snapshot').then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(MachineError);
+    expect(err!.message).toContain('snappy: restore("no-such-snapshot") there is no snapshot "no-such-snapshot"');
+    expect(err!.message).toContain('"booted"');
+    // The machine is unharmed by the refusal.
+    expect(await m.succeed('cat /var/lib/marker')).toBe('second\n');
+    process.stderr.write(`snapshot timings (TCG): boot to multi-user.target ${boot} s, snapshot ${save} s, restore ${load} s; guest clock was ${behind![1]} s behind\n`);
+  }, TIMEOUT);
+});

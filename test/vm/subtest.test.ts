@@ -1,0 +1,69 @@
+/**
+ * driver.subtest without QEMU: names and times are recorded and logged, a failure names its
+ * subtest, and `fresh` snapshots each running machine the first time and restores it after;
+ * the guest agent's port is on QEMU's command line only when asked for.
+ */
+import { describe, expect, it } from 'vitest';
+import { runSubtest, SubtestError, MachineError, type Machine, type SubtestResult } from '../../src/testing/index.js';
+import { qemuArgs } from '../../src/vm/index.js';
+
+/** A stand-in machine recording the calls a fresh subtest makes. */
+function fakeMachine(up: boolean): { machine: Machine; calls: string[] } {
+  const calls: string[] = [];
+  let taken = false;
+  const machine = {
+    name: 'a',
+    isUp: up,
+    hasSnapshot: (n: string) => taken && n === 'booted',
+    waitForUnit: async (u: string) => void calls.push(`waitForUnit ${u}`),
+    snapshot: async (n: string) => {
+      calls.push(`snapshot ${n}`);
+      taken = true;
+    },
+    restore: async (n: string) => void calls.push(`restore ${n}`),
+  } as unknown as Machine;
+  return { machine, calls };
+}
+
+describe('driver.subtest', () => {
+  it('logs and records each subtest with its time; a failure names the subtest', async () => {
+    const results: SubtestResult[] = [];
+    const log: string[] = [];
+    await runSubtest({}, results, (m) => log.push(m), 'first', async () => {});
+    const err = await runSubtest({}, results, (m) => log.push(m), 'second', async () => {
+      throw new MachineError('machine: succeed("false") failed with exit status 1');
+    }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(SubtestError);
+    expect((err as Error).message).toMatch(/^subtest "second" failed after \d+\.\d s: machine: succeed\("false"\) failed with exit status 1$/);
+    expect(results.map((r) => [r.name, r.passed])).toEqual([
+      ['first', true],
+      ['second', false],
+    ]);
+    expect(results.every((r) => r.seconds >= 0)).toBe(true);
+    expect(log[0]).toBe('subtest: first');
+    expect(log[1]).toMatch(/^subtest: first: passed in \d+\.\d s$/);
+  });
+
+  it('fresh: the first snapshots each running machine once booted, later ones restore it', async () => {
+    const a = fakeMachine(true);
+    const down = fakeMachine(false);
+    const machines = { a: a.machine, down: down.machine };
+    const order: string[] = [];
+    await runSubtest(machines, [], () => {}, 'one', async () => void order.push(...a.calls), { fresh: true });
+    await runSubtest(machines, [], () => {}, 'two', async () => {}, { fresh: true });
+    await runSubtest(machines, [], () => {}, 'three', async () => {});
+    expect(order).toEqual(['waitForUnit multi-user.target', 'snapshot booted']);
+    expect(a.calls).toEqual(['waitForUnit multi-user.target', 'snapshot booted', 'restore booted']);
+    expect(down.calls).toEqual([]);
+  });
+});
+
+describe('the guest agent port', () => {
+  const base = { accel: 'tcg' as const, memoryMiB: 512, cpus: 1, drives: [], network: null };
+  it('is a virtio port named org.qemu.guest_agent.0 on the given socket, only when asked for', () => {
+    const args = qemuArgs({ ...base, guestAgentSocket: '/run/x/qga.sock' }).join(' ');
+    expect(args).toContain('-chardev socket,id=qga0,path=/run/x/qga.sock,server=on,wait=off');
+    expect(args).toContain('virtserialport,bus=qga-serial.0,chardev=qga0,name=org.qemu.guest_agent.0');
+    expect(qemuArgs(base).join(' ')).not.toContain('guest_agent');
+  });
+});
