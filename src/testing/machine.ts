@@ -36,6 +36,8 @@ export interface MachineOptions {
   extraModules?: ModuleInput[];
   /** Configurations built like this machine's, whose systems its store holds too (to switch to). */
   alsoInStore?: string[];
+  /** Virtual CPUs instead of the configuration's `virtualisation.cores`. */
+  cpus?: number;
   onProgress?: (message: string) => void;
 }
 
@@ -79,6 +81,7 @@ export class Machine {
       forwards: this.opts.forwards,
       qmpSocket: this.qmpSocket,
       shellSocket: this.shellSocket,
+      cpus: this.opts.cpus,
       onProgress: this.opts.onProgress,
     });
     return this.prepared;
