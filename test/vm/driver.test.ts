@@ -26,7 +26,7 @@ const TIMEOUT = 900_000;
  * Two guests run at once (QEMU_SLOTS), one vCPU each: TCG runs a vCPU as a host thread, so two
  * single-vCPU guests keep both cores busy where two-vCPU ones would fight over them.
  */
-const CPUS = Number(process.env.TMP_CPUS ?? 1);
+const CPUS = 1;
 
 /** The cases below with tests of their own, run through the CLI: left out of the loop over the others. */
 const FAILING = 'failing.test.ts';

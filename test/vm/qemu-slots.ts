@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const QEMU_SLOTS = 2;
-const DIR = join(tmpdir(), 'cairn-test-store-home', 'qemu-slots');
+/** The lock folder: under the test store home, or CAIRN_TEST_QEMU_SLOTS (this helper's own test). */
+const slotDir = (): string => process.env.CAIRN_TEST_QEMU_SLOTS ?? join(tmpdir(), 'cairn-test-store-home', 'qemu-slots');
 const POLL_MS = 500;
 
 export type Release = () => void;
@@ -49,10 +50,11 @@ function clearStale(file: string): void {
 
 /** Takes `n` free slots at once, or none. */
 function tryTake(n: number): string[] | undefined {
-  mkdirSync(DIR, { recursive: true });
+  const dir = slotDir();
+  mkdirSync(dir, { recursive: true });
   const taken: string[] = [];
   for (let i = 0; i < QEMU_SLOTS && taken.length < n; i++) {
-    const file = join(DIR, `slot-${i}`);
+    const file = join(dir, `slot-${i}`);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
@@ -71,15 +73,16 @@ function tryTake(n: number): string[] | undefined {
 
 /** Whether a test file of another process waits for a slot (its mark is live). */
 function othersWaiting(): boolean {
+  const dir = slotDir();
   let names: string[];
   try {
-    names = readdirSync(DIR);
+    names = readdirSync(dir);
   } catch {
     return false;
   }
   return names.some((f) => {
     if (!f.startsWith('want-')) return false;
-    const file = join(DIR, f);
+    const file = join(dir, f);
     clearStale(file);
     const pid = ownerOf(file);
     return pid !== undefined && pid !== process.pid;
@@ -141,8 +144,9 @@ let marks = 0;
 
 /** One slot for a test file that boots one guest at a time; marked as waiting, so the driver lets it in next. */
 export async function takeSlot(): Promise<Release> {
-  mkdirSync(DIR, { recursive: true });
-  const mark = join(DIR, `want-${process.pid}-${++marks}`);
+  const dir = slotDir();
+  mkdirSync(dir, { recursive: true });
+  const mark = join(dir, `want-${process.pid}-${++marks}`);
   writeFileSync(mark, `${process.pid}\n`);
   try {
     for (;;) {
