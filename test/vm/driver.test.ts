@@ -24,7 +24,9 @@ const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
 const TIMEOUT = 900_000;
 /**
  * Two guests run at once (QEMU_SLOTS), one vCPU each: TCG runs a vCPU as a host thread, so two
- * single-vCPU guests keep both cores busy where two-vCPU ones would fight over them.
+ * single-vCPU guests fill both cores where two-vCPU ones would fight over them, and a boot of the
+ * minimal configuration to multi-user.target costs about a quarter less host CPU time with one
+ * vCPU than with two (measured: 51 s against 69 s of QEMU's CPU time).
  */
 const CPUS = 1;
 
