@@ -89,6 +89,8 @@ export interface RunTestOptions {
   workDir?: string;
   /** Instead of running the script: a REPL with the machines (and `testScript()`) in scope. */
   interactive?: boolean;
+  /** Virtual CPUs of every machine instead of its `virtualisation.cores` (a harness running machines side by side). */
+  cpus?: number;
   onProgress?: (message: string) => void;
   log?: (message: string) => void;
 }
@@ -179,6 +181,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
         extraModules: [plan.modules[n]!],
         alsoInStore: otherFiles[n],
         extraArgs: plan.qemuArgs(n, (v) => vlans.get(v)!.socket),
+        cpus: opts.cpus,
         onProgress: opts.onProgress ? (m) => opts.onProgress!(`${n}: ${m}`) : undefined,
       });
     });

@@ -37,6 +37,8 @@ export interface MachineOptions {
   extraModules?: ModuleInput[];
   /** Configurations built like this machine's, whose systems its store holds too (to switch to). */
   alsoInStore?: string[];
+  /** Virtual CPUs instead of the configuration's `virtualisation.cores`. */
+  cpus?: number;
   onProgress?: (message: string) => void;
 }
 
@@ -84,6 +86,7 @@ export class Machine {
       qmpSocket: this.qmpSocket,
       shellSocket: this.shellSocket,
       guestAgentSocket: join(this.opts.dir, 'qga.sock'),
+      cpus: this.opts.cpus,
       onProgress: this.opts.onProgress,
     });
     return this.prepared;

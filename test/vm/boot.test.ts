@@ -17,6 +17,7 @@ import { evalConfigFile } from '../../src/eval/index.js';
 import { stageRootTree, makeExt4Image } from '../../src/image/rootfs.js';
 import { removeTree, Store } from '../../src/store/index.js';
 import { qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
+import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 
@@ -69,6 +70,13 @@ describe.skipIf(!hasQemu)('the system closure boots in QEMU', () => {
     await makeExt4Image({ dir: root, image, label: 'root' });
     removeTree(root);
   }, 900_000);
+
+  // Its guests count against the machine-wide limit of QEMU guests (the VM test driver's run beside it).
+  let releaseSlot: Release | undefined;
+  beforeAll(async () => {
+    releaseSlot = await takeSlot();
+  }, SLOT_WAIT_MS);
+  afterAll(() => releaseSlot?.());
 
   afterAll(() => {
     if (work) removeTree(work);

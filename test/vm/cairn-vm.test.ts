@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { removeTree } from '../../src/store/index.js';
 import { QEMU } from '../../src/vm/index.js';
+import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
@@ -63,6 +64,13 @@ describe.skipIf(!hasQemu)('cairn vm', () => {
     state = join(work, 'vmtest.qcow2');
     writeFileSync(config, 'networking:\n  hostName: vmtest\nsystem:\n  stateVersion: "0.1"\nservices:\n  getty:\n    autologinUser: root\n');
   });
+
+  // Its guests count against the machine-wide limit of QEMU guests (the VM test driver's run beside it).
+  let releaseSlot: Release | undefined;
+  beforeAll(async () => {
+    releaseSlot = await takeSlot();
+  }, SLOT_WAIT_MS);
+  afterAll(() => releaseSlot?.());
 
   afterAll(() => {
     if (work) removeTree(work);

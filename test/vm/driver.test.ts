@@ -6,7 +6,7 @@
  * generations cases on machines that boot like hardware: switching and boot entries, remote
  * deploys with magic rollback, power cuts during switches, cairn switching the machine it runs on.
  */
-import { describe, it, expect } from 'vitest';
+import { describe, it, type ExpectStatic } from 'vitest';
 import { execa } from 'execa';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { Store } from '../../src/store/index.js';
 import { loadTestFile, runTest } from '../../src/testing/index.js';
 import { QEMU } from '../../src/vm/index.js';
+import { queueForSlots } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -21,6 +22,13 @@ const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
 const CASES = resolve(import.meta.dirname, 'cases');
 const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
 const TIMEOUT = 900_000;
+/**
+ * Two guests run at once (QEMU_SLOTS), one vCPU each: TCG runs a vCPU as a host thread, so two
+ * single-vCPU guests fill both cores where two-vCPU ones would fight over them, and a boot of the
+ * minimal configuration to multi-user.target costs about a quarter less host CPU time with one
+ * vCPU than with two (measured: 51 s against 69 s of QEMU's CPU time).
+ */
+const CPUS = 1;
 
 /** The cases below with tests of their own, run through the CLI: left out of the loop over the others. */
 const FAILING = 'failing.test.ts';
@@ -29,17 +37,45 @@ const INLINE = 'inline.test.yaml';
 /**
  * Every other case in the folder, found by name (`*.test.ts`, `*.test.yaml`): a new case is a new
  * file. Loaded as `cairn test` loads it, for its own name and time limit; runTest's load of it
- * again gets the same module.
+ * again gets the same module. Longest limit first (then by name): the long cases start at once
+ * and the short ones fill the other slot meanwhile, instead of one long case running alone last.
  */
-const cases = await Promise.all(
-  readdirSync(CASES)
-    .filter((f) => /\.test\.(ts|yaml)$/.test(f) && f !== FAILING && f !== INLINE)
-    .sort()
-    .map(async (file) => ({ file, test: await loadTestFile(join(CASES, file)) })),
-);
+const cases = (
+  await Promise.all(
+    readdirSync(CASES)
+      .filter((f) => /\.test\.(ts|yaml)$/.test(f) && f !== FAILING && f !== INLINE)
+      .map(async (file) => ({ file, test: await loadTestFile(join(CASES, file)) })),
+  )
+).sort((a, b) => (b.test.timeout ?? 0) - (a.test.timeout ?? 0) || a.file.localeCompare(b.file));
 
-async function passes(file: string): Promise<void> {
-  const r = await runTest(join(CASES, file), { store: Store.open(STORE_HOME), log: (m) => process.stderr.write(`${m}\n`) });
+const limitOf = (t: { timeout?: number }): number => (t.timeout !== undefined ? t.timeout * 1000 : TIMEOUT);
+/**
+ * A case's vitest limit also covers its wait for slots, which is at most every other case's run:
+ * the case's own limit is enforced from the moment it has its slots.
+ */
+const WAIT_LIMIT = cases.reduce((sum, c) => sum + limitOf(c.test), 4 * TIMEOUT);
+
+/** Runs `fn` once `machines` guests may run, within `limit` ms from then. */
+async function inSlots<T>(machines: number, limit: number, what: string, fn: () => Promise<T>): Promise<T> {
+  const release = await queueForSlots(machines);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: timed out after ${limit / 1000} s`)), limit);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    release();
+  }
+}
+
+async function passes(file: string, machines: number, limit: number, expect: ExpectStatic): Promise<void> {
+  // Cases run side by side: each log line says whose it is.
+  const log = (m: string) => process.stderr.write(`${file}: ${m}\n`);
+  const r = await inSlots(machines, limit, file, () => runTest(join(CASES, file), { store: Store.open(STORE_HOME), cpus: CPUS, log }));
   process.stderr.write(`${r.name}: ${r.passed ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
   expect(r.error).toBeUndefined();
   expect(r.passed).toBe(true);
@@ -47,29 +83,32 @@ async function passes(file: string): Promise<void> {
 
 describe.skipIf(!hasQemu)('cairn test', () => {
   for (const { file, test } of cases) {
-    it(`${file}: ${test.name ?? file}`, () => passes(file), test.timeout !== undefined ? test.timeout * 1000 : TIMEOUT);
+    const machines = Object.keys(test.nodes).length;
+    it.concurrent(`${file}: ${test.name ?? file}`, ({ expect }) => passes(file, machines, limitOf(test), expect), WAIT_LIMIT);
   }
 
-  it('runs a YAML test whose script is inline JavaScript', async () => {
-    const r = await execa('node', [CLI, 'test', join(CASES, INLINE), '--json'], { reject: false, env: { CAIRN_HOME: STORE_HOME } });
+  it.concurrent('runs a YAML test whose script is inline JavaScript', async ({ expect }) => {
+    const r = await inSlots(1, TIMEOUT, INLINE, () => execa('node', [CLI, 'test', join(CASES, INLINE), '--json'], { reject: false, env: { CAIRN_HOME: STORE_HOME } }));
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ name: 'a YAML test', passed: true, error: null });
     expect(r.stderr).toContain('machines: machine');
-  }, TIMEOUT);
+  }, WAIT_LIMIT);
 
-  it('--interactive gives a REPL with the machines in scope instead of running the script', async () => {
-    const r = await execa('node', [CLI, 'test', join(CASES, FAILING), '--interactive'], {
-      reject: false,
-      env: { CAIRN_HOME: STORE_HOME },
-      input: 'console.log("start is a " + typeof failer.start + ", machines: " + Object.keys(machines))\n.exit\n',
-    });
+  it.concurrent('--interactive gives a REPL with the machines in scope instead of running the script', async ({ expect }) => {
+    const r = await inSlots(1, TIMEOUT, FAILING, () =>
+      execa('node', [CLI, 'test', join(CASES, FAILING), '--interactive'], {
+        reject: false,
+        env: { CAIRN_HOME: STORE_HOME },
+        input: 'console.log("start is a " + typeof failer.start + ", machines: " + Object.keys(machines))\n.exit\n',
+      }),
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('start is a function, machines: failer');
-  }, TIMEOUT);
+  }, WAIT_LIMIT);
 
-  it('exits 1 for a failing test, naming the call, its output and the console, and writes a JUnit report', async () => {
+  it.concurrent('exits 1 for a failing test, naming the call, its output and the console, and writes a JUnit report', async ({ expect }) => {
     const junit = join(mkdtempSync(join(tmpdir(), 'cairn-junit-')), 'report.xml');
-    const r = await execa('node', [CLI, 'test', join(CASES, FAILING), '--junit', junit], { reject: false, env: { CAIRN_HOME: STORE_HOME } });
+    const r = await inSlots(1, TIMEOUT, FAILING, () => execa('node', [CLI, 'test', join(CASES, FAILING), '--junit', junit], { reject: false, env: { CAIRN_HOME: STORE_HOME } }));
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('failed: a failing test');
     expect(r.stderr).toContain('failer: succeed("echo \\"about to fail\\"; false") failed with exit status 1; its output:\nabout to fail');
@@ -77,5 +116,5 @@ describe.skipIf(!hasQemu)('cairn test', () => {
     const xml = readFileSync(junit, 'utf8');
     expect(xml).toContain('<testsuite name="cairn" tests="1" failures="1"');
     expect(xml).toContain('<failure message="failer: succeed(');
-  }, TIMEOUT);
+  }, WAIT_LIMIT);
 });

@@ -18,6 +18,7 @@ import { evalConfigFile } from '../../src/eval/index.js';
 import { buildImage, findFormat, loaderConf, type BuiltImage } from '../../src/image/index.js';
 import { readBootspec } from '../../src/toplevel/index.js';
 import { OVMF_VARS, qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
+import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -48,6 +49,13 @@ describe.skipIf(!hasQemu)('a two-generation image boots under OVMF', () => {
     server = await buildSystem(await evalConfigFile(join(work, 'server.yaml')), { store });
     image = await buildImage({ store, format: findFormat('raw'), toplevels: [one.toplevel, server.toplevel], output: join(work, 'disk.img') });
   }, 900_000);
+
+  // Its guests count against the machine-wide limit of QEMU guests (the VM test driver's run beside it).
+  let releaseSlot: Release | undefined;
+  beforeAll(async () => {
+    releaseSlot = await takeSlot();
+  }, SLOT_WAIT_MS);
+  afterAll(() => releaseSlot?.());
 
   afterAll(() => {
     if (work) removeTree(work);

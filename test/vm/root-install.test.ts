@@ -16,6 +16,7 @@ import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 import { layoutDisk, writePartitionTable, MIB } from '../../src/image/disk.js';
 import { OVMF_VARS, qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
+import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
 const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
@@ -68,6 +69,13 @@ describe.skipIf(!canMount || !hasQemu)('cairn boot --root DIR: installing onto a
     mkdirSync(join(root, 'boot'));
     await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'esp', join(root, 'boot')]);
   }, 900_000);
+
+  // Its guests count against the machine-wide limit of QEMU guests (the VM test driver's run beside it).
+  let releaseSlot: Release | undefined;
+  beforeAll(async () => {
+    releaseSlot = await takeSlot();
+  }, SLOT_WAIT_MS);
+  afterAll(() => releaseSlot?.());
 
   afterAll(async () => {
     if (root) await execa('umount', ['-R', root], { reject: false });

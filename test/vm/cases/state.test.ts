@@ -55,6 +55,9 @@ export default {
     await machine.screenshot(join(scratch, 'screen.png'));
     if (!readFileSync(join(scratch, 'screen.png')).subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) throw new Error('screenshot is not a PNG');
     await machine.succeed('(timeout 120 head -n 1 /dev/tty1 > /run/typed) >/dev/null 2>&1 &');
+    // Keys typed before the reader has tty1 open are lost: on a single vCPU the reader may not have
+    // run yet when the shell has already answered.
+    await machine.waitUntilSucceeds('for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = head ] && ls -l $d/fd 2>/dev/null | grep -q /dev/tty1 && exit 0; done; exit 1', { timeout: 60 });
     await machine.sendChars('Cairn typed 42!\n');
     await machine.waitUntilSucceeds('grep -qx "Cairn typed 42!" /run/typed', { timeout: 60 });
     await machine.crash();

@@ -1,0 +1,163 @@
+/**
+ * A machine-wide limit on QEMU guests started by the test suite: at most QEMU_SLOTS at once
+ * across vitest workers (and `cairn test` runs of the driver). TCG guests are CPU-bound; a third
+ * guest on a 2-core machine starves the others into timeouts instead of finishing sooner.
+ *
+ * A slot is a lock file `slot-N` (holding its owner's pid) under the test store home, created
+ * exclusively. A slot whose owner died is taken over. Several slots are taken all at once or
+ * not at all, so two takers of two slots never deadlock holding one each.
+ *
+ * Two kinds of takers: the VM test driver's cases (many, queued in order, the first that fits
+ * goes: longest first, shorter ones fill a free slot) and the other VM test files (one guest at a
+ * time each, hooks with a time limit). The latter mark themselves as waiting (`want-PID-N`) and
+ * the driver starts no new case while such a mark exists, so their wait is one driver case.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const QEMU_SLOTS = 2;
+/** The lock folder: under the test store home, or CAIRN_TEST_QEMU_SLOTS (this helper's own test). */
+const slotDir = (): string => process.env.CAIRN_TEST_QEMU_SLOTS ?? join(tmpdir(), 'cairn-test-store-home', 'qemu-slots');
+const POLL_MS = 500;
+
+export type Release = () => void;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid in a lock or mark file; undefined when it is gone or unreadable. */
+function ownerOf(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes a lock or mark whose owner is no longer running (a killed worker's). */
+function clearStale(file: string): void {
+  const pid = ownerOf(file);
+  if (pid !== undefined && !alive(pid)) rmSync(file, { force: true });
+}
+
+/** Takes `n` free slots at once, or none. */
+function tryTake(n: number): string[] | undefined {
+  const dir = slotDir();
+  mkdirSync(dir, { recursive: true });
+  const taken: string[] = [];
+  for (let i = 0; i < QEMU_SLOTS && taken.length < n; i++) {
+    const file = join(dir, `slot-${i}`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+        taken.push(file);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        clearStale(file);
+      }
+    }
+  }
+  if (taken.length === n) return taken;
+  for (const f of taken) rmSync(f, { force: true });
+  return undefined;
+}
+
+/** Whether a test file of another process waits for a slot (its mark is live). */
+function othersWaiting(): boolean {
+  const dir = slotDir();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return false;
+  }
+  return names.some((f) => {
+    if (!f.startsWith('want-')) return false;
+    const file = join(dir, f);
+    clearStale(file);
+    const pid = ownerOf(file);
+    return pid !== undefined && pid !== process.pid;
+  });
+}
+
+const release = (files: string[]): Release => {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    for (const f of files) rmSync(f, { force: true });
+    // A freed slot goes to the next queued case at once, not at the next poll.
+    schedule();
+  };
+};
+
+interface Waiter {
+  slots: number;
+  resolve: (r: Release) => void;
+}
+
+/** This process's queued takers, in the order they asked: scanned in order, the first that fits goes. */
+const pending: Waiter[] = [];
+let timer: NodeJS.Timeout | undefined;
+
+function schedule(): void {
+  if (pending.length > 0 && !othersWaiting()) {
+    for (let i = 0; i < pending.length; ) {
+      const files = tryTake(pending[i]!.slots);
+      if (!files) {
+        i++;
+        continue;
+      }
+      pending.splice(i, 1)[0]!.resolve(release(files));
+    }
+  }
+  if (pending.length === 0 && timer) {
+    clearInterval(timer);
+    timer = undefined;
+  } else if (pending.length > 0 && !timer) {
+    timer = setInterval(schedule, POLL_MS);
+  }
+}
+
+/**
+ * Queues for `machines` slots (capped at QEMU_SLOTS: a case of more machines takes them all) and
+ * resolves with their release once taken. For the driver's cases: callers earlier in the queue
+ * go first when they fit.
+ */
+export function queueForSlots(machines: number): Promise<Release> {
+  return new Promise((resolve) => {
+    pending.push({ slots: Math.min(Math.max(1, machines), QEMU_SLOTS), resolve });
+    schedule();
+  });
+}
+
+let marks = 0;
+
+/** One slot for a test file that boots one guest at a time; marked as waiting, so the driver lets it in next. */
+export async function takeSlot(): Promise<Release> {
+  const dir = slotDir();
+  mkdirSync(dir, { recursive: true });
+  const mark = join(dir, `want-${process.pid}-${++marks}`);
+  writeFileSync(mark, `${process.pid}\n`);
+  try {
+    for (;;) {
+      const files = tryTake(1);
+      if (files) return release(files);
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } finally {
+    rmSync(mark, { force: true });
+  }
+}
+
+/** A limit for a hook that waits for a slot: a driver case or two may finish first. */
+export const SLOT_WAIT_MS = 1_800_000;
