@@ -9,10 +9,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Machine, MachineError } from '../../src/testing/index.js';
 import { removeTree, Store } from '../../src/store/index.js';
 import { QEMU } from '../../src/vm/index.js';
+import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -33,6 +34,17 @@ afterAll(async () => {
 const seconds = (t: number): string => ((performance.now() - t) / 1000).toFixed(1);
 
 describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
+  // Its guest counts against the machine-wide limit of QEMU guests (the VM test driver's run beside it).
+  let releaseSlot: Release | undefined;
+  beforeAll(async () => {
+    releaseSlot = await takeSlot();
+  }, SLOT_WAIT_MS);
+  afterAll(async () => {
+    await machine?.crash();
+    machine = undefined;
+    releaseSlot?.();
+  });
+
   it('restores memory and disk, answers, sets the clock; refuses an unknown name', async () => {
     const m = new Machine({ name: 'snappy', config, store: Store.open(STORE_HOME), dir: join(work, 'snappy') });
     machine = m;
