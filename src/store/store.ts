@@ -82,6 +82,12 @@ registerBuilder('cairn:text', async (ctx) => {
   await writeFile(ctx.out, text, { mode: executable ? 0o755 : 0o644 });
 });
 
+/**
+ * Numbers this process's build directories. Process-wide, not per Store: one process may open a
+ * store several times (concurrent VM test cases do) and its builds must not share a directory.
+ */
+let buildCounter = 0;
+
 export class Store {
   /** cairn's state directory (`$CAIRN_HOME`). */
   readonly home: string;
@@ -99,7 +105,6 @@ export class Store {
   private tempRootsFile: string | undefined;
   private readonly inflight = new Map<string, Promise<string>>();
   private swept = false;
-  private counter = 0;
 
   private constructor(home: string) {
     this.home = resolve(home);
@@ -341,7 +346,7 @@ export class Store {
       rmIfExists(this.infoPath(base));
       if (lexists(final)) this.trash(final);
 
-      const tmp = join(this.dir, `.build-${processToken()}-${this.counter++}`);
+      const tmp = join(this.dir, `.build-${processToken()}-${buildCounter++}`);
       let result;
       try {
         result = (await builder({ out: tmp, drv, store: this, log })) ?? {};

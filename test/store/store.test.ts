@@ -72,6 +72,26 @@ describe('building', () => {
     expect(runs).toBe(1);
   });
 
+  it('builds side by side through two handles of one store in one process (concurrent VM test cases do)', async () => {
+    const a = tempStore();
+    const b = Store.open(a.home);
+    let started = 0;
+    let release: () => void = () => {};
+    const bothStarted = new Promise<void>((r) => (release = r));
+    registerBuilder('test:slow', async (ctx) => {
+      mkdirSync(ctx.out);
+      writeFileSync(join(ctx.out, 'name'), String(ctx.drv.args));
+      // Both builders are in their output directories at once.
+      if (++started === 2) release();
+      await bothStarted;
+      writeFileSync(join(ctx.out, 'done'), '');
+    });
+    const drv = (n: string): Derivation => ({ name: n, builder: 'test:slow', args: n, inputs: [] });
+    const [p, q] = await Promise.all([a.build(drv('one')), b.build(drv('two'))]);
+    expect(readFileSync(join(a.toPhysical(p), 'name'), 'utf8')).toBe('one');
+    expect(readFileSync(join(b.toPhysical(q), 'name'), 'utf8')).toBe('two');
+  });
+
   it('canonicalises: mtime 1 s, no write bits, setuid stripped and recorded', async () => {
     const s = tempStore();
     const p = await s.build(
