@@ -43,6 +43,11 @@ export function isAlive(token: string): boolean {
   if (token.trim() === processToken()) return true;
   const start = startTime(pid);
   if (start !== undefined) return m[2] === '0' || start === m[2];
+  return pidAlive(pid);
+}
+
+/** Is a process of this pid running (signal 0; EPERM means it runs as another user)? */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

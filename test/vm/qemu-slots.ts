@@ -15,6 +15,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pidAlive } from '../../src/store/lock.js';
 
 export const QEMU_SLOTS = 2;
 /** The lock folder: under the test store home, or CAIRN_TEST_QEMU_SLOTS (this helper's own test). */
@@ -22,15 +23,6 @@ const slotDir = (): string => process.env.CAIRN_TEST_QEMU_SLOTS ?? join(tmpdir()
 const POLL_MS = 500;
 
 export type Release = () => void;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The pid in a lock or mark file; undefined when it is gone or unreadable. */
 function ownerOf(file: string): number | undefined {
@@ -45,7 +37,7 @@ function ownerOf(file: string): number | undefined {
 /** Removes a lock or mark whose owner is no longer running (a killed worker's). */
 function clearStale(file: string): void {
   const pid = ownerOf(file);
-  if (pid !== undefined && !alive(pid)) rmSync(file, { force: true });
+  if (pid !== undefined && !pidAlive(pid)) rmSync(file, { force: true });
 }
 
 /** Takes `n` free slots at once, or none. */
