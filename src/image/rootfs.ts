@@ -101,6 +101,23 @@ export function rootSkeleton(dir: string, toplevel: string, mountPoints: string[
   return created;
 }
 
+/**
+ * The setuid/setgid modes of store paths copied into `storeDir`, as paths below `mountedAt` (where
+ * that folder is in the file system being made: /cairn/store in a root, / on a store disk).
+ */
+export function storeSpecialModes(store: Store, closure: string[], storeDir: string, mountedAt: string): SpecialMode[] {
+  const out: SpecialMode[] = [];
+  for (const p of closure) {
+    const base = store.parse(p).base;
+    for (const s of store.pathInfo(p).setuid ?? []) {
+      // The entry's file type (setgid folders exist too, e.g. /var/local) with the recorded bits.
+      const type = lstatSync(join(storeDir, base, s.path)).mode & 0o170000;
+      out.push({ path: `${mountedAt.replace(/\/+$/, '')}/${base}/${s.path}`, mode: type | s.mode });
+    }
+  }
+  return out;
+}
+
 /** Fills `dir` with the root tree of the generations (see the file comment). */
 export async function stageRootTree(store: Store, opts: StageRootOptions): Promise<StagedRoot> {
   const { dir } = opts;
@@ -121,15 +138,10 @@ export async function stageRootTree(store: Store, opts: StageRootOptions): Promi
   );
   let ownedByRoot = true;
   for (const p of closure) {
-    const base = store.parse(p).base;
-    const st = lstatSync(join(storeDir, base));
+    const st = lstatSync(join(storeDir, store.parse(p).base));
     if (st.uid !== 0 || st.gid !== 0) ownedByRoot = false;
-    for (const s of store.pathInfo(p).setuid ?? []) {
-      // The entry's file type (setgid folders exist too, e.g. /var/local) with the recorded bits.
-      const type = lstatSync(join(storeDir, base, s.path)).mode & 0o170000;
-      specialModes.push({ path: `${p}/${s.path}`, mode: type | s.mode });
-    }
   }
+  specialModes.push(...storeSpecialModes(store, closure, storeDir, LOGICAL_STORE));
   const created: string[] = [];
   const link = (target: string, path: string): void => {
     symlinkSync(target, path);

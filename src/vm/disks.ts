@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { CairnError } from '../errors.js';
 import { hashPart, removeTree, type Store } from '../store/index.js';
 import { derivedUuid, convertToQcow2, MIB } from '../image/disk.js';
-import { copyStorePaths, ext4Bytes, makeExt4Image, treeBytes, treeEntries } from '../image/rootfs.js';
+import { copyStorePaths, ext4Bytes, makeExt4Image, storeSpecialModes, treeBytes, treeEntries } from '../image/rootfs.js';
 import { buildImage, findFormat, imageEpoch } from '../image/index.js';
 import { parseSize } from '../image/format.js';
 import { VM_ROOT_LABEL, VM_STORE_LABEL } from './constants.js';
@@ -84,7 +84,8 @@ export async function storeDisk(store: Store, toplevel: string, onProgress: (m: 
   const { roots, key } = rootsKey(store, toplevel, alsoInStore, 'store');
   const dir = join(store.home, 'vm');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `store-${key}.img`);
+  // (`-s`: disks that carry the setuid modes; those made before they did are not reused.)
+  const file = join(dir, `store-s-${key}.img`);
   if (existsSync(file)) {
     utimesSync(file, new Date(), new Date());
     return file;
@@ -95,12 +96,15 @@ export async function storeDisk(store: Store, toplevel: string, onProgress: (m: 
   mkdirSync(tree, { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   try {
+    const closure = store.closure(roots);
     await copyStorePaths(
-      store.closure(roots).map((p) => store.toPhysical(p)),
+      closure.map((p) => store.toPhysical(p)),
       tree,
     );
     const size = ext4Bytes(await treeBytes(tree), await treeEntries(tree), 64 * MIB);
-    await makeExt4Image({ dir: tree, image: tmp, sizeBytes: size, label: VM_STORE_LABEL, uuid: derivedUuid(top.hash, 'vm-store'), hashSeed: derivedUuid(top.hash, 'vm-store-seed'), epoch: imageEpoch() });
+    // The store carries no setuid bits: the disk gets them back (sudo, su, passwd work in the VM).
+    const specialModes = storeSpecialModes(store, closure, tree, '/');
+    await makeExt4Image({ dir: tree, image: tmp, sizeBytes: size, label: VM_STORE_LABEL, uuid: derivedUuid(top.hash, 'vm-store'), hashSeed: derivedUuid(top.hash, 'vm-store-seed'), epoch: imageEpoch(), specialModes });
     renameSync(tmp, file);
   } finally {
     rmSync(tmp, { force: true });

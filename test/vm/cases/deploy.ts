@@ -3,28 +3,16 @@
  * boots like hardware and lets root (and `deployer`, through sudo) in with that key, and cairn run
  * from the host against it.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
+import { freePort, run, sshKeyPair } from './host.js';
 
-export const run = promisify(execFile);
+export { freePort, run };
 
-/** A TCP port nobody listens on now (the kernel picks it). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-export const dir = mkdtempSync(join(tmpdir(), 'cairn-test-deploy-'));
-await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'deployer@host', '-f', join(dir, 'id')]);
-const publicKey = readFileSync(join(dir, 'id.pub'), 'utf8').trim();
+const pair = await sshKeyPair('deployer@host', 'cairn-test-deploy-');
+export const dir = pair.dir;
+const publicKey = pair.publicKey;
 export const SSH_OPTS = ['-i', join(dir, 'id'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes'];
 
 /** A generation: its marker service says which; `extra` replaces top-level sections. */

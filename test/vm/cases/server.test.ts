@@ -2,28 +2,11 @@
  * The server example boots: sshd and nginx run, OpenSSH's client on the host logs in with a key
  * through a forwarded port and runs a command, and curl on the host gets the page nginx serves.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { freePort, run, sshKeyPair } from './host.js';
 import type { Machine } from '../../../src/testing/index.js';
 
-const run = promisify(execFile);
-
-/** A TCP port nobody listens on now (the kernel picks it). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-const keys = mkdtempSync(join(tmpdir(), 'cairn-test-key-'));
-await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'driver@host', '-f', join(keys, 'id')]);
-const publicKey = readFileSync(join(keys, 'id.pub'), 'utf8').trim();
+const { dir: keys, publicKey } = await sshKeyPair('driver@host');
 
 export default {
   name: 'the server example',

@@ -4,28 +4,11 @@
  * machine's 'booted' snapshot (taken by the first of them), so they see nothing another wrote:
  * the second subtest proves it. The driver logs each subtest's time and a summary at the end.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { freePort, run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
-const run = promisify(execFile);
-
-/** A TCP port nobody listens on now (the kernel picks it). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-const keys = mkdtempSync(join(tmpdir(), 'cairn-test-key-'));
-await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'driver@host', '-f', join(keys, 'id')]);
-const publicKey = readFileSync(join(keys, 'id.pub'), 'utf8').trim();
+const { dir: keys, publicKey } = await sshKeyPair('driver@host');
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -104,6 +87,9 @@ export default {
       check(/\(root\) NOPASSWD: \/usr\/bin\/id$/m.test(rules), `sudo -l -U alice: ${rules}`);
       check((await machine.succeed('sudo -n -l -U alice /usr/bin/id')).trim() === '/usr/bin/id', 'alice may not run id');
       await machine.fail('sudo -n -l -U alice /usr/bin/true');
+      // And as alice herself: sudo must be setuid root on the machine (the store cannot carry the bit).
+      check((await machine.succeed('runuser -u alice -- sudo -n /usr/bin/id -u')).trim() === '0', 'alice could not run id as root');
+      await machine.fail('runuser -u alice -- sudo -n /usr/bin/true');
     });
 
     await subtest(

@@ -1,0 +1,29 @@
+/**
+ * What VM cases need on the host side: commands, free TCP ports for forwards, an SSH key pair.
+ * (Not a case: case files end in `.test.ts`.)
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+export const run = promisify(execFile);
+
+/** A TCP port nobody listens on now (the kernel picks it). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A new ed25519 key pair without passphrase in a folder of its own: `key` is the private key's path. */
+export async function sshKeyPair(comment: string, prefix = 'cairn-test-key-'): Promise<{ dir: string; key: string; publicKey: string }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const key = join(dir, 'id');
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', key]);
+  return { dir, key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };
+}
