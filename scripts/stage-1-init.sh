@@ -82,7 +82,6 @@ if [ -f /etc/cairn/modules ]; then
     done < /etc/cairn/modules
 fi
 
-# The fstab line for a mount point, as "DEVICE FSTYPE OPTIONS".
 # The other modules of the initrd are loaded for the hardware there is, as udev would: by the
 # modaliases of the devices in /sys (busybox modprobe matches them against modules.alias). A
 # driver's devices (virtio_pci's virtio devices) have modaliases of their own: repeat until no
@@ -100,6 +99,7 @@ load_hardware() {
 rounds=0
 while [ "$rounds" -lt 8 ] && load_hardware; do rounds=$((rounds + 1)); done
 
+# The fstab line for a mount point, as "DEVICE FSTYPE OPTIONS".
 fstab_entry() {
     [ -f /etc/cairn/fstab ] || return 1
     while read -r dev mnt type opts; do
