@@ -82,6 +82,23 @@ if [ -f /etc/cairn/modules ]; then
     done < /etc/cairn/modules
 fi
 
+# The other modules of the initrd are loaded for the hardware there is, as udev would: by the
+# modaliases of the devices in /sys (busybox modprobe matches them against modules.alias). A
+# driver's devices (virtio_pci's virtio devices) have modaliases of their own: repeat until no
+# new device shows up. Returns 1 when nothing new was found.
+read -r kernel_release < /proc/sys/kernel/osrelease
+hardware_seen=""
+load_hardware() {
+    [ -f "/lib/modules/$kernel_release/modules.alias" ] || return 1
+    aliases=$(cat /sys/bus/*/devices/*/modalias 2>/dev/null)
+    [ "$aliases" != "$hardware_seen" ] || return 1
+    hardware_seen=$aliases
+    modprobe -qa $aliases 2>/dev/null
+    return 0
+}
+rounds=0
+while [ "$rounds" -lt 8 ] && load_hardware; do rounds=$((rounds + 1)); done
+
 # The fstab line for a mount point, as "DEVICE FSTYPE OPTIONS".
 fstab_entry() {
     [ -f /etc/cairn/fstab ] || return 1
@@ -106,6 +123,8 @@ wait_device() {
     tries=$((rootdelay * 5))
     while [ "$tries" -gt 0 ]; do
         dev=$(find_device "$1") && [ -n "$dev" ] && { echo "$dev"; return 0; }
+        # Disks behind a controller (SCSI, SATA, USB) appear after its driver has probed it.
+        load_hardware || :
         tries=$((tries - 1))
         sleep 0.2
     done

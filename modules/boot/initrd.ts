@@ -29,8 +29,8 @@ export default ({ lib, config }: ModuleArgs) => {
             default: [],
             example: ['mpt3sas'],
             description:
-              'Kernel modules in the initrd for the hardware the root file system may be on. Stage 1 loads them all (NixOS loads them ' +
-              'when udev finds the hardware); loading a driver for absent hardware is harmless (a failure is reported and boot goes on). ' +
+              'Kernel modules in the initrd for the hardware the root file system may be on. As in NixOS, stage 1 loads one when it finds ' +
+              "its hardware (a device's modalias, read from /sys as udev would) or when the kernel asks for it; `kernelModules` are loaded always. " +
               "With `includeDefaultModules`, cairn adds the disks of QEMU (virtio, q35's AHCI) and of common machines (NVMe, SATA, USB storage).",
           }),
           includeDefaultModules: mkOption({
@@ -43,7 +43,7 @@ export default ({ lib, config }: ModuleArgs) => {
             type: types.listOf(word),
             default: [],
             example: ['dm_crypt'],
-            description: 'Kernel modules stage 1 must load, besides `availableKernelModules` and the file system drivers.',
+            description: 'Kernel modules stage 1 always loads (with the file system drivers), whatever hardware it finds.',
           }),
           supportedFilesystems: mkOption({
             type: types.listOf(word),
@@ -64,6 +64,16 @@ export default ({ lib, config }: ModuleArgs) => {
               return [...new Set([...i.availableKernelModules, ...i.kernelModules, ...fsModules])];
             },
             description: 'Every module name the initrd build resolves (dependencies are added then).',
+          }),
+          load: mkOption({
+            type: types.listOf(word),
+            internal: true,
+            readOnly: true,
+            get default() {
+              const i = config.boot.initrd;
+              return [...new Set([...i.kernelModules, ...i.supportedFilesystems.flatMap((t) => FS_MODULES[t] ?? [t])])];
+            },
+            description: 'The module names stage 1 loads whatever the hardware; the rest of `modules` it loads for the devices it finds.',
           }),
           fileSystems: mkOption({
             type: types.listOf(types.anything),

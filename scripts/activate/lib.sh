@@ -13,6 +13,9 @@ phys() { printf '%s' "$S${1#/cairn/store}"; }
 # (Paths are split with parameter expansion, not dirname/basename: under emulation every process
 # started costs tens of milliseconds, and a boot activates hundreds of links.)
 cairn_link() {
+  # Where nothing is yet (a first boot), symlink(2) alone is atomic: one process, not two.
+  # (-T: never a link inside a folder of that name.)
+  if [ ! -e "$2" ] && [ ! -L "$2" ] && ln -sT "$1" "$2" 2>/dev/null; then return 0; fi
   local tmp="${2%/*}/.cairn-tmp.$$.${2##*/}"
   ln -sfn "$1" "$tmp"
   mv -Tf "$tmp" "$2"
@@ -48,15 +51,20 @@ cairn_setup_layout() {
   chmod 1777 "$R/tmp"
   chmod 0700 "$R/root"
   # /usr is one link; on a switch it moves to the new sw in one rename.
-  if [ -L "$R/usr" ] || [ ! -e "$R/usr" ]; then
+  if [ ! -e "$R/usr" ] && [ ! -L "$R/usr" ]; then
+    cairn_link "$sw/usr" "$R/usr"
+  elif [ -L "$R/usr" ]; then
     [ "$(readlink "$R/usr" 2>/dev/null)" = "$sw/usr" ] || cairn_link "$sw/usr" "$R/usr"
   else
     echo "warning: $R/usr is not a symlink; leaving it alone" >&2
   fi
+  # bin -> usr/bin, …: those missing with one `ln` (a link is named as its target's last part).
   local d
+  local -a merged=()
   for d in bin sbin lib lib64; do
-    [ -e "$R/$d" ] || [ -L "$R/$d" ] || ln -s "usr/$d" "$R/$d"
+    [ -e "$R/$d" ] || [ -L "$R/$d" ] || merged+=("usr/$d")
   done
+  [ "${#merged[@]}" -eq 0 ] || ln -s -t "$R/" "${merged[@]}"
   # Without a machine id systemd takes the boot for a first boot and systemd-firstboot waits for
   # a key press; it is per machine, so it is made here, never in the store.
   if [ ! -s "$R/etc/machine-id" ]; then
@@ -110,11 +118,11 @@ cairn_setup_users() {
   chmod 0640 "$work/out/shadow" "$work/out/gshadow"
   chown "0:${shadowGid:-0}" "$work/out/shadow" "$work/out/gshadow"
   # State first: if we stop between the two, the next run finds the same ids on record.
-  for f in uid-map gid-map declared-users declared-groups; do
-    sort "$work/out/$f" > "$work/out/$f.sorted"
-    mv -Tf "$work/out/$f.sorted" "$state/$f"
-  done
-  for f in group gshadow passwd shadow; do mv -Tf "$work/out/$f" "$R/etc/$f"; done
+  # (Renames over files, several with one mv: each is still its own atomic rename.)
+  mkdir "$work/state"
+  for f in uid-map gid-map declared-users declared-groups; do sort "$work/out/$f" > "$work/state/$f"; done
+  mv -f -t "$state" "$work/state/uid-map" "$work/state/gid-map" "$work/state/declared-users" "$work/state/declared-groups"
+  mv -f -t "$R/etc" "$work/out/group" "$work/out/gshadow" "$work/out/passwd" "$work/out/shadow"
   local uid gid home
   while IFS=$'\t' read -r name uid gid home; do
     if [ ! -e "$R$home" ]; then

@@ -2,8 +2,10 @@
  * The initrd: a gzip-compressed newc cpio that cairn writes itself, holding
  *   /init                 scripts/stage-1-init.sh
  *   /bin/busybox          from busybox-static, with a link per applet
- *   /lib/modules/<kver>/  the kernel modules the root file system needs, with their dependencies
- *   /etc/cairn/modules    those modules in load order
+ *   /lib/modules/<kver>/  the kernel modules the root file system may need, with their dependencies,
+ *                         and their modules.dep and modules.alias (busybox modprobe reads them)
+ *   /etc/cairn/modules    the modules stage 1 always loads, in load order; it loads the others
+ *                         for the hardware it finds (by the devices' modaliases), as udev would
  *   /etc/cairn/fstab      the file systems stage 1 mounts
  *
  * It is a derivation (builder `cairn:initrd`), so equal inputs give the same store path and a
@@ -18,7 +20,7 @@ import { CairnError } from '../errors.js';
 import { projectRoot } from '../paths.js';
 import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { gzipCpio, writeCpio, type CpioEntry } from './cpio.js';
-import { depmodDerivation, kernelInfo, moduleClosure, readModuleIndex, type KernelInfo } from './kernel.js';
+import { depmodDerivation, kernelInfo, moduleClosure, moduleName, readModuleIndex, type KernelInfo } from './kernel.js';
 
 /** A file system stage 1 mounts (the root, and others needed for boot). */
 export interface InitrdFileSystem {
@@ -35,8 +37,10 @@ export interface InitrdOptions {
   kernelPkgPath: string | string[];
   /** Store path of `busybox-static`. */
   busyboxPkgPath: string;
-  /** Kernel modules to include and load (names or aliases); dependencies and soft dependencies come with them. */
+  /** Kernel modules to include (names or aliases); dependencies and soft dependencies come with them. */
   modules: string[];
+  /** Those of `modules` stage 1 loads whatever the hardware (default: all); it loads the others when it finds their hardware. */
+  load?: string[];
   /** File systems stage 1 mounts; default: none listed (the root then comes from `root=` and `rootfstype=`). */
   fileSystems?: InitrdFileSystem[];
   /** The stage-1 script; default `scripts/stage-1-init.sh` of this checkout. */
@@ -50,13 +54,14 @@ interface InitrdArgs {
   depmod: string;
   busybox: string;
   modules: string[];
+  load?: string[];
   fstab: string;
   stage1: string;
 }
 
 /** Applets stage 1 uses, linked when `busybox --list` cannot run on the building machine. */
 const FALLBACK_APPLETS = [
-  'cat', 'cttyhack', 'echo', 'findfs', 'insmod', 'ln', 'ls', 'lsmod', 'mkdir', 'mount', 'mv', 'readlink',
+  'cat', 'cttyhack', 'echo', 'findfs', 'insmod', 'ln', 'ls', 'lsmod', 'mkdir', 'modprobe', 'mount', 'mv', 'readlink',
   'setsid', 'sh', 'sleep', 'switch_root', 'sync', 'test', 'tr', 'umount', '[',
 ];
 
@@ -92,6 +97,7 @@ export function initrdDerivations(store: Store, opts: InitrdOptions): { kernel: 
     depmod: store.outputPath(depmod),
     busybox,
     modules: [...opts.modules],
+    ...(opts.load ? { load: [...opts.load] } : {}),
     fstab: initrdFstab(opts.fileSystems ?? []),
     stage1: opts.stage1 ?? defaultStage1(),
   };
@@ -135,13 +141,17 @@ registerBuilder('cairn:initrd', async (ctx) => {
   files.push({ type: 'file', path: 'init', data: Buffer.from(a.stage1), mode: 0o755 });
   files.push({ type: 'file', path: 'bin/busybox', data: readFileSync(busyboxFile), mode: 0o755 });
   for (const applet of await appletsOf(busyboxFile)) files.push({ type: 'symlink', path: `bin/${applet}`, target: 'busybox' });
-  const loadList: string[] = [];
-  for (const rel of closure) {
-    const inInitrd = `lib/modules/${a.version}/${rel}`;
-    files.push({ type: 'file', path: inInitrd, data: readFileSync(join(phys(a.kernel), modulesRel, rel)) });
-    loadList.push(`/${inInitrd}`);
-  }
-  files.push({ type: 'file', path: 'etc/cairn/modules', data: Buffer.from(loadList.map((l) => l + '\n').join('')) });
+  for (const rel of closure) files.push({ type: 'file', path: `lib/modules/${a.version}/${rel}`, data: readFileSync(join(phys(a.kernel), modulesRel, rel)) });
+  const loadList = (a.load ? moduleClosure(index, a.load) : closure).map((rel) => `/lib/modules/${a.version}/${rel}\n`);
+  files.push({ type: 'file', path: 'etc/cairn/modules', data: Buffer.from(loadList.join('')) });
+  // What busybox modprobe needs to load a module by name or alias with its dependencies: stage 1
+  // for the devices it finds, the kernel for what it asks for itself (a file system type, crypto).
+  const inInitrd = new Set(closure);
+  const names = new Set(closure.map(moduleName));
+  const dep = closure.map((rel) => `${rel}: ${(index.deps.get(rel) ?? []).filter((d) => inInitrd.has(d)).join(' ')}\n`.replace(/ \n$/, '\n'));
+  const alias = index.aliases.filter((x) => names.has(x.module)).map((x) => `alias ${x.pattern} ${x.module}\n`);
+  files.push({ type: 'file', path: `lib/modules/${a.version}/modules.dep`, data: Buffer.from(dep.join('')) });
+  files.push({ type: 'file', path: `lib/modules/${a.version}/modules.alias`, data: Buffer.from(alias.join('')) });
   files.push({ type: 'file', path: 'etc/cairn/fstab', data: Buffer.from(a.fstab) });
 
   const entries: CpioEntry[] = [
@@ -171,9 +181,10 @@ export interface BootFiles {
   modulesMeta: string;
 }
 
-/** What the boot files depend on: `boot.initrd.modules` and `boot.initrd.fileSystems` (the spec's `boot.initrd`). */
+/** What the boot files depend on: `boot.initrd.modules`, `.load` and `.fileSystems` (the spec's `boot.initrd`). */
 export interface BootConfig {
   modules: string[];
+  load?: string[];
   fileSystems: InitrdFileSystem[];
 }
 
@@ -188,6 +199,7 @@ export async function buildBootFiles(store: Store, config: BootConfig, packages:
     kernelPkgPath: packages.map((p) => p.storePath),
     busyboxPkgPath: busybox.storePath,
     modules: config.modules,
+    ...(config.load ? { load: config.load } : {}),
     fileSystems: config.fileSystems,
   });
   const modulesMeta = await store.build(depmod);

@@ -116,7 +116,7 @@ export interface SystemSpec {
   };
   boot: {
     kernelParams: string[];
-    initrd: { modules: string[]; fileSystems: BootFileSystem[] };
+    initrd: { modules: string[]; load: string[]; fileSystems: BootFileSystem[] };
     /** `system.build.kernelModules`: what the system's module tree holds; null: the kernel's whole tree. */
     kernelModules: { required: string[]; optional: string[] } | null;
     /** The root file system stage 1 mounts, or null when none is declared. */
@@ -291,7 +291,7 @@ export function systemSpec(config: unknown): SystemSpec {
       }
       return {
         kernelParams: get(listOf(str), 'boot', 'kernelParams'),
-        initrd: { modules: get(listOf(str), 'boot', 'initrd', 'modules'), fileSystems },
+        initrd: { modules: get(listOf(str), 'boot', 'initrd', 'modules'), load: get(listOf(str), 'boot', 'initrd', 'load'), fileSystems },
         kernelModules: get(nullOr(fields({ required: listOf(str), optional: listOf(str) })), 'system', 'build', 'kernelModules'),
         root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,
         systemdBoot,

@@ -5,9 +5,10 @@
  * and download cache persist in the temporary folder across runs.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { lockPackages, realisePackages } from '../../src/debian/index.js';
 import { removeTree, Store } from '../../src/store/index.js';
 import { parseCpio } from '../../src/build/cpio.js';
@@ -115,6 +116,46 @@ describe('with the Debian kernel', () => {
     const names = load.map(moduleName);
     expect(names.indexOf('crc32c_generic')).toBeLessThan(names.indexOf('ext4'));
     expect(by.get('etc/cairn/fstab')!.data.toString()).toBe('LABEL=root / ext4 defaults\n');
+  });
+
+  it("loads only `load` always; the others by modalias through busybox modprobe, with their dependencies", async () => {
+    const out = await buildInitrd(store, {
+      kernelPkgPath: kernel.storePath,
+      busyboxPkgPath: busybox,
+      modules: ['virtio_pci', 'virtio_blk', 'ahci', 'ext4'],
+      load: ['ext4'],
+      fileSystems: [{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }],
+    });
+    const entries = parseCpio(readFileSync(join(store.toPhysical(out), 'initrd')));
+    const load = entries.find((e) => e.path === 'etc/cairn/modules')!.data.toString().trim().split('\n').map(moduleName);
+    expect(load).toContain('ext4');
+    expect(load).not.toContain('virtio_blk');
+    expect(load).not.toContain('ahci');
+    expect(entries.find((e) => e.path === 'bin/modprobe')?.data.toString()).toBe('busybox');
+
+    // busybox modprobe itself, in a root made of the initrd's files (under the host's kernel
+    // release, the one it looks for), asked what loading a virtio disk and a SATA controller takes.
+    const root = mkdtempSync(join(tmpdir(), 'cairn-initrd-root-'));
+    try {
+      const release = (await execa('uname', ['-r'])).stdout.trim();
+      for (const e of entries) {
+        if ((e.mode & 0o170000) !== 0o100000 || !(e.path.startsWith('lib/modules/') || e.path === 'bin/busybox')) continue;
+        const dest = join(root, e.path.replace(`lib/modules/${kernel.version}/`, `lib/modules/${release}/`));
+        mkdirSync(dirname(dest), { recursive: true });
+        writeFileSync(dest, e.data, { mode: 0o755 });
+      }
+      const dry = await execa('chroot', [root, '/bin/busybox', 'modprobe', '-D', '-a', 'virtio:d00000002v00001AF4', 'pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01'], { reject: false });
+      expect(dry.exitCode, dry.stderr).toBe(0);
+      const loads = dry.stdout.split('\n').filter((l) => l.startsWith('insmod ')).map(moduleName);
+      expect(loads).toEqual(expect.arrayContaining(['virtio', 'virtio_ring', 'virtio_blk', 'libata', 'libahci', 'ahci']));
+      expect(loads.indexOf('virtio_ring')).toBeLessThan(loads.indexOf('virtio_blk'));
+      expect(loads.indexOf('libata')).toBeLessThan(loads.indexOf('ahci'));
+      // A device no module of the initrd drives loads nothing.
+      const none = await execa('chroot', [root, '/bin/busybox', 'modprobe', '-D', 'pci:v0000FFFFd00000001sv0sd0bc02sc00i00'], { reject: false });
+      expect(none.stdout).not.toMatch(/insmod/);
+    } finally {
+      removeTree(root);
+    }
   });
 
   it('is reproducible: same inputs, same store path; the builder writes the same bytes again', async () => {
