@@ -198,6 +198,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
     if (subtests.length) error += `\n${subtestSummary(subtests)}`;
   } finally {
     await Promise.all(Object.values(machines).map((m) => m.crash().catch(() => undefined)));
+    for (const m of Object.values(machines)) m.release();
     // The serial console of each machine, as a log beside its disks.
     for (const [n, m] of Object.entries(machines)) writeFileSync(join(work, n, 'console.log'), m.console);
     for (const v of vlans.values()) v.close();

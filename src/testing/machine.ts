@@ -4,7 +4,7 @@
  * Every wait has a default timeout that a call can override; a failing call says which call,
  * what the command printed and the last lines of the machine's console.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -89,7 +89,18 @@ export class Machine {
       cpus: this.opts.cpus,
       onProgress: this.opts.onProgress,
     });
+    // Held open while this object lives, so that the disk cache's pruning (other builds, other
+    // tests) leaves them alone between this machine's starts.
+    this.heldDisks ??= this.prepared.cachedDisks.map((f) => openSync(f, 'r'));
     return this.prepared;
+  }
+
+  private heldDisks?: number[];
+
+  /** Lets go of the cached disks (the test is over). */
+  release(): void {
+    for (const fd of this.heldDisks ?? []) closeSync(fd);
+    this.heldDisks = [];
   }
 
   get isUp(): boolean {

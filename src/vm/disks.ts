@@ -5,7 +5,7 @@
  * `virtualisation.useBootLoader` instead: a disk image of the system (cached per toplevel) and a
  * qcow2 overlay of it as the state disk, plus the machine's UEFI variables.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, truncateSync, closeSync, openSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, truncateSync, closeSync, openSync, utimesSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -29,13 +29,51 @@ function rootsKey(store: Store, toplevel: string, alsoInStore: string[], kind: s
   return { roots, key: roots.length === 1 ? top.hash : hashPart(`cairn-vm-${kind}:${roots.join(' ')}`) };
 }
 
-/** Deletes the oldest cached disks of one kind but the newest few and those used lately. */
-function evictDisks(dir: string, prefix: string, keep: string): void {
+/**
+ * Those of `files` some process has open now: a running QEMU, or a test driver that holds the
+ * disks of its machines between their starts (a power-cut test restarts a machine for many minutes).
+ */
+function openByAnyProcess(files: string[]): Set<string> {
+  // (/proc names files by their real path.)
+  const wanted = new Map<string, string>();
+  for (const f of files) {
+    try {
+      wanted.set(realpathSync(f), f);
+    } catch {
+      // already gone
+    }
+  }
+  const open = new Set<string>();
+  if (wanted.size === 0) return open;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or another user's
+    }
+    for (const fd of fds) {
+      try {
+        const file = wanted.get(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (file) open.add(file);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return open;
+}
+
+/** Deletes the oldest cached disks of one kind but the newest few, those used lately and those open. */
+export function evictDisks(dir: string, prefix: string, keep: string): void {
   const others = readdirSync(dir)
     .filter((f) => f.startsWith(prefix) && f.endsWith('.img') && f !== keep)
     .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
     .sort((a, b) => b.t - a.t);
-  for (const o of others.slice(KEEP_STORE_DISKS - 1)) if (Date.now() - o.t > IN_USE_MS) rmSync(join(dir, o.f), { force: true });
+  const old = others.slice(KEEP_STORE_DISKS - 1).filter((o) => Date.now() - o.t > IN_USE_MS).map((o) => join(dir, o.f));
+  const open = openByAnyProcess(old);
+  for (const f of old) if (!open.has(f)) rmSync(f, { force: true });
 }
 
 /**

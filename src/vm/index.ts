@@ -8,7 +8,7 @@
  * May touch: the store (the build), `$CAIRN_HOME/vm/` (store disks) and the state disk file.
  */
 import { copyFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import { buildSystem } from '../build/index.js';
@@ -50,6 +50,8 @@ export interface PreparedVm {
   args: string[];
   options: QemuOptions;
   state: { path: string; created: boolean };
+  /** The cached disk images the machine reads (store disk, or the image its state disk overlays): a cache that is pruned unless open. */
+  cachedDisks: string[];
   warnings: string[];
 }
 
@@ -94,15 +96,18 @@ export async function prepareVm(system: SystemEvaluation, opts: PrepareVmOptions
   const spec = readBootspec(store, built.toplevel);
   let boot: Pick<QemuOptions, 'kernel' | 'drives' | 'uefiVars'>;
   let state: { path: string; created: boolean };
+  let cachedDisk: string;
   if (v.useBootLoader) {
     // Firmware, loader and entries as on hardware: the state disk is an overlay of the system's image.
     const base = await bootDiskImage(store, built.toplevel, v.diskSize, progress, opts.alsoInStore);
+    cachedDisk = base;
     state = await overlayDisk(opts.state, base);
     const vars = `${state.path}.efivars.fd`;
     if (state.created || !existsSync(vars)) copyFileSync(OVMF_VARS, vars);
     boot = { drives: [{ file: state.path, format: 'qcow2' }], uefiVars: vars };
   } else {
     const storeImg = await storeDisk(store, built.toplevel, progress, opts.alsoInStore);
+    cachedDisk = storeImg;
     state = await stateDisk(opts.state, v.diskSize, join(store.home, 'tmp'));
     boot = {
       kernel: { kernel: store.realFile(spec.kernel), initrd: store.realFile(spec.initrd), append: entryOptions(spec, 'ttyS0,115200') },
@@ -128,5 +133,5 @@ export async function prepareVm(system: SystemEvaluation, opts: PrepareVmOptions
     ...(opts.shellSocket ? { shellSocket: opts.shellSocket } : {}),
     ...(opts.guestAgentSocket && v.guestAgent ? { guestAgentSocket: opts.guestAgentSocket } : {}),
   };
-  return { toplevel: built.toplevel, accel, args: qemuArgs(options), options, state, warnings: built.warnings };
+  return { toplevel: built.toplevel, accel, args: qemuArgs(options), options, state, cachedDisks: [resolve(cachedDisk)], warnings: built.warnings };
 }

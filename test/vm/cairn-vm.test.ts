@@ -62,7 +62,7 @@ describe.skipIf(!hasQemu)('cairn vm', () => {
     work = mkdtempSync(join(tmpdir(), 'cairn-vm-cli-'));
     config = join(work, 'vmtest.yaml');
     state = join(work, 'vmtest.qcow2');
-    writeFileSync(config, 'networking:\n  hostName: vmtest\nsystem:\n  stateVersion: "0.1"\nservices:\n  getty:\n    autologinUser: root\n');
+    writeFileSync(config, 'networking:\n  hostName: vmtest\nsystem:\n  stateVersion: "0.1"\nservices:\n  getty:\n    autologinUser: root\n  qemuGuest:\n    enable: true\n');
   });
 
   // Its guests count against the machine-wide limit of QEMU guests (the VM test driver's run beside it).
@@ -81,7 +81,10 @@ describe.skipIf(!hasQemu)('cairn vm', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^qemu-system-x86_64 .*-kernel \S+\/boot\/vmlinuz-\S+ -initrd \S+\/initrd /);
     expect(r.stdout).toContain(`-drive file=${state},if=virtio,format=qcow2`);
-    expect(r.stdout).toMatch(/-drive file=\S+\/vm\/store-[a-z0-9]{32}\.img,if=virtio,format=raw,readonly=on/);
+    expect(r.stdout).toMatch(/-drive file=\S+\/vm\/store-s-[a-z0-9]{32}\.img,if=virtio,format=raw,readonly=on/);
+    // services.qemuGuest: the agent's port, at a socket beside the state disk.
+    expect(r.stdout).toContain(`socket,id=qga0,path=${join(work, 'vmtest.qga')},server=on,wait=off`);
+    expect(r.stderr).toContain(`cairn vm: guest agent at ${join(work, 'vmtest.qga')}`);
     expect(r.stdout).toContain('hostfwd=tcp:127.0.0.1:18080-:80,hostfwd=udp:127.0.0.1:15353-:53');
     expect(r.stdout).toContain('root=LABEL=cairn-vm-root');
     expect(r.stderr).toMatch(/cairn vm: accelerator (tcg|kvm) \(.+\)/);

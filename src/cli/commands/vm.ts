@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { basename, extname } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import { execa } from 'execa';
 import { Store } from '../../store/index.js';
 import { evalVmConfig, prepareVm, parseForward, QEMU } from '../../vm/index.js';
@@ -13,6 +13,7 @@ interface VmArgs {
   cpus?: number;
   forward?: string[];
   state?: string;
+  'guest-agent'?: string;
   'dry-run'?: boolean;
 }
 
@@ -26,6 +27,10 @@ const vmCommand: CommandModule<object, VmArgs> = {
       .option('cpus', { type: 'number', describe: 'Virtual CPUs (default: virtualisation.cores)' })
       .option('forward', { type: 'string', array: true, describe: 'Forward a host port into the guest: HOST:GUEST (tcp) or udp:HOST:GUEST; repeatable' })
       .option('state', { type: 'string', describe: 'State disk (the root file system; made on first start). Default: <config name>-vm.qcow2' })
+      .option('guest-agent', {
+        type: 'string',
+        describe: 'Unix socket of the QEMU guest agent, when the configuration enables services.qemuGuest. Default: the state disk\'s name with .qga',
+      })
       .option('dry-run', { type: 'boolean', describe: 'Build and prepare everything, print the QEMU command line, do not start it' }),
   handler: async (args) => {
     // yargs reads `--mem abc` as NaN: refused here, before anything is built.
@@ -36,9 +41,11 @@ const vmCommand: CommandModule<object, VmArgs> = {
     const forwards = (args.forward ?? []).map(parseForward);
     const store = Store.open();
     const report = progressReporter();
+    const state = args.state ?? `${basename(args.config, extname(args.config))}-vm.qcow2`;
     const vm = await prepareVm(await evalVmConfig(args.config), {
       store,
-      state: args.state ?? `${basename(args.config, extname(args.config))}-vm.qcow2`,
+      state,
+      guestAgentSocket: resolve(args['guest-agent'] ?? `${state.replace(/\.qcow2$/, '')}.qga`),
       memoryMiB: args.mem,
       cpus: args.cpus,
       forwards,
@@ -50,6 +57,7 @@ const vmCommand: CommandModule<object, VmArgs> = {
     process.stderr.write(`cairn vm: ${vm.toplevel}\n`);
     process.stderr.write(`cairn vm: accelerator ${vm.accel.accel} (${vm.accel.reason})\n`);
     process.stderr.write(`cairn vm: state disk ${vm.state.path}${vm.state.created ? ' (new)' : ''}\n`);
+    if (vm.options.guestAgentSocket) process.stderr.write(`cairn vm: guest agent at ${vm.options.guestAgentSocket}\n`);
     for (const f of vm.options.network?.forwards ?? []) process.stderr.write(`cairn vm: ${f.proto} 127.0.0.1:${f.hostPort} -> guest port ${f.guestPort}\n`);
     if (args['dry-run']) {
       process.stdout.write([QEMU, ...vm.args].map(shellWord).join(' ') + '\n');
