@@ -9,7 +9,7 @@ interface InitArgs {
   dir: string;
   force?: boolean;
   showHardwareConfig?: boolean;
-  noFilesystems?: boolean;
+  filesystems: boolean;
   firmware?: Firmware;
 }
 
@@ -25,12 +25,12 @@ const initCommand: CommandModule<object, InitArgs> = {
       .option('dir', { type: 'string', default: DEFAULT_CONFIG_DIR, describe: 'Where the files go: an absolute path is inside --root, a relative one is from here' })
       .option('force', { type: 'boolean', describe: 'Write hardware.yaml again (an existing cairn.yaml is always kept)' })
       .option('show-hardware-config', { type: 'boolean', describe: 'Print hardware.yaml and write nothing' })
-      .option('no-filesystems', { type: 'boolean', describe: 'Leave file systems and swap out of hardware.yaml' })
+      .option('filesystems', { type: 'boolean', default: true, describe: 'Detect file systems and swap (--no-filesystems leaves them out of hardware.yaml)' })
       .option('firmware', { choices: ['uefi', 'bios'] as const, describe: 'The firmware the machine boots with (default: that of this machine: /sys/firmware/efi)' }),
   handler: (args) => {
     const root = args.root === undefined ? '/' : resolve(args.root);
     if (!existsSync(root) || !statSync(root).isDirectory()) throw new CairnError(`--root ${root}: not a folder`);
-    const noFileSystems = args.noFilesystems === true;
+    const noFileSystems = !args.filesystems;
     const hw = detectHardware({ root, firmware: args.firmware, noFileSystems });
     if (!noFileSystems && root !== '/' && !hw.fileSystems.some((f) => f.mountPoint === '/')) {
       throw new CairnError(`--root ${root}: nothing is mounted there; mount the machine's root file system there first (or use --no-filesystems)`);
