@@ -75,6 +75,11 @@ function within(d1: string, d2: string): boolean {
   return d1 === d2 || d1.startsWith(d2 === '/' ? '/' : `${d2}/`);
 }
 
+/** A name for a message: quoted when it holds control characters, which a terminal would act on. */
+function shown(s: string): string {
+  return /[\x00-\x1f\x7f]/.test(s) ? JSON.stringify(s) : s;
+}
+
 function isLink(path: string): boolean {
   try {
     return lstatSync(path).isSymbolicLink();
@@ -173,7 +178,7 @@ export function detectHardware(opts: DetectOptions = {}): Hardware {
       // /tmp on tmpfs is the configuration's business (boot.tmp), as NixOS leaves it.
       if (relative === '/tmp' && m.fsType === 'tmpfs') continue;
       if (m.fsType === 'fuse' || m.fsType === 'fuseblk' || m.fsType.startsWith('fuse.')) {
-        warnings.push(`${relative}: a FUSE file system (${m.fsType}) is left out; declare it yourself`);
+        warnings.push(`${shown(relative)}: a FUSE file system (${shown(m.fsType)}) is left out; declare it yourself`);
         continue;
       }
       // A later mount of a file system seen already is a bind mount (btrfs subvolumes share the
