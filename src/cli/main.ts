@@ -27,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
       guardEvaluation(limit);
     })
     .command(commands)
+    // `cairn completion` prints the script; the shell then asks `cairn --get-yargs-completions …`.
+    .completion('completion', 'Print a bash/zsh completion script (source it from ~/.bashrc or ~/.zshrc)')
     .demandCommand(1, 'Name a command; see `cairn --help`.')
     .strict()
     .recommendCommands()
