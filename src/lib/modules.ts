@@ -20,7 +20,7 @@ import {
 import { isOption, Option, type OptionDeclaration } from './options.js';
 import { pkgs } from './package.js';
 import { If, Merge, Order, Override, PRIORITY, Thunk } from './properties.js';
-import { makeRef, type RefHost } from './refs.js';
+import { isRef, makeRef, type RefHost } from './refs.js';
 import { closest, showDefs, showOption, showValue } from './show.js';
 import { isType, type JsonSchema, type OptionType } from './types.js';
 
@@ -68,6 +68,13 @@ export interface CollectedModule {
   freeformType?: OptionType;
   meta?: unknown;
   yaml: boolean;
+  /**
+   * The module's function, when it read config or options while collected: its definitions (and
+   * its options' defaults) come from running it again with option values.
+   */
+  rerun?: ModuleFunction;
+  /** Its first run computed with a reference (a stand-in value): what it gave is only structure. */
+  stubbed?: boolean;
 }
 
 const MODULE_KEYS = new Set(['imports', 'disabledModules', 'options', 'config', 'freeformType', 'meta', 'key', '_file']);
@@ -115,7 +122,8 @@ export class Declarations {
 
   constructor(readonly prefix: string[]) {}
 
-  add(mod: CollectedModule): void {
+  /** `laterDefault` gives an option's default from the module's second run (the module read config). */
+  add(mod: CollectedModule, laterDefault?: (path: string[]) => { value: unknown } | undefined): void {
     if (mod.freeformType) {
       if (this.freeformType) {
         const merged = this.freeformType.typeMerge(mod.freeformType);
@@ -123,10 +131,10 @@ export class Declarations {
         this.freeformType = merged;
       } else this.freeformType = mod.freeformType;
     }
-    if (mod.options !== undefined) this.declare(this.root, mod.options, mod.loc);
+    if (mod.options !== undefined) this.declare(this.root, mod.options, mod.loc, laterDefault && { get: laterDefault, stubbed: mod.stubbed ?? false });
   }
 
-  private declare(ns: NamespaceNode, value: unknown, loc: SourceLocation): void {
+  private declare(ns: NamespaceNode, value: unknown, loc: SourceLocation, later?: { get: (path: string[]) => { value: unknown } | undefined; stubbed: boolean }): void {
     const v = force(value);
     if (v === null || v === undefined) return;
     if (!isPlainObject(v)) {
@@ -134,8 +142,9 @@ export class Declarations {
     }
     for (const name of Object.keys(v)) {
       const path = [...ns.path, name];
-      const child = force(v[name]);
+      let child = force(v[name]);
       const where = entryLocation(v, name) ?? loc;
+      if (later && isOption(child)) child = withLaterDefault(child, () => later.get(path), later.stubbed);
       const existing = ns.children.get(name);
       if (isOption(child)) {
         const declLoc = declarationSite(child, where);
@@ -159,7 +168,7 @@ export class Declarations {
         }
         let node = existing;
         if (!node) ns.children.set(name, (node = new NamespaceNode(path)));
-        this.declare(node, child, where);
+        this.declare(node, child, where, later);
       }
     }
   }
@@ -229,7 +238,8 @@ export class Declarations {
         const s = child.option.special.alias || child.option.special.removed ? {} : { ...child.type.jsonSchema() };
         if (child.decl.description) s.description = child.decl.description;
         const d = Object.getOwnPropertyDescriptor(child.decl, 'default');
-        if (d && !d.get && d.value !== undefined && isJsonable(d.value)) s.default = d.value;
+        const value = d && !d.get ? d.value : firstDefaults.get(child.decl);
+        if (value !== undefined && isJsonable(value)) s.default = value;
         return s;
       },
       namespace: (children, top) => ({
@@ -258,6 +268,24 @@ function freeformEntrySchema(type: OptionType): JsonSchema {
  */
 function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation {
   return lazyLocation(() => opt.location ?? fallback);
+}
+
+/** A default from a module's first run, shown in the JSON Schema while its value comes from the second. */
+const firstDefaults = new WeakMap<object, unknown>();
+
+/**
+ * An option of a module that read config: its default is read from the module's second run, where
+ * config has values (`default: \`${config.networking.hostName}.local\``), the first run's when that
+ * run has no such option.
+ */
+function withLaterDefault(opt: Option, later: () => { value: unknown } | undefined, stubbed: boolean): Option {
+  const d = Object.getOwnPropertyDescriptor(opt.decl, 'default');
+  if (!d || d.get || d.value === undefined) return opt;
+  const decl = Object.defineProperties({}, Object.getOwnPropertyDescriptors(opt.decl)) as OptionDeclaration;
+  Object.defineProperty(decl, 'default', { enumerable: true, configurable: true, get: () => (later() ?? { value: d.value }).value });
+  // Stand-ins made the first run's value: not a default to show.
+  if (!stubbed) firstDefaults.set(decl, d.value);
+  return new Option(decl, opt.site, opt.special);
 }
 
 /** Whether a declaration sets a field, without running a getter (lazy defaults). */
@@ -298,6 +326,37 @@ export function evaluationOf(value: unknown): Evaluation | undefined {
 /** The stack of options being evaluated, for "infinite recursion" messages naming the chain. */
 const evaluating: OptionState[] = [];
 
+/** A module's second run: its function called again with option values. */
+interface SecondRun {
+  module: CollectedModule;
+  /** The option whose definitions asked for it, for the chain of a cycle. */
+  requester?: OptionState;
+  done: boolean;
+  config?: unknown;
+  configLoc?: SourceLocation;
+  options?: unknown;
+}
+
+/**
+ * The second run whose function body is running now. Its direct reads of an option being computed
+ * (or of one that needs this very run) give a reference instead of failing: only a value that is
+ * really needed in a cycle is an error, when the reference is resolved.
+ */
+let bodyOf: SecondRun | undefined;
+
+/** A second run needed while it was running: a cycle, unless a read in its body can wait. */
+class SecondRunCycle extends OptionError {
+  constructor(
+    message: string,
+    readonly run: SecondRun,
+  ) {
+    super(message);
+  }
+}
+
+/** Which module gave a definition, for those of modules that run twice. */
+const definedBy = new WeakMap<Definition, CollectedModule>();
+
 /**
  * One evaluation of a set of modules: the whole system, or one submodule value. `config` is the
  * fixpoint of all modules, built lazily: each option is merged on first read.
@@ -315,6 +374,13 @@ export class Evaluation implements MergeContext, RefHost {
   private configValue?: Record<string, unknown>;
   private buildingConfig = false;
   private optionsValue?: Record<string, unknown>;
+  /** Reads through references while collecting: all, and those computing with a stand-in. */
+  private reads = 0;
+  private stubs = 0;
+  private readonly secondRuns = new Map<CollectedModule, SecondRun>();
+  /** The objects of config's sets of options, and their views for second runs. */
+  private readonly configSets = new WeakSet<object>();
+  private readonly views = new WeakMap<object, Record<string, unknown>>();
   readonly lateConfig: Record<string, unknown>;
   readonly lateOptions: Record<string, unknown>;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
@@ -333,6 +399,7 @@ export class Evaluation implements MergeContext, RefHost {
       },
       lookup: (path) => lookupPath(this.options, path, 'options'),
       describe: () => ({ root: 'options', module: this.loading && formatLocation(this.loading) }),
+      touched: (stub) => this.touched(stub),
     };
     const self = this;
     this.lateOptions = makeRef(optionsHost, []);
@@ -340,7 +407,18 @@ export class Evaluation implements MergeContext, RefHost {
 
   // RefHost
   lookup(path: string[]): unknown {
-    return lookupPath(this.config, path, 'config', this.prefix);
+    // Resolving a reference needs the value: a cycle is an error here, even in a second run's body.
+    const body = bodyOf;
+    bodyOf = undefined;
+    try {
+      return lookupPath(this.config, path, 'config', this.prefix);
+    } finally {
+      bodyOf = body;
+    }
+  }
+  touched(stub: boolean): void {
+    this.reads++;
+    if (stub) this.stubs++;
   }
   describe(): { root: string; module?: string } {
     return { root: 'config', module: this.loading && formatLocation(this.loading) };
@@ -405,13 +483,21 @@ export class Evaluation implements MergeContext, RefHost {
     const seen = this.collected.get(key);
     if (seen) return seen;
     value = force(value);
+    let rerun: ModuleFunction | undefined;
+    let stubbed = false;
     if (typeof value === 'function') {
       const previous = this.loading;
       this.loading = loc;
+      const fn = value as ModuleFunction;
+      const reads = this.reads;
+      const stubs = this.stubs;
       try {
-        value = force((value as ModuleFunction)(this.moduleArgs()));
+        value = force(fn(this.moduleArgs()));
+        if (this.reads !== reads) rerun = fn;
+        stubbed = this.stubs !== stubs;
       } catch (err) {
-        throw userCodeError(err, () => `while loading the module \`${formatLocation(loc)}'`);
+        const standIns = this.stubs !== stubs ? '; its first run, before options have values, computed with stand-ins for the config values it read (0, an empty string or list)' : '';
+        throw userCodeError(err, () => `while loading the module \`${formatLocation(loc)}'${standIns}`);
       } finally {
         this.loading = previous;
       }
@@ -425,6 +511,10 @@ export class Evaluation implements MergeContext, RefHost {
       if (again) return again;
     }
     const mod = normalizeModule(value, key, loc, configOnly, yaml);
+    if (rerun) {
+      mod.rerun = rerun;
+      mod.stubbed = stubbed;
+    }
     this.collected.set(key, mod);
     const imports = force(mod.imports) as unknown[];
     mod.imports = [];
@@ -461,8 +551,128 @@ export class Evaluation implements MergeContext, RefHost {
       m.imports.forEach(visit);
     };
     roots.forEach(visit);
-    for (const m of this.modules) this.decls.add(m);
+    for (const m of this.modules) this.decls.add(m, m.rerun && ((path) => this.laterDefault(m, path)));
     this.ready = true;
+  }
+
+  /**
+   * A module's second run, once per evaluation: its function with real `config` and `options`.
+   * The first run gave its structure (imports, declarations, which options it defines); this one
+   * gives its definitions' values, computed with option values.
+   */
+  secondRun(mod: CollectedModule): SecondRun {
+    let run = this.secondRuns.get(mod);
+    if (run?.done) return run;
+    if (run) {
+      const msg = run.requester
+        ? run.requester.recursion().message
+        : `infinite recursion encountered: the module \`${formatLocation(mod.loc)}' needs its own definitions to compute them.`;
+      throw new SecondRunCycle(msg, run);
+    }
+    run = { module: mod, requester: evaluating[evaluating.length - 1], done: false };
+    this.secondRuns.set(mod, run);
+    const body = bodyOf;
+    bodyOf = run;
+    let value: unknown;
+    try {
+      value = force(mod.rerun!({ ...this.specialArgs, name: (this.specialArgs.name as string) ?? '', config: this.strictView(this.config, []), options: this.options, lib, pkgs }));
+    } catch (err) {
+      this.secondRuns.delete(mod);
+      throw userCodeError(err, () => `while computing the definitions of the module \`${formatLocation(mod.loc)}'`);
+    } finally {
+      bodyOf = body;
+    }
+    const again = normalizeModule(value, mod.key, mod.loc, false, mod.yaml);
+    run.config = again.config;
+    run.configLoc = again.configLoc;
+    run.options = again.options;
+    run.done = true;
+    return run;
+  }
+
+  /**
+   * `config` for a second run: reading an option that does not exist gives a reference, an error
+   * when it is needed (as in NixOS), not `undefined`.
+   */
+  private strictView(obj: Record<string, unknown>, path: string[]): Record<string, unknown> {
+    let view = this.views.get(obj);
+    if (view) return view;
+    const sets = this.configSets;
+    const self = this;
+    view = new Proxy(obj, {
+      get(t, key, receiver) {
+        // A reference, which fails when resolved: `mkIf(() => 'x' in config, config.x)` stays lazy.
+        if (typeof key === 'string' && !(key in t) && key !== 'then' && key !== 'toJSON') return makeRef(self, [...path, key]);
+        const v = Reflect.get(t, key, receiver);
+        return typeof key === 'string' && sets.has(v as object) ? self.strictView(v as Record<string, unknown>, [...path, key]) : v;
+      },
+    });
+    this.views.set(obj, view);
+    return view;
+  }
+
+  /** An option's default as the module's second run declares it. */
+  private laterDefault(mod: CollectedModule, path: string[]): { value: unknown } | undefined {
+    let v: unknown = this.secondRun(mod).options;
+    for (const p of path) {
+      v = force(v);
+      if (!isPlainObject(v)) return undefined;
+      v = v[p];
+    }
+    v = force(v);
+    return isOption(v) ? { value: v.decl.default } : undefined;
+  }
+
+  /** Definitions of modules that run twice replaced by those of their second run, at `path`. */
+  private fromSecondRuns(defs: Definition[], path: string[]): Definition[] {
+    if (!defs.some((d) => definedBy.has(d))) return defs;
+    const out: Definition[] = [];
+    const done = new Set<CollectedModule>();
+    for (const d of defs) {
+      const mod = definedBy.get(d);
+      if (!mod) out.push(d);
+      else if (!done.has(mod)) {
+        done.add(mod);
+        const run = this.secondRun(mod);
+        if (run.config !== undefined) out.push(...this.pushDown([{ loc: run.configLoc!, value: run.config }], path));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * An undeclared definition of a module that runs twice, for the freeformType: its second run's
+   * definitions at `path`, run when the value is needed (config is being built now).
+   */
+  private laterDefinition(def: Definition, path: string[]): Definition {
+    if (!definedBy.has(def)) return def;
+    return { loc: def.loc, value: new Thunk(() => new Merge(this.fromSecondRuns([def], path).map((d) => d.value))) };
+  }
+
+  /** The definitions at `path` within definitions of the whole config (NixOS's pushDownProperties, one path). */
+  private pushDown(defs: Definition[], path: string[]): Definition[] {
+    let at = defs;
+    for (let i = 0; i < path.length; i++) {
+      const key = path[i]!;
+      const next: Definition[] = [];
+      for (const def of at) {
+        for (const { obj, wraps, loc } of expandSet(def.value, [], def.loc, (v, l) => this.notASet(path.slice(0, i), v, l))) {
+          if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
+          let value = lazyEntry(obj, key);
+          for (let j = wraps.length - 1; j >= 0; j--) value = wraps[j]!(value);
+          next.push({ loc: entryLocation(obj, key) ?? keyLocation(loc, key), value });
+        }
+      }
+      at = next;
+    }
+    return at;
+  }
+
+  /** A set of options defined as a value. */
+  notASet(path: string[], value: unknown, loc: SourceLocation): never {
+    const node = this.decls.lookup(path);
+    const names = node instanceof NamespaceNode ? [...node.children.keys()] : [];
+    throw new OptionError(`\`${this.decls.show(path)}' is a set of options, not an option, but it is defined as a value:${showDefs([{ loc, value }])}\nOptions below it: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}`);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -473,7 +683,17 @@ export class Evaluation implements MergeContext, RefHost {
     let ns = this.namespaces.get(k);
     if (ns) return ns;
     if (path.length === 0) {
-      ns = new NamespaceEval(this, this.decls.root, this.modules.filter((m) => m.config !== undefined).map((m) => ({ loc: m.configLoc, value: m.config })));
+      ns = new NamespaceEval(
+        this,
+        this.decls.root,
+        this.modules
+          .filter((m) => m.config !== undefined)
+          .map((m) => {
+            const d = { loc: m.configLoc, value: m.config };
+            if (m.rerun) definedBy.set(d, m);
+            return d;
+          }),
+      );
     } else {
       const parent = this.namespace(path.slice(0, -1));
       const node = this.decls.lookup(path) as NamespaceNode;
@@ -486,7 +706,7 @@ export class Evaluation implements MergeContext, RefHost {
   /** The definitions of an option (or a namespace) at `path`, relative to this evaluation. */
   definitionsAt(path: string[]): Definition[] {
     const parent = this.namespace(path.slice(0, -1));
-    const own = parent.split().matched.get(path[path.length - 1]!) ?? [];
+    const own = this.fromSecondRuns(parent.split().matched.get(path[path.length - 1]!) ?? [], path);
     const aliased = this.decls.aliases.filter((a) => a.option.special.alias!.to.join('\0') === path.join('\0'));
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
     const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
@@ -575,7 +795,7 @@ export class Evaluation implements MergeContext, RefHost {
   private buildConfig(): Record<string, unknown> {
     let free: Record<string, unknown> | undefined;
     if (this.decls.freeformType) {
-      const defs: FinalDefinition[] = this.unmatched().map(({ path, def }) => ({ loc: def.loc, value: nest(path, def), priority: PRIORITY.plain, order: 1000 }));
+      const defs: FinalDefinition[] = this.unmatched().map(({ path, def }) => ({ loc: def.loc, value: nest(path, this.laterDefinition(def, path)), priority: PRIORITY.plain, order: 1000 }));
       free = defs.length ? (this.decls.freeformType.merge(this.prefix, defs, this) as Record<string, unknown>) : {};
     }
     const root = this.configObject(this.decls.root, free);
@@ -585,9 +805,27 @@ export class Evaluation implements MergeContext, RefHost {
 
   private configObject(ns: NamespaceNode, free: Record<string, unknown> | undefined): Record<string, unknown> {
     const obj: Record<string, unknown> = {};
+    this.configSets.add(obj);
     for (const [name, child] of ns.children) {
       if (child instanceof OptionNode) {
-        defineLazy(obj, name, () => this.option(child.path).value);
+        // Kept once read, unless the read gave a reference (an option a second run's body read
+        // while it was being computed): the value is there on the next read.
+        let state: OptionState | undefined;
+        let done = false;
+        let value: unknown;
+        Object.defineProperty(obj, name, {
+          enumerable: true,
+          configurable: true,
+          get: () => {
+            if (done) return value;
+            const v = (state ??= this.option(child.path)).value;
+            if (!isRef(v)) {
+              done = true;
+              value = v;
+            }
+            return v;
+          },
+        });
       } else {
         defineLazy(obj, name, () => this.configObject(child, free && isPlainObject(free[name]) ? (free[name] as Record<string, unknown>) : undefined));
       }
@@ -653,11 +891,13 @@ class NamespaceEval {
     const matched = new Map<string, Definition[]>();
     const unmatched: { path: string[]; def: Definition }[] = [];
     for (const def of this.defs) {
-      for (const { obj, wraps, loc } of this.expand(def.value, [], def.loc)) {
+      const from = definedBy.get(def);
+      for (const { obj, wraps, loc } of expandSet(def.value, [], def.loc, (v, l) => this.ev.notASet(this.node.path, v, l))) {
         for (const key of Object.keys(obj)) {
           let value = lazyEntry(obj, key);
           for (let i = wraps.length - 1; i >= 0; i--) value = wraps[i]!(value);
           const d: Definition = { loc: entryLocation(obj, key) ?? keyLocation(loc, key), value };
+          if (from) definedBy.set(d, from);
           if (this.node.children.has(key)) {
             let list = matched.get(key);
             if (!list) matched.set(key, (list = []));
@@ -668,26 +908,30 @@ class NamespaceEval {
     }
     return (this.result = { matched, unmatched });
   }
+}
 
-  /** Flattens mkMerge and pushes mkIf/mkOverride into the attributes of a namespace's definition. */
-  private *expand(value: unknown, wraps: ((v: unknown) => unknown)[], loc: SourceLocation): Generator<{ obj: Record<string, unknown>; wraps: ((v: unknown) => unknown)[]; loc: SourceLocation }> {
-    const v = force(value);
-    if (v instanceof Merge) {
-      for (const c of v.contents) yield* this.expand(c, wraps, loc);
-    } else if (v instanceof If) {
-      yield* this.expand(v.content, [...wraps, (x) => new If(v.condition, x, v.site)], loc);
-    } else if (v instanceof Override) {
-      yield* this.expand(v.content, [...wraps, (x) => new Override(v.priority, x, v.site)], loc);
-    } else if (v instanceof Order) {
-      yield* this.expand(v.content, wraps, loc);
-    } else if (v === null || v === undefined) {
-      // An empty YAML mapping (`services:` with everything below commented out) defines nothing.
-    } else if (isPlainObject(v)) {
-      yield { obj: v, wraps, loc };
-    } else {
-      const name = this.ev.decls.show(this.node.path);
-      throw new OptionError(`\`${name}' is a set of options, not an option, but it is defined as a value:${showDefs([{ loc, value: v }])}\nOptions below it: ${[...this.node.children.keys()].slice(0, 8).join(', ')}${this.node.children.size > 8 ? ', …' : ''}`);
-    }
+/** Flattens mkMerge and pushes mkIf/mkOverride into the attributes of a namespace's definition. */
+function* expandSet(
+  value: unknown,
+  wraps: ((v: unknown) => unknown)[],
+  loc: SourceLocation,
+  notASet: (v: unknown, loc: SourceLocation) => never,
+): Generator<{ obj: Record<string, unknown>; wraps: ((v: unknown) => unknown)[]; loc: SourceLocation }> {
+  const v = force(value);
+  if (v instanceof Merge) {
+    for (const c of v.contents) yield* expandSet(c, wraps, loc, notASet);
+  } else if (v instanceof If) {
+    yield* expandSet(v.content, [...wraps, (x) => new If(v.condition, x, v.site)], loc, notASet);
+  } else if (v instanceof Override) {
+    yield* expandSet(v.content, [...wraps, (x) => new Override(v.priority, x, v.site)], loc, notASet);
+  } else if (v instanceof Order) {
+    yield* expandSet(v.content, wraps, loc, notASet);
+  } else if (v === null || v === undefined) {
+    // An empty YAML mapping (`services:` with everything below commented out) defines nothing.
+  } else if (isPlainObject(v)) {
+    yield { obj: v, wraps, loc };
+  } else {
+    notASet(v, loc);
   }
 }
 
@@ -758,7 +1002,26 @@ export class OptionState {
     if (this.status === 2) return this.result;
     const alias = this.node.option.special.alias;
     if (alias) return this.ev.lookup(alias.to);
-    if (this.status === 1) throw this.recursion();
+    // Read directly by a second run's body: an option being computed, or one needing this very
+    // run, is read again when it is needed (a reference), as a lazy language would.
+    const body = bodyOf;
+    if (this.status === 1) {
+      if (body) return makeRef(this.ev, this.node.path);
+      throw this.recursion();
+    }
+    if (!body) return this.compute();
+    bodyOf = undefined;
+    try {
+      return this.compute();
+    } catch (err) {
+      if (err instanceof SecondRunCycle && err.run === body) return makeRef(this.ev, this.node.path);
+      throw err;
+    } finally {
+      bodyOf = body;
+    }
+  }
+
+  private compute(): unknown {
     this.status = 1;
     evaluating.push(this);
     try {
@@ -800,7 +1063,7 @@ export class OptionState {
   }
 
   /** An option needed its own value: name the chain of options involved. */
-  private recursion(): OptionError {
+  recursion(): OptionError {
     const start = evaluating.indexOf(this);
     // An option is on the stack twice in a row (merging, then discharging its definitions): show
     // it once, then close the cycle with this option even when it needed itself (`a' → `a').
