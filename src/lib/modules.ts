@@ -20,7 +20,7 @@ import {
 import { isOption, Option, type OptionDeclaration } from './options.js';
 import { pkgs } from './package.js';
 import { If, Merge, Order, Override, PRIORITY, Thunk } from './properties.js';
-import { isRef, makeRef, type RefHost } from './refs.js';
+import { isRef, makeRef, refPath, withOtherStandIns, type RefHost } from './refs.js';
 import { closest, showDefs, showOption, showValue } from './show.js';
 import { isType, type JsonSchema, type OptionType } from './types.js';
 
@@ -73,8 +73,8 @@ export interface CollectedModule {
    * its options' defaults) come from running it again with option values.
    */
   rerun?: ModuleFunction;
-  /** Its first run computed with a reference (a stand-in value): what it gave is only structure. */
-  stubbed?: boolean;
+  /** Options whose default its first run computed from config (with stand-ins): taken from the second run. */
+  laterDefaults?: Set<string>;
 }
 
 const MODULE_KEYS = new Set(['imports', 'disabledModules', 'options', 'config', 'freeformType', 'meta', 'key', '_file']);
@@ -131,10 +131,10 @@ export class Declarations {
         this.freeformType = merged;
       } else this.freeformType = mod.freeformType;
     }
-    if (mod.options !== undefined) this.declare(this.root, mod.options, mod.loc, laterDefault && { get: laterDefault, stubbed: mod.stubbed ?? false });
+    if (mod.options !== undefined) this.declare(this.root, mod.options, mod.loc, laterDefault && mod.laterDefaults?.size ? { get: laterDefault, paths: mod.laterDefaults } : undefined);
   }
 
-  private declare(ns: NamespaceNode, value: unknown, loc: SourceLocation, later?: { get: (path: string[]) => { value: unknown } | undefined; stubbed: boolean }): void {
+  private declare(ns: NamespaceNode, value: unknown, loc: SourceLocation, later?: { get: (path: string[]) => { value: unknown } | undefined; paths: Set<string> }): void {
     const v = force(value);
     if (v === null || v === undefined) return;
     if (!isPlainObject(v)) {
@@ -144,7 +144,7 @@ export class Declarations {
       const path = [...ns.path, name];
       let child = force(v[name]);
       const where = entryLocation(v, name) ?? loc;
-      if (later && isOption(child)) child = withLaterDefault(child, () => later.get(path), later.stubbed);
+      if (later && isOption(child) && later.paths.has(path.join('\0'))) child = withLaterDefault(child, () => later.get(path));
       const existing = ns.children.get(name);
       if (isOption(child)) {
         const declLoc = declarationSite(child, where);
@@ -238,8 +238,7 @@ export class Declarations {
         const s = child.option.special.alias || child.option.special.removed ? {} : { ...child.type.jsonSchema() };
         if (child.decl.description) s.description = child.decl.description;
         const d = Object.getOwnPropertyDescriptor(child.decl, 'default');
-        const value = d && !d.get ? d.value : firstDefaults.get(child.decl);
-        if (value !== undefined && isJsonable(value)) s.default = value;
+        if (d && !d.get && d.value !== undefined && isJsonable(d.value)) s.default = d.value;
         return s;
       },
       namespace: (children, top) => ({
@@ -270,22 +269,57 @@ function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation 
   return lazyLocation(() => opt.location ?? fallback);
 }
 
-/** A default from a module's first run, shown in the JSON Schema while its value comes from the second. */
-const firstDefaults = new WeakMap<object, unknown>();
-
 /**
- * An option of a module that read config: its default is read from the module's second run, where
- * config has values (`default: \`${config.networking.hostName}.local\``), the first run's when that
- * run has no such option.
+ * An option whose default a module computed from config (`default: \`${config.networking.hostName}.local\``):
+ * the default is read from the module's second run, where config has values.
  */
-function withLaterDefault(opt: Option, later: () => { value: unknown } | undefined, stubbed: boolean): Option {
+function withLaterDefault(opt: Option, later: () => { value: unknown } | undefined): Option {
   const d = Object.getOwnPropertyDescriptor(opt.decl, 'default');
   if (!d || d.get || d.value === undefined) return opt;
   const decl = Object.defineProperties({}, Object.getOwnPropertyDescriptors(opt.decl)) as OptionDeclaration;
   Object.defineProperty(decl, 'default', { enumerable: true, configurable: true, get: () => (later() ?? { value: d.value }).value });
-  // Stand-ins made the first run's value: not a default to show.
-  if (!stubbed) firstDefaults.set(decl, d.value);
   return new Option(decl, opt.site, opt.special);
+}
+
+/**
+ * The options whose default differs between two first runs with different stand-ins for config
+ * values: those computed from config.
+ */
+function configDependentDefaults(a: unknown, b: unknown, path: string[], out: Set<string>): void {
+  a = force(a);
+  b = force(b);
+  if (isOption(a)) {
+    const da = Object.getOwnPropertyDescriptor(a.decl, 'default');
+    const db = isOption(b) ? Object.getOwnPropertyDescriptor(b.decl, 'default') : undefined;
+    if (da && !da.get && !(db && !db.get && sameValue(da.value, db.value))) out.add(path.join('\0'));
+    return;
+  }
+  if (!isPlainObject(a)) return;
+  for (const k of Object.keys(a)) configDependentDefaults(lazyEntry(a, k), isPlainObject(b) ? lazyEntry(b, k) : undefined, [...path, k], out);
+}
+
+/** Whether two values built by two runs of a module are the same (getters are not run). */
+function sameValue(a: unknown, b: unknown, depth = 0): boolean {
+  if (Object.is(a, b)) return true;
+  if (depth > 40) return false;
+  if (isRef(a) || isRef(b)) return isRef(a) && isRef(b) && refPath(a as object) === refPath(b as object);
+  if (typeof a === 'function' || typeof b === 'function') return typeof a === typeof b && String(a) === String(b);
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Thunk || b instanceof Thunk) return a instanceof Thunk && b instanceof Thunk;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const da = Object.getOwnPropertyDescriptors(a);
+  const db = Object.getOwnPropertyDescriptors(b);
+  // Where mkIf & co. were called differs between runs only in the captured stack.
+  const property = a instanceof If || a instanceof Merge || a instanceof Override || a instanceof Order;
+  const keys = Object.keys(da).filter((k) => !property || k !== 'site');
+  if (keys.length !== Object.keys(db).filter((k) => !property || k !== 'site').length) return false;
+  return keys.every((k) => {
+    const x = da[k]!;
+    const y = db[k];
+    if (!y) return false;
+    if (x.get || y.get) return !!x.get && !!y.get;
+    return sameValue(x.value, y.value, depth + 1);
+  });
 }
 
 /** Whether a declaration sets a field, without running a getter (lazy defaults). */
@@ -485,6 +519,7 @@ export class Evaluation implements MergeContext, RefHost {
     value = force(value);
     let rerun: ModuleFunction | undefined;
     let stubbed = false;
+    let laterDefaults: Set<string> | undefined;
     if (typeof value === 'function') {
       const previous = this.loading;
       this.loading = loc;
@@ -495,6 +530,7 @@ export class Evaluation implements MergeContext, RefHost {
         value = force(fn(this.moduleArgs()));
         if (this.reads !== reads) rerun = fn;
         stubbed = this.stubs !== stubs;
+        if (stubbed) laterDefaults = this.dependentDefaults(fn, value);
       } catch (err) {
         const standIns = this.stubs !== stubs ? '; its first run, before options have values, computed with stand-ins for the config values it read (0, an empty string or list)' : '';
         throw userCodeError(err, () => `while loading the module \`${formatLocation(loc)}'${standIns}`);
@@ -513,7 +549,7 @@ export class Evaluation implements MergeContext, RefHost {
     const mod = normalizeModule(value, key, loc, configOnly, yaml);
     if (rerun) {
       mod.rerun = rerun;
-      mod.stubbed = stubbed;
+      mod.laterDefaults = laterDefaults;
     }
     this.collected.set(key, mod);
     const imports = force(mod.imports) as unknown[];
@@ -526,6 +562,21 @@ export class Evaluation implements MergeContext, RefHost {
     }
     mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
     return mod;
+  }
+
+  /** Which option defaults a module's first run computed from config: those another first run gives differently. */
+  private dependentDefaults(fn: ModuleFunction, value: unknown): Set<string> {
+    const out = new Set<string>();
+    const optionsOf = (v: unknown): unknown => (isPlainObject(v) ? force(lazyEntry(v, 'options')) : undefined);
+    if (optionsOf(value) === undefined) return out;
+    let other: unknown;
+    try {
+      other = force(withOtherStandIns(() => fn(this.moduleArgs())));
+    } catch {
+      // The other stand-ins made it fail: every computed default depends on them.
+    }
+    configDependentDefaults(optionsOf(value), optionsOf(other), [], out);
+    return out;
   }
 
   moduleArgs(): ModuleArgs {

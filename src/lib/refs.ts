@@ -28,6 +28,11 @@ export function isRef(v: unknown): boolean {
   return typeof v === 'function' && refs.has(v);
 }
 
+/** Where a reference points, for comparing two (`services.foo.enable`). */
+export function refPath(v: object): string {
+  return refs.get(v)!.path.join('.');
+}
+
 export function resolveRef(v: object): unknown {
   const info = refs.get(v)!;
   if (!info.host.ready) throw earlyRead(info.host, info.path);
@@ -45,7 +50,19 @@ function earlyRead(host: RefHost, path: string[]): CairnError {
 }
 
 /** What a computation with a reference gives in a module's first run: a number's or a string's stand-in. */
-const standIn = (hint: string): number | string => (hint === 'number' ? 0 : '');
+const standIn = (hint: string): number | string => (hint === 'number' ? variant : variant ? '\u0001' : '');
+
+/** Which stand-ins a first run gets: a run with the other ones shows which values depend on them. */
+let variant = 0;
+
+export function withOtherStandIns<T>(fn: () => T): T {
+  variant = 1;
+  try {
+    return fn();
+  } finally {
+    variant = 0;
+  }
+}
 
 // An arrow function has no non-configurable own properties, so the proxy's traps are free to answer.
 const target = (): void => undefined;
