@@ -20,7 +20,7 @@ import {
 import { isOption, Option, type OptionDeclaration } from './options.js';
 import { pkgs } from './package.js';
 import { If, Merge, Order, Override, PRIORITY, Thunk } from './properties.js';
-import { isRef, makeRef, refPath, withOtherStandIns, type RefHost } from './refs.js';
+import { isRef, makeRef, refPath, withOtherStandIns, withStandIns, type RefHost } from './refs.js';
 import { closest, showDefs, showOption, showValue } from './show.js';
 import { isType, type JsonSchema, type OptionType } from './types.js';
 
@@ -369,24 +369,32 @@ interface SecondRun {
   config?: unknown;
   configLoc?: SourceLocation;
   options?: unknown;
+  /** Values its body needed that could not be computed yet (a cycle, so far) got stand-ins: those cycles. */
+  partial?: OptionError[];
 }
 
 /**
- * The second run whose function body is running now. Its direct reads of an option being computed
- * (or of one that needs this very run) give a reference instead of failing: only a value that is
- * really needed in a cycle is an error, when the reference is resolved.
+ * The second run whose function body is running now. Its direct reads of an option that cannot be
+ * computed yet (a cycle through an option being computed) give a reference; computing with one
+ * there gives a stand-in. Only a value that is really needed in a cycle is an error.
  */
 let bodyOf: SecondRun | undefined;
 
-/** A second run needed while it was running: a cycle, unless a read in its body can wait. */
-class SecondRunCycle extends OptionError {
-  constructor(
-    message: string,
-    readonly run: SecondRun,
-  ) {
-    super(message);
-  }
+/**
+ * "infinite recursion" errors: an option needed its own value. (A set, not a subclass: this file
+ * and merge.ts import each other, and a class extending OptionError here could load first.)
+ */
+const recursions = new WeakSet<object>();
+const isRecursion = (err: unknown): err is OptionError => typeof err === 'object' && err !== null && recursions.has(err);
+function recursionError(message: string): OptionError {
+  const err = new OptionError(message);
+  recursions.add(err);
+  return err;
 }
+
+
+/** What a partial run reads for a value that cannot be computed yet: a reference computing as a stand-in. */
+const standIns: RefHost = { ready: false, lookup: () => undefined, describe: () => ({ root: 'config' }) };
 
 /** Which module gave a definition, for those of modules that run twice. */
 const definedBy = new WeakMap<Definition, CollectedModule>();
@@ -412,6 +420,8 @@ export class Evaluation implements MergeContext, RefHost {
   private reads = 0;
   private stubs = 0;
   private readonly secondRuns = new Map<CollectedModule, SecondRun>();
+  /** Modules whose second run is under way, and how many times over. */
+  private readonly running = new Map<CollectedModule, number>();
   /** The objects of config's sets of options, and their views for second runs. */
   private readonly configSets = new WeakSet<object>();
   private readonly views = new WeakMap<object, Record<string, unknown>>();
@@ -446,6 +456,13 @@ export class Evaluation implements MergeContext, RefHost {
     bodyOf = undefined;
     try {
       return lookupPath(this.config, path, 'config', this.prefix);
+    } catch (err) {
+      // In a partial run, a value that cannot be computed yet is a stand-in.
+      if (body?.partial && isRecursion(err)) {
+        body.partial.push(err);
+        return makeRef(standIns, path);
+      }
+      throw err;
     } finally {
       bodyOf = body;
     }
@@ -606,29 +623,14 @@ export class Evaluation implements MergeContext, RefHost {
     this.ready = true;
   }
 
-  /**
-   * A module's second run, once per evaluation: its function with real `config` and `options`.
-   * The first run gave its structure (imports, declarations, which options it defines); this one
-   * gives its definitions' values, computed with option values.
-   */
-  secondRun(mod: CollectedModule): SecondRun {
-    let run = this.secondRuns.get(mod);
-    if (run?.done) return run;
-    if (run) {
-      const msg = run.requester
-        ? run.requester.recursion().message
-        : `infinite recursion encountered: the module \`${formatLocation(mod.loc)}' needs its own definitions to compute them.`;
-      throw new SecondRunCycle(msg, run);
-    }
-    run = { module: mod, requester: evaluating[evaluating.length - 1], done: false };
-    this.secondRuns.set(mod, run);
+  private runAgain(run: SecondRun): SecondRun {
+    const mod = run.module;
     const body = bodyOf;
     bodyOf = run;
     let value: unknown;
     try {
       value = force(mod.rerun!({ ...this.specialArgs, name: (this.specialArgs.name as string) ?? '', config: this.strictView(this.config, []), options: this.options, lib, pkgs }));
     } catch (err) {
-      this.secondRuns.delete(mod);
       throw userCodeError(err, () => `while computing the definitions of the module \`${formatLocation(mod.loc)}'`);
     } finally {
       bodyOf = body;
@@ -639,6 +641,45 @@ export class Evaluation implements MergeContext, RefHost {
     run.options = again.options;
     run.done = true;
     return run;
+  }
+
+  /**
+   * What a module's second run gives at one place (`extract`). When the run is under way (its body
+   * read an option that needs this module: JavaScript runs the whole body, where NixOS would only
+   * evaluate what is needed), the module runs twice more with different stand-ins for the values
+   * that cannot be computed yet: the same result both times does not depend on them; a different
+   * one does, and that is infinite recursion.
+   */
+  private fromSecondRun<T>(mod: CollectedModule, extract: (run: SecondRun) => T, same: (a: T, b: T) => boolean): T {
+    const done = this.secondRuns.get(mod);
+    if (done) return extract(done);
+    const requester = evaluating[evaluating.length - 1];
+    // A run within a run of the same module comes with a new option being computed; the bound is
+    // only a guard.
+    const depth = this.running.get(mod) ?? 0;
+    if (depth >= 16) {
+      const msg = requester ? requester.recursion().message : `infinite recursion encountered: the module \`${formatLocation(mod.loc)}' needs its own definitions to compute them.`;
+      throw recursionError(msg);
+    }
+    this.running.set(mod, depth + 1);
+    try {
+      const a: SecondRun = { module: mod, requester, done: false, partial: [] };
+      withStandIns(0, () => this.runAgain(a));
+      // Nothing needed a stand-in: this is the module's second run, kept for the evaluation.
+      if (a.partial!.length === 0) {
+        this.secondRuns.set(mod, a);
+        return extract(a);
+      }
+      const first = extract(a);
+      const b: SecondRun = { module: mod, requester, done: false, partial: [] };
+      const second = extract(withOtherStandIns(() => this.runAgain(b)));
+      if (same(first, second)) return first;
+      // The longest chain names the cycle best: from the outermost option being computed.
+      throw [...a.partial!, ...b.partial!].reduce((x, y) => (y.message.length > x.message.length ? y : x));
+    } finally {
+      if (depth) this.running.set(mod, depth);
+      else this.running.delete(mod);
+    }
   }
 
   /**
@@ -664,14 +705,17 @@ export class Evaluation implements MergeContext, RefHost {
 
   /** An option's default as the module's second run declares it. */
   private laterDefault(mod: CollectedModule, path: string[]): { value: unknown } | undefined {
-    let v: unknown = this.secondRun(mod).options;
-    for (const p of path) {
+    const extract = (run: SecondRun): { value: unknown } | undefined => {
+      let v: unknown = run.options;
+      for (const p of path) {
+        v = force(v);
+        if (!isPlainObject(v)) return undefined;
+        v = v[p];
+      }
       v = force(v);
-      if (!isPlainObject(v)) return undefined;
-      v = v[p];
-    }
-    v = force(v);
-    return isOption(v) ? { value: v.decl.default } : undefined;
+      return isOption(v) ? { value: v.decl.default } : undefined;
+    };
+    return this.fromSecondRun(mod, extract, (a, b) => a === b || (a !== undefined && b !== undefined && sameValue(a.value, b.value)));
   }
 
   /** Definitions of modules that run twice replaced by those of their second run, at `path`. */
@@ -684,8 +728,13 @@ export class Evaluation implements MergeContext, RefHost {
       if (!mod) out.push(d);
       else if (!done.has(mod)) {
         done.add(mod);
-        const run = this.secondRun(mod);
-        if (run.config !== undefined) out.push(...this.pushDown([{ loc: run.configLoc!, value: run.config }], path));
+        out.push(
+          ...this.fromSecondRun(
+            mod,
+            (run) => (run.config === undefined ? [] : this.pushDown([{ loc: run.configLoc!, value: run.config }], path)),
+            (a, b) => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value)),
+          ),
+        );
       }
     }
     return out;
@@ -1065,7 +1114,7 @@ export class OptionState {
     try {
       return this.compute();
     } catch (err) {
-      if (err instanceof SecondRunCycle && err.run === body) return makeRef(this.ev, this.node.path);
+      if (isRecursion(err)) return makeRef(this.ev, this.node.path);
       throw err;
     } finally {
       bodyOf = body;
@@ -1121,7 +1170,7 @@ export class OptionState {
     const chain = evaluating.slice(start).map((s) => `\`${showOption(s.loc)}'`);
     const unique = chain.filter((c, i) => i === 0 || c !== chain[i - 1]);
     unique.push(`\`${showOption(this.loc)}'`);
-    return new OptionError(`infinite recursion encountered: ${unique.join(' → ')}\nEach of these options needs the value of the next to be computed.`);
+    return recursionError(`infinite recursion encountered: ${unique.join(' → ')}\nEach of these options needs the value of the next to be computed.`);
   }
 
   get info(): OptionInfo {

@@ -55,14 +55,18 @@ const standIn = (hint: string): number | string => (hint === 'number' ? variant 
 /** Which stand-ins a first run gets: a run with the other ones shows which values depend on them. */
 let variant = 0;
 
-export function withOtherStandIns<T>(fn: () => T): T {
-  variant = 1;
+/** Runs `fn` with the first run's stand-ins (0) or the others (1); runs nest. */
+export function withStandIns<T>(which: 0 | 1, fn: () => T): T {
+  const before = variant;
+  variant = which;
   try {
     return fn();
   } finally {
-    variant = 0;
+    variant = before;
   }
 }
+
+export const withOtherStandIns = <T>(fn: () => T): T => withStandIns(1, fn);
 
 // An arrow function has no non-configurable own properties, so the proxy's traps are free to answer.
 const target = (): void => undefined;
@@ -74,6 +78,8 @@ export function makeRef(host: RefHost, path: string[]): any {
     get(_t, key) {
       if (host.ready) {
         const v = real();
+        // A stand-in (in a partial run of a module) answers for itself.
+        if (isRef(v)) return (v as Record<PropertyKey, unknown>)[key];
         if (key === Symbol.toPrimitive) return () => v;
         return v === null || v === undefined ? undefined : (v as Record<PropertyKey, unknown>)[key];
       }

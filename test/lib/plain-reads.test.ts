@@ -122,6 +122,31 @@ describe('plain reads of config in a module body', () => {
     expect(deep(configOf(guard, mod).out)).toMatchObject({ both: ['mine'], neither: ['mine'] });
   });
 
+  it('a module computing with an option it defines or declares, where no cycle is needed', () => {
+    const decl = { options: { a: mkOption({ type: types.int }), b: mkOption({ type: types.int }) } };
+    const mod = ({ config }: any) => ({ a: 1, b: config.a + 1 });
+    expect(configOf(decl, mod).a).toBe(1);
+    expect(configOf(decl, mod).b).toBe(2);
+    const hosts = ({ config }: any) => ({
+      options: {
+        host: mkOption({ type: types.str, default: 'web' }),
+        domain: mkOption({ type: types.nullOr(types.str), default: null }),
+        fqdn: mkOption({ type: types.str, default: config.domain === null ? config.host : `${config.host}.${config.domain}` }),
+        line: mkOption({ type: types.str }),
+      },
+      config: { line: `${config.fqdn} ${config.host}` },
+    });
+    expect(deep(configOf(hosts))).toMatchObject({ fqdn: 'web', line: 'web web' });
+    const withDomain = configOf(hosts, { domain: 'example.org' });
+    expect(withDomain.line).toBe('web.example.org web');
+    expect(withDomain.fqdn).toBe('web.example.org');
+  });
+
+  it('an option computed from itself is infinite recursion', () => {
+    const decl = { options: { a: mkOption({ type: types.int }) } };
+    expect(errorOf(() => configOf(decl, ({ config }: any) => ({ a: config.a + 1 })).a)).toMatch(/^infinite recursion encountered: `a' → `a'/);
+  });
+
   it('a cycle between plain reads is infinite recursion naming the chain', () => {
     const decl = { options: { a: mkOption({ type: types.int }), b: mkOption({ type: types.int }) } };
     const one = ({ config }: any) => ({ a: config.b + 1, b: config.a + 1 });
