@@ -574,7 +574,15 @@ export class Evaluation implements MergeContext, RefHost {
     for (let i = 0; i < imports.length; i++) {
       const imp = imports[i];
       const at = entryLocation(imports, String(i)) ?? loc;
-      const child = yield* this.collectOne(imp as ModuleInput, { key, loc: at, dir }, i);
+      // An import read from config is named in the message with the module importing it.
+      const previous = this.loading;
+      this.loading = loc;
+      let child: CollectedModule | undefined;
+      try {
+        child = yield* this.collectOne(imp as ModuleInput, { key, loc: at, dir }, i);
+      } finally {
+        this.loading = previous;
+      }
       if (child) mod.imports.push(child);
     }
     mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));

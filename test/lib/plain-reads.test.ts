@@ -170,6 +170,11 @@ describe('plain reads of config in a module body', () => {
     expect(errorOf(() => configOf(guard, mod, { guard: { a: true } }).out.text)).toMatch(/The option `guard.nope' does not exist/);
   });
 
+  it('imports cannot depend on config', () => {
+    const mod = ({ config }: any) => ({ imports: [config.guard.lines] });
+    expect(errorOf(() => evaluate(guard, mod))).toMatch(/`config.guard.lines' was needed while module `.*' was being loaded, before options have values/);
+  });
+
   it('a module that fails on a first run stand-in says so', () => {
     const mod = ({ config }: any) => {
       if (config.guard.size < 1) throw new Error('size must be positive');
