@@ -381,8 +381,8 @@ interface SecondRun {
 let bodyOf: SecondRun | undefined;
 
 /**
- * "infinite recursion" errors: an option needed its own value. (A set, not a subclass: this file
- * and merge.ts import each other, and a class extending OptionError here could load first.)
+ * "infinite recursion" errors: an option needed its own value. (A set, not a subclass: in an import
+ * cycle this file can load before OptionError is defined.)
  */
 const recursions = new WeakSet<object>();
 const isRecursion = (err: unknown): err is OptionError => typeof err === 'object' && err !== null && recursions.has(err);
@@ -391,7 +391,6 @@ function recursionError(message: string): OptionError {
   recursions.add(err);
   return err;
 }
-
 
 /** What a partial run reads for a value that cannot be computed yet: a reference computing as a stand-in. */
 const standIns: RefHost = { ready: false, lookup: () => undefined, describe: () => ({ root: 'config' }) };
