@@ -16,14 +16,13 @@ export default ({ lib, config }: ModuleArgs) => {
         }),
       },
     },
-    config: mkIf(() => Object.keys(aliases).length > 0, {
+    config: mkIf(Object.keys(aliases).length > 0, {
       environment: {
         etc: {
           'profile.d/cairn-aliases.sh': {
-            get text() {
-              const list = Object.entries(aliases).map(([name, value]) => ({ name, quoted: lib.shellQuote(value) }));
-              return lib.renderTemplate('config/shell-aliases.aliases.sh', { aliases: list });
-            },
+            text: lib.renderTemplate('config/shell-aliases.aliases.sh', {
+              aliases: Object.entries(aliases).map(([name, value]) => ({ name, quoted: lib.shellQuote(value) })),
+            }),
           },
         },
       },

@@ -7,7 +7,7 @@ import type { ModuleArgs } from '../config.js';
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, types } = lib;
-  const vars = () => Object.entries(config.environment.variables).map(([name, v]) => ({ name, value: Array.isArray(v) ? v.join(':') : v }));
+  const vars = Object.entries(config.environment.variables).map(([name, v]) => ({ name, value: Array.isArray(v) ? v.join(':') : v }));
   return {
     options: {
       environment: {
@@ -19,11 +19,11 @@ export default ({ lib, config }: ModuleArgs) => {
         }),
       },
     },
-    config: mkIf(() => Object.keys(config.environment.variables).length > 0, {
+    config: mkIf(vars.length > 0, {
       environment: {
         etc: {
-          environment: { get text() { return lib.renderTemplate('config/variables.environment', { vars: vars().map((v) => ({ ...v, quoted: JSON.stringify(v.value) })) }); } },
-          'profile.d/cairn-environment.sh': { get text() { return lib.renderTemplate('config/variables.environment.sh', { vars: vars().map((v) => ({ ...v, quoted: lib.shellQuote(v.value) })) }); } },
+          environment: { text: lib.renderTemplate('config/variables.environment', { vars: vars.map((v) => ({ ...v, quoted: JSON.stringify(v.value) })) }) },
+          'profile.d/cairn-environment.sh': { text: lib.renderTemplate('config/variables.environment.sh', { vars: vars.map((v) => ({ ...v, quoted: lib.shellQuote(v.value) })) }) },
         },
       },
     }),

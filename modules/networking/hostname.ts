@@ -4,7 +4,7 @@ import type { ModuleArgs } from '../config.js';
 export default ({ lib, config }: ModuleArgs) => ({
   config: {
     // systemd sets the host name from /etc/hostname early at boot.
-    environment: { etc: { hostname: { get text() { return `${config.networking.hostName}\n`; } } } },
+    environment: { etc: { hostname: { text: `${config.networking.hostName}\n` } } },
   },
   options: {
     networking: {

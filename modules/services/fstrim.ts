@@ -48,9 +48,7 @@ export default ({ lib, config }: ModuleArgs) => {
             wantedBy: ['timers.target'],
             timerConfig: {
               // A drop-in adds to the packaged `OnCalendar=weekly`: the empty entry clears it first.
-              get OnCalendar() {
-                return ['', cfg.interval];
-              },
+              OnCalendar: ['', cfg.interval],
             },
           },
         },

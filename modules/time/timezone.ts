@@ -20,8 +20,8 @@ export default ({ lib, config }: ModuleArgs) => {
       environment: {
         systemPackages: ['tzdata'],
         etc: {
-          localtime: { get symlink() { return `/usr/share/zoneinfo/${cfg.timeZone}`; } },
-          timezone: { get text() { return `${cfg.timeZone}\n`; } },
+          localtime: { symlink: `/usr/share/zoneinfo/${cfg.timeZone}` },
+          timezone: { text: `${cfg.timeZone}\n` },
         },
       },
     },

@@ -49,7 +49,7 @@ export function lazyEntry(obj: object, key: string): unknown {
 
 function evalCondition(p: If, loc: SourceLocation): boolean {
   let c: unknown = p.condition;
-  if (typeof c === 'function') c = (c as () => unknown)();
+  if (typeof c === 'function' && !isRef(c)) c = (c as () => unknown)();
   c = force(c);
   if (typeof c !== 'boolean') {
     throw new OptionError(`\`mkIf' called with a non-Boolean condition (${showValue(c)})${showDefs([{ loc: p.location ?? loc, value: c }], false)}`);

@@ -20,7 +20,7 @@ import {
 import { isOption, Option, type OptionDeclaration } from './options.js';
 import { pkgs } from './package.js';
 import { If, Merge, Order, Override, PRIORITY, Thunk } from './properties.js';
-import { makeRef, type RefHost } from './refs.js';
+import { isRef, makeRef, refPath, withOtherStandIns, withStandIns, type RefHost } from './refs.js';
 import { closest, showDefs, showOption, showValue } from './show.js';
 import { isType, type JsonSchema, type OptionType } from './types.js';
 
@@ -68,6 +68,13 @@ export interface CollectedModule {
   freeformType?: OptionType;
   meta?: unknown;
   yaml: boolean;
+  /**
+   * The module's function, when it read config or options while collected: its definitions (and
+   * its options' defaults) come from running it again with option values.
+   */
+  rerun?: ModuleFunction;
+  /** Options whose default its first run computed from config (with stand-ins): taken from the second run. */
+  laterDefaults?: Set<string>;
 }
 
 const MODULE_KEYS = new Set(['imports', 'disabledModules', 'options', 'config', 'freeformType', 'meta', 'key', '_file']);
@@ -115,7 +122,8 @@ export class Declarations {
 
   constructor(readonly prefix: string[]) {}
 
-  add(mod: CollectedModule): void {
+  /** `laterDefault` gives an option's default from the module's second run (the module read config). */
+  add(mod: CollectedModule, laterDefault?: (path: string[]) => { value: unknown } | undefined): void {
     if (mod.freeformType) {
       if (this.freeformType) {
         const merged = this.freeformType.typeMerge(mod.freeformType);
@@ -123,10 +131,10 @@ export class Declarations {
         this.freeformType = merged;
       } else this.freeformType = mod.freeformType;
     }
-    if (mod.options !== undefined) this.declare(this.root, mod.options, mod.loc);
+    if (mod.options !== undefined) this.declare(this.root, mod.options, mod.loc, laterDefault && mod.laterDefaults?.size ? { get: laterDefault, paths: mod.laterDefaults } : undefined);
   }
 
-  private declare(ns: NamespaceNode, value: unknown, loc: SourceLocation): void {
+  private declare(ns: NamespaceNode, value: unknown, loc: SourceLocation, later?: { get: (path: string[]) => { value: unknown } | undefined; paths: Set<string> }): void {
     const v = force(value);
     if (v === null || v === undefined) return;
     if (!isPlainObject(v)) {
@@ -134,8 +142,9 @@ export class Declarations {
     }
     for (const name of Object.keys(v)) {
       const path = [...ns.path, name];
-      const child = force(v[name]);
+      let child = force(v[name]);
       const where = entryLocation(v, name) ?? loc;
+      if (later && isOption(child) && later.paths.has(path.join('\0'))) child = withLaterDefault(child, () => later.get(path));
       const existing = ns.children.get(name);
       if (isOption(child)) {
         const declLoc = declarationSite(child, where);
@@ -159,7 +168,7 @@ export class Declarations {
         }
         let node = existing;
         if (!node) ns.children.set(name, (node = new NamespaceNode(path)));
-        this.declare(node, child, where);
+        this.declare(node, child, where, later);
       }
     }
   }
@@ -260,6 +269,59 @@ function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation 
   return lazyLocation(() => opt.location ?? fallback);
 }
 
+/**
+ * An option whose default a module computed from config (`default: \`${config.networking.hostName}.local\``):
+ * the default is read from the module's second run, where config has values.
+ */
+function withLaterDefault(opt: Option, later: () => { value: unknown } | undefined): Option {
+  const d = Object.getOwnPropertyDescriptor(opt.decl, 'default');
+  if (!d || d.get || d.value === undefined) return opt;
+  const decl = Object.defineProperties({}, Object.getOwnPropertyDescriptors(opt.decl)) as OptionDeclaration;
+  Object.defineProperty(decl, 'default', { enumerable: true, configurable: true, get: () => (later() ?? { value: d.value }).value });
+  return new Option(decl, opt.site, opt.special);
+}
+
+/**
+ * The options whose default differs between two first runs with different stand-ins for config
+ * values: those computed from config.
+ */
+function configDependentDefaults(a: unknown, b: unknown, path: string[], out: Set<string>): void {
+  a = force(a);
+  b = force(b);
+  if (isOption(a)) {
+    const da = Object.getOwnPropertyDescriptor(a.decl, 'default');
+    const db = isOption(b) ? Object.getOwnPropertyDescriptor(b.decl, 'default') : undefined;
+    if (da && !da.get && !(db && !db.get && sameValue(da.value, db.value))) out.add(path.join('\0'));
+    return;
+  }
+  if (!isPlainObject(a)) return;
+  for (const k of Object.keys(a)) configDependentDefaults(lazyEntry(a, k), isPlainObject(b) ? lazyEntry(b, k) : undefined, [...path, k], out);
+}
+
+/** Whether two values built by two runs of a module are the same (getters are not run). */
+function sameValue(a: unknown, b: unknown, depth = 0): boolean {
+  if (Object.is(a, b)) return true;
+  if (depth > 40) return false;
+  if (isRef(a) || isRef(b)) return isRef(a) && isRef(b) && refPath(a as object) === refPath(b as object);
+  if (typeof a === 'function' || typeof b === 'function') return typeof a === typeof b && String(a) === String(b);
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Thunk || b instanceof Thunk) return a instanceof Thunk && b instanceof Thunk;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const da = Object.getOwnPropertyDescriptors(a);
+  const db = Object.getOwnPropertyDescriptors(b);
+  // Where mkIf & co. were called differs between runs only in the captured stack.
+  const property = a instanceof If || a instanceof Merge || a instanceof Override || a instanceof Order;
+  const keys = Object.keys(da).filter((k) => !property || k !== 'site');
+  if (keys.length !== Object.keys(db).filter((k) => !property || k !== 'site').length) return false;
+  return keys.every((k) => {
+    const x = da[k]!;
+    const y = db[k];
+    if (!y) return false;
+    if (x.get || y.get) return !!x.get && !!y.get;
+    return sameValue(x.value, y.value, depth + 1);
+  });
+}
+
 /** Whether a declaration sets a field, without running a getter (lazy defaults). */
 function hasField(decl: object, k: string): boolean {
   const d = Object.getOwnPropertyDescriptor(decl, k);
@@ -298,6 +360,44 @@ export function evaluationOf(value: unknown): Evaluation | undefined {
 /** The stack of options being evaluated, for "infinite recursion" messages naming the chain. */
 const evaluating: OptionState[] = [];
 
+/** A module's second run: its function called again with option values. */
+interface SecondRun {
+  module: CollectedModule;
+  /** The option whose definitions asked for it, for the chain of a cycle. */
+  requester?: OptionState;
+  done: boolean;
+  config?: unknown;
+  configLoc?: SourceLocation;
+  options?: unknown;
+  /** Values its body needed that could not be computed yet (a cycle, so far) got stand-ins: those cycles. */
+  partial?: OptionError[];
+}
+
+/**
+ * The second run whose function body is running now. Its direct reads of an option that cannot be
+ * computed yet (a cycle through an option being computed) give a reference; computing with one
+ * there gives a stand-in. Only a value that is really needed in a cycle is an error.
+ */
+let bodyOf: SecondRun | undefined;
+
+/**
+ * "infinite recursion" errors: an option needed its own value. (A set, not a subclass: in an import
+ * cycle this file can load before OptionError is defined.)
+ */
+const recursions = new WeakSet<object>();
+const isRecursion = (err: unknown): err is OptionError => typeof err === 'object' && err !== null && recursions.has(err);
+function recursionError(message: string): OptionError {
+  const err = new OptionError(message);
+  recursions.add(err);
+  return err;
+}
+
+/** What a partial run reads for a value that cannot be computed yet: a reference computing as a stand-in. */
+const standIns: RefHost = { ready: false, lookup: () => undefined, describe: () => ({ root: 'config' }) };
+
+/** Which module gave a definition, for those of modules that run twice. */
+const definedBy = new WeakMap<Definition, CollectedModule>();
+
 /**
  * One evaluation of a set of modules: the whole system, or one submodule value. `config` is the
  * fixpoint of all modules, built lazily: each option is merged on first read.
@@ -315,6 +415,15 @@ export class Evaluation implements MergeContext, RefHost {
   private configValue?: Record<string, unknown>;
   private buildingConfig = false;
   private optionsValue?: Record<string, unknown>;
+  /** Reads through references while collecting: all, and those computing with a stand-in. */
+  private reads = 0;
+  private stubs = 0;
+  private readonly secondRuns = new Map<CollectedModule, SecondRun>();
+  /** Modules whose second run is under way, and how many times over. */
+  private readonly running = new Map<CollectedModule, number>();
+  /** The objects of config's sets of options, and their views for second runs. */
+  private readonly configSets = new WeakSet<object>();
+  private readonly views = new WeakMap<object, Record<string, unknown>>();
   readonly lateConfig: Record<string, unknown>;
   readonly lateOptions: Record<string, unknown>;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
@@ -333,6 +442,7 @@ export class Evaluation implements MergeContext, RefHost {
       },
       lookup: (path) => lookupPath(this.options, path, 'options'),
       describe: () => ({ root: 'options', module: this.loading && formatLocation(this.loading) }),
+      touched: (stub) => this.touched(stub),
     };
     const self = this;
     this.lateOptions = makeRef(optionsHost, []);
@@ -340,7 +450,25 @@ export class Evaluation implements MergeContext, RefHost {
 
   // RefHost
   lookup(path: string[]): unknown {
-    return lookupPath(this.config, path, 'config', this.prefix);
+    // Resolving a reference needs the value: a cycle is an error here, even in a second run's body.
+    const body = bodyOf;
+    bodyOf = undefined;
+    try {
+      return lookupPath(this.config, path, 'config', this.prefix);
+    } catch (err) {
+      // In a partial run, a value that cannot be computed yet is a stand-in.
+      if (body?.partial && isRecursion(err)) {
+        body.partial.push(err);
+        return makeRef(standIns, path);
+      }
+      throw err;
+    } finally {
+      bodyOf = body;
+    }
+  }
+  touched(stub: boolean): void {
+    this.reads++;
+    if (stub) this.stubs++;
   }
   describe(): { root: string; module?: string } {
     return { root: 'config', module: this.loading && formatLocation(this.loading) };
@@ -405,13 +533,23 @@ export class Evaluation implements MergeContext, RefHost {
     const seen = this.collected.get(key);
     if (seen) return seen;
     value = force(value);
+    let rerun: ModuleFunction | undefined;
+    let stubbed = false;
+    let laterDefaults: Set<string> | undefined;
     if (typeof value === 'function') {
       const previous = this.loading;
       this.loading = loc;
+      const fn = value as ModuleFunction;
+      const reads = this.reads;
+      const stubs = this.stubs;
       try {
-        value = force((value as ModuleFunction)(this.moduleArgs()));
+        value = force(fn(this.moduleArgs()));
+        if (this.reads !== reads) rerun = fn;
+        stubbed = this.stubs !== stubs;
+        if (stubbed) laterDefaults = this.dependentDefaults(fn, value);
       } catch (err) {
-        throw userCodeError(err, () => `while loading the module \`${formatLocation(loc)}'`);
+        const standIns = this.stubs !== stubs ? '; its first run, before options have values, computed with stand-ins for the config values it read (0, an empty string or list)' : '';
+        throw userCodeError(err, () => `while loading the module \`${formatLocation(loc)}'${standIns}`);
       } finally {
         this.loading = previous;
       }
@@ -425,17 +563,44 @@ export class Evaluation implements MergeContext, RefHost {
       if (again) return again;
     }
     const mod = normalizeModule(value, key, loc, configOnly, yaml);
+    if (rerun) {
+      mod.rerun = rerun;
+      mod.laterDefaults = laterDefaults;
+    }
     this.collected.set(key, mod);
     const imports = force(mod.imports) as unknown[];
     mod.imports = [];
     for (let i = 0; i < imports.length; i++) {
       const imp = imports[i];
       const at = entryLocation(imports, String(i)) ?? loc;
-      const child = yield* this.collectOne(imp as ModuleInput, { key, loc: at, dir }, i);
+      // An import read from config is named in the message with the module importing it.
+      const previous = this.loading;
+      this.loading = loc;
+      let child: CollectedModule | undefined;
+      try {
+        child = yield* this.collectOne(imp as ModuleInput, { key, loc: at, dir }, i);
+      } finally {
+        this.loading = previous;
+      }
       if (child) mod.imports.push(child);
     }
     mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
     return mod;
+  }
+
+  /** Which option defaults a module's first run computed from config: those another first run gives differently. */
+  private dependentDefaults(fn: ModuleFunction, value: unknown): Set<string> {
+    const out = new Set<string>();
+    const optionsOf = (v: unknown): unknown => (isPlainObject(v) ? force(lazyEntry(v, 'options')) : undefined);
+    if (optionsOf(value) === undefined) return out;
+    let other: unknown;
+    try {
+      other = force(withOtherStandIns(() => fn(this.moduleArgs())));
+    } catch {
+      // The other stand-ins made it fail: every computed default depends on them.
+    }
+    configDependentDefaults(optionsOf(value), optionsOf(other), [], out);
+    return out;
   }
 
   moduleArgs(): ModuleArgs {
@@ -461,8 +626,160 @@ export class Evaluation implements MergeContext, RefHost {
       m.imports.forEach(visit);
     };
     roots.forEach(visit);
-    for (const m of this.modules) this.decls.add(m);
+    for (const m of this.modules) this.decls.add(m, m.rerun && ((path) => this.laterDefault(m, path)));
     this.ready = true;
+  }
+
+  private runAgain(run: SecondRun): SecondRun {
+    const mod = run.module;
+    const body = bodyOf;
+    bodyOf = run;
+    let value: unknown;
+    try {
+      value = force(mod.rerun!({ ...this.specialArgs, name: (this.specialArgs.name as string) ?? '', config: this.strictView(this.config, []), options: this.options, lib, pkgs }));
+    } catch (err) {
+      throw userCodeError(err, () => `while computing the definitions of the module \`${formatLocation(mod.loc)}'`);
+    } finally {
+      bodyOf = body;
+    }
+    const again = normalizeModule(value, mod.key, mod.loc, false, mod.yaml);
+    run.config = again.config;
+    run.configLoc = again.configLoc;
+    run.options = again.options;
+    run.done = true;
+    return run;
+  }
+
+  /**
+   * What a module's second run gives at one place (`extract`). When the run is under way (its body
+   * read an option that needs this module: JavaScript runs the whole body, where NixOS would only
+   * evaluate what is needed), the module runs twice more with different stand-ins for the values
+   * that cannot be computed yet: the same result both times does not depend on them; a different
+   * one does, and that is infinite recursion.
+   */
+  private fromSecondRun<T>(mod: CollectedModule, extract: (run: SecondRun) => T, same: (a: T, b: T) => boolean): T {
+    const done = this.secondRuns.get(mod);
+    if (done) return extract(done);
+    const requester = evaluating[evaluating.length - 1];
+    // A run within a run of the same module comes with a new option being computed; the bound is
+    // only a guard.
+    const depth = this.running.get(mod) ?? 0;
+    if (depth >= 16) {
+      const msg = requester ? requester.recursion().message : `infinite recursion encountered: the module \`${formatLocation(mod.loc)}' needs its own definitions to compute them.`;
+      throw recursionError(msg);
+    }
+    this.running.set(mod, depth + 1);
+    try {
+      const a: SecondRun = { module: mod, requester, done: false, partial: [] };
+      withStandIns(0, () => this.runAgain(a));
+      // Nothing needed a stand-in: this is the module's second run, kept for the evaluation.
+      if (a.partial!.length === 0) {
+        this.secondRuns.set(mod, a);
+        return extract(a);
+      }
+      const first = extract(a);
+      const b: SecondRun = { module: mod, requester, done: false, partial: [] };
+      const second = extract(withOtherStandIns(() => this.runAgain(b)));
+      if (same(first, second)) return first;
+      // The longest chain names the cycle best: from the outermost option being computed.
+      throw [...a.partial!, ...b.partial!].reduce((x, y) => (y.message.length > x.message.length ? y : x));
+    } finally {
+      if (depth) this.running.set(mod, depth);
+      else this.running.delete(mod);
+    }
+  }
+
+  /**
+   * `config` for a second run: reading an option that does not exist gives a reference, an error
+   * when it is needed (as in NixOS), not `undefined`.
+   */
+  private strictView(obj: Record<string, unknown>, path: string[]): Record<string, unknown> {
+    let view = this.views.get(obj);
+    if (view) return view;
+    const sets = this.configSets;
+    const self = this;
+    view = new Proxy(obj, {
+      get(t, key, receiver) {
+        // A reference, which fails when resolved: `mkIf(() => 'x' in config, config.x)` stays lazy.
+        if (typeof key === 'string' && !(key in t) && key !== 'then' && key !== 'toJSON') return makeRef(self, [...path, key]);
+        const v = Reflect.get(t, key, receiver);
+        return typeof key === 'string' && sets.has(v as object) ? self.strictView(v as Record<string, unknown>, [...path, key]) : v;
+      },
+    });
+    this.views.set(obj, view);
+    return view;
+  }
+
+  /** An option's default as the module's second run declares it. */
+  private laterDefault(mod: CollectedModule, path: string[]): { value: unknown } | undefined {
+    const extract = (run: SecondRun): { value: unknown } | undefined => {
+      let v: unknown = run.options;
+      for (const p of path) {
+        v = force(v);
+        if (!isPlainObject(v)) return undefined;
+        v = v[p];
+      }
+      v = force(v);
+      return isOption(v) ? { value: v.decl.default } : undefined;
+    };
+    return this.fromSecondRun(mod, extract, (a, b) => a === b || (a !== undefined && b !== undefined && sameValue(a.value, b.value)));
+  }
+
+  /** Definitions of modules that run twice replaced by those of their second run, at `path`. */
+  private fromSecondRuns(defs: Definition[], path: string[]): Definition[] {
+    if (!defs.some((d) => definedBy.has(d))) return defs;
+    const out: Definition[] = [];
+    const done = new Set<CollectedModule>();
+    for (const d of defs) {
+      const mod = definedBy.get(d);
+      if (!mod) out.push(d);
+      else if (!done.has(mod)) {
+        done.add(mod);
+        out.push(
+          ...this.fromSecondRun(
+            mod,
+            (run) => (run.config === undefined ? [] : this.pushDown([{ loc: run.configLoc!, value: run.config }], path)),
+            (a, b) => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value)),
+          ),
+        );
+      }
+    }
+    return out;
+  }
+
+  /**
+   * An undeclared definition of a module that runs twice, for the freeformType: its second run's
+   * definitions at `path`, run when the value is needed (config is being built now).
+   */
+  private laterDefinition(def: Definition, path: string[]): Definition {
+    if (!definedBy.has(def)) return def;
+    return { loc: def.loc, value: new Thunk(() => new Merge(this.fromSecondRuns([def], path).map((d) => d.value))) };
+  }
+
+  /** The definitions at `path` within definitions of the whole config (NixOS's pushDownProperties, one path). */
+  private pushDown(defs: Definition[], path: string[]): Definition[] {
+    let at = defs;
+    for (let i = 0; i < path.length; i++) {
+      const key = path[i]!;
+      const next: Definition[] = [];
+      for (const def of at) {
+        for (const { obj, wraps, loc } of expandSet(def.value, [], def.loc, (v, l) => this.notASet(path.slice(0, i), v, l))) {
+          if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
+          let value = lazyEntry(obj, key);
+          for (let j = wraps.length - 1; j >= 0; j--) value = wraps[j]!(value);
+          next.push({ loc: entryLocation(obj, key) ?? keyLocation(loc, key), value });
+        }
+      }
+      at = next;
+    }
+    return at;
+  }
+
+  /** A set of options defined as a value. */
+  notASet(path: string[], value: unknown, loc: SourceLocation): never {
+    const node = this.decls.lookup(path);
+    const names = node instanceof NamespaceNode ? [...node.children.keys()] : [];
+    throw new OptionError(`\`${this.decls.show(path)}' is a set of options, not an option, but it is defined as a value:${showDefs([{ loc, value }])}\nOptions below it: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}`);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -473,7 +790,17 @@ export class Evaluation implements MergeContext, RefHost {
     let ns = this.namespaces.get(k);
     if (ns) return ns;
     if (path.length === 0) {
-      ns = new NamespaceEval(this, this.decls.root, this.modules.filter((m) => m.config !== undefined).map((m) => ({ loc: m.configLoc, value: m.config })));
+      ns = new NamespaceEval(
+        this,
+        this.decls.root,
+        this.modules
+          .filter((m) => m.config !== undefined)
+          .map((m) => {
+            const d = { loc: m.configLoc, value: m.config };
+            if (m.rerun) definedBy.set(d, m);
+            return d;
+          }),
+      );
     } else {
       const parent = this.namespace(path.slice(0, -1));
       const node = this.decls.lookup(path) as NamespaceNode;
@@ -486,7 +813,7 @@ export class Evaluation implements MergeContext, RefHost {
   /** The definitions of an option (or a namespace) at `path`, relative to this evaluation. */
   definitionsAt(path: string[]): Definition[] {
     const parent = this.namespace(path.slice(0, -1));
-    const own = parent.split().matched.get(path[path.length - 1]!) ?? [];
+    const own = this.fromSecondRuns(parent.split().matched.get(path[path.length - 1]!) ?? [], path);
     const aliased = this.decls.aliases.filter((a) => a.option.special.alias!.to.join('\0') === path.join('\0'));
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
     const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
@@ -575,7 +902,7 @@ export class Evaluation implements MergeContext, RefHost {
   private buildConfig(): Record<string, unknown> {
     let free: Record<string, unknown> | undefined;
     if (this.decls.freeformType) {
-      const defs: FinalDefinition[] = this.unmatched().map(({ path, def }) => ({ loc: def.loc, value: nest(path, def), priority: PRIORITY.plain, order: 1000 }));
+      const defs: FinalDefinition[] = this.unmatched().map(({ path, def }) => ({ loc: def.loc, value: nest(path, this.laterDefinition(def, path)), priority: PRIORITY.plain, order: 1000 }));
       free = defs.length ? (this.decls.freeformType.merge(this.prefix, defs, this) as Record<string, unknown>) : {};
     }
     const root = this.configObject(this.decls.root, free);
@@ -585,9 +912,27 @@ export class Evaluation implements MergeContext, RefHost {
 
   private configObject(ns: NamespaceNode, free: Record<string, unknown> | undefined): Record<string, unknown> {
     const obj: Record<string, unknown> = {};
+    this.configSets.add(obj);
     for (const [name, child] of ns.children) {
       if (child instanceof OptionNode) {
-        defineLazy(obj, name, () => this.option(child.path).value);
+        // Kept once read, unless the read gave a reference (an option a second run's body read
+        // while it was being computed): the value is there on the next read.
+        let state: OptionState | undefined;
+        let done = false;
+        let value: unknown;
+        Object.defineProperty(obj, name, {
+          enumerable: true,
+          configurable: true,
+          get: () => {
+            if (done) return value;
+            const v = (state ??= this.option(child.path)).value;
+            if (!isRef(v)) {
+              done = true;
+              value = v;
+            }
+            return v;
+          },
+        });
       } else {
         defineLazy(obj, name, () => this.configObject(child, free && isPlainObject(free[name]) ? (free[name] as Record<string, unknown>) : undefined));
       }
@@ -653,11 +998,13 @@ class NamespaceEval {
     const matched = new Map<string, Definition[]>();
     const unmatched: { path: string[]; def: Definition }[] = [];
     for (const def of this.defs) {
-      for (const { obj, wraps, loc } of this.expand(def.value, [], def.loc)) {
+      const from = definedBy.get(def);
+      for (const { obj, wraps, loc } of expandSet(def.value, [], def.loc, (v, l) => this.ev.notASet(this.node.path, v, l))) {
         for (const key of Object.keys(obj)) {
           let value = lazyEntry(obj, key);
           for (let i = wraps.length - 1; i >= 0; i--) value = wraps[i]!(value);
           const d: Definition = { loc: entryLocation(obj, key) ?? keyLocation(loc, key), value };
+          if (from) definedBy.set(d, from);
           if (this.node.children.has(key)) {
             let list = matched.get(key);
             if (!list) matched.set(key, (list = []));
@@ -668,26 +1015,30 @@ class NamespaceEval {
     }
     return (this.result = { matched, unmatched });
   }
+}
 
-  /** Flattens mkMerge and pushes mkIf/mkOverride into the attributes of a namespace's definition. */
-  private *expand(value: unknown, wraps: ((v: unknown) => unknown)[], loc: SourceLocation): Generator<{ obj: Record<string, unknown>; wraps: ((v: unknown) => unknown)[]; loc: SourceLocation }> {
-    const v = force(value);
-    if (v instanceof Merge) {
-      for (const c of v.contents) yield* this.expand(c, wraps, loc);
-    } else if (v instanceof If) {
-      yield* this.expand(v.content, [...wraps, (x) => new If(v.condition, x, v.site)], loc);
-    } else if (v instanceof Override) {
-      yield* this.expand(v.content, [...wraps, (x) => new Override(v.priority, x, v.site)], loc);
-    } else if (v instanceof Order) {
-      yield* this.expand(v.content, wraps, loc);
-    } else if (v === null || v === undefined) {
-      // An empty YAML mapping (`services:` with everything below commented out) defines nothing.
-    } else if (isPlainObject(v)) {
-      yield { obj: v, wraps, loc };
-    } else {
-      const name = this.ev.decls.show(this.node.path);
-      throw new OptionError(`\`${name}' is a set of options, not an option, but it is defined as a value:${showDefs([{ loc, value: v }])}\nOptions below it: ${[...this.node.children.keys()].slice(0, 8).join(', ')}${this.node.children.size > 8 ? ', …' : ''}`);
-    }
+/** Flattens mkMerge and pushes mkIf/mkOverride into the attributes of a namespace's definition. */
+function* expandSet(
+  value: unknown,
+  wraps: ((v: unknown) => unknown)[],
+  loc: SourceLocation,
+  notASet: (v: unknown, loc: SourceLocation) => never,
+): Generator<{ obj: Record<string, unknown>; wraps: ((v: unknown) => unknown)[]; loc: SourceLocation }> {
+  const v = force(value);
+  if (v instanceof Merge) {
+    for (const c of v.contents) yield* expandSet(c, wraps, loc, notASet);
+  } else if (v instanceof If) {
+    yield* expandSet(v.content, [...wraps, (x) => new If(v.condition, x, v.site)], loc, notASet);
+  } else if (v instanceof Override) {
+    yield* expandSet(v.content, [...wraps, (x) => new Override(v.priority, x, v.site)], loc, notASet);
+  } else if (v instanceof Order) {
+    yield* expandSet(v.content, wraps, loc, notASet);
+  } else if (v === null || v === undefined) {
+    // An empty YAML mapping (`services:` with everything below commented out) defines nothing.
+  } else if (isPlainObject(v)) {
+    yield { obj: v, wraps, loc };
+  } else {
+    notASet(v, loc);
   }
 }
 
@@ -758,7 +1109,26 @@ export class OptionState {
     if (this.status === 2) return this.result;
     const alias = this.node.option.special.alias;
     if (alias) return this.ev.lookup(alias.to);
-    if (this.status === 1) throw this.recursion();
+    // Read directly by a second run's body: an option being computed, or one needing this very
+    // run, is read again when it is needed (a reference), as a lazy language would.
+    const body = bodyOf;
+    if (this.status === 1) {
+      if (body) return makeRef(this.ev, this.node.path);
+      throw this.recursion();
+    }
+    if (!body) return this.compute();
+    bodyOf = undefined;
+    try {
+      return this.compute();
+    } catch (err) {
+      if (isRecursion(err)) return makeRef(this.ev, this.node.path);
+      throw err;
+    } finally {
+      bodyOf = body;
+    }
+  }
+
+  private compute(): unknown {
     this.status = 1;
     evaluating.push(this);
     try {
@@ -800,14 +1170,14 @@ export class OptionState {
   }
 
   /** An option needed its own value: name the chain of options involved. */
-  private recursion(): OptionError {
+  recursion(): OptionError {
     const start = evaluating.indexOf(this);
     // An option is on the stack twice in a row (merging, then discharging its definitions): show
     // it once, then close the cycle with this option even when it needed itself (`a' → `a').
     const chain = evaluating.slice(start).map((s) => `\`${showOption(s.loc)}'`);
     const unique = chain.filter((c, i) => i === 0 || c !== chain[i - 1]);
     unique.push(`\`${showOption(this.loc)}'`);
-    return new OptionError(`infinite recursion encountered: ${unique.join(' → ')}\nEach of these options needs the value of the next to be computed.`);
+    return recursionError(`infinite recursion encountered: ${unique.join(' → ')}\nEach of these options needs the value of the next to be computed.`);
   }
 
   get info(): OptionInfo {

@@ -3,12 +3,13 @@ import { CairnError } from '../errors.js';
 /**
  * Late-bound references to `config` and `options`.
  *
- * Module functions run once, while modules are being collected, before any option has a value
- * (as in NixOS, where `imports` cannot depend on `config`). JavaScript is strict, so a module that
- * reads `config.services.foo.enable` in its body gets a *reference* rather than a value. A reference
+ * Module functions run first while modules are being collected, before any option has a value (as
+ * in NixOS, where `imports` cannot depend on `config`). JavaScript is strict, so a module that reads
+ * `config.services.foo.enable` in its body then gets a *reference* rather than a value. A reference
  * can be passed to `mkIf`, stored (`const cfg = config.services.foo`) or used as a definition value,
- * and it resolves once the evaluation is ready. Turning it into a primitive too early is an error
- * that says how to read config lazily.
+ * and it resolves once the evaluation is ready. Computing with it in that first run (`cfg.size < 10`,
+ * `cfg.lines.join()`) gives a stand-in (0, '', an empty list): the first run only gives the module's
+ * structure, and a module that read config runs again with real values for its definitions.
  */
 export interface RefHost {
   readonly ready: boolean;
@@ -16,12 +17,20 @@ export interface RefHost {
   lookup(path: string[]): unknown;
   /** Names the root (`config`, `options`) and the module being loaded, for messages. */
   describe(path: string[]): { root: string; module?: string };
+  /** A module read through a reference before the host was ready; `stub` when it computed with it. */
+  touched?(stub: boolean): void;
 }
 
 const refs = new WeakMap<object, { host: RefHost; path: string[] }>();
 
 export function isRef(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && refs.has(v);
+  // A reference is a function object, so that `cfg.lines.join('\n')` can be called in a first run.
+  return typeof v === 'function' && refs.has(v);
+}
+
+/** Where a reference points, for comparing two (`services.foo.enable`). */
+export function refPath(v: object): string {
+  return refs.get(v)!.path.join('.');
 }
 
 export function resolveRef(v: object): unknown {
@@ -34,52 +43,104 @@ function earlyRead(host: RefHost, path: string[]): CairnError {
   const { root, module } = host.describe(path);
   const what = [root, ...path].join('.');
   return new CairnError(
-    `\`${what}' was read while ${module ? `module \`${module}'` : 'a module'} was being loaded, before options have values.\n` +
-      'Module functions run once, first. Read config lazily instead: a condition as `mkIf(() => ' +
-      `${what}, …)\`, a value in a getter (\`get text() { return … }\`), or pass \`${what}\` itself as a definition value.`,
+    `\`${what}' was needed while ${module ? `module \`${module}'` : 'a module'} was being loaded, before options have values.\n` +
+      'What a module imports, and which options it declares and defines, cannot depend on config (as in NixOS); ' +
+      `condition definitions with \`mkIf(${what}, …)\` instead.`,
   );
 }
 
+/** What a computation with a reference gives in a module's first run: a number's or a string's stand-in. */
+const standIn = (hint: string): number | string => (hint === 'number' ? variant : variant ? '\u0001' : '');
+
+/** Which stand-ins a first run gets: a run with the other ones shows which values depend on them. */
+let variant = 0;
+
+/** Runs `fn` with the first run's stand-ins (0) or the others (1); runs nest. */
+export function withStandIns<T>(which: 0 | 1, fn: () => T): T {
+  const before = variant;
+  variant = which;
+  try {
+    return fn();
+  } finally {
+    variant = before;
+  }
+}
+
+export const withOtherStandIns = <T>(fn: () => T): T => withStandIns(1, fn);
+
+// An arrow function has no non-configurable own properties, so the proxy's traps are free to answer.
+const target = (): void => undefined;
+
 export function makeRef(host: RefHost, path: string[]): any {
   const real = (): unknown => host.lookup(path);
-  const proxy: object = new Proxy(
-    {},
-    {
-      get(_t, key) {
-        if (host.ready) {
-          const v = real();
-          if (key === Symbol.toPrimitive) return () => v;
-          return v === null || v === undefined ? undefined : (v as Record<PropertyKey, unknown>)[key];
-        }
-        if (typeof key === 'symbol') {
-          if (key === Symbol.toPrimitive) return () => { throw earlyRead(host, path); };
-          return undefined;
-        }
-        // `await ref` and JSON probes must not turn into references.
-        if (key === 'then' || key === 'toJSON') return undefined;
-        return makeRef(host, [...path, key]);
-      },
-      has(_t, key) {
-        if (!host.ready) throw earlyRead(host, path);
+  const stub = (): void => host.touched?.(true);
+  const proxy: object = new Proxy(target, {
+    get(_t, key) {
+      if (host.ready) {
         const v = real();
-        return typeof v === 'object' && v !== null && key in v;
-      },
-      ownKeys() {
-        if (!host.ready) throw earlyRead(host, path);
-        const v = real();
-        return typeof v === 'object' && v !== null ? Reflect.ownKeys(v) : [];
-      },
-      getOwnPropertyDescriptor(_t, key) {
-        if (!host.ready) throw earlyRead(host, path);
-        const v = real() as Record<PropertyKey, unknown>;
-        if (typeof v !== 'object' || v === null || !(key in v)) return undefined;
-        return { value: v[key], enumerable: true, configurable: true, writable: false };
-      },
-      set() {
-        throw new CairnError(`\`${host.describe(path).root}.${path.join('.')}' cannot be assigned; define options through a module's config.`);
-      },
+        // A stand-in (in a partial run of a module) answers for itself.
+        if (isRef(v)) return (v as Record<PropertyKey, unknown>)[key];
+        if (key === Symbol.toPrimitive) return () => v;
+        return v === null || v === undefined ? undefined : (v as Record<PropertyKey, unknown>)[key];
+      }
+      host.touched?.(false);
+      if (typeof key === 'symbol') {
+        if (key === Symbol.toPrimitive) {
+          return (hint: string) => {
+            stub();
+            return standIn(hint);
+          };
+        }
+        if (key === Symbol.iterator) {
+          return () => {
+            stub();
+            return [][Symbol.iterator]();
+          };
+        }
+        return undefined;
+      }
+      // `await ref` must not turn into a reference; JSON.stringify of one computes with it.
+      if (key === 'then') return undefined;
+      if (key === 'toJSON') {
+        stub();
+        return undefined;
+      }
+      return makeRef(host, [...path, key]);
     },
-  );
+    apply() {
+      if (host.ready) throw new CairnError(`\`${host.describe(path).root}.${path.join('.')}' is not a function.`);
+      stub();
+      return makeRef(host, [...path, '()']);
+    },
+    has(_t, key) {
+      if (!host.ready) {
+        stub();
+        return false;
+      }
+      const v = real();
+      return typeof v === 'object' && v !== null && key in v;
+    },
+    ownKeys() {
+      if (!host.ready) {
+        stub();
+        return [];
+      }
+      const v = real();
+      return typeof v === 'object' && v !== null ? Reflect.ownKeys(v) : [];
+    },
+    getOwnPropertyDescriptor(_t, key) {
+      if (!host.ready) {
+        stub();
+        return undefined;
+      }
+      const v = real() as Record<PropertyKey, unknown>;
+      if (typeof v !== 'object' || v === null || !(key in v)) return undefined;
+      return { value: v[key], enumerable: true, configurable: true, writable: false };
+    },
+    set() {
+      throw new CairnError(`\`${host.describe(path).root}.${path.join('.')}' cannot be assigned; define options through a module's config.`);
+    },
+  });
   refs.set(proxy, { host, path });
   return proxy;
 }

@@ -199,13 +199,34 @@ describe('cairn eval', () => {
     expect(r.stderr).toContain("infinite recursion encountered: `a' → `b' → `a'");
   });
 
-  it('explains a config value read too early in a TypeScript module', async () => {
-    const m = write('early.ts', "export default ({ config }) => ({ environment: { etc: { x: { text: `host ${config.networking.hostName}` } } } });\n");
-    const r = await cairn(['eval', m]);
+  it('a TypeScript module computes with config values in its body', async () => {
+    const m = write(
+      'plain.ts',
+      `export default ({ config, lib }) => ({
+  environment: { etc: { x: { text: \`host \${config.networking.hostName}\` }, y: lib.mkIf(config.networking.hostName.length > 3, { text: 'long' }) } },
+  warnings: config.time.timeZone === 'UTC' ? ['still UTC'] : [],
+});\n`,
+    );
+    const r = await cairn(['eval', m, '--json']);
+    expect(r.exitCode).toBe(0);
+    const config = JSON.parse(r.stdout);
+    expect(config.environment.etc.x.text).toBe('host cairn');
+    expect(config.environment.etc.y.text).toBe('long');
+    expect(config.warnings).toContain('still UTC');
+  });
+
+  it('reports a cycle between plain reads as infinite recursion, without a stack trace', async () => {
+    const m = write(
+      'plain-cycle.ts',
+      `export default ({ lib, config }) => ({
+  options: { a: lib.mkOption({ type: lib.types.int }), b: lib.mkOption({ type: lib.types.int }) },
+  config: { a: config.b + 1, b: config.a + 1 },
+});\n`,
+    );
+    const r = await cairn(['eval', m, '--option', 'a']);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain("`config.networking.hostName' was read while module");
-    expect(r.stderr).toContain('early.ts');
-    expect(r.stderr).toContain('mkIf(() =>');
+    expect(r.stderr).toContain("infinite recursion encountered: `a' → `b' → `a'");
+    expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
   it('points at YAML syntax errors', async () => {
