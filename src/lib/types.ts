@@ -1,4 +1,5 @@
-import { entryLocation, keyLocation, type SourceLocation } from './location.js';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { CallSite, entryLocation, keyLocation, type SourceLocation } from './location.js';
 import {
   defineLazy,
   force,
@@ -13,7 +14,7 @@ import {
   type MergeContext,
 } from './merge.js';
 import type { ModuleInput, Declarations } from './modules.js';
-import { evalSubmodule, submoduleDeclarations } from './modules.js';
+import { evalSubmodule, isModulePath, submoduleDeclarations } from './modules.js';
 import { Package, pkg } from './package.js';
 import { showDefs, showOption } from './show.js';
 
@@ -254,7 +255,7 @@ function oneOf(ts: OptionType[]): OptionType {
 }
 
 function unique(opts: { message: string }, elem: OptionType): OptionType {
-  return mkOptionType({
+  const t = mkOptionType({
     name: 'unique',
     description: elem.description,
     check: elem.check,
@@ -266,6 +267,9 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
       return elem.merge(loc, defs, ctx);
     },
   });
+  // The element type's, read when needed (a submodule's is an evaluation).
+  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => elem.emptyValue });
+  return t;
 }
 
 function enumType(values: readonly (string | number | boolean | null)[]): OptionType {
@@ -376,25 +380,55 @@ export interface SubmoduleOptions {
 const submoduleOptions = new WeakMap<OptionType, SubmoduleOptions>();
 
 function submoduleWith(opts: SubmoduleOptions): OptionType {
-  const shorthand = opts.shorthandOnlyDefinesConfig ?? false;
+  return submoduleType({ ...opts, modules: relativeToCaller(opts.modules, submoduleWith) });
+}
+
+/** Options for each definition, merged as a nested evaluation; `name` is the attribute name. */
+function submodule(modules: ModuleInput | ModuleInput[]): OptionType {
+  return submoduleType({ modules: relativeToCaller(Array.isArray(modules) ? modules : [modules], submodule), shorthandOnlyDefinesConfig: true });
+}
+
+/**
+ * Module files named relative (`./common.ts`) are relative to the file that made the type, as
+ * `imports` are: the caller's position is read only when there is such a name.
+ */
+function relativeToCaller(modules: ModuleInput[], entry: Function): ModuleInput[] {
+  if (!modules.some((m) => typeof m === 'string' && !isAbsolute(m))) return modules;
+  const file = new CallSite(entry).location?.file;
+  return file && isAbsolute(file) ? modules.map((m) => (typeof m === 'string' ? resolve(dirname(file), m) : m)) : modules;
+}
+
+function submoduleType(opts: SubmoduleOptions): OptionType {
+  // May be read from config (a reference until evaluation), as NixOS modules sometimes do.
+  const shorthand = (): boolean => force(opts.shorthandOnlyDefinesConfig ?? false) === true;
   let docs: Declarations | undefined;
   const declarations = (): Declarations => (docs ??= submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
   const t = mkOptionType({
     name: 'submodule',
-    emptyValue: { value: {} },
     description: opts.description ?? 'submodule',
-    check: (v) => isPlainObject(v) || typeof v === 'function',
-    merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand),
+    check: (v) => isPlainObject(v) || typeof v === 'function' || isModulePath(v),
+    merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
     // Two declarations of a submodule option: one submodule with both sets of modules.
     typeMerge: (other) => {
       const o = submoduleOptions.get(other);
-      return o ? submoduleWith({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
+      return o ? submoduleType({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
     },
     subOptions: declarations,
     jsonSchema: () => declarations().jsonSchema(),
   });
+  // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
+  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
   submoduleOptions.set(t, opts);
   return t;
+}
+
+/**
+ * A submodule type with more modules (options declared below a submodule option by other
+ * modules, as NixOS merges them), or undefined when `type` is not a submodule.
+ */
+export function extendSubmodule(type: OptionType, modules: ModuleInput[]): OptionType | undefined {
+  const opts = submoduleOptions.get(type);
+  return opts && submoduleType({ ...opts, modules: [...opts.modules, ...modules] });
 }
 
 const anything: OptionType = mkOptionType({
@@ -406,7 +440,7 @@ const anything: OptionType = mkOptionType({
     const kind = (v: unknown): string => (v instanceof Package ? 'package' : isPlainObject(v) ? 'set' : Array.isArray(v) ? 'list' : v === null ? 'null' : typeof v);
     const kinds = new Set(defs.map((d) => kind(d.value)));
     if (kinds.size > 1) {
-      throw new OptionError(`The option \`${showOption(loc)}' has conflicting definition types:${defs.map((d) => `${showDefs([d], false)}: ${kind(d.value)}`).join('')}`);
+      throw new OptionError(`The option \`${showOption(loc)}' has conflicting option types:${defs.map((d) => `${showDefs([d], false)}: ${kind(d.value)}`).join('')}`);
     }
     const k = [...kinds][0];
     if (k === 'set') return attrsOfImpl(anything, false).merge(loc, defs, ctx);
@@ -472,7 +506,7 @@ export const types = {
   uniq: (elem: OptionType) => unique({ message: '' }, elem),
   unique,
   /** Options for each definition, merged as a nested evaluation; `name` is the attribute name. */
-  submodule: (modules: ModuleInput | ModuleInput[]) => submoduleWith({ modules: Array.isArray(modules) ? modules : [modules], shorthandOnlyDefinesConfig: true }),
+  submodule,
   submoduleWith,
   package: packageType,
   anything,

@@ -50,8 +50,8 @@ describe('declarations', () => {
   it('an option cannot also be the parent of options', () => {
     const set = { options: { set: mkOption({ type: types.attrsOf(types.int) }) } };
     const nested = { options: { set: { enable: lib.mkEnableOption('x') } } };
-    expect(errorOf(() => configOf(set, nested))).toMatch(/The option `set' declared in .* is also the parent of options .* its type `attribute set of signed integer' does not support nested options/);
-    expect(errorOf(() => configOf(nested, set))).toMatch(/The option `set' .* is also the parent of other options/);
+    expect(errorOf(() => configOf(set, nested))).toMatch(/The option `set' in module `.*' would be a parent of the following options, but its type `attribute set of signed integer' does not support nested options.\n- option\(s\) with prefix `set.enable'/);
+    expect(errorOf(() => configOf(nested, set))).toMatch(/The option `set' .* would be a parent of the following options/);
   });
   it('a module with config plus stray top-level keys: "unsupported attribute"', () => {
     const msg = errorOf(() => configOf(declEnable, from('m.ts', { config: { enable: true }, enabled: true, other: 1 })));
