@@ -156,13 +156,15 @@ export class Declarations {
         else {
           const node = new OptionNode(path, opt);
           node.declarations.push(declLoc);
+          // The options declared below it are declared with it, as NixOS lists them.
+          if (opt !== child) node.declarations.push(...(existing as NamespaceNode).raw.map((r) => r.loc));
           if (hasField(child.decl, 'default')) node.defaultLoc = declLoc;
           ns.children.set(name, node);
           if (child.special.alias) this.aliases.push(node);
           if (child.special.removed) this.removed.push(node);
         }
       } else if (isType(child)) {
-        throw new OptionError(`In module ${formatLocation(where)}: expected an option declaration at option path \`${this.show(path)}' but got an attribute set with type option-type. The option \`${this.show(path)}' in \`${formatLocation(where)}' is declared with a bare type; wrap it: \`lib.mkOption({ type: … })\`.`);
+        throw new OptionError(`In module ${formatLocation(where)}: expected an option declaration at option path \`${this.show(path)}' but got an attribute set with type option-type: a bare type; wrap it: \`lib.mkOption({ type: … })\`.`);
       } else {
         if (existing instanceof OptionNode) {
           const type = existing.decl.type && extendSubmodule(existing.decl.type, [this.nestedModule(path, child, where)]);

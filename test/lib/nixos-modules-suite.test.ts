@@ -178,6 +178,11 @@ describe('declare-bare-submodule*.nix (options declared below a submodule option
     expect(msg).toMatch(/The option .bare-submodule.deep. in .*. is already declared in .*/);
     expect(msg).toContain('nixos-modules-suite.test.ts');
   });
+  it('declaration-positions.nix: options declared below a submodule option are declarations of it', () => {
+    const files_ = (evaluate(declareBare, deep_).options as any)['bare-submodule'].declarations.map((d: { file: string }) => d.file);
+    expect(files_).toHaveLength(2);
+    expect(evaluate(deep_, declareBare).options['bare-submodule' as never]).toMatchObject({ declarations: { length: 2 } });
+  });
   it('declared before the submodule option, too', () => {
     expect(configOf(deep_, values, nested, declareBare)['bare-submodule']).toMatchObject({ nested: 42, deep: 420 });
   });

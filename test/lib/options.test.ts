@@ -41,7 +41,7 @@ describe('declarations', () => {
   });
   it('a bare type where an option was expected', () => {
     const msg = errorOf(() => configOf({ options: { result: types.str } }));
-    expect(msg).toMatch(/The option `result' in `.*' is declared with a bare type; wrap it/);
+    expect(msg).toMatch(/In module .*: expected an option declaration at option path `result' but got an attribute set with type option-type: a bare type; wrap it/);
     expect(() => configOf({ options: { result: { here: types.int } } })).toThrow(/`result.here' .* bare type/);
   });
   it('a non-object in options', () => {
