@@ -23,7 +23,7 @@ import { pkgs } from './package.js';
 import { If, Merge, Order, Override, PRIORITY, Thunk } from './properties.js';
 import { makeRef, type RefHost } from './refs.js';
 import { didYouMean, nearest, nixTypeOf, showDefs, showOption, showValue } from './show.js';
-import { extendSubmodule, isType, type JsonSchema, type OptionType } from './types.js';
+import { emptyValueOf, extendSubmodule, isType, type JsonSchema, type OptionType } from './types.js';
 
 /** A module: a file path, an object, a function of the module arguments, or a located value. */
 export type ModuleInput = string | object | ModuleFunction | SourcedModule;
@@ -818,7 +818,7 @@ export class OptionState {
       const { defs } = this.prepared;
       // Without definitions, a type with an empty value ([] for lists, {} for sets, null for
       // nullOr, a submodule's defaults) gives it, as NixOS's evalOptionValue does.
-      const empty = defs.length === 0 ? this.node.type.emptyValue : undefined;
+      const empty = defs.length === 0 ? emptyValueOf(this.node.type, this.loc, this.ev) : undefined;
       if (defs.length === 0 && !empty) {
         throw new OptionError(`The option \`${showOption(this.loc)}' was accessed but has no value defined. Try setting the option.`);
       }

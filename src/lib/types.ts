@@ -40,6 +40,13 @@ export interface OptionType {
   readonly payload?: unknown;
   /** NixOS's emptyValue: what a lazyAttrsOf entry whose definitions were all removed holds. */
   readonly emptyValue?: { value: unknown };
+  /** The empty value at an option path, where it depends on it (a submodule's is an evaluation there). */
+  emptyValueAt?(loc: string[], ctx: MergeContext): { value: unknown } | undefined;
+}
+
+/** What an option (or lazyAttrsOf entry) at `loc` of type `t` holds without definitions, if anything. */
+export function emptyValueOf(t: OptionType, loc: string[], ctx: MergeContext): { value: unknown } | undefined {
+  return t.emptyValueAt ? t.emptyValueAt(loc, ctx) : t.emptyValue;
 }
 
 export function isType(v: unknown): v is OptionType {
@@ -170,7 +177,8 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
         if (lazy) {
           defineLazy(result, k, () => {
             const r = mergeDefinitions(kloc, elem, kdefs, ctx);
-            if (!r.isDefined && elem.emptyValue) return elem.emptyValue.value;
+            const empty = r.isDefined ? undefined : emptyValueOf(elem, kloc, ctx);
+            if (empty) return empty.value;
             if (!r.isDefined) throw new OptionError(`The option \`${showOption(kloc)}' was accessed but has no value defined. Try setting the option.`);
             return r.value();
           });
@@ -269,6 +277,7 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
   });
   // The element type's, read when needed (a submodule's is an evaluation).
   Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => elem.emptyValue });
+  t.emptyValueAt = (loc, ctx) => emptyValueOf(elem, loc, ctx);
   return t;
 }
 
@@ -418,6 +427,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
   });
   // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
   Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
+  t.emptyValueAt = (loc, ctx) => ({ value: evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
   submoduleOptions.set(t, opts);
   return t;
 }

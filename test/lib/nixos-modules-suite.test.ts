@@ -737,6 +737,11 @@ describe('defaults.nix (options without definitions hold their type’s empty va
   it('unique (of a list) is []', () => expect(c().unique).toEqual([]));
   it('int was accessed but has no value defined', () => expect(errorOf(() => c().int)).toMatch(/The option .int. was accessed but has no value defined. Try setting the option./));
   it("a submodule's empty value has its options' defaults: result is ok", () => expect(c().result).toBe('ok'));
+  it("a submodule's empty value is evaluated at the option's path (messages name it)", () => {
+    const sub = configOf({ options: { sub: mkOption({ type: types.submodule(({ name }: any) => ({ options: { count: mkOption({ type: types.int }), name: mkOption({ default: name }) } })) }) } }).sub;
+    expect(sub.name).toBe('sub');
+    expect(errorOf(() => sub.count)).toMatch(/The option `sub.count' was accessed but has no value defined/);
+  });
 });
 
 describe('types-unique.nix', () => {
