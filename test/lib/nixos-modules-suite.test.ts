@@ -870,10 +870,35 @@ describe('merge-module-with-key.nix', () => {
 
 describe('declaration-positions.nix', () => {
   it('options.imported.line14.declarationPositions: the line and file of the mkOption call', async () => {
-    const file = write({ 'declaration-positions.ts': "export default ({ lib }: any) => ({\n  options: {\n    line3: lib.mkOption({ type: lib.types.int, default: 1 }),\n  },\n});\n" });
-    const [pos] = ((await evalModules({ modules: [file] })).options as any).line3.declarations;
+    const file = write({
+      'declaration-positions.ts': `export default ({ lib }: any) => ({
+  options: {
+    line3: lib.mkOption({ type: lib.types.int, default: 1 }),
+    nested: {
+      nestedLine5: lib.mkOption({ type: lib.types.int, default: 1 }),
+    },
+    submoduleLine7: lib.mkOption({
+      type: lib.types.submodule({
+        options: {
+          submodDeclLine10: lib.mkOption({ type: lib.types.int, default: 1 }),
+        },
+      }),
+      default: {},
+    }),
+  },
+});
+`,
+    });
+    const options = (await evalModules({ modules: [file] })).options as any;
+    const [pos] = options.line3.declarations;
     expect(pos.line).toBe(3);
     expect(pos.file).toMatch(/\/declaration-positions.ts$/);
+    // Nested options work.
+    expect(options.nested.nestedLine5.declarations[0].line).toBe(5);
+    // Submodules don't break it.
+    expect(options.submoduleLine7.declarations[0].line).toBe(7);
+    const sub = options.submoduleLine7.type.subOptions().lookup(['submodDeclLine10']);
+    expect(sub.declarations[0]).toMatchObject({ line: 10, file: expect.stringMatching(/\/declaration-positions.ts$/) });
   });
 });
 
