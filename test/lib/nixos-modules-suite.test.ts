@@ -452,6 +452,10 @@ describe('declare-submoduleWith-*.nix, define-submoduleWith-*.nix', () => {
     });
     expect(((await evalModules({ modules: [at('declare-submoduleWith-path.ts')] })).config as any).submodule.enable).toBe(true);
   });
+  it('a missing module file of a submodule definition is named, with where it was asked for', () => {
+    const msg = errorOf(() => configOf({ options: { submodule: mkOption({ type: types.submoduleWith({ modules: [] }), default: {} }) } }, m(at('definer.ts'), { submodule: './missing.yaml' })).submodule);
+    expect(msg).toContain(`cannot find the module \`${at('missing.yaml')}'`);
+  });
   it('declare-submoduleWith-path.nix, in memory: absolute paths', () => {
     write({ 'declare-enable.ts': DECLARE_ENABLE_TS, 'define-enable.yaml': 'enable: true\n' });
     const c = configOf({ options: { submodule: mkOption({ type: types.submoduleWith({ modules: [at('declare-enable.ts')] }), default: {} }) } }, { submodule: at('define-enable.yaml') });
