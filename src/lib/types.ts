@@ -27,6 +27,11 @@ export type JsonSchema = Record<string, unknown>;
 export interface OptionType {
   readonly name: string;
   readonly description: string;
+  /**
+   * NixOS's descriptionClass: how the description reads inside another's (`list of (a or b)`):
+   * a noun, a conjunction (`a or b`), a composite (`list of a`), or a clause (`…, meaning >0`).
+   */
+  readonly descriptionClass?: DescriptionClass;
   check(value: unknown): boolean;
   merge(loc: string[], defs: FinalDefinition[], ctx: MergeContext): unknown;
   /** The type two declarations of one option merge to, or null when they cannot be merged. */
@@ -55,9 +60,17 @@ export function isType(v: unknown): v is OptionType {
 
 const TYPE = Symbol('cairn.optionType');
 
+export type DescriptionClass = 'noun' | 'conjunction' | 'composite' | 'nonRestrictiveClause';
+
+/** A nested type's description, in parentheses unless its class reads well unbracketed there. */
+function phrase(t: OptionType, ...bare: DescriptionClass[]): string {
+  return t.descriptionClass && bare.includes(t.descriptionClass) ? t.description : `(${t.description})`;
+}
+
 interface TypeSpec {
   name: string;
   description: string;
+  descriptionClass?: DescriptionClass;
   check: (v: unknown) => boolean;
   merge: (loc: string[], defs: FinalDefinition[], ctx: MergeContext) => unknown;
   jsonSchema: () => JsonSchema;
@@ -77,6 +90,7 @@ export function mkOptionType(spec: TypeSpec): OptionType {
     [TYPE]: true,
     name: spec.name,
     description: spec.description,
+    descriptionClass: spec.descriptionClass,
     check: spec.check,
     merge: spec.merge,
     nestedTypes,
@@ -106,7 +120,12 @@ export function mkOptionType(spec: TypeSpec): OptionType {
 }
 
 function simple(name: string, description: string, check: (v: unknown) => boolean, jsonSchema: JsonSchema, payload?: unknown): OptionType {
-  return mkOptionType({ name, description, check, merge: mergeEqualOption, jsonSchema: () => ({ ...jsonSchema }), payload });
+  return mkOptionType({ name, description, descriptionClass: 'noun', check, merge: mergeEqualOption, jsonSchema: () => ({ ...jsonSchema }), payload });
+}
+
+/** A type whose description ends in a clause (`…, meaning >0`): bracketed inside others. */
+function clause(t: OptionType): OptionType {
+  return Object.assign(t, { descriptionClass: 'nonRestrictiveClause' as const });
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
@@ -131,6 +150,7 @@ function separatedString(sep: string, name = 'separatedString', description?: st
   return mkOptionType({
     name,
     description: description ?? (sep === '' ? 'concatenated string' : `strings concatenated with ${JSON.stringify(sep)}`),
+    descriptionClass: 'noun',
     check: isStr,
     merge: (_loc, defs) => defs.map((d) => d.value as string).join(sep),
     jsonSchema: () => ({ type: 'string' }),
@@ -165,7 +185,8 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
       const names = namesOf.get(other);
       return names ? attrsNamed(names, e, lazy) : attrsOfImpl(e, lazy);
     },
-    description: `${lazy ? 'lazy ' : ''}attribute set of ${elem.description}`,
+    description: `${lazy ? 'lazy ' : ''}attribute set of ${phrase(elem, 'noun', 'composite')}`,
+    descriptionClass: 'composite',
     check: isPlainObject,
     nestedTypes: { elemType: elem },
     rebuild: (n) => attrsOfImpl(n.elemType!, lazy),
@@ -197,7 +218,8 @@ function listOf(elem: OptionType): OptionType {
   return mkOptionType({
     name: 'listOf',
     emptyValue: { value: [] },
-    description: `list of ${elem.description}`,
+    description: `list of ${phrase(elem, 'noun', 'composite')}`,
+    descriptionClass: 'composite',
     check: Array.isArray,
     nestedTypes: { elemType: elem },
     rebuild: (n) => listOf(n.elemType!),
@@ -225,7 +247,8 @@ function nullOr(elem: OptionType): OptionType {
   return mkOptionType({
     name: 'nullOr',
     emptyValue: { value: null },
-    description: `null or ${elem.description}`,
+    description: `null or ${phrase(elem, 'noun', 'conjunction')}`,
+    descriptionClass: 'conjunction',
     check: (v) => v === null || elem.check(v),
     nestedTypes: { elemType: elem },
     rebuild: (n) => nullOr(n.elemType!),
@@ -244,7 +267,11 @@ function nullOr(elem: OptionType): OptionType {
 function either(a: OptionType, b: OptionType): OptionType {
   return mkOptionType({
     name: 'either',
-    description: `${a.description} or ${b.description}`,
+    description:
+      a.descriptionClass === 'nonRestrictiveClause'
+        ? `${a.description}, or ${phrase(b, 'noun', 'conjunction')}`
+        : `${phrase(a, 'noun', 'conjunction')} or ${phrase(b, 'noun', 'conjunction', 'composite')}`,
+    descriptionClass: 'conjunction',
     check: (v) => a.check(v) || b.check(v),
     nestedTypes: { left: a, right: b },
     rebuild: (n) => either(n.left!, n.right!),
@@ -266,6 +293,7 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
   const t = mkOptionType({
     name: 'unique',
     description: elem.description,
+    descriptionClass: elem.descriptionClass,
     check: elem.check,
     nestedTypes: { elemType: elem },
     rebuild: (n) => unique(opts, n.elemType!),
@@ -284,7 +312,8 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
 function enumType(values: readonly (string | number | boolean | null)[]): OptionType {
   return mkOptionType({
     name: 'enum',
-    description: values.length === 0 ? 'impossible (empty enum)' : `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`,
+    description: values.length === 0 ? 'impossible (empty enum)' : values.length === 1 ? `value ${showEnumValue(values[0]!)} (singular enum)` : `one of ${values.map(showEnumValue).join(', ')}`,
+    descriptionClass: values.length < 2 ? 'noun' : 'conjunction',
     check: (v) => values.includes(v as string),
     merge: mergeEqualOption,
     payload: values,
@@ -293,6 +322,9 @@ function enumType(values: readonly (string | number | boolean | null)[]): Option
     typeMerge: (other) => (other.name === 'enum' ? enumType([...new Set([...values, ...(other.payload as typeof values)])]) : null),
   });
 }
+
+/** An enum value in a description, as NixOS shows it (`null` is `<null>`). */
+const showEnumValue = (v: string | number | boolean | null): string => (v === null ? '<null>' : typeof v === 'string' ? JSON.stringify(v) : String(v));
 
 function strMatching(pattern: string): OptionType {
   const re = new RegExp(`^(?:${pattern})$`, 'u');
@@ -444,6 +476,7 @@ export function extendSubmodule(type: OptionType, modules: ModuleInput[]): Optio
 const anything: OptionType = mkOptionType({
   name: 'anything',
   description: 'anything',
+  descriptionClass: 'noun',
   check: () => true,
   jsonSchema: () => ({}),
   merge(loc, defs, ctx) {
@@ -466,6 +499,7 @@ const anything: OptionType = mkOptionType({
 const packageType: OptionType = mkOptionType({
   name: 'package',
   description: 'package',
+  descriptionClass: 'noun',
   check: (v) => v instanceof Package || (isStr(v) && /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$/.test(v)),
   merge: (loc, defs) => {
     const v = mergeUniqueOption(loc, defs);
@@ -479,8 +513,8 @@ export const types = {
   int: simple('int', 'signed integer', isInt, { type: 'integer' }),
   ints: {
     between: (lo: number, hi: number) => between(lo, hi),
-    unsigned: simple('unsignedInt', 'unsigned integer, meaning >=0', (v) => isInt(v) && v >= 0, { type: 'integer', minimum: 0 }),
-    positive: simple('positiveInt', 'positive integer, meaning >0', (v) => isInt(v) && v > 0, { type: 'integer', minimum: 1 }),
+    unsigned: clause(simple('unsignedInt', 'unsigned integer, meaning >=0', (v) => isInt(v) && v >= 0, { type: 'integer', minimum: 0 })),
+    positive: clause(simple('positiveInt', 'positive integer, meaning >0', (v) => isInt(v) && v > 0, { type: 'integer', minimum: 1 })),
     u8: unsignedBits(8),
     u16: unsignedBits(16),
     u32: unsignedBits(32),
@@ -520,7 +554,7 @@ export const types = {
   submoduleWith,
   package: packageType,
   anything,
-  raw: mkOptionType({ name: 'raw', description: 'raw value', check: () => true, merge: (loc, defs) => mergeUniqueOption(loc, defs), jsonSchema: () => ({}) }),
+  raw: mkOptionType({ name: 'raw', description: 'raw value', descriptionClass: 'noun', check: () => true, merge: (loc, defs) => mergeUniqueOption(loc, defs), jsonSchema: () => ({}) }),
 };
 
 export type Types = typeof types;

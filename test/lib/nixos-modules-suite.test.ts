@@ -196,6 +196,64 @@ describe('strMatching-merge.nix', () => {
   });
 });
 
+describe('types.nix (config.assertions: type descriptions, for the types cairn has)', () => {
+  const t = types;
+  const cases: [any, string][] = [
+    [t.str, 'string'],
+    [t.int, 'signed integer'],
+    [t.attrsOf(t.str), 'attribute set of string'],
+    [t.attrsOf(t.attrsOf(t.str)), 'attribute set of attribute set of string'],
+    [t.oneOf([t.attrsOf(t.str), t.int, t.bool]), '(attribute set of string) or signed integer or boolean'],
+    [t.enum([true, null, false]), 'one of true, <null>, false'],
+    [t.attrsOf(t.int), 'attribute set of signed integer'],
+    [t.attrsOf(t.bool), 'attribute set of boolean'],
+    [t.attrsOf(t.either(t.int, t.str)), 'attribute set of (signed integer or string)'],
+    [t.attrsOf(t.nullOr(t.str)), 'attribute set of (null or string)'],
+    [t.attrsOf(t.listOf(t.str)), 'attribute set of list of string'],
+    [t.attrsOf(t.ints.positive), 'attribute set of (positive integer, meaning >0)'],
+    [t.attrsOf(t.enum(['a', 'b'])), 'attribute set of (one of "a", "b")'],
+    [t.attrsOf(t.strMatching('[0-9]+')), 'attribute set of string matching the pattern [0-9]+'],
+    [t.attrsOf(t.oneOf([t.str, t.int])), 'attribute set of (string or signed integer)'],
+    [t.attrsOf(t.uniq(t.str)), 'attribute set of string'],
+    [t.attrsOf(t.unique({ message: 'test' }, t.str)), 'attribute set of string'],
+    [t.attrsOf(t.separatedString(',')), 'attribute set of strings concatenated with ","'],
+    [t.attrsOf(t.lazyAttrsOf(t.str)), 'attribute set of lazy attribute set of string'],
+    [t.attrsOf(t.submodule({})), 'attribute set of (submodule)'],
+    [t.attrsOf(t.enum([])), 'attribute set of impossible (empty enum)'],
+    [t.attrsOf(t.ints.u32), 'attribute set of 32 bit unsigned integer; between 0 and 4294967295 (both inclusive)'],
+    [t.either(t.str, t.int), 'string or signed integer'],
+    [t.either(t.either(t.int, t.str), t.bool), 'signed integer or string or boolean'],
+    [t.either(t.nullOr(t.str), t.int), 'null or string or signed integer'],
+    [t.either(t.listOf(t.str), t.int), '(list of string) or signed integer'],
+    [t.either(t.attrsOf(t.int), t.str), '(attribute set of signed integer) or string'],
+    [t.either(t.ints.positive, t.str), 'positive integer, meaning >0, or string'],
+    [t.either(t.bool, t.enum(['a', 'b'])), 'boolean or one of "a", "b"'],
+    [t.either(t.bool, t.strMatching('[0-9]+')), 'boolean or string matching the pattern [0-9]+'],
+    [t.either(t.bool, t.oneOf([t.str, t.int])), 'boolean or string or signed integer'],
+    [t.either(t.bool, t.uniq(t.str)), 'boolean or string'],
+    [t.either(t.bool, t.separatedString(',')), 'boolean or strings concatenated with ","'],
+    [t.either(t.bool, t.attrsOf(t.str)), 'boolean or attribute set of string'],
+    [t.either(t.bool, t.listOf(t.str)), 'boolean or list of string'],
+    [t.either(t.bool, t.nullOr(t.str)), 'boolean or null or string'],
+    [t.either(t.bool, t.lazyAttrsOf(t.str)), 'boolean or lazy attribute set of string'],
+    [t.either(t.bool, t.submodule({})), 'boolean or (submodule)'],
+    [t.either(t.bool, t.ints.positive), 'boolean or (positive integer, meaning >0)'],
+    [t.either(t.enum(['a', 'b']), t.bool), 'one of "a", "b" or boolean'],
+    [t.either(t.attrsOf(t.str), t.bool), '(attribute set of string) or boolean'],
+    [t.either(t.listOf(t.str), t.bool), '(list of string) or boolean'],
+    [t.either(t.lazyAttrsOf(t.str), t.bool), '(lazy attribute set of string) or boolean'],
+    [t.either(t.submodule({}), t.bool), '(submodule) or boolean'],
+    [t.either(t.ints.positive, t.bool), 'positive integer, meaning >0, or boolean'],
+    [t.enum([]), 'impossible (empty enum)'],
+    [t.enum(['single']), 'value "single" (singular enum)'],
+    [t.enum(['a', 'b']), 'one of "a", "b"'],
+    [t.enum([true, false]), 'one of true, false'],
+    [t.enum([1, 2, 3]), 'one of 1, 2, 3'],
+    [t.enum([null]), 'value <null> (singular enum)'],
+  ];
+  it.each(cases.map(([type, text]) => [text, type]))('%s', (text, type) => expect(type.description).toBe(text));
+});
+
 describe('declare-int-*-value.nix (integer types)', () => {
   const unsigned = declareValue('declare-int-unsigned-value.nix', types.ints.unsigned);
   const positive = declareValue('declare-int-positive-value.nix', types.ints.positive);
