@@ -113,6 +113,7 @@ function checkedStr(name: string, description: string, problem: (s: string) => s
   return mkOptionType({
     name,
     description,
+    descriptionClass: 'noun',
     check: (v) => typeof v === 'string' && problem(v) === undefined,
     merge: mergeEqualOption,
     jsonSchema: () => ({ type: 'string' }),
@@ -135,6 +136,7 @@ function valueType(name: string, description: string, atom: OptionType, names?: 
   const self: OptionType = mkOptionType({
     name,
     description,
+    descriptionClass: 'noun',
     check: (v) => isPlainObject(v) || Array.isArray(v) || atom.check(v),
     merge(loc: string[], defs: FinalDefinition[], ctx: MergeContext) {
       const kinds = new Set(defs.map((d) => kind(d.value)));

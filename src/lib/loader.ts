@@ -1,5 +1,6 @@
 import type { BuildOptions } from 'esbuild';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -24,9 +25,7 @@ export async function loadModuleFile(file: string, requestedAt: SourceLocation):
     } catch (err) {
       throw missing(file, requestedAt, err);
     }
-    const text = decodeUtf8(bytes, file);
-    const value = ext === '.json' ? parseJson(text, file) : parseYaml(text, file);
-    return new SourcedModule(value, { file, line: 1, column: 1 }, file, false, dirname(file), ext !== '.json');
+    return dataModule(bytes, file, ext);
   }
   if (ext === '.ts' || ext === '.mts' || ext === '.cts' || ext === '.tsx' || ext === '.js' || ext === '.mjs' || ext === '.cjs') {
     let mod: { default?: unknown };
@@ -41,6 +40,50 @@ export async function loadModuleFile(file: string, requestedAt: SourceLocation):
     return new SourcedModule(mod.default, { file }, file, false, dirname(file));
   }
   throw new CairnError(`The module \`${formatLocation({ file })}' (imported at \`${formatLocation(requestedAt)}') is not YAML, JSON, TypeScript or JavaScript.`);
+}
+
+/**
+ * Loads a module file synchronously, for submodules (their values are evaluated on first read,
+ * which cannot wait): YAML and JSON are read, TypeScript and JavaScript are bundled as CommonJS
+ * (no top-level await there) and required.
+ */
+export function loadModuleFileSync(file: string, requestedAt: SourceLocation): unknown {
+  const ext = extname(file);
+  if (ext === '.yaml' || ext === '.yml' || ext === '.json') {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (err) {
+      throw missing(file, requestedAt, err);
+    }
+    return dataModule(bytes, file, ext);
+  }
+  if (/^\.[cm]?[jt]sx?$/.test(ext)) {
+    if (!existsSync(file)) throw missing(file, requestedAt, undefined);
+    const esbuild = requireHere('esbuild') as typeof import('esbuild');
+    const options: BuildOptions = { ...buildOptions(file), format: 'cjs', banner: undefined };
+    let code: string;
+    try {
+      code = esbuild.buildSync(options).outputFiles![0]!.text;
+    } catch (err) {
+      throw esbuildError(err, file);
+    }
+    const out = join(cacheDir('modules'), `${basename(file).replace(/\W+/g, '_')}-${sha256Hex(code).slice(0, 20)}.cjs`);
+    if (!existsSync(out)) writeFileAtomic(out, code);
+    const mod = requireHere(out) as { default?: unknown };
+    if (!('default' in mod)) throw new CairnError(`The module \`${formatLocation({ file })}' has no default export; export the module (an object or a function) as default.`);
+    return new SourcedModule(mod.default, { file }, file, false, dirname(file));
+  }
+  throw new CairnError(`The module \`${formatLocation({ file })}' (imported at \`${formatLocation(requestedAt)}') is not YAML, JSON, TypeScript or JavaScript.`);
+}
+
+const requireHere = createRequire(import.meta.url);
+
+/** A YAML or JSON module from its bytes. */
+function dataModule(bytes: Buffer, file: string, ext: string): SourcedModule {
+  const text = decodeUtf8(bytes, file);
+  const value = ext === '.json' ? parseJson(text, file) : parseYaml(text, file);
+  return new SourcedModule(value, { file, line: 1, column: 1 }, file, false, dirname(file), ext !== '.json');
 }
 
 function missing(file: string, at: SourceLocation, err: unknown): CairnError {
@@ -185,13 +228,18 @@ async function bundle(file: string, options: BuildOptions): Promise<{ code: stri
     const result = await esbuild.build(options);
     return { code: result.outputFiles![0]!.text, inputs: Object.keys(result.metafile!.inputs).map((p) => resolve(dirname(file), p)) };
   } catch (err) {
-    const first = (err as { errors?: { text: string; location?: { file: string; line: number; column: number } }[] }).errors?.[0];
-    if (!first) throw err;
-    const loc = first.location && { file: resolve(dirname(file), first.location.file), line: first.location.line, column: first.location.column + 1 };
-    const unresolved = /^Could not resolve "(.*)"$/.exec(first.text);
-    if (unresolved && loc) throw new CairnError(`cannot find module \`${unresolved[1]}' imported from \`${formatLocation(loc)}'`);
-    throw new CairnError(`${loc ? `${formatLocation(loc)}: ` : ''}${first.text}`);
+    throw esbuildError(err, file);
   }
+}
+
+/** esbuild's first error at its position (an import that resolves to nothing, a syntax error), or the error itself. */
+function esbuildError(err: unknown, file: string): unknown {
+  const first = (err as { errors?: { text: string; location?: { file: string; line: number; column: number } }[] }).errors?.[0];
+  if (!first) return err;
+  const loc = first.location && { file: resolve(dirname(file), first.location.file), line: first.location.line, column: first.location.column + 1 };
+  const unresolved = /^Could not resolve "(.*)"$/.exec(first.text);
+  if (unresolved && loc) return new CairnError(`cannot find module \`${unresolved[1]}' imported from \`${formatLocation(loc)}'`);
+  return new CairnError(`${loc ? `${formatLocation(loc)}: ` : ''}${first.text}`);
 }
 
 /**

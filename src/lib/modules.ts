@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CairnError } from '../errors.js';
 import { userCodeError } from './usercode.js';
+import { loadModuleFileSync } from './loader.js';
 import { projectRoot } from '../paths.js';
 import { lib } from './lib.js';
 import { entryLocation, formatLocation, keyLocation, lazyLocation, setEntryLocation, type SourceLocation } from './location.js';
@@ -21,8 +22,8 @@ import { isOption, Option, type OptionDeclaration } from './options.js';
 import { pkgs } from './package.js';
 import { If, Merge, Order, Override, PRIORITY, Thunk } from './properties.js';
 import { isRef, makeRef, refPath, withOtherStandIns, withStandIns, type RefHost } from './refs.js';
-import { closest, showDefs, showOption, showValue } from './show.js';
-import { isType, type JsonSchema, type OptionType } from './types.js';
+import { didYouMean, nearest, nixTypeOf, showDefs, showOption, showValue } from './show.js';
+import { emptyValueOf, extendSubmodule, isType, type JsonSchema, type OptionType } from './types.js';
 
 /** A module: a file path, an object, a function of the module arguments, or a located value. */
 export type ModuleInput = string | object | ModuleFunction | SourcedModule;
@@ -91,6 +92,8 @@ const normKey = (k: string): string => k.replace(MODULE_EXTENSIONS, '');
 /** A set of options (`services`, `services.openssh`). */
 export class NamespaceNode {
   readonly children = new Map<string, NamespaceNode | OptionNode>();
+  /** The declarations that made it, kept for a submodule option declared here later. */
+  readonly raw: { value: unknown; loc: SourceLocation }[] = [];
   constructor(readonly path: string[]) {}
 }
 
@@ -148,29 +151,59 @@ export class Declarations {
       const existing = ns.children.get(name);
       if (isOption(child)) {
         const declLoc = declarationSite(child, where);
+        let opt = child;
         if (existing instanceof NamespaceNode) {
-          throw new OptionError(`The option \`${this.show(path)}' declared in \`${formatLocation(declLoc)}' is also the parent of other options; its type \`${child.decl.type?.description ?? 'unspecified'}' does not support nested options.`);
+          // Options declared below a submodule option by other modules are options of the
+          // submodule, as NixOS merges them; other types cannot hold them.
+          const type = child.decl.type && extendSubmodule(child.decl.type, existing.raw.map((r) => this.nestedModule(path, r.value, r.loc)));
+          if (!type) throw this.parentError(path, child.decl.type, declLoc, existing.raw);
+          opt = new Option(withType(child.decl, type), child.site, child.special);
+          ns.children.delete(name);
         }
-        if (existing) this.mergeDecl(existing, child, declLoc);
+        const current = ns.children.get(name);
+        if (current instanceof OptionNode) this.mergeDecl(current, opt, declLoc);
         else {
-          const node = new OptionNode(path, child);
+          const node = new OptionNode(path, opt);
           node.declarations.push(declLoc);
+          // The options declared below it are declared with it, as NixOS lists them.
+          if (opt !== child) node.declarations.push(...(existing as NamespaceNode).raw.map((r) => r.loc));
           if (hasField(child.decl, 'default')) node.defaultLoc = declLoc;
           ns.children.set(name, node);
           if (child.special.alias) this.aliases.push(node);
           if (child.special.removed) this.removed.push(node);
         }
       } else if (isType(child)) {
-        throw new OptionError(`The option \`${this.show(path)}' in \`${formatLocation(where)}' is declared with a bare type; wrap it: \`lib.mkOption({ type: … })\`.`);
+        throw new OptionError(`In module ${formatLocation(where)}: expected an option declaration at option path \`${this.show(path)}' but got an attribute set with type option-type: a bare type; wrap it: \`lib.mkOption({ type: … })\`.`);
       } else {
         if (existing instanceof OptionNode) {
-          throw new OptionError(`The option \`${this.show(path)}' declared in \`${formatLocation(existing.declarations[0]!)}' is also the parent of options declared in \`${formatLocation(where)}'; its type \`${existing.type.description}' does not support nested options.`);
+          const type = existing.decl.type && extendSubmodule(existing.decl.type, [this.nestedModule(path, child, where)]);
+          if (!type) throw this.parentError(path, existing.decl.type, existing.declarations[0]!, [{ value: child, loc: where }]);
+          existing.decl = withType(existing.decl, type);
+          existing.declarations.push(where);
+          continue;
         }
         let node = existing;
         if (!node) ns.children.set(name, (node = new NamespaceNode(path)));
+        node.raw.push({ value: child, loc: where });
         this.declare(node, child, where, later);
       }
     }
+  }
+
+  /** Options declared below the submodule option at `path`, as a module of the submodule. */
+  private nestedModule(path: string[], options: unknown, loc: SourceLocation): SourcedModule {
+    return new SourcedModule({ options }, loc, `<options below ${this.show(path)} #${++nestedCount}>`);
+  }
+
+  /** NixOS's message for options declared below an option whose type cannot hold them. */
+  private parentError(path: string[], type: OptionType | undefined, declLoc: SourceLocation, nested: { value: unknown; loc: SourceLocation }[]): OptionError {
+    return new OptionError(
+      `The option \`${this.show(path)}' in module \`${formatLocation(declLoc)}' would be a parent of the following options, but its type \`${type?.description ?? '<no description>'}' does not support nested options.\n` +
+        nested
+          .flatMap(({ value, loc }) => Object.keys(force(value) as object).map((k) => `- option(s) with prefix \`${this.show([...path, k])}' in module \`${formatLocation(loc)}'`))
+          .sort()
+          .join('\n'),
+    );
   }
 
   /** Two declarations of one option merge when they don't both set the same field (NixOS mergeOptionDecls). */
@@ -320,6 +353,15 @@ function sameValue(a: unknown, b: unknown, depth = 0): boolean {
     if (x.get || y.get) return !!x.get && !!y.get;
     return sameValue(x.value, y.value, depth + 1);
   });
+}
+
+let nestedCount = 0;
+
+/** A declaration with another type, its other fields' descriptors kept (getter defaults stay lazy). */
+function withType(decl: OptionDeclaration, type: OptionType): OptionDeclaration {
+  const d = Object.defineProperties({}, Object.getOwnPropertyDescriptors(decl)) as OptionDeclaration;
+  Object.defineProperty(d, 'type', { value: type, enumerable: true, configurable: true });
+  return d;
 }
 
 /** Whether a declaration sets a field, without running a getter (lazy defaults). */
@@ -557,6 +599,8 @@ export class Evaluation implements MergeContext, RefHost {
     // A module's own `key` names it, as in NixOS: modules with one key count once, and
     // `disabledModules: [{ key }]` leaves them out. (In config-only definitions, `key` is config.)
     // A number (`key = 123`) names a module as its string does (NixOS's toString).
+    // `_file' names where a module came from in messages, as in NixOS (modules made by code).
+    if (!configOnly && isPlainObject(value) && typeof value._file === 'string') loc = { file: value._file };
     if (!configOnly && isPlainObject(value) && (typeof value.key === 'string' || typeof value.key === 'number')) {
       key = String(value.key);
       const again = this.collected.get(key);
@@ -604,7 +648,8 @@ export class Evaluation implements MergeContext, RefHost {
   }
 
   moduleArgs(): ModuleArgs {
-    return { ...this.specialArgs, name: (this.specialArgs.name as string) ?? '', config: this.lateConfig, options: this.lateOptions, lib, pkgs };
+    // specialArgs come last: they may replace any argument, `lib` too, as in NixOS.
+    return { name: '', config: this.lateConfig, options: this.lateOptions, lib, pkgs, ...this.specialArgs };
   }
 
   /** After collection: drop disabled modules, declare options, and become ready to evaluate. */
@@ -779,7 +824,8 @@ export class Evaluation implements MergeContext, RefHost {
   notASet(path: string[], value: unknown, loc: SourceLocation): never {
     const node = this.decls.lookup(path);
     const names = node instanceof NamespaceNode ? [...node.children.keys()] : [];
-    throw new OptionError(`\`${this.decls.show(path)}' is a set of options, not an option, but it is defined as a value:${showDefs([{ loc, value }])}\nOptions below it: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}`);
+    const name = this.decls.show(path);
+    throw new OptionError(`In module \`${formatLocation(loc)}', you're trying to define a value of type \`${nixTypeOf(value)}'\nrather than an attribute set for the option \`${name}'; \`${name}' is a set of options, not an option. Definition values:${showDefs([{ loc, value }])}\nOptions below it: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}`);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -856,11 +902,15 @@ export class Evaluation implements MergeContext, RefHost {
     const parent = this.decls.lookup(path.slice(0, -1));
     let hint = '';
     if (parent instanceof NamespaceNode) {
-      const near = closest(path[path.length - 1]!, parent.children.keys());
-      if (near) hint = `\nDid you mean \`${showOption([...this.prefix, ...path.slice(0, -1), near])}'?`;
+      const near = nearest(path[path.length - 1]!, parent.children.keys(), 3);
+      if (near.length) hint = `\n${didYouMean(near.map((n) => showOption([...this.prefix, ...path.slice(0, -1), n])))}`;
     }
     const more = bad.length > 1 ? `\n(and ${bad.length - 1} more undeclared option${bad.length > 2 ? 's' : ''}: ${bad.slice(1, 4).map((b) => `\`${showOption([...this.prefix, ...b.path])}'`).join(', ')}${bad.length > 4 ? ', …' : ''})` : '';
-    if (holdsOption(def.value)) hint += "\n\nIt seems as if you're trying to declare an option by placing it into `config' rather than `options'!";
+    if (this.prefix.length && this.decls.root.children.size === 0) {
+      hint +=
+        `\n\nHowever there are no options defined in \`${showOption(this.prefix)}'. Are you sure you've declared your options properly? ` +
+        "This can happen if you e.g. declared your options in `types.submodule'\nunder `config' rather than `options'.";
+    } else if (holdsOption(def.value)) hint += "\n\nIt seems as if you're trying to declare an option by placing it into `config' rather than `options'!";
     throw new OptionError(`The option \`${showOption(full)}' does not exist. Definition values:${showDefs([def])}${hint}${more}`);
   }
 
@@ -957,6 +1007,8 @@ export class Evaluation implements MergeContext, RefHost {
 
 /** Whether an undeclared definition is, or holds, an mkOption (read without running getters). */
 function holdsOption(value: unknown, depth = 0): boolean {
+  // A getter is never run for a hint: its value may throw, or need config.
+  if (value instanceof Thunk) return false;
   const v = force(value);
   if (isOption(v)) return true;
   if (depth > 8 || !isPlainObject(v)) return false;
@@ -1059,6 +1111,8 @@ export interface OptionInfo extends OptionDocFields {
   isDefined: boolean;
   /** Definitions at the winning priority, in order, without the default. */
   definitions: { loc: SourceLocation; value: unknown }[];
+  /** The files of those definitions, each once (NixOS's `files`). */
+  files: string[];
   highestPrio: number;
   value: unknown;
 }
@@ -1133,7 +1187,10 @@ export class OptionState {
     evaluating.push(this);
     try {
       const { defs } = this.prepared;
-      if (defs.length === 0) {
+      // Without definitions, a type with an empty value ([] for lists, {} for sets, null for
+      // nullOr, a submodule's defaults) gives it, as NixOS's evalOptionValue does.
+      const empty = defs.length === 0 ? emptyValueOf(this.node.type, this.loc, this.ev) : undefined;
+      if (defs.length === 0 && !empty) {
         throw new OptionError(`The option \`${showOption(this.loc)}' was accessed but has no value defined. Try setting the option.`);
       }
       if (this.node.decl.readOnly) {
@@ -1147,7 +1204,7 @@ export class OptionState {
       }
       let v: unknown;
       try {
-        v = checkAndMerge(this.loc, this.node.type, defs, this.ev);
+        v = empty ? empty.value : checkAndMerge(this.loc, this.node.type, defs, this.ev);
       } catch (err) {
         // A default made from the submodule's name (users.users.<name>.name) is wrong because of
         // where that name was written: show that place, not only cairn's module.
@@ -1200,6 +1257,9 @@ export class OptionState {
       get definitions() {
         return self.definitions;
       },
+      get files() {
+        return [...new Set(self.definitions.map((d) => d.loc.file))];
+      },
       get highestPrio() {
         return self.prepared.highestPrio;
       },
@@ -1238,6 +1298,12 @@ function normalizeModule(value: unknown, key: string, loc: SourceLocation, confi
     if (typeof x === 'string') return x;
     if (typeof x === 'number') return { key: String(x) };
     if (isPlainObject(x) && (typeof x.key === 'string' || typeof x.key === 'number')) return { key: String(x.key) };
+    if (isPlainObject(x)) {
+      throw new OptionError(
+        `Module \`${formatLocation(loc)}' contains a disabledModules item that is an attribute set, presumably a module, that does not have a \`key' attribute. ` +
+          "This means that the module system doesn't have any means to identify the module that should be disabled. Use a module path (relative to the file, or to cairn's modules folder) or an object with a `key'.",
+      );
+    }
     throw new OptionError(`\`disabledModules' in \`${formatLocation(loc)}' holds ${showValue(x)}; use module paths (relative to the file, or to cairn's modules folder) or { key }.`);
   });
   const freeformType = get('freeformType');
@@ -1253,7 +1319,9 @@ function normalizeModule(value: unknown, key: string, loc: SourceLocation, confi
     }
     mod.options = lazyEntry(value, 'options');
     mod.config = withMeta(value, lazyEntry(value, 'config'));
-    mod.configLoc = entryLocation(value, 'config') ?? loc;
+    // TypeScript keeps no positions: definitions are found in the text below `config:`, not
+    // at the first entry of that name in the file (often the option's declaration).
+    mod.configLoc = entryLocation(value, 'config') ?? keyLocation(loc, 'config');
     return mod;
   }
   // Shorthand: everything but the module keys is config. Getters stay lazy; positions stay attached.
@@ -1276,6 +1344,11 @@ function withMeta(module: Record<string, unknown>, config: unknown): unknown {
   const at = entryLocation(module, 'meta');
   if (at) setEntryLocation(meta, 'meta', at);
   return new Merge([config, meta]);
+}
+
+/** A string naming a module file, as a submodule definition: absolute, or `./…`, `../…`. */
+export function isModulePath(v: unknown): v is string {
+  return typeof v === 'string' && (isAbsolute(v) || v.startsWith('./') || v.startsWith('../'));
 }
 
 function resolveModulePath(p: string, dir: string): string {
@@ -1315,8 +1388,8 @@ export async function evalModules(opts: EvalModulesOptions): Promise<Evaluation>
 export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeCheck'>): Evaluation {
   const ev = new Evaluation(opts.prefix ?? [], opts.specialArgs ?? {});
   const gen = ev.collect(opts.modules, { key: `<${showOption(opts.prefix ?? []) || 'root'}>`, loc: { file: '<inline>' }, dir: opts.baseDir ?? process.cwd() });
-  const step = gen.next();
-  if (!step.done) throw new CairnError(`A submodule cannot import the file \`${step.value.load}' (${formatLocation(step.value.loc)}); import files from top-level modules.`);
+  let step = gen.next();
+  while (!step.done) step = gen.next(loadModuleFileSync(step.value.load, step.value.loc));
   ev.finish(step.value);
   if (opts.check ?? true) ev.checkDefinitions();
   return ev;
@@ -1326,7 +1399,12 @@ export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeC
 export function evalSubmodule(loc: string[], modules: ModuleInput[], defs: FinalDefinition[], specialArgs: Record<string, unknown>, shorthand: boolean): Record<string, unknown> {
   const inputs: ModuleInput[] = [
     ...modules,
-    ...defs.map((d, i) => new SourcedModule(d.value, d.loc, `${showOption(loc)}#${i + 1}`, shorthand && typeof force(d.value) !== 'function')),
+    ...defs.map((d, i) => {
+      const v = force(d.value);
+      // A path is a module file, relative to the file that defined it.
+      if (isModulePath(v)) return resolveModulePath(v, isAbsolute(d.loc.file) ? dirname(d.loc.file) : process.cwd());
+      return new SourcedModule(d.value, d.loc, `${showOption(loc)}#${i + 1}`, shorthand && typeof v !== 'function');
+    }),
   ];
   const ev = evalModulesSync({ modules: inputs, prefix: loc, specialArgs: { ...specialArgs, name: loc[loc.length - 1] ?? '' } });
   ev.definedAt = defs.map((d) => d.loc);
@@ -1337,8 +1415,8 @@ export function evalSubmodule(loc: string[], modules: ModuleInput[], defs: Final
 export function submoduleDeclarations(modules: ModuleInput[], specialArgs: Record<string, unknown>): Declarations {
   const ev = new Evaluation(['<name>'], { ...specialArgs, name: '<name>' });
   const gen = ev.collect(modules, { key: '<submodule>', loc: { file: '<inline>' }, dir: process.cwd() });
-  const step = gen.next();
-  if (!step.done) throw new CairnError('A submodule type cannot import files.');
+  let step = gen.next();
+  while (!step.done) step = gen.next(loadModuleFileSync(step.value.load, step.value.loc));
   ev.finish(step.value);
   return ev.decls;
 }

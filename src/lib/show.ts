@@ -72,11 +72,35 @@ export function editDistance(a: string, b: string): number {
 
 /** The closest candidate, if it is close enough to be what was meant. */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  return nearest(word, candidates, 1)[0];
+}
+
+/** Up to `n` candidates close enough to be what was meant, nearest first (then by name, as NixOS sorts them). */
+export function nearest(word: string, candidates: Iterable<string>, n: number): string[] {
+  const limit = Math.max(2, Math.floor(word.length / 3));
+  return [...candidates]
+    .map((c) => ({ c, d: editDistance(word.toLowerCase(), c.toLowerCase()) }))
+    // A name cut short (`ena` for `enable`) is close too.
+    .filter((x) => x.d <= limit || (word.length >= 3 && x.c.toLowerCase().startsWith(word.toLowerCase())))
+    .sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : x.c > y.c ? 1 : 0))
+    .slice(0, n)
+    .map((x) => x.c);
+}
+
+/** NixOS's "Did you mean `a'?" / "Did you mean `a', `b' or `c'?". */
+export function didYouMean(names: string[]): string {
+  if (names.length === 0) return '';
+  const q = names.map((x) => `\`${x}'`);
+  return `Did you mean ${q.length === 1 ? q[0] : `${q.slice(0, -1).join(', ')} or ${q[q.length - 1]}`}?`;
+}
+
+/** The name Nix's builtins.typeOf gives a value, for messages in NixOS's words. */
+export function nixTypeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  if (typeof v === 'boolean') return 'bool';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'int' : 'float';
+  if (typeof v === 'function') return 'lambda';
+  if (typeof v === 'object') return 'set';
+  return typeof v;
 }

@@ -1,4 +1,5 @@
-import { entryLocation, keyLocation, type SourceLocation } from './location.js';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { CallSite, entryLocation, keyLocation, type SourceLocation } from './location.js';
 import {
   defineLazy,
   force,
@@ -13,7 +14,7 @@ import {
   type MergeContext,
 } from './merge.js';
 import type { ModuleInput, Declarations } from './modules.js';
-import { evalSubmodule, submoduleDeclarations } from './modules.js';
+import { evalSubmodule, isModulePath, submoduleDeclarations } from './modules.js';
 import { Package, pkg } from './package.js';
 import { showDefs, showOption } from './show.js';
 
@@ -26,6 +27,11 @@ export type JsonSchema = Record<string, unknown>;
 export interface OptionType {
   readonly name: string;
   readonly description: string;
+  /**
+   * NixOS's descriptionClass: how the description reads inside another's (`list of (a or b)`):
+   * a noun, a conjunction (`a or b`), a composite (`list of a`), or a clause (`…, meaning >0`).
+   */
+  readonly descriptionClass?: DescriptionClass;
   check(value: unknown): boolean;
   merge(loc: string[], defs: FinalDefinition[], ctx: MergeContext): unknown;
   /** The type two declarations of one option merge to, or null when they cannot be merged. */
@@ -39,6 +45,13 @@ export interface OptionType {
   readonly payload?: unknown;
   /** NixOS's emptyValue: what a lazyAttrsOf entry whose definitions were all removed holds. */
   readonly emptyValue?: { value: unknown };
+  /** The empty value at an option path, where it depends on it (a submodule's is an evaluation there). */
+  emptyValueAt?(loc: string[], ctx: MergeContext): { value: unknown } | undefined;
+}
+
+/** What an option (or lazyAttrsOf entry) at `loc` of type `t` holds without definitions, if anything. */
+export function emptyValueOf(t: OptionType, loc: string[], ctx: MergeContext): { value: unknown } | undefined {
+  return t.emptyValueAt ? t.emptyValueAt(loc, ctx) : t.emptyValue;
 }
 
 export function isType(v: unknown): v is OptionType {
@@ -47,9 +60,17 @@ export function isType(v: unknown): v is OptionType {
 
 const TYPE = Symbol('cairn.optionType');
 
+export type DescriptionClass = 'noun' | 'conjunction' | 'composite' | 'nonRestrictiveClause';
+
+/** A nested type's description, in parentheses unless its class reads well unbracketed there. */
+function phrase(t: OptionType, ...bare: DescriptionClass[]): string {
+  return t.descriptionClass && bare.includes(t.descriptionClass) ? t.description : `(${t.description})`;
+}
+
 interface TypeSpec {
   name: string;
   description: string;
+  descriptionClass?: DescriptionClass;
   check: (v: unknown) => boolean;
   merge: (loc: string[], defs: FinalDefinition[], ctx: MergeContext) => unknown;
   jsonSchema: () => JsonSchema;
@@ -69,6 +90,7 @@ export function mkOptionType(spec: TypeSpec): OptionType {
     [TYPE]: true,
     name: spec.name,
     description: spec.description,
+    descriptionClass: spec.descriptionClass,
     check: spec.check,
     merge: spec.merge,
     nestedTypes,
@@ -98,7 +120,12 @@ export function mkOptionType(spec: TypeSpec): OptionType {
 }
 
 function simple(name: string, description: string, check: (v: unknown) => boolean, jsonSchema: JsonSchema, payload?: unknown): OptionType {
-  return mkOptionType({ name, description, check, merge: mergeEqualOption, jsonSchema: () => ({ ...jsonSchema }), payload });
+  return mkOptionType({ name, description, descriptionClass: 'noun', check, merge: mergeEqualOption, jsonSchema: () => ({ ...jsonSchema }), payload });
+}
+
+/** A type whose description ends in a clause (`…, meaning >0`): bracketed inside others. */
+function clause(t: OptionType): OptionType {
+  return Object.assign(t, { descriptionClass: 'nonRestrictiveClause' as const });
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
@@ -123,6 +150,7 @@ function separatedString(sep: string, name = 'separatedString', description?: st
   return mkOptionType({
     name,
     description: description ?? (sep === '' ? 'concatenated string' : `strings concatenated with ${JSON.stringify(sep)}`),
+    descriptionClass: 'noun',
     check: isStr,
     merge: (_loc, defs) => defs.map((d) => d.value as string).join(sep),
     jsonSchema: () => ({ type: 'string' }),
@@ -157,7 +185,8 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
       const names = namesOf.get(other);
       return names ? attrsNamed(names, e, lazy) : attrsOfImpl(e, lazy);
     },
-    description: `${lazy ? 'lazy ' : ''}attribute set of ${elem.description}`,
+    description: `${lazy ? 'lazy ' : ''}attribute set of ${phrase(elem, 'noun', 'composite')}`,
+    descriptionClass: 'composite',
     check: isPlainObject,
     nestedTypes: { elemType: elem },
     rebuild: (n) => attrsOfImpl(n.elemType!, lazy),
@@ -169,7 +198,8 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
         if (lazy) {
           defineLazy(result, k, () => {
             const r = mergeDefinitions(kloc, elem, kdefs, ctx);
-            if (!r.isDefined && elem.emptyValue) return elem.emptyValue.value;
+            const empty = r.isDefined ? undefined : emptyValueOf(elem, kloc, ctx);
+            if (empty) return empty.value;
             if (!r.isDefined) throw new OptionError(`The option \`${showOption(kloc)}' was accessed but has no value defined. Try setting the option.`);
             return r.value();
           });
@@ -188,7 +218,8 @@ function listOf(elem: OptionType): OptionType {
   return mkOptionType({
     name: 'listOf',
     emptyValue: { value: [] },
-    description: `list of ${elem.description}`,
+    description: `list of ${phrase(elem, 'noun', 'composite')}`,
+    descriptionClass: 'composite',
     check: Array.isArray,
     nestedTypes: { elemType: elem },
     rebuild: (n) => listOf(n.elemType!),
@@ -216,7 +247,8 @@ function nullOr(elem: OptionType): OptionType {
   return mkOptionType({
     name: 'nullOr',
     emptyValue: { value: null },
-    description: `null or ${elem.description}`,
+    description: `null or ${phrase(elem, 'noun', 'conjunction')}`,
+    descriptionClass: 'conjunction',
     check: (v) => v === null || elem.check(v),
     nestedTypes: { elemType: elem },
     rebuild: (n) => nullOr(n.elemType!),
@@ -235,7 +267,11 @@ function nullOr(elem: OptionType): OptionType {
 function either(a: OptionType, b: OptionType): OptionType {
   return mkOptionType({
     name: 'either',
-    description: `${a.description} or ${b.description}`,
+    description:
+      a.descriptionClass === 'nonRestrictiveClause'
+        ? `${a.description}, or ${phrase(b, 'noun', 'conjunction')}`
+        : `${phrase(a, 'noun', 'conjunction')} or ${phrase(b, 'noun', 'conjunction', 'composite')}`,
+    descriptionClass: 'conjunction',
     check: (v) => a.check(v) || b.check(v),
     nestedTypes: { left: a, right: b },
     rebuild: (n) => either(n.left!, n.right!),
@@ -254,9 +290,10 @@ function oneOf(ts: OptionType[]): OptionType {
 }
 
 function unique(opts: { message: string }, elem: OptionType): OptionType {
-  return mkOptionType({
+  const t = mkOptionType({
     name: 'unique',
     description: elem.description,
+    descriptionClass: elem.descriptionClass,
     check: elem.check,
     nestedTypes: { elemType: elem },
     rebuild: (n) => unique(opts, n.elemType!),
@@ -266,12 +303,17 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
       return elem.merge(loc, defs, ctx);
     },
   });
+  // The element type's, read when needed (a submodule's is an evaluation).
+  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => elem.emptyValue });
+  t.emptyValueAt = (loc, ctx) => emptyValueOf(elem, loc, ctx);
+  return t;
 }
 
 function enumType(values: readonly (string | number | boolean | null)[]): OptionType {
   return mkOptionType({
     name: 'enum',
-    description: values.length === 0 ? 'impossible (empty enum)' : `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`,
+    description: values.length === 0 ? 'impossible (empty enum)' : values.length === 1 ? `value ${showEnumValue(values[0]!)} (singular enum)` : `one of ${values.map(showEnumValue).join(', ')}`,
+    descriptionClass: values.length < 2 ? 'noun' : 'conjunction',
     check: (v) => values.includes(v as string),
     merge: mergeEqualOption,
     payload: values,
@@ -280,6 +322,9 @@ function enumType(values: readonly (string | number | boolean | null)[]): Option
     typeMerge: (other) => (other.name === 'enum' ? enumType([...new Set([...values, ...(other.payload as typeof values)])]) : null),
   });
 }
+
+/** An enum value in a description, as NixOS shows it (`null` is `<null>`). */
+const showEnumValue = (v: string | number | boolean | null): string => (v === null ? '<null>' : typeof v === 'string' ? JSON.stringify(v) : String(v));
 
 function strMatching(pattern: string): OptionType {
   const re = new RegExp(`^(?:${pattern})$`, 'u');
@@ -376,37 +421,69 @@ export interface SubmoduleOptions {
 const submoduleOptions = new WeakMap<OptionType, SubmoduleOptions>();
 
 function submoduleWith(opts: SubmoduleOptions): OptionType {
-  const shorthand = opts.shorthandOnlyDefinesConfig ?? false;
+  return submoduleType({ ...opts, modules: relativeToCaller(opts.modules, submoduleWith) });
+}
+
+/** Options for each definition, merged as a nested evaluation; `name` is the attribute name. */
+function submodule(modules: ModuleInput | ModuleInput[]): OptionType {
+  return submoduleType({ modules: relativeToCaller(Array.isArray(modules) ? modules : [modules], submodule), shorthandOnlyDefinesConfig: true });
+}
+
+/**
+ * Module files named relative (`./common.ts`) are relative to the file that made the type, as
+ * `imports` are: the caller's position is read only when there is such a name.
+ */
+function relativeToCaller(modules: ModuleInput[], entry: Function): ModuleInput[] {
+  if (!modules.some((m) => typeof m === 'string' && !isAbsolute(m))) return modules;
+  const file = new CallSite(entry).location?.file;
+  return file && isAbsolute(file) ? modules.map((m) => (typeof m === 'string' ? resolve(dirname(file), m) : m)) : modules;
+}
+
+function submoduleType(opts: SubmoduleOptions): OptionType {
+  // May be read from config (a reference until evaluation), as NixOS modules sometimes do.
+  const shorthand = (): boolean => force(opts.shorthandOnlyDefinesConfig ?? false) === true;
   let docs: Declarations | undefined;
   const declarations = (): Declarations => (docs ??= submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
   const t = mkOptionType({
     name: 'submodule',
-    emptyValue: { value: {} },
     description: opts.description ?? 'submodule',
-    check: (v) => isPlainObject(v) || typeof v === 'function',
-    merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand),
+    check: (v) => isPlainObject(v) || typeof v === 'function' || isModulePath(v),
+    merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
     // Two declarations of a submodule option: one submodule with both sets of modules.
     typeMerge: (other) => {
       const o = submoduleOptions.get(other);
-      return o ? submoduleWith({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
+      return o ? submoduleType({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
     },
     subOptions: declarations,
     jsonSchema: () => declarations().jsonSchema(),
   });
+  // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
+  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
+  t.emptyValueAt = (loc, ctx) => ({ value: evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
   submoduleOptions.set(t, opts);
   return t;
+}
+
+/**
+ * A submodule type with more modules (options declared below a submodule option by other
+ * modules, as NixOS merges them), or undefined when `type` is not a submodule.
+ */
+export function extendSubmodule(type: OptionType, modules: ModuleInput[]): OptionType | undefined {
+  const opts = submoduleOptions.get(type);
+  return opts && submoduleType({ ...opts, modules: [...opts.modules, ...modules] });
 }
 
 const anything: OptionType = mkOptionType({
   name: 'anything',
   description: 'anything',
+  descriptionClass: 'noun',
   check: () => true,
   jsonSchema: () => ({}),
   merge(loc, defs, ctx) {
     const kind = (v: unknown): string => (v instanceof Package ? 'package' : isPlainObject(v) ? 'set' : Array.isArray(v) ? 'list' : v === null ? 'null' : typeof v);
     const kinds = new Set(defs.map((d) => kind(d.value)));
     if (kinds.size > 1) {
-      throw new OptionError(`The option \`${showOption(loc)}' has conflicting definition types:${defs.map((d) => `${showDefs([d], false)}: ${kind(d.value)}`).join('')}`);
+      throw new OptionError(`The option \`${showOption(loc)}' has conflicting option types:${defs.map((d) => `${showDefs([d], false)}: ${kind(d.value)}`).join('')}`);
     }
     const k = [...kinds][0];
     if (k === 'set') return attrsOfImpl(anything, false).merge(loc, defs, ctx);
@@ -422,6 +499,7 @@ const anything: OptionType = mkOptionType({
 const packageType: OptionType = mkOptionType({
   name: 'package',
   description: 'package',
+  descriptionClass: 'noun',
   check: (v) => v instanceof Package || (isStr(v) && /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$/.test(v)),
   merge: (loc, defs) => {
     const v = mergeUniqueOption(loc, defs);
@@ -435,8 +513,8 @@ export const types = {
   int: simple('int', 'signed integer', isInt, { type: 'integer' }),
   ints: {
     between: (lo: number, hi: number) => between(lo, hi),
-    unsigned: simple('unsignedInt', 'unsigned integer, meaning >=0', (v) => isInt(v) && v >= 0, { type: 'integer', minimum: 0 }),
-    positive: simple('positiveInt', 'positive integer, meaning >0', (v) => isInt(v) && v > 0, { type: 'integer', minimum: 1 }),
+    unsigned: clause(simple('unsignedInt', 'unsigned integer, meaning >=0', (v) => isInt(v) && v >= 0, { type: 'integer', minimum: 0 })),
+    positive: clause(simple('positiveInt', 'positive integer, meaning >0', (v) => isInt(v) && v > 0, { type: 'integer', minimum: 1 })),
     u8: unsignedBits(8),
     u16: unsignedBits(16),
     u32: unsignedBits(32),
@@ -472,11 +550,11 @@ export const types = {
   uniq: (elem: OptionType) => unique({ message: '' }, elem),
   unique,
   /** Options for each definition, merged as a nested evaluation; `name` is the attribute name. */
-  submodule: (modules: ModuleInput | ModuleInput[]) => submoduleWith({ modules: Array.isArray(modules) ? modules : [modules], shorthandOnlyDefinesConfig: true }),
+  submodule,
   submoduleWith,
   package: packageType,
   anything,
-  raw: mkOptionType({ name: 'raw', description: 'raw value', check: () => true, merge: (loc, defs) => mergeUniqueOption(loc, defs), jsonSchema: () => ({}) }),
+  raw: mkOptionType({ name: 'raw', description: 'raw value', descriptionClass: 'noun', check: () => true, merge: (loc, defs) => mergeUniqueOption(loc, defs), jsonSchema: () => ({}) }),
 };
 
 export type Types = typeof types;

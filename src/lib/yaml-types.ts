@@ -27,7 +27,9 @@ export function yamlOption(spec: unknown, loc: SourceLocation): Option {
   return new Option(decl, loc);
 }
 
-const simple: Record<string, OptionType> = {
+// Built on first use: this file is imported while types.ts may still be initialising (module cycle).
+let simpleMemo: Record<string, OptionType> | undefined;
+const simpleTypes = (): Record<string, OptionType> => (simpleMemo ??= {
   bool: types.bool,
   int: types.int,
   float: types.float,
@@ -53,17 +55,20 @@ const simple: Record<string, OptionType> = {
   'ints.u8': types.ints.u8,
   'ints.u16': types.ints.u16,
   'ints.u32': types.ints.u32,
-};
+});
 
-const wrappers: Record<string, (t: OptionType) => OptionType> = {
+let wrappersMemo: Record<string, (t: OptionType) => OptionType> | undefined;
+const wrapperTypes = (): Record<string, (t: OptionType) => OptionType> => (wrappersMemo ??= {
   listOf: types.listOf,
   attrsOf: types.attrsOf,
   lazyAttrsOf: types.lazyAttrsOf,
   nullOr: types.nullOr,
   uniq: types.uniq,
-};
+});
 
 export function parseType(spec: unknown, loc: SourceLocation): OptionType {
+  const simple = simpleTypes();
+  const wrappers = wrapperTypes();
   const fail = (why: string): never => {
     throw new CairnError(`${formatLocation(loc)}: cannot read the option type ${JSON.stringify(spec)}: ${why}`);
   };

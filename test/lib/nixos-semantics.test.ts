@@ -134,9 +134,10 @@ describe("emptyValue (emptyValues.nix, attrsOf-conditional-check.nix)", () => {
   it('types without an empty value: used but not defined', () => {
     expect(() => configOf(emptyValues).int.a).toThrow(/The option `int.a' was accessed but has no value defined/);
   });
-  it('attrsOf drops the entry; options without a definition have no value (no emptyValue there)', () => {
+  it('attrsOf drops the entry; an option without a definition holds its type’s empty value (defaults.nix)', () => {
     const c = configOf({ options: { value: mkOption({ type: types.attrsOf(types.str) }) } }, { value: { foo: mkIf(false, 'x') } });
     expect('foo' in c.value).toBe(false);
-    expect(() => configOf({ options: { l: mkOption({ type: types.listOf(types.int) }) } }).l).toThrow(/The option `l' was accessed but has no value defined/);
+    expect(configOf({ options: { l: mkOption({ type: types.listOf(types.int) }) } }).l).toEqual([]);
+    expect(() => configOf({ options: { i: mkOption({ type: types.int }) } }).i).toThrow(/The option `i' was accessed but has no value defined/);
   });
 });

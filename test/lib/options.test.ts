@@ -41,7 +41,7 @@ describe('declarations', () => {
   });
   it('a bare type where an option was expected', () => {
     const msg = errorOf(() => configOf({ options: { result: types.str } }));
-    expect(msg).toMatch(/The option `result' in `.*' is declared with a bare type; wrap it/);
+    expect(msg).toMatch(/In module .*: expected an option declaration at option path `result' but got an attribute set with type option-type: a bare type; wrap it/);
     expect(() => configOf({ options: { result: { here: types.int } } })).toThrow(/`result.here' .* bare type/);
   });
   it('a non-object in options', () => {
@@ -50,8 +50,8 @@ describe('declarations', () => {
   it('an option cannot also be the parent of options', () => {
     const set = { options: { set: mkOption({ type: types.attrsOf(types.int) }) } };
     const nested = { options: { set: { enable: lib.mkEnableOption('x') } } };
-    expect(errorOf(() => configOf(set, nested))).toMatch(/The option `set' declared in .* is also the parent of options .* its type `attribute set of signed integer' does not support nested options/);
-    expect(errorOf(() => configOf(nested, set))).toMatch(/The option `set' .* is also the parent of other options/);
+    expect(errorOf(() => configOf(set, nested))).toMatch(/The option `set' in module `.*' would be a parent of the following options, but its type `attribute set of signed integer' does not support nested options.\n- option\(s\) with prefix `set.enable'/);
+    expect(errorOf(() => configOf(nested, set))).toMatch(/The option `set' .* would be a parent of the following options/);
   });
   it('a module with config plus stray top-level keys: "unsupported attribute"', () => {
     const msg = errorOf(() => configOf(declEnable, from('m.ts', { config: { enable: true }, enabled: true, other: 1 })));

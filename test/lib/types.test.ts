@@ -480,12 +480,12 @@ describe('types.anything', () => {
   });
   it('conflicting kinds are an error naming them', () => {
     const msg = errorFor(types.anything, { a: 1 }, 'x');
-    expect(msg).toContain("The option `value' has conflicting definition types");
+    expect(msg).toContain("The option `value' has conflicting option types");
     expect(msg).toContain("- In `a.ts': set");
     expect(msg).toContain("- In `b.ts': string");
   });
   it('conflicting kinds below the top name the nested path', () => {
-    expect(errorFor(types.anything, { a: { b: 1 } }, { a: { b: [] } })).toContain("`value.a.b' has conflicting definition types");
+    expect(errorFor(types.anything, { a: { b: 1 } }, { a: { b: [] } })).toContain("`value.a.b' has conflicting option types");
   });
   it('applies every property inside (NixOS types-anything/mk-mods)', () => {
     const v = deep(

@@ -18,7 +18,7 @@ describe('option types written in YAML', () => {
   it('reads names, wrappers, parentheses and mappings', () => {
     expect(parseType('str', here).description).toBe('string');
     expect(parseType('listOf str', here).description).toBe('list of string');
-    expect(parseType('attrsOf (nullOr port)', here).description).toBe('attribute set of null or 16 bit unsigned integer; between 0 and 65535 (both inclusive)');
+    expect(parseType('attrsOf (nullOr port)', here).description).toBe('attribute set of (null or 16 bit unsigned integer; between 0 and 65535 (both inclusive))');
     expect(parseType('ints.between 1 10', here).check(11)).toBe(false);
     expect(parseType({ enum: ['a', 'b'] }, here).description).toBe('one of "a", "b"');
     expect(parseType({ listOf: { strMatching: '[a-z]+' } }, here).check(['x'])).toBe(true);
