@@ -154,7 +154,10 @@ async function importTypeScript(file: string): Promise<{ default?: unknown }> {
     if (!existsSync(out)) writeFileAtomic(out, code);
     const sources = sourceStates(inputs);
     // A source changed while esbuild ran may differ from what it read: such a bundle is not indexed.
-    if (sources.every((s) => s.mtimeMs < started - RACY_MS)) writeFileAtomic(index, JSON.stringify({ out, states: Object.fromEntries(sources.map((s) => [s.path, s.state])) }));
+    if (sources.every((s) => s.mtimeMs < started - RACY_MS)) {
+      const signatures = Object.fromEntries(sources.flatMap((s) => (s.signature ? [[s.path, s.signature]] : [])));
+      writeFileAtomic(index, JSON.stringify({ out, states: Object.fromEntries(sources.map((s) => [s.path, s.state])), signatures }));
+    }
   }
   return (await import(pathToFileURL(out).href)) as { default?: unknown };
 }
@@ -204,6 +207,8 @@ interface BatchIndex {
   /** The modules in it, in the order of their exports (`m0`, `m1`, …). */
   modules: string[];
   states: Record<string, string>;
+  /** The status (inode, size, times) of each path whose state was known for it. */
+  signatures?: Record<string, string>;
 }
 
 async function loadBatch(files: string[]): Promise<Map<string, { default?: unknown }> | undefined> {
@@ -227,6 +232,7 @@ async function loadBatch(files: string[]): Promise<Map<string, { default?: unkno
     // A source changed while esbuild ran may differ from what it read: such a batch is not indexed.
     if (sources.every((s) => s.mtimeMs < started - RACY_MS)) {
       found.states = Object.fromEntries(sources.map((s) => [s.path, s.state]));
+      found.signatures = Object.fromEntries(sources.flatMap((s) => (s.signature ? [[s.path, s.signature]] : [])));
       writeFileAtomic(index, JSON.stringify(found));
     }
   }
@@ -257,11 +263,15 @@ function runScript(out: string): Record<string, { default?: unknown }> {
   const module = { exports: {} as Record<string, { default?: unknown }> };
   (script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: unknown) => void)(module.exports, createRequire(out), module);
   if (!cachedData || script.cachedDataRejected) {
-    try {
-      writeFileAtomic(cache, script.createCachedData());
-    } catch {
-      // A cache that cannot be written is made again next time.
-    }
+    // Made when the process ends, so that it holds the code of the functions that ran (V8 compiles
+    // a function when first called): the module functions, which are most of the code.
+    process.once('exit', () => {
+      try {
+        writeFileAtomic(cache, script.createCachedData());
+      } catch {
+        // A cache that cannot be written is made again next time.
+      }
+    });
   }
   return module.exports;
 }
@@ -360,9 +370,14 @@ function currentBundle(index: string): string | undefined {
 }
 
 /** An index (of a bundle or a batch), if every path it depends on is as it was when it was made. */
-function currentIndex<T extends { out: string; states: Record<string, string> }>(index: string): T | undefined {
+function currentIndex<T extends { out: string; states: Record<string, string>; signatures?: Record<string, string> }>(index: string): T | undefined {
   try {
     const found = JSON.parse(readFileSync(index, 'utf8')) as T;
+    // What the paths were when indexed: one whose status is still the same is not read again.
+    for (const [path, signature] of Object.entries(found.signatures ?? {})) {
+      const state = found.states[path];
+      if (state !== undefined && !knownStates.has(path)) knownStates.set(path, { signature, state });
+    }
     if (Object.entries(found.states).every(([path, state]) => pathState(path).state === state) && (found.out === '' || existsSync(found.out))) return found;
   } catch {
     // No index, or a damaged one: bundled again.
@@ -375,7 +390,7 @@ function currentIndex<T extends { out: string; states: Record<string, string> }>
  * imports resolve to; and the package.json, tsconfig.json and jsconfig.json files that esbuild
  * reads in those folders and above them.
  */
-function sourceStates(inputs: string[]): { path: string; state: string; mtimeMs: number }[] {
+function sourceStates(inputs: string[]): { path: string; state: string; mtimeMs: number; signature?: string }[] {
   const paths = new Set<string>();
   for (const input of inputs) {
     paths.add(input);
@@ -393,20 +408,21 @@ function sourceStates(inputs: string[]): { path: string; state: string; mtimeMs:
  * replaced beside a module (`./result`) changes the folder's time but not what imports find.
  * `-` if missing.
  */
-function pathState(path: string): { state: string; mtimeMs: number } {
+function pathState(path: string): { state: string; mtimeMs: number; signature?: string } {
   try {
     const st = statSync(path, { throwIfNoEntry: false });
     if (!st) return { state: '-', mtimeMs: 0 };
-    // Many modules of one folder share the folder and the config files above it, and one process
-    // may check a bundle more than once: a path read before is not read again while its status is
-    // unchanged (a change to it changes its times, unless made within the clock's granularity of
-    // the read: such a read is not remembered).
+    // Many modules of one folder share the folder and the config files above it, and a bundle is
+    // checked on every run: a path read before is not read again while its status is unchanged (a
+    // change to it changes its times, unless made within the clock's granularity of the read:
+    // such a read is not remembered).
     const signature = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     const known = knownStates.get(path);
-    if (known?.signature === signature) return { state: known.state, mtimeMs: st.mtimeMs };
+    if (known?.signature === signature) return { state: known.state, mtimeMs: st.mtimeMs, signature };
     const state = sha256Hex(path.endsWith('/') ? readdirSync(path).sort().join('\n') : readFileSync(path));
-    if (Date.now() - Math.max(st.mtimeMs, st.ctimeMs) > RACY_MS) knownStates.set(path, { signature, state });
-    return { state, mtimeMs: st.mtimeMs };
+    if (Date.now() - Math.max(st.mtimeMs, st.ctimeMs) <= RACY_MS) return { state, mtimeMs: st.mtimeMs };
+    knownStates.set(path, { signature, state });
+    return { state, mtimeMs: st.mtimeMs, signature };
   } catch {
     return { state: '-', mtimeMs: 0 };
   }
