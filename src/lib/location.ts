@@ -86,53 +86,21 @@ export function stackFrames(stack: string): SourceLocation[] {
   return frames;
 }
 
-/**
- * A location computed when first read: most are never shown. One object per location (evaluations
- * make one per definition and per declaration), its fields read through the prototype.
- */
-class LazyLocation implements SourceLocation {
-  private resolved?: SourceLocation;
-  constructor(private readonly compute: () => SourceLocation) {}
-  private get at(): SourceLocation {
-    return (this.resolved ??= this.compute());
-  }
-  get file(): string {
-    return this.at.file;
-  }
-  get line(): number | undefined {
-    return this.at.line;
-  }
-  get column(): number | undefined {
-    return this.at.column;
-  }
-}
-
+/** A location computed when first read: most are never shown. */
 export function lazyLocation(compute: () => SourceLocation): SourceLocation {
-  return new LazyLocation(compute);
-}
-
-/** keyLocation's location: the parent and the key are all it keeps until it is read. */
-class KeyLocation implements SourceLocation {
-  private resolved?: SourceLocation;
-  constructor(
-    private readonly parent: SourceLocation,
-    private readonly key: string,
-  ) {}
-  private get at(): SourceLocation {
-    if (this.resolved) return this.resolved;
-    const parent = this.parent;
-    // Even the parent's file is read only when shown: finding it may decode a source map.
-    return (this.resolved = (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, this.key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column });
-  }
-  get file(): string {
-    return this.at.file;
-  }
-  get line(): number | undefined {
-    return this.at.line;
-  }
-  get column(): number | undefined {
-    return this.at.column;
-  }
+  let resolved: SourceLocation | undefined;
+  const get = (): SourceLocation => (resolved ??= compute());
+  return {
+    get file() {
+      return get().file;
+    },
+    get line() {
+      return get().line;
+    },
+    get column() {
+      return get().column;
+    },
+  };
 }
 
 const sourceLines = new Map<string, string[] | null>();
@@ -144,7 +112,8 @@ const sourceLines = new Map<string, string[] | null>();
  * guess from the text, computed only when a message shows it; the file alone when nothing matches.
  */
 export function keyLocation(parent: SourceLocation, key: string): SourceLocation {
-  return new KeyLocation(parent, key);
+  // Even the parent's file is read only when shown: finding it may decode a source map.
+  return lazyLocation(() => (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column });
 }
 
 function findKey(parent: SourceLocation, key: string): SourceLocation | undefined {
