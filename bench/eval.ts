@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { evalConfigFile, evalSystem, toPlain } from '../src/eval/index.js';
 import { evalModules } from '../src/lib/index.js';
 import { projectRoot } from '../src/paths.js';
+import { generateEvalSet } from './eval-gen.js';
 
 /** CPU time (user + system) and wall time of an async step, in milliseconds. */
 async function measure<T>(fn: () => Promise<T>): Promise<{ cpu: number; wall: number; result: T }> {
@@ -94,5 +96,90 @@ export async function run(): Promise<void> {
     console.log(`  ratio (b)/(a), warm: ${(b2.cpu / a2.cpu).toFixed(1)}×`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+  await againstNix();
+}
+
+/** CPU time (user + system) of the waited-for child processes so far, in milliseconds (Linux). */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // After the command name (in parentheses, which may hold spaces): cutime and cstime are fields 16 and 17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
+}
+
+/** Runs a command to completion: its output, CPU time (user + system) and wall time. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { stdout: string; cpu: number; wall: number } {
+  const c0 = childrenCpuMs();
+  const w0 = performance.now();
+  const r = spawnSync(cmd, args, { env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const wall = performance.now() - w0;
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
+  return { stdout: r.stdout, cpu: childrenCpuMs() - c0, wall };
+}
+
+/** The fastest of some runs (the machine's other work only ever adds time). */
+function best(runs: { cpu: number; wall: number }[]): { cpu: number; wall: number } {
+  return { cpu: Math.min(...runs.map((r) => r.cpu)), wall: Math.min(...runs.map((r) => r.wall)) };
+}
+
+const onPath = (cmd: string): boolean => (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, cmd)));
+
+/** A value with the keys of every object sorted (Nix prints attributes sorted, cairn in declaration order). */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (typeof v !== 'object' || v === null) return v;
+  return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+}
+
+/** The first path at which two JSON values differ, or undefined. */
+function firstDifference(a: unknown, b: unknown, path = 'bench'): string | undefined {
+  if (JSON.stringify(a) === JSON.stringify(b)) return undefined;
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+      if (d) return d;
+    }
+  }
+  return `${path}: cairn ${JSON.stringify(a)?.slice(0, 200)}, nix ${JSON.stringify(b)?.slice(0, 200)}`;
+}
+
+/**
+ * eval (c): the whole `cairn eval --json` process on 1,000 generated TypeScript modules against
+ * `nix-instantiate --eval --strict --json` of the same modules written for nixpkgs' lib.evalModules
+ * (NIXPKGS_LIB names its lib folder). Both print the same values, or the benchmark fails.
+ */
+async function againstNix(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'cairn-bench-nix-'));
+  try {
+    const set = generateEvalSet(join(work, 'set'), 1000);
+    // cairn's cache of compiled modules, empty at first: the first run bundles the modules.
+    const env = { ...process.env, CAIRN_HOME: join(work, 'home') };
+    const cairn = (): { stdout: string; cpu: number; wall: number } => timed(process.execPath, [join(projectRoot, 'bin', 'cairn.js'), 'eval', '--json', set.config], env);
+    const first = cairn();
+    const runs = [cairn(), cairn(), cairn()];
+    const c = best(runs);
+    console.log('eval (c): 1,000 generated TypeScript modules, whole `cairn eval --json` process');
+    console.log(`  first (bundles the modules): ${first.cpu.toFixed(0)} ms CPU (${first.wall.toFixed(0)} ms wall)`);
+    console.log(`  cached (best of 3):          ${c.cpu.toFixed(0)} ms CPU (${c.wall.toFixed(0)} ms wall)`);
+    const lib = process.env.NIXPKGS_LIB;
+    const skip = !lib ? 'NIXPKGS_LIB is not set (a nixpkgs lib folder)' : !existsSync(join(lib, 'default.nix')) ? `NIXPKGS_LIB (${lib}) has no default.nix` : !onPath('nix-instantiate') ? 'nix-instantiate is not installed (Debian: nix-bin)' : undefined;
+    if (skip) {
+      console.log(`  Nix comparison skipped: ${skip}`);
+      return;
+    }
+    const nixArgs = ['--eval', '--strict', '--json', '--readonly-mode', set.nix, '--argstr', 'nixpkgsLib', lib!];
+    const nixRuns = [timed('nix-instantiate', nixArgs, process.env), timed('nix-instantiate', nixArgs, process.env), timed('nix-instantiate', nixArgs, process.env)];
+    const n = best(nixRuns);
+    const ours = canonical((JSON.parse(runs[0]!.stdout) as { bench: unknown }).bench);
+    const theirs = canonical(JSON.parse(nixRuns[0]!.stdout));
+    const diff = firstDifference(ours, theirs);
+    if (diff) throw new Error(`cairn and Nix disagree on the generated configuration: ${diff}`);
+    console.log(`  nix-instantiate --eval --strict --json (best of 3): ${n.cpu.toFixed(0)} ms CPU (${n.wall.toFixed(0)} ms wall)`);
+    console.log(`  values identical (${JSON.stringify(theirs).length} bytes of JSON)`);
+    console.log(`  ratio cairn/nix: ${(c.cpu / n.cpu).toFixed(2)} CPU, ${(c.wall / n.wall).toFixed(2)} wall   target <= 0.33`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 }

@@ -58,25 +58,43 @@ export async function evalSystem(modules: ModuleInput[], opts: EvalOptions = {})
 
 /** A deep, plain copy of an evaluated value for JSON: options without any value are left out. */
 export function toPlain(value: unknown, path: string[] = [], within = new Set<object>()): unknown {
+  return plain(value, [...path], within);
+}
+
+/** toPlain with the path as a stack, entered and left in place: a configuration has many values. */
+function plain(value: unknown, path: string[], within: Set<object>): unknown {
   if (typeof value === 'function') return undefined;
   if (typeof value !== 'object' || value === null) return value;
   // A value shared in many places is copied in each; one that contains itself cannot be printed.
   if (within.has(value)) throw new CairnError(`The value at \`${showOption(path)}' is one that contains it (a cycle): it cannot be printed.`);
   within.add(value);
   try {
-    if (Array.isArray(value)) return value.map((v, i) => toPlain(v, [...path, `[${i}]`], within));
+    if (Array.isArray(value)) {
+      const out = new Array<unknown>(value.length);
+      for (let i = 0; i < value.length; i++) {
+        path.push(`[${i}]`);
+        out[i] = plain(value[i], path, within);
+        path.pop();
+      }
+      return out;
+    }
     if ('toJSON' in value && typeof (value as { toJSON: unknown }).toJSON === 'function') return (value as { toJSON(): unknown }).toJSON();
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(value)) {
+      path.push(k);
       let v: unknown;
       try {
         v = (value as Record<string, unknown>)[k];
       } catch (err) {
         // Leave out an option nobody defined, but not an option whose value needs an undefined one.
-        if (err instanceof OptionError && err.message.startsWith(`The option \`${showOption([...path, k])}' was accessed but has no value`)) continue;
+        if (err instanceof OptionError && err.message.startsWith(`The option \`${showOption(path)}' was accessed but has no value`)) {
+          path.pop();
+          continue;
+        }
         throw err;
       }
-      const p = toPlain(v, [...path, k], within);
+      const p = plain(v, path, within);
+      path.pop();
       if (p !== undefined) out[k] = p;
     }
     return out;

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Script } from 'node:vm';
 import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { CairnError } from '../errors.js';
 import { formatLocation, type SourceLocation } from './location.js';
@@ -16,7 +17,7 @@ import { parseYaml } from './yaml.js';
  * imported and their default export is the module. TypeScript needs no build step: it is
  * transpiled on import.
  */
-export async function loadModuleFile(file: string, requestedAt: SourceLocation): Promise<unknown> {
+export async function loadModuleFile(file: string, requestedAt: SourceLocation, batches?: ModuleBatches): Promise<unknown> {
   const ext = extname(file);
   if (ext === '.yaml' || ext === '.yml' || ext === '.json') {
     let bytes: Buffer;
@@ -30,7 +31,7 @@ export async function loadModuleFile(file: string, requestedAt: SourceLocation):
   if (ext === '.ts' || ext === '.mts' || ext === '.cts' || ext === '.tsx' || ext === '.js' || ext === '.mjs' || ext === '.cjs') {
     let mod: { default?: unknown };
     try {
-      mod = await watchedImport(file, () => (ext.endsWith('js') ? import(pathToFileURL(file).href) : importTypeScript(file)));
+      mod = await watchedImport(file, () => (ext.endsWith('js') ? import(pathToFileURL(file).href) : (batches?.take(file) ?? importTypeScript(file))));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw missingImport(file, requestedAt, err as Error);
       if (err instanceof CairnError) throw err;
@@ -195,9 +196,171 @@ async function importTypeScript(file: string): Promise<{ default?: unknown }> {
     if (!existsSync(out)) writeFileAtomic(out, code);
     const sources = sourceStates(inputs);
     // A source changed while esbuild ran may differ from what it read: such a bundle is not indexed.
-    if (sources.every((s) => s.mtimeMs < started - RACY_MS)) writeFileAtomic(index, JSON.stringify({ out, states: Object.fromEntries(sources.map((s) => [s.path, s.state])) }));
+    if (sources.every((s) => s.mtimeMs < started - RACY_MS)) {
+      const signatures = Object.fromEntries(sources.flatMap((s) => (s.signature ? [[s.path, s.signature]] : [])));
+      writeFileAtomic(index, JSON.stringify({ out, states: Object.fromEntries(sources.map((s) => [s.path, s.state])), signatures }));
+    }
   }
   return (await import(pathToFileURL(out).href)) as { default?: unknown };
+}
+
+const TYPESCRIPT = /\.(ts|mts|cts|tsx)$/;
+
+/**
+ * The TypeScript modules of one evaluation, bundled together where a module imports several: one
+ * esbuild run and one script for a list of a thousand modules instead of a thousand of each.
+ *
+ * A batch is a script, not an ES module, so that V8 can keep its compiled code beside it in the
+ * cache (Node 20 keeps none for ES modules, and compiling a thousand modules' code costs more
+ * than evaluating them). What only an ES module can do keeps a module out of its batch: one whose
+ * code (or a file it imports) says `await`, `import.meta` or `import(` is imported alone, as are
+ * the modules of a batch that cannot be bundled or run (a syntax error, a module that throws):
+ * imported alone, the error is reported at its module. Batched modules run their top-level code
+ * when the batch is loaded, before the first of them is evaluated, and share the files they import.
+ */
+export class ModuleBatches {
+  private readonly batchOf = new Map<string, { files: string[]; loaded?: Promise<Map<string, { default?: unknown }> | undefined> }>();
+  private readonly seen = new Set<string>();
+
+  /** Loads a module file (as loadModuleFile), from its batch when it has one. */
+  readonly load = (file: string, requestedAt: SourceLocation): Promise<unknown> => loadModuleFile(file, requestedAt, this);
+
+  /** The module files (absolute paths) a module imports, known before they are loaded one by one. */
+  readonly expect = (files: string[]): void => {
+    const fresh = [...new Set(files)].filter((f) => TYPESCRIPT.test(f) && !this.seen.has(f));
+    for (const f of fresh) this.seen.add(f);
+    if (fresh.length < 2) return;
+    const batch = { files: fresh };
+    for (const f of fresh) this.batchOf.set(f, batch);
+  };
+
+  /** The import of a module from its batch, or undefined when it has none. */
+  take(file: string): Promise<{ default?: unknown }> | undefined {
+    const batch = this.batchOf.get(file);
+    if (!batch) return undefined;
+    this.batchOf.delete(file);
+    return (batch.loaded ??= loadBatch(batch.files).catch(() => undefined)).then((mods) => mods?.get(file) ?? importTypeScript(file));
+  }
+}
+
+interface BatchIndex {
+  /** The script, or '' when no module could be batched. */
+  out: string;
+  /** The modules in it, in the order of their exports (`m0`, `m1`, …). */
+  modules: string[];
+  states: Record<string, string>;
+  /** The status (inode, size, times) of each path whose state was known for it. */
+  signatures?: Record<string, string>;
+}
+
+async function loadBatch(files: string[]): Promise<Map<string, { default?: unknown }> | undefined> {
+  const dir = dirname(files[0]!);
+  const key = sha256Hex(JSON.stringify([packageVersion('esbuild'), BATCH_VERSION, batchOptions(dir), files])).slice(0, 20);
+  const index = join(cacheDir('modules'), `batch-${key}.json`);
+  let found = currentIndex<BatchIndex>(index);
+  if (!found) {
+    const started = Date.now();
+    const made = await bundleBatch(files, dir);
+    if (!made) return undefined;
+    const { code, map, inputs, modules } = made;
+    const out = modules.length === 0 ? '' : join(cacheDir('modules'), `batch-${sha256Hex(code).slice(0, 20)}.js`);
+    if (out && !existsSync(out)) {
+      // The map beside the script: read only when a message needs a location.
+      writeFileAtomic(`${out}.map`, map);
+      writeFileAtomic(out, `${SCRIPT_HEAD}\n${code}\n${SCRIPT_TAIL}\n//# sourceMappingURL=${basename(out)}.map\n`);
+    }
+    found = { out, modules, states: {} };
+    const sources = sourceStates(inputs);
+    // A source changed while esbuild ran may differ from what it read: such a batch is not indexed.
+    if (sources.every((s) => s.mtimeMs < started - RACY_MS)) {
+      found.states = Object.fromEntries(sources.map((s) => [s.path, s.state]));
+      found.signatures = Object.fromEntries(sources.flatMap((s) => (s.signature ? [[s.path, s.signature]] : [])));
+      writeFileAtomic(index, JSON.stringify(found));
+    }
+  }
+  if (!found.out) return undefined;
+  const exports = runScript(found.out);
+  return new Map(found.modules.map((m, i) => [m, exports[`m${i}`]!]));
+}
+
+/** Changes when batches are made differently: older ones are not used. */
+const BATCH_VERSION = 1;
+
+/** The script is one function of CommonJS's arguments, on lines of its own so that lines count as esbuild's do. */
+const SCRIPT_HEAD = '(function (exports, require, module) { "use strict";';
+const SCRIPT_TAIL = '})';
+
+/** Runs a batch script with V8's compiled code for it, kept beside it (made on its first run). */
+function runScript(out: string): Record<string, { default?: unknown }> {
+  const cache = `${out}.v8`;
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cache);
+  } catch {
+    // Not made yet.
+  }
+  // Named by its URL, as ES modules are: stack frames of its code are then known as files (the
+  // evaluation watchdog stops configuration code by that).
+  const script = new Script(readFileSync(out, 'utf8'), { filename: pathToFileURL(out).href, lineOffset: -1, cachedData });
+  const module = { exports: {} as Record<string, { default?: unknown }> };
+  (script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: unknown) => void)(module.exports, createRequire(out), module);
+  if (!cachedData || script.cachedDataRejected) {
+    // Made when the process ends, so that it holds the code of the functions that ran (V8 compiles
+    // a function when first called): the module functions, which are most of the code.
+    process.once('exit', () => {
+      try {
+        writeFileAtomic(cache, script.createCachedData());
+      } catch {
+        // A cache that cannot be written is made again next time.
+      }
+    });
+  }
+  return module.exports;
+}
+
+function batchOptions(dir: string): BuildOptions {
+  const { entryPoints: _, banner: __, ...common } = buildOptions(join(dir, 'batch.ts'));
+  return { ...common, format: 'cjs', sourcemap: 'external', sourcesContent: false, outfile: join(dir, 'batch.js') };
+}
+
+const entry = (modules: string[]): string => modules.map((m, i) => `export * as m${i} from ${JSON.stringify(m)};\n`).join('');
+
+/** What only an ES module can do (or might: the words are enough). */
+const MODULE_ONLY = /\bawait\b|\bimport\s*\.\s*meta\b|\bimport\s*\(/;
+
+/** One script of the modules that can run as one, or undefined when bundling fails. */
+async function bundleBatch(files: string[], dir: string): Promise<{ code: string; map: string; inputs: string[]; modules: string[] } | undefined> {
+  const esbuild = await import('esbuild');
+  let modules = files;
+  for (;;) {
+    if (modules.length === 0) return { code: '', map: '', inputs: files, modules };
+    let result;
+    try {
+      result = await esbuild.build({ ...batchOptions(dir), stdin: { contents: entry(modules), resolveDir: dir, sourcefile: '<batch>', loader: 'js' } });
+    } catch {
+      return undefined;
+    }
+    const inputs = result.metafile!.inputs;
+    const path = (p: string): string => resolve(dir, p);
+    const moduleOnly = new Set(Object.keys(inputs).filter((p) => !p.startsWith('<') && MODULE_ONLY.test(readFileSync(path(p), 'utf8'))));
+    // The modules that reach such a file through their imports.
+    const reaches = new Map<string, boolean>();
+    const reachesModuleOnly = (p: string): boolean => {
+      const known = reaches.get(p);
+      if (known !== undefined) return known;
+      reaches.set(p, false);
+      const r = moduleOnly.has(p) || (inputs[p]?.imports ?? []).some((i) => !i.external && reachesModuleOnly(i.path));
+      reaches.set(p, r);
+      return r;
+    };
+    const byPath = new Map(Object.keys(inputs).map((p) => [path(p), p]));
+    const kept = modules.filter((m) => !reachesModuleOnly(byPath.get(m) ?? m));
+    if (kept.length === modules.length) {
+      const out = (ext: string): string => result.outputFiles!.find((f) => f.path.endsWith(ext))!.text;
+      return { code: out('.js'), map: out('.map'), inputs: Object.keys(inputs).filter((p) => !p.startsWith('<')).map(path), modules };
+    }
+    modules = kept;
+  }
 }
 
 function buildOptions(file: string): BuildOptions {
@@ -250,9 +413,19 @@ const RACY_MS = 1000;
 
 /** The indexed bundle, if every path it depends on is as it was when it was made. */
 function currentBundle(index: string): string | undefined {
+  return currentIndex<{ out: string; states: Record<string, string> }>(index)?.out;
+}
+
+/** An index (of a bundle or a batch), if every path it depends on is as it was when it was made. */
+function currentIndex<T extends { out: string; states: Record<string, string>; signatures?: Record<string, string> }>(index: string): T | undefined {
   try {
-    const { out, states } = JSON.parse(readFileSync(index, 'utf8')) as { out: string; states: Record<string, string> };
-    if (Object.entries(states).every(([path, state]) => pathState(path).state === state) && existsSync(out)) return out;
+    const found = JSON.parse(readFileSync(index, 'utf8')) as T;
+    // What the paths were when indexed: one whose status is still the same is not read again.
+    for (const [path, signature] of Object.entries(found.signatures ?? {})) {
+      const state = found.states[path];
+      if (state !== undefined && !knownStates.has(path)) knownStates.set(path, { signature, state });
+    }
+    if (Object.entries(found.states).every(([path, state]) => pathState(path).state === state) && (found.out === '' || existsSync(found.out))) return found;
   } catch {
     // No index, or a damaged one: bundled again.
   }
@@ -264,7 +437,7 @@ function currentBundle(index: string): string | undefined {
  * imports resolve to; and the package.json, tsconfig.json and jsconfig.json files that esbuild
  * reads in those folders and above them.
  */
-function sourceStates(inputs: string[]): { path: string; state: string; mtimeMs: number }[] {
+function sourceStates(inputs: string[]): { path: string; state: string; mtimeMs: number; signature?: string }[] {
   const paths = new Set<string>();
   for (const input of inputs) {
     paths.add(input);
@@ -282,11 +455,24 @@ function sourceStates(inputs: string[]): { path: string; state: string; mtimeMs:
  * replaced beside a module (`./result`) changes the folder's time but not what imports find.
  * `-` if missing.
  */
-function pathState(path: string): { state: string; mtimeMs: number } {
+function pathState(path: string): { state: string; mtimeMs: number; signature?: string } {
   try {
-    const { mtimeMs } = statSync(path);
-    return { state: sha256Hex(path.endsWith('/') ? readdirSync(path).sort().join('\n') : readFileSync(path)), mtimeMs };
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st) return { state: '-', mtimeMs: 0 };
+    // Many modules of one folder share the folder and the config files above it, and a bundle is
+    // checked on every run: a path read before is not read again while its status is unchanged (a
+    // change to it changes its times, unless made within the clock's granularity of the read:
+    // such a read is not remembered).
+    const signature = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const known = knownStates.get(path);
+    if (known?.signature === signature) return { state: known.state, mtimeMs: st.mtimeMs, signature };
+    const state = sha256Hex(path.endsWith('/') ? readdirSync(path).sort().join('\n') : readFileSync(path));
+    if (Date.now() - Math.max(st.mtimeMs, st.ctimeMs) <= RACY_MS) return { state, mtimeMs: st.mtimeMs };
+    knownStates.set(path, { signature, state });
+    return { state, mtimeMs: st.mtimeMs, signature };
   } catch {
     return { state: '-', mtimeMs: 0 };
   }
 }
+
+const knownStates = new Map<string, { signature: string; state: string }>();

@@ -88,20 +88,40 @@ export function stackFrames(stack: string): SourceLocation[] {
 
 /** A location computed when first read: most are never shown. */
 export function lazyLocation(compute: () => SourceLocation): SourceLocation {
-  let resolved: SourceLocation | undefined;
-  const get = (): SourceLocation => (resolved ??= compute());
-  return {
-    get file() {
-      return get().file;
-    },
-    get line() {
-      return get().line;
-    },
-    get column() {
-      return get().column;
-    },
-  };
+  // Its fields are its own (modules see locations in `options.x.definitions`, and may copy them),
+  // defined from shared getters: an object literal with getters makes three functions each time,
+  // and evaluations make a location per declaration and per definition.
+  const loc = Object.defineProperty({}, PENDING, { value: { compute, resolved: undefined } });
+  return Object.defineProperties(loc, LAZY_FIELDS) as SourceLocation;
 }
+
+const PENDING = Symbol('cairn.lazyLocation');
+
+function resolvedLocation(loc: object): SourceLocation {
+  const p = (loc as { [PENDING]: { compute: () => SourceLocation; resolved?: SourceLocation } })[PENDING];
+  return (p.resolved ??= p.compute());
+}
+
+const LAZY_FIELDS: PropertyDescriptorMap = {
+  file: {
+    enumerable: true,
+    get(this: object) {
+      return resolvedLocation(this).file;
+    },
+  },
+  line: {
+    enumerable: true,
+    get(this: object) {
+      return resolvedLocation(this).line;
+    },
+  },
+  column: {
+    enumerable: true,
+    get(this: object) {
+      return resolvedLocation(this).column;
+    },
+  },
+};
 
 const sourceLines = new Map<string, string[] | null>();
 

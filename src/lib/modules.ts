@@ -470,6 +470,8 @@ export class Evaluation implements MergeContext, RefHost {
   readonly lateOptions: Record<string, unknown>;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
   definedAt?: SourceLocation[];
+  /** Told the files each module imports before they are loaded one by one (the loader bundles them together). */
+  onImports?: (files: string[]) => void;
 
   constructor(
     readonly prefix: string[],
@@ -614,6 +616,7 @@ export class Evaluation implements MergeContext, RefHost {
     this.collected.set(key, mod);
     const imports = force(mod.imports) as unknown[];
     mod.imports = [];
+    this.onImports?.(imports.filter((p): p is string => typeof p === 'string').map((p) => resolveModulePath(p, dir)));
     for (let i = 0; i < imports.length; i++) {
       const imp = imports[i];
       const at = entryLocation(imports, String(i)) ?? loc;
@@ -1374,7 +1377,9 @@ export interface EvalModulesOptions {
 /** Evaluates modules, loading files as needed (YAML, JSON, TypeScript, JavaScript). */
 export async function evalModules(opts: EvalModulesOptions): Promise<Evaluation> {
   const ev = new Evaluation(opts.prefix ?? [], opts.specialArgs ?? {});
-  const load = opts.load ?? (await import('./loader.js')).loadModuleFile;
+  const batches = opts.load ? undefined : new (await import('./loader.js')).ModuleBatches();
+  const load = opts.load ?? batches!.load;
+  ev.onImports = batches?.expect;
   const gen = ev.collect(opts.modules, { key: '<root>', loc: { file: '<command line>' }, dir: opts.baseDir ?? process.cwd() });
   let step = gen.next();
   while (!step.done) step = gen.next(await load(step.value.load, step.value.loc));

@@ -91,21 +91,24 @@ export function mkIf(condition: Condition, content: unknown): If {
   return new If(condition, content, new CallSite(mkIf));
 }
 
+// Only mkIf's call site is ever shown (a condition that is not a boolean): the other properties
+// capture none, which would cost more than the rest of what they do (configurations make thousands).
+
 export function mkMerge(contents: unknown[]): Merge {
-  return new Merge(contents, new CallSite(mkMerge));
+  return new Merge(contents);
 }
 
 export function mkOverride(priority: number, content: unknown): Override {
-  return new Override(priority, content, new CallSite(mkOverride));
+  return new Override(priority, content);
 }
 
-export const mkOptionDefault = (content: unknown): Override => new Override(PRIORITY.optionDefault, content, new CallSite(mkOptionDefault));
-export const mkDefault = (content: unknown): Override => new Override(PRIORITY.default, content, new CallSite(mkDefault));
-export const mkForce = (content: unknown): Override => new Override(PRIORITY.force, content, new CallSite(mkForce));
+export const mkOptionDefault = (content: unknown): Override => new Override(PRIORITY.optionDefault, content);
+export const mkDefault = (content: unknown): Override => new Override(PRIORITY.default, content);
+export const mkForce = (content: unknown): Override => new Override(PRIORITY.force, content);
 
 export function mkOrder(priority: number, content: unknown): Order {
-  return new Order(priority, content, new CallSite(mkOrder));
+  return new Order(priority, content);
 }
 
-export const mkBefore = (content: unknown): Order => new Order(ORDER.before, content, new CallSite(mkBefore));
-export const mkAfter = (content: unknown): Order => new Order(ORDER.after, content, new CallSite(mkAfter));
+export const mkBefore = (content: unknown): Order => new Order(ORDER.before, content);
+export const mkAfter = (content: unknown): Order => new Order(ORDER.after, content);

@@ -226,9 +226,20 @@ function listOf(elem: OptionType): OptionType {
     jsonSchema: () => ({ type: 'array', items: elem.jsonSchema() }),
     merge(loc, defs, ctx) {
       const out: unknown[] = [];
+      // An element of a type whose definitions must all be equal (str, int, enum, …) written as a
+      // plain value merges to itself: no definition is made for it (lists are long, and many).
+      const plain = elem.merge === mergeEqualOption;
       defs.forEach((def, n) => {
         const arr = def.value as unknown[];
         for (let m = 0; m < arr.length; m++) {
+          if (plain) {
+            const d = Object.getOwnPropertyDescriptor(arr, m);
+            const v = d?.value;
+            if (d && !d.get && v !== undefined && v !== null && typeof v !== 'object' && typeof v !== 'function' && elem.check(v)) {
+              out.push(v);
+              continue;
+            }
+          }
           const r = mergeDefinitions(
             [...loc, `[definition ${n + 1}-entry ${m + 1}]`],
             elem,
