@@ -29,8 +29,8 @@ export default ({ lib, config }: ModuleArgs) => {
   const domain = types.strMatching('(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\\.?');
   // A certificate's name: a folder and a unit name.
   const certName = types.strMatching('[A-Za-z0-9_][A-Za-z0-9_.-]*');
-  // A path that becomes a tmpfiles line and a lego argument: no whitespace.
-  const folder = types.strMatching('/[^\\s\\x00-\\x1f\\x7f]*');
+  // A path that becomes a tmpfiles path (which unquotes and expands `%`) and a lego argument.
+  const folder = types.strMatching('/[^\\s"\'\\\\%\\x00-\\x1f\\x7f]*');
   const line = types.strMatching('[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f\\\\])?');
   const word = types.strMatching('[^\\s\\x00-\\x1f\\x7f]+');
 

@@ -140,7 +140,8 @@ export default ({ lib, config }: ModuleArgs) => {
         description: 'The name of a certificate of `security.acme.certs` to serve (declared there, with this site\'s names among its domains). Nothing is requested for this site itself.',
       }),
       acmeRoot: mkOption({
-        type: types.nullOr(types.path),
+        // It is also lego's webroot and a tmpfiles path: no whitespace, quotes, backslashes or `%`.
+        type: types.nullOr(types.strMatching('/[^\\s"\'\\\\%\\x00-\\x1f\\x7f]*')),
         default: '/var/lib/acme/acme-challenge',
         description: 'The folder the ACME challenges are served from (public: no certificates or keys here); null takes the certificate\'s own `webroot`.',
       }),
