@@ -458,10 +458,13 @@ export default ({ lib, config }: ModuleArgs) => {
                 assertion: !hasSSL(h) || cert !== null || (h.sslCertificate !== null && h.sslCertificateKey !== null),
                 message: `${at}: HTTPS (addSSL, onlySSL or forceSSL) needs a certificate: set enableACME, useACMEHost, or sslCertificate and sslCertificateKey.`,
               },
-              {
-                assertion: h.useACMEHost === null || h.useACMEHost in config.security.acme.certs,
-                message: `${at}.useACMEHost names the certificate "${h.useACMEHost}", which security.acme.certs does not declare.`,
-              },
+              // The site's names must be the certificate's: useACMEHost orders nothing.
+              ...(h.useACMEHost !== null ? [((c) => {
+                const domains = c ? [c.domain, ...c.extraDomainNames] : [];
+                const covered = (n: string) => domains.some((d) => d === n || (d.startsWith('*.') && n.endsWith(d.slice(1)) && !n.slice(0, -d.length + 1).includes('.')));
+                const missing = [serverName(h), ...h.serverAliases].filter((n) => !covered(n));
+                return { assertion: missing.length === 0, message: `${at}.useACMEHost: the certificate "${h.useACMEHost}" is not for ${missing.join(', ')}: declare it in security.acme.certs with these names as its domain or extraDomainNames.` };
+              })(config.security.acme.certs[h.useACMEHost])] : []),
               { assertion: !h.quic, message: `${at}.quic: Debian's nginx (1.22) is built without QUIC, so HTTP/3 cannot be served.` },
               ...[['', h] as const, ...Object.entries(h.locations).map(([p, l]) => [`.locations.${JSON.stringify(p)}`, l] as const)].map(([where, a]) => ({
                 assertion: Object.keys(a.basicAuth).length === 0,

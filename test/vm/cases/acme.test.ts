@@ -73,6 +73,7 @@ export default {
   timeout: 1800,
   nodes: {
     acme: {
+      virtualisation: { cores: 1 },
       networking: { hostName: 'acme', hosts: names, firewall: { allowedTCPPorts: [14000, 15000] } },
       system: { stateVersion: '0.1' },
       environment: {
@@ -97,6 +98,7 @@ export default {
       },
     },
     server: {
+      virtualisation: { cores: 1 },
       networking: { hostName: 'server', firewall: { allowedTCPPorts: [80, 443] } },
       system: { stateVersion: '0.1' },
       environment: {
@@ -148,13 +150,15 @@ export default {
       },
     },
     client: {
+      virtualisation: { cores: 1 },
       networking: { hostName: 'client', hosts: names },
       system: { stateVersion: '0.1' },
       environment: { systemPackages: ['curl', 'openssl'], etc: { 'pebble-listener-ca.pem': { text: listenerCa } } },
     },
   },
   async testScript({ acme, server, client }: Record<string, Machine>, { subtest }: DriverContext) {
-    await Promise.all([acme.start(), server.start(), client.start()]);
+    // One after another: three TCG guests booting at once on a small shared machine starve each other.
+    for (const m of [acme, server, client]) await m.start({ timeout: 900 });
     const curl = 'curl -sS --max-time 20 --cacert /root/pebble-root.pem';
 
     await subtest('the first certificate comes from pebble by HTTP-01, after nginx started with the placeholder', async () => {
