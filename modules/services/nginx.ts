@@ -43,15 +43,17 @@ const GZIP_TYPES =
  * only the running system has) a throwaway one the check's setup makes. The flavours' module
  * list names files of the running system: the check reads none of it.
  */
-function checkCopy(text: string): string {
+function checkCopy(text: string, certificates: boolean): string {
   const sockets = new Map<string, string>();
-  return text
+  const certs = (t: string): string =>
+    certificates
+      ? t.replace(/^(\s*(?:ssl_certificate|ssl_trusted_certificate))\s[^;\n]*;$/gm, '$1 @dir@/check-cert.pem;').replace(/^(\s*ssl_certificate_key)\s[^;\n]*;$/gm, '$1 @dir@/check-key.pem;')
+      : t;
+  return certs(text)
     .replace(/\/var\/(log|lib|cache)\/nginx\//g, '@dir@/')
     .replaceAll('/run/nginx.pid', '@dir@/nginx.pid')
     .replace(/^user [^\n]*/m, '# $&')
     .replace(/^include \/usr\/share\/nginx\/modules-available\/[^\n]*/m, '# $&')
-    .replace(/^(\s*ssl_certificate|\s*ssl_trusted_certificate)\s[^\n]*;$/gm, '$1 @dir@/check-cert.pem;')
-    .replace(/^(\s*ssl_certificate_key)\s[^\n]*;$/gm, '$1 @dir@/check-key.pem;')
     .replace(/^(\s*listen\s+)([^\s;]+)/gm, (_, lead: string, addr: string) => {
       if (!sockets.has(addr)) sockets.set(addr, `unix:@dir@/listen-${sockets.size}`);
       return lead + sockets.get(addr)!;
@@ -319,6 +321,8 @@ export default ({ lib, config }: ModuleArgs) => {
     return [...free, ...upstreams, ...global, 'services.nginx.virtualHosts', 'services.nginx.workerProcesses'];
   };
 
+  /** Whether a site serves HTTPS: the check then needs a certificate of its own (made by openssl). */
+  const anySSL = (): boolean => Object.values(cfg.virtualHosts).some((h) => hasSSL(h) || h.rejectSSL);
   const acmeCerts = (): string[] => [...new Set(Object.values(cfg.virtualHosts).map(acmeCert).filter((c): c is string => c !== null))];
 
   return {
@@ -381,7 +385,7 @@ export default ({ lib, config }: ModuleArgs) => {
         environment: {
           get systemPackages() {
             // openssl makes the check's throwaway certificate for HTTPS sites.
-            return [cfg.package, ...(Object.values(cfg.virtualHosts).some((h) => hasSSL(h) || h.rejectSSL) ? ['openssl'] : [])];
+            return [cfg.package, ...(anySSL() ? ['openssl'] : [])];
           },
         },
         systemd: {
@@ -420,15 +424,14 @@ export default ({ lib, config }: ModuleArgs) => {
               package: 'nginx',
               program: 'usr/sbin/nginx',
               get setup() {
-                if (!Object.values(cfg.virtualHosts).some((h) => hasSSL(h) || h.rejectSSL)) return [];
-                return [['usr/bin/openssl', 'req', '-x509', '-config', '@dir@/openssl.cnf', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=check', '-keyout', '@dir@/check-key.pem', '-out', '@dir@/check-cert.pem']];
+                if (!anySSL()) return [];
+                return [['usr/bin/openssl', 'req', '-x509', '-config', '/dev/null', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=check', '-keyout', '@dir@/check-key.pem', '-out', '@dir@/check-cert.pem']];
               },
               args: ['-t', '-q', '-p', '@dir@/', '-e', '@dir@/error.log', '-c', '@dir@/nginx.conf'],
               files: {
                 get 'nginx.conf'() {
-                  return checkCopy(cfg.configText);
+                  return checkCopy(cfg.configText, anySSL());
                 },
-                'openssl.cnf': '[req]\ndistinguished_name = dn\n[dn]\n',
               },
               get options() {
                 return checkedOptions();
