@@ -65,6 +65,14 @@ describe('cairn build checks the generated files', () => {
     expect(ok.stderr).toMatch(/^checking .*services\.nginx/m);
   }, 600_000);
 
+  it('refuses a Caddyfile caddy cannot adapt, naming the site\'s extraConfig', async () => {
+    const r = await cairn(['build', config('caddy.yaml', 'services:\n  caddy:\n    enable: true\n    virtualHosts:\n      localhost:\n        extraConfig: |\n          respond "hi"\n          no_such_directive\n'), '--no-link']);
+    expectRefused(r);
+    expect(r.stderr).toContain('services.caddy: `caddy adapt` refused the generated Caddyfile:');
+    expect(r.stderr).toMatch(/unrecognized directive: no_such_directive/);
+    expect(r.stderr).toContain('from services.caddy.virtualHosts."localhost".extraConfig defined at caddy.yaml:7:9');
+  }, 600_000);
+
   it('refuses a broken services.openssh.extraConfig with sshd\'s message and the definition', async () => {
     const r = await cairn(['build', config('ssh.yaml', 'services:\n  openssh:\n    extraConfig: |\n      Match User deploy\n        NoSuchSetting yes\n'), '--no-link']);
     expectRefused(r);

@@ -280,3 +280,36 @@ cp x.example.crt x.example.issuer.crt
     expect(calls().at(-1)).toMatch(/--domains x\.example --domains y\.example .* run$/);
   });
 });
+
+describe('services.caddy', () => {
+  const caddy = (extra: object) => evalConfig({ services: { caddy: { enable: true, ...extra } } });
+
+  it('renders the global options and a block per site; Debian\'s unit reloads on change', async () => {
+    const c = await caddy({ email: 'admin@example.org', acmeCA: 'https://acme:14000/dir', virtualHosts: { 'example.org': { serverAliases: ['www.example.org'], extraConfig: 'root * /srv/http\nfile_server' } } });
+    const text = etcText(c, 'caddy/Caddyfile');
+    expect(text).toContain('{\n  email admin@example.org\n  acme_ca https://acme:14000/dir\n}\n');
+    expect(text).toContain('example.org, www.example.org {\n  root * /srv/http\n  file_server\n}\n');
+    expect(c.environment.systemPackages.map(String)).toContain('caddy');
+    expect(c.users.users.caddy).toMatchObject({ isSystemUser: true, home: '/var/lib/caddy' });
+    const dropin = etcText(c, 'systemd/system/caddy.service.d/overrides.conf');
+    expect(dropin).toMatch(/^X-Reload-Triggers=/m);
+    expect(c.environment.etc['systemd/system/multi-user.target.wants/caddy.service'].symlink).toBe('/lib/systemd/system/caddy.service');
+    expect(c.system.checks['services.caddy'].options[0]).toBe('services.caddy.virtualHosts."example.org".extraConfig');
+  });
+
+  it.each([
+    [{ email: 'a@b } evil {' }, 'services.caddy.email'],
+    [{ acmeCA: 'https://x\nevil' }, 'services.caddy.acmeCA'],
+    [{ virtualHosts: { 'a.org { }': {} } }, 'services.caddy.virtualHosts'],
+    [{ virtualHosts: { a: { serverAliases: ['b{'] } } }, 'services.caddy.virtualHosts.a.serverAliases'],
+  ])('refuses %j', async (extra, option) => {
+    let msg = '';
+    try {
+      JSON.stringify(await caddy(extra));
+    } catch (err) {
+      expect(err).toBeInstanceOf(CairnError);
+      msg = (err as Error).message;
+    }
+    expect(msg).toContain(`\`${option}`);
+  });
+});
