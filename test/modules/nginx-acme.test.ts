@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CairnError } from '../../src/errors.js';
-import { etcText, evalConfig, tempDir } from './helpers.js';
+import { etcText, evalConfig, fakeRoot, hasCommand, tempDir, writeEtc } from './helpers.js';
 
 const acme = { security: { acme: { acceptTerms: true, defaults: { email: 'admin@example.org' } } } };
 const nginx = (virtualHosts: object, extra: object = {}) => ({ services: { nginx: { enable: true, virtualHosts, ...extra } } });
@@ -205,6 +205,17 @@ describe('security.acme', () => {
     expect(Object.values(c.environment.etc).some((e: any) => /PRIVATE KEY/.test(e.text ?? ''))).toBe(false);
     // No certificates, no units.
     expect((await evalConfig({})).environment.etc['systemd/system/acme-x.example.service']).toBeUndefined();
+  });
+
+  it.runIf(hasCommand('systemd-analyze'))('its units pass systemd-analyze verify', async () => {
+    const c = await evalConfig(acme, nginx({ 'a.example': { enableACME: true, forceSSL: true } }));
+    const { dir, stub } = fakeRoot();
+    writeEtc(c, dir);
+    for (const p of ['/usr/sbin/nginx', '/sbin/start-stop-daemon']) stub(p);
+    const units = ['acme-a.example.service', 'acme-selfsigned-a.example.service', 'acme-a.example.timer', 'nginx.service'].map((u) => `/etc/systemd/system/${u}`);
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', `--root=${dir}`, ...units], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('certificates inherit defaults; DNS-01 takes the provider and the credentials files', async () => {
