@@ -6,7 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { storePrograms, type StorePrograms } from './store-programs.js';
 import { CairnError } from '../../src/errors.js';
 import { etcText, evalConfig, fakeRoot, hasCommand, tempDir, writeEtc } from './helpers.js';
 
@@ -160,6 +161,67 @@ describe('services.nginx global options', () => {
     expect(check.files['nginx.conf']).toContain('ssl_certificate_key @dir@/check-key.pem;');
     expect(check.files['nginx.conf']).not.toContain('/var/lib/acme/a.b/');
     expect(c.environment.systemPackages.map(String)).toContain('openssl');
+  });
+});
+
+describe('nginx -t (from the store) accepts what every option renders', () => {
+  let tools: StorePrograms;
+  beforeAll(async () => {
+    tools = await storePrograms(['nginx', 'openssl'], ['usr/sbin/nginx', 'usr/bin/openssl']);
+  }, 600_000);
+
+  it('as the build check runs it: its own copy of nginx.conf and a throwaway certificate', async () => {
+    const c = await evalConfig(
+      acme,
+      nginx(
+        {
+          'a.example': {
+            enableACME: true,
+            forceSSL: true,
+            serverAliases: ['www.a.example'],
+            basicAuthFile: '/var/lib/pw',
+            root: '/srv/a b;',
+            locations: {
+              '/ws/': { proxyPass: 'http://app', proxyWebsockets: true, priority: 10 },
+              '/files/': { alias: '/srv/files/', index: 'index.html', tryFiles: '$uri =404', basicAuthFile: '/var/lib/pw2' },
+              '= /gone': { return: '410' },
+            },
+            extraConfig: 'add_header X-A yes;',
+          },
+          'b.example': { useACMEHost: 'a.example', addSSL: true, globalRedirect: 'a.example', redirectCode: 308, http2: false },
+          'c.example': { onlySSL: true, sslCertificate: '/etc/ssl/c.pem', sslCertificateKey: '/var/lib/keys/c.key', listen: [{ addr: '127.0.0.1', port: 8443, ssl: true, extraParameters: ['backlog=511'] }] },
+          reject: { default: true, rejectSSL: true },
+        },
+        {
+          recommendedProxySettings: true,
+          recommendedTlsSettings: true,
+          recommendedGzipSettings: true,
+          recommendedOptimisation: true,
+          clientMaxBodySize: '1g',
+          statusPage: true,
+          upstreams: { app: { servers: { '127.0.0.1:9000': {}, '127.0.0.1:9001': { backup: true } }, extraConfig: 'keepalive 4;' } },
+          commonHttpConfig: 'charset utf-8;',
+          appendHttpConfig: 'server_names_hash_bucket_size 64;',
+        },
+      ),
+      { security: { acme: { certs: { 'a.example': { extraDomainNames: ['b.example'] } } } } },
+    );
+    const check = c.system.checks['services.nginx'];
+    const dir = tempDir('nginx-t');
+    const sub = (x: string) => x.split('@dir@').join(dir);
+    writeFileSync(join(dir, 'nginx.conf'), sub(check.files['nginx.conf']));
+    for (const [program, ...args] of check.setup as string[][]) {
+      expect(program).toBe('usr/bin/openssl');
+      const r = spawnSync(tools.path('openssl'), args.map(sub), { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const run = (file: string) => spawnSync(tools.path('nginx'), ['-t', '-q', '-p', `${dir}/`, '-e', join(dir, 'error.log'), '-c', join(dir, file)], { encoding: 'utf8' });
+    const ok = run('nginx.conf');
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    // The check is real: a directive nginx does not know fails it.
+    writeFileSync(join(dir, 'bad.conf'), sub(check.files['nginx.conf']).replace('add_header X-A yes;', 'add_header X-A;'));
+    expect(run('bad.conf').stderr).toContain('invalid number of arguments in "add_header" directive');
   });
 });
 
