@@ -139,6 +139,8 @@ export default ({ lib, config }: ModuleArgs) => {
       `  cp ${q(`certificates/${file}.issuer.crt`)} "$new/chain.pem"`,
       '  openssl x509 -in "$new/fullchain.pem" -out "$new/cert.pem"',
       '  cat "$new/key.pem" "$new/fullchain.pem" > "$new/full.pem"',
+      // lego's key is 0600: the group (the web server's) reads the certificate's files.
+      '  chmod 0640 "$new"/*.pem',
       `  for f in key.pem cert.pem chain.pem full.pem fullchain.pem; do mv -f "$new/$f" ${q(dir)}/"$f"; done`,
       '  rmdir "$new"',
       '  touch renewed',

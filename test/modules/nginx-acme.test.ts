@@ -4,7 +4,7 @@
  * security.acme's units and lego script, run here against a stand-in lego.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { storePrograms, type StorePrograms } from './store-programs.js';
@@ -340,6 +340,7 @@ cp x.example.crt x.example.issuer.crt
     const calls = () => readFileSync(join(work, 'calls'), 'utf8').trim().split('\n');
     expect(calls().at(-1)).toMatch(/--domains x\.example --http --http\.webroot \S+\/acme\/acme-challenge run$/);
     for (const f of ['cert.pem', 'chain.pem', 'fullchain.pem', 'key.pem', 'full.pem']) expect(existsSync(join(work, 'acme/x.example', f)), f).toBe(true);
+    expect(statSync(join(work, 'acme/x.example/key.pem')).mode & 0o777).toBe(0o640);
     expect(readFileSync(join(work, 'acme/x.example/full.pem'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----[\s\S]*-----BEGIN CERTIFICATE-----/);
     expect(readFileSync(join(work, 'reloads'), 'utf8')).toBe('reloaded\n');
     // Same domains: a renewal, with the threshold; lego renewing writes a new certificate → reload.
