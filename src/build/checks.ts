@@ -16,7 +16,7 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, op
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CairnError } from '../errors.js';
-import { findOption } from '../eval/inspect.js';
+import { findOption, parseOptionPath } from '../eval/inspect.js';
 import type { CheckSpec } from '../eval/spec.js';
 import { formatLocation, modulesPath, type Evaluation } from '../lib/index.js';
 import { sha256Hex } from '../cache.js';
@@ -157,11 +157,14 @@ async function runCheck(store: Store, a: CheckArgs): Promise<void> {
   }
 }
 
-/** `option defined at file:line, …` for the options a check names; the user's definitions before cairn's own. */
+/**
+ * `option defined at file:line, …` for the options a check names (paths as `cairn option` takes
+ * them: `services.nginx.virtualHosts."a.example".extraConfig`); the user's definitions before cairn's own.
+ */
 function sources(ev: Evaluation, options: string[]): string[] {
   return options.flatMap((o) => {
     try {
-      const found = findOption(ev, o.split('.'));
+      const found = findOption(ev, parseOptionPath(o));
       if ('namespace' in found || !found.definitions) return [];
       const locs = found.definitions().map((d) => d.loc);
       const users = locs.filter((l) => !l.file.startsWith(modulesPath + '/'));

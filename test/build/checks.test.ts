@@ -54,6 +54,25 @@ describe('cairn build checks the generated files', () => {
     expect(r.stderr).not.toContain('building the toplevel');
   }, 600_000);
 
+  it('refuses a broken virtual host extraConfig naming that option; an ACME site passes with a throwaway certificate', async () => {
+    const site = 'security:\n  acme:\n    acceptTerms: true\n    defaults: { email: admin@example.org }\nservices:\n  nginx:\n    virtualHosts:\n      shop.example.org:\n        enableACME: true\n        forceSSL: true\n';
+    const r = await cairn(['build', config('vhost.yaml', `${site}        extraConfig: |\n          add_header X-Shop;\n`), '--no-link']);
+    expectRefused(r);
+    expect(r.stderr).toMatch(/nginx: \[emerg\] invalid number of arguments in "add_header" directive in nginx\.conf:\d+/);
+    expect(r.stderr).toContain('from services.nginx.virtualHosts."shop.example.org".extraConfig defined at vhost.yaml:12:9');
+    const ok = await cairn(['build', config('acme.yaml', `${site}        extraConfig: |\n          add_header X-Shop yes;\n`), '--no-link']);
+    // (A check that passed once is not run again: the store keeps its mark.)
+    expect(ok.exitCode, ok.stderr).toBe(0);
+  }, 600_000);
+
+  it('refuses a Caddyfile caddy cannot adapt, naming the site\'s extraConfig', async () => {
+    const r = await cairn(['build', config('caddy.yaml', 'services:\n  caddy:\n    enable: true\n    virtualHosts:\n      localhost:\n        extraConfig: |\n          respond "hi"\n          no_such_directive\n'), '--no-link']);
+    expectRefused(r);
+    expect(r.stderr).toContain('services.caddy: `caddy adapt` refused the generated Caddyfile:');
+    expect(r.stderr).toMatch(/unrecognized directive: no_such_directive/);
+    expect(r.stderr).toContain('from services.caddy.virtualHosts."localhost".extraConfig defined at caddy.yaml:7:9');
+  }, 600_000);
+
   it('refuses a broken services.openssh.extraConfig with sshd\'s message and the definition', async () => {
     const r = await cairn(['build', config('ssh.yaml', 'services:\n  openssh:\n    extraConfig: |\n      Match User deploy\n        NoSuchSetting yes\n'), '--no-link']);
     expectRefused(r);

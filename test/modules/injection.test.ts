@@ -90,6 +90,25 @@ const refused: { what: string; option: string; yaml: string }[] = [
   { what: 'a newline in a group name', option: 'users.users.alice.extraGroups', yaml: 'users:\n  users:\n    alice:\n      isNormalUser: true\n      extraGroups: ["wheel\\nroot"]  # here\n' },
   { what: 'arguments in an autologin user', option: 'services.getty.autologinUser', yaml: 'services:\n  getty:\n    autologinUser: "root --login-program /bin/sh"  # here\n' },
   { what: 'a newline in a user name', option: 'users.users', yaml: 'users:\n  users:\n    "alice\\nroot":  # here\n      isNormalUser: true\n' },
+  { what: 'a ; in an nginx server alias', option: 'services.nginx.virtualHosts.site.serverAliases', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        serverAliases: ["b; include /etc/shadow"]  # here\n' },
+  { what: 'a brace in an nginx globalRedirect', option: 'services.nginx.virtualHosts.site.globalRedirect', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        globalRedirect: "x} server {"  # here\n' },
+  { what: 'a ; in an nginx location return', option: 'services.nginx.virtualHosts.site.locations."/".return', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        locations:\n          /: { return: "301 https://x; include /etc/shadow" }  # here\n' },
+  { what: 'a newline in an nginx location tryFiles', option: 'services.nginx.virtualHosts.site.locations."/".tryFiles', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        locations:\n          /: { tryFiles: "$uri =404\\n}" }  # here\n' },
+  { what: 'a ; in an nginx proxyPass', option: 'services.nginx.virtualHosts.site.locations."/".proxyPass', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        locations:\n          /: { proxyPass: "http://x; include /etc/shadow" }  # here\n' },
+  { what: 'a brace in an nginx listen parameter', option: 'services.nginx.virtualHosts.site.listen', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        listen: [{ addr: 0.0.0.0, extraParameters: ["deferred;}"] }]  # here\n' },
+  { what: 'a ; in nginx useACMEHost', option: 'services.nginx.virtualHosts.site.useACMEHost', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        useACMEHost: "x; ssl_certificate /etc/shadow"  # here\n' },
+  { what: 'a ; in nginx clientMaxBodySize', option: 'services.nginx.clientMaxBodySize', yaml: 'services:\n  nginx:\n    enable: true\n    clientMaxBodySize: "10m; include /etc/shadow"  # here\n' },
+  { what: 'a newline in nginx sslProtocols', option: 'services.nginx.sslProtocols', yaml: 'services:\n  nginx:\n    enable: true\n    sslProtocols: "TLSv1.3\\n}"  # here\n' },
+  { what: 'a ; in nginx sslCiphers', option: 'services.nginx.sslCiphers', yaml: 'services:\n  nginx:\n    enable: true\n    sslCiphers: "HIGH; include /etc/shadow"  # here\n' },
+  { what: 'a brace in an nginx upstream name', option: 'services.nginx.upstreams', yaml: 'services:\n  nginx:\n    enable: true\n    upstreams:\n      "b { server x; }":  # here\n        servers: {}\n' },
+  { what: 'a ; in an nginx upstream server', option: 'services.nginx.upstreams.b.servers', yaml: 'services:\n  nginx:\n    enable: true\n    upstreams:\n      b:\n        servers:\n          "127.0.0.1:80; include /etc/shadow": {}  # here\n' },
+  { what: 'a newline in an nginx package name', option: 'services.nginx.package', yaml: 'services:\n  nginx:\n    enable: true\n    package: "nginx\\nx"  # here\n' },
+  { what: 'a newline in an ACME domain', option: 'security.acme.certs.c.extraDomainNames', yaml: 'security:\n  acme:\n    certs:\n      c:\n        extraDomainNames: ["a.example\\n--server=http://evil"]  # here\n' },
+  { what: 'a slash in an ACME certificate name', option: 'security.acme.certs', yaml: 'security:\n  acme:\n    certs:\n      "../../etc":  # here\n        webroot: /srv\n' },
+  { what: 'a space in an ACME webroot', option: 'security.acme.certs.c.webroot', yaml: 'security:\n  acme:\n    certs:\n      c:\n        webroot: "/srv x 0777 root root"  # here\n' },
+  { what: 'a newline in an ACME renewInterval', option: 'security.acme.defaults.renewInterval', yaml: 'security:\n  acme:\n    defaults:\n      renewInterval: "daily\\nOnBootSec=1"  # here\n' },
+  { what: 'a space in an ACME email', option: 'security.acme.defaults.email', yaml: 'security:\n  acme:\n    defaults:\n      email: "a@b --server http://evil"  # here\n' },
+  { what: 'a newline in an ACME reload service', option: 'security.acme.certs.c.reloadServices', yaml: 'security:\n  acme:\n    certs:\n      c:\n        reloadServices: ["nginx\\nrm -rf /"]  # here\n' },
   { what: 'a space in an nginx site name', option: 'services.nginx.virtualHosts', yaml: 'services:\n  nginx:\n    enable: true\n    virtualHosts:\n      "a; include /etc/shadow":  # here\n        root: /srv\n' },
   { what: 'a newline in a mount point', option: 'fileSystems', yaml: 'fileSystems:\n  "/mnt/x\\n/ / ext4": { device: /dev/vdb }  # here\n' },
   { what: 'a newline in a file system type', option: 'fileSystems."/mnt".fsType', yaml: 'fileSystems:\n  /mnt:\n    device: /dev/vdb\n    fsType: "ext4\\n/dev/vdc /etc ext4 defaults 0 0"  # here\n' },
@@ -163,6 +182,44 @@ describe('option text that is allowed stays inert', () => {
     const m = /^\s*root "((?:[^"\\]|\\.)*)";$/.exec(lines[0]!);
     expect(m?.[1]!.replace(/\\(.)/g, '$1')).toBe(root);
     expect(conf.split('\n').filter((l) => /^\s*server \{$/.test(l))).toHaveLength(1);
+  });
+
+  it('nginx paths with ;, braces and quotes (alias, basicAuthFile, certificates, acmeRoot) are quoted words', async () => {
+    const bad = '/srv/a; } server { listen 81; } "x\\';
+    const q = JSON.stringify(bad);
+    const { config } = await evalYaml(
+      `services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        addSSL: true\n        sslCertificate: ${q}\n        sslCertificateKey: ${q}\n        basicAuthFile: ${q}\n        locations:\n          /x/: { alias: ${q}, basicAuthFile: ${q} }\n`,
+    );
+    const conf = etcText(config, 'nginx/nginx.conf');
+    const words = conf.split('\n').filter((l) => /^\s*(alias|auth_basic_user_file|ssl_certificate|ssl_certificate_key) /.test(l));
+    expect(words).toHaveLength(5);
+    for (const l of words) {
+      const m = /^\s*\S+ "((?:[^"\\]|\\.)*)";$/.exec(l);
+      expect(m?.[1]!.replace(/\\(.)/g, '$1'), l).toBe(bad);
+    }
+    expect(conf.split('\n').filter((l) => /^\s*server \{$/.test(l))).toHaveLength(1);
+    // acmeRoot is lego's webroot too, a tmpfiles path: whitespace and quotes are refused there, the rest quoted.
+    const tight = '/srv/a;}server{listen;';
+    const acme = await evalYaml(`security:\n  acme: { acceptTerms: true, defaults: { email: a@b.example } }\nservices:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        enableACME: true\n        acmeRoot: ${JSON.stringify(tight)}\n`);
+    const root = etcText(acme.config, 'nginx/nginx.conf').split('\n').filter((l) => /^\s*root /.test(l));
+    expect(root).toEqual([`      root "${tight.replace(/[\\"]/g, '\\$&')}";`]);
+    await refusal(`services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        enableACME: true\n        acmeRoot: "/srv/a b"\n`);
+    await refusal(`services:\n  nginx:\n    enable: true\n    virtualHosts:\n      site:\n        enableACME: true\n        acmeRoot: "/srv/a\\"b"\n`);
+  });
+
+  it('ACME values reach the lego script as single words', async () => {
+    const work = tempDir('lego');
+    const mark = join(work, 'pwned');
+    const { config } = await evalYaml(
+      `security:\n  acme:\n    acceptTerms: true\n    defaults: { email: "a@b;touch${'${IFS}'}${mark}" }\n    certs:\n      c:\n        webroot: "/srv/$(touch${'${IFS}'}${mark})"\n        extraLegoFlags: ["--x=';touch ${mark};'"]\n`,
+    );
+    const script = Object.entries(config.environment.etc as Record<string, { text: string }>).find(([k]) => /^cairn\/scripts\/acme-c-order-/.test(k))![1].text;
+    const lego = /^lego=\((.*)\)$/m.exec(script)![1]!;
+    const words = bash(`lego=(${lego}); printf '%s\\n' "\${lego[@]}"`, work).out.trimEnd().split('\n');
+    expect(words).toContain(`a@b;touch\${IFS}${mark}`);
+    expect(words).toContain(`/srv/$(touch\${IFS}${mark})`);
+    expect(words).toContain(`--x=';touch ${mark};'`);
+    expect(existsSync(mark)).toBe(false);
   });
 });
 
