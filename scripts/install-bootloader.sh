@@ -16,6 +16,10 @@
 # generation (after a rollback) get a later sort key, so the first entry that is not out of
 # tries is the current generation, or the one before it when it has failed: loader.conf names
 # no default.
+#
+# GRUB (BIOS): `grub/grub.cfg` on the same partition, one menu entry per generation (newest
+# first, the current one the default), written to a temporary name and renamed like the rest.
+# No boot counting there. `install-bootloader --once N` makes GRUB boot generation N once.
 set -uo pipefail
 export PATH=@sw@/usr/bin:@sw@/usr/sbin
 self=@out@
@@ -23,8 +27,25 @@ esp="${CAIRN_ESP:-@esp@}"
 profile="${CAIRN_PROFILE:-/cairn/var/profiles/system}"
 tries=@tries@ # 0: no boot counting
 limit=@limit@ # 0: every generation gets an entry
+sdboot=@sdboot@ # 1: systemd-boot's entries and loader
+grub=@grub@ # 1: GRUB's grub.cfg
 
 fail() { echo "install-bootloader: $*" >&2; exit 3; }
+
+if [ "${1:-}" = --once ]; then
+    # GRUB's environment block, read (and cleared) by grub.cfg at the next boot.
+    n="${2:-}"
+    [ "$grub" = 1 ] || fail "--once is for GRUB; with systemd-boot use bootctl set-oneshot"
+    [ -n "$esp" ] && mountpoint -q "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPoint)"
+    case "$n" in ''|*[!0-9]*) fail "--once takes a generation number" ;; esac
+    grep -q -- "--id cairn-generation-$n " "$esp/grub/grub.cfg" 2>/dev/null || fail "generation $n has no menu entry in $esp/grub/grub.cfg"
+    block="# GRUB Environment Block"$'\n'"next_entry=cairn-generation-$n"$'\n'
+    pad=$((1024 - ${#block}))
+    { printf '%s' "$block"; head -c "$pad" /dev/zero | tr '\0' '#'; } > "$esp/grub/grubenv.tmp" && sync "$esp/grub/grubenv.tmp" && mv -f "$esp/grub/grubenv.tmp" "$esp/grub/grubenv" || fail "cannot write $esp/grub/grubenv"
+    sync -f "$esp/grub/grubenv"
+    echo "generation $n boots once at the next boot"
+    exit 0
+fi
 
 if [ -z "$esp" ]; then exit 0; fi # no ESP in this system (a directly booted VM)
 mountpoint -q "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPoint): boot entries not written"
@@ -45,7 +66,9 @@ declare -A kept=() top=()
 for n in "${keep[@]}"; do kept[$n]=1; top[$n]="$(readlink -f "$profile-$n-link")"; done
 
 entries="$esp/loader/entries"
-mkdir -p "$entries" "$esp/EFI/cairn" "$esp/EFI/BOOT" || fail "cannot make folders on $esp"
+mkdir -p "$esp/EFI/cairn" || fail "cannot make folders on $esp"
+if [ "$sdboot" = 1 ]; then mkdir -p "$entries" "$esp/EFI/BOOT" || fail "cannot make folders on $esp"; fi
+if [ "$grub" = 1 ]; then mkdir -p "$esp/grub" || fail "cannot make folders on $esp"; fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -70,7 +93,7 @@ for f in "$entries"/cairn-generation-*.conf; do
     n="${f##*/cairn-generation-}"; n="${n%.conf}"; n="${n%%+*}"
     [ -n "${kept[$n]:-}" ] || rm -f "$f"
 done
-rm -f "$entries"/*.tmp "$esp"/EFI/cairn/*.tmp
+rm -f "$entries"/*.tmp "$esp"/EFI/cairn/*.tmp "$esp"/grub/*.tmp
 
 # 2. Kernels and initrds no kept generation names; then room for the new ones.
 declare -A wanted=()
@@ -89,7 +112,7 @@ for f in "$esp"/EFI/cairn/*; do
     [ -e "$f" ] || continue
     [ -n "${wanted[${f##*/}]:-}" ] || rm -f "$f"
 done
-cmp -s "$self/boot/systemd-boot.efi" "$esp/EFI/BOOT/BOOTX64.EFI" || need=$((need + $(stat -L -c %s "$self/boot/systemd-boot.efi")))
+[ "$sdboot" = 1 ] && ! cmp -s "$self/boot/systemd-boot.efi" "$esp/EFI/BOOT/BOOTX64.EFI" && need=$((need + $(stat -L -c %s "$self/boot/systemd-boot.efi")))
 free="$(df -B1 --output=avail "$esp" | tail -n 1 | tr -d ' ')"
 # Entries, loader.conf and the FAT's own rounding: 1 MiB is plenty.
 if [ "$need" -gt 0 ] && [ $((need + 1048576)) -gt "$free" ]; then
@@ -100,10 +123,36 @@ fi
 for name in "${!wanted[@]}"; do
     [ -e "$esp/EFI/cairn/$name" ] || put "${wanted[$name]}" "$esp/EFI/cairn/$name" || fail "cannot write $esp/EFI/cairn/$name"
 done
-put "$self/boot/systemd-boot.efi" "$esp/EFI/BOOT/BOOTX64.EFI" || fail "cannot write $esp/EFI/BOOT/BOOTX64.EFI"
+if [ "$sdboot" = 1 ]; then put "$self/boot/systemd-boot.efi" "$esp/EFI/BOOT/BOOTX64.EFI" || fail "cannot write $esp/EFI/BOOT/BOOTX64.EFI"; fi
 
 # 4. The entries. Options the image added for its machine (a serial console) stay added.
 extra="$(cat "$esp/loader/cairn-extra-options" 2>/dev/null || true)"
+if [ "$grub" = 1 ]; then
+    # grub.cfg: the head names the current generation the default; entries newest first.
+    sed -e "s/@default@/cairn-generation-$current/g" "$self/boot/grub-head.cfg" > "$tmp/grub.cfg" || fail "cannot read $self/boot/grub-head.cfg"
+    for n in $(printf '%s\n' "${keep[@]}" | sort -rn); do
+        g="${top[$n]}"
+        [ -f "$g/boot/grub-entry.cfg" ] || fail "generation $n ($g) has no GRUB menu entry (boot/grub-entry.cfg): it was built without boot.loader.grub.enable"
+        sed -e "s/@generation@/$n/g" "$g/boot/grub-entry.cfg" > "$tmp/gentry"
+        # Only a plain console=… word is added (it is quoted as GRUB reads it).
+        case "$extra" in
+            console=*[!A-Za-z0-9=,]* | '') ;;
+            console=*)
+                grep -q -e "^  linux .* '${extra%%,*}'" -e "^  linux .* '${extra%%,*}," "$tmp/gentry" || sed -i "s|^  linux .*|& '$extra'|" "$tmp/gentry"
+                ;;
+        esac
+        printf '\n' >> "$tmp/grub.cfg"
+        cat "$tmp/gentry" >> "$tmp/grub.cfg"
+    done
+    printf '\n' >> "$tmp/grub.cfg"
+    cat "$self/boot/grub-extra.cfg" >> "$tmp/grub.cfg"
+    put "$tmp/grub.cfg" "$esp/grub/grub.cfg" || fail "cannot write $esp/grub/grub.cfg"
+    if [ ! -s "$esp/grub/grubenv" ]; then
+        { printf '# GRUB Environment Block\n'; head -c 999 /dev/zero | tr '\0' '#'; } > "$tmp/grubenv" && put "$tmp/grubenv" "$esp/grub/grubenv"
+    fi
+    sync -f "$esp/grub/grub.cfg"
+fi
+[ "$sdboot" = 1 ] || { echo "boot entries: generations ${keep[*]} on $esp, generation $current the default"; exit 0; }
 for n in "${keep[@]}"; do
     g="${top[$n]}"
     key=cairn

@@ -10,7 +10,7 @@ import { VM_ROOT_LABEL, VM_STORE_LABEL } from '../../src/vm/constants.js';
  * over the configuration's own file systems (priority 10, NixOS's mkVMOverride).
  */
 export default ({ lib, config }: ModuleArgs) => {
-  const { mkOption, mkIf, mkOverride, mkDefault, types } = lib;
+  const { mkOption, mkIf, mkMerge, mkOverride, mkDefault, mkOptionDefault, types } = lib;
   const cfg = config.virtualisation;
   const vmOverride = (v: unknown) => mkOverride(10, v);
   return {
@@ -29,6 +29,13 @@ export default ({ lib, config }: ModuleArgs) => {
             'Boot the VM like a real machine: from a disk image with an EFI system partition, under OVMF and systemd-boot, the store ' +
             'on the (writable) root file system. Slower to start than the direct kernel boot, but boot entries, boot counting, ' +
             '`cairn boot` and remote deploys behave as on hardware (NixOS: virtualisation.useBootLoader).',
+        }),
+        useEFIBoot: mkOption({
+          type: types.bool,
+          defaultText: 'boot.loader.systemd-boot.enable',
+          description:
+            'With `useBootLoader`: boot under UEFI (OVMF, systemd-boot) rather than BIOS (SeaBIOS, GRUB). A machine with GRUB and ' +
+            'systemd-boot (a hybrid disk, `raw-hybrid`) boots either way (NixOS: virtualisation.useEFIBoot).',
         }),
         memorySize: mkOption({ type: types.ints.positive, default: 1024, description: 'Memory of the VM in MiB (`cairn vm --mem` overrides it).' }),
         cores: mkOption({ type: types.ints.positive, default: 2, description: 'Virtual CPUs of the VM (`cairn vm --cpus` overrides it).' }),
@@ -62,22 +69,32 @@ export default ({ lib, config }: ModuleArgs) => {
         }),
       },
     },
-    config: mkIf(cfg.vm, {
-      fileSystems: {
-        '/': { device: vmOverride(null), uuid: vmOverride(null), label: vmOverride(VM_ROOT_LABEL), fsType: vmOverride('ext4'), options: vmOverride(['defaults']) },
-        '/cairn/store': mkIf(() => !cfg.useBootLoader, { label: VM_STORE_LABEL, fsType: 'ext4', options: ['ro', 'noatime'], neededForBoot: true }),
+    config: mkMerge([
+      {
+        virtualisation: {
+          get useEFIBoot() {
+            return mkOptionDefault(config.boot.loader['systemd-boot'].enable);
+          },
+        },
       },
-      boot: {
-        // eth0, eth1, … in the order of the VM's network cards, so a configuration's interface names
-        // mean the same cards on every start (the first is the user-mode network).
-        kernelParams: ['net.ifnames=0'],
-        // No wireless in a VM. systemd-networkd asks for the nl80211 protocol when it starts, which
-        // loads cfg80211 by its alias; emulated, that load waits behind udev's and holds
-        // network.target (and so the login prompt and multi-user.target) for seconds.
-        blacklistedKernelModules: ['cfg80211'],
-        // No menu wait on every start; tests pick another entry with `bootctl set-oneshot`.
-        loader: { 'systemd-boot': { timeout: mkDefault(0) } },
-      },
-    }),
+      mkIf(cfg.vm, {
+        fileSystems: {
+          '/': { device: vmOverride(null), uuid: vmOverride(null), label: vmOverride(VM_ROOT_LABEL), fsType: vmOverride('ext4'), options: vmOverride(['defaults']) },
+          '/cairn/store': mkIf(() => !cfg.useBootLoader, { label: VM_STORE_LABEL, fsType: 'ext4', options: ['ro', 'noatime'], neededForBoot: true }),
+        },
+        boot: {
+          // eth0, eth1, … in the order of the VM's network cards, so a configuration's interface names
+          // mean the same cards on every start (the first is the user-mode network).
+          kernelParams: ['net.ifnames=0'],
+          // No wireless in a VM. systemd-networkd asks for the nl80211 protocol when it starts, which
+          // loads cfg80211 by its alias; emulated, that load waits behind udev's and holds
+          // network.target (and so the login prompt and multi-user.target) for seconds.
+          blacklistedKernelModules: ['cfg80211'],
+          // No menu wait on every start; tests pick another entry with `bootctl set-oneshot` (GRUB:
+          // `install-bootloader --once N`).
+          loader: { timeout: mkDefault(0) },
+        },
+      }),
+    ]),
   };
 };

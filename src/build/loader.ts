@@ -7,6 +7,7 @@
  *   boot/efi/<name>.efi    → the kernel and the initrd, under the names they get in EFI/cairn/
  *   boot/loader.conf       the menu settings (timeout, editor), without a default
  *   boot/systemd-boot.efi  → the loader, copied to EFI/BOOT/BOOTX64.EFI
+ *   boot/grub-*.cfg        GRUB's pieces of grub.cfg, when `boot.loader.grub.enable` (src/build/grub.ts)
  *   bin/install-bootloader writes all of that for the generations of the system profile
  *
  * Kernel and initrd names carry their store path's hash: content-addressed, so generations that
@@ -14,6 +15,7 @@
  */
 import { hashOf } from '../store/index.js';
 import { scriptText } from './activate.js';
+import { grubEntryText, grubHeadText } from './grub.js';
 import type { TreeEntry } from './tree.js';
 import type { LoaderSettings } from '../toplevel/index.js';
 
@@ -55,33 +57,47 @@ export interface GenerationBoot {
   sw: string;
   bash: string;
   loader: LoaderSettings;
+  /** `boot.loader.grub.extraEntries`. */
+  grubExtraEntries?: string;
 }
 
-/** The toplevel entries described in the file comment. */
+/** The toplevel entries described in the file comment (and, with GRUB, in src/build/grub.ts). */
 export function loaderFiles(b: GenerationBoot): Record<string, TreeEntry> {
   const kernelName = `${hashOf(b.kernel.image)}-vmlinuz-${b.kernel.version}.efi`;
   const initrdName = `${hashOf(b.initrd)}-initrd-${b.kernel.version}.efi`;
-  const entry = [
-    `title ${b.label}`,
-    'version Generation @generation@',
-    'sort-key cairn',
-    `linux /EFI/cairn/${kernelName}`,
-    `initrd /EFI/cairn/${initrdName}`,
-    `options ${kernelCommandLine('@out@/init', b.rootDevice, b.kernelParams)}`,
-    '',
-  ].join('\n');
+  const cmdline = kernelCommandLine('@out@/init', b.rootDevice, b.kernelParams);
+  const sdboot = b.loader.efi !== null;
   const script = scriptText('install-bootloader.sh')
     .replace(/@bash@/g, b.bash)
     .replace(/@sw@/g, b.sw)
     .replace(/@esp@/g, b.loader.esp ?? '')
     .replace(/@tries@/g, String(b.loader.tries))
-    .replace(/@limit@/g, String(b.loader.configurationLimit ?? 0));
-  return {
-    'boot/entry.conf': { text: entry },
+    .replace(/@limit@/g, String(b.loader.configurationLimit ?? 0))
+    .replace(/@sdboot@/g, sdboot ? '1' : '0')
+    .replace(/@grub@/g, b.loader.grub ? '1' : '0');
+  const files: Record<string, TreeEntry> = {
     [`boot/efi/${kernelName}`]: { link: b.kernel.image },
     [`boot/efi/${initrdName}`]: { link: b.initrd },
-    'boot/loader.conf': { text: loaderConfText(b.loader) },
-    'boot/systemd-boot.efi': { link: b.loader.efi },
     'bin/install-bootloader': { text: script, executable: true },
   };
+  if (b.loader.efi !== null) {
+    const entry = [
+      `title ${b.label}`,
+      'version Generation @generation@',
+      'sort-key cairn',
+      `linux /EFI/cairn/${kernelName}`,
+      `initrd /EFI/cairn/${initrdName}`,
+      `options ${cmdline}`,
+      '',
+    ].join('\n');
+    files['boot/entry.conf'] = { text: entry };
+    files['boot/loader.conf'] = { text: loaderConfText(b.loader) };
+    files['boot/systemd-boot.efi'] = { link: b.loader.efi };
+  }
+  if (b.loader.grub) {
+    files['boot/grub-head.cfg'] = { text: grubHeadText(b.loader.grub.timeout) };
+    files['boot/grub-entry.cfg'] = { text: grubEntryText(b.label, `/EFI/cairn/${kernelName}`, `/EFI/cairn/${initrdName}`, cmdline.split(' ')) };
+    files['boot/grub-extra.cfg'] = { text: b.grubExtraEntries ?? '' };
+  }
+  return files;
 }

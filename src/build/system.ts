@@ -272,6 +272,7 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   const sd = spec.boot.systemdBoot;
   const rootFs = spec.boot.root;
   // Key order is part of boot.json (and so of the toplevel's hash).
+  const grub = spec.boot.grub;
   const loader: LoaderSettings | null = sd
     ? {
         type: 'systemd-boot',
@@ -281,8 +282,21 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
         configurationLimit: sd.configurationLimit,
         tries: sd.tries,
         esp: sd.esp,
+        ...(grub ? { grub: { timeout: grub.timeout, configurationLimit: grub.configurationLimit, devices: grub.devices } } : {}),
       }
-    : null;
+    : grub
+      ? {
+          // GRUB alone: the shared settings are GRUB's; no boot counting (see install-bootloader).
+          type: 'grub',
+          efi: null,
+          timeout: grub.timeout,
+          editor: false,
+          configurationLimit: grub.configurationLimit,
+          tries: 0,
+          esp: grub.esp,
+          grub: { timeout: grub.timeout, configurationLimit: grub.configurationLimit, devices: grub.devices },
+        }
+      : null;
   const bootLabel = `cairn ${label} (${systemName})`;
   const files: Record<string, TreeEntry> = {
     activate: { text: activateScript({ bash, sw, etc, users: usersPath, mutableUsers: spec.users.mutableUsers }, snippets), executable: true },
@@ -303,7 +317,7 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   if (kernel) files.kernel = { link: kernel.image };
   if (initrd) files.initrd = { link: initrd };
   if (kernel && initrd && loader && rootFs) {
-    Object.assign(files, loaderFiles({ label: bootLabel, kernel, initrd, rootDevice: rootFs.device, kernelParams, sw, bash, loader }));
+    Object.assign(files, loaderFiles({ label: bootLabel, kernel, initrd, rootDevice: rootFs.device, kernelParams, sw, bash, loader, grubExtraEntries: grub?.extraEntries ?? '' }));
   }
   const inputs = [sw, etc, usersPath, ...(kernel ? [kernel.pkg] : []), ...(initrd ? [store.parse(initrd).logical] : [])];
   const toplevel = await store.build(treeDerivation(`cairn-system-${systemName}-${label}`, files, inputs));

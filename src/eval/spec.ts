@@ -39,6 +39,16 @@ export interface SystemdBootSpec {
   esp: string | null;
 }
 
+export interface GrubSpec {
+  timeout: number | null;
+  configurationLimit: number;
+  /** `boot.loader.grub.devices` (with `device`): disks `cairn boot --root` installs GRUB to. */
+  devices: string[];
+  extraEntries: string;
+  /** As for systemd-boot: where the FAT partition with grub.cfg and the kernels is mounted, or null. */
+  esp: string | null;
+}
+
 /** An entry of `environment.etc`. */
 export interface EtcOption {
   enable: boolean;
@@ -123,6 +133,8 @@ export interface SystemSpec {
     root: { device: string; fsType: string } | null;
     /** null: systemd-boot is not enabled. */
     systemdBoot: SystemdBootSpec | null;
+    /** null: GRUB is not enabled. */
+    grub: GrubSpec | null;
   };
   etc: Record<string, EtcOption>;
   users: { users: Record<string, UserOption>; groups: Record<string, GroupOption>; mutableUsers: boolean };
@@ -134,6 +146,8 @@ export interface SystemSpec {
     /** `virtualisation.vm`: built to boot in QEMU (state disk, store disk). */
     enable: boolean;
     useBootLoader: boolean;
+    /** `virtualisation.useEFIBoot`: OVMF rather than SeaBIOS. */
+    useEFIBoot: boolean;
     memorySize: number;
     cores: number;
     diskSize: string;
@@ -277,10 +291,20 @@ export function systemSpec(config: unknown): SystemSpec {
         fields({ enable: bool, timeout: nullOr(int), editor: bool, configurationLimit: nullOr(int), bootCounting: fields({ enable: bool, tries: int }) }),
         ...sdPath,
       );
+      const grubOpts = get(fields({ enable: bool, devices: listOf(str), configurationLimit: int, extraEntries: str }), 'boot', 'loader', 'grub');
+      const espMount = get(str, 'boot', 'loader', 'efi', 'efiSysMountPoint');
+      const mounted = Object.prototype.hasOwnProperty.call(get(record, 'fileSystems'), espMount);
+      const grub: GrubSpec | null = grubOpts.enable
+        ? {
+            timeout: get(nullOr(int), 'boot', 'loader', 'timeout'),
+            configurationLimit: grubOpts.configurationLimit,
+            devices: [...new Set(grubOpts.devices)],
+            extraEntries: grubOpts.extraEntries,
+            esp: mounted ? espMount : null,
+          }
+        : null;
       let systemdBoot: SystemdBootSpec | null = null;
       if (sd.enable) {
-        const espMount = get(str, 'boot', 'loader', 'efi', 'efiSysMountPoint');
-        const mounted = Object.prototype.hasOwnProperty.call(get(record, 'fileSystems'), espMount);
         systemdBoot = {
           timeout: sd.timeout,
           editor: sd.editor,
@@ -295,6 +319,7 @@ export function systemSpec(config: unknown): SystemSpec {
         kernelModules: get(nullOr(fields({ required: listOf(str), optional: listOf(str) })), 'system', 'build', 'kernelModules'),
         root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,
         systemdBoot,
+        grub,
       };
     },
     etc: () =>
@@ -359,6 +384,7 @@ export function systemSpec(config: unknown): SystemSpec {
       return {
         enable: get(bool, 'virtualisation', 'vm'),
         useBootLoader: get(bool, 'virtualisation', 'useBootLoader'),
+        useEFIBoot: get(bool, 'virtualisation', 'useEFIBoot'),
         memorySize: get(int, 'virtualisation', 'memorySize'),
         cores: get(int, 'virtualisation', 'cores'),
         diskSize: get(str, 'virtualisation', 'diskSize'),

@@ -33,6 +33,8 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'qemu-img', package: 'qemu-utils', purpose: 'qcow2 images' },
   { name: '/usr/share/OVMF/OVMF_CODE_4M.fd', package: 'ovmf', purpose: 'UEFI firmware for VMs' },
   { name: '/usr/share/OVMF/OVMF_VARS_4M.fd', package: 'ovmf', purpose: 'UEFI variable store template' },
+  { name: 'grub-mkimage', package: 'grub-pc-bin', purpose: "GRUB's core image for BIOS disk images (raw-bios, raw-hybrid)" },
+  { name: '/usr/lib/grub/i386-pc/boot.img', package: 'grub-pc-bin', purpose: "GRUB's boot sector and i386-pc modules" },
   { name: 'ssh', package: 'openssh-client', purpose: 'remote deploys and VM tests' },
 ];
 

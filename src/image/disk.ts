@@ -12,6 +12,7 @@ import { CairnError } from '../errors.js';
 export const PARTITION_TYPES = {
   esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
   root: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709', // root, x86-64
+  bios: '21686148-6449-6E6F-744E-656564454649', // BIOS boot partition (GRUB's core image)
 } as const;
 
 export const MIB = 2 ** 20;

@@ -15,6 +15,8 @@ import { CairnError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import { entryName, kernelCommandLine, loaderConfText, withConsole, type LoaderSettings } from '../build/loader.js';
 import type { Bootspec } from '../toplevel/index.js';
+import { grubCfgText, grubConsoleText, grubEntryWithConsole, grubEnvBlock } from '../build/grub.js';
+import { grubModuleFiles } from './bios.js';
 
 export { entryName };
 
@@ -66,15 +68,16 @@ function bootFile(store: Store, g: Generation, rel: string): string {
  * switch after the image finds the same files. The current generation (default: the newest)
  * decides the menu settings and the loader; entries of newer ones sort after it.
  */
-export async function planEsp(store: Store, generations: Generation[], opts: { serialConsole?: string; current?: number } = {}): Promise<EspPlan> {
+export async function planEsp(store: Store, generations: Generation[], opts: { serialConsole?: string; current?: number; grubModulesDir?: string } = {}): Promise<EspPlan> {
   if (generations.length === 0) throw new CairnError('an image needs at least one generation');
   const sorted = [...generations].sort((a, b) => a.number - b.number);
   const current = sorted.find((g) => g.number === (opts.current ?? sorted[sorted.length - 1]!.number));
   if (!current) throw new CairnError(`generation ${opts.current} is not among the image's generations`);
   const loader = current.spec.loader;
   if (!loader) {
-    throw new CairnError(`${current.spec.toplevel} has no boot loader (boot.loader.systemd-boot.enable is false): disk images boot through systemd-boot`);
+    throw new CairnError(`${current.spec.toplevel} has no boot loader (boot.loader.systemd-boot.enable and boot.loader.grub.enable are false): disk images boot through one`);
   }
+  const sdboot = loader.efi !== null;
   const limit = loader.configurationLimit ?? sorted.length;
   const withEntries = sorted.filter((g, i) => i >= sorted.length - limit || g === current);
   const files: EspFile[] = [];
@@ -84,18 +87,31 @@ export async function planEsp(store: Store, generations: Generation[], opts: { s
     files.push({ path, source });
     bytes += statSync(source).size;
   };
-  add('EFI/BOOT/BOOTX64.EFI', bootFile(store, current, 'systemd-boot.efi'));
+  if (sdboot) add('EFI/BOOT/BOOTX64.EFI', bootFile(store, current, 'systemd-boot.efi'));
   const extra = opts.serialConsole ? `console=${opts.serialConsole}` : undefined;
   for (const g of withEntries) {
     for (const name of readdirSync(bootFile(store, g, 'efi')).sort()) add(`EFI/cairn/${name}`, bootFile(store, g, `efi/${name}`));
+  }
+  if (loader.grub) {
+    // What install-bootloader writes (see src/build/grub.ts), plus GRUB's modules for commands the core image lacks.
+    const entries = withEntries.map((g): [number, string] => [g.number, grubEntryWithConsole(readFileSync(bootFile(store, g, 'grub-entry.cfg'), 'utf8'), extra)]);
+    const text = grubCfgText(readFileSync(bootFile(store, current, 'grub-head.cfg'), 'utf8'), current.number, entries, readFileSync(bootFile(store, current, 'grub-extra.cfg'), 'utf8'));
+    files.push({ path: 'grub/grub.cfg', text });
+    files.push({ path: 'grub/grubenv', text: grubEnvBlock() });
+    if (opts.serialConsole) files.push({ path: 'grub/cairn-console.cfg', text: grubConsoleText(opts.serialConsole) });
+    if (opts.grubModulesDir) for (const m of grubModuleFiles(opts.grubModulesDir)) add(`grub/i386-pc/${m.name}`, m.source);
+  }
+  for (const g of sdboot ? withEntries : []) {
     const text = readFileSync(bootFile(store, g, 'entry.conf'), 'utf8')
       .replaceAll('@generation@', String(g.number))
       .replace(/^sort-key .*$/m, `sort-key ${g.number > current.number ? 'cairn-newer' : 'cairn'}`)
       .replace(/^options (.*)$/m, (_, o: string) => `options ${withConsole(o, opts.serialConsole)}`);
     files.push({ path: `loader/entries/${entryName(g.number)}`, text });
   }
-  files.push({ path: 'loader/loader.conf', text: readFileSync(bootFile(store, current, 'loader.conf'), 'utf8') });
-  files.push({ path: 'loader/entries.srel', text: 'type1\n' });
+  if (sdboot) {
+    files.push({ path: 'loader/loader.conf', text: readFileSync(bootFile(store, current, 'loader.conf'), 'utf8') });
+    files.push({ path: 'loader/entries.srel', text: 'type1\n' });
+  }
   // Switches on the machine add this to the entries they write, as the image did.
   if (extra) files.push({ path: 'loader/cairn-extra-options', text: `${extra}\n` });
   return { files, entries: withEntries.map((g) => g.number), defaultGeneration: current.number, bytes };

@@ -8,12 +8,15 @@ import { basename, join, resolve } from 'node:path';
 import { CairnError, UsageError } from '../errors.js';
 import { projectRoot } from '../paths.js';
 
-export type PartitionRole = 'esp' | 'root';
+export type PartitionRole = 'esp' | 'root' | 'bios';
 
 export interface PartitionSpec {
-  /** What fills it: the boot loader, kernels and entries (`esp`), or the system (`root`). */
+  /**
+   * What fills it: the boot loaders' files, kernels and entries (`esp`), the system (`root`), or
+   * GRUB's core image (`bios`, the BIOS boot partition: no file system).
+   */
   role: PartitionRole;
-  fsType: 'vfat' | 'ext4';
+  fsType?: 'vfat' | 'ext4';
   /** File system label; for the root, the configuration's `fileSystems."/"` decides. */
   label?: string;
   /** `auto` (fit the contents) or a size such as `512M`, `2G`. */
@@ -64,18 +67,20 @@ function checkFormat(name: string, file: string, v: unknown): ImageFormat {
     if (!p || typeof p !== 'object') fail(at, 'expected an object');
     const q = p as Record<string, unknown>;
     for (const k of Object.keys(q)) if (!['role', 'fsType', 'label', 'size', 'minSize'].includes(k)) fail(`${at}.${k}`, 'unknown field');
-    if (q.role !== 'esp' && q.role !== 'root') fail(`${at}.role`, 'expected "esp" or "root"');
-    const want = q.role === 'esp' ? 'vfat' : 'ext4';
-    if (q.fsType !== want) fail(`${at}.fsType`, `the ${q.role} partition is ${want}`);
+    if (q.role !== 'esp' && q.role !== 'root' && q.role !== 'bios') fail(`${at}.role`, 'expected "esp", "root" or "bios"');
+    const want = q.role === 'esp' ? 'vfat' : q.role === 'root' ? 'ext4' : undefined;
+    if (q.fsType !== want) fail(`${at}.fsType`, want ? `the ${q.role} partition is ${want}` : 'the bios partition has no file system');
     if (q.label !== undefined && (typeof q.label !== 'string' || q.label.length === 0)) fail(`${at}.label`, 'expected a non-empty string');
     if (typeof q.size !== 'string') fail(`${at}.size`, 'expected "auto" or a size such as "512M"');
     if (q.size !== 'auto') parseSize(q.size as string, `image format ${file}: ${at}.size`);
+    else if (q.role === 'bios') fail(`${at}.size`, 'the bios partition needs a size (e.g. "1M")');
     if (q.minSize !== undefined) parseSize(String(q.minSize), `image format ${file}: ${at}.minSize`);
     return q as unknown as PartitionSpec;
   });
   for (const role of ['esp', 'root'] as const) {
     if (parts.filter((p) => p.role === role).length !== 1) fail('partitions', `needs exactly one partition with role "${role}"`);
   }
+  if (parts.filter((p) => p.role === 'bios').length > 1) fail('partitions', 'has more than one partition with role "bios"');
   return {
     name,
     description: typeof o.description === 'string' ? o.description : '',

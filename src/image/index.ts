@@ -21,6 +21,7 @@ import { planEsp, writeEsp, autoEspBytes, type Generation } from './esp.js';
 import { stageRootTree, makeExt4Image, ext4Bytes, treeBytes, treeEntries } from './rootfs.js';
 import { layoutDisk, writePartitionTable, convertToQcow2, derivedUuid, derivedVolumeId, MIB, FIRST_PARTITION_OFFSET, TAIL_BYTES, type DiskLayout } from './disk.js';
 import { parseSize, type ImageFormat } from './format.js';
+import { GRUB_I386_PC, installGrubBios } from './bios.js';
 
 export { findFormat, builtinFormats, parseSize, type ImageFormat } from './format.js';
 export { entryName, entryOptions, loaderConf, planEsp, type Generation } from './esp.js';
@@ -105,7 +106,13 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
   try {
     progress('planning the boot partition');
     const espSpec = format.partitions.find((p) => p.role === 'esp')!;
-    const plan = await planEsp(store, generations, { serialConsole: format.serialConsole, current: current.number });
+    const biosSpec = format.partitions.find((p) => p.role === 'bios');
+    const loader = current.spec.loader;
+    if (biosSpec && !loader?.grub) throw new CairnError(`image format ${format.name} boots from BIOS through GRUB: set boot.loader.grub.enable (${current.spec.toplevel} has no GRUB)`);
+    if (!biosSpec && loader && loader.efi === null) {
+      throw new CairnError(`${current.spec.toplevel} boots through GRUB only (boot.loader.systemd-boot.enable is false): build a BIOS image (--format raw-bios), or enable systemd-boot too for UEFI`);
+    }
+    const plan = await planEsp(store, generations, { serialConsole: format.serialConsole, current: current.number, ...(biosSpec ? { grubModulesDir: GRUB_I386_PC } : {}) });
 
     progress('staging the root file system');
     const tree = join(work, 'root');
@@ -122,6 +129,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
     const espWanted = espSpec.size !== 'auto' ? parseSize(espSpec.size, `image format ${format.name}: esp size`) : settings.espSize !== 'auto' ? parseSize(settings.espSize, 'image.espSize') : undefined;
     const espBytes = espWanted !== undefined ? Math.ceil(espWanted / MIB) * MIB : autoEspBytes(plan, espSpec.minSize ? parseSize(espSpec.minSize, `image format ${format.name}: esp minSize`) : 64 * MIB);
     if (espBytes < plan.bytes + 2 * MIB) throw new CairnError(`the EFI system partition (${espBytes / MIB} MiB) cannot hold the boot files (${Math.ceil(plan.bytes / MIB)} MiB)`);
+    const biosBytes = biosSpec ? Math.ceil(parseSize(biosSpec.size, `image format ${format.name}: bios size`) / MIB) * MIB : 0;
     const [treeSize, entries] = [await treeBytes(tree), await treeEntries(tree)];
     const needRoot = ext4Bytes(treeSize, entries, 0);
     let rootBytes: number;
@@ -129,16 +137,19 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
       rootBytes = ext4Bytes(treeSize, entries, parseSize(settings.headroom, 'image.headroom'));
     } else {
       const total = Math.floor(parseSize(opts.size, '--size') / MIB) * MIB;
-      rootBytes = total - FIRST_PARTITION_OFFSET - espBytes - TAIL_BYTES;
+      rootBytes = total - FIRST_PARTITION_OFFSET - espBytes - biosBytes - TAIL_BYTES;
       if (rootBytes < needRoot) {
-        throw new CairnError(`--size ${opts.size} is too small: the system needs at least ${Math.ceil((needRoot + espBytes + FIRST_PARTITION_OFFSET + TAIL_BYTES) / MIB)} MiB`);
+        throw new CairnError(`--size ${opts.size} is too small: the system needs at least ${Math.ceil((needRoot + espBytes + biosBytes + FIRST_PARTITION_OFFSET + TAIL_BYTES) / MIB)} MiB`);
       }
     }
-    const layout = layoutDisk(seed, [
-      { name: 'esp', role: 'esp', bytes: espBytes },
-      { name: 'root', role: 'root', bytes: rootBytes },
-    ]);
-    const [espPart, rootPart] = layout.partitions as [DiskLayout['partitions'][0], DiskLayout['partitions'][0]];
+    // In the format's order: a BIOS boot partition usually comes first.
+    const bytesOf = { esp: espBytes, root: rootBytes, bios: biosBytes };
+    const layout = layoutDisk(
+      seed,
+      format.partitions.map((p) => ({ name: p.role, role: p.role, bytes: bytesOf[p.role] })),
+    );
+    const espPart = layout.partitions.find((p) => p.role === 'esp')!;
+    const rootPart = layout.partitions.find((p) => p.role === 'root')!;
 
     progress(`writing a ${Math.round(layout.bytes / MIB)} MiB disk`);
     // A sparse file of the final size: the table goes in first, then each file system at its offset.
@@ -147,6 +158,10 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuiltImage> {
     await writePartitionTable(raw, layout);
     const espLabel = espSpec.label ?? 'ESP';
     await writeEsp(plan, { image: raw, offset: espPart.offset, bytes: espPart.bytes, label: espLabel, volumeId: derivedVolumeId(seed), epoch: Math.max(epoch, FAT_EPOCH_MIN), work });
+    if (biosSpec) {
+      progress('installing GRUB for BIOS boot');
+      await installGrubBios(raw, { espPartition: layout.partitions.indexOf(espPart) + 1 });
+    }
     progress('writing the root file system');
     await makeExt4Image({
       dir: tree,

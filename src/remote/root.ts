@@ -7,8 +7,8 @@
  * writes the boot entries, chrooted into DIR: it is the machine's program, run on the machine's
  * files. Nothing runs that would activate the system: it starts at the next boot from DIR.
  */
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { CairnError, UsageError } from '../errors.js';
@@ -19,6 +19,35 @@ import { rootSkeleton } from '../image/rootfs.js';
 import { addGeneration, listGenerations, setCurrentGeneration } from '../generations/index.js';
 import { copyClosure, type CopyOptions } from './copy.js';
 import { localRunner } from './ssh.js';
+import { installGrubBios, readGpt, BIOS_BOOT_TYPE } from '../image/bios.js';
+
+/**
+ * The disks GRUB goes on (`boot.loader.grub.devices`, as this machine names them, as for
+ * nixos-install) and the number of the partition mounted at `bootDir` (grub.cfg, kernels): the
+ * core image reads it from the disk the BIOS booted, so it must be on each of them (or, on a
+ * mirror, at the same number). Checked: each is a GPT disk with a BIOS boot partition.
+ */
+async function grubTargets(devices: string[], bootDir: string): Promise<{ device: string; partition: number }[]> {
+  if (devices.length === 0) return [];
+  const src = await execa('findmnt', ['-n', '-o', 'SOURCE', '--mountpoint', bootDir], { reject: false });
+  const source = String(src.stdout).trim();
+  const m = /^\/dev\/(.+)$/.exec(source);
+  const partFile = m ? `/sys/class/block/${m[1]}/partition` : '';
+  if (!m || !existsSync(partFile)) throw new CairnError(`${bootDir} is not a partition of a disk (mounted from ${source || 'nothing'}): GRUB reads grub.cfg from a partition of the disk it boots from`);
+  const partition = Number(readFileSync(partFile, 'utf8').trim());
+  const disk = basename(dirname(realpathSync(`/sys/class/block/${m[1]}`)));
+  const out: { device: string; partition: number }[] = [];
+  for (const device of devices) {
+    if (!existsSync(device)) throw new CairnError(`boot.loader.grub.devices: ${device} does not exist on this machine`);
+    const parts = await readGpt(device);
+    if (!parts.some((p) => p.type.toUpperCase() === BIOS_BOOT_TYPE)) throw new CairnError(`boot.loader.grub.devices: ${device} has no BIOS boot partition (GPT type ${BIOS_BOOT_TYPE}) for GRUB's core image`);
+    if (basename(realpathSync(device)) !== disk && devices.length === 1) {
+      throw new CairnError(`boot.loader.grub.devices: ${device} is not the disk of ${bootDir} (${source}): GRUB would not find grub.cfg on it`);
+    }
+    out.push({ device, partition });
+  }
+  return out;
+}
 
 /** Checks that `root` can be installed into by this process; returns it absolute. */
 export function checkRoot(root: string): string {
@@ -78,13 +107,16 @@ export interface InstallResult {
 /** Makes `toplevel` (valid in `store`) the boot default of the root mounted at `root` (see the file comment). */
 export async function installToRoot(store: Store, toplevel: string, root: string, opts: InstallOptions = {}): Promise<InstallResult> {
   const dir = checkRoot(root);
-  const esp = readBootspec(store, toplevel).loader?.esp;
+  const loader = readBootspec(store, toplevel).loader;
+  const esp = loader?.esp;
   // Checked before a gigabyte is copied: install-bootloader would refuse at the end.
   if (esp) {
     const at = join(dir, esp);
     const mounted = existsSync(at) && (await execa('mountpoint', ['-q', at], { reject: false })).exitCode === 0;
     if (!mounted) throw new CairnError(`${at} is not mounted: mount the machine's EFI system partition there (boot.loader.efi.efiSysMountPoint is ${esp})`);
   }
+  // GRUB's disks and the partition its grub.cfg is on, checked before anything is copied too.
+  const grubDisks = loader?.grub && esp ? await grubTargets(loader.grub.devices, join(dir, esp)) : [];
   for (const d of ['cairn/store', 'cairn/var/db/info', 'cairn/var/profiles']) mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
   const copied = await copyClosure(store, localRunner(dir), [toplevel], opts);
   rootSkeleton(dir, toplevel, esp ? [esp] : []);
@@ -102,6 +134,11 @@ export async function installToRoot(store: Store, toplevel: string, root: string
     if (created) rmSync(`${profile}-${generation}-link`, { force: true });
     const said = r.stderr.trim().split('\n').filter((l) => l !== '').pop();
     throw new CairnError(`the boot entries of ${dir} could not be written${said ? `: ${said}` : ` (install-bootloader exited ${r.exitCode})`}`);
+  }
+  // grub.cfg is in place: now the boot sector and core image that read it.
+  for (const t of grubDisks) {
+    await installGrubBios(t.device, { espPartition: t.partition });
+    opts.stdout?.write(`GRUB installed on ${t.device} (grub.cfg on its partition ${t.partition})\n`);
   }
   return { generation, copied: copied.copied.length, bytes: copied.bytes };
 }

@@ -22,9 +22,10 @@ const BOOTSPEC_KEY = 'org.cairn.bootspec.v1';
 
 /** The loader settings a toplevel records (boot.json `loader`). */
 export interface LoaderSettings {
-  type: 'systemd-boot';
-  /** Logical path of systemd-bootx64.efi. */
-  efi: string;
+  /** `systemd-boot` (also when GRUB is there too: a hybrid), or `grub` alone. */
+  type: 'systemd-boot' | 'grub';
+  /** Logical path of systemd-bootx64.efi; null: no systemd-boot. */
+  efi: string | null;
   timeout: number | null;
   editor: boolean;
   configurationLimit: number | null;
@@ -32,6 +33,15 @@ export interface LoaderSettings {
   tries: number;
   /** Where the machine mounts its ESP; null: it has none (a directly booted VM). */
   esp: string | null;
+  /** GRUB for BIOS boot; absent: none (written only when enabled, so other toplevels keep their hash). */
+  grub?: GrubSettings;
+}
+
+/** What boot.json records of `boot.loader.grub`. */
+export interface GrubSettings {
+  timeout: number | null;
+  configurationLimit: number;
+  devices: string[];
 }
 
 /** What the build writes into boot.json (paths may contain `@out@`). */

@@ -16,6 +16,7 @@ import { copyStorePaths, ext4Bytes, makeExt4Image, storeSpecialModes, treeBytes,
 import { buildImage, findFormat, imageEpoch } from '../image/index.js';
 import { parseSize } from '../image/format.js';
 import { VM_ROOT_LABEL, VM_STORE_LABEL } from './constants.js';
+import { readBootspec } from '../toplevel/index.js';
 
 /** Store disks kept: older ones are deleted (they are only a cache of the store, cheap to make again)… */
 const KEEP_STORE_DISKS = 4;
@@ -91,7 +92,10 @@ export async function bootDiskImage(store: Store, toplevel: string, size: string
     return file;
   }
   onProgress('making the disk image');
-  await buildImage({ store, format: findFormat('raw'), toplevels: [roots[0]!], alsoInStore: roots.slice(1), output: file, size, onProgress });
+  // GRUB alone: a BIOS disk; GRUB and systemd-boot: one disk for either firmware.
+  const loader = readBootspec(store, roots[0]!).loader;
+  const format = loader?.grub ? (loader.efi === null ? 'raw-bios' : 'raw-hybrid') : 'raw';
+  await buildImage({ store, format: findFormat(format), toplevels: [roots[0]!], alsoInStore: roots.slice(1), output: file, size, onProgress });
   evictDisks(dir, 'boot-', basename(file));
   return file;
 }

@@ -102,9 +102,17 @@ export async function prepareVm(system: SystemEvaluation, opts: PrepareVmOptions
     const base = await bootDiskImage(store, built.toplevel, v.diskSize, progress, opts.alsoInStore);
     cachedDisk = base;
     state = await overlayDisk(opts.state, base);
-    const vars = `${state.path}.efivars.fd`;
-    if (state.created || !existsSync(vars)) copyFileSync(OVMF_VARS, vars);
-    boot = { drives: [{ file: state.path, format: 'qcow2' }], uefiVars: vars };
+    const efi = spec.loader?.efi != null;
+    if (v.useEFIBoot && !efi) throw new CairnError('virtualisation.useEFIBoot is set, but the system has no UEFI boot loader (boot.loader.systemd-boot.enable is false)');
+    if (!v.useEFIBoot && !spec.loader?.grub) throw new CairnError('virtualisation.useEFIBoot is false, but the system has no BIOS boot loader (boot.loader.grub.enable is false)');
+    if (v.useEFIBoot) {
+      const vars = `${state.path}.efivars.fd`;
+      if (state.created || !existsSync(vars)) copyFileSync(OVMF_VARS, vars);
+      boot = { drives: [{ file: state.path, format: 'qcow2' }], uefiVars: vars };
+    } else {
+      // No firmware given: QEMU's SeaBIOS boots GRUB from the disk's first sector.
+      boot = { drives: [{ file: state.path, format: 'qcow2' }] };
+    }
   } else {
     const storeImg = await storeDisk(store, built.toplevel, progress, opts.alsoInStore);
     cachedDisk = storeImg;

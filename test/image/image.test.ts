@@ -9,7 +9,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { chmodSync, closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeFileSync, copyFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeFileSync, copyFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store, removeTree } from '../../src/store/index.js';
@@ -195,7 +195,7 @@ describe('cairn image errors', () => {
   it('names the known formats for an unknown one (usage error, exit 2)', async () => {
     const r = await execa('node', [CLI, 'image', join(work, 'one.yaml'), '--format', 'vhd'], { reject: false, env: { CAIRN_HOME: STORE_HOME } });
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain("unknown image format 'vhd' (known: qcow2-efi, qcow2, raw-efi, raw; or a .json format file)");
+    expect(r.stderr).toContain("unknown image format 'vhd' (known: qcow2-efi, qcow2, raw-bios, bios, raw-efi, raw, raw-hybrid, hybrid; or a .json format file)");
   });
 
   it('refuses generations that expect their root elsewhere', async () => {
@@ -218,5 +218,18 @@ describe('image formats', () => {
   it('built in: raw-efi and qcow2-efi, with their aliases', () => {
     expect(findFormat('raw').name).toBe('raw-efi');
     expect(findFormat('qcow2-efi').output).toBe('qcow2');
+  });
+
+  it('built in: raw-bios and raw-hybrid, a 1 MiB BIOS boot partition first; a bios partition has no file system and a size', () => {
+    for (const f of ['bios', 'hybrid']) expect(findFormat(f).partitions.map((p) => p.role)).toEqual(['bios', 'esp', 'root']);
+    const file = join(work, 'bad-bios.json');
+    writeFileSync(file, JSON.stringify({ output: 'raw', extension: 'img', partitions: [{ role: 'bios', size: 'auto' }, { role: 'esp', fsType: 'vfat', size: 'auto' }, { role: 'root', fsType: 'ext4', size: 'auto' }] }));
+    expect(() => findFormat(file)).toThrow(`image format ${file}: partitions[0].size: the bios partition needs a size (e.g. "1M")`);
+  });
+
+  it('refuses a BIOS format for a system without GRUB, leaving no file', async () => {
+    const out = join(work, 'nogrub.img');
+    await expect(buildImage({ store, format: findFormat('raw-bios'), toplevels: [one.toplevel], output: out })).rejects.toThrow(/image format raw-bios boots from BIOS through GRUB: set boot.loader.grub.enable/);
+    expect(existsSync(out)).toBe(false);
   });
 });
