@@ -9,6 +9,7 @@
  * machine (QMP block_resize) and runs the growth units that ran at boot again. growpart finds
  * no partition there and leaves it; the file system is then grown by systemd-growfs.
  */
+import { hostRepository, readHostSources } from '../../../src/debian/sources.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
 function check(ok: boolean, what: string): void {
@@ -18,7 +19,12 @@ function check(ok: boolean, what: string): void {
 const MIB = 1024 * 1024;
 // Typed on the keyboard: letters, digits and spaces only.
 const PASSWORD = 'Initial pass 42';
-const nonFree = ['main', 'non-free-firmware'];
+// The host's archive (its apt configuration lists `main` only), with the component microcode is in.
+const sources = readHostSources();
+const nonFree = (suite: string) => {
+  const { uri, keyring } = hostRepository(suite, sources);
+  return { uri, keyring, suite, components: ['main', 'non-free-firmware'] };
+};
 
 export default {
   name: 'base-system options',
@@ -34,11 +40,7 @@ export default {
       },
       system: { stateVersion: '0.1' },
       packages: {
-        repositories: [
-          { suite: 'bookworm', components: nonFree },
-          { suite: 'bookworm-updates', components: nonFree },
-          { suite: 'bookworm-security', components: nonFree },
-        ],
+        repositories: ['bookworm', 'bookworm-updates', 'bookworm-security'].map(nonFree),
       },
       hardware: { cpu: { intel: { updateMicrocode: true } } },
       boot: {
