@@ -62,8 +62,9 @@ export default {
     },
   },
   async testScript({ machine }: Record<string, Machine>, { subtest }: DriverContext) {
-    await machine.start();
-    await machine.waitForUnit('multi-user.target');
+    // Generous: under emulation on a busy host a boot can take minutes.
+    await machine.start({ timeout: 1200 });
+    await machine.waitForUnit('multi-user.target', { timeout: 900 });
 
     await subtest('sysctl values are applied', async () => {
       check((await machine.succeed('sysctl -n vm.swappiness')).trim() === '17', 'vm.swappiness');
