@@ -100,7 +100,23 @@ export default ({ lib, config }: ModuleArgs) => {
       },
       systemd: {
         get services() {
-          return Object.assign({}, ...config.swapDevices.filter((sw) => sw.size !== null && sw.device !== null && sw.device.startsWith('/')).map((sw) => swapFileService(sw.device!, sw.size!)));
+          // systemd-fstab-generator grows other file systems (systemd-growfs@) but not the root a running
+          // system already has mounted: that is systemd's systemd-growfs-root.service, written here.
+          const root = config.fileSystems['/'];
+          const growRoot = root?.autoResize
+            ? {
+                'systemd-growfs-root': {
+                  description: 'Grow Root File System',
+                  wantedBy: ['local-fs.target'],
+                  after: ['-.mount'],
+                  before: ['local-fs.target', 'shutdown.target'],
+                  conflicts: ['shutdown.target'],
+                  unitConfig: { DefaultDependencies: false },
+                  serviceConfig: { Type: 'oneshot', RemainAfterExit: true, ExecStart: '/lib/systemd/systemd-growfs /', TimeoutSec: 'infinity' },
+                },
+              }
+            : {};
+          return Object.assign(growRoot, ...config.swapDevices.filter((sw) => sw.size !== null && sw.device !== null && sw.device.startsWith('/')).map((sw) => swapFileService(sw.device!, sw.size!)));
         },
       },
       get assertions() {

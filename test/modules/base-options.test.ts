@@ -45,6 +45,9 @@ describe('file systems, swap and /tmp', () => {
     expect(fstab).toContain('\nLABEL=root / ext4 defaults,x-systemd.growfs 0 1\n');
     expect(fstab).toContain('\n/dev/vdb /data ext4 defaults,x-systemd.growfs 0 2\n');
     expect(c.boot.initrd.fileSystems[0]).toMatchObject({ mountPoint: '/', options: 'defaults' });
+    // The generator leaves the mounted root alone: its growfs unit is written here.
+    expect(services(c)['systemd-growfs-root'].serviceConfig.ExecStart).toBe('/lib/systemd/systemd-growfs /');
+    expect(services(await evalConfig({}))['systemd-growfs-root']).toBeUndefined();
   });
 
   it('grows the root partition with boot.growPartition before systemd-growfs', async () => {
@@ -199,5 +202,38 @@ describe('hardware, console, time, programs', () => {
     const c = await evalConfig({ boot: { kernelPackages: 'linux-image-cloud-amd64' }, environment: { sessionVariables: { EDITOR: 'vim' } } });
     expect(c.boot.kernelPackage.name).toBe('linux-image-cloud-amd64');
     expect(c.environment.variables.EDITOR).toBe('vim');
+  });
+
+  it('configures fish, bash, git, tmux, htop, vim and neovim', async () => {
+    const c = await evalConfig({
+      programs: {
+        fish: { enable: true, shellAliases: { ll: "ls -l 'x'" } },
+        bash: { shellAliases: { gs: 'git status' }, interactiveShellInit: 'set -o vi' },
+        git: { enable: true, config: { init: { defaultBranch: 'main' }, url: { 'https://example.org/': { insteadOf: ['ex:', 'e"x:'] } } } },
+        tmux: { enable: true, clock24: true, keyMode: 'vi', shortcut: 'a', historyLimit: 5000 },
+        htop: { enable: true, settings: { tree_view: true, hide_kernel_threads: false, fields: [0, 48, 17] } },
+        vim: { enable: true },
+        neovim: { enable: true, defaultEditor: true, viAlias: true, configure: { customRC: 'set number' } },
+      },
+    });
+    expect(pkgs(c)).toEqual(expect.arrayContaining(['fish', 'git', 'tmux', 'htop', 'vim', 'neovim']));
+    expect(etcText(c, 'shells')).toContain('\n/usr/bin/fish\n');
+    expect(etcText(c, 'fish/conf.d/cairn.fish')).toContain("\n  alias 'll' 'ls -l \\'x\\''\n");
+    expect(etcText(c, 'profile.d/cairn-bash.sh')).toContain(`    alias 'gs=git status'\nset -o vi\n`);
+    expect(etcText(c, 'gitconfig')).toContain('[init]\n\tdefaultBranch = "main"\n[url "https://example.org/"]\n\tinsteadOf = "ex:"\n\tinsteadOf = "e\\"x:"\n');
+    const tmux = etcText(c, 'tmux.conf');
+    for (const l of ['set -g prefix C-a', 'setw -g clock-mode-style 24', 'set -g mode-keys vi', 'set -g history-limit 5000']) expect(tmux).toContain(`\n${l}\n`);
+    expect(etcText(c, 'htoprc')).toBe('tree_view=1\nhide_kernel_threads=0\nfields=0 48 17\n');
+    expect(c.environment.variables.EDITOR).toBe('nvim');
+    expect(c.environment.shellAliases.vi).toBe('nvim');
+    expect(etcText(c, 'xdg/nvim/sysinit.vim')).toContain('\nset number\n');
+    await expect(evalConfig({ programs: { git: { enable: true, config: { core: { editor: 'vim\n[alias]' } } } } })).rejects.toThrow(/programs\.git\.config/);
+  });
+
+  it('accepts NixOS settings cairn has no use for, saying so', async () => {
+    const ev = await evalSystem([{ boot: { loader: { efi: { canTouchEfiVariables: true } } } }] as never[]);
+    expect(ev.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/canTouchEfiVariables: cairn writes no EFI boot variables/)]));
+    expect(pkgs(await evalConfig({ documentation: { man: { enable: true } } }))).toContain('man-db');
+    expect(pkgs(await evalConfig({ documentation: { enable: false, man: { enable: true } } }))).not.toContain('man-db');
   });
 });
