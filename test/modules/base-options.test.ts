@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { evalSystem } from '../../src/eval/index.js';
 import { sha512Crypt } from '../../src/build/crypt.js';
 import { usersSpecDerivation } from '../../src/build/users.js';
-import { etcText, evalConfig, hasCommand } from './helpers.js';
+import { etcText, evalConfig, hasCommand, root, tempDir } from './helpers.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const services = (c: any) => c.systemd.services as Record<string, any>;
@@ -235,5 +237,44 @@ describe('hardware, console, time, programs', () => {
     expect(ev.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/canTouchEfiVariables: cairn writes no EFI boot variables/)]));
     expect(pkgs(await evalConfig({ documentation: { man: { enable: true } } }))).toContain('man-db');
     expect(pkgs(await evalConfig({ documentation: { enable: false, man: { enable: true } } }))).not.toContain('man-db');
+  });
+});
+
+describe('initial passwords at activation (users.awk)', () => {
+  const run = (dir: string, users: string, shadow: string, mutable: 0 | 1): string => {
+    const f = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    const out = join(dir, 'out');
+    mkdirSync(out, { recursive: true });
+    const vars = {
+      spec_users: f('spec-users', users),
+      spec_groups: f('spec-groups', 'users\t100\t\tbase\n'),
+      old_passwd: f('passwd', shadow ? 'alice:x:1000:100::/home/alice:/bin/zsh\n' : ''),
+      old_group: f('group', ''),
+      old_shadow: f('shadow', shadow),
+      old_gshadow: f('gshadow', ''),
+      uid_map: f('uid-map', ''),
+      gid_map: f('gid-map', ''),
+      prev_users: f('prev-users', ''),
+      prev_groups: f('prev-groups', ''),
+      hashes: f('hashes', ''),
+      mutable: String(mutable),
+      out,
+    };
+    const r = spawnSync('awk', [...Object.entries(vars).flatMap(([k, v]) => ['-v', `${k}=${v}`]), '-f', join(root, 'scripts/activate/users.awk')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return readFileSync(join(out, 'shadow'), 'utf8');
+  };
+  const alice = (hash: string, initial: string) => `alice\t-\tusers\t\t/home/alice\t/bin/zsh\tnormal\t1\t${hash}\t-\t${initial}\n`;
+
+  it('gives a new account its initial password and keeps the one a mutable account has since', () => {
+    const dir = tempDir('users-awk');
+    expect(run(dir, alice('-', '$6$init'), '', 1)).toMatch(/^alice:\$6\$init:/m);
+    expect(run(dir, alice('-', '$6$init'), 'alice:$6$changed:19000:0:99999:7:::\n', 1)).toMatch(/^alice:\$6\$changed:/m);
+    // Immutable users: the initial password is the declared one when nothing else is; hashedPassword wins.
+    expect(run(dir, alice('-', '$6$init'), 'alice:$6$changed:19000:0:99999:7:::\n', 0)).toMatch(/^alice:\$6\$init:/m);
+    expect(run(dir, alice('$6$declared', '$6$init'), '', 0)).toMatch(/^alice:\$6\$declared:/m);
   });
 });
