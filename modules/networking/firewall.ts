@@ -103,41 +103,41 @@ export default ({ lib, config }: ModuleArgs) => {
       },
       mkIf(() => config.networking.nftables.enable, { environment: { systemPackages: ['nftables'] } }),
       mkIf(cfg.enable, {
-      // What nft asks the kernel for (expressions, conntrack, NAT, reject, log), and the iptables
-      // compatibility modules tools such as container engines load through iptables-nft.
-      boot: {
-        availableKernelModules: ['nf_tables', 'nft_*', 'nf_*', 'nfnetlink*', 'x_tables', 'xt_*', 'ip_tables', 'ip6_tables', 'ipt_*', 'ip6t_*', 'iptable_*', 'ip6table_*'],
-      },
-      environment: {
-        systemPackages: ['nftables'],
-        etc: { 'nftables.conf': { get text() { return cfg.ruleset; } } },
-      },
-      systemd: {
-        services: {
-          // Our own unit (it replaces the package's): a reload applies a changed ruleset in one
-          // transaction, so a switch never opens a window without a firewall.
-          nftables: {
-            description: 'Firewall (nftables)',
-            wantedBy: ['sysinit.target'],
-            wants: ['network-pre.target'],
-            before: ['network-pre.target', 'shutdown.target'],
-            conflicts: ['shutdown.target'],
-            unitConfig: { DefaultDependencies: false },
-            reloadIfChanged: true,
-            get reloadTriggers() {
-              return [lib.digest(cfg.ruleset)];
-            },
-            serviceConfig: {
-              Type: 'oneshot',
-              RemainAfterExit: true,
-              ExecStart: '/usr/sbin/nft -f /etc/nftables.conf',
-              ExecReload: '/usr/sbin/nft -f /etc/nftables.conf',
-              ExecStop: '/usr/sbin/nft delete table inet cairn-firewall',
+        // What nft asks the kernel for (expressions, conntrack, NAT, reject, log), and the iptables
+        // compatibility modules tools such as container engines load through iptables-nft.
+        boot: {
+          availableKernelModules: ['nf_tables', 'nft_*', 'nf_*', 'nfnetlink*', 'x_tables', 'xt_*', 'ip_tables', 'ip6_tables', 'ipt_*', 'ip6t_*', 'iptable_*', 'ip6table_*'],
+        },
+        environment: {
+          systemPackages: ['nftables'],
+          etc: { 'nftables.conf': { get text() { return cfg.ruleset; } } },
+        },
+        systemd: {
+          services: {
+            // Our own unit (it replaces the package's): a reload applies a changed ruleset in one
+            // transaction, so a switch never opens a window without a firewall.
+            nftables: {
+              description: 'Firewall (nftables)',
+              wantedBy: ['sysinit.target'],
+              wants: ['network-pre.target'],
+              before: ['network-pre.target', 'shutdown.target'],
+              conflicts: ['shutdown.target'],
+              unitConfig: { DefaultDependencies: false },
+              reloadIfChanged: true,
+              get reloadTriggers() {
+                return [lib.digest(cfg.ruleset)];
+              },
+              serviceConfig: {
+                Type: 'oneshot',
+                RemainAfterExit: true,
+                ExecStart: '/usr/sbin/nft -f /etc/nftables.conf',
+                ExecReload: '/usr/sbin/nft -f /etc/nftables.conf',
+                ExecStop: '/usr/sbin/nft delete table inet cairn-firewall',
+              },
             },
           },
         },
-      },
-    }),
+      }),
     ]),
   };
 };
