@@ -111,11 +111,12 @@ export default {
     await subtest('a user logs in on the console with the initial password, into zsh', async () => {
       check((await machine.succeed('getent passwd alice')).trim().endsWith(':/bin/zsh'), 'alice\'s shell');
       await machine.succeed('grep -qx /bin/zsh /etc/shells');
-      await machine.succeed('systemctl start getty@tty1.service && chvt 1');
-      await machine.waitUntilSucceeds('pgrep -f "agetty.*tty1"', { timeout: 60 });
+      // tty1 is the active console: the keyboard types there.
+      await machine.succeed('systemctl start getty@tty1.service');
+      await machine.waitUntilSucceeds('pgrep -x -t tty1 agetty', { timeout: 60 });
       await machine.sendChars('alice\n');
-      // login turns echo off when it asks for the password.
-      await machine.waitUntilSucceeds('stty -F /dev/tty1 -a | grep -qw -- -echo', { timeout: 60 });
+      // agetty hands over to login, which turns echo off (and drops earlier input) when it asks for the password.
+      await machine.waitUntilSucceeds('pgrep -x -t tty1 login && stty -F /dev/tty1 -a | grep -qw -- -echo', { timeout: 60 });
       await machine.sendChars(`${PASSWORD}\n`);
       await machine.waitUntilSucceeds('pgrep -u alice -x zsh', { timeout: 60 });
       const who = await machine.succeed('who');
