@@ -80,7 +80,9 @@ export default ({ lib, config }: ModuleArgs) => {
             internal: true,
             readOnly: true,
             get default() {
-              return neededForBoot().map((fs) => ({ device: lib.fileSystems.fsSpec(fs) ?? fs.fsType, mountPoint: fs.mountPoint, fsType: fs.fsType, options: fs.options.join(',') || 'defaults' }));
+              // `x-*` options are for systemd and mount(8)'s helpers, not the kernel: busybox's mount would pass them on.
+              const opts = (o: string[]) => o.filter((x) => !x.startsWith('x-')).join(',') || 'defaults';
+              return neededForBoot().map((fs) => ({ device: lib.fileSystems.fsSpec(fs) ?? fs.fsType, mountPoint: fs.mountPoint, fsType: fs.fsType, options: opts(fs.options) }));
             },
             description: 'The file systems stage 1 mounts (`{ device, mountPoint, fsType, options }`), the root first.',
           }),

@@ -27,6 +27,12 @@ export default ({ lib, config }: ModuleArgs) => {
       trusted: cfg.trustedInterfaces.map((i) => JSON.stringify(i)),
       tcp: ports(cfg.allowedTCPPorts, cfg.allowedTCPPortRanges),
       udp: ports(cfg.allowedUDPPorts, cfg.allowedUDPPortRanges),
+      interfaces: Object.entries(cfg.interfaces).flatMap(([name, i]) => {
+        const iif = `iifname ${JSON.stringify(name)}`;
+        const tcp = ports(i.allowedTCPPorts, i.allowedTCPPortRanges);
+        const udp = ports(i.allowedUDPPorts, i.allowedUDPPortRanges);
+        return [...(tcp ? [`${iif} tcp dport ${tcp} accept`] : []), ...(udp ? [`${iif} udp dport ${udp} accept`] : [])];
+      }),
       extra: cfg.extraInputRules.replace(/\n+$/, ''),
       refuse: cfg.rejectPackets ? 'reject' : 'drop',
       logRefused: cfg.logRefusedConnections,
@@ -35,6 +41,15 @@ export default ({ lib, config }: ModuleArgs) => {
   return {
     options: {
       networking: {
+        nftables: {
+          enable: mkOption({
+            type: types.bool,
+            default: true,
+            description:
+              "Whether nftables is the packet filter (the `nft` tool is installed). cairn's firewall is always nftables, so this is on; " +
+              "in NixOS it switches the firewall from iptables to nftables, and `networking.firewall.extraCommands` is refused then, as here.",
+          }),
+        },
         firewall: {
           enable: mkOption({ type: types.bool, default: true, description: 'Whether to filter incoming traffic (nftables).' }),
           allowedTCPPorts: mkOption({ type: types.listOf(types.port), default: [], example: [80, 443], description: 'TCP ports open to everyone.' }),
@@ -45,46 +60,84 @@ export default ({ lib, config }: ModuleArgs) => {
           trustedInterfaces: mkOption({ type: types.listOf(types.interfaceName), default: [], example: ['wg0'], description: 'Interfaces whose incoming traffic is all accepted (loopback always is).' }),
           rejectPackets: mkOption({ type: types.bool, default: false, description: 'Whether refused packets are rejected (the sender learns at once) instead of silently dropped.' }),
           logRefusedConnections: mkOption({ type: types.bool, default: false, description: 'Whether refused connection attempts are logged (rate-limited).' }),
+          interfaces: mkOption({
+            type: types.attrsNamed(
+              types.interfaceName,
+              types.submodule({
+                options: {
+                  allowedTCPPorts: mkOption({ type: types.listOf(types.port), default: [], description: 'TCP ports open on this interface.' }),
+                  allowedUDPPorts: mkOption({ type: types.listOf(types.port), default: [], description: 'UDP ports open on this interface.' }),
+                  allowedTCPPortRanges: mkOption({ type: types.listOf(range), default: [], description: 'TCP port ranges open on this interface.' }),
+                  allowedUDPPortRanges: mkOption({ type: types.listOf(range), default: [], description: 'UDP port ranges open on this interface.' }),
+                },
+              }),
+            ),
+            default: {},
+            example: { wg0: { allowedTCPPorts: [9100] } },
+            description: 'Ports open only on one interface (its incoming traffic), by interface name; the top-level lists are open on every interface.',
+          }),
+          extraCommands: mkOption({
+            type: types.lines,
+            default: '',
+            description:
+              "NixOS's iptables firewall runs these shell commands. cairn's firewall is nftables (as NixOS's with `networking.nftables.enable`), " +
+              'which refuses them: write nftables rules in `extraInputRules` instead.',
+          }),
+          extraStopCommands: mkOption({ type: types.lines, default: '', description: 'As `extraCommands`: refused, the firewall is nftables.' }),
           extraInputRules: mkOption({ type: types.lines, default: '', example: 'ip saddr 192.0.2.0/24 tcp dport 5432 accept', description: 'nftables rules added to the input chain before the final refusal.' }),
           ruleset: mkOption({ type: types.str, readOnly: true, get default() { return ruleset(); }, defaultText: 'rendered from the options above', description: 'The generated ruleset, /etc/nftables.conf (read-only).' }),
         },
       },
     },
-    config: mkIf(cfg.enable, {
-      // What nft asks the kernel for (expressions, conntrack, NAT, reject, log), and the iptables
-      // compatibility modules tools such as container engines load through iptables-nft.
-      boot: {
-        availableKernelModules: ['nf_tables', 'nft_*', 'nf_*', 'nfnetlink*', 'x_tables', 'xt_*', 'ip_tables', 'ip6_tables', 'ipt_*', 'ip6t_*', 'iptable_*', 'ip6table_*'],
+    config: lib.mkMerge([
+      {
+        get assertions() {
+          return [
+            { assertion: !cfg.enable || config.networking.nftables.enable, message: "networking.nftables.enable = false: cairn's firewall is nftables only (there is no iptables firewall); turn networking.firewall.enable off instead." },
+            ...(['extraCommands', 'extraStopCommands'] as const).map((o) => ({
+              assertion: cfg[o] === '',
+              message: `networking.firewall.${o} holds iptables shell commands, which cairn's nftables firewall does not run (NixOS refuses them with nftables too): write nftables rules in networking.firewall.extraInputRules.`,
+            })),
+          ];
+        },
       },
-      environment: {
-        systemPackages: ['nftables'],
-        etc: { 'nftables.conf': { get text() { return cfg.ruleset; } } },
-      },
-      systemd: {
-        services: {
-          // Our own unit (it replaces the package's): a reload applies a changed ruleset in one
-          // transaction, so a switch never opens a window without a firewall.
-          nftables: {
-            description: 'Firewall (nftables)',
-            wantedBy: ['sysinit.target'],
-            wants: ['network-pre.target'],
-            before: ['network-pre.target', 'shutdown.target'],
-            conflicts: ['shutdown.target'],
-            unitConfig: { DefaultDependencies: false },
-            reloadIfChanged: true,
-            get reloadTriggers() {
-              return [lib.digest(cfg.ruleset)];
-            },
-            serviceConfig: {
-              Type: 'oneshot',
-              RemainAfterExit: true,
-              ExecStart: '/usr/sbin/nft -f /etc/nftables.conf',
-              ExecReload: '/usr/sbin/nft -f /etc/nftables.conf',
-              ExecStop: '/usr/sbin/nft delete table inet cairn-firewall',
+      mkIf(() => config.networking.nftables.enable, { environment: { systemPackages: ['nftables'] } }),
+      mkIf(cfg.enable, {
+        // What nft asks the kernel for (expressions, conntrack, NAT, reject, log), and the iptables
+        // compatibility modules tools such as container engines load through iptables-nft.
+        boot: {
+          availableKernelModules: ['nf_tables', 'nft_*', 'nf_*', 'nfnetlink*', 'x_tables', 'xt_*', 'ip_tables', 'ip6_tables', 'ipt_*', 'ip6t_*', 'iptable_*', 'ip6table_*'],
+        },
+        environment: {
+          systemPackages: ['nftables'],
+          etc: { 'nftables.conf': { get text() { return cfg.ruleset; } } },
+        },
+        systemd: {
+          services: {
+            // Our own unit (it replaces the package's): a reload applies a changed ruleset in one
+            // transaction, so a switch never opens a window without a firewall.
+            nftables: {
+              description: 'Firewall (nftables)',
+              wantedBy: ['sysinit.target'],
+              wants: ['network-pre.target'],
+              before: ['network-pre.target', 'shutdown.target'],
+              conflicts: ['shutdown.target'],
+              unitConfig: { DefaultDependencies: false },
+              reloadIfChanged: true,
+              get reloadTriggers() {
+                return [lib.digest(cfg.ruleset)];
+              },
+              serviceConfig: {
+                Type: 'oneshot',
+                RemainAfterExit: true,
+                ExecStart: '/usr/sbin/nft -f /etc/nftables.conf',
+                ExecReload: '/usr/sbin/nft -f /etc/nftables.conf',
+                ExecStop: '/usr/sbin/nft delete table inet cairn-firewall',
+              },
             },
           },
         },
-      },
-    }),
+      }),
+    ]),
   };
 };

@@ -69,6 +69,7 @@ export default ({ lib, config }: ModuleArgs) => {
       listen: cfg.listenAddresses,
       hostKeys,
       authorizedKeysFiles: cfg.authorizedKeysFiles.join(' '),
+      sftp: cfg.allowSFTP ? [cfg.sftpServerExecutable, ...cfg.sftpFlags].join(' ') : null,
       settings: entries,
       extra: cfg.extraConfig.replace(/\n+$/, ''),
     });
@@ -97,6 +98,21 @@ export default ({ lib, config }: ModuleArgs) => {
             description: 'Where sshd looks for users\' keys (`AuthorizedKeysFile`); the second holds the declared keys.',
           }),
           extraConfig: mkOption({ type: types.lines, default: '', example: 'Match User deploy\n  ForceCommand /usr/local/bin/deploy', description: 'Lines appended to sshd_config (after the settings, so `Match` blocks work).' }),
+          allowSFTP: mkOption({ type: types.bool, default: true, description: 'Whether to serve SFTP (the `sftp` subsystem).' }),
+          sftpServerExecutable: mkOption({
+            type: types.strMatching('internal-sftp|/[^\\s\\x00-\\x1f\\x7f]+'),
+            default: 'internal-sftp',
+            example: '/usr/lib/openssh/sftp-server',
+            description: "The SFTP server: sshd's own (`internal-sftp`) or a program's path.",
+          }),
+          sftpFlags: mkOption({ type: types.listOf(types.singleLineStr), default: [], example: ['-f AUTHPRIV', '-l INFO'], description: 'Arguments of the SFTP server.' }),
+          startWhenNeeded: mkOption({
+            type: types.bool,
+            default: false,
+            description:
+              'Whether systemd listens on the ports and starts an sshd per connection (`sshd.socket`, `sshd@.service` with `sshd -i`) ' +
+              'instead of running sshd all the time. `listenAddresses` then names the addresses the socket listens on.',
+          }),
           configText: mkOption({ type: types.str, readOnly: true, get default() { return sshdConfig(); }, defaultText: 'rendered from the options above', description: 'The generated /etc/ssh/sshd_config (read-only).' }),
         },
       },
@@ -110,7 +126,7 @@ export default ({ lib, config }: ModuleArgs) => {
         text: () => cfg.configText,
         unit: {
           description: 'OpenSSH server',
-          wantedBy: ['multi-user.target'],
+          wantedBy: mkIf(() => !cfg.startWhenNeeded, ['multi-user.target']),
           after: ['network.target', 'auditd.service'],
           stopIfChanged: false,
           serviceConfig: {
@@ -121,6 +137,32 @@ export default ({ lib, config }: ModuleArgs) => {
             Restart: 'on-failure',
             RestartPreventExitStatus: 255,
             Type: 'notify',
+          },
+        },
+      }),
+      mkIf(cfg.startWhenNeeded, {
+        systemd: {
+          sockets: {
+            sshd: {
+              description: 'OpenSSH server socket',
+              wantedBy: ['sockets.target'],
+              before: ['multi-user.target'],
+              get listenStreams() {
+                return cfg.listenAddresses.length ? cfg.listenAddresses.flatMap((a) => cfg.ports.map((p) => `${a}:${p}`)) : cfg.ports.map(String);
+              },
+              socketConfig: { Accept: true },
+            },
+          },
+          services: {
+            // One sshd per connection, on the socket systemd accepted (the template of sshd.socket's Accept=yes).
+            'sshd@': {
+              description: 'OpenSSH per-connection server',
+              after: ['sshd-keygen.service'],
+              get restartTriggers() {
+                return [lib.digest(cfg.configText)];
+              },
+              serviceConfig: { ExecStart: '-/usr/sbin/sshd -i -f /etc/ssh/sshd_config', KillMode: 'process', StandardInput: 'socket', StandardError: 'journal' },
+            },
           },
         },
       }),

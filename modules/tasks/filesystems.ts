@@ -19,6 +19,13 @@ export default ({ lib, config }: ModuleArgs) => {
         description: `Mount it in stage 1, before systemd starts (needed for anything stage 2 reads early). Always true for ${ALWAYS_NEEDED_FOR_BOOT.join(', ')}.`,
       }),
       noCheck: mkOption({ type: types.bool, default: false, description: 'Never check it with fsck at boot.' }),
+      autoResize: mkOption({
+        type: types.bool,
+        default: false,
+        description:
+          'Grow the file system to fill its partition or disk when it is mounted at boot (`x-systemd.growfs`: systemd-growfs, ' +
+          'online, for ext4, xfs and btrfs). With `boot.growPartition`, the root partition is first grown to fill its disk.',
+      }),
     },
   }));
   const swap = types.submodule({
@@ -28,8 +35,41 @@ export default ({ lib, config }: ModuleArgs) => {
       uuid: nullStr('The swap UUID (`UUID=…`) when `device` is not set.', '5c8a3c3e-94b5-4d5e-9b7c-2c0f3e1a9b11'),
       priority: mkOption({ type: types.nullOr(types.ints.between(-1, 32767)), default: null, description: 'Swap priority (higher is used first).' }),
       options: mkOption({ type: types.listOf(types.strMatching('[^,\\s]+')), default: [], example: ['discard'], description: 'Swap options.' }),
+      size: mkOption({
+        type: types.nullOr(types.ints.positive),
+        default: null,
+        example: 2048,
+        description:
+          'The size of a swap file in MiB. When set, `device` is the path of a swap file, made at boot (before it is enabled) when ' +
+          'missing or of another size, mode 0600.',
+      }),
     },
   });
+  /** systemd's name for a path (`systemd-escape --path`): `/var/swapfile` is `var-swapfile`. */
+  const escapePath = (path: string): string => {
+    const p = path.split('/').filter((c) => c !== '').join('/');
+    let out = '';
+    for (const [i, c] of [...p].entries()) {
+      if (c === '/') out += '-';
+      else if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) out += c;
+      else for (const b of Buffer.from(c)) out += `\\x${b.toString(16).padStart(2, '0')}`;
+    }
+    return out;
+  };
+  /** The service that makes swap file `sw.device` of `sw.size` MiB (NixOS's `mkswap-<name>`), before its swap unit. */
+  const swapFileService = (device: string, size: number) => {
+    const name = escapePath(device);
+    return {
+      [`mkswap-${name}`]: {
+        description: `Initialisation of swap file ${device}`,
+        before: [`${name}.swap`],
+        requiredBy: [`${name}.swap`],
+        unitConfig: { DefaultDependencies: false, RequiresMountsFor: device.replace(/\/[^/]*$/, '') || '/' },
+        serviceConfig: { Type: 'oneshot' },
+        script: lib.renderTemplate('tasks/filesystems.mkswap.sh', { file: lib.shellQuote(device), bytes: size * 1024 * 1024, size }),
+      },
+    };
+  };
   return {
     options: {
       fileSystems: mkOption({
@@ -52,8 +92,31 @@ export default ({ lib, config }: ModuleArgs) => {
       environment: {
         etc: {
           get fstab() {
-            return { text: renderFstab(Object.values(config.fileSystems), config.swapDevices) };
+            // autoResize is systemd-fstab-generator's `x-systemd.growfs` (a systemd-growfs@ unit per mount).
+            const fss = Object.values(config.fileSystems).map((fs) => (fs.autoResize && !fs.options.includes('x-systemd.growfs') ? { ...fs, options: [...fs.options, 'x-systemd.growfs'] } : fs));
+            return { text: renderFstab(fss, config.swapDevices) };
           },
+        },
+      },
+      systemd: {
+        get services() {
+          // systemd-fstab-generator grows other file systems (systemd-growfs@) but not the root a running
+          // system already has mounted: that is systemd's systemd-growfs-root.service, written here.
+          const root = config.fileSystems['/'];
+          const growRoot = root?.autoResize
+            ? {
+                'systemd-growfs-root': {
+                  description: 'Grow Root File System',
+                  wantedBy: ['local-fs.target'],
+                  after: ['-.mount'],
+                  before: ['local-fs.target', 'shutdown.target'],
+                  conflicts: ['shutdown.target'],
+                  unitConfig: { DefaultDependencies: false },
+                  serviceConfig: { Type: 'oneshot', RemainAfterExit: true, ExecStart: '/lib/systemd/systemd-growfs /', TimeoutSec: 'infinity' },
+                },
+              }
+            : {};
+          return Object.assign(growRoot, ...config.swapDevices.filter((sw) => sw.size !== null && sw.device !== null && sw.device.startsWith('/')).map((sw) => swapFileService(sw.device!, sw.size!)));
         },
       },
       get assertions() {
@@ -66,6 +129,10 @@ export default ({ lib, config }: ModuleArgs) => {
           ...config.swapDevices.map((sw, i) => ({
             assertion: fsSpec(sw) !== null,
             message: `swapDevices[${i}] needs a device, uuid or label.`,
+          })),
+          ...config.swapDevices.map((sw, i) => ({
+            assertion: sw.size === null || (sw.device !== null && /^\/[^\s\x00-\x1f\x7f]*[^/]$/.test(sw.device) && !sw.device.startsWith('/dev/')),
+            message: `swapDevices[${i}].size is set: device must then be the absolute path of a swap file (not below /dev), not ${JSON.stringify(sw.device)}.`,
           })),
         ];
       },

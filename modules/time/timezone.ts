@@ -14,6 +14,11 @@ export default ({ lib, config }: ModuleArgs) => {
           example: 'Europe/Paris',
           description: 'The time zone, as a tz database name.',
         }),
+        hardwareClockInLocalTime: mkOption({
+          type: types.bool,
+          default: false,
+          description: 'Whether the hardware (RTC) clock keeps local time rather than UTC, as Windows does on a machine it shares (/etc/adjtime says `LOCAL`).',
+        }),
       },
     },
     config: {
@@ -22,6 +27,8 @@ export default ({ lib, config }: ModuleArgs) => {
         etc: {
           localtime: { symlink: `/usr/share/zoneinfo/${cfg.timeZone}` },
           timezone: { text: `${cfg.timeZone}\n` },
+          // hwclock(8)'s and systemd-timedated's record of what the RTC keeps.
+          adjtime: lib.mkIf(cfg.hardwareClockInLocalTime, { text: '0.0 0 0.0\n0\nLOCAL\n' }),
         },
       },
     },

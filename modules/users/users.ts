@@ -32,23 +32,45 @@ export default ({ lib, config }: ModuleArgs) => {
       shell: mkOption({
         type: types.path,
         get default() {
-          return u.isNormalUser || name === 'root' ? '/bin/bash' : '/usr/sbin/nologin';
+          return u.isNormalUser || name === 'root' ? config.users.defaultUserShell : '/usr/sbin/nologin';
         },
-        description: 'The login shell.',
+        defaultText: '`users.defaultUserShell` for normal users and root, /usr/sbin/nologin otherwise',
+        example: '/bin/zsh',
+        description: 'The login shell: a path on the system (`/bin/zsh` with `programs.zsh.enable`).',
       }),
       hashedPassword: mkOption({
         type: types.nullOr(types.strMatching('[^:\\x00-\\x1f\\x7f]*')),
         default: null,
-        description: 'A crypt(3) hash of the password (`mkpasswd -m yescrypt`). It ends up in the world-readable store: prefer `hashedPasswordFile`.',
+        description:
+          'A crypt(3) hash of the password (`mkpasswd -m yescrypt`), set at every activation; `!` locks the password. It ends up in the ' +
+          'world-readable store: prefer `hashedPasswordFile`.',
       }),
       hashedPasswordFile: mkOption({
         type: types.nullOr(types.path),
         default: null,
-        description: 'A file outside the store holding the password hash, read when the system is activated.',
+        description: 'A file outside the store holding the password hash, read when the system is activated (it never enters the store).',
       }),
-      // Declared only to refuse them with a clear message: a plain-text password would end up in the world-readable store.
-      password: mkOption({ type: types.nullOr(types.str), default: null, visible: false, description: 'Not supported: use `hashedPassword` or `hashedPasswordFile`.' }),
-      initialPassword: mkOption({ type: types.nullOr(types.str), default: null, visible: false, description: 'Not supported: use `hashedPassword` or `hashedPasswordFile`.' }),
+      password: mkOption({
+        type: types.nullOr(types.singleLineStr),
+        default: null,
+        description:
+          'The password in plain text, set at every activation. It is hashed (SHA-512 crypt) when the system is built, but the plain ' +
+          'text stays in the configuration and the hash is in the world-readable store: prefer `hashedPasswordFile`.',
+      }),
+      initialHashedPassword: mkOption({
+        type: types.nullOr(types.strMatching('[^:\\x00-\\x1f\\x7f]*')),
+        default: null,
+        description:
+          'A crypt(3) hash of the password the account gets when it is made. With `users.mutableUsers`, it is used only then (the user ' +
+          'may change it later); without, whenever none of the other password options is set.',
+      }),
+      initialPassword: mkOption({
+        type: types.nullOr(types.singleLineStr),
+        default: null,
+        description:
+          'As `initialHashedPassword`, in plain text (hashed when the system is built; the plain text stays in the configuration). ' +
+          'Meant for a first login, after which the user changes it with `passwd`.',
+      }),
     },
   }));
   const group = types.submodule(({ name }: ModuleArgs) => ({
@@ -63,6 +85,12 @@ export default ({ lib, config }: ModuleArgs) => {
       users: {
         users: mkOption({ type: types.attrsNamed(types.accountName, user), default: {}, example: { alice: { isNormalUser: true, extraGroups: ['wheel'] } }, description: 'User accounts.' }),
         groups: mkOption({ type: types.attrsNamed(types.accountName, group), default: {}, description: 'Groups.' }),
+        defaultUserShell: mkOption({
+          type: types.path,
+          default: '/bin/bash',
+          example: '/bin/zsh',
+          description: 'The login shell of normal users and root unless `users.users.<name>.shell` says otherwise.',
+        }),
         mutableUsers: mkOption({
           type: types.bool,
           default: true,
@@ -80,17 +108,23 @@ export default ({ lib, config }: ModuleArgs) => {
             assertion: name === 'root' || u.isNormalUser !== u.isSystemUser,
             message: `users.users.${name}: exactly one of isNormalUser and isSystemUser must be true.`,
           },
-          ...(['password', 'initialPassword'] as const).map((opt) => ({
-            assertion: u[opt] === null,
-            message:
-              `users.users.${name}.${opt}: cairn refuses plain-text passwords (the store is world-readable). ` +
-              `Set users.users.${name}.hashedPasswordFile to a file outside the store, or hashedPassword to a hash from \`mkpasswd -m yescrypt'.`,
-          })),
-          {
-            assertion: u.hashedPassword === null || u.hashedPasswordFile === null,
-            message: `users.users.${name}: set hashedPassword or hashedPasswordFile, not both.`,
-          },
         ]);
+      },
+      get warnings() {
+        return Object.entries(config.users.users).flatMap(([name, u]) => {
+          const set = (['hashedPassword', 'hashedPasswordFile', 'password', 'initialHashedPassword', 'initialPassword'] as const).filter((o) => u[o] !== null);
+          return [
+            ...(set.length > 1
+              ? [
+                  `users.users.${name} has more than one of ${set.join(', ')} set: hashedPasswordFile wins over hashedPassword, over password, ` +
+                    'over initialHashedPassword, over initialPassword.',
+                ]
+              : []),
+            ...(['password', 'initialPassword'] as const)
+              .filter((o) => u[o] !== null)
+              .map((o) => `users.users.${name}.${o} is a plain-text password: it is readable in the configuration, and its hash in the world-readable store. Prefer users.users.${name}.hashedPasswordFile.`),
+          ];
+        });
       },
     },
   };

@@ -72,7 +72,7 @@ BEGIN {
   while ((getline line < spec_users) > 0) {
     split(line, f, "\t"); if (f[1] == "") continue
     nu++; uOrder[nu] = f[1]; uSpec[f[1]] = f[2]; uGroup[f[1]] = f[3]; uGecos[f[1]] = f[4]; uHome[f[1]] = f[5]
-    uShell[f[1]] = f[6]; uKind[f[1]] = f[7]; uCreate[f[1]] = f[8]; uHash[f[1]] = f[9]; declU[f[1]] = 1
+    uShell[f[1]] = f[6]; uKind[f[1]] = f[7]; uCreate[f[1]] = f[8]; uHash[f[1]] = f[9]; uInit[f[1]] = f[11]; declU[f[1]] = 1
     if (f[2] != "-") usedUid[f[2] + 0] = 1
   }
   close(spec_users)
@@ -122,6 +122,8 @@ BEGIN {
     if (n in fileHash) h = fileHash[n]
     else if (uHash[n] != "-") h = uHash[n]
     else if (mutable == 1 && (n in oldSh)) { print oldSh[n] > (out "/shadow"); h = "" }
+    # initialHashedPassword: for an account made now, or (immutable users) one with no other password.
+    else if (uInit[n] != "" && uInit[n] != "-") h = uInit[n]
     else h = "!"
     if (h != "") {
       rest = ":::::::"

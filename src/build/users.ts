@@ -3,7 +3,7 @@
  * files read by `scripts/activate/users.awk` on the running system.
  *
  *   groups   name  gid|-  members(,)  kind
- *   users    name  uid|-  group  gecos  home  shell  kind  createHome(0|1)  hash|-  hashFile|-
+ *   users    name  uid|-  group  gecos  home  shell  kind  createHome(0|1)  hash|-  hashFile|-  initialHash|-
  *
  * kind is `base` (base-passwd's fixed accounts), `package` (a package's sysusers.d), `system` or
  * `normal`; `-` means "allocate, and keep what was allocated before". Password hashes from
@@ -16,6 +16,7 @@ import { showOption } from '../lib/show.js';
 import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { readDuties, type BuiltPackage } from './duties.js';
+import { derivedSalt, sha512Crypt } from './crypt.js';
 import type { GroupOption, UserOption } from '../eval/spec.js';
 
 interface SpecUser {
@@ -29,6 +30,8 @@ interface SpecUser {
   createHome: boolean;
   hash: string;
   hashFile: string;
+  /** The password a new account gets (and, with immutable users, one without any other). */
+  initialHash: string;
 }
 
 interface SpecGroup {
@@ -80,6 +83,7 @@ function baseAccounts(store: Store, basePasswd: BuiltPackage | undefined): { use
     createHome: false,
     hash: '-',
     hashFile: '-',
+    initialHash: '-',
   }));
   return { users, groups };
 }
@@ -113,7 +117,7 @@ export function usersSpec(
       if (!groups.has(groupName)) groups.set(groupName, { name: groupName, gid: gid && /^\d+$/.test(gid) ? gid : uid && /^\d+$/.test(uid) ? uid : '-', members: new Set(), kind: 'package' });
       users.set(u.name, {
         name: u.name, uid: uid && /^\d+$/.test(uid) ? uid : '-', group: groupName, gecos: u.gecos ?? '', home: u.home ?? '/',
-        shell: u.shell ?? '/usr/sbin/nologin', kind: 'package', createHome: false, hash: '-', hashFile: '-',
+        shell: u.shell ?? '/usr/sbin/nologin', kind: 'package', createHome: false, hash: '-', hashFile: '-', initialHash: '-',
       });
     }
     for (const m of d.memberships) if (m.source.startsWith('sysusers.d/')) groups.get(m.group)?.members.add(m.user);
@@ -147,6 +151,7 @@ export function usersSpec(
       createHome: u.createHome,
       hash: u.hashedPassword !== null ? field(u.hashedPassword, where('hashedPassword')) : '-',
       hashFile: u.hashedPasswordFile !== null ? field(u.hashedPasswordFile, where('hashedPasswordFile')) : '-',
+      initialHash: u.initialHashedPassword ? field(u.initialHashedPassword, where('initialHashedPassword')) : '-',
     });
   }
   // Keyed by attribute name: a group's `name` may differ from it.
@@ -157,7 +162,7 @@ export function usersSpec(
 
   const groupLines = [...groups.values()].map((g) => [g.name, g.gid, [...g.members].sort().join(','), g.kind].join('\t'));
   const userLines = [...users.values()].map((u) =>
-    [u.name, u.uid, u.group, u.gecos, u.home, u.shell, u.kind, u.createHome ? '1' : '0', u.hash, u.hashFile].join('\t'),
+    [u.name, u.uid, u.group, u.gecos, u.home, u.shell, u.kind, u.createHome ? '1' : '0', u.hash, u.hashFile, u.initialHash].join('\t'),
   );
   return { users: userLines.map((l) => `${l}\n`).join(''), groups: groupLines.map((l) => `${l}\n`).join('') };
 }
@@ -172,7 +177,14 @@ export type UsersConfig = Parameters<typeof usersSpec>[2];
 export function usersSpecDerivation(pkgs: BuiltPackage[], cfg: UsersConfig, awk: string): Derivation {
   const pick = <T extends object>(o: Record<string, T>, keys: string[]): Record<string, Partial<T>> =>
     Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Object.fromEntries(keys.map((key) => [key, (v as Record<string, unknown>)[key]])) as Partial<T>]));
-  const users = pick(cfg.users, ['name', 'uid', 'isNormalUser', 'isSystemUser', 'description', 'group', 'extraGroups', 'home', 'createHome', 'shell', 'hashedPassword', 'hashedPasswordFile']);
+  // Plain-text passwords are hashed here: only their hashes enter the derivation (and the store).
+  const hashed = Object.fromEntries(
+    Object.entries(cfg.users).map(([k, u]) => {
+      const hash = (plain: string | null | undefined): string | null => (plain === null || plain === undefined ? null : sha512Crypt(plain, derivedSalt(u.name, plain)));
+      return [k, { ...u, hashedPassword: u.hashedPassword ?? hash(u.password), initialHashedPassword: u.initialHashedPassword ?? hash(u.initialPassword) }];
+    }),
+  );
+  const users = pick(hashed, ['name', 'uid', 'isNormalUser', 'isSystemUser', 'description', 'group', 'extraGroups', 'home', 'createHome', 'shell', 'hashedPassword', 'hashedPasswordFile', 'initialHashedPassword']);
   const groups = pick(cfg.groups, ['name', 'gid', 'members']);
   const sorted = [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { name: 'system-users', builder: 'cairn:users', args: { packages: sorted, users, groups, awk }, inputs: sorted.map((p) => p.storePath) };

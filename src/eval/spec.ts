@@ -75,6 +75,10 @@ export interface UserOption {
   shell: string;
   hashedPassword: string | null;
   hashedPasswordFile: string | null;
+  /** Plain text: hashed by the users builder, never stored as is. */
+  password?: string | null;
+  initialPassword?: string | null;
+  initialHashedPassword?: string | null;
 }
 
 /** An entry of `users.groups`. */
@@ -355,6 +359,9 @@ export function systemSpec(config: unknown): SystemSpec {
             shell: str,
             hashedPassword: nullOr(str),
             hashedPasswordFile: nullOr(str),
+            password: nullOr(str),
+            initialPassword: nullOr(str),
+            initialHashedPassword: nullOr(str),
           }),
         ),
         'users',

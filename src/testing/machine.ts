@@ -465,6 +465,19 @@ export class Machine {
     }
   }
 
+  /**
+   * Grows a disk of the running machine to \`bytes\`, as if it were a bigger disk: the \`index\`-th
+   * writable drive (0: the state disk). The guest's kernel sees the new size at once.
+   */
+  async resizeDisk(index: number, bytes: number): Promise<void> {
+    const call = `resizeDisk(${index}, ${bytes})`;
+    const qmp = this.requireQmp(call);
+    const blocks = (await qmp.execute('query-block')) as QmpBlock[];
+    const node = blocks.filter((b) => b.inserted && !b.inserted.ro)[index]?.inserted?.['node-name'];
+    if (!node) throw this.error(call, `the machine has no writable drive number ${index}`);
+    await qmp.execute('block_resize', { 'node-name': node, size: bytes });
+  }
+
   /** Saves the screen as PNG (the VM has a display card, shown nowhere). */
   async screenshot(file: string): Promise<void> {
     await this.requireQmp('screenshot()').execute('screendump', { filename: file, format: 'png' });

@@ -90,11 +90,11 @@ describe('cairn build checks the generated files', () => {
   }, 600_000);
 
   it('names every refused file of a build, sudoers too', async () => {
-    const r = await cairn(['build', config('both.yaml', 'security:\n  sudo:\n    extraRules: "deploy ALL=(root"\nservices:\n  nginx:\n    appendHttpConfig: "gzip maybe;"\n'), '--no-link']);
+    const r = await cairn(['build', config('both.yaml', 'security:\n  sudo:\n    extraConfig: "deploy ALL=(root"\nservices:\n  nginx:\n    appendHttpConfig: "gzip maybe;"\n'), '--no-link']);
     expectRefused(r);
     expect(r.stderr).toContain('security.sudo: `visudo -c` refused the generated sudoers:');
     expect(r.stderr).toMatch(/syntax error/);
-    expect(r.stderr).toContain('from security.sudo.extraRules defined at both.yaml:4:5');
+    expect(r.stderr).toContain('from security.sudo.extraConfig defined at both.yaml:4:5');
     expect(r.stderr).toContain('services.nginx: `nginx -t` refused the generated nginx.conf:');
   }, 600_000);
 

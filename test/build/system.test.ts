@@ -210,10 +210,10 @@ describe('cairn build on the command line', () => {
 });
 
 describe('errors a user can cause', () => {
-  it('refuses a plain-text password, naming the option', async () => {
-    const file = variant('plain', 'users:\n  users:\n    admin:\n      password: hunter2\n');
+  it('refuses a user that is neither normal nor a system user, naming the option', async () => {
+    const file = variant('both-kinds', 'users:\n  users:\n    admin:\n      isSystemUser: true\n');
     // An assertion of the users module: evaluation refuses it, before any build.
-    await expect(evalConfigFile(file)).rejects.toThrow(/users\.users\.admin\.password: cairn refuses plain-text passwords/);
+    await expect(evalConfigFile(file)).rejects.toThrow(/users\.users\.admin: exactly one of isNormalUser and isSystemUser/);
   });
 
   it('names the option and file of an unknown package', async () => {
@@ -231,10 +231,10 @@ describe('errors a user can cause', () => {
 
   it('exits 1 with the message from the command line, leaving no out-link', async () => {
     expect(existsSync(CLI), `${CLI} is missing: \`npm run build\` makes the CLI bundle`).toBe(true);
-    const file = variant('plain-cli', 'users:\n  users:\n    admin:\n      initialPassword: hunter2\n');
+    const file = variant('both-kinds-cli', 'users:\n  users:\n    admin:\n      isSystemUser: true\n');
     const r = await execa('node', [join(repo, 'bin/cairn.js'), 'build', file], { cwd: work, reject: false, env: { CAIRN_HOME: store.home } });
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/users\.users\.admin\.initialPassword/);
+    expect(r.stderr).toMatch(/users\.users\.admin: exactly one of isNormalUser and isSystemUser/);
     expect(existsSync(join(work, 'result'))).toBe(false);
   }, 60_000);
 });

@@ -168,20 +168,44 @@ describe('security.sudo', () => {
     const c = await evalConfig({});
     expect(c.environment.etc.sudoers.mode).toBe('0440');
     expect(etcText(c, 'sudoers')).toContain('\n%wheel ALL=(ALL:ALL) SETENV: ALL\n');
-    const np = await evalConfig({ security: { sudo: { wheelNeedsPassword: false, extraRules: 'deploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart nginx.service' } } });
+    const np = await evalConfig({ security: { sudo: { wheelNeedsPassword: false, extraRules: [{ users: ['deploy'], runAs: 'root', commands: [{ command: '/usr/bin/systemctl restart nginx.service', options: ['NOPASSWD'] }] }] } } });
     expect(etcText(np, 'sudoers')).toContain('\n%wheel ALL=(ALL:ALL) NOPASSWD: SETENV: ALL\n');
     expect(etcText(np, 'sudoers')).toMatch(/\ndeploy ALL=\(root\) NOPASSWD: \/usr\/bin\/systemctl restart nginx.service\n$/);
     expect((await evalConfig({ security: { sudo: { enable: false } } })).environment.etc.sudoers).toBeUndefined();
   });
 
+  it('renders structured extraRules as NixOS does, escaping what sudoers would read as separators', async () => {
+    const c = await evalConfig({
+      security: {
+        sudo: {
+          extraRules: [
+            { users: ['alice', 1005], groups: ['ops', 2000], runAs: 'root', commands: ['/usr/bin/id', { command: '/usr/bin/env A=1,B:2', options: ['NOPASSWD', 'SETENV'] }] },
+          ],
+          extraConfig: 'Defaults timestamp_timeout=5',
+        },
+      },
+    });
+    const text = etcText(c, 'sudoers');
+    const cmds = '/usr/bin/id, NOPASSWD:SETENV: /usr/bin/env A\\=1\\,B\\:2';
+    expect(text).toContain(`\nalice ALL=(root) ${cmds}\n#1005 ALL=(root) ${cmds}\n%ops ALL=(root) ${cmds}\n%#2000 ALL=(root) ${cmds}\nDefaults timestamp_timeout=5\n`);
+    const dir = tempDir('sudo-rules');
+    writeFileSync(join(dir, 'sudoers'), text);
+    const r = spawnSync(tools.path('visudo'), ['-c', '-q', '-f', join(dir, 'sudoers')], { encoding: 'utf8' });
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    // What would end the rule or start a comment is refused where it is defined.
+    for (const bad of [{ commands: ['/bin/sh\nroot ALL=(ALL) ALL'] }, { commands: ['/bin/true # x'] }, { runAs: 'root) ALL' }, { host: 'a b' }, { users: ['bob,root'] }]) {
+      await expect(evalConfig({ security: { sudo: { extraRules: [{ users: ['alice'], commands: ['/bin/true'], ...bad }] } } })).rejects.toThrow(/security\.sudo\.extraRules/);
+    }
+  });
+
   it('visudo -cf accepts the generated sudoers (sudo from the store)', async () => {
     const dir = tempDir('sudo');
-    for (const c of [await evalConfig({}), await evalConfig({ security: { sudo: { wheelNeedsPassword: false, extraRules: 'deploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart nginx.service' } } })]) {
+    for (const c of [await evalConfig({}), await evalConfig({ security: { sudo: { wheelNeedsPassword: false, extraRules: [{ users: ['deploy'], runAs: 'root', commands: [{ command: '/usr/bin/systemctl restart nginx.service', options: ['NOPASSWD'] }] }] } } })]) {
       writeFileSync(join(dir, 'sudoers'), etcText(c, 'sudoers'));
       const r = spawnSync(tools.path('visudo'), ['-c', '-q', '-f', join(dir, 'sudoers')], { encoding: 'utf8' });
       expect(r.status, r.stderr + r.stdout).toBe(0);
     }
-    writeFileSync(join(dir, 'bad'), etcText(await evalConfig({ security: { sudo: { extraRules: 'deploy ALL=(root' } } }), 'sudoers'));
+    writeFileSync(join(dir, 'bad'), etcText(await evalConfig({ security: { sudo: { extraConfig: 'deploy ALL=(root' } } }), 'sudoers'));
     const bad = spawnSync(tools.path('visudo'), ['-c', '-f', join(dir, 'bad')], { encoding: 'utf8' });
     expect(bad.stderr + bad.stdout).toMatch(/syntax error/);
     expect(bad.status).not.toBe(0);

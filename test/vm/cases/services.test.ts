@@ -27,7 +27,7 @@ export default {
         qemuGuest: { enable: true },
         openssh: { enable: true },
       },
-      security: { sudo: { extraRules: 'alice ALL=(root) NOPASSWD: /usr/bin/id' } },
+      security: { sudo: { extraRules: [{ users: ['alice'], runAs: 'root', commands: [{ command: '/usr/bin/id', options: ['NOPASSWD'] }] }] } },
       users: { users: { alice: { isNormalUser: true, openssh: { authorizedKeys: { keys: [publicKey] } } } } },
     },
   },

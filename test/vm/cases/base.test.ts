@@ -1,0 +1,126 @@
+/**
+ * The base-system options a real server sets, together on one machine booted once: sysctl values,
+ * a swap file made at boot and zram swap, the root file system grown to fill a larger disk, a
+ * user logging in with an initial password on the console into zsh, the firewall's extra rules,
+ * a udev rule and the microcode package.
+ *
+ * The driver's root is its state disk, an ext4 file system on the whole disk (no partition
+ * table), made as large as `virtualisation.diskSize`: the test grows the disk under the running
+ * machine (QMP block_resize) and runs the growth units that ran at boot again. growpart finds
+ * no partition there and leaves it; the file system is then grown by systemd-growfs.
+ */
+import { hostRepository, readHostSources } from '../../../src/debian/sources.js';
+import type { DriverContext, Machine } from '../../../src/testing/index.js';
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(what);
+}
+
+const MIB = 1024 * 1024;
+// Typed on the keyboard: letters, digits and spaces only.
+const PASSWORD = 'Initial pass 42';
+// The host's archive (its apt configuration lists `main` only), with the component microcode is in.
+const sources = readHostSources();
+const nonFree = (suite: string) => {
+  const { uri, keyring } = hostRepository(suite, sources);
+  return { uri, keyring, suite, components: ['main', 'non-free-firmware'] };
+};
+
+export default {
+  name: 'base-system options',
+  nodes: {
+    machine: {
+      networking: {
+        hostName: 'base',
+        firewall: {
+          allowedTCPPortRanges: [{ from: 8000, to: 8010 }],
+          interfaces: { eth0: { allowedUDPPorts: [5353] } },
+          extraInputRules: 'tcp dport 4444 accept comment "cairn-extra-rule"',
+        },
+      },
+      system: { stateVersion: '0.1' },
+      packages: {
+        repositories: ['bookworm', 'bookworm-updates', 'bookworm-security'].map(nonFree),
+      },
+      hardware: { cpu: { intel: { updateMicrocode: true } } },
+      boot: {
+        kernel: { sysctl: { 'vm.swappiness': 17, 'net.core.somaxconn': 777, 'net.ipv4.ip_forward': true } },
+        growPartition: true,
+      },
+      virtualisation: { diskSize: '1G' },
+      fileSystems: { '/': { autoResize: true } },
+      swapDevices: [{ device: '/var/lib/swapfile', size: 64 }],
+      zramSwap: { enable: true, memoryPercent: 25 },
+      services: {
+        udev: { extraRules: 'SUBSYSTEM=="mem", KERNEL=="null", SYMLINK+="cairn-udev-null"' },
+      },
+      programs: { zsh: { enable: true } },
+      users: {
+        defaultUserShell: '/bin/zsh',
+        users: { alice: { isNormalUser: true, initialPassword: PASSWORD } },
+      },
+    },
+  },
+  async testScript({ machine }: Record<string, Machine>, { subtest }: DriverContext) {
+    // Generous: under emulation on a busy host a boot can take minutes.
+    await machine.start({ timeout: 1200 });
+    await machine.waitForUnit('multi-user.target', { timeout: 900 });
+
+    await subtest('sysctl values are applied', async () => {
+      check((await machine.succeed('sysctl -n vm.swappiness')).trim() === '17', 'vm.swappiness');
+      check((await machine.succeed('sysctl -n net.core.somaxconn')).trim() === '777', 'net.core.somaxconn');
+      check((await machine.succeed('cat /proc/sys/net/ipv4/ip_forward')).trim() === '1', 'ip_forward (true is 1)');
+    });
+
+    await subtest('a swap file made at boot and zram swap are in use', async () => {
+      await machine.waitUntilSucceeds('swapon --show=NAME --noheadings | grep -qx /var/lib/swapfile', { timeout: 60 });
+      await machine.waitUntilSucceeds('swapon --show=NAME --noheadings | grep -qx /dev/zram0', { timeout: 60 });
+      const size = (await machine.succeed('stat -c %s /var/lib/swapfile')).trim();
+      check(size === String(64 * MIB), `the swap file is ${size} bytes`);
+      check((await machine.succeed('stat -c %a /var/lib/swapfile')).trim() === '600', 'the swap file is mode 0600');
+      const zram = (await machine.succeed('swapon --show=NAME,PRIO --noheadings | grep zram0')).trim();
+      check(/\s5$/.test(zram), `zram0's priority: ${zram}`);
+    });
+
+    await subtest('the root file system grows to fill a larger disk', async () => {
+      const before = Number((await machine.succeed('df --output=size -B1 / | tail -1')).trim());
+      await machine.succeed('systemctl is-active growpart.service');
+      await machine.resizeDisk(0, 2048 * MIB);
+      await machine.waitUntilSucceeds('[ "$(cat /sys/block/$(basename $(readlink -f $(findmnt -n -o SOURCE /)))/size)" -ge 4194304 ]', { timeout: 60 });
+      // What runs at boot: growpart (nothing to do on a whole disk), then systemd-growfs.
+      await machine.succeed('systemctl restart growpart.service systemd-growfs-root.service');
+      const after = Number((await machine.succeed('df --output=size -B1 / | tail -1')).trim());
+      check(before < 1100 * MIB && after > 1900 * MIB, `the root was ${before} bytes and is ${after} bytes`);
+    });
+
+    await subtest('the firewall has the extra rule, the port ranges and the per-interface ports', async () => {
+      const rules = await machine.succeed('nft list ruleset');
+      check(rules.includes('tcp dport 4444 accept comment "cairn-extra-rule"'), `no extra rule in:\n${rules}`);
+      check(/tcp dport 8000-8010 accept/.test(rules), `no port range in:\n${rules}`);
+      check(/iifname "eth0" udp dport 5353 accept/.test(rules), `no eth0 rule in:\n${rules}`);
+    });
+
+    await subtest('the udev rule is applied', async () => {
+      check((await machine.succeed('readlink /dev/cairn-udev-null')).trim() === 'null', 'no /dev/cairn-udev-null link');
+    });
+
+    await subtest('the microcode package is in the system', async () => {
+      await machine.succeed('ls /usr/lib/firmware/intel-ucode | grep -q .');
+    });
+
+    await subtest('a user logs in on the console with the initial password, into zsh', async () => {
+      check((await machine.succeed('getent passwd alice')).trim().endsWith(':/bin/zsh'), 'alice\'s shell');
+      await machine.succeed('grep -qx /bin/zsh /etc/shells');
+      // tty1 is the active console: the keyboard types there.
+      await machine.succeed('systemctl start getty@tty1.service');
+      await machine.waitUntilSucceeds('pgrep -x -t tty1 agetty', { timeout: 60 });
+      await machine.sendChars('alice\n');
+      // agetty hands over to login, which turns echo off (and drops earlier input) when it asks for the password.
+      await machine.waitUntilSucceeds('pgrep -x -t tty1 login && stty -F /dev/tty1 -a | grep -qw -- -echo', { timeout: 60 });
+      await machine.sendChars(`${PASSWORD}\n`);
+      await machine.waitUntilSucceeds('pgrep -u alice -x zsh', { timeout: 60 });
+      const who = await machine.succeed('who');
+      check(/^alice\s+tty1\b/m.test(who), `who says:\n${who}`);
+    });
+  },
+};
