@@ -8,35 +8,22 @@
  * in a private user and mount namespace; the boot partition is a folder bind-mounted onto itself.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { spawnSync } from 'node:child_process';
-import { execa } from 'execa';
 import { Store } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 import { TEST_STORE_HOME } from '../modules/store-programs.js';
-
-const canChroot = spawnSync('unshare', ['-r', '-m', '-p', '-f', 'chroot', '/', 'true'], { stdio: 'ignore' }).status === 0;
+import { canChroot, installBootloader, makeRoot, setProfile as setProfileIn } from './install-root.js';
 
 let work: string;
 let root: string;
 let store: Store;
 const systems: BuiltSystem[] = [];
 
-function setProfile(gens: Record<number, BuiltSystem>, current: number): void {
-  const prof = join(root, 'prof');
-  rmSync(prof, { recursive: true, force: true });
-  mkdirSync(prof);
-  for (const [n, s] of Object.entries(gens)) symlinkSync(s.toplevel, join(prof, `system-${n}-link`));
-  symlinkSync(`system-${current}-link`, join(prof, 'system'));
-}
-
-function install(system: BuiltSystem, ...args: string[]) {
-  const script = `mount --rbind "$0" "$1/cairn" && mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && mount --bind "$1/esp" "$1/esp" && r="$1" s="$2" && shift 2 && chroot "$r" /usr/bin/env -i PATH=/usr/bin:/usr/sbin CAIRN_ESP=/esp CAIRN_PROFILE=/prof/system "$s" "$@"`;
-  return execa('unshare', ['-r', '-m', '-p', '-f', 'sh', '-c', script, TEST_STORE_HOME, root, `${system.toplevel}/bin/install-bootloader`, ...args], { reject: false });
-}
+const setProfile = (gens: Record<number, BuiltSystem>, current: number): void => setProfileIn(root, gens, current);
+const install = (system: BuiltSystem, ...args: string[]) => installBootloader(root, system, { args });
 
 const esp = (rel = ''): string => join(root, 'esp', rel);
 const cfg = (): string => readFileSync(esp('grub/grub.cfg'), 'utf8');
@@ -54,10 +41,7 @@ beforeAll(async () => {
   };
   systems.push(await buildSystem(await evalConfigFile(conf('grub-one')), { store }));
   systems.push(await buildSystem(await evalConfigFile(conf('grub-two', "      extraEntries: \"menuentry 'Firmware' {\\n  reboot\\n}\"\n  kernelParams: [quiet]\n")), { store }));
-  for (const d of ['cairn', 'tmp', 'esp', 'prof', 'proc', 'dev']) mkdirSync(join(root, d), { recursive: true });
-  chmodSync(join(root, 'tmp'), 0o1777);
-  symlinkSync(`${systems[0]!.sw}/usr`, join(root, 'usr'));
-  for (const d of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${d}`, join(root, d));
+  makeRoot(root, systems[0]!);
 }, 1_200_000);
 
 afterAll(() => {
