@@ -1349,10 +1349,16 @@ function withMeta(module: Record<string, unknown>, config: unknown): unknown {
   return new Merge([config, meta]);
 }
 
-/** A string naming a module file, as a submodule definition: absolute, or `./…`, `../…`. */
+/**
+ * A string naming a module file, as a submodule definition: absolute, or `./…`, `../…`, with the
+ * name of a kind of module cairn reads. (Only such names: `either str (submodule …)` must not take
+ * a command such as `/usr/bin/id` for a module to import.)
+ */
 export function isModulePath(v: unknown): v is string {
-  return typeof v === 'string' && (isAbsolute(v) || v.startsWith('./') || v.startsWith('../'));
+  return typeof v === 'string' && (isAbsolute(v) || v.startsWith('./') || v.startsWith('../')) && MODULE_FILE.test(v);
 }
+
+const MODULE_FILE = /^[^\0-\x1f\x7f]*\.(ya?ml|json|[cm]?ts|tsx|[cm]?js)$/;
 
 function resolveModulePath(p: string, dir: string): string {
   return isAbsolute(p) ? p : resolve(dir, p);

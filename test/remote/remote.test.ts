@@ -182,8 +182,8 @@ describe('copying a closure', () => {
 });
 
 /**
- * A fake toplevel: its switch-to-configuration records `<name> <action>` in <root>/calls, makes
- * itself the current system on switch and test, and exits with <root>/exit-<name> (default 0).
+ * A fake toplevel: its switch-to-configuration makes itself the current system on switch and
+ * test, then records `<name> <action>` in <root>/calls, and exits with <root>/exit-<name> (default 0).
  */
 const fakeToplevel = (name: string): Derivation =>
   tree(name, {
@@ -194,8 +194,9 @@ const fakeToplevel = (name: string): Derivation =>
         'top="${0%/bin/switch-to-configuration}"',
         'root="${top%/cairn/store/*}"',
         'name="${top##*/}"; name="${name#*-}"',
-        'echo "$name $1" >>"$root/calls"',
+        // The call is recorded once its effect is there: a test that saw the call may read the effect.
         'case "$1" in switch|test) ln -sfn "/cairn/store/${top##*/}" "$root/run/current-system" ;; esac',
+        'echo "$name $1" >>"$root/calls"',
         'exit "$(cat "$root/exit-$name" 2>/dev/null || echo 0)"',
         '',
       ].join('\n'),
