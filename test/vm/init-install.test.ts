@@ -11,12 +11,12 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { removeTree } from '../../src/store/index.js';
-import { layoutDisk, writePartitionTable, MIB } from '../../src/image/disk.js';
-import { OVMF_VARS, qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
+import { QEMU } from '../../src/vm/index.js';
+import { InstallDisk } from './install-disk.js';
 import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -32,9 +32,7 @@ const canMount = isRoot && (await execa('losetup', ['--find'], { reject: false }
 
 describe.skipIf(!canMount || !hasQemu)('cairn init --root DIR, then cairn boot --root DIR: a new machine', () => {
   let work: string;
-  let disk: string;
-  let layout: ReturnType<typeof layoutDisk>;
-  let loop: string | undefined;
+  let disk: InstallDisk | undefined;
   let root: string;
   let rootUuid: string;
 
@@ -42,23 +40,10 @@ describe.skipIf(!canMount || !hasQemu)('cairn init --root DIR, then cairn boot -
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'cairn-init-install-'));
-    layout = layoutDisk('init-install-test', [
-      { name: 'esp', role: 'esp', bytes: 256 * MIB },
-      { name: 'root', role: 'root', bytes: 3072 * MIB },
-    ]);
-    disk = join(work, 'disk.img');
-    await execa('truncate', ['-s', String(layout.bytes), disk]);
-    await writePartitionTable(disk, layout);
-    const part = layout.partitions[1]!;
-    loop = (await execa('losetup', ['--find', '--show', '--offset', String(part.offset), '--sizelimit', String(part.bytes), disk])).stdout.trim();
     // No label: the machine finds its root by the UUID init reads.
-    await execa('mkfs.ext4', ['-q', loop]);
-    rootUuid = (await execa('blkid', ['-c', '/dev/null', '-s', 'UUID', '-o', 'value', loop])).stdout.trim();
-    root = join(work, 'mnt');
-    mkdirSync(root);
-    await execa('mount', [loop, root]);
-    mkdirSync(join(root, 'boot'));
-    await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'esp', join(root, 'boot')]);
+    disk = await InstallDisk.make(work, 'init-install-test');
+    root = disk.root;
+    rootUuid = await disk.rootUuid();
   }, 900_000);
 
   let releaseSlot: Release | undefined;
@@ -68,8 +53,7 @@ describe.skipIf(!canMount || !hasQemu)('cairn init --root DIR, then cairn boot -
   afterAll(() => releaseSlot?.());
 
   afterAll(async () => {
-    if (root) await execa('umount', ['-R', root], { reject: false });
-    if (loop) await execa('losetup', ['-d', loop], { reject: false });
+    await disk?.release();
     if (work) removeTree(work);
   });
 
@@ -93,19 +77,8 @@ describe.skipIf(!canMount || !hasQemu)('cairn init --root DIR, then cairn boot -
     // The configuration stays on the disk, for the machine's own `cairn switch` later.
     expect(readFileSync(join(dir, 'cairn.yaml'), 'utf8')).toContain('- ./hardware.yaml');
 
-    const espFiles = join(work, 'esp');
-    mkdirSync(espFiles);
-    await execa('cp', ['-a', `${root}/boot/.`, espFiles]);
-    await execa('umount', ['-R', root]);
-    await execa('losetup', ['-d', loop!]);
-    loop = undefined;
-    const esp = layout.partitions[0]!;
-    await execa('mkfs.vfat', ['-F', '16', '-i', ESP_VOLUME_ID, '--offset', String(esp.offset / 512), disk, String(esp.bytes / 1024)]);
-    await execa('mcopy', ['-s', '-p', '-Q', '-i', `${disk}@@${esp.offset}`, ...readdirSync(espFiles).map((f) => join(espFiles, f)), '::'], { env: { MTOOLS_SKIP_CHECK: '1' } });
-
-    const vars = join(work, 'vars.fd');
-    copyFileSync(OVMF_VARS, vars);
-    const vm = RunningMachine.start(qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: 2, uefiVars: vars, drives: [{ file: disk, format: 'raw' }], network: null }));
+    await disk!.toFat(['-i', ESP_VOLUME_ID]);
+    const vm = disk!.boot();
     try {
       // A file system systemd cannot find (a wrong UUID) stops the boot in emergency mode, before any login prompt.
       const r = await vm.waitForConsole(new RegExp(`${hostName} login:`), BOOT_TIMEOUT_MS);

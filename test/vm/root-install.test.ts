@@ -8,14 +8,14 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store, removeTree, verifyStore } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
 import { evalConfigFile } from '../../src/eval/index.js';
-import { layoutDisk, writePartitionTable, MIB } from '../../src/image/disk.js';
-import { OVMF_VARS, qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
+import { QEMU } from '../../src/vm/index.js';
+import { InstallDisk } from './install-disk.js';
 import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -35,10 +35,8 @@ describe.skipIf(!canMount || !hasQemu)('cairn boot --root DIR: installing onto a
   let store: Store;
   let one: BuiltSystem;
   let two: BuiltSystem;
-  /** The disk image, its layout, the loop device of its root partition, and where that is mounted. */
-  let disk: string;
-  let layout: ReturnType<typeof layoutDisk>;
-  let loop: string | undefined;
+  /** The new machine's disk, its root mounted at `root`. */
+  let disk: InstallDisk | undefined;
   let root: string;
 
   const cairn = (...args: string[]) => execa('node', [CLI, ...args], { env: { CAIRN_HOME: STORE_HOME }, reject: false, cwd: work });
@@ -53,21 +51,8 @@ describe.skipIf(!canMount || !hasQemu)('cairn boot --root DIR: installing onto a
     one = await buildSystem(await evalConfigFile(join(work, 'one.yaml')), { store });
     two = await buildSystem(await evalConfigFile(join(work, 'two.yaml')), { store });
 
-    layout = layoutDisk('root-install-test', [
-      { name: 'esp', role: 'esp', bytes: 256 * MIB },
-      { name: 'root', role: 'root', bytes: 3072 * MIB },
-    ]);
-    disk = join(work, 'disk.img');
-    await execa('truncate', ['-s', String(layout.bytes), disk]);
-    await writePartitionTable(disk, layout);
-    const part = layout.partitions[1]!;
-    loop = (await execa('losetup', ['--find', '--show', '--offset', String(part.offset), '--sizelimit', String(part.bytes), disk])).stdout.trim();
-    await execa('mkfs.ext4', ['-q', '-L', 'root', loop]);
-    root = join(work, 'mnt');
-    mkdirSync(root);
-    await execa('mount', [loop, root]);
-    mkdirSync(join(root, 'boot'));
-    await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'esp', join(root, 'boot')]);
+    disk = await InstallDisk.make(work, 'root-install-test', 'root');
+    root = disk.root;
   }, 900_000);
 
   // Its guests count against the machine-wide limit of QEMU guests (the VM test driver's run beside it).
@@ -78,8 +63,7 @@ describe.skipIf(!canMount || !hasQemu)('cairn boot --root DIR: installing onto a
   afterAll(() => releaseSlot?.());
 
   afterAll(async () => {
-    if (root) await execa('umount', ['-R', root], { reject: false });
-    if (loop) await execa('losetup', ['-d', loop], { reject: false });
+    await disk?.release();
     if (work) removeTree(work);
   });
 
@@ -188,19 +172,8 @@ describe.skipIf(!canMount || !hasQemu)('cairn boot --root DIR: installing onto a
 
   it('boots from the disk: generation 2, which reaches its login prompt', async () => {
     // The ESP's files into the disk's FAT partition, then the root unmounted and released.
-    const espFiles = join(work, 'esp');
-    mkdirSync(espFiles);
-    await execa('cp', ['-a', `${root}/boot/.`, espFiles]);
-    await execa('umount', ['-R', root]);
-    await execa('losetup', ['-d', loop!]);
-    loop = undefined;
-    const esp = layout.partitions[0]!;
-    await execa('mkfs.vfat', ['-F', '16', '-n', 'ESP', '--offset', String(esp.offset / 512), disk, String(esp.bytes / 1024)]);
-    await execa('mcopy', ['-s', '-p', '-Q', '-i', `${disk}@@${esp.offset}`, ...readdirSync(espFiles).map((f) => join(espFiles, f)), '::'], { env: { MTOOLS_SKIP_CHECK: '1' } });
-
-    const vars = join(work, 'vars.fd');
-    copyFileSync(OVMF_VARS, vars);
-    const vm = RunningMachine.start(qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: 2, uefiVars: vars, drives: [{ file: disk, format: 'raw' }], network: null }));
+    await disk!.toFat(['-n', 'ESP']);
+    const vm = disk!.boot();
     try {
       const r = await vm.waitForConsole(/installed-two login:/, BOOT_TIMEOUT_MS);
       if (!r.matched) process.stderr.write(`--- serial console (${r.seconds.toFixed(1)} s, ${r.reason}) ---\n${vm.console}\n--- end of console ---\n`);
