@@ -107,33 +107,8 @@ describe('mkOption under config (error-mkOption-in-config.nix)', () => {
   });
 });
 
-describe("emptyValue (emptyValues.nix, attrsOf-conditional-check.nix)", () => {
-  const emptyValues = {
-    options: {
-      int: mkOption({ type: types.lazyAttrsOf(types.int) }),
-      list: mkOption({ type: types.lazyAttrsOf(types.listOf(types.int)) }),
-      attrs: mkOption({ type: types.lazyAttrsOf(types.attrsOf(types.int)) }),
-      null: mkOption({ type: types.lazyAttrsOf(types.nullOr(types.int)) }),
-      submodule: mkOption({ type: types.lazyAttrsOf(types.submodule({})) }),
-    },
-    config: {
-      int: { a: mkIf(false, null) },
-      list: { a: mkIf(false, null) },
-      attrs: { a: mkIf(false, null) },
-      null: { a: mkIf(false, null) },
-      submodule: { a: mkIf(false, null) },
-    },
-  };
-  it('a lazyAttrsOf entry whose definitions are all removed holds the type’s empty value', () => {
-    const c = configOf(emptyValues);
-    expect(c.list.a).toEqual([]);
-    expect(deep(c.attrs.a)).toEqual({});
-    expect(c.null.a).toBe(null);
-    expect(deep(c.submodule.a)).toEqual({});
-  });
-  it('types without an empty value: used but not defined', () => {
-    expect(() => configOf(emptyValues).int.a).toThrow(/The option `int.a' was accessed but has no value defined/);
-  });
+// emptyValues.nix itself: test/lib/nixos-modules-suite.test.ts.
+describe('emptyValue (attrsOf-conditional-check.nix, defaults.nix)', () => {
   it('attrsOf drops the entry; an option without a definition holds its type’s empty value (defaults.nix)', () => {
     const c = configOf({ options: { value: mkOption({ type: types.attrsOf(types.str) }) } }, { value: { foo: mkIf(false, 'x') } });
     expect('foo' in c.value).toBe(false);
