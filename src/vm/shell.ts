@@ -57,13 +57,25 @@ export class GuestShell {
   }
 
   /** Runs a shell command as root in the guest; stdout is returned, stderr goes to the console. */
-  execute(command: string, opts: { timeoutSeconds?: number } = {}): Promise<ExecResult> {
+  execute(command: string, opts: { timeoutSeconds?: number; graceSeconds?: number } = {}): Promise<ExecResult> {
     if (this.closedError) return Promise.reject(this.closedError);
     if (this.waiter) return Promise.reject(new Error('internal: one guest command at a time'));
     const id = ++this.seq;
     const timeoutSeconds = opts.timeoutSeconds ?? 900;
+    const giveUp = timeoutSeconds + (opts.graceSeconds ?? 60);
     return new Promise<ExecResult>((resolve, reject) => {
-      this.waiter = { id, resolve, reject };
+      // The guest's `timeout` ends the command; a shell that never answers at all (hung, or its
+      // console taken by another reader) must not hang the driver: give up a while later.
+      const timer = setTimeout(() => {
+        if (this.waiter?.id !== id) return;
+        this.waiter = undefined;
+        reject(new CairnError(`the guest shell gave no answer within ${giveUp} s`));
+      }, giveUp * 1000);
+      const settle = <T>(f: (v: T) => void) => (v: T): void => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.waiter = { id, resolve: settle(resolve), reject: settle(reject) };
       this.socket.write(GuestShell.frame(id, command, timeoutSeconds));
     });
   }

@@ -50,6 +50,20 @@ describe('guest shell framing', () => {
     sh.close();
   });
 
+  it('gives up on a shell that never answers, instead of waiting for ever', async () => {
+    // A console whose reader is not the shell (e.g. a login prompt took it): nothing comes back.
+    const silent = join(mkdtempSync(join(tmpdir(), 'cairn-shell-')), 'silent.sock');
+    const mute = createServer(() => {});
+    await new Promise<void>((r) => mute.listen(silent, r));
+    try {
+      const sh = await GuestShell.connect(silent);
+      await expect(sh.execute('true', { timeoutSeconds: 1, graceSeconds: 1 })).rejects.toThrow(/gave no answer within 2 s/);
+      sh.close();
+    } finally {
+      mute.close();
+    }
+  });
+
   it('stops a command at its timeout', async () => {
     const sh = await GuestShell.connect(sock);
     const r = await sh.execute('sleep 30', { timeoutSeconds: 1 });
