@@ -81,7 +81,9 @@ export default ({ lib, config }: ModuleArgs) => {
             type: types.listOf(deviceSpec),
             default: [],
             example: ['interface-name:veth*', 'mac:52:54:00:12:34:56', 'eth2'],
-            description: 'Devices NetworkManager leaves alone: interface names, or device specs (`mac:…`, `interface-name:…`, `type:…`).',
+            description:
+              'Devices NetworkManager leaves alone: interface names, or device specs (`mac:…`, `interface-name:…`, `type:…`). ' +
+              'The links `systemd.network.networks` match by `Name` are added: networkd configures those.',
           }),
           dns: mkOption({
             type: types.enum(['default', 'dnsmasq', 'systemd-resolved', 'none']),
@@ -145,6 +147,14 @@ export default ({ lib, config }: ModuleArgs) => {
       networking: {
         useDHCP: false,
         networkmanager: {
+          // What systemd.network still declares is networkd's: NetworkManager leaves those links alone.
+          get unmanaged() {
+            return Object.values(config.systemd.network.networks)
+              .filter((n) => n.enable)
+              .flatMap((n) => [n.matchConfig.Name ?? []].flat().flatMap((v) => String(v).split(/\s+/)))
+              .filter((v) => v !== '')
+              .map((v) => `interface-name:${v}`);
+          },
           settings: {
             main: {
               plugins: mkDefault('keyfile'),

@@ -263,6 +263,12 @@ describe('networking.networkmanager', () => {
     expect(store.message).toContain(`${store.file}:5`);
   });
 
+  it('leaves the links systemd.network still declares to networkd', async () => {
+    const config = await evalConfig(nm, { systemd: { network: { networks: { '30-lan': { matchConfig: { Name: 'lan0 br*' }, address: ['10.0.0.1/24'] } } } } });
+    expect(etcText(config, 'systemd/network/30-lan.network')).toContain('Address=10.0.0.1/24');
+    expect(etcText(config, 'NetworkManager/NetworkManager.conf')).toContain('[keyfile]\nunmanaged-devices=interface-name:lan0;interface-name:br*;interface-name:wg0;mac:52:54:00:12:34:56\n');
+  });
+
   it('is off by default: networkd keeps the interfaces', async () => {
     const config = await evalConfig({ networking: { interfaces: { eth1: { ipv4: { addresses: [{ address: '192.168.1.2', prefixLength: 24 }] } } } } });
     expect(etcText(config, 'systemd/network/40-eth1.network')).toContain('Address=192.168.1.2/24');
