@@ -66,7 +66,7 @@ export default ({ lib, config }: ModuleArgs) => {
         description: "The routing table of the peers' routes (`Table`): a number or name, `off` for none, `auto` (wg-quick's default when null).",
       }),
       mtu: mkOption({ type: types.nullOr(types.ints.between(68, 65535)), default: null, example: 1248, description: 'The MTU; wg-quick derives it from the endpoints\' routes when null.' }),
-      peers: mkOption({ type: types.listOf(types.submodule({ options: wg.peerOptions({ name: false }) })), default: [], description: 'The peers of the interface.' }),
+      peers: mkOption({ type: types.listOf(types.submodule({ options: wg.peerOptions({ wireguard: false }) })), default: [], description: 'The peers of the interface.' }),
       extraOptions: mkOption({
         type: types.attrsNamed(types.strMatching('[A-Za-z][A-Za-z0-9]*'), types.either(value, types.int)),
         default: {},

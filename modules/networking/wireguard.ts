@@ -7,7 +7,8 @@ type Interface = Config['networking']['wireguard']['interfaces'][string];
  * kernel's own module). Each interface is one oneshot unit, `wireguard-<name>.service`, that
  * creates the link, sets its key, addresses and peers and adds the peers' routes; stopping it
  * deletes the link. NixOS starts a unit per peer (`wireguard-<name>-peer-…`) and one generating
- * the key: here they are steps of the interface's unit, so a changed peer restarts the interface.
+ * the key: here they are steps of the interface's unit, so a changed peer restarts the interface;
+ * only a peer whose endpoint is refreshed (`dynamicEndpointRefreshSeconds`) has a unit of its own.
  * Private and preshared keys are only read from files outside the store, on the machine.
  */
 export default ({ lib, config }: ModuleArgs) => {
@@ -54,9 +55,13 @@ export default ({ lib, config }: ModuleArgs) => {
       preSetup: mkOption({ type: commands, default: '', description: 'Shell commands run (as root) before the interface is created.' }),
       postSetup: mkOption({ type: commands, default: '', description: 'Shell commands run after the interface is up.' }),
       postShutdown: mkOption({ type: commands, default: '', description: 'Shell commands run after the interface was deleted.' }),
-      peers: mkOption({ type: types.listOf(types.submodule({ options: wg.peerOptions({ name: true }) })), default: [], description: 'The peers of the interface.' }),
+      peers: mkOption({ type: types.listOf(types.submodule({ options: wg.peerOptions({ wireguard: true }) })), default: [], description: 'The peers of the interface.' }),
     },
   });
+
+  /** A peer's refresh unit (without `.service`), its name escaped as NixOS does (`+`, `=`, `/` of keys). */
+  const refreshUnit = (iface: string, peer: string): string =>
+    `wireguard-${iface}-peer-${peer.replace(/[^A-Za-z0-9:_.]/gu, (c) => (c === '/' ? '-' : [...Buffer.from(c)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')))}-refresh`;
 
   /** The unit's start script: every value a quoted word. */
   const setup = (name: string, i: Interface): string => {
@@ -128,6 +133,21 @@ export default ({ lib, config }: ModuleArgs) => {
         get services() {
           const out: Record<string, unknown> = {};
           for (const [name, i] of Object.entries(cfg.interfaces)) {
+            for (const p of i.peers) {
+              if (p.dynamicEndpointRefreshSeconds === 0 || p.endpoint === null) continue;
+              const set = `wg set ${q(name)} peer ${q(p.publicKey)} endpoint ${q(p.endpoint)}`;
+              out[refreshUnit(name, p.name ?? p.publicKey)] = {
+                description: `WireGuard endpoint refresh of ${name}'s peer ${p.name ?? p.publicKey}`,
+                wantedBy: [`wireguard-${name}.service`],
+                after: [`wireguard-${name}.service`, 'network-online.target'],
+                wants: ['network-online.target'],
+                bindsTo: [`wireguard-${name}.service`],
+                // wg retries a name that does not resolve yet, for ever.
+                environment: { WG_ENDPOINT_RESOLUTION_RETRIES: 'infinity' },
+                script: `while ${set}; do sleep ${p.dynamicEndpointRefreshSeconds}; done\n`,
+                serviceConfig: { Restart: 'always', ...(p.dynamicEndpointRefreshRestartSeconds !== null ? { RestartSec: p.dynamicEndpointRefreshRestartSeconds } : {}) },
+              };
+            }
             out[`wireguard-${name}`] = {
               description: `WireGuard tunnel ${name}`,
               after: ['network-pre.target'],

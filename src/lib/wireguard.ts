@@ -62,15 +62,28 @@ export function refusedSecret(fileOption: string): OptionType {
   });
 }
 
-/** The options of a peer, as both NixOS modules declare them. */
-export function peerOptions(o: { name: boolean }) {
+/** The options of a peer, as both NixOS modules declare them (`networking.wireguard`'s has a few more). */
+export function peerOptions(o: { wireguard: boolean }) {
   return {
-    ...(o.name
+    ...(o.wireguard
       ? {
           name: mkOption({
             type: types.nullOr(types.singleLineStr),
             default: null,
-            description: 'A name for the peer, shown in the unit\'s messages (NixOS names its per-peer unit by it; the public key when null).',
+            description: "A name for the peer: its endpoint refresh unit is named by it (the public key when null), and the interface's script says which peer each step is for.",
+          }),
+          dynamicEndpointRefreshSeconds: mkOption({
+            type: types.ints.unsigned,
+            default: 0,
+            example: 5,
+            description:
+              'Every this many seconds, set the endpoint again (`wg set … endpoint`), so a new address behind its host name is noticed, in ' +
+              '`wireguard-<interface>-peer-<name>-refresh.service`; 0: only when the interface is set up.',
+          }),
+          dynamicEndpointRefreshRestartSeconds: mkOption({
+            type: types.nullOr(types.ints.positive),
+            default: null,
+            description: 'Seconds before the refresh unit starts again after the name could not be resolved (systemd\'s default when null).',
           }),
         }
       : {}),

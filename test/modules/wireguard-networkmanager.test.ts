@@ -99,6 +99,19 @@ describe('networking.wireguard', () => {
     expect(script).toContain("if [ ! -f '/var/lib/wireguard/wg0.key' ]; then mkdir -p -m 0755 \"$(dirname '/var/lib/wireguard/wg0.key')\"; (umask 077; wg genkey > '/var/lib/wireguard/wg0.key'); fi");
   });
 
+  it('dynamicEndpointRefreshSeconds: a unit per such peer sets its endpoint again and again, named as NixOS names it', async () => {
+    const config = await evalConfig(wireguard({ ...wg0, peers: [{ ...wg0.peers[0], dynamicEndpointRefreshSeconds: 30, dynamicEndpointRefreshRestartSeconds: 10 }, { ...wg0.peers[1], name: 'büro 2' }] }));
+    const units = Object.keys(config.systemd.services).filter((u) => u.includes('-peer-'));
+    expect(units).toEqual(['wireguard-wg0-peer-laptop-refresh']);
+    const unit = etcText(config, 'systemd/system/wireguard-wg0-peer-laptop-refresh.service');
+    expect(unit).toContain('BindsTo=wireguard-wg0.service');
+    expect(unit).toContain('Environment="WG_ENDPOINT_RESOLUTION_RETRIES=infinity"');
+    expect(unit).toContain('Restart=always\nRestartSec=10');
+    expect(unitScript(config, 'wireguard-wg0-peer-laptop-refresh.service')).toContain(`while wg set 'wg0' peer '${PUB_A}' endpoint 'vpn.example.org:51820'; do sleep 30; done`);
+    const byKey = await evalConfig(wireguard({ ...wg0, peers: [{ publicKey: PUB_A, allowedIPs: [], endpoint: 'h:1', dynamicEndpointRefreshSeconds: 5 }] }));
+    expect(Object.keys(byKey.systemd.services)).toContain('wireguard-wg0-peer-xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg\\x3d-refresh');
+  });
+
   it('allowedIPsAsRoutes = false and another table', async () => {
     const none = unitScript(await evalConfig(wireguard({ ...wg0, allowedIPsAsRoutes: false })), 'wireguard-wg0.service');
     expect(none).not.toContain('ip route');
