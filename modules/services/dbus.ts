@@ -2,7 +2,7 @@ import type { ModuleArgs } from '../config.js';
 
 /**
  * `services.dbus`: the D-Bus system bus (Debian's dbus-daemon), which services such as
- * NetworkManager talk through. What the packages' maintainer scripts would do is done by what they
+ * systemd-logind and NetworkManager talk through. What the packages' maintainer scripts would do is done by what they
  * ship: the `messagebus` account comes from their sysusers.d file, /var/lib/dbus from their
  * tmpfiles.d file; policies and bus-activated services are read from /usr/share/dbus-1 and
  * /etc/dbus-1, so a package in `packages` (or anywhere in the system) brings its own.
@@ -16,8 +16,10 @@ export default ({ lib, config }: ModuleArgs) => {
         dbus: {
           enable: mkOption({
             type: types.bool,
-            default: false,
-            description: 'Whether to run the D-Bus system bus. Modules that need it (NetworkManager) turn it on.',
+            default: true,
+            description:
+              'Whether to run the D-Bus system bus. On by default, as in NixOS (where the systemd module turns it on): systemd-logind and ' +
+              'NetworkManager talk through it, and Debian\'s libpam-systemd depends on it, so turning this off does not remove it from a system that has those.',
           }),
           implementation: mkOption({
             type: types.enum(['dbus']),

@@ -286,6 +286,6 @@ describe('networking.networkmanager', () => {
     const config = await evalConfig({ networking: { interfaces: { eth1: { ipv4: { addresses: [{ address: '192.168.1.2', prefixLength: 24 }] } } } } });
     expect(etcText(config, 'systemd/network/40-eth1.network')).toContain('Address=192.168.1.2/24');
     expect(config.environment.systemPackages.map(String)).not.toContain('network-manager');
-    expect(config.services.dbus.enable).toBe(false);
+    expect(config.environment.etc['NetworkManager/NetworkManager.conf']).toBeUndefined();
   });
 });
