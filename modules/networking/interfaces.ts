@@ -110,6 +110,8 @@ export default ({ lib, config }: ModuleArgs) => {
           enable: true,
           get networks() {
             const out: Record<string, unknown> = {};
+            // NetworkManager configures the interfaces then (modules/networking/networkmanager.ts).
+            if (config.networking.networkmanager.enable) return out;
             const gateways = [gw(config.networking.defaultGateway), gw(config.networking.defaultGateway6)].filter((g): g is Gateway => g !== null);
             for (const i of Object.values(config.networking.interfaces)) {
               const statics = [...i.ipv4.addresses, ...i.ipv6.addresses];

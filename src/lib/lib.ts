@@ -6,6 +6,7 @@ import { renderTemplate } from '../templates.js';
 import { shellComment, shellQuote } from '../shell.js';
 import * as fileSystems from './filesystems.js';
 import * as systemd from './systemd.js';
+import * as wireguard from './wireguard.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -46,6 +47,8 @@ export const lib = {
   systemd,
   /** fstab entries: `fsSpec`, `renderFstab`, the mount points stage 1 always mounts (src/lib/filesystems.ts). */
   fileSystems,
+  /** WireGuard's checked values, key-file types and peer options (src/lib/wireguard.ts). */
+  wireguard,
   /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
   digest: systemd.digest,
   /** The one quoting of values in generated shell: `s` as a single-quoted word. */
