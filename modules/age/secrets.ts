@@ -45,9 +45,9 @@ export default ({ lib, config }: ModuleArgs) => {
         type: account,
         get default() {
           const u = config.users.users[s.owner];
-          return u ? u.group || (u.isNormalUser ? 'users' : '0') : '0';
+          return u ? u.group || (u.isNormalUser ? 'users' : 'nogroup') : '0';
         },
-        defaultText: "the owner's primary group, else 0",
+        defaultText: "the owner's primary group (as users.users gives it), else 0",
         description: 'The group owning the decrypted file.',
       }),
       symlink: mkOption({ type: types.bool, default: true, description: 'Whether `path` (when not in `age.secretsDir`) is a link to the file there, rather than a decrypted copy of its own.' }),

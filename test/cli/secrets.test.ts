@@ -52,7 +52,7 @@ describe.runIf(hasAge)('cairn secrets', () => {
   const web1 = keyPair('web1');
   const web2 = keyPair('web2');
   const rules = (hosts: string[]) =>
-    writeFileSync(join(repo, 'secrets.yaml'), `admins: &admins\n  publicKeys: ["${admin.pub}"${hosts.map((h) => `, "${h}"`).join('')}]\nsecrets/db.age: *admins\nsecrets/api.age: *admins\n`);
+    writeFileSync(join(repo, 'secrets.yaml'), `secrets/db.age: &admins\n  publicKeys: ["${admin.pub}"${hosts.map((h) => `, "${h}"`).join('')}]\nsecrets/api.age: *admins\n`);
 
   it('edit: a new file, written by $EDITOR, encrypted to every recipient of the rules file; the plaintext file is gone', async () => {
     writeFileSync(join(repo, 'secrets.yaml'), `secrets/db.age: { publicKeys: ["${admin.pub}", "${web1.pub}"] }\nsecrets/api.age: { publicKeys: ["${admin.pub}", "${web1.pub}"] }\n`);
