@@ -161,6 +161,8 @@ export default ({ lib, config }: ModuleArgs) => {
         }
         const byName = new Map<string, string>();
         for (const [attr, s] of secrets()) {
+          // The build copies the ciphertext: a missing file is named here, by its option.
+          lib.fileDigest(s.file, `age.secrets.${attr}.file`);
           const other = byName.get(s.name);
           out.push({ assertion: other === undefined, message: `age.secrets.${attr}.name: ${s.name} is also the name of age.secrets.${other}; each secret needs a file of its own.` });
           byName.set(s.name, attr);

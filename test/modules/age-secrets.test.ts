@@ -110,14 +110,19 @@ describe.runIf(hasAge)('age.secrets', () => {
   });
 
   it.each([
-    [{ age: { identityPaths: ['/cairn/store/abc-key'], secrets: { x: { file: '/x.age' } } } }, 'age.identityPaths: /cairn/store/abc-key is in the world-readable store'],
-    [{ age: { identityPaths: ['/k'], secrets: { x: { file: '/x.age', path: '/cairn/store/x' } } } }, 'age.secrets.x.path: /cairn/store/x is in the store'],
-    [{ age: { secrets: { x: { file: '/x.age' } } } }, 'age.identityPaths must name the keys'],
-    [{ age: { identityPaths: ['/k'], secrets: { x: { file: '/x.age' }, y: { file: '/y.age', name: 'x' } } } }, 'age.secrets.y.name: x is also the name of age.secrets.x'],
+    [{ age: { identityPaths: ['/cairn/store/abc-key'], secrets: { x: { file: join(work, 'secrets/db.age') } } } }, 'age.identityPaths: /cairn/store/abc-key is in the world-readable store'],
+    [{ age: { identityPaths: ['/k'], secrets: { x: { file: join(work, 'secrets/db.age'), path: '/cairn/store/x' } } } }, 'age.secrets.x.path: /cairn/store/x is in the store'],
+    [{ age: { secrets: { x: { file: join(work, 'secrets/db.age') } } } }, 'age.identityPaths must name the keys'],
+    [{ age: { identityPaths: ['/k'], secrets: { x: { file: join(work, 'secrets/db.age') }, y: { file: join(work, 'secrets/api.age'), name: 'x' } } } }, 'age.secrets.y.name: x is also the name of age.secrets.x'],
     [{ age: { identityPaths: ['/k'], secrets: { x: { file: join(work, 'secrets/db.age'), restartUnits: ['nothing.service'] } } } }, 'age.secrets.x.restartUnits: nothing.service is not a service declared in systemd.services'],
     [{ age: { identityPaths: ['/k'], secrets: { 'a/b': { file: '/x.age' } } } }, 'a/b'],
   ])('refuses %j', async (config, message) => {
     expect(await failure(config)).toContain(message);
+  });
+
+  it('a missing encrypted file is named by its option', async () => {
+    const yaml = CONFIG.replace('./secrets/db.age', './secrets/nowhere.age');
+    await expect(evalYaml('missing.yaml', yaml)).rejects.toThrow(`age.secrets.db.file: cannot read ${join(work, 'secrets/nowhere.age')}: ENOENT`);
   });
 
   it('a relative file in a definition without a file is refused, naming the option', async () => {
