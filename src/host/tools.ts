@@ -36,6 +36,7 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'grub-mkimage', package: 'grub-pc-bin', purpose: "GRUB's core image for BIOS disk images (raw-bios, raw-hybrid)" },
   { name: '/usr/lib/grub/i386-pc/boot.img', package: 'grub-pc-bin', purpose: "GRUB's boot sector and i386-pc modules" },
   { name: 'ssh', package: 'openssh-client', purpose: 'remote deploys and VM tests' },
+  { name: 'age', package: 'age', purpose: 'encrypts and decrypts secrets (cairn secrets edit, rekey)' },
 ];
 
 function isExecutable(file: string): boolean {

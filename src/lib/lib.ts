@@ -4,6 +4,9 @@ import { types, mkOptionType } from './types.js';
 import { formats } from './formats.js';
 import { renderTemplate } from '../templates.js';
 import { shellComment, shellQuote } from '../shell.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CairnError } from '../errors.js';
 import * as fileSystems from './filesystems.js';
 import * as systemd from './systemd.js';
 import * as wireguard from './wireguard.js';
@@ -51,6 +54,17 @@ export const lib = {
   wireguard,
   /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
   digest: systemd.digest,
+  /**
+   * The digest of a file's bytes (a restart trigger for a file the build reads, e.g. an encrypted
+   * secret): read when called, so a change of the file changes the unit naming it.
+   */
+  fileDigest(path: string, what = path): string {
+    try {
+      return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
+    } catch (err) {
+      throw new CairnError(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  },
   /** The one quoting of values in generated shell: `s` as a single-quoted word. */
   shellQuote,
   /** `s` as a one-line shell comment (`# …`), control characters escaped. */

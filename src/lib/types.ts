@@ -345,6 +345,31 @@ function strMatching(pattern: string): OptionType {
 /** C0 control characters and DEL: line breaks of every line-based format (systemd also ends lines at CR and NUL). */
 const CONTROL = '\\x00-\\x1f\\x7f';
 
+/**
+ * A file of the user's repository that the build reads (an encrypted secret): absolute, or
+ * relative to the file whose definition names it, as an import is (YAML has no path values).
+ * The value is the absolute path on the building machine.
+ */
+const sourcePath: OptionType = mkOptionType({
+  name: 'sourcePath',
+  description: 'path (absolute, or relative to the file defining it)',
+  descriptionClass: 'noun',
+  check: (v) => isStr(v) && v !== '' && !new RegExp(`[${CONTROL}]`).test(v),
+  merge(loc, defs) {
+    const abs = defs.map((d) => {
+      const v = d.value as string;
+      if (isAbsolute(v)) return v;
+      if (!isAbsolute(d.loc.file)) throw new OptionError(`The option \`${showOption(loc)}' is a relative path with no file to be relative to; give an absolute path:${showDefs([d])}`);
+      return resolve(dirname(d.loc.file), v);
+    });
+    if (abs.some((a) => a !== abs[0])) {
+      throw new OptionError(`The option \`${showOption(loc)}' has conflicting definition values:${showDefs(defs.map((d, i) => ({ ...d, value: abs[i] })))}`);
+    }
+    return abs[0];
+  },
+  jsonSchema: () => ({ type: 'string', minLength: 1 }),
+});
+
 /** A string type checked by a regular expression, under its own name (strMatching's check and schema). */
 function pattern(name: string, description: string, re: string): OptionType {
   const full = new RegExp(`^(?:${re})$`, 'u');
@@ -540,6 +565,7 @@ export const types = {
   commas: separatedString(',', 'commas'),
   // A path becomes a file name, a shell word or a list entry: no line breaks or other controls.
   path: pattern('path', 'absolute path', `/[^${CONTROL}]*`),
+  sourcePath,
   singleLineStr,
   word,
   fileName,

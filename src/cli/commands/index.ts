@@ -10,7 +10,8 @@ import { testCommands } from './test.js';
 import { generationsCommands } from './generations.js';
 import { switchCommands } from './switch.js';
 import { initCommands } from './init.js';
+import { secretsCommands } from './secrets.js';
 
 /** Every `cairn` subcommand; each area of the engine contributes its own file. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [...evalCommands, ...doctorCommands, ...storeCommands, ...packagesCommands, ...buildCommands, ...imageCommands, ...vmCommands, ...testCommands, ...generationsCommands, ...switchCommands, ...initCommands];
+export const commands: CommandModule<any, any>[] = [...evalCommands, ...doctorCommands, ...storeCommands, ...packagesCommands, ...buildCommands, ...imageCommands, ...vmCommands, ...testCommands, ...generationsCommands, ...switchCommands, ...initCommands, ...secretsCommands];

@@ -4,11 +4,54 @@
  * machine's 'booted' snapshot (taken by the first of them), so they see nothing another wrote:
  * the second subtest proves it. The driver logs each subtest's time and a summary at the end.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort, run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
 const { dir: keys, publicKey } = await sshKeyPair('driver@host');
+
+// --- age.secrets: the machine's identity is an ssh ed25519 key made here, which the subtest puts
+// in place of the machine's host key (age.identityPaths' default) before switching to the
+// generations that hold the secrets: as a real machine's host key is provisioned before the
+// secrets encrypted to it are deployed. Generation 1 (the boot) has no secrets; 2 and 3 differ
+// only in the encrypted file, so switching from 2 to 3 must restart the service using it.
+const ageKey = await sshKeyPair('root@services', 'cairn-test-age-');
+const agePlain = ['first', 'second'].map((w) => `cairn-${w}-secret-${randomBytes(12).toString('hex')}`);
+const ageFiles = await Promise.all(
+  agePlain.map(async (plain, i) => {
+    const file = join(ageKey.dir, `greeting-${i + 1}.age`);
+    await run('sh', ['-c', 'printf %s "$1" | age -e -r "$2" -o "$3"', 'sh', plain, ageKey.publicKey, file]);
+    return file;
+  }),
+);
+const withSecret = (file: string) => ({
+  users: { users: { bob: { isNormalUser: true } } },
+  age: { secrets: { greeting: { file, owner: 'alice', restartUnits: ['secret-reader.service'] } } },
+  systemd: {
+    services: {
+      'secret-reader': {
+        wantedBy: ['multi-user.target'],
+        serviceConfig: { User: 'alice' },
+        script: 'test -r /run/secrets/greeting\nexec sleep infinity',
+      },
+    },
+  },
+});
+/** Plain objects merged key by key (lists concatenated): the machine's configuration and another module's. */
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const x = out[k];
+    if (Array.isArray(x) && Array.isArray(v)) out[k] = [...x, ...v];
+    else if (x && v && typeof x === 'object' && typeof v === 'object') out[k] = deepMerge(x as Record<string, unknown>, v as Record<string, unknown>);
+    else out[k] = v;
+  }
+  return out;
+}
+/** The machine as it boots, and in its store the same machine with each version of the secret. */
+const withSecretGenerations = (machine: Record<string, unknown>) => ({ configuration: machine, alsoInStore: ageFiles.map((f) => deepMerge(machine, withSecret(f))) });
+// --- end of age.secrets' setup
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -17,7 +60,7 @@ function check(ok: boolean, what: string): void {
 export default {
   name: 'services sharing one machine',
   nodes: {
-    machine: {
+    machine: withSecretGenerations({
       networking: { hostName: 'services' },
       system: { stateVersion: '0.1' },
       services: {
@@ -29,7 +72,7 @@ export default {
       },
       security: { sudo: { extraRules: [{ users: ['alice'], runAs: 'root', commands: [{ command: '/usr/bin/id', options: ['NOPASSWD'] }] }] } },
       users: { users: { alice: { isNormalUser: true, openssh: { authorizedKeys: { keys: [publicKey] } } } } },
-    },
+    }),
   },
   async testScript({ machine }: Record<string, Machine>, { subtest }: DriverContext) {
     await machine.start();
@@ -91,6 +134,55 @@ export default {
       check((await machine.succeed('runuser -u alice -- sudo -n /usr/bin/id -u')).trim() === '0', 'alice could not run id as root');
       await machine.fail('runuser -u alice -- sudo -n /usr/bin/true');
     });
+
+    await subtest(
+      'age.secrets: decrypted for its owner only, never in the store, kept by a switch, and a changed one restarts its service',
+      async () => {
+        const [withFirst, withSecond] = machine.otherSystems as [string, string];
+        // The identity goes through a folder only root can enter, so it is never readable by others.
+        await machine.succeed('install -d -m 0700 /root/age-provision');
+        await machine.copyToMachine(ageKey.key, '/root/age-provision/key');
+        await machine.succeed(
+          'chmod 0600 /root/age-provision/key && mv /root/age-provision/key /etc/ssh/ssh_host_ed25519_key && ' +
+            `echo ${JSON.stringify(ageKey.publicKey)} > /etc/ssh/ssh_host_ed25519_key.pub && rmdir /root/age-provision`,
+        );
+        const activate = async (toplevel: string) => {
+          const r = await machine.execute(`${toplevel}/bin/switch-to-configuration test 2>&1`);
+          check(r.status === 0, `switch-to-configuration test of ${toplevel} exited ${r.status}:\n${r.stdout}`);
+          return r.stdout;
+        };
+        const invocation = () => machine.succeed('systemctl show -P InvocationID secret-reader.service');
+
+        await activate(withFirst);
+        await machine.waitForUnit('secret-reader.service');
+        check((await machine.succeed('runuser -u alice -- cat /run/secrets/greeting')) === agePlain[0], 'alice does not read the first secret');
+        const denied = await machine.execute('runuser -u bob -- cat /run/secrets/greeting 2>&1');
+        check(denied.status !== 0 && denied.stdout.includes('Permission denied'), `bob read the secret: ${denied.stdout}`);
+        check((await machine.succeed('stat -L -c "%U %G %a" /run/secrets/greeting')).trim() === 'alice users 400', 'owner, group or mode');
+        check((await machine.succeed('findmnt -n -o FSTYPE /run/secrets.d')).trim() === 'ramfs', '/run/secrets.d is not a ramfs');
+        // Neither version of the plaintext is anywhere in the store (every generation's closure).
+        // Byte-wise (LC_ALL=C): several times faster over binaries than a UTF-8 locale.
+        const grep = await machine.execute(`LC_ALL=C grep -rlF ${agePlain.map((p) => `-e ${p}`).join(' ')} /cairn/store 2>/tmp/age-grep.err || rc=$?; echo "exit \${rc:-0}"; head -5 /tmp/age-grep.err`, { timeout: 900 });
+        check(/^exit 1\n$/.test(grep.stdout), `the store holds a plaintext secret, or could not be searched whole:\n${grep.stdout}`);
+        const first = await invocation();
+
+        // The same generation again: decrypted anew, the service left running.
+        const link = await machine.succeed('readlink /run/secrets');
+        await activate(withFirst);
+        check((await machine.succeed('readlink /run/secrets')) !== link, 'the secrets were not decrypted again');
+        check((await machine.succeed('runuser -u alice -- cat /run/secrets/greeting')) === agePlain[0], 'the secret did not survive the switch');
+        check((await invocation()) === first, 'secret-reader was restarted though its secret did not change');
+
+        // A changed secret: the service using it restarts, and reads the new one.
+        const plan = await activate(withSecond);
+        check(/stop secret-reader\.service before activation, start it after/.test(plan), `the switch did not restart secret-reader:\n${plan}`);
+        await machine.waitForUnit('secret-reader.service');
+        check((await invocation()) !== first, 'secret-reader kept running with the old secret');
+        check((await machine.succeed('runuser -u alice -- cat /run/secrets/greeting')) === agePlain[1], 'alice does not read the second secret');
+        check((await machine.succeed('ls /run/secrets.d')).trim().split('\n').length === 1, 'old generations of secrets are left');
+      },
+      { fresh: true },
+    );
 
     await subtest(
       'openssh: alice logs in with her authorized key, through a forward added before the restore',
