@@ -71,6 +71,16 @@ export class Machine {
   /** Toplevels of `alsoInStore`, in order: `/cairn/store/…/bin/switch-to-configuration` in the guest. */
   readonly otherSystems: string[] = [];
 
+  /**
+   * The machine's store as folders on the host: the closure of its system and of `alsoInStore`,
+   * which is what its store disk holds. A search of the whole store (e.g. for a secret that must
+   * not be there) runs here at the host's speed instead of through the emulated disk.
+   */
+  async storeOnHost(): Promise<string[]> {
+    const { toplevel } = await this.build();
+    return this.opts.store.closure([toplevel, ...this.otherSystems]).map((p) => this.opts.store.toPhysical(p));
+  }
+
   /** Builds the machine's system and disks (start does it too; tests build all machines first). */
   async build(): Promise<PreparedVm> {
     if (this.prepared) return this.prepared;
