@@ -204,6 +204,8 @@ describe('services.prometheus.exporters.node', () => {
     expect(etcText(c, 'systemd/system/prometheus-node-exporter.service')).toContain('User=node-exporter\n');
     expect(c.users.users['node-exporter']).toMatchObject({ isSystemUser: true, group: 'node-exporter' });
     expect(c.environment.systemPackages.map(String)).toContain('prometheus-node-exporter');
+    // The textfile collector's folder, which Debian's postinst would make.
+    expect(c.systemd.tmpfiles.rules).toContain('d /var/lib/prometheus/node-exporter 0755 root root -');
     expect(c.networking.firewall.ruleset).not.toContain('9101');
 
     const open = await evalConfig({ services: { prometheus: { exporters: { node: { enable: true, openFirewall: true } } } } });

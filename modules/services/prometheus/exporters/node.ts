@@ -46,6 +46,9 @@ export default ({ lib, config }: ModuleArgs) => {
       {
         environment: { systemPackages: ['prometheus-node-exporter'] },
         systemd: {
+          // The textfile collector's folder (Debian's default --collector.textfile.directory), as the
+          // package's postinst makes it: programs drop `*.prom` files there.
+          tmpfiles: { rules: ['d /var/lib/prometheus 0755 root root -', 'd /var/lib/prometheus/node-exporter 0755 root root -'] },
           services: {
             'prometheus-node-exporter': {
               description: 'Prometheus node exporter',
