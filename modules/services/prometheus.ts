@@ -95,7 +95,8 @@ export default ({ lib, config }: ModuleArgs) => {
           port: mkOption({ type: types.port, default: 9090, description: 'The port of the web interface and API.' }),
           listenAddress: mkOption({ type: types.strMatching('[^\\s\\x00-\\x1f\\x7f]*'), default: '0.0.0.0', example: '[::1]', description: 'The address the web interface and API listen on (an IPv6 one in brackets).' }),
           stateDir: mkOption({
-            type: types.strMatching('[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*'),
+            // Relative and below /var/lib: no `.` or `..` component.
+            type: types.strMatching('(?!\\.\\.?(/|$))[A-Za-z0-9_.-]+(/(?!\\.\\.?(/|$))[A-Za-z0-9_.-]+)*'),
             default: 'prometheus2',
             description: 'The folder below /var/lib the data is kept in (`StateDirectory=`; the TSDB in its `data`).',
           }),

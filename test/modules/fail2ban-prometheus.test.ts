@@ -180,6 +180,8 @@ describe('services.prometheus', () => {
     [{ scrapeConfigs: [{ ...node, basic_auth: { username: 'u', password: 'hunter2' } }] }, 'services.prometheus.scrapeConfigs[0].basic_auth.password: a secret in prometheus.yml would be in the world-readable store', 'password_file'],
     [{ scrapeConfigs: [{ ...node, authorization: { credentials: 'tok' } }] }, 'services.prometheus.scrapeConfigs[0].authorization.credentials', 'credentials_file'],
     [{ retentionTime: '30 days' }, 'services.prometheus.retentionTime', ''],
+    [{ stateDir: '../etc' }, 'services.prometheus.stateDir', ''],
+    [{ stateDir: 'a/./b' }, 'services.prometheus.stateDir', ''],
     [{ extraFlags: ['--a\n--b'] }, 'services.prometheus.extraFlags', ''],
     [{ scrapeConfigs: [{ static_configs: [] }] }, 'job_name', ''],
   ])('refuses %j', async (prometheus, message, instead) => {
