@@ -51,10 +51,11 @@ export default ({ lib, config }: ModuleArgs) => {
         description: 'Whether this jail is on (the `DEFAULT` section holds defaults of every jail and has no such switch).',
       }),
       filter: mkOption({
-        type: types.nullOr(types.either(sectionName, iniType)),
+        // A filter's name may carry options: `sshd[mode=aggressive]`.
+        type: types.nullOr(types.either(types.strMatching('[^\\s\\x00-\\x1f\\x7f]+'), iniType)),
         default: null,
         example: { Definition: { failregex: '^Login failed for .* from <HOST>$', journalmatch: '_SYSTEMD_UNIT=app.service' } },
-        description: 'The filter of this jail: the name of one in /etc/fail2ban/filter.d, or its contents by section (written to `filter.d/cairn-<jail>.local`).',
+        description: 'The filter of this jail: the name of one in /etc/fail2ban/filter.d (with options: `dovecot[mode=aggressive]`), or its contents by section (written to `filter.d/cairn-<jail>.local`).',
       }),
       settings: mkOption({
         type: settingsType,

@@ -94,6 +94,7 @@ describe('services.fail2ban', () => {
               filter: { Definition: { failregex: '^Login failed from <HOST>$\n            ^Bad token from <HOST>$', journalmatch: '_SYSTEMD_UNIT=app.service' } },
               settings: { port: 8080, findtime: '10m' },
             },
+            dovecot: { filter: 'dovecot[mode=aggressive]' },
             nginx: { filter: 'nginx-http-auth', settings: { backend: 'auto', logpath: '/var/log/nginx/error.log' } },
             raw: 'enabled = true\nfilter = sshd\nport = 2022\n',
           },
@@ -105,6 +106,7 @@ describe('services.fail2ban', () => {
     expect(jails.DEFAULT!['bantime.formula']).toBeUndefined();
     expect(jails.app).toEqual({ enabled: 'true', filter: 'cairn-app', port: '8080', findtime: '10m' });
     expect(jails.nginx).toEqual({ enabled: 'true', filter: 'nginx-http-auth', backend: 'auto', logpath: '/var/log/nginx/error.log' });
+    expect(jails.dovecot).toEqual({ enabled: 'true', filter: 'dovecot[mode=aggressive]' });
     expect(jails.raw).toEqual({ enabled: 'true', filter: 'sshd', port: '2022' });
     const filter = readIni(etcText(c, 'fail2ban/filter.d/cairn-app.local'));
     expect(filter.Definition!.failregex).toBe('^Login failed from <HOST>$\n^Bad token from <HOST>$');
