@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { CairnError } from '../../src/errors.js';
-import { etcText, evalConfig, tempDir } from './helpers.js';
+import { etcText, evalConfig, fakeRoot, hasCommand, tempDir, writeEtc } from './helpers.js';
 import { storePrograms, type StorePrograms } from './store-programs.js';
 
 async function failure(...modules: object[]): Promise<string> {
@@ -247,5 +247,18 @@ describe('promtool check config (from the store) as the build check runs it', ()
     const bad = await check(['groups:\n  - name: up\n    rules:\n      - alert: Down\n        expr: up ==\n']);
     expect(bad.status).not.toBe(0);
     expect(bad.stdout + bad.stderr).toContain('parse error');
+  });
+});
+
+describe.runIf(hasCommand('systemd-analyze'))('the units', () => {
+  it('pass systemd-analyze verify', async () => {
+    const c = await evalConfig({ services: { prometheus: { enable: true, extraFlags: ['--x=%h $HOME'], scrapeConfigs: [node], exporters: { node: { enable: true } } } } });
+    const { dir, stub } = fakeRoot();
+    writeEtc(c, dir);
+    stub('/usr/bin/kill'); // procps's, as openssh's ExecReload uses it
+    const units = ['/etc/systemd/system/prometheus.service', '/etc/systemd/system/prometheus-node-exporter.service'];
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', `--root=${dir}`, ...units], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+    expect(r.status).toBe(0);
   });
 });
