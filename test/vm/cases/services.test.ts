@@ -10,6 +10,7 @@ import { freePort, run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
 const { dir: keys, publicKey } = await sshKeyPair('driver@host');
+const { key: strangerKey } = await sshKeyPair('stranger@host');
 
 // --- age.secrets: the machine's identity is an ssh ed25519 key made here, which the subtest puts
 // in place of the machine's host key (age.identityPaths' default) before switching to the
@@ -69,7 +70,19 @@ export default {
         fstrim: { interval: 'Mon *-*-* 03:00:00' },
         qemuGuest: { enable: true },
         openssh: { enable: true },
+        // fail2ban and Prometheus: their subtests are the block at the end of the script.
+        fail2ban: { enable: true, maxretry: 3 },
+        prometheus: {
+          enable: true,
+          // A scrape of the node exporter takes seconds under emulation: a timeout as long as the interval.
+          globalConfig: { scrape_interval: '15s', scrape_timeout: '15s', evaluation_interval: '2s' },
+          retentionTime: '2d',
+          scrapeConfigs: [{ job_name: 'node', static_configs: [{ targets: ['127.0.0.1:9100'] }] }],
+          rules: ['groups:\n  - name: node\n    rules:\n      - record: cairn:up:sum\n        expr: sum(up)\n'],
+          exporters: { node: { enable: true, openFirewall: true, enabledCollectors: ['processes'], disabledCollectors: ['timex'] } },
+        },
       },
+      environment: { systemPackages: ['curl'] },
       security: { sudo: { extraRules: [{ users: ['alice'], runAs: 'root', commands: [{ command: '/usr/bin/id', options: ['NOPASSWD'] }] }] } },
       users: { users: { alice: { isNormalUser: true, openssh: { authorizedKeys: { keys: [publicKey] } } } } },
     }),
@@ -200,6 +213,51 @@ export default {
           'alice@127.0.0.1', 'echo "$(id -un) on $(hostname)"',
         ]);
         check(login.stdout.trim() === 'alice on services', `ssh printed ${JSON.stringify(login.stdout)}`);
+      },
+      { fresh: true },
+    );
+
+    // fail2ban and Prometheus.
+    await subtest('prometheus: scrapes the node exporter (up == 1), whose port the firewall opens', async () => {
+      await machine.waitForUnit('prometheus-node-exporter.service');
+      await machine.waitForUnit('prometheus.service');
+      await machine.waitForOpenPort(9090);
+      // The first scrape (every 15 s) and the recording rule's first evaluation.
+      const query = (q: string, value: string) =>
+        machine.waitUntilSucceeds(`r=$(curl -fsS 'http://127.0.0.1:9090/api/v1/query?query=${q}') && echo "$r" && echo "$r" | grep -q '${value}'`, { timeout: 180 });
+      await query('up', '"job":"node".*"value":\\[[0-9.]*,"1"\\]');
+      await query('cairn:up:sum', '"value":\\[[0-9.]*,"1"\\]');
+      const flags = await machine.succeed(`curl -fsS http://127.0.0.1:9090/api/v1/status/flags`);
+      check(flags.includes('"storage.tsdb.retention.time":"2d"') && flags.includes('"storage.tsdb.path":"/var/lib/prometheus2/data/"'), `flags: ${flags}`);
+      check((await machine.succeed('stat -c %U /var/lib/prometheus2/data')).trim() === 'prometheus', 'the data folder is not prometheus\'s');
+      // enabledCollectors adds `processes`, disabledCollectors drops `timex`; the host reaches port 9100 through the firewall.
+      const port = await freePort();
+      await machine.forwardPort(port, 9100);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(60_000) })).text();
+      check(/^node_processes_threads \d+$/m.test(metrics) && /^node_cpu_seconds_total\{/m.test(metrics), 'no processes or cpu metrics from the host');
+      check(!metrics.includes('node_timex_'), 'the timex collector still runs');
+    });
+
+    await subtest(
+      'fail2ban: failed ssh logins from the host ban it in the nftables ruleset, until unbanned',
+      async () => {
+        await machine.waitForUnit('fail2ban.service');
+        await machine.waitUntilSucceeds('fail2ban-client status sshd', { timeout: 120 });
+        const attempt = (user: string, key: string) =>
+          run('ssh', ['-i', key, '-p', String(ssh), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', `${user}@127.0.0.1`, 'true'], { timeout: 60_000 }).then(
+            () => true,
+            () => false,
+          );
+        // maxretry = 3 logins as a user sshd does not know (the host is 10.0.2.2 to the guest).
+        for (let i = 0; i < 3; i++) check(!(await attempt('mallory', strangerKey)), 'mallory logged in');
+        await machine.waitUntilSucceeds('fail2ban-client status sshd | grep -q "Banned IP list:.*\\b10\\.0\\.2\\.2\\b"', { timeout: 120 });
+        const ruleset = await machine.succeed('nft list ruleset');
+        check(/table inet f2b-table[\s\S]*set addr-set-sshd[^}]*elements = \{ 10\.0\.2\.2 \}/.test(ruleset), `nft list ruleset: ${ruleset}`);
+        // Banned: even alice's good key gets nowhere.
+        check(!(await attempt('alice', join(keys, 'id'))), 'alice logged in from a banned address');
+        await machine.succeed('fail2ban-client set sshd unbanip 10.0.2.2');
+        await machine.fail('nft list ruleset | grep -q 10.0.2.2');
+        check(await attempt('alice', join(keys, 'id')), 'alice could not log in after the unban');
       },
       { fresh: true },
     );
