@@ -188,7 +188,6 @@ export default ({ lib, config, pkgs }: ModuleArgs) => {
 
   return {
     imports: [
-      lib.mkRenamedOptionModule(['services', 'postgresql', 'port'], ['services', 'postgresql', 'settings', 'port']),
       lib.mkRenamedOptionModule(['services', 'postgresql', 'extraPlugins'], ['services', 'postgresql', 'extensions']),
       lib.mkRemovedOptionModule(['services', 'postgresql', 'extraConfig'], 'Use services.postgresql.settings instead.'),
     ],
@@ -215,6 +214,9 @@ export default ({ lib, config, pkgs }: ModuleArgs) => {
             description:
               'The data directory (the cluster). Default `/var/lib/postgresql/<major>`; null when the major is only known on the machine (the `postgresql` metapackage), where the start script finds it. Made at the first start, mode 0700, owned by postgres.',
           }),
+          // NixOS's older name, renamed to settings.port. Declared here: a renamed option cannot lead
+          // into a submodule (settings) with mkRenamedOptionModule.
+          port: mkOption({ type: types.nullOr(types.port), default: null, visible: false, description: 'Alias of `services.postgresql.settings.port` (renamed, as in NixOS).' }),
           enableTCPIP: mkOption({ type: types.bool, default: false, description: 'Whether the server listens on all interfaces (`listen_addresses = \'*\'`); otherwise on localhost and its unix socket only.' }),
           checkConfig: mkOption({ type: types.bool, default: true, description: 'Whether `cairn build` checks postgresql.conf with the server (`postgres -C`); only with a versioned `package`, whose program path is known.' }),
           settings: mkOption({
@@ -260,6 +262,7 @@ export default ({ lib, config, pkgs }: ModuleArgs) => {
         services: {
           postgresql: {
             settings: {
+              port: mkIf(cfg.port !== null, cfg.port as number),
               hba_file: `/etc/${ETC}/pg_hba.conf`,
               ident_file: `/etc/${ETC}/pg_ident.conf`,
               log_destination: mkDefault('stderr'),
@@ -353,6 +356,9 @@ export default ({ lib, config, pkgs }: ModuleArgs) => {
               },
             },
           },
+        },
+        get warnings() {
+          return cfg.port !== null ? ["The option `services.postgresql.port' has been renamed to `services.postgresql.settings.port'."] : [];
         },
         get assertions() {
           return [
