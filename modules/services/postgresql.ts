@@ -348,7 +348,10 @@ export default ({ lib, config, pkgs }: ModuleArgs) => {
                 // Fast shutdown (SIGINT): clients are disconnected, transactions rolled back.
                 KillSignal: 'SIGINT',
                 KillMode: 'mixed',
-                TimeoutSec: 120,
+                // initdb at the first start and recovery after a crash take what they take (minutes on
+                // a slow or emulated machine); the server itself says when it is ready (notify).
+                TimeoutStartSec: 'infinity',
+                TimeoutStopSec: 120,
                 UMask: '0027',
                 PrivateTmp: true,
                 ProtectHome: true,

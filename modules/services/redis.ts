@@ -38,7 +38,13 @@ export default ({ lib, config }: ModuleArgs) => {
       }),
       port: mkOption({ type: types.port, default: name === '' ? 6379 : 0, defaultText: 'if name == "" then 6379 else 0', description: 'The TCP port; 0: no TCP, the unix socket only.' }),
       openFirewall: mkOption({ type: types.bool, default: false, description: 'Whether the port is opened in the firewall.' }),
-      extraParams: mkOption({ type: types.listOf(types.singleLineStr), default: [], example: ['--sentinel'], description: 'More arguments of redis-server (each one argument).' }),
+      extraParams: mkOption({
+        // Each becomes one quoted word of ExecStart=: no quotes or backslashes (systemd quotes whole words only), no `%` or `$` (systemd would expand them).
+        type: types.listOf(types.strMatching('[^%$\'"\\\\\\x00-\\x1f\\x7f]*')),
+        default: [],
+        example: ['--sentinel'],
+        description: 'More arguments of redis-server, each one argument (without quotes, backslashes, `%` or `$`).',
+      }),
       bind: mkOption({ type: types.nullOr(types.strMatching('[^\\s\\x00-\\x1f\\x7f"\'\\\\]+( [^\\s\\x00-\\x1f\\x7f"\'\\\\]+)*')), default: '127.0.0.1', example: '192.0.2.1', description: 'The addresses to listen on, separated by spaces; null: all interfaces.' }),
       unixSocket: mkOption({
         type: types.nullOr(types.strMatching('/[^\\s\\x00-\\x1f\\x7f"\'\\\\]*')),

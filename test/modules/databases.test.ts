@@ -74,6 +74,8 @@ describe('services.postgresql', () => {
     expect(unit).toMatch(/^Type=notify$/m);
     expect(unit).toMatch(/^User=postgres$/m);
     expect(unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    // initdb at the first start takes minutes on a slow machine: no start timeout.
+    expect(unit).toMatch(/^TimeoutStartSec=infinity$/m);
   });
 
   it('enableTCPIP listens everywhere; `port` is the older name of settings.port (with a warning)', async () => {
@@ -239,7 +241,9 @@ describe('services.postgresqlBackup', () => {
 
 describe('services.redis.servers', () => {
   it('the server "" is the unit redis on 6379; another is redis-<name>, on its socket only', async () => {
-    const c = await evalConfig(redis({ '': { enable: true }, cache: { enable: true, save: [], appendOnly: true, settings: { 'maxmemory-policy': 'allkeys-lru' } } }));
+    const c = await evalConfig(redis({ '': { enable: true, openFirewall: true, extraParams: ['--maxmemory 10mb'] }, cache: { enable: true, openFirewall: true, save: [], appendOnly: true, settings: { 'maxmemory-policy': 'allkeys-lru' } } }));
+    // Only a server on TCP opens a port.
+    expect(c.networking.firewall.allowedTCPPorts).toEqual([6379]);
     const main = etcText(c, 'cairn/redis/redis.conf');
     expect(main).toContain('port 6379\n');
     expect(main).toContain('bind 127.0.0.1\n');
@@ -257,10 +261,11 @@ describe('services.redis.servers', () => {
     expect(unit).toMatch(/^User=redis-cache$/m);
     expect(unit).toMatch(/^StateDirectory=redis-cache$/m);
     expect(etcText(c, 'systemd/system/redis.service')).toMatch(/^User=redis$/m);
+    expect(etcText(c, 'systemd/system/redis.service')).toMatch(/^ExecStart=\/usr\/bin\/redis-server \/var\/lib\/redis\/redis\.conf '--maxmemory 10mb'$/m);
     expect(c.users.users['redis-cache'].isSystemUser).toBe(true);
     expect(c.boot.kernel.sysctl['vm.overcommit_memory']).toBe(1);
     // A changed setting restarts the server (redis reads its files only at start).
-    const other = await evalConfig(redis({ '': { enable: true }, cache: { enable: true, save: [], appendOnly: false } }));
+    const other = await evalConfig(redis({ '': { enable: true, openFirewall: true }, cache: { enable: true, openFirewall: true, save: [], appendOnly: false } }));
     expect(trigger(other, 'redis-cache', 'Restart')).not.toBe(trigger(c, 'redis-cache', 'Restart'));
     expect(trigger(other, 'redis', 'Restart')).toBe(trigger(c, 'redis', 'Restart'));
   });
@@ -295,6 +300,8 @@ describe('services.redis.servers', () => {
     [{ enable: true, requirePassFile: '/cairn/store/abc-pw' }, 'requirePassFile: /cairn/store/abc-pw is in the world-readable store'],
     [{ enable: true, port: 0, unixSocket: null }, 'could not be reached'],
     [{ enable: true, settings: { 'x\ny': 1 } }, 'services.redis.servers."".settings'],
+    [{ enable: true, extraParams: ["--x 'y'"] }, 'services.redis.servers."".extraParams'],
+    [{ enable: true, extraParams: ['%h'] }, 'services.redis.servers."".extraParams'],
     [{ enable: true, settings: { include: '/a\nrequirepass x' } }, 'services.redis.servers."".settings'],
   ])('refuses %j', async (server, message) => {
     expect(await failure(redis({ '': server }))).toContain(message);
