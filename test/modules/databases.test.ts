@@ -78,14 +78,17 @@ describe('services.postgresql', () => {
     expect(unit).toMatch(/^TimeoutStartSec=infinity$/m);
   });
 
-  it('enableTCPIP listens everywhere; `port` is the older name of settings.port (with a warning)', async () => {
-    const ev = await evalSystem([pg({ enableTCPIP: true, port: 5433 })] as never[]);
+  it('enableTCPIP listens everywhere; `port` and `extraPlugins` are the older names of settings.port and extensions (with warnings)', async () => {
+    const ev = await evalSystem([pg({ enableTCPIP: true, port: 5433, extraPlugins: ['postgresql-15-postgis-3'] })] as never[]);
     const c = ev.config as Cfg;
     expect(c.services.postgresql.settings.port).toBe(5433);
     expect(etcText(c, 'cairn/postgresql/postgresql.conf')).toContain("listen_addresses = '*'\nport = 5433\n".split('\n')[0]);
     expect(etcText(c, 'cairn/postgresql/postgresql.conf')).toContain('port = 5433\n');
     expect(script(c, 'postgresql', 'post-start')).toContain('--port=5433');
     expect(ev.warnings.join('\n')).toMatch(/services\.postgresql\.port.*settings\.port/);
+    // extraPlugins, NixOS's older name of extensions: Debian's extension packages, installed.
+    expect(c.environment.systemPackages.map(String)).toContain('postgresql-15-postgis-3');
+    expect(ev.warnings.join('\n')).toMatch(/services\.postgresql\.extraPlugins.*extensions/);
   });
 
   it('the data directory: /var/lib/postgresql/<major> for a versioned package, found on the machine for the metapackage', async () => {
