@@ -58,10 +58,48 @@ function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
 }
 
+// --- PostgreSQL, its backups and Redis: configuration, then the subtests at the end of the script.
+/** The databases' part of the machine; the second generation changes one setting PostgreSQL reloads. */
+const databases = (workMem: string) => ({
+  services: {
+    postgresql: {
+      enable: true,
+      ensureDatabases: ['app'],
+      ensureUsers: [{ name: 'app', ensureDBOwnership: true, ensureClauses: { createdb: true } }],
+      // Before NixOS's defaults (which let any role in over TCP with a password): app only to its database.
+      authentication: 'host app app 127.0.0.1/32 scram-sha-256\nhost all app 127.0.0.1/32 reject',
+      settings: { work_mem: workMem, log_connections: true },
+    },
+    postgresqlBackup: { enable: true, databases: ['app'] },
+    redis: { servers: { '': { enable: true, requirePassFile: '/run/keys/redis' } } },
+  },
+  systemd: {
+    services: {
+      // The password is made on the machine, so it is in no file of the store.
+      'redis-password': {
+        description: 'a random Redis password',
+        requiredBy: ['redis.service'],
+        before: ['redis.service'],
+        serviceConfig: { Type: 'oneshot', RemainAfterExit: true },
+        script: 'install -d -m 0700 /run/keys\n[ -s /run/keys/redis ] || (umask 077; head -c 24 /dev/urandom | base64 > /run/keys/redis)',
+      },
+    },
+  },
+});
+/**
+ * The machine as booted (databases with work_mem 4MB); in its store, as switch targets: the two
+ * generations of the secrets' subtest (otherSystems 0 and 1), then the databases' second (2).
+ */
+const withSecretsAndDatabases = (machine: Record<string, unknown>) => {
+  const booted = { ...machine, imports: [databases('4MB')] };
+  return { configuration: booted, alsoInStore: [...withSecretGenerations(booted).alsoInStore, { ...machine, imports: [databases('8MB')] }] };
+};
+// --- end of PostgreSQL and Redis configuration.
+
 export default {
   name: 'services sharing one machine',
   nodes: {
-    machine: withSecretGenerations({
+    machine: withSecretsAndDatabases({
       networking: { hostName: 'services' },
       system: { stateVersion: '0.1' },
       services: {
@@ -261,5 +299,63 @@ export default {
       },
       { fresh: true },
     );
+
+    // --- PostgreSQL, its backups and Redis.
+    const pg = (sql: string, db = 'postgres') => machine.succeed(`runuser -u postgres -- psql -X -d ${db} -tAc ${JSON.stringify(sql)}`);
+
+    await subtest('postgresql: the ensured database and role exist, app logs in over TCP with its password only', async () => {
+      await machine.waitForUnit('postgresql.service');
+      check((await pg("SELECT datname || ':' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'")).trim() === 'app:app', 'database app owned by app');
+      check((await pg("SELECT rolcanlogin::text || rolcreatedb::text FROM pg_roles WHERE rolname = 'app'")).trim() === 'truetrue', 'role app with LOGIN CREATEDB');
+      check((await pg("SELECT current_setting('server_encoding')")).trim() === 'UTF8', 'a UTF-8 cluster');
+      await pg("ALTER ROLE app PASSWORD 'app-secret'");
+      const tcp = (password: string, sql: string) => `PGPASSWORD=${password} psql -X -h 127.0.0.1 -U app -d app -tAc ${JSON.stringify(sql)}`;
+      await machine.succeed(tcp('app-secret', 'CREATE TABLE items (name text); INSERT INTO items VALUES (\'backed up\')'));
+      check((await machine.succeed(tcp('app-secret', 'SELECT name FROM items'))).trim() === 'backed up', 'app reads its table over TCP');
+      await machine.fail(tcp('wrong', 'SELECT 1'));
+      // The declared rules come first: app is refused any other database, whatever the defaults allow.
+      const other = await machine.execute('PGPASSWORD=app-secret psql -X -h 127.0.0.1 -U app -d postgres -c "SELECT 1" 2>&1');
+      check(other.status !== 0 && other.stdout.includes('pg_hba.conf rejects connection'), `app reached the database postgres: ${other.stdout}`);
+      // Peer authentication on the socket: root is not postgres.
+      await machine.fail('psql -X -U postgres -d postgres -c "SELECT 1"');
+    });
+
+    await subtest('postgresqlBackup: a dump appears whole and restores the table', async () => {
+      await machine.succeed('systemctl start postgresqlBackup-app.service');
+      await machine.succeed('test "$(stat -c %U:%a /var/backup/postgresql/app.sql.gz)" = postgres:600');
+      await machine.fail('ls /var/backup/postgresql | grep in-progress');
+      check((await machine.succeed('zcat /var/backup/postgresql/app.sql.gz')).includes('backed up'), 'the dump holds the row');
+      // pg_dump -C: the dump recreates the database itself.
+      await pg('ALTER DATABASE app RENAME TO app_old');
+      await machine.succeed('zcat /var/backup/postgresql/app.sql.gz | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres');
+      check((await pg('SELECT name FROM items', 'app')).trim() === 'backed up', 'the restored database has the row');
+      // A second run keeps the first as .prev.
+      await machine.succeed('systemctl start postgresqlBackup-app.service && test -s /var/backup/postgresql/app.prev.sql.gz');
+    });
+
+    await subtest('redis: answers ping with its password only, which is in no file of /etc', async () => {
+      await machine.waitForUnit('redis.service');
+      check((await machine.succeed('redis-cli -h 127.0.0.1 ping 2>&1')).includes('NOAUTH'), 'redis answered without the password');
+      check((await machine.succeed('REDISCLI_AUTH="$(cat /run/keys/redis)" redis-cli -h 127.0.0.1 ping')).trim() === 'PONG', 'no PONG with the password');
+      await machine.succeed('REDISCLI_AUTH="$(cat /run/keys/redis)" redis-cli -s /run/redis/redis.sock set greeting hello');
+      check((await machine.succeed('REDISCLI_AUTH="$(cat /run/keys/redis)" redis-cli -h 127.0.0.1 get greeting')).trim() === 'hello', 'get after set');
+      await machine.fail('grep -rqF "$(cat /run/keys/redis)" /etc/ /etc/cairn/');
+    });
+
+    await subtest(
+      'postgresql: a switch that changes work_mem reloads the server, which keeps its main process',
+      async () => {
+        await machine.waitForUnit('postgresql.service');
+        const pid = (await machine.succeed('systemctl show -p MainPID --value postgresql.service')).trim();
+        check((await pg('SHOW work_mem')).trim() === '4MB', 'work_mem before the switch');
+        const gen2 = machine.otherSystems[2]!;
+        const out = await machine.succeed(`${gen2}/bin/switch-to-configuration switch 2>&1`);
+        check(/reload postgresql\.service/.test(out) && !/restart postgresql\.service/.test(out), `the switch did not plan a reload of postgresql:\n${out}`);
+        await machine.waitUntilSucceeds(`test "$(runuser -u postgres -- psql -X -tAc 'SHOW work_mem')" = 8MB`, { timeout: 60 });
+        check((await machine.succeed('systemctl show -p MainPID --value postgresql.service')).trim() === pid, 'postgresql restarted');
+      },
+      { fresh: true },
+    );
+    // --- end of PostgreSQL and Redis.
   },
 };
