@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CairnError } from '../../src/errors.js';
 import { evalSystem } from '../../src/eval/index.js';
-import { etcText, evalConfig, tempDir } from './helpers.js';
+import { etcText, evalConfig, tempDir, refusal } from './helpers.js';
 import { storePrograms, type StorePrograms } from './store-programs.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -19,15 +19,7 @@ type Cfg = any;
 const pg = (o: object = {}, more: object = {}) => ({ services: { postgresql: { enable: true, ...o }, ...more } });
 const redis = (servers: object) => ({ services: { redis: { servers } } });
 
-async function failure(...modules: object[]): Promise<string> {
-  try {
-    JSON.stringify(await evalConfig(...modules));
-  } catch (err) {
-    expect(err).toBeInstanceOf(CairnError);
-    return (err as Error).message;
-  }
-  throw new Error('not refused');
-}
+const failure = refusal;
 
 /** The text of the unit's script for `phase` (`pre-start`, `start`, `post-start`, …). */
 function script(c: Cfg, unit: string, phase: string): string {

@@ -4,18 +4,10 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { CairnError } from '../../src/errors.js';
-import { etcText, evalConfig, fakeRoot, hasCommand, tempDir, writeEtc } from './helpers.js';
+import { etcText, evalConfig, fakeRoot, hasCommand, tempDir, writeEtc, refusal } from './helpers.js';
 import { storePrograms, type StorePrograms } from './store-programs.js';
 
-async function failure(...modules: object[]): Promise<string> {
-  try {
-    JSON.stringify(await evalConfig(...modules));
-  } catch (err) {
-    expect(err).toBeInstanceOf(CairnError);
-    return (err as Error).message;
-  }
-  throw new Error('not refused');
-}
+const failure = refusal;
 
 /** The command line a service's start script runs, as bash splits it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

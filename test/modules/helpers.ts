@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { evalConfigFile, evalSystem } from '../../src/eval/index.js';
+import { CairnError } from '../../src/errors.js';
 
 export const root = resolve(import.meta.dirname, '../..');
 export const serverExample = join(root, 'examples/server.yaml');
@@ -20,6 +21,17 @@ export interface Etc {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function evalConfig(...modules: unknown[]): Promise<any> {
   return (await evalSystem(modules as never[])).config;
+}
+
+/** The message of the error a configuration is refused with (evaluated whole); fails if it is accepted or fails otherwise. */
+export async function refusal(...modules: unknown[]): Promise<string> {
+  try {
+    JSON.stringify(await evalConfig(...modules));
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err;
+    return err.message;
+  }
+  throw new Error('not refused');
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

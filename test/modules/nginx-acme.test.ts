@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { storePrograms, type StorePrograms } from './store-programs.js';
 import { CairnError } from '../../src/errors.js';
-import { etcText, evalConfig, fakeRoot, hasCommand, tempDir, writeEtc } from './helpers.js';
+import { etcText, evalConfig, fakeRoot, hasCommand, tempDir, writeEtc, refusal } from './helpers.js';
 
 const acme = { security: { acme: { acceptTerms: true, defaults: { email: 'admin@example.org' } } } };
 const nginx = (virtualHosts: object, extra: object = {}) => ({ services: { nginx: { enable: true, virtualHosts, ...extra } } });
@@ -18,15 +18,7 @@ const conf = async (...modules: object[]) => etcText(await evalConfig(acme, ...m
 const servers = (text: string): string[] => text.split('\n  server {\n').slice(1).map((b) => b.slice(0, b.indexOf('\n  }\n')));
 
 /** The message of the error evaluating `modules` (and reading every option) raises. */
-async function failure(...modules: object[]): Promise<string> {
-  try {
-    JSON.stringify(await evalConfig(acme, ...modules));
-  } catch (err) {
-    expect(err).toBeInstanceOf(CairnError);
-    return (err as Error).message;
-  }
-  throw new Error('not refused');
-}
+const failure = (...modules: object[]): Promise<string> => refusal(acme, ...modules);
 
 describe('services.nginx virtual hosts', () => {
   it('forceSSL: an HTTP block that redirects with redirectCode (and answers ACME), the site on 443 with HTTP/2', async () => {
