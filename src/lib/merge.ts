@@ -98,7 +98,7 @@ export function prepareDefinitions(defs: readonly Definition[]): PreparedDefinit
 export function checkAndMerge(loc: string[], type: OptionType, defs: FinalDefinition[], ctx: MergeContext): unknown {
   const invalid = defs.filter((d) => !type.check(d.value));
   if (invalid.length) {
-    throw new OptionError(`A definition for option \`${showOption(loc)}' is not of type \`${type.description}'. Definition values:${showDefs(invalid)}`);
+    throw new OptionError(`A definition for option \`${showOption(loc)}' is not of type \`${type.description}'. Definition values:${showDefs(invalid, !type.secret)}`);
   }
   return type.merge(loc, defs, ctx);
 }

@@ -223,7 +223,7 @@ function describeErrors(decls: Declarations, data: unknown, errors: ErrorObject[
     const loc = (container && last !== undefined && entryLocation(container, last)) || moduleLoc;
     const at = describeAt(decls, segments);
     const what = at.type ? `is not of type \`${at.type.description}'` : `is not valid (${e.message})`;
-    out.push(`A definition for option \`${showOption(at.path)}' ${what}. Definition values:${showDefs([{ loc, value }])}`);
+    out.push(`A definition for option \`${showOption(at.path)}' ${what}. Definition values:${showDefs([{ loc, value }], !at.type?.secret)}`);
   }
   return out;
 }

@@ -45,6 +45,8 @@ export interface OptionType {
   readonly payload?: unknown;
   /** NixOS's emptyValue: what a lazyAttrsOf entry whose definitions were all removed holds. */
   readonly emptyValue?: { value: unknown };
+  /** A value refused by this type may be a secret (an inline key): its error names where it was defined, never the value. */
+  readonly secret?: boolean;
   /** The empty value at an option path, where it depends on it (a submodule's is an evaluation there). */
   emptyValueAt?(loc: string[], ctx: MergeContext): { value: unknown } | undefined;
 }
@@ -81,6 +83,7 @@ interface TypeSpec {
   typeMerge?: (other: OptionType) => OptionType | null;
   subOptions?: () => Declarations;
   emptyValue?: { value: unknown };
+  secret?: boolean;
 }
 
 /** Builds a type value; the default declaration merge follows NixOS's defaultTypeMerge. */
@@ -98,6 +101,7 @@ export function mkOptionType(spec: TypeSpec): OptionType {
     jsonSchema: spec.jsonSchema,
     subOptions: spec.subOptions,
     emptyValue: spec.emptyValue,
+    secret: spec.secret,
     typeMerge(other: OptionType): OptionType | null {
       if (spec.typeMerge) return spec.typeMerge(other);
       if (other === t) return t;

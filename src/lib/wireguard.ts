@@ -57,6 +57,7 @@ export function refusedSecret(fileOption: string): OptionType {
     description: `null: a key written here would be in the world-readable store; put it in a file outside the store and set ${fileOption} (e.g. an age.secrets file below /run/secrets)`,
     descriptionClass: 'noun',
     check: (v) => v === null,
+    secret: true,
     merge: mergeEqualOption,
     jsonSchema: () => ({ type: 'null' }),
   });

@@ -125,6 +125,8 @@ describe('networking.wireguard', () => {
     expect(message).toContain(`${file}:6`);
     expect(message).toContain('privateKeyFile');
     expect(message).toContain('world-readable store');
+    // The refused key itself is not repeated on the terminal (or in CI logs).
+    expect(message).not.toContain(PRIVATE);
   });
 
   it('refuses a key file in the store, and an inline preshared key', async () => {
@@ -209,6 +211,7 @@ describe('networking.wg-quick', () => {
     expect(inline.message).toContain('networking.wg-quick.interfaces.wg0.privateKey');
     expect(inline.message).toContain(`${inline.file}:6`);
     expect(inline.message).toContain('privateKeyFile');
+    expect(inline.message).not.toContain(PRIVATE);
     const store = await yamlFailure('networking:\n  wg-quick:\n    interfaces:\n      wg0:\n        configFile: /cairn/store/x-wg0.conf\n');
     expect(store.message).toContain('networking.wg-quick.interfaces.wg0.configFile');
     expect(store.message).toContain(`${store.file}:5`);
