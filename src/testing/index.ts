@@ -232,7 +232,9 @@ export async function runSubtest(machines: Record<string, Machine>, results: Sub
               log(`subtest: ${name}: ${m.name}: 'booted' restored in ${since(t0)} s`);
               return;
             }
-            await m.waitForUnit('multi-user.target');
+            // A first boot with many services (a database's initdb, Python daemons) under emulation on
+            // a loaded machine reaches multi-user.target late: patience here, once per machine.
+            await m.waitForUnit('multi-user.target', { timeout: 900 });
             const waited = since(t0);
             t0 = performance.now();
             await m.snapshot('booted');

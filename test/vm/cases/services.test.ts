@@ -98,6 +98,8 @@ const withSecretsAndDatabases = (machine: Record<string, unknown>) => {
 
 export default {
   name: 'services sharing one machine',
+  // Many services, one boot: the first boot (initdb, fail2ban's Python) alone can take minutes under emulation.
+  timeout: 1800,
   nodes: {
     machine: withSecretsAndDatabases({
       networking: { hostName: 'services' },

@@ -2,13 +2,14 @@
  * WireGuard between two machines on a vlan, both directions: `a` sets its tunnel up with
  * networking.wireguard (and systemd-networkd for its vlan card), `b` with networking.wg-quick, its
  * vlan card managed by NetworkManager (nmcli shows it connected with the test's address). The keys
- * are made here at load time; only the public keys are in the configurations, the private ones are
- * copied onto the machines (mode 0600) at run time and the tunnels' units started again.
+ * are made here at load time; the public keys are in the configurations, the private ones are
+ * age.secrets: encrypted here to each machine's age identity (an ssh key), decrypted on the machine
+ * once the test has put the identity there (as a real machine's key is provisioned before the
+ * secrets encrypted to it are deployed) and activation has run again.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
 /** A WireGuard key pair from node's X25519: the raw 32-byte keys in base64, as `wg genkey`/`wg pubkey` print them. */
@@ -20,8 +21,17 @@ function keyPair(): { privateKey: string; publicKey: string } {
 }
 
 const keys = { a: keyPair(), b: keyPair() };
-const dir = mkdtempSync(join(tmpdir(), 'cairn-test-wireguard-'));
-for (const n of ['a', 'b'] as const) writeFileSync(join(dir, n), `${keys[n].privateKey}\n`, { mode: 0o600 });
+/** Each machine's age identity, and its WireGuard key encrypted to it. */
+const identities = { a: await sshKeyPair('root@a', 'cairn-test-wireguard-'), b: await sshKeyPair('root@b', 'cairn-test-wireguard-') };
+for (const n of ['a', 'b'] as const) {
+  await run('sh', ['-c', 'printf "%s\\n" "$1" | age -e -r "$2" -o "$3"', 'sh', keys[n].privateKey, identities[n].publicKey, join(identities[n].dir, 'wg.age')]);
+}
+const IDENTITY = '/root/age/identity';
+/** The machine's WireGuard key as a secret, decrypted with the identity the test puts in place. */
+const wgSecret = (n: 'a' | 'b', unit: string) => ({
+  identityPaths: [IDENTITY],
+  secrets: { [`wg-${n}`]: { file: join(identities[n].dir, 'wg.age'), restartUnits: [unit] } },
+});
 
 /** Machines are numbered by name on the vlan: a is 192.168.1.1, b 192.168.1.2. */
 const PORT = 51820;
@@ -53,6 +63,7 @@ export default {
           },
         },
       },
+      age: wgSecret('a', 'wireguard-wg0.service'),
       environment: { systemPackages: ['iputils-ping'], etc: patient },
       system: { stateVersion: '0.1' },
     },
@@ -73,6 +84,7 @@ export default {
           },
         },
       },
+      age: wgSecret('b', 'wg-quick-wg0.service'),
       environment: { systemPackages: ['iputils-ping'], etc: patient },
       system: { stateVersion: '0.1' },
     },
@@ -94,10 +106,15 @@ export default {
       await b.waitUntilSucceeds('ping -c 1 -W 2 a', { timeout: 120 });
     });
 
-    await subtest('the private keys are placed at run time and the tunnels come up', async () => {
+    await subtest('the private keys come from age.secrets once the identities are there, and the tunnels come up', async () => {
       for (const [m, n] of [[a, 'a'], [b, 'b']] as const) {
-        await m.succeed(`install -d -m 0700 /run/secrets && install -m 0600 /dev/null /run/secrets/wg-${n}`);
-        await m.copyToMachine(join(dir, n), `/run/secrets/wg-${n}`);
+        // The boot's activation could not decrypt (no identity yet): no key file.
+        await m.fail(`test -e /run/secrets/wg-${n}`);
+        // Through a folder only root can enter, so the identity is never readable by others.
+        await m.succeed(`install -d -m 0700 ${join(IDENTITY, '..')}`);
+        await m.copyToMachine(identities[n].key, IDENTITY);
+        await m.succeed('/run/current-system/bin/switch-to-configuration test 2>&1');
+        check((await m.succeed(`stat -L -c '%U %a' /run/secrets/wg-${n}`)).trim() === 'root 400', `the key file of ${n} is not root's alone`);
       }
       await a.succeed('systemctl restart wireguard-wg0.service');
       await b.succeed('systemctl restart wg-quick-wg0.service');
