@@ -6,6 +6,9 @@ import { renderTemplate } from '../templates.js';
 import { shellComment, shellQuote } from '../shell.js';
 import * as fileSystems from './filesystems.js';
 import * as systemd from './systemd.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CairnError } from '../errors.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -48,6 +51,17 @@ export const lib = {
   fileSystems,
   /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
   digest: systemd.digest,
+  /**
+   * `digest` of a file's contents on the building machine (NixOS's `builtins.hashFile`): a name or
+   * trigger for a file the build copies into the system (a container image), which changes with it.
+   */
+  hashFile(path: string): string {
+    try {
+      return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
+    } catch (err) {
+      throw new CairnError(`cannot read ${path}: ${(err as Error).message}`);
+    }
+  },
   /** The one quoting of values in generated shell: `s` as a single-quoted word. */
   shellQuote,
   /** `s` as a one-line shell comment (`# …`), control characters escaped. */
