@@ -59,8 +59,9 @@ export default ({ lib, config }: ModuleArgs) => {
         environment: {
           get systemPackages() {
             // netavark first: it is the container-network-stack that containers-common asks for.
+            // Its firewall driver: bookworm's 1.4 drives iptables, later ones may drive nft; both are here.
             const dns = network().dns_enabled === true;
-            return ['netavark', 'podman', 'crun', 'conmon', 'iptables', ...(dns ? ['aardvark-dns'] : [])];
+            return ['netavark', 'podman', 'crun', 'conmon', 'iptables', 'nftables', ...(dns ? ['aardvark-dns'] : [])];
           },
           get builtPackages() {
             return cfg.dockerCompat ? [{ name: 'podman-docker-compat', builder: 'cairn:tree', args: { entries: { 'bin/docker': { link: '/usr/bin/podman' } } } }] : [];
