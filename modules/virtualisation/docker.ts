@@ -9,10 +9,11 @@ const execWord = (s: string): string => {
 /**
  * `virtualisation.docker`: the Docker daemon, with NixOS's options, from Debian's docker.io
  * (20.10 in bookworm; in trixie, 26.1, whose `docker` command is the separate docker-cli package,
- * added for every suite but bookworm's), containerd and runc, no recommends. dockerd reads
- * /etc/docker/daemon.json (`daemon.settings`) and nothing else; Debian's units (docker.service,
- * docker.socket, containerd.service) are used with drop-ins. What docker.io's postinst would do is
- * here: the `docker` group, whose members may use the socket (and so are as good as root).
+ * added for every suite but bookworm's), containerd and runc; of the recommends only apparmor,
+ * which dockerd needs. dockerd reads /etc/docker/daemon.json (`daemon.settings`) and nothing else;
+ * Debian's units (docker.service, docker.socket, containerd.service) are used with drop-ins. What
+ * docker.io's postinst would do is here: the `docker` group, whose members may use the socket (and
+ * so are as good as root).
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, mkDefault, mkOverride, types } = lib;
@@ -79,7 +80,9 @@ export default ({ lib, config }: ModuleArgs) => {
       },
       environment: {
         get systemPackages() {
-          return ['docker.io', 'containerd', 'runc', 'iptables', ...(bookworm() ? [] : ['docker-cli'])];
+          // apparmor (a recommends): Debian's kernel has AppArmor on, and dockerd then refuses to
+          // start containers unless apparmor_parser loads its docker-default profile.
+          return ['docker.io', 'containerd', 'runc', 'iptables', 'apparmor', ...(bookworm() ? [] : ['docker-cli'])];
         },
         etc: {
           'docker/daemon.json': {

@@ -109,7 +109,6 @@ export default ({ lib, config }: ModuleArgs) => {
             'podman-prune': {
               description: 'Prune podman resources',
               restartIfChanged: false,
-              unitConfig: { 'X-StopOnRemoval': false },
               serviceConfig: { Type: 'oneshot' },
               get script() {
                 return ['exec podman system prune -f', ...cfg.autoPrune.flags.map(lib.shellQuote)].join(' ');

@@ -185,6 +185,8 @@ describe('virtualisation.docker', () => {
     expect(c.environment.etc['systemd/system/multi-user.target.wants/docker.service']).toBeDefined();
     expect(c.environment.etc['systemd/system/sockets.target.wants/docker.socket']).toBeDefined();
     expect(c.users.groups.docker).toBeDefined();
+    // dockerd refuses to start containers on an AppArmor kernel without apparmor_parser.
+    expect(c.environment.systemPackages.map(String)).toEqual(expect.arrayContaining(['docker.io', 'containerd', 'runc', 'apparmor']));
     expect(c.boot.kernelModules).toEqual(expect.arrayContaining(['bridge', 'veth', 'br_netfilter']));
   });
 
