@@ -167,6 +167,20 @@ describe('virtualisation.podman', () => {
   });
 });
 
+describe('virtualisation.containers', () => {
+  it('writes registries.conf and storage.conf only when set, over the packaged defaults', async () => {
+    const plain = await evalConfig({ virtualisation: { podman: { enable: true } } });
+    expect(plain.environment.etc['containers/registries.conf']).toBeUndefined();
+    expect(plain.environment.etc['containers/storage.conf']).toBeUndefined();
+    const c = await evalConfig({
+      virtualisation: { podman: { enable: true }, containers: { registries: { search: ['registry.example'], insecure: ['10.0.0.1:5000'] }, storage: { settings: { storage: { driver: 'overlay' } } } } },
+    });
+    expect(etcText(c, 'containers/registries.conf')).toBe('unqualified-search-registries = ["registry.example"]\n\n[[registry]]\nlocation = "10.0.0.1:5000"\ninsecure = true\nblocked = false\n');
+    expect(etcText(c, 'containers/storage.conf')).toMatch(/^\[storage\]\ndriver = "overlay"/);
+    await expect(evalConfig({ virtualisation: { podman: { enable: true }, containers: { registries: { search: ['a b'] } } } })).rejects.toThrow(/virtualisation\.containers\.registries\.search/);
+  });
+});
+
 describe('virtualisation.docker', () => {
   it('daemon.json from daemon.settings, dockerd reading only it, the docker group', async () => {
     const c = await evalConfig({ virtualisation: { docker: { enable: true, storageDriver: 'overlay2', daemon: { settings: { ipv6: true, 'log-driver': 'json-file' } }, extraOptions: '--debug --label=a$b' } } });
