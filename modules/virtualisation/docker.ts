@@ -85,6 +85,9 @@ export default ({ lib, config }: ModuleArgs) => {
           return ['docker.io', 'containerd', 'runc', 'iptables', 'apparmor', ...(bookworm() ? [] : ['docker-cli'])];
         },
         etc: {
+          // apparmor ships this folder empty and its tunables include it; /etc holds files only, so
+          // without one the docker-default profile does not parse (a comment is an empty include).
+          'apparmor.d/tunables/xdg-user-dirs.d/cairn': { text: '# Keeps this folder, which tunables/xdg-user-dirs includes, in /etc.\n' },
           'docker/daemon.json': {
             get text() {
               return json.generate('virtualisation.docker.daemon.settings', cfg.daemon.settings);

@@ -201,6 +201,8 @@ describe('virtualisation.docker', () => {
     expect(c.users.groups.docker).toBeDefined();
     // dockerd refuses to start containers on an AppArmor kernel without apparmor_parser.
     expect(c.environment.systemPackages.map(String)).toEqual(expect.arrayContaining(['docker.io', 'containerd', 'runc', 'apparmor']));
+    // ...whose tunables include a folder the package ships empty: it must exist in /etc.
+    expect(etcText(c, 'apparmor.d/tunables/xdg-user-dirs.d/cairn')).toMatch(/^#/);
     expect(c.boot.kernelModules).toEqual(expect.arrayContaining(['bridge', 'veth', 'br_netfilter']));
   });
 
