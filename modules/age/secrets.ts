@@ -115,7 +115,7 @@ export default ({ lib, config }: ModuleArgs) => {
           for (const [attr, s] of secrets()) {
             for (const u of s.restartUnits) {
               const base = u.replace(/\.service$/, '');
-              (units[base] ??= { restartTriggers: [] }).restartTriggers.push(`age:${attr}:${lib.fileDigest(s.file, `age.secrets.${attr}.file`)}`);
+              (units[base] ??= { restartTriggers: [] }).restartTriggers.push(`age:${attr}:${lib.hashFile(s.file, `age.secrets.${attr}.file`)}`);
             }
           }
           return units;
@@ -162,7 +162,7 @@ export default ({ lib, config }: ModuleArgs) => {
         const byName = new Map<string, string>();
         for (const [attr, s] of secrets()) {
           // The build copies the ciphertext: a missing file is named here, by its option.
-          lib.fileDigest(s.file, `age.secrets.${attr}.file`);
+          lib.hashFile(s.file, `age.secrets.${attr}.file`);
           const other = byName.get(s.name);
           out.push({ assertion: other === undefined, message: `age.secrets.${attr}.name: ${s.name} is also the name of age.secrets.${other}; each secret needs a file of its own.` });
           byName.set(s.name, attr);

@@ -55,14 +55,15 @@ export const lib = {
   /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
   digest: systemd.digest,
   /**
-   * The digest of a file's bytes (a restart trigger for a file the build reads, e.g. an encrypted
-   * secret): read when called, so a change of the file changes the unit naming it.
+   * `digest` of a file's contents on the building machine (NixOS's `builtins.hashFile`): a name or
+   * restart trigger for a file the build reads (a container image, an encrypted secret), read when
+   * called, so a change of the file changes what names it. `what` says whose file it is in errors.
    */
-  fileDigest(path: string, what = path): string {
+  hashFile(path: string, what?: string): string {
     try {
       return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
     } catch (err) {
-      throw new CairnError(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new CairnError(`${what ? `${what}: ` : ''}cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   },
   /** The one quoting of values in generated shell: `s` as a single-quoted word. */
