@@ -37,17 +37,7 @@ export default ({ lib, config }: ModuleArgs) => {
         example: ['192.168.2.2'],
         description: 'DNS servers (and search domains) used while the tunnel is up, given to systemd-resolved through its `resolvconf`.',
       }),
-      privateKey: mkOption({
-        type: wg.refusedSecret('privateKeyFile'),
-        default: null,
-        description: "NixOS's inline private key. Refused: it would be in the world-readable store; use `privateKeyFile` (e.g. an `age.secrets` file).",
-      }),
-      privateKeyFile: mkOption({
-        type: types.nullOr(wg.secretFile('the private key (`wg genkey`)')),
-        default: null,
-        example: '/run/secrets/wg0-key',
-        description: 'The file holding the private key, as `wg genkey` writes it; set by the PostUp hook. It must be outside the store.',
-      }),
+      ...wg.privateKeyOptions('set by the PostUp hook'),
       generatePrivateKeyFile: mkOption({ type: types.bool, default: false, description: 'Whether to generate a private key with `wg genkey` at `privateKeyFile` (mode 0600) when there is none yet.' }),
       listenPort: mkOption({
         type: types.nullOr(types.port),

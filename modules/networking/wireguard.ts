@@ -22,17 +22,7 @@ export default ({ lib, config }: ModuleArgs) => {
   const iface = types.submodule({
     options: {
       ips: mkOption({ type: types.listOf(wg.cidr()), default: [], example: ['192.168.2.1/24'], description: 'The addresses of the interface, with prefix lengths.' }),
-      privateKey: mkOption({
-        type: wg.refusedSecret('privateKeyFile'),
-        default: null,
-        description: "NixOS's inline private key. Refused: it would be in the world-readable store; use `privateKeyFile` (e.g. an `age.secrets` file).",
-      }),
-      privateKeyFile: mkOption({
-        type: types.nullOr(wg.secretFile('the private key (`wg genkey`)')),
-        default: null,
-        example: '/run/secrets/wg0-key',
-        description: 'The file holding the private key, as `wg genkey` writes it; read by root when the interface is set up. It must be outside the store.',
-      }),
+      ...wg.privateKeyOptions('read by root when the interface is set up'),
       generatePrivateKeyFile: mkOption({
         type: types.bool,
         default: false,

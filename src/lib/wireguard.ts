@@ -63,6 +63,23 @@ export function refusedSecret(fileOption: string): OptionType {
   });
 }
 
+/** An interface's `privateKey` (refused) and `privateKeyFile`; `read` says when the key file is read. */
+export function privateKeyOptions(read: string) {
+  return {
+    privateKey: mkOption({
+      type: refusedSecret('privateKeyFile'),
+      default: null,
+      description: "NixOS's inline private key. Refused: it would be in the world-readable store; use `privateKeyFile` (e.g. an `age.secrets` file).",
+    }),
+    privateKeyFile: mkOption({
+      type: types.nullOr(secretFile('the private key (`wg genkey`)')),
+      default: null,
+      example: '/run/secrets/wg0-key',
+      description: `The file holding the private key, as \`wg genkey\` writes it; ${read}. It must be outside the store.`,
+    }),
+  };
+}
+
 /** The options of a peer, as both NixOS modules declare them (`networking.wireguard`'s has a few more). */
 export function peerOptions(o: { wireguard: boolean }) {
   return {
