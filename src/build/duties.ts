@@ -143,8 +143,7 @@ async function compileHwdb(store: Store, pkgs: BuiltPackage[], out: string): Pro
   if (!program) return;
   const root = mkdtempSync(join(tmpdir(), 'cairn-hwdb-'));
   try {
-    // /etc/udev/hwdb.d is read by every version (Debian 12's systemd-hwdb knows /lib/udev, 13's /usr/lib/udev).
-    const src = join(root, 'etc', 'udev', 'hwdb.d');
+    const src = join(root, 'usr', 'lib', 'udev', 'hwdb.d');
     mkdirSync(src, { recursive: true });
     for (const [name, file] of files) copyFileSync(file, join(src, name));
     // systemd's own libraries live in a private folder (Debian 13's libsystemd-shared).
@@ -156,9 +155,7 @@ async function compileHwdb(store: Store, pkgs: BuiltPackage[], out: string): Pro
       throw new CairnError(`compiling udev's hardware database (systemd-hwdb update) failed: ${(err.stderr ?? '').trim() || err.message}`);
     });
     mkdirSync(join(out, 'usr', 'lib', 'udev'), { recursive: true });
-    const made = ['usr/lib/udev/hwdb.bin', 'lib/udev/hwdb.bin'].map((p) => join(root, p)).find(existsSync);
-    if (!made) throw new CairnError('compiling udev\'s hardware database (systemd-hwdb update) wrote no hwdb.bin');
-    copyFileSync(made, join(out, 'usr', 'lib', 'udev', 'hwdb.bin'));
+    copyFileSync(join(root, 'usr', 'lib', 'udev', 'hwdb.bin'), join(out, 'usr', 'lib', 'udev', 'hwdb.bin'));
   } finally {
     removeTree(root);
   }
