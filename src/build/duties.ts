@@ -114,9 +114,7 @@ export function dutiesLayer(store: Store, pkgs: BuiltPackage[]): { entries: Reco
  */
 export function dutiesDerivation(pkgs: BuiltPackage[]): Derivation {
   const sorted = [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  // `hwdb` names what the layer holds beyond the packages' list: a builder's code is not part of
-  // the hash, so a layer built before udev's database was compiled must not be taken for this one.
-  return { name: 'system-duties', builder: 'cairn:duties', args: { packages: sorted, hwdb: true }, inputs: sorted.map((p) => p.storePath) };
+  return { name: 'system-duties', builder: 'cairn:duties', args: { packages: sorted }, inputs: sorted.map((p) => p.storePath) };
 }
 
 /** The alternatives a built duties layer chose. */
