@@ -3,20 +3,14 @@
  * left on a Debian system, computed from what they ship and from the duties the .deb builder
  * recorded (`.cairn/deb/duties.json`). Nothing here runs a package's script.
  *
- * The result is one layer of the system environment (`sw`): alternative links under usr/, udev's
- * compiled hardware database, and the PAM `common-*` files under etc/ (which reach /etc through the
- * etc derivation).
+ * The result is one layer of the system environment (`sw`): alternative links under usr/ and
+ * the PAM `common-*` files under etc/ (which reach /etc through the etc derivation).
  */
-import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
-import { promisify } from 'node:util';
-import { CairnError } from '../errors.js';
 import type { AlternativeDuty, Duties } from '../debian/scripts.js';
 import { mergedPath } from '../debian/deb.js';
-import { lexists, registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
-import { programRunner } from './checks.js';
+import { lexists, registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { parsePamProfile, pamCommonFiles } from './pam.js';
 import type { TreeEntry } from './tree.js';
 
@@ -25,8 +19,6 @@ export interface BuiltPackage {
   name: string;
   storePath: string;
 }
-
-const execFileAsync = promisify(execFile);
 
 /** The alternative chosen for one name, with the links it makes. */
 export interface ChosenAlternative {
@@ -122,48 +114,10 @@ export function readAlternatives(store: Store, layer: string): ChosenAlternative
   return JSON.parse(readFileSync(join(store.toPhysical(layer), '.cairn', 'alternatives.json'), 'utf8')) as ChosenAlternative[];
 }
 
-/**
- * udev's hardware database compiled as udev's postinst would (`systemd-hwdb update --usr`), by the
- * system's own systemd-hwdb from every package's hwdb.d: without it udev has no hwdb, and Debian 13's
- * systemd-hwdb-update.service would compile it at boot. Written to `<out>/usr/lib/udev/hwdb.bin`.
- */
-async function compileHwdb(store: Store, pkgs: BuiltPackage[], out: string): Promise<void> {
-  const files = new Map<string, string>();
-  // Same file name in two packages: the later package in name order wins, as one folder would hold one.
-  for (const p of pkgs) {
-    const dir = join(store.toPhysical(p.storePath), 'usr', 'lib', 'udev', 'hwdb.d');
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) if (f.endsWith('.hwdb')) files.set(f, join(dir, f));
-  }
-  if (files.size === 0) return;
-  const runner = programRunner(store, pkgs);
-  const program = ['usr/bin/systemd-hwdb', 'bin/systemd-hwdb'].find((p) => runner.find(p) !== undefined);
-  if (!program) return;
-  const root = mkdtempSync(join(tmpdir(), 'cairn-hwdb-'));
-  try {
-    const src = join(root, 'usr', 'lib', 'udev', 'hwdb.d');
-    mkdirSync(src, { recursive: true });
-    for (const [name, file] of files) copyFileSync(file, join(src, name));
-    // systemd's own libraries live in a private folder (Debian 13's libsystemd-shared).
-    const [file, argv] = runner.command(program, ['--root', root, 'update', '--usr']);
-    const at = argv.indexOf('--library-path');
-    const privateDirs = pkgs.map((p) => join(store.toPhysical(p.storePath), 'usr', 'lib', 'x86_64-linux-gnu', 'systemd')).filter(existsSync);
-    if (at >= 0 && privateDirs.length > 0) argv[at + 1] = [argv[at + 1], ...privateDirs].filter(Boolean).join(':');
-    await execFileAsync(file, argv, { env: { LC_ALL: 'C', PATH: '/nonexistent' } }).catch((err: { stderr?: string; message: string }) => {
-      throw new CairnError(`compiling udev's hardware database (systemd-hwdb update) failed: ${(err.stderr ?? '').trim() || err.message}`);
-    });
-    mkdirSync(join(out, 'usr', 'lib', 'udev'), { recursive: true });
-    copyFileSync(join(root, 'usr', 'lib', 'udev', 'hwdb.bin'), join(out, 'usr', 'lib', 'udev', 'hwdb.bin'));
-  } finally {
-    removeTree(root);
-  }
-}
-
 registerBuilder('cairn:duties', async (ctx) => {
   const { packages } = ctx.drv.args as { packages: BuiltPackage[] };
   const { entries, alternatives } = dutiesLayer(ctx.store, packages);
   mkdirSync(ctx.out);
-  await compileHwdb(ctx.store, packages, ctx.out);
   for (const rel of Object.keys(entries).sort()) {
     const e = entries[rel]!;
     const dest = join(ctx.out, rel);

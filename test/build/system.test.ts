@@ -97,13 +97,6 @@ describe('the toplevel of examples/minimal.yaml', () => {
     if (minimal.initrd) expect(existsSync(join(sw, 'usr/lib/modules', readlinkSync(join(store.toPhysical(minimal.toplevel), 'kernel')).split('vmlinuz-').pop()!, 'modules.dep'))).toBe(true);
   });
 
-  it("has udev's hardware database compiled, as udev's postinst would (systemd-hwdb update)", () => {
-    const hwdb = readFileSync(join(store.toPhysical(minimal.sw), 'usr/lib/udev/hwdb.bin'));
-    expect(hwdb.subarray(0, 8).toString('latin1')).toBe('KSLPHHRH');
-    // From 20-pci-vendor-model.hwdb: virtio devices' vendor, which udev names the machine's disks and NICs by.
-    expect(hwdb.includes('Red Hat, Inc.')).toBe(true);
-  });
-
   it('has the PAM common files pam-auth-update would generate, and the packages\' /etc', () => {
     const etc = store.toPhysical(`${minimal.etc}/etc`);
     expect(readFileSync(join(etc, 'pam.d/common-auth'), 'utf8')).toMatch(/^auth\t\[success=1 default=ignore\]\tpam_unix\.so nullok$/m);
