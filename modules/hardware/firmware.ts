@@ -3,14 +3,14 @@ import type { ModuleArgs } from '../config.js';
 /**
  * `hardware.enableRedistributableFirmware`, `hardware.cpu.{intel,amd}.updateMicrocode`: Debian's
  * firmware and microcode packages in the system (/usr/lib/firmware, where the kernel looks).
- * They are in Debian's `non-free-firmware` component, which `packages.repositories` must list.
+ * They are in Debian's `non-free-firmware` component, which these options add to `system.debian.components`.
  */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, mkMerge, types } = lib;
   const hw = config.hardware;
   const nonFree = (what: string) =>
-    `${what} Debian ships it in the \`non-free-firmware\` component: list it in \`packages.repositories\` ` +
-    "(e.g. `{ suite: bookworm, components: [main, non-free-firmware] }`, and the same for bookworm-updates and bookworm-security).";
+    `${what} Debian ships it in the \`non-free-firmware\` component, which this adds to \`system.debian.components\` ` +
+    '(a configuration that lists `packages.repositories` itself lists the component there).';
   return {
     options: {
       hardware: {
@@ -38,6 +38,9 @@ export default ({ lib, config }: ModuleArgs) => {
       },
     },
     config: mkMerge([
+      mkIf(() => hw.enableRedistributableFirmware || hw.cpu.intel.updateMicrocode || hw.cpu.amd.updateMicrocode, {
+        system: { debian: { components: ['main', 'non-free-firmware'] } },
+      }),
       mkIf(hw.enableRedistributableFirmware, { environment: { systemPackages: ['firmware-linux-nonfree'] } }),
       mkIf(hw.cpu.intel.updateMicrocode, { environment: { systemPackages: ['intel-microcode'] } }),
       mkIf(hw.cpu.amd.updateMicrocode, { environment: { systemPackages: ['amd64-microcode'] } }),

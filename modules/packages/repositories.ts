@@ -2,10 +2,10 @@ import type { ModuleArgs } from '../config.js';
 
 /**
  * `packages.*`: where Debian packages come from and how dependencies are followed.
- * With no repositories listed, cairn uses Debian 12 (bookworm, bookworm-updates,
- * bookworm-security; main; amd64) through the host's own apt configuration.
+ * By default, the three suites of `system.debian.release` (e.g. trixie, trixie-updates,
+ * trixie-security; main; amd64) through the host's own apt configuration.
  */
-export default ({ lib }: ModuleArgs) => {
+export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
   const repository = types.submodule({
     options: {
@@ -29,8 +29,14 @@ export default ({ lib }: ModuleArgs) => {
       packages: {
         repositories: mkOption({
           type: types.listOf(repository),
-          default: [],
-          description: "Debian repositories to resolve packages from, highest version winning across them (apt's default for equal pins). Empty: Debian 12 through the host's apt configuration.",
+          get default() {
+            const { release } = config.system.debian;
+            // Several modules may each list `main` with their own component.
+            const components = [...new Set(config.system.debian.components as string[])];
+            return [release, `${release}-updates`, `${release}-security`].map((suite) => ({ suite, components }));
+          },
+          defaultText: 'the suites <release>, <release>-updates and <release>-security of system.debian.release, with system.debian.components',
+          description: "Debian repositories to resolve packages from, highest version winning across them (apt's default for equal pins). An entry without `uri` or `keyring` takes the host apt configuration's for its suite, or, where the host has none (a Debian 12 host building Debian 13), those of its entry for the same kind of suite of another release.",
         }),
         installRecommends: mkOption({
           type: types.bool,

@@ -14,15 +14,19 @@ export default ({ lib, config }: ModuleArgs) => {
           type: types.listOf(types.package),
           internal: true,
           // The debootstrap minbase set that boots with systemd, without apt/dpkg (see README).
-          default: [
-            'base-files', 'base-passwd', 'bash', 'coreutils', 'dash', 'debianutils', 'diffutils', 'findutils', 'grep', 'gzip',
-            'hostname', 'init-system-helpers', 'libc-bin', 'login', 'mawk', 'mount', 'ncurses-base', 'ncurses-bin', 'passwd',
-            'sed', 'sysvinit-utils', 'tar', 'util-linux', 'libpam-runtime', 'libpam-modules', 'libpam-modules-bin', 'procps',
-            'iproute2', 'kmod', 'udev', 'systemd', 'systemd-sysv',
-            // Satisfies init-system-helpers' `usrmerge | usr-is-merged` as debootstrap does: a cairn root is
-            // merged from the start, and usrmerge (the converter) would bring perl, ~50 MB.
-            'usr-is-merged',
-          ],
+          get default() {
+            return [
+              'base-files', 'base-passwd', 'bash', 'coreutils', 'dash', 'debianutils', 'diffutils', 'findutils', 'grep', 'gzip',
+              'hostname', 'init-system-helpers', 'libc-bin', 'login', 'mawk', 'mount', 'ncurses-base', 'ncurses-bin', 'passwd',
+              'sed', 'sysvinit-utils', 'tar', 'util-linux', 'libpam-runtime', 'libpam-modules', 'libpam-modules-bin', 'procps',
+              'iproute2', 'kmod', 'udev', 'systemd', 'systemd-sysv',
+              // Satisfies Debian 12's init-system-helpers (`usrmerge | usr-is-merged`) as debootstrap does: a
+              // cairn root is merged from the start, and usrmerge (the converter) would bring perl, ~50 MB.
+              // Debian 13 is merged by base-files itself.
+              ...(config.system.debian.release === 'bookworm' ? ['usr-is-merged'] : []),
+            ];
+          },
+          defaultText: 'the debootstrap minbase set with systemd (and usr-is-merged on bookworm)',
           description: 'Packages every system gets: the minimal set that boots systemd and lets a user log in.',
         }),
         label: mkOption({

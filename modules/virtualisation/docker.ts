@@ -19,11 +19,8 @@ export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, mkDefault, mkOverride, types } = lib;
   const cfg = config.virtualisation.docker;
   const json = lib.formats.json();
-  /** Whether the packages come from bookworm (the default), whose docker.io still has the `docker` command. */
-  const bookworm = (): boolean => {
-    const repos = config.packages.repositories;
-    return repos.length === 0 || repos.some((r) => r.suite === 'bookworm' || r.suite.startsWith('bookworm-'));
-  };
+  /** Whether the packages come from bookworm, whose docker.io still has the `docker` command. */
+  const bookworm = (): boolean => config.system.debian.release === 'bookworm';
   return {
     options: {
       virtualisation: {

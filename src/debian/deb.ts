@@ -122,11 +122,17 @@ function mergeInto(src: string, dst: string, what: string): void {
 
 /** Moves /bin, /sbin, /lib* of an unpacked tree into usr/. */
 export function mergeUsr(root: string): void {
+  // Debian 13's base-files ships the merged-/usr links themselves (/bin -> usr/bin); every cairn
+  // root has them already, so they are dropped (before links are rewritten for the move).
+  for (const dir of MERGED_DIRS) {
+    const p = join(root, dir);
+    if (isSymlink(p) && [`usr/${dir}`, `/usr/${dir}`].includes(readlinkSync(p).replace(/\/+$/, ''))) unlinkSync(p);
+  }
   fixSymlinks(root);
   for (const dir of MERGED_DIRS) {
     const p = join(root, dir);
     if (!existsSync(p) && !isSymlink(p)) continue;
-    if (isSymlink(p)) throw new CairnError(`the package ships /${dir} as a symlink; cairn cannot merge it into /usr`);
+    if (isSymlink(p)) throw new CairnError(`the package ships /${dir} as a symlink to ${readlinkSync(p)}; cairn cannot merge it into /usr`);
     mergeInto(p, join(root, 'usr', dir), `/${dir}`);
   }
 }

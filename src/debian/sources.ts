@@ -36,8 +36,14 @@ export interface Repository {
   keyring: string;
 }
 
-/** cairn's default: Debian 12 (bookworm) with its updates and security suites, main, amd64. */
-export const DEFAULT_SUITES = ['bookworm', 'bookworm-updates', 'bookworm-security'] as const;
+/** The release cairn builds when asked for none (`system.debian.release`'s default): Debian 13. */
+export const DEFAULT_RELEASE = 'trixie';
+/** A release's suites: the release itself, its updates and its security suite. */
+export function releaseSuites(release: string): string[] {
+  return [release, `${release}-updates`, `${release}-security`];
+}
+/** Debian's codenames: a host entry for one release's suite lends its archive to the same suite of another. */
+const CODENAMES = ['buster', 'bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid'];
 export const DEFAULT_COMPONENTS = ['main'];
 export const DEFAULT_ARCHITECTURE = 'amd64';
 
@@ -125,7 +131,7 @@ function serves(s: AptSource, suite: string, components: string[], architecture:
  * entry and first URI). Throws naming the suite and `packages.repositories` if the host has none.
  */
 export function hostRepository(suite: string, sources: AptSource[], components = DEFAULT_COMPONENTS, architecture = DEFAULT_ARCHITECTURE): Repository {
-  const s = sources.find((e) => serves(e, suite, components, architecture) && e.uris.length > 0);
+  const s = sources.find((e) => serves(e, suite, components, architecture) && e.uris.length > 0) ?? sameKind(suite, sources, architecture);
   if (!s && sources.length === 0) {
     // A cairn system has no apt: its configuration names the archive.
     throw new CairnError(
@@ -148,10 +154,29 @@ export function hostRepository(suite: string, sources: AptSource[], components =
   };
 }
 
-/** cairn's default repositories (Debian 12, main, amd64), located through the host's apt configuration. */
-export function defaultRepositories(root = '/'): Repository[] {
+/**
+ * For a suite the host does not list, its entry for the same kind of suite of another Debian
+ * release: `trixie-security` from the one for `bookworm-security` (Debian keeps every release of
+ * a kind in one archive, signed by keys debian-archive-keyring holds ahead of the release). Only
+ * Debian's codenames are matched, so another distribution's suites are never guessed. Components
+ * are not checked: the archive has them all, and its Release file names what it has.
+ */
+function sameKind(suite: string, sources: AptSource[], architecture: string): AptSource | undefined {
+  const [codename, ...rest] = suite.split('-');
+  if (!CODENAMES.includes(codename!)) return undefined;
+  const kind = rest.length > 0 ? `-${rest.join('-')}` : '';
+  const kindOf = (s: string): string | undefined => {
+    const [c, ...r] = s.split('-');
+    return CODENAMES.includes(c!) ? (r.length > 0 ? `-${r.join('-')}` : '') : undefined;
+  };
+  return sources.find((e) => e.types.includes('deb') && e.uris.length > 0 && e.suites.some((s) => kindOf(s) === kind)
+    && (e.architectures.length === 0 || e.architectures.includes(architecture)));
+}
+
+/** cairn's default repositories (a release's three suites, main, amd64), located through the host's apt configuration. */
+export function defaultRepositories(root = '/', release = DEFAULT_RELEASE): Repository[] {
   const sources = readHostSources(root);
-  return DEFAULT_SUITES.map((suite) => hostRepository(suite, sources));
+  return releaseSuites(release).map((suite) => hostRepository(suite, sources));
 }
 
 /** A repository as a configuration writes it; missing parts come from the host entry for the suite. */
