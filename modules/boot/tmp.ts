@@ -17,7 +17,9 @@ export default ({ lib, config }: ModuleArgs) => {
           useTmpfs: mkOption({
             type: types.bool,
             default: false,
-            description: 'Whether /tmp is a tmpfs (in memory, empty at every boot). Large files in /tmp then take memory or swap.',
+            description:
+              'Whether /tmp is a tmpfs (in memory, empty at every boot). Large files in /tmp then take memory or swap. ' +
+              "Off (as in NixOS), /tmp is a folder of the root: Debian 13's own tmp.mount is masked.",
           }),
           tmpfsSize: mkOption({
             type: types.strMatching('[0-9]+[kmgKMG%]?'),
@@ -35,6 +37,12 @@ export default ({ lib, config }: ModuleArgs) => {
         },
       }),
       mkIf(cfg.cleanOnBoot, { systemd: { tmpfiles: { rules: ['D! /tmp 1777 root root'] } } }),
+      // Debian 13's systemd mounts a tmpfs on /tmp by its own tmp.mount (enabled in the package);
+      // as in NixOS, /tmp is on the root unless this option or fileSystems."/tmp" says otherwise.
+      // fstab's mounts come from a generator, which /etc overrides: masked only when none is declared.
+      mkIf(() => !('/tmp' in config.fileSystems), {
+        environment: { etc: { 'systemd/system/tmp.mount': { symlink: '/dev/null' } } },
+      }),
     ]),
   };
 };

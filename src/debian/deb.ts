@@ -124,16 +124,18 @@ function mergeInto(src: string, dst: string, what: string): void {
 export function mergeUsr(root: string): void {
   // Debian 13's base-files ships the merged-/usr links themselves (/bin -> usr/bin); every cairn
   // root has them already, so they are dropped (before links are rewritten for the move).
+  // Any other link in their place cannot be merged.
   for (const dir of MERGED_DIRS) {
     const p = join(root, dir);
-    if (isSymlink(p) && [`usr/${dir}`, `/usr/${dir}`].includes(readlinkSync(p).replace(/\/+$/, ''))) unlinkSync(p);
+    if (!isSymlink(p)) continue;
+    const target = readlinkSync(p);
+    if (![`usr/${dir}`, `/usr/${dir}`].includes(target.replace(/\/+$/, ''))) throw new CairnError(`the package ships /${dir} as a symlink to ${target}; cairn cannot merge it into /usr`);
+    unlinkSync(p);
   }
   fixSymlinks(root);
   for (const dir of MERGED_DIRS) {
     const p = join(root, dir);
-    if (!existsSync(p) && !isSymlink(p)) continue;
-    if (isSymlink(p)) throw new CairnError(`the package ships /${dir} as a symlink to ${readlinkSync(p)}; cairn cannot merge it into /usr`);
-    mergeInto(p, join(root, 'usr', dir), `/${dir}`);
+    if (existsSync(p)) mergeInto(p, join(root, 'usr', dir), `/${dir}`);
   }
 }
 

@@ -88,7 +88,7 @@ describe('verification', () => {
   });
 
   it('refuses a Packages index whose hash does not match the signed Release, and caches nothing', async () => {
-    const repo = repos.find((r) => r.suite === 'bookworm-updates')!;
+    const repo = repos.find((r) => r.suite === 'trixie-updates')!;
     const release = await fetchRelease(repo);
     const name = [...release.files.keys()].find((k) => k === 'main/binary-amd64/Packages.xz')!;
     const fake = '0'.repeat(64);
@@ -136,7 +136,7 @@ describe('lock, unpacking and offline builds', () => {
     const dir = join(work, 'config');
     mkdirSync(dir, { recursive: true });
     const lockPath = join(dir, 'cairn.lock');
-    const request = { packages: ['systemd', 'sudo'] };
+    const request = { packages: ['systemd', 'sudo', 'base-files'] };
     const first = await lockPackages(request, { lockPath });
     expect(first.resolved).toBe(true);
     const text = readFileSync(lockPath, 'utf8');
@@ -145,14 +145,16 @@ describe('lock, unpacking and offline builds', () => {
     expect(text).not.toMatch(/https?:/);
     const lock = readLock(lockPath)!;
     expect(lock.packages.map((p) => p.name)).toEqual([...lock.packages.map((p) => p.name)].sort());
-    expect(lock.repositories.map((r) => r.suite)).toEqual(['bookworm', 'bookworm-updates', 'bookworm-security']);
+    expect(lock.repositories.map((r) => r.suite)).toEqual(['trixie', 'trixie-updates', 'trixie-security']);
 
     const store = Store.open(join(work, 'home'));
     const built = await realisePackages(lock, first.repositories, store);
     const path = (name: string): string => store.toPhysical(built.find((p) => p.name === name)!.storePath);
-    // systemd ships /lib/systemd/systemd in bookworm: it must be under usr/ now.
     expect(existsSync(join(path('systemd'), 'usr/lib/systemd/systemd'))).toBe(true);
     expect(existsSync(join(path('systemd'), 'lib'))).toBe(false);
+    // Debian 13's base-files ships the merged-/usr links (/bin -> usr/bin): every cairn root has them; dropped.
+    for (const dir of ['bin', 'sbin', 'lib', 'lib64']) expect(existsSync(join(path('base-files'), dir))).toBe(false);
+    expect(existsSync(join(path('base-files'), 'usr/lib/os-release'))).toBe(true);
     expect(lstatSync(join(path('libc6'), 'usr/lib64/ld-linux-x86-64.so.2')).isSymbolicLink()).toBe(true);
     expect(readFileSync(join(path('systemd'), '.cairn/deb/control'), 'utf8')).toMatch(/^Package: systemd$/m);
     const duties = JSON.parse(readFileSync(join(path('systemd'), '.cairn/deb/duties.json'), 'utf8'));

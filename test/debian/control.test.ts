@@ -61,7 +61,11 @@ Components: main
     expect(s[0]!.suites).toEqual(['bookworm', 'bookworm-updates']);
     expect(s[1]!.signedBy).toContain('BEGIN PGP PUBLIC KEY BLOCK');
     expect(hostRepository('bookworm-security', s).uri).toBe('http://mirror.invalid/debian-security');
-    expect(() => hostRepository('trixie', s)).toThrow(/trixie.*packages\.repositories/);
+    // Another release's suite of the same kind lends its entry (Debian keeps them in one archive).
+    expect(hostRepository('trixie-security', s).uri).toBe('http://mirror.invalid/debian-security');
+    expect(hostRepository('trixie', s)).toMatchObject({ uri: 'http://mirror.invalid/debian', suite: 'trixie' });
+    // Nothing is guessed for suites that are not Debian's.
+    expect(() => hostRepository('jammy', s)).toThrow(/jammy.*packages\.repositories/);
   });
 
   it('reads one-line entries with options and skips deb-src', () => {

@@ -11,7 +11,7 @@ const spec = async (config: Record<string, unknown>, extra: Record<string, unkno
 
 describe('the system spec', () => {
   it('gives the evaluated values, with the defaults of the option declarations', async () => {
-    const s = await spec({ environment: { systemPackages: ['nginx'] }, packages: { repositories: [{ suite: 'bookworm-security' }] } });
+    const s = await spec({ environment: { systemPackages: ['nginx'] }, system: { debian: { release: 'bookworm' } }, packages: { repositories: [{ suite: 'bookworm-security' }] } });
     expect(s.name).toBe('cairn');
     expect(s.packages.kernel).toBe('linux-image-amd64');
     expect(s.packages.system).toContain('nginx');
