@@ -174,7 +174,7 @@ describe.skipIf(!canChroot)('cairn inside the built system (chroot, unshare -r -
   const inSystem = (args: string[]) =>
     execa('unshare', ['-r', '-m', 'sh', '-c', 'mount --rbind "$0" "$1/cairn" && root="$1" && shift && exec chroot "$root" /usr/bin/env -i PATH=/usr/bin:/usr/sbin HOME=/root "$@"', TEST_STORE_HOME, root, ...args], { reject: false });
 
-  it("runs on the system's Node, Debian 12's", async () => {
+  it("runs on the system's Node, Debian's", async () => {
     const node = await inSystem(['node', '--version']);
     expect(node.exitCode, node.stderr).toBe(0);
     expect(node.stdout).toBe(`v${/-nodejs-(\d+\.\d+\.\d+)/.exec(nodejs.storePath)![1]}`);

@@ -9,7 +9,6 @@
  * machine (QMP block_resize) and runs the growth units that ran at boot again. growpart finds
  * no partition there and leaves it; the file system is then grown by systemd-growfs.
  */
-import { hostRepository, readHostSources } from '../../../src/debian/sources.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
 function check(ok: boolean, what: string): void {
@@ -19,12 +18,6 @@ function check(ok: boolean, what: string): void {
 const MIB = 1024 * 1024;
 // Typed on the keyboard: letters, digits and spaces only.
 const PASSWORD = 'Initial pass 42';
-// The host's archive (its apt configuration lists `main` only), with the component microcode is in.
-const sources = readHostSources();
-const nonFree = (suite: string) => {
-  const { uri, keyring } = hostRepository(suite, sources);
-  return { uri, keyring, suite, components: ['main', 'non-free-firmware'] };
-};
 
 export default {
   name: 'base-system options',
@@ -39,9 +32,7 @@ export default {
         },
       },
       system: { stateVersion: '0.1' },
-      packages: {
-        repositories: ['bookworm', 'bookworm-updates', 'bookworm-security'].map(nonFree),
-      },
+      // Its package is in non-free-firmware, which the option adds to the release's components.
       hardware: { cpu: { intel: { updateMicrocode: true } } },
       boot: {
         kernel: { sysctl: { 'vm.swappiness': 17, 'net.core.somaxconn': 777, 'net.ipv4.ip_forward': true } },
