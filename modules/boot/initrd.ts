@@ -75,6 +75,15 @@ export default ({ lib, config }: ModuleArgs) => {
             },
             description: 'The module names stage 1 loads whatever the hardware; the rest of `modules` it loads for the devices it finds.',
           }),
+          earlyMicrocode: mkOption({
+            type: types.listOf(types.enum(['intel', 'amd'])),
+            internal: true,
+            default: [],
+            description:
+              "CPU vendors whose microcode (from `intel-microcode`, `amd64-microcode`) is prepended to the initrd as an uncompressed cpio, " +
+              "where the kernel's early loader reads it before anything runs (NixOS's `boot.initrd.prepend` of the microcode image). " +
+              'Set by `hardware.cpu.{intel,amd}.updateMicrocode`.',
+          }),
           fileSystems: mkOption({
             type: types.listOf(types.anything),
             internal: true,

@@ -24,14 +24,14 @@ export default ({ lib, config }: ModuleArgs) => {
             updateMicrocode: mkOption({
               type: types.bool,
               default: false,
-              description: nonFree('Whether to install the microcode updates of Intel CPUs (`intel-microcode`, /usr/lib/firmware/intel-ucode).'),
+              description: nonFree('Whether to update the microcode of Intel CPUs at boot: `intel-microcode`, its updates prepended to the initrd for the kernel\'s early loader.'),
             }),
           },
           amd: {
             updateMicrocode: mkOption({
               type: types.bool,
               default: false,
-              description: nonFree('Whether to install the microcode updates of AMD CPUs (`amd64-microcode`, /usr/lib/firmware/amd-ucode).'),
+              description: nonFree('Whether to update the microcode of AMD CPUs at boot: `amd64-microcode`, its updates prepended to the initrd for the kernel\'s early loader.'),
             }),
           },
         },
@@ -42,8 +42,8 @@ export default ({ lib, config }: ModuleArgs) => {
         system: { debian: { components: ['main', 'non-free-firmware'] } },
       }),
       mkIf(hw.enableRedistributableFirmware, { environment: { systemPackages: ['firmware-linux-nonfree'] } }),
-      mkIf(hw.cpu.intel.updateMicrocode, { environment: { systemPackages: ['intel-microcode'] } }),
-      mkIf(hw.cpu.amd.updateMicrocode, { environment: { systemPackages: ['amd64-microcode'] } }),
+      mkIf(hw.cpu.intel.updateMicrocode, { environment: { systemPackages: ['intel-microcode'] }, boot: { initrd: { earlyMicrocode: ['intel'] } } }),
+      mkIf(hw.cpu.amd.updateMicrocode, { environment: { systemPackages: ['amd64-microcode'] }, boot: { initrd: { earlyMicrocode: ['amd'] } } }),
     ]),
   };
 };

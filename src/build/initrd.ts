@@ -12,7 +12,7 @@
  * rebuild costs nothing; the archive is deterministic (fixed mtimes, root ownership, sorted
  * members), so equal inputs also give equal bytes.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -45,7 +45,21 @@ export interface InitrdOptions {
   fileSystems?: InitrdFileSystem[];
   /** The stage-1 script; default `scripts/stage-1-init.sh` of this checkout. */
   stage1?: string;
+  /** Store paths of microcode packages (`intel-microcode`, `amd64-microcode`) whose updates are prepended for early loading. */
+  microcode?: { vendor: MicrocodeVendor; pkgPath: string }[];
 }
+
+export type MicrocodeVendor = 'intel' | 'amd';
+
+/**
+ * Where each vendor's package keeps its updates, and the file the kernel's early loader reads
+ * (`kernel/x86/microcode/<CPUID vendor>.bin` in an uncompressed cpio before the initrd): every
+ * update of the vendor concatenated, as Debian's initramfs hooks make it.
+ */
+export const MICROCODE: Record<MicrocodeVendor, { pkg: string; dir: string; file: string; take: (name: string) => boolean }> = {
+  intel: { pkg: 'intel-microcode', dir: 'usr/lib/firmware/intel-ucode', file: 'GenuineIntel.bin', take: (n) => /^[0-9a-f]{2}-[0-9a-f]{2}-[0-9a-f]{2}$/.test(n) },
+  amd: { pkg: 'amd64-microcode', dir: 'usr/lib/firmware/amd-ucode', file: 'AuthenticAMD.bin', take: (n) => n.endsWith('.bin') },
+};
 
 /** Arguments of a `cairn:initrd` derivation. */
 interface InitrdArgs {
@@ -57,6 +71,7 @@ interface InitrdArgs {
   load?: string[];
   fstab: string;
   stage1: string;
+  microcode?: { vendor: MicrocodeVendor; pkg: string }[];
 }
 
 /** Applets stage 1 uses, linked when `busybox --list` cannot run on the building machine. */
@@ -100,8 +115,10 @@ export function initrdDerivations(store: Store, opts: InitrdOptions): { kernel: 
     ...(opts.load ? { load: [...opts.load] } : {}),
     fstab: initrdFstab(opts.fileSystems ?? []),
     stage1: opts.stage1 ?? defaultStage1(),
+    ...(opts.microcode?.length ? { microcode: opts.microcode.map((m) => ({ vendor: m.vendor, pkg: store.parse(m.pkgPath).logical })) } : {}),
   };
-  const initrd: Derivation = { name: `initrd-${kernel.version}`, builder: 'cairn:initrd', args, inputs: [kernel.storePath, args.depmod, busybox] };
+  const microcode = args.microcode?.map((m) => m.pkg) ?? [];
+  const initrd: Derivation = { name: `initrd-${kernel.version}`, builder: 'cairn:initrd', args, inputs: [kernel.storePath, args.depmod, busybox, ...microcode] };
   return { kernel, depmod, initrd };
 }
 
@@ -164,8 +181,26 @@ registerBuilder('cairn:initrd', async (ctx) => {
     ...files,
   ];
   await mkdir(ctx.out);
-  await writeFile(join(ctx.out, 'initrd'), gzipCpio(writeCpio(entries)), { mode: 0o444 });
+  const early = a.microcode?.length ? earlyMicrocodeCpio(a.microcode.map((m) => ({ vendor: m.vendor, dir: phys(m.pkg) }))) : Buffer.alloc(0);
+  if (early.length) ctx.log(`initrd: early microcode for ${a.microcode!.map((m) => m.vendor).join(', ')} (${early.length} bytes)`);
+  await writeFile(join(ctx.out, 'initrd'), Buffer.concat([early, gzipCpio(writeCpio(entries))]), { mode: 0o444 });
 });
+
+/**
+ * The uncompressed cpio the kernel's early microcode loader reads at the start of the initrd
+ * (Documentation/arch/x86/microcode.rst); the kernel then unpacks the compressed archive after it.
+ */
+export function earlyMicrocodeCpio(packages: { vendor: MicrocodeVendor; dir: string }[]): Buffer {
+  const files: CpioEntry[] = [];
+  for (const { vendor, dir } of packages) {
+    const m = MICROCODE[vendor];
+    const from = join(dir, m.dir);
+    const names = existsSync(from) ? readdirSync(from).filter((n) => m.take(n) && statSync(join(from, n)).isFile()).sort() : [];
+    if (names.length === 0) throw new CairnError(`${m.pkg} has no microcode updates in /${m.dir}: cannot load them early`);
+    files.push({ type: 'file', path: `kernel/x86/microcode/${m.file}`, data: Buffer.concat(names.map((n) => readFileSync(join(from, n)))) });
+  }
+  return writeCpio([...parentDirs(files.map((f) => f.path)), ...files]);
+}
 
 /** What a system's boot needs, as `buildBootFiles` returns it. */
 export interface BootFiles {
@@ -186,6 +221,8 @@ export interface BootConfig {
   modules: string[];
   load?: string[];
   fileSystems: InitrdFileSystem[];
+  /** CPU vendors whose microcode packages (among `packages`) are prepended. */
+  earlyMicrocode?: MicrocodeVendor[];
 }
 
 /**
@@ -201,6 +238,11 @@ export async function buildBootFiles(store: Store, config: BootConfig, packages:
     modules: config.modules,
     ...(config.load ? { load: config.load } : {}),
     fileSystems: config.fileSystems,
+    microcode: (config.earlyMicrocode ?? []).map((vendor) => {
+      const pkg = packages.find((p) => p.name === MICROCODE[vendor].pkg);
+      if (!pkg) throw new CairnError(`the early microcode of ${vendor} CPUs needs ${MICROCODE[vendor].pkg} among the packages built`);
+      return { vendor, pkgPath: pkg.storePath };
+    }),
   });
   const modulesMeta = await store.build(depmod);
   const out = await store.build(initrd);

@@ -130,7 +130,8 @@ export interface SystemSpec {
   };
   boot: {
     kernelParams: string[];
-    initrd: { modules: string[]; load: string[]; fileSystems: BootFileSystem[] };
+    /** `earlyMicrocode`: CPU vendors whose microcode is prepended to the initrd. */
+    initrd: { modules: string[]; load: string[]; fileSystems: BootFileSystem[]; earlyMicrocode: ('intel' | 'amd')[] };
     /** `system.build.kernelModules`: what the system's module tree holds; null: the kernel's whole tree. */
     kernelModules: { required: string[]; optional: string[] } | null;
     /** The root file system stage 1 mounts, or null when none is declared. */
@@ -319,7 +320,12 @@ export function systemSpec(config: unknown): SystemSpec {
       }
       return {
         kernelParams: get(listOf(str), 'boot', 'kernelParams'),
-        initrd: { modules: get(listOf(str), 'boot', 'initrd', 'modules'), load: get(listOf(str), 'boot', 'initrd', 'load'), fileSystems },
+        initrd: {
+          modules: get(listOf(str), 'boot', 'initrd', 'modules'),
+          load: get(listOf(str), 'boot', 'initrd', 'load'),
+          fileSystems,
+          earlyMicrocode: [...new Set(get(listOf(str), 'boot', 'initrd', 'earlyMicrocode'))].sort() as ('intel' | 'amd')[],
+        },
         kernelModules: get(nullOr(fields({ required: listOf(str), optional: listOf(str) })), 'system', 'build', 'kernelModules'),
         root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,
         systemdBoot,

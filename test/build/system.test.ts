@@ -5,7 +5,7 @@
  * root (CAIRN_ROOT) with stable user ids.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
@@ -13,6 +13,7 @@ import { Store } from '../../src/store/index.js';
 import { buildSystem, findHostPaths, hostPathNeedles, type BuiltSystem } from '../../src/build/index.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 import { CairnError } from '../../src/errors.js';
+import { parseCpio } from '../../src/build/cpio.js';
 
 const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
 process.env.CAIRN_DEBIAN_CACHE = CACHE;
@@ -206,6 +207,31 @@ describe('cairn build on the command line', () => {
     expect(again.exitCode, again.stderr).toBe(0);
     expect(again.stdout).toBe(toplevel); // execa drops the final newline
     expect(readlinkSync(join(here, 'result'))).toBe(store.toPhysical(toplevel));
+  }, 600_000);
+});
+
+describe('hardware.cpu.{intel,amd}.updateMicrocode', () => {
+  it("prepends the vendors' microcode to the initrd as an uncompressed cpio the kernel's early loader reads", async () => {
+    const file = variant('microcode', 'hardware:\n  cpu:\n    intel: { updateMicrocode: true }\n    amd: { updateMicrocode: true }\n');
+    const built = await buildSystem(await evalConfigFile(file), { store });
+    const initrd = readFileSync(store.toPhysical(built.initrd!));
+    const early = parseCpio(initrd);
+    expect(early.map((e) => e.path).filter((p) => p.endsWith('.bin')).sort()).toEqual(['kernel/x86/microcode/AuthenticAMD.bin', 'kernel/x86/microcode/GenuineIntel.bin']);
+    // Each is every update of the vendor's package, concatenated.
+    const inSw = (dir: string) => join(store.toPhysical(readlinkSync(join(store.toPhysical(built.toplevel), 'sw'))), dir);
+    const sizeOf = (dir: string, take: (n: string) => boolean) => readdirSync(dir).filter(take).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    const intel = early.find((e) => e.path.endsWith('GenuineIntel.bin'))!;
+    const amd = early.find((e) => e.path.endsWith('AuthenticAMD.bin'))!;
+    expect(intel.data.length).toBe(sizeOf(inSw('usr/lib/firmware/intel-ucode'), (n) => /^[0-9a-f]{2}-[0-9a-f]{2}-[0-9a-f]{2}$/.test(n)));
+    expect(amd.data.length).toBe(sizeOf(inSw('usr/lib/firmware/amd-ucode'), (n) => n.endsWith('.bin')));
+    expect(intel.data.length > 100_000 && amd.data.length > 10_000).toBe(true);
+    // Then the compressed initrd itself, whole.
+    const gz = initrd.indexOf(Buffer.from([0x1f, 0x8b, 0x08]), initrd.indexOf('TRAILER!!!'));
+    expect(gz).toBeGreaterThan(0);
+    expect(parseCpio(initrd.subarray(gz)).map((e) => e.path)).toContain('init');
+    // Without the options, no early archive: the initrd is gzip from its first byte.
+    const plain = readFileSync(store.toPhysical(minimal.initrd!));
+    expect([plain[0], plain[1]]).toEqual([0x1f, 0x8b]);
   }, 600_000);
 });
 
