@@ -203,8 +203,11 @@ export default ({ lib, config }: ModuleArgs) => {
     const at = (port: number, ssl: boolean) => addrs.map((addr) => ({ addr, port, ssl, proxyProtocol: false, extraParameters: [] }));
     return [...(hasSSL(h) || h.rejectSSL ? at(cfg.defaultSSLListenPort, true) : []), ...(h.onlySSL ? [] : at(cfg.defaultHTTPListenPort, false))];
   };
+  // nginx 1.25.1 turned HTTP/2 from a listen parameter into a server directive (and warns of the
+  // old form); Debian 12 has 1.22, 13 has 1.26. NixOS decides the same by the package's version.
+  const oldHTTP2 = (): boolean => config.system.debian.release === 'bookworm';
   const listenLine = (h: VirtualHost, l: Listen): string =>
-    `listen ${[`${l.addr}${l.port === null ? '' : `:${l.port}`}`, ...(l.ssl ? ['ssl'] : []), ...(l.ssl && h.http2 ? ['http2'] : []), ...(h.default ? ['default_server'] : []), ...(l.proxyProtocol ? ['proxy_protocol'] : []), ...l.extraParameters].join(' ')};`;
+    `listen ${[`${l.addr}${l.port === null ? '' : `:${l.port}`}`, ...(l.ssl ? ['ssl'] : []), ...(l.ssl && h.http2 && oldHTTP2() ? ['http2'] : []), ...(h.default ? ['default_server'] : []), ...(l.proxyProtocol ? ['proxy_protocol'] : []), ...l.extraParameters].join(' ')};`;
   const basicAuth = (a: { basicAuthFile: string | null }): string[] => (a.basicAuthFile === null ? [] : ['auth_basic secured;', `auth_basic_user_file ${nginxString(a.basicAuthFile)};`]);
   const acmeLocation = (h: VirtualHost): string[] => {
     if (acmeCert(h) === null) return [];
@@ -244,6 +247,7 @@ export default ({ lib, config }: ModuleArgs) => {
     blocks.push([
       ...(h.forceSSL ? all.filter((l) => l.ssl) : all).map((l) => listenLine(h, l)),
       names,
+      ...(hasSSL(h) && h.http2 && !oldHTTP2() ? ['http2 on;'] : []),
       ...(h.forceSSL ? [] : acmeLocation(h)),
       ...(h.root !== null ? [`root ${nginxString(h.root)};`] : []),
       ...(h.globalRedirect !== null ? ['location / {', `  return ${h.redirectCode} http${hasSSL(h) ? 's' : ''}://${h.globalRedirect}$request_uri;`, '}'] : []),

@@ -266,6 +266,10 @@ describe('errors a user can cause', () => {
 });
 
 describe('activation under a temporary root', () => {
+  // Activation runs the generation's own programs with the building machine's dynamic loader and
+  // C library (on a machine, /usr is the generation's): Debian 12 programs run on a Debian 12 host
+  // and on later ones; 13's need 13's C library. So these generations are Debian 12 ones.
+  const HOST_RELEASE = ['system:', '  debian: { release: bookworm }'];
   let root: string;
   const activate = (toplevel: string, env: Record<string, string> = {}) =>
     execa('bash', [join(store.toPhysical(toplevel), 'activate')], { reject: false, env: { CAIRN_ROOT: root, CAIRN_STORE_DIR: store.dir, ...env }, extendEnv: true });
@@ -284,6 +288,7 @@ describe('activation under a temporary root', () => {
   it('keeps user ids stable across generations and never reuses one', async () => {
     const gen1 = await buildSystem(
       await evalConfigFile(variant('gen1', [
+        ...HOST_RELEASE,
         'users:',
         '  users:',
         '    deploy: { isSystemUser: true, group: deploy }',
@@ -328,6 +333,7 @@ describe('activation under a temporary root', () => {
     // Generation 2: deploy goes, two accounts come; /etc/cairn-test/gen1 is no longer declared.
     const gen2 = await buildSystem(
       await evalConfigFile(variant('gen2', [
+        ...HOST_RELEASE,
         'users:',
         '  users:',
         '    alice: { isNormalUser: true }',
@@ -359,7 +365,7 @@ describe('activation under a temporary root', () => {
   it('reports a failing snippet by name and still runs the others', async () => {
     const gen = await buildSystem(
       await evalConfigFile(variant('failing', [
-        'system:',
+        ...HOST_RELEASE,
         '  activationScripts:',
         '    broken: { text: "false", deps: [users] }',
         '    after-broken: { text: "touch $CAIRN_ROOT/after-broken", deps: [broken] }',
@@ -377,11 +383,12 @@ describe('activation under a temporary root', () => {
     mkdirSync(join(fresh, 'etc'), { recursive: true });
     // A file someone left where the generation has a link: kept aside, never overwritten.
     writeFileSync(join(fresh, 'etc/os-release'), 'hand-made\n');
-    const etcPhys = store.toPhysical(minimal.etc);
+    const first = await buildSystem(await evalConfigFile(variant('first-boot', [...HOST_RELEASE, ''].join('\n'))), { store });
+    const etcPhys = store.toPhysical(first.etc);
     const links = readFileSync(join(etcPhys, 'links'), 'utf8').trim().split('\n');
     // The tree activation copies holds every link, already pointing through /etc/static.
     for (const l of links) expect(readlinkSync(join(etcPhys, 'link-tree', l))).toBe(`/etc/static/${l}`);
-    const r = await execa('bash', [join(store.toPhysical(minimal.toplevel), 'activate')], { reject: false, env: { CAIRN_ROOT: fresh, CAIRN_STORE_DIR: store.dir }, extendEnv: true });
+    const r = await execa('bash', [join(store.toPhysical(first.toplevel), 'activate')], { reject: false, env: { CAIRN_ROOT: fresh, CAIRN_STORE_DIR: store.dir }, extendEnv: true });
     expect(r.stderr).not.toMatch(/error/);
     expect(r.exitCode).toBe(0);
     for (const l of links) expect(readlinkSync(join(fresh, 'etc', l))).toBe(`/etc/static/${l}`);

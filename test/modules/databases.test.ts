@@ -167,7 +167,7 @@ describe('services.postgresql', () => {
 describe("Debian's postgres (from the store) reads the generated postgresql.conf", () => {
   let tools: StorePrograms;
   beforeAll(async () => {
-    tools = await storePrograms(['postgresql-15'], ['usr/lib/postgresql/15/bin/postgres']);
+    tools = await storePrograms(['postgresql-17'], ['usr/lib/postgresql/17/bin/postgres'], { absoluteArgv0: true });
   }, 600_000);
 
   it('accepts quoted strings, booleans and numbers, and refuses an unknown parameter', async () => {
@@ -175,7 +175,7 @@ describe("Debian's postgres (from the store) reads the generated postgresql.conf
     const conf = etcText(c, 'cairn/postgresql/postgresql.conf');
     const dir = tempDir('pg-check');
     chmodSync(dir, 0o755);
-    // postgres refuses root: run as nobody. It finds its own executable on PATH (the wrapper), not the host's.
+    // postgres refuses root: run as nobody. It is told its own path (the store's), where its lib folder is beside it.
     const run = (text: string, param = 'config_file') => {
       writeFileSync(join(dir, 'postgresql.conf'), text);
       chownSync(join(dir, 'postgresql.conf'), 65534, 65534);

@@ -26,9 +26,15 @@ describe('services.nginx virtual hosts', () => {
     expect(redirect).toContain('    listen 0.0.0.0:80;\n    listen [::]:80;\n    server_name a.example www.a.example;\n');
     expect(redirect).toContain('    location ^~ /.well-known/acme-challenge/ {\n      root /var/lib/acme/acme-challenge;\n      auth_basic off;\n    }\n');
     expect(redirect).toContain('    location / {\n      return 308 https://$host$request_uri;\n    }');
-    expect(site).toContain('    listen 0.0.0.0:443 ssl http2;\n    listen [::]:443 ssl http2;\n    server_name a.example www.a.example;\n');
+    expect(site).toContain('    listen 0.0.0.0:443 ssl;\n    listen [::]:443 ssl;\n    server_name a.example www.a.example;\n    http2 on;\n');
     expect(site).not.toMatch(/listen \S+:80/);
     expect(site).toContain('    ssl_certificate /var/lib/acme/a.example/fullchain.pem;\n    ssl_certificate_key /var/lib/acme/a.example/key.pem;\n    ssl_trusted_certificate /var/lib/acme/a.example/chain.pem;');
+  });
+
+  it("HTTP/2 is a listen parameter for Debian 12's nginx 1.22 (the server directive came in 1.25.1)", async () => {
+    const [, site] = servers(await conf(nginx({ 'a.example': { forceSSL: true, sslCertificate: '/c', sslCertificateKey: '/k' } }), { system: { debian: { release: 'bookworm' } } }));
+    expect(site).toContain('    listen 0.0.0.0:443 ssl http2;\n    listen [::]:443 ssl http2;\n    server_name a.example;\n');
+    expect(site).not.toContain('http2 on;');
   });
 
   it('addSSL serves both ports in one block, onlySSL only 443; listen overrides both', async () => {
@@ -42,8 +48,9 @@ describe('services.nginx virtual hosts', () => {
     const [add, only, own] = servers(text);
     expect(add).toContain('    listen 0.0.0.0:443 ssl;\n    listen [::]:443 ssl;\n    listen 0.0.0.0:80;\n    listen [::]:80;\n');
     expect(add).toContain('ssl_certificate /etc/ssl/add.pem;\n    ssl_certificate_key /var/lib/keys/add.key;');
-    expect(only).toContain('    listen 127.0.0.1:443 ssl http2;\n    server_name only;\n');
-    expect(own).toContain('    listen 192.0.2.1:8443 ssl http2 default_server backlog=1024;\n    listen unix:/run/x.sock default_server;\n');
+    expect(add).not.toContain('http2');
+    expect(only).toContain('    listen 127.0.0.1:443 ssl;\n    server_name only;\n    http2 on;\n');
+    expect(own).toContain('    listen 192.0.2.1:8443 ssl default_server backlog=1024;\n    listen unix:/run/x.sock default_server;\n');
   });
 
   it('useACMEHost serves another certificate and asks for none of its own; the certificate lists the names', async () => {
@@ -68,7 +75,7 @@ describe('services.nginx virtual hosts', () => {
       await conf(nginx({ old: { globalRedirect: 'new.example', redirectCode: 302, basicAuthFile: '/var/lib/htpasswd', extraConfig: 'add_header X-Old yes;' }, reject: { default: true, rejectSSL: true } })),
     );
     expect(old).toContain('    location / {\n      return 302 http://new.example$request_uri;\n    }\n    auth_basic secured;\n    auth_basic_user_file /var/lib/htpasswd;\n    add_header X-Old yes;');
-    expect(reject).toContain('listen 0.0.0.0:443 ssl http2 default_server;');
+    expect(reject).toContain('listen 0.0.0.0:443 ssl default_server;');
     expect(reject).toContain('ssl_reject_handshake on;');
     expect(reject).not.toContain('ssl_certificate');
   });

@@ -33,7 +33,7 @@ export interface StorePrograms {
  * wrapper for each of `programs` (paths inside the packages, such as `usr/sbin/sshd`), run as
  * `cairn build` runs its checks (src/build/checks.ts).
  */
-export async function storePrograms(packages: string[], programs: string[]): Promise<StorePrograms> {
+export async function storePrograms(packages: string[], programs: string[], opts: { absoluteArgv0?: boolean } = {}): Promise<StorePrograms> {
   mkdirSync(process.env.CAIRN_DEBIAN_CACHE!, { recursive: true });
   const store = Store.open(TEST_STORE_HOME);
   const { lock, repositories } = await lockPackages({ packages });
@@ -48,6 +48,8 @@ export async function storePrograms(packages: string[], programs: string[]): Pro
     const name = program.split('/').pop()!;
     found.set(name, file);
     const [loader, argv] = runner.command(program, []);
+    // A program that finds its files relative to itself (postgres: ../lib) is told where it is.
+    if (opts.absoluteArgv0) argv[argv.indexOf('--argv0') + 1] = file;
     writeFileSync(join(bin, name), `#!/bin/sh\nexec ${[loader, ...argv].map((a) => `'${a}'`).join(' ')} "$@"\n`, { mode: 0o755 });
   }
   const path = (name: string): string => {
