@@ -10,6 +10,7 @@
  *     with one try: it boots once, is abandoned, and the next boot is generation 2 again.
  */
 import type { Machine } from '../../../src/testing/index.js';
+import { setProfile } from './host.js';
 
 const service = (text: string) => ({ description: text, wantedBy: ['multi-user.target'], script: `echo ${text}; exec sleep infinity` });
 const generation = (page: string, services: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -28,10 +29,6 @@ const broken = {
   'health-check': { description: 'a failing health check', requiredBy: ['boot-complete.target'], before: ['boot-complete.target'], serviceConfig: { Type: 'oneshot' }, script: 'exit 1' },
 };
 
-const PROFILE = '/cairn/var/profiles/system';
-/** What `cairn switch|boot` does on the machine once the closure is there: a generation, then the switch. */
-const setProfile = (n: number, toplevel: string) =>
-  `ln -sfn ${toplevel} ${PROFILE}-${n}-link && ln -sfn system-${n}-link ${PROFILE}.tmp && mv -T ${PROFILE}.tmp ${PROFILE}`;
 
 export default {
   name: 'generations: switch, boot entries, rollback, boot counting',

@@ -8,6 +8,7 @@
  * Then a hybrid disk (GRUB and systemd-boot, raw-hybrid) boots under OVMF.
  */
 import type { Machine } from '../../../src/testing/index.js';
+import { setProfile } from './host.js';
 
 const generation = (page: string, extra: Record<string, unknown> = {}) => ({
   networking: { hostName: 'grubby' },
@@ -18,9 +19,6 @@ const generation = (page: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-const PROFILE = '/cairn/var/profiles/system';
-const setProfile = (n: number, toplevel: string) =>
-  `ln -sfn ${toplevel} ${PROFILE}-${n}-link && ln -sfn system-${n}-link ${PROFILE}.tmp && mv -T ${PROFILE}.tmp ${PROFILE}`;
 
 export default {
   name: 'grub: BIOS boot, a menu entry per generation, switch, one-shot boot; a hybrid disk under OVMF',

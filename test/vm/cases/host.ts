@@ -27,3 +27,8 @@ export async function sshKeyPair(comment: string, prefix = 'cairn-test-key-'): P
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', key]);
   return { dir, key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };
 }
+
+const PROFILE = '/cairn/var/profiles/system';
+/** The guest command `cairn switch|boot` runs once the closure is there: generation N of the system profile, made current. */
+export const setProfile = (n: number, toplevel: string): string =>
+  `ln -sfn ${toplevel} ${PROFILE}-${n}-link && ln -sfn system-${n}-link ${PROFILE}.tmp && mv -T ${PROFILE}.tmp ${PROFILE}`;

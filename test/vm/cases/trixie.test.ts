@@ -8,7 +8,7 @@
  * refused without a change (its boot entries cannot be written before /usr moves).
  */
 import { join } from 'node:path';
-import { freePort, run, sshKeyPair } from './host.js';
+import { freePort, run, setProfile, sshKeyPair } from './host.js';
 import type { Machine } from '../../../src/testing/index.js';
 
 const { dir: keys, publicKey } = await sshKeyPair('driver@host');
@@ -24,9 +24,6 @@ const generation = (release: 'bookworm' | 'trixie', page: string) => ({
   users: { users: { alice: { isNormalUser: true, openssh: { authorizedKeys: { keys: [publicKey] } } } } },
 });
 
-const PROFILE = '/cairn/var/profiles/system';
-const setProfile = (n: number, toplevel: string) =>
-  `ln -sfn ${toplevel} ${PROFILE}-${n}-link && ln -sfn system-${n}-link ${PROFILE}.tmp && mv -T ${PROFILE}.tmp ${PROFILE}`;
 
 export default {
   name: 'Debian 12 to 13 and back by switches',
