@@ -13,8 +13,9 @@ import {
   type FinalDefinition,
   type MergeContext,
 } from './merge.js';
-import type { ModuleInput, Declarations } from './modules.js';
-import { evalSubmodule, isModulePath, submoduleDeclarations } from './modules.js';
+import type { Declarations } from './modules/declarations.js';
+import { isModulePath } from './modules/paths.js';
+import type { ModuleInput } from './modules/syntax.js';
 import { Package, pkg } from './package.js';
 import { showDefs, showOption } from './show.js';
 
@@ -479,16 +480,39 @@ function relativeToCaller(modules: ModuleInput[], entry: Function): ModuleInput[
   return file && isAbsolute(file) ? modules.map((m) => (typeof m === 'string' ? resolve(dirname(file), m) : m)) : modules;
 }
 
+/** What the submodule type needs of the module evaluator. */
+export interface SubmoduleEvaluator {
+  /** A submodule value: a nested evaluation of the type's modules plus each definition. */
+  evalSubmodule(loc: string[], modules: ModuleInput[], defs: FinalDefinition[], specialArgs: Record<string, unknown>, shorthand: boolean): Record<string, unknown>;
+  /** Declarations of a submodule type, for documentation and schemas. */
+  submoduleDeclarations(modules: ModuleInput[], specialArgs: Record<string, unknown>): Declarations;
+}
+
+/**
+ * Set by the evaluator when it loads. It is not imported here: it checks and merges with these
+ * types, and a file importing the other would find one half loaded.
+ */
+let evaluator: SubmoduleEvaluator | undefined;
+
+export function setSubmoduleEvaluator(e: SubmoduleEvaluator): void {
+  evaluator = e;
+}
+
+function submoduleEvaluator(): SubmoduleEvaluator {
+  if (!evaluator) throw new Error('internal: a submodule was evaluated before the module evaluator was loaded');
+  return evaluator;
+}
+
 function submoduleType(opts: SubmoduleOptions): OptionType {
   // May be read from config (a reference until evaluation), as NixOS modules sometimes do.
   const shorthand = (): boolean => force(opts.shorthandOnlyDefinesConfig ?? false) === true;
   let docs: Declarations | undefined;
-  const declarations = (): Declarations => (docs ??= submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
+  const declarations = (): Declarations => (docs ??= submoduleEvaluator().submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
   const t = mkOptionType({
     name: 'submodule',
     description: opts.description ?? 'submodule',
     check: (v) => isPlainObject(v) || typeof v === 'function' || isModulePath(v),
-    merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
+    merge: (loc, defs, ctx) => submoduleEvaluator().evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
     // Two declarations of a submodule option: one submodule with both sets of modules.
     typeMerge: (other) => {
       const o = submoduleOptions.get(other);
@@ -498,8 +522,8 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
     jsonSchema: () => declarations().jsonSchema(),
   });
   // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
-  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
-  t.emptyValueAt = (loc, ctx) => ({ value: evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
+  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: submoduleEvaluator().evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
+  t.emptyValueAt = (loc, ctx) => ({ value: submoduleEvaluator().evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
   submoduleOptions.set(t, opts);
   return t;
 }
