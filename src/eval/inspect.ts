@@ -45,33 +45,28 @@ export function findOption(ev: Evaluation, segments: string[]): FoundOption | { 
     let type: OptionType = child.type;
     let value: unknown = current ? current.option(child.path).value : undefined;
     for (;;) {
-      const own = evaluationOf(value);
-      if (own && type.name === 'submodule') {
-        current = own;
-        decls = own.decls;
-        ns = decls.root;
-        break;
-      }
-      if (type.name === 'submodule' && type.subOptions) {
-        current = undefined;
-        decls = type.subOptions();
+      const elem = type.elemSegment === undefined ? undefined : type.nestedTypes.elemType;
+      // A type with options of its own (a submodule): its value's evaluation, or its declarations.
+      const sub = elem ? undefined : type.getSubOptions();
+      if (sub) {
+        current = evaluationOf(value);
+        decls = current ? current.decls : sub.declarations;
         ns = decls.root;
         break;
       }
       if (i >= segments.length) throw new CairnError(`\`${showOption(walked)}' holds ${type.description}; name an option inside it.`);
+      if (!elem) throw new CairnError(`\`${showOption(walked)}' holds ${type.description}, which has no options inside.`);
+      // An element type under a name or position takes a segment (`<name>`, `*`: any); nullOr's is the value itself.
+      const below = type.elemSegment !== '';
+      type = elem;
+      if (!below) continue;
       const seg = segments[i++]!;
-      if (type.name === 'attrsOf' || type.name === 'lazyAttrsOf' || type.name === 'listOf') {
-        walked.push(seg);
-        type = type.nestedTypes.elemType!;
-        if (value !== undefined && seg !== '<name>' && seg !== '*') {
-          const container = value as Record<string, unknown>;
-          if (!(seg in container)) throw new CairnError(`\`${showOption(walked)}' is not defined.`);
-          value = container[seg];
-        } else value = undefined;
-      } else if (type.name === 'nullOr') {
-        i--;
-        type = type.nestedTypes.elemType!;
-      } else throw new CairnError(`\`${showOption(walked)}' holds ${type.description}, which has no options inside.`);
+      walked.push(seg);
+      if (value !== undefined && seg !== '<name>' && seg !== '*') {
+        const container = value as Record<string, unknown>;
+        if (!(seg in container)) throw new CairnError(`\`${showOption(walked)}' is not defined.`);
+        value = container[seg];
+      } else value = undefined;
     }
   }
   return { namespace: walked, children: [...ns.children.keys()] };
@@ -130,15 +125,8 @@ export function documentedOptions(decls: Declarations): DocumentedOption[] {
         });
       }
       if (decl.visible === 'shallow') continue;
-      let t: OptionType = node.type;
-      const sub = [...path];
-      for (;;) {
-        if (t.name === 'attrsOf' || t.name === 'lazyAttrsOf') sub.push('<name>');
-        else if (t.name === 'listOf') sub.push('*');
-        else if (t.name !== 'nullOr') break;
-        t = t.nestedTypes.elemType!;
-      }
-      if (t.name === 'submodule' && t.subOptions) walk(t.subOptions(), sub);
+      const sub = node.type.getSubOptions(path);
+      if (sub) walk(sub.declarations, sub.prefix);
     }
   };
   walk(decls, [...decls.prefix]);

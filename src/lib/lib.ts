@@ -28,18 +28,10 @@ export const lib = {
   mkRenamedOptionModule,
   mkRemovedOptionModule,
   mkAliasOptionModule,
-  // Read through getters: types.ts and the evaluator import each other, so `types` may not be
-  // initialised yet when this object is built, depending on which file is imported first.
-  get mkOptionType() {
-    return mkOptionType;
-  },
-  get types() {
-    return types;
-  },
+  mkOptionType,
+  types,
   /** Settings file formats (nixpkgs' pkgs.formats): `formats.ini()` is `{ type, generate }`. */
-  get formats() {
-    return formats;
-  },
+  formats,
   /**
    * Renders `modules/<name>.mustache` (a module's /etc files and scripts, beside the module:
    * `services/openssh.sshd_config` is modules/services/openssh.sshd_config.mustache) with a view;

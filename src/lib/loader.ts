@@ -8,7 +8,7 @@ import { Script } from 'node:vm';
 import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { CairnError } from '../errors.js';
 import { formatLocation, type SourceLocation } from './location.js';
-import { SourcedModule } from './modules.js';
+import { SourcedModule } from './modules/syntax.js';
 import { watchedImport } from './watchdog.js';
 import { parseYaml } from './yaml.js';
 

@@ -259,18 +259,18 @@ function describeAt(decls: Declarations, segments: string[]): { path: string[]; 
     let type: OptionType = (child as OptionNode).type;
     for (;;) {
       if (i >= segments.length) return { path, type };
-      if (type.name === 'attrsOf' || type.name === 'lazyAttrsOf') {
-        path.push(segments[i++]!);
-        type = type.nestedTypes.elemType!;
-      } else if (type.name === 'listOf') {
-        path.push(`[${segments[i++]}]`);
-        type = type.nestedTypes.elemType!;
-      } else if (type.name === 'nullOr' || type.name === 'unique') {
-        type = type.nestedTypes.elemType!;
-      } else if (type.name === 'submodule' && type.subOptions) {
-        ns = type.subOptions().root;
-        break;
-      } else return { path: [...path, ...segments.slice(i)], type };
+      const elem = type.elemSegment === undefined ? undefined : type.nestedTypes.elemType;
+      if (elem) {
+        // An entry of a set by its name, of a list as `[n]`; nullOr's element is the value itself.
+        if (type.elemSegment === '<name>') path.push(segments[i++]!);
+        else if (type.elemSegment === '*') path.push(`[${segments[i++]}]`);
+        type = elem;
+        continue;
+      }
+      const sub = type.getSubOptions();
+      if (!sub) return { path: [...path, ...segments.slice(i)], type };
+      ns = sub.declarations.root;
+      break;
     }
   }
   return { path };

@@ -13,8 +13,9 @@ import {
   type FinalDefinition,
   type MergeContext,
 } from './merge.js';
-import type { ModuleInput, Declarations } from './modules.js';
-import { evalSubmodule, isModulePath, submoduleDeclarations } from './modules.js';
+import type { Declarations } from './modules/declarations.js';
+import { isModulePath } from './modules/paths.js';
+import type { ModuleInput } from './modules/syntax.js';
 import { Package, pkg } from './package.js';
 import { showDefs, showOption } from './show.js';
 
@@ -38,8 +39,18 @@ export interface OptionType {
   typeMerge(other: OptionType): OptionType | null;
   /** Types this one is built from (listOf's element type, …). */
   readonly nestedTypes: Readonly<Record<string, OptionType>>;
-  /** Sub-option declarations (submodules), for documentation and schemas. */
-  subOptions?(): Declarations;
+  /**
+   * How a value holds values of its element type (`nestedTypes.elemType`), for walking an option
+   * path into it: each under a name (attrsOf: `<name>`), at a position (listOf: `*`), or the value
+   * itself (nullOr, unique: ''). Undefined for other types.
+   */
+  readonly elemSegment?: ElemSegment;
+  /**
+   * The options declared inside this type's values, as nixpkgs' getSubOptions: a submodule's own,
+   * or through elemSegment those of the element type; undefined when there are none. `prefix` is
+   * the option's path.
+   */
+  getSubOptions(prefix?: readonly string[]): SubOptions | undefined;
   jsonSchema(): JsonSchema;
   /** Identity of a parameter (enum values, a regex, a separator), compared when merging declarations. */
   readonly payload?: unknown;
@@ -64,6 +75,16 @@ const TYPE = Symbol('cairn.optionType');
 
 export type DescriptionClass = 'noun' | 'conjunction' | 'composite' | 'nonRestrictiveClause';
 
+export type ElemSegment = '<name>' | '*' | '';
+
+/** Options declared inside a type's values (for documentation, schemas and `cairn option`). */
+export interface SubOptions {
+  /** Where they are: the option's path, then `<name>` or `*` for each attrsOf or listOf passed through. */
+  readonly prefix: string[];
+  /** Their declarations, evaluated on first read (a submodule's modules run for them). */
+  readonly declarations: Declarations;
+}
+
 /** A nested type's description, in parentheses unless its class reads well unbracketed there. */
 function phrase(t: OptionType, ...bare: DescriptionClass[]): string {
   return t.descriptionClass && bare.includes(t.descriptionClass) ? t.description : `(${t.description})`;
@@ -81,6 +102,8 @@ interface TypeSpec {
   /** Builds the same kind of type from merged nested types (wrappers like listOf). */
   rebuild?: (nested: Record<string, OptionType>) => OptionType;
   typeMerge?: (other: OptionType) => OptionType | null;
+  elemSegment?: ElemSegment;
+  /** The declarations of the type's own options (a submodule's). */
   subOptions?: () => Declarations;
   emptyValue?: { value: unknown };
   secret?: boolean;
@@ -99,7 +122,21 @@ export function mkOptionType(spec: TypeSpec): OptionType {
     nestedTypes,
     payload: spec.payload,
     jsonSchema: spec.jsonSchema,
-    subOptions: spec.subOptions,
+    elemSegment: spec.elemSegment,
+    getSubOptions(prefix = []) {
+      if (spec.subOptions) {
+        const declarations = spec.subOptions;
+        return {
+          prefix: [...prefix],
+          get declarations() {
+            return declarations();
+          },
+        };
+      }
+      const elem = nestedTypes.elemType;
+      if (spec.elemSegment === undefined || !elem) return undefined;
+      return elem.getSubOptions(spec.elemSegment ? [...prefix, spec.elemSegment] : prefix);
+    },
     emptyValue: spec.emptyValue,
     secret: spec.secret,
     typeMerge(other: OptionType): OptionType | null {
@@ -193,6 +230,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
     descriptionClass: 'composite',
     check: isPlainObject,
     nestedTypes: { elemType: elem },
+    elemSegment: '<name>',
     rebuild: (n) => attrsOfImpl(n.elemType!, lazy),
     jsonSchema: () => ({ type: 'object', additionalProperties: elem.jsonSchema() }),
     merge(loc, defs, ctx) {
@@ -226,6 +264,7 @@ function listOf(elem: OptionType): OptionType {
     descriptionClass: 'composite',
     check: Array.isArray,
     nestedTypes: { elemType: elem },
+    elemSegment: '*',
     rebuild: (n) => listOf(n.elemType!),
     jsonSchema: () => ({ type: 'array', items: elem.jsonSchema() }),
     merge(loc, defs, ctx) {
@@ -266,6 +305,7 @@ function nullOr(elem: OptionType): OptionType {
     descriptionClass: 'conjunction',
     check: (v) => v === null || elem.check(v),
     nestedTypes: { elemType: elem },
+    elemSegment: '',
     rebuild: (n) => nullOr(n.elemType!),
     jsonSchema: () => ({ anyOf: [{ type: 'null' }, elem.jsonSchema()] }),
     merge(loc, defs, ctx) {
@@ -311,6 +351,7 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
     descriptionClass: elem.descriptionClass,
     check: elem.check,
     nestedTypes: { elemType: elem },
+    elemSegment: '',
     rebuild: (n) => unique(opts, n.elemType!),
     jsonSchema: () => elem.jsonSchema(),
     merge(loc, defs, ctx) {
@@ -413,6 +454,7 @@ function attrsNamed(names: OptionType, elem: OptionType, lazy = false): OptionTy
     description: `${inner.description}, by ${names.description}`,
     check: inner.check,
     nestedTypes: { elemType: elem },
+    elemSegment: '<name>',
     payload: names.name,
     jsonSchema: () => ({ ...inner.jsonSchema(), propertyNames: names.jsonSchema() }),
     typeMerge: (other) => {
@@ -479,16 +521,39 @@ function relativeToCaller(modules: ModuleInput[], entry: Function): ModuleInput[
   return file && isAbsolute(file) ? modules.map((m) => (typeof m === 'string' ? resolve(dirname(file), m) : m)) : modules;
 }
 
+/** What the submodule type needs of the module evaluator. */
+export interface SubmoduleEvaluator {
+  /** A submodule value: a nested evaluation of the type's modules plus each definition. */
+  evalSubmodule(loc: string[], modules: ModuleInput[], defs: FinalDefinition[], specialArgs: Record<string, unknown>, shorthand: boolean): Record<string, unknown>;
+  /** Declarations of a submodule type, for documentation and schemas. */
+  submoduleDeclarations(modules: ModuleInput[], specialArgs: Record<string, unknown>): Declarations;
+}
+
+/**
+ * Set by the evaluator when it loads. It is not imported here: it checks and merges with these
+ * types, and a file importing the other would find one half loaded.
+ */
+let evaluator: SubmoduleEvaluator | undefined;
+
+export function setSubmoduleEvaluator(e: SubmoduleEvaluator): void {
+  evaluator = e;
+}
+
+function submoduleEvaluator(): SubmoduleEvaluator {
+  if (!evaluator) throw new Error('internal: a submodule was evaluated before the module evaluator was loaded');
+  return evaluator;
+}
+
 function submoduleType(opts: SubmoduleOptions): OptionType {
   // May be read from config (a reference until evaluation), as NixOS modules sometimes do.
   const shorthand = (): boolean => force(opts.shorthandOnlyDefinesConfig ?? false) === true;
   let docs: Declarations | undefined;
-  const declarations = (): Declarations => (docs ??= submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
+  const declarations = (): Declarations => (docs ??= submoduleEvaluator().submoduleDeclarations(opts.modules, opts.specialArgs ?? {}));
   const t = mkOptionType({
     name: 'submodule',
     description: opts.description ?? 'submodule',
     check: (v) => isPlainObject(v) || typeof v === 'function' || isModulePath(v),
-    merge: (loc, defs, ctx) => evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
+    merge: (loc, defs, ctx) => submoduleEvaluator().evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
     // Two declarations of a submodule option: one submodule with both sets of modules.
     typeMerge: (other) => {
       const o = submoduleOptions.get(other);
@@ -498,8 +563,8 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
     jsonSchema: () => declarations().jsonSchema(),
   });
   // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
-  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
-  t.emptyValueAt = (loc, ctx) => ({ value: evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
+  Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: submoduleEvaluator().evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
+  t.emptyValueAt = (loc, ctx) => ({ value: submoduleEvaluator().evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
   submoduleOptions.set(t, opts);
   return t;
 }

@@ -107,7 +107,7 @@ function tsType(t: OptionType, within: readonly Declarations[]): Union {
     }
     case 'submodule': {
       // The options of a submodule are the same for every name (`name` is `<name>` here).
-      const sub = t.subOptions?.();
+      const sub = t.getSubOptions()?.declarations;
       return sub && !within.includes(sub) && within.length <= MAX_DEPTH ? [objectType(sub, within)] : ['unknown'];
     }
     default:

@@ -959,7 +959,7 @@ describe('declaration-positions.nix', () => {
     expect(options.nested.nestedLine5.declarations[0].line).toBe(5);
     // Submodules don't break it.
     expect(options.submoduleLine7.declarations[0].line).toBe(7);
-    const sub = options.submoduleLine7.type.subOptions().lookup(['submodDeclLine10']);
+    const sub = options.submoduleLine7.type.getSubOptions().declarations.lookup(['submodDeclLine10']);
     expect(sub.declarations[0]).toMatchObject({ line: 10, file: expect.stringMatching(/\/declaration-positions.ts$/) });
   });
 });

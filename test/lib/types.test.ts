@@ -576,3 +576,19 @@ describe('declarations merge types', () => {
     expect((ev.options as any).x.type.description).toBe('one of "a", "b"');
   });
 });
+
+describe('getSubOptions (the options inside a type, as nixpkgs types give them)', () => {
+  const port = { options: { port: mkOption({ type: types.port, default: 22 }) } };
+  const found = (type: OptionType) => {
+    const sub = type.getSubOptions(['x']);
+    return sub && { prefix: sub.prefix, options: [...sub.declarations.options()].map((o) => o.path.join('.')) };
+  };
+  it("a submodule's options, through attrsOf (`<name>`), listOf (`*`), nullOr and uniq", () => {
+    expect(found(types.submodule(port))).toEqual({ prefix: ['x'], options: ['port'] });
+    expect(found(types.attrsOf(types.listOf(types.submodule(port))))).toEqual({ prefix: ['x', '<name>', '*'], options: ['port'] });
+    expect(found(types.nullOr(types.uniq(types.lazyAttrsOf(types.submodule(port)))))).toEqual({ prefix: ['x', '<name>'], options: ['port'] });
+  });
+  it('none for types without options inside', () => {
+    for (const t of [types.str, types.attrsOf(types.int), types.listOf(types.anything), types.either(types.str, types.submodule(port))]) expect(t.getSubOptions()).toBeUndefined();
+  });
+});

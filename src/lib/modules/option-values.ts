@@ -1,0 +1,214 @@
+import type { SourceLocation } from '../location.js';
+import { checkAndMerge, OptionError, prepareDefinitions, type PreparedDefinitions } from '../merge.js';
+import { Override, PRIORITY, Thunk } from '../properties.js';
+import { makeRef } from '../refs.js';
+import { showDefs, showOption } from '../show.js';
+import { emptyValueOf, type OptionType } from '../types.js';
+import { userCodeError } from '../usercode.js';
+import { hasField, type OptionNode } from './declarations.js';
+import type { Evaluation } from './evaluation.js';
+import type { SecondRun } from './second-runs.js';
+
+// Option values: one option's definitions merged into its value (NixOS's evalOptionValue), and
+// what `options` shows of it.
+
+/** The stack of options being evaluated, for "infinite recursion" messages naming the chain. */
+export const evaluating: OptionState[] = [];
+
+/**
+ * The second run whose function body is running now. Its direct reads of an option that cannot be
+ * computed yet (a cycle through an option being computed) give a reference; computing with one
+ * there gives a stand-in. Only a value that is really needed in a cycle is an error. (A field, not
+ * a variable: the evaluator and second runs set it too.)
+ */
+export const secondRunBody: { of?: SecondRun } = {};
+
+/** "infinite recursion" errors: an option needed its own value. */
+const recursions = new WeakSet<object>();
+export const isRecursion = (err: unknown): err is OptionError => typeof err === 'object' && err !== null && recursions.has(err);
+export function recursionError(message: string): OptionError {
+  const err = new OptionError(message);
+  recursions.add(err);
+  return err;
+}
+
+/** What documentation shows of an option's declaration. */
+export interface OptionDocFields {
+  path: string;
+  description?: string;
+  default?: unknown;
+  defaultText?: string;
+  example?: unknown;
+  readOnly: boolean;
+  declarations: SourceLocation[];
+}
+
+/** What `options.x.y` gives modules and `cairn option` shows. */
+export interface OptionInfo extends OptionDocFields {
+  type: OptionType;
+  isDefined: boolean;
+  /** Definitions at the winning priority, in order, without the default. */
+  definitions: { loc: SourceLocation; value: unknown }[];
+  /** The files of those definitions, each once (NixOS's `files`). */
+  files: string[];
+  highestPrio: number;
+  value: unknown;
+}
+
+/** One option's evaluation: its definitions, merged on first read. */
+export class OptionState {
+  private status: 0 | 1 | 2 = 0;
+  /** Discharging the definitions (evaluating mkIf conditions) is under way. */
+  private preparing = false;
+  private result: unknown;
+  private preparedDefs?: PreparedDefinitions;
+  constructor(
+    readonly ev: Evaluation,
+    readonly node: OptionNode,
+  ) {}
+
+  get loc(): string[] {
+    return [...this.ev.prefix, ...this.node.path];
+  }
+
+  get prepared(): PreparedDefinitions {
+    if (this.preparedDefs) return this.preparedDefs;
+    const defs = this.ev.definitionsAt(this.node.path);
+    const decl = this.node.decl;
+    // The default goes first, as in NixOS: definitions at mkOptionDefault priority (lists, lines)
+    // merge after it.
+    const all = hasField(decl, 'default')
+      ? [{ loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: new Override(PRIORITY.optionDefault, new Thunk(() => decl.default)) }, ...defs]
+      : defs;
+    if (this.preparing) throw this.recursion();
+    this.preparing = true;
+    evaluating.push(this);
+    try {
+      return (this.preparedDefs = prepareDefinitions(all));
+    } catch (err) {
+      throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
+    } finally {
+      evaluating.pop();
+      this.preparing = false;
+    }
+  }
+
+  get isDefined(): boolean {
+    return this.prepared.defs.length > 0;
+  }
+
+  get value(): unknown {
+    if (this.status === 2) return this.result;
+    const alias = this.node.option.special.alias;
+    if (alias) return this.ev.lookup(alias.to);
+    // Read directly by a second run's body: an option being computed, or one needing this very
+    // run, is read again when it is needed (a reference), as a lazy language would.
+    const body = secondRunBody.of;
+    if (this.status === 1) {
+      if (body) return makeRef(this.ev, this.node.path);
+      throw this.recursion();
+    }
+    if (!body) return this.compute();
+    secondRunBody.of = undefined;
+    try {
+      return this.compute();
+    } catch (err) {
+      if (isRecursion(err)) return makeRef(this.ev, this.node.path);
+      throw err;
+    } finally {
+      secondRunBody.of = body;
+    }
+  }
+
+  private compute(): unknown {
+    this.status = 1;
+    evaluating.push(this);
+    try {
+      const { defs } = this.prepared;
+      // Without definitions, a type with an empty value ([] for lists, {} for sets, null for
+      // nullOr, a submodule's defaults) gives it, as NixOS's evalOptionValue does.
+      const empty = defs.length === 0 ? emptyValueOf(this.node.type, this.loc, this.ev) : undefined;
+      if (defs.length === 0 && !empty) {
+        throw new OptionError(`The option \`${showOption(this.loc)}' was accessed but has no value defined. Try setting the option.`);
+      }
+      if (this.node.decl.readOnly) {
+        // As NixOS counts them: the default is a definition, and so is every definition at any priority.
+        const raw = this.ev.definitionsAt(this.node.path);
+        const count = raw.length + (hasField(this.node.decl, 'default') ? 1 : 0);
+        if (count > 1) {
+          const shown = hasField(this.node.decl, 'default') ? [{ loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: this.node.decl.default }, ...raw] : raw;
+          throw new OptionError(`The option \`${showOption(this.loc)}' is read-only, but it's set multiple times. Definition values:${showDefs(shown)}`);
+        }
+      }
+      let v: unknown;
+      try {
+        v = empty ? empty.value : checkAndMerge(this.loc, this.node.type, defs, this.ev);
+      } catch (err) {
+        // A default made from the submodule's name (users.users.<name>.name) is wrong because of
+        // where that name was written: show that place, not only cairn's module.
+        const within = this.ev.definedAt;
+        if (err instanceof OptionError && within?.length && defs.some((d) => d.priority === PRIORITY.optionDefault)) {
+          throw new OptionError(`${err.message}\nThe default follows \`${showOption(this.ev.prefix)}', defined:${showDefs(within.map((loc) => ({ loc, value: undefined })), false)}`);
+        }
+        throw err;
+      }
+      if (this.node.decl.apply) v = this.node.decl.apply(v);
+      this.result = v;
+      this.status = 2;
+      return v;
+    } catch (err) {
+      throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
+    } finally {
+      evaluating.pop();
+      if (this.status === 1) this.status = 0;
+    }
+  }
+
+  /** An option needed its own value: name the chain of options involved. */
+  recursion(): OptionError {
+    const start = evaluating.indexOf(this);
+    // An option is on the stack twice in a row (merging, then discharging its definitions): show
+    // it once, then close the cycle with this option even when it needed itself (`a' → `a').
+    const chain = evaluating.slice(start).map((s) => `\`${showOption(s.loc)}'`);
+    const unique = chain.filter((c, i) => i === 0 || c !== chain[i - 1]);
+    unique.push(`\`${showOption(this.loc)}'`);
+    return recursionError(`infinite recursion encountered: ${unique.join(' → ')}\nEach of these options needs the value of the next to be computed.`);
+  }
+
+  get info(): OptionInfo {
+    const self = this;
+    const d = this.node.decl;
+    return {
+      path: showOption(this.loc),
+      type: this.node.type,
+      description: d.description,
+      get default() {
+        return d.default;
+      },
+      defaultText: d.defaultText,
+      example: d.example,
+      readOnly: d.readOnly ?? false,
+      declarations: this.node.declarations,
+      get isDefined() {
+        return self.isDefined;
+      },
+      get definitions() {
+        return self.definitions;
+      },
+      get files() {
+        return [...new Set(self.definitions.map((d) => d.loc.file))];
+      },
+      get highestPrio() {
+        return self.prepared.highestPrio;
+      },
+      get value() {
+        return self.value;
+      },
+    };
+  }
+
+  /** Definitions that won, without the declared default. */
+  get definitions(): { loc: SourceLocation; value: unknown }[] {
+    return this.prepared.highestPrio === PRIORITY.optionDefault ? [] : this.prepared.defs.map((x) => ({ loc: x.loc, value: x.value }));
+  }
+}
