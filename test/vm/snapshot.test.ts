@@ -77,11 +77,12 @@ describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
     const after = Date.now() / 1000;
     expect(guest).toBeGreaterThan(before - 3);
     expect(guest).toBeLessThan(after + 3);
-    // The guest's clock stood still from the snapshot on (its time is in the snapshot): the
-    // restore found it behind by at least the pause above, and set it.
+    // The guest's time is in the snapshot: a Debian 12 kernel's clock stands still from it on (the
+    // restore finds it behind by the pause above), a Debian 13 one mostly catches up by itself
+    // (its TSC clock source runs on under emulation). Either way the restore sets it (above: the
+    // host's time within 3 s) and says by how much.
     const behind = /snapshot 'booted' restored \(its clock was (-?\d+\.\d) s behind/.exec(m.console);
     expect(behind, 'restore() notes the clock it corrected in the console log').not.toBeNull();
-    expect(Number(behind![1])).toBeGreaterThanOrEqual(5);
 
     // A second snapshot beside the first; each restores its own state.
     await m.succeed('echo second > /var/lib/marker && sync');
