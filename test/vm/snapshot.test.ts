@@ -78,9 +78,9 @@ describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
     expect(guest).toBeGreaterThan(before - 3);
     expect(guest).toBeLessThan(after + 3);
     // The guest's time is in the snapshot: a Debian 12 kernel's clock stands still from it on (the
-    // restore finds it behind by the pause above), a Debian 13 one mostly catches up by itself
-    // (its TSC clock source runs on under emulation). Either way the restore sets it (above: the
-    // host's time within 3 s) and says by how much.
+    // restore finds it behind by the pause above), a Debian 13 one was seen to catch up by itself
+    // (1.1 s behind). Either way the restore sets it (above: the host's time within 3 s) and says
+    // by how much.
     const behind = /snapshot 'booted' restored \(its clock was (-?\d+\.\d) s behind/.exec(m.console);
     expect(behind, 'restore() notes the clock it corrected in the console log').not.toBeNull();
 
