@@ -171,11 +171,13 @@ for wants in "$out"/etc/systemd/system/*.target.wants; do
     done
 done
 
-# A new systemd (its manager or its shared library differ) replaces the running one, its state
+# A new systemd (its manager or its libraries differ) replaces the running one, its state
 # kept, as NixOS does; otherwise the manager reloads its units.
 reexec=
 if [ -n "$old" ]; then
-    for a in "$old"/sw/usr/lib/systemd/systemd "$old"/sw/usr/lib/systemd/libsystemd-shared-*.so; do
+    # Its libraries are in /usr/lib/systemd on Debian 12, /usr/lib/x86_64-linux-gnu/systemd on 13.
+    for a in "$old"/sw/usr/lib/systemd/systemd "$old"/sw/usr/lib/{,x86_64-linux-gnu/}systemd/libsystemd-{shared,core}-*.so; do
+        [ -e "$a" ] || continue
         cmp -s "$a" "$out/sw${a#"$old/sw"}" || { reexec=1; note "reexec systemd: its package changed"; break; }
     done
 fi

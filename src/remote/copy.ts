@@ -82,7 +82,10 @@ export async function copyClosure(store: Store, runner: RemoteRunner, paths: str
       tar.kill();
     }
     const packed = await tar;
-    if (packed.exitCode !== 0 && (packedFirst || received.exitCode === 0)) throw new CairnError(`packing store paths for ${runner.name} failed: ${String(packed.stderr).trim()}`);
+    // Store files never change, but another build hardlinking one (a new sw layer) changes its
+    // ctime, which GNU tar reports as "file changed as we read it" (exit 1): harmless here.
+    const onlyChanged = packed.exitCode === 1 && String(packed.stderr).split('\n').every((l) => l.trim() === '' || / file changed as we read it$/.test(l));
+    if (packed.exitCode !== 0 && !onlyChanged && (packedFirst || received.exitCode === 0)) throw new CairnError(`packing store paths for ${runner.name} failed: ${String(packed.stderr).trim()}`);
     if (received.exitCode !== 0) throw remoteError(runner, `receiving ${missing.length} store path${missing.length === 1 ? '' : 's'}`, received);
     opts.onProgress?.(sent, bytes);
     return { copied: missing, bytes };

@@ -180,7 +180,12 @@ export default {
 
     await subtest('the client trusts pebble\'s root alone and gets both names over HTTPS', async () => {
       // pebble makes a new root at each start: the client takes it from pebble's management API.
-      await client.succeed('curl -sS --max-time 20 --cacert /etc/pebble-listener-ca.pem https://acme:15000/roots/0 > /root/pebble-root.pem');
+      // The client may still be bringing its network up (once seen on Debian 13: refused at once).
+      const fetchRoot = 'curl -sS --max-time 20 --cacert /etc/pebble-listener-ca.pem https://acme:15000/roots/0 -o /root/pebble-root.pem';
+      await client.waitUntilSucceeds(fetchRoot, { timeout: 120 }).catch(async (err: Error) => {
+        const why = (await acme.execute('ss -ltnp 2>&1; nft list ruleset 2>&1 | head -60')).stdout + (await client.execute('getent ahosts acme 2>&1; ip -br addr; ip route')).stdout;
+        throw new Error(`${err.message}\n${why}`);
+      });
       await client.waitUntilSucceeds(`${curl} https://server.test/ | grep -qx 'hello over https'`, { timeout: 120 });
       check((await client.succeed(`${curl} https://www.server.test/`)) === 'hello over https\n', 'www.server.test');
       // Only pebble's root: the system's CAs do not know it.
