@@ -111,7 +111,7 @@ export default {
       await machine.sendChars(`${PASSWORD}\n`);
       await machine.waitUntilSucceeds('pgrep -u alice -x zsh', { timeout: 60 });
       // Her login shell on the console (`who` cannot say: Debian 13's reads logind's sessions, not utmp).
-      const tty = await machine.succeed('ps -o tty= -u alice -C zsh');
+      const tty = await machine.succeed('ps -o tty= -p "$(pgrep -u alice -x zsh)"');
       check(tty.trim() === 'tty1', `alice's zsh runs on ${JSON.stringify(tty)}`);
     });
   },
