@@ -82,6 +82,27 @@ export default ({ lib, config }: ModuleArgs) => {
             'cairn adds a default set for VMs and common servers (virtio, common disk controllers and NICs, ext4, vfat, overlay, loop, tun, ' +
             'bridge, vlan, wireguard, device mapper, …); remove it with `lib.mkForce`. A name may be a glob over module names (`nft_*`).',
         }),
+        extraModulePackages: mkOption({
+          // Only the empty list passes: nixos-generate-config writes `boot.extraModulePackages = [ ]`,
+          // which translates as it is; an entry is refused where it is written, saying why.
+          type: types.listOf(
+            lib.mkOptionType({
+              name: 'outOfTreeModules',
+              description:
+                "an out-of-tree module package, which cairn cannot build yet (Debian ships them as DKMS sources, e.g. v4l2loopback-dkms, " +
+                "built by maintainer scripts cairn never runs; the kernel package's own modules go in boot.kernelModules)",
+              descriptionClass: 'noun',
+              check: () => false,
+              merge: (_loc, defs) => defs[0]?.value,
+              jsonSchema: () => ({ not: {} }),
+            }),
+          ),
+          default: [],
+          description:
+            "NixOS's packages of kernel modules built outside the kernel. Only `[]` is accepted: Debian ships such modules as DKMS sources, " +
+            'which need a build against the kernel headers that cairn does not do yet. The modules of Debian\'s kernel package (WireGuard among them) ' +
+            'are named in `boot.kernelModules`.',
+        }),
         blacklistedKernelModules: mkOption({
           type: types.listOf(word),
           default: [],

@@ -28,6 +28,15 @@ describe('boot.kernel.sysctl', () => {
 });
 
 describe('file systems, swap and /tmp', () => {
+  it("keeps /tmp on the root: Debian 13's own tmp.mount is masked unless useTmpfs or fileSystems./tmp mounts it", async () => {
+    const masked = (c: { environment: { etc: Record<string, { symlink?: string | null }> } }) => c.environment.etc['systemd/system/tmp.mount']?.symlink;
+    expect(masked(await evalConfig({}))).toBe('/dev/null');
+    const tmpfs = await evalConfig({ boot: { tmp: { useTmpfs: true } } });
+    expect(masked(tmpfs)).toBeUndefined();
+    expect(etcText(tmpfs, 'fstab')).toMatch(/^tmpfs \/tmp tmpfs /m);
+    expect(masked(await evalConfig({ fileSystems: { '/tmp': { device: '/dev/vdb', fsType: 'ext4' } } }))).toBeUndefined();
+  });
+
   it('makes a swap file with its size at boot, before its swap unit, the path quoted', async () => {
     const c = await evalConfig({ swapDevices: [{ device: "/var/lib/swap'file", size: 512 }] });
     expect(etcText(c, 'fstab')).toContain("\n/var/lib/swap'file none swap defaults 0 0\n");
@@ -80,6 +89,38 @@ describe('file systems, swap and /tmp', () => {
     const c = await evalConfig({ boot: { supportedFilesystems: ['btrfs', 'xfs'] } });
     expect(c.boot.availableKernelModules).toEqual(expect.arrayContaining(['fs-btrfs', 'fs-xfs']));
     expect(pkgs(c)).toEqual(expect.arrayContaining(['btrfs-progs', 'xfsprogs']));
+  });
+});
+
+describe('boot.extraModulePackages', () => {
+  it("takes NixOS's empty list, and refuses a package where it was written, saying why", async () => {
+    expect((await evalConfig({ boot: { extraModulePackages: [] } })).boot.extraModulePackages).toEqual([]);
+    const dir = tempDir('extra-modules');
+    const file = join(dir, 'configuration.yaml');
+    writeFileSync(file, 'boot:\n  extraModulePackages: [v4l2loopback-dkms]\n');
+    await expect(evalSystem([file])).rejects.toThrow(/boot\.extraModulePackages[\s\S]*cannot build yet \(Debian ships them as DKMS sources[\s\S]*configuration\.yaml:2/);
+  });
+});
+
+describe('system.debian.release', () => {
+  it("derives the default repositories from the release, with the firmware options' component", async () => {
+    const suites = (c: { packages: { repositories: { suite: string; components: string[] }[] } }) => c.packages.repositories.map((r) => `${r.suite} ${r.components.join(',')}`);
+    expect(suites(await evalConfig({}))).toEqual(['trixie main', 'trixie-updates main', 'trixie-security main']);
+    expect(suites(await evalConfig({ system: { debian: { release: 'bookworm' } }, hardware: { cpu: { amd: { updateMicrocode: true } } } }))).toEqual([
+      'bookworm main,non-free-firmware', 'bookworm-updates main,non-free-firmware', 'bookworm-security main,non-free-firmware',
+    ]);
+    // usr-is-merged satisfies Debian 12's init-system-helpers; 13's base-files is merged itself.
+    const base = async (m: object) => ((await evalConfig(m)).system.basePackages as unknown[]).map(String);
+    expect(await base({ system: { debian: { release: 'bookworm' } } })).toContain('usr-is-merged');
+    expect(await base({})).not.toContain('usr-is-merged');
+    expect(await base({})).toContain('systemd');
+  });
+
+  it('refuses repositories of another release than the one named', async () => {
+    await expect(evalConfig({ packages: { repositories: [{ suite: 'bookworm' }, { suite: 'bookworm-security' }] } })).rejects.toThrow(
+      /packages\.repositories lists bookworm, bookworm-security, not of system\.debian\.release \(trixie\)/,
+    );
+    expect((await evalConfig({ system: { debian: { release: 'bookworm' } }, packages: { repositories: [{ suite: 'bookworm' }] } })).packages.repositories).toHaveLength(1);
   });
 });
 
