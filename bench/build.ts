@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { Store } from '../src/store/index.js';
 import { defaultRepositories } from '../src/debian/index.js';
+import { DEFAULT_RELEASE } from '../src/debian/sources.js';
 import { buildSystem } from '../src/build/index.js';
 import { evalConfigFile } from '../src/eval/index.js';
 
@@ -34,10 +35,11 @@ export async function debootstrapRoot(work: string): Promise<{ seconds: number; 
     console.log('debootstrap is not installed (scripts/setup installs it): skipping the comparison');
     return undefined;
   }
-  const mirror = defaultRepositories().find((r) => r.suite === 'bookworm')!.uri;
+  // The release cairn builds by default, so both sides run the same packages.
+  const mirror = defaultRepositories().find((r) => r.suite === DEFAULT_RELEASE)!.uri;
   const target = join(work, 'debootstrap');
   const t = process.hrtime.bigint();
-  const r = await execa('debootstrap', ['--variant=minbase', '--include=systemd,systemd-sysv,udev,kmod,linux-image-amd64', 'bookworm', target, mirror], { reject: false, all: true });
+  const r = await execa('debootstrap', ['--variant=minbase', '--include=systemd,systemd-sysv,udev,kmod,linux-image-amd64', DEFAULT_RELEASE, target, mirror], { reject: false, all: true });
   const s = seconds(t);
   if (r.exitCode !== 0) {
     console.log(`debootstrap failed (exit ${r.exitCode}): ${String(r.all).split('\n').slice(-3).join(' | ')}`);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { Store, buildEnv } from '../src/store/index.js';
 import { lockPackages, realisePackages, fetchDebs, defaultRepositories } from '../src/debian/index.js';
+import { DEFAULT_RELEASE } from '../src/debian/sources.js';
 
 const PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'kmod'];
 
@@ -52,10 +53,10 @@ async function debootstrap(work: string): Promise<number | undefined> {
       return undefined;
     }
   }
-  const mirror = defaultRepositories().find((r) => r.suite === 'bookworm')!.uri;
+  const mirror = defaultRepositories().find((r) => r.suite === DEFAULT_RELEASE)!.uri;
   const target = join(work, 'debootstrap');
   const t = process.hrtime.bigint();
-  const r = await execa('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, 'bookworm', target, mirror], { reject: false, all: true });
+  const r = await execa('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, DEFAULT_RELEASE, target, mirror], { reject: false, all: true });
   const s = seconds(t);
   if (r.exitCode !== 0) {
     console.log(`debootstrap failed (exit ${r.exitCode}): ${String(r.all).split('\n').slice(-3).join(' | ')}`);
