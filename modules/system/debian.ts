@@ -1,8 +1,5 @@
 import type { ModuleArgs } from '../config.js';
 
-/** Debian's codenames, to tell a suite of another release from one of this release (e.g. `bookworm-updates`). */
-const CODENAMES = ['buster', 'bullseye', 'bookworm', 'trixie', 'forky', 'duke'];
-
 /**
  * `system.debian.*`: the Debian release a system is built from. Its three suites (the release, its
  * updates and its security suite) are the default `packages.repositories`, found through the host's
@@ -41,8 +38,8 @@ export default ({ lib, config }: ModuleArgs) => {
         const others = (config.packages.repositories as { suite: string }[])
           .map((r) => r.suite)
           .filter((s) => {
-            const codename = s.split('-')[0]!;
-            return CODENAMES.includes(codename) && codename !== release;
+            const codename = lib.debianCodename(s);
+            return codename !== undefined && codename !== release;
           });
         return others.length === 0
           ? []

@@ -44,6 +44,12 @@ export function releaseSuites(release: string): string[] {
 }
 /** Debian's codenames: a host entry for one release's suite lends its archive to the same suite of another. */
 const CODENAMES = ['buster', 'bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid'];
+
+/** The Debian release a suite is of (`bookworm-security` → `bookworm`); undefined for a suite not Debian's. */
+export function debianCodename(suite: string): string | undefined {
+  const codename = suite.split('-')[0]!;
+  return CODENAMES.includes(codename) ? codename : undefined;
+}
 export const DEFAULT_COMPONENTS = ['main'];
 export const DEFAULT_ARCHITECTURE = 'amd64';
 
@@ -162,13 +168,13 @@ export function hostRepository(suite: string, sources: AptSource[], components =
  * are not checked: the archive has them all, and its Release file names what it has.
  */
 function sameKind(suite: string, sources: AptSource[], architecture: string): AptSource | undefined {
-  const [codename, ...rest] = suite.split('-');
-  if (!CODENAMES.includes(codename!)) return undefined;
-  const kind = rest.length > 0 ? `-${rest.join('-')}` : '';
+  // The kind: what follows the codename (`-security`, `-updates`, or nothing).
   const kindOf = (s: string): string | undefined => {
-    const [c, ...r] = s.split('-');
-    return CODENAMES.includes(c!) ? (r.length > 0 ? `-${r.join('-')}` : '') : undefined;
+    const codename = debianCodename(s);
+    return codename === undefined ? undefined : s.slice(codename.length);
   };
+  const kind = kindOf(suite);
+  if (kind === undefined) return undefined;
   return sources.find((e) => e.types.includes('deb') && e.uris.length > 0 && e.suites.some((s) => kindOf(s) === kind)
     && (e.architectures.length === 0 || e.architectures.includes(architecture)));
 }

@@ -10,6 +10,7 @@ import { CairnError } from '../errors.js';
 import * as fileSystems from './filesystems.js';
 import * as systemd from './systemd.js';
 import * as wireguard from './wireguard.js';
+import { debianCodename } from '../debian/sources.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -44,6 +45,8 @@ export const lib = {
   fileSystems,
   /** WireGuard's checked values, key-file types and peer options (src/lib/wireguard.ts). */
   wireguard,
+  /** The Debian release a suite is of (`bookworm-security` → `bookworm`), undefined for a suite not Debian's. */
+  debianCodename,
   /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
   digest: systemd.digest,
   /**
