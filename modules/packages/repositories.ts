@@ -33,7 +33,7 @@ export default ({ lib, config }: ModuleArgs) => {
             const { release } = config.system.debian;
             // Several modules may each list `main` with their own component.
             const components = [...new Set(config.system.debian.components as string[])];
-            return [release, `${release}-updates`, `${release}-security`].map((suite) => ({ suite, components }));
+            return lib.debianSuites(release).map((suite) => ({ suite, components }));
           },
           defaultText: 'the suites <release>, <release>-updates and <release>-security of system.debian.release, with system.debian.components',
           description: "Debian repositories to resolve packages from, highest version winning across them (apt's default for equal pins). An entry without `uri` or `keyring` takes the host apt configuration's for its suite, or, where the host has none (a Debian 12 host building Debian 13), those of its entry for the same kind of suite of another release.",

@@ -10,7 +10,7 @@ import { CairnError } from '../errors.js';
 import * as fileSystems from './filesystems.js';
 import * as systemd from './systemd.js';
 import * as wireguard from './wireguard.js';
-import { debianCodename } from '../debian/sources.js';
+import { debianCodename, releaseSuites } from '../debian/sources.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -47,6 +47,8 @@ export const lib = {
   wireguard,
   /** The Debian release a suite is of (`bookworm-security` → `bookworm`), undefined for a suite not Debian's. */
   debianCodename,
+  /** A Debian release's suites: `trixie`, `trixie-updates`, `trixie-security`. */
+  debianSuites: releaseSuites,
   /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
   digest: systemd.digest,
   /**
