@@ -14,7 +14,7 @@ export default ({ lib, config }: ModuleArgs) => {
         debian: {
           release: mkOption({
             type: types.enum(['bookworm', 'trixie']),
-            default: 'trixie',
+            default: lib.debianDefaultRelease,
             example: 'bookworm',
             description:
               'The Debian release the system is built from: `trixie` (Debian 13, the stable release) or `bookworm` (Debian 12, in long-term support). ' +

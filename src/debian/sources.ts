@@ -37,7 +37,7 @@ export interface Repository {
 }
 
 /** The release cairn builds when asked for none (`system.debian.release`'s default): Debian 13. */
-export const DEFAULT_RELEASE = 'trixie';
+export const DEFAULT_RELEASE = 'trixie' as const;
 /** A release's suites: the release itself, its updates and its security suite. */
 export function releaseSuites(release: string): string[] {
   return [release, `${release}-updates`, `${release}-security`];

@@ -10,7 +10,7 @@ import { CairnError } from '../errors.js';
 import * as fileSystems from './filesystems.js';
 import * as systemd from './systemd.js';
 import * as wireguard from './wireguard.js';
-import { debianCodename, releaseSuites } from '../debian/sources.js';
+import { DEFAULT_RELEASE, debianCodename, releaseSuites } from '../debian/sources.js';
 
 /** Everything modules need, handed to every module function as `lib`. */
 export const lib = {
@@ -49,6 +49,8 @@ export const lib = {
   debianCodename,
   /** A Debian release's suites: `trixie`, `trixie-updates`, `trixie-security`. */
   debianSuites: releaseSuites,
+  /** The release built when a configuration names none (`system.debian.release`'s default). */
+  debianDefaultRelease: DEFAULT_RELEASE,
   /** A short digest naming content that changes (restart triggers, script names): 16 hex digits of SHA-256. */
   digest: systemd.digest,
   /**
