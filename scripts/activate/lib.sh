@@ -211,15 +211,50 @@ cairn_setup_etc() {
   mv -Tf "$R/etc/.cairn-copies.tmp.$$" "$R/etc/.cairn-copies"
   # The live mount table, never a copy (systemd-tmpfiles would make it later; programs need it now).
   [ -e "$R/etc/mtab" ] || [ -L "$R/etc/mtab" ] || ln -s ../proc/self/mounts "$R/etc/mtab"
+  # A hwdb.bin systemd-hwdb-update compiled into /etc at a boot of an older generation shadows the
+  # one sw carries (and makes the unit run again on every new /usr): gone, unless /etc/udev/hwdb.d
+  # holds files to compile.
+  if [ -f "$R/etc/udev/hwdb.bin" ] && [ -e "$(phys "$sw")/usr/lib/udev/hwdb.bin" ] && [ -z "$(ls -A "$R/etc/udev/hwdb.d" 2>/dev/null)" ]; then
+    rm -f "$R/etc/udev/hwdb.bin"
+  fi
+  # /etc/ld.so.cache lists the libraries of the sw ldconfig ran over; the store's /usr keeps one
+  # mtime, so ldconfig.service would never see a new generation's. Another sw's cache is remade now
+  # on a running system, or removed at boot for ldconfig.service to remake (it runs when missing).
+  # (The stamp is written by bash alone: a torn one only means one more ldconfig.)
+  local stamp="$R/var/lib/cairn/ld.so.cache.sw" was=""
+  [ -f "$stamp" ] && read -r was < "$stamp"
+  if [ "$was" != "$sw" ]; then
+    if [ -e "$R/etc/ld.so.cache" ]; then
+      if [ -z "$R" ] && [ -d /run/systemd/system ]; then ldconfig || echo "warning: ldconfig failed" >&2; else rm -f "$R/etc/ld.so.cache"; fi
+    fi
+    [ -d "$R/var/lib/cairn" ] || mkdir -p "$R/var/lib/cairn"
+    printf '%s\n' "$sw" > "$stamp"
+  fi
+  cairn_mark_updated "$R/etc"
+}
+
+# cairn_mark_updated DIR: what systemd-update-done writes once the units with ConditionNeedsUpdate=
+# (hwdb, journal catalog, sysusers, ldconfig) have run after /usr changed. The build made their
+# files (src/build/triggers.ts), so a first boot need not run them. systemd compares the file's
+# mtime with /usr's first (the store's are all 1970), so a file written now marks DIR updated.
+cairn_mark_updated() {
+  [ -e "$1/.updated" ] || [ ! -e "$(phys "$sw")/usr/lib/systemd/catalog/database" ] && return 0
+  printf '%s\n' "# Written by cairn's activation, as systemd-update-done would: what the units that run" \
+    '# after /usr changed would make was made when the generation was built.' > "$1/.updated"
 }
 
 # /var: what services and logins expect to find.
 cairn_setup_var() {
-  mkdir -p "$R/var/lib" "$R/var/log" "$R/var/cache" "$R/var/tmp" "$R/var/empty" "$R/var/spool"
+  mkdir -p "$R/var/lib/systemd/catalog" "$R/var/log" "$R/var/cache" "$R/var/tmp" "$R/var/empty" "$R/var/spool"
   chmod 1777 "$R/var/tmp"
   chmod 0555 "$R/var/empty"
   [ -e "$R/var/run" ] || [ -L "$R/var/run" ] || ln -s ../run "$R/var/run"
   [ -e "$R/var/lock" ] || [ -L "$R/var/lock" ] || ln -s ../run/lock "$R/var/lock"
+  # The journal's message catalog, compiled at build into sw, where journalctl reads it.
+  if [ ! -L "$R/var/lib/systemd/catalog/database" ] && [ -e "$(phys "$sw")/usr/lib/systemd/catalog/database" ]; then
+    cairn_link /usr/lib/systemd/catalog/database "$R/var/lib/systemd/catalog/database"
+  fi
+  cairn_mark_updated "$R/var"
 }
 
 # cairn_run_snippet NAME FUNCTION: runs one activation snippet in a subshell; a failure is

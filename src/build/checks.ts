@@ -56,9 +56,10 @@ export function programRunner(store: Store, packages: StorePackage[], storeDir?:
   const loaderFile = dirs.map((d) => join(d, LOADER)).find(existsSync);
   if (!loaderFile) throw new CairnError(`no dynamic loader (${LOADER}) among the packages ${packages.map((p) => p.name).join(' ')}`);
   const loader = as(loaderFile);
-  // Multiarch libraries, and a package's private ones (sudo's RUNPATH is /usr/libexec/sudo).
+  // Multiarch libraries, and private ones a RUNPATH names, which the loader reads as the building
+  // machine's paths: sudo's /usr/libexec/sudo, systemd's libsystemd-shared in …/x86_64-linux-gnu/systemd.
   const libraryPath = packages
-    .flatMap((p, i) => ['usr/lib/x86_64-linux-gnu', `usr/libexec/${p.name}`].map((l) => join(dirs[i]!, l)))
+    .flatMap((p, i) => ['usr/lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu/systemd', `usr/libexec/${p.name}`].map((l) => join(dirs[i]!, l)))
     .filter(existsSync)
     .map(as)
     .join(':');

@@ -33,6 +33,7 @@ import { treeDerivation, type TreeEntry } from './tree.js';
 import { buildBootFiles } from './initrd.js';
 import { depmodDerivation, kernelImageDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type ModuleIndex } from './kernel.js';
 import { runChecks } from './checks.js';
+import { triggersDerivation } from './triggers.js';
 
 export { portableConfig } from '../toplevel/index.js';
 
@@ -244,6 +245,8 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   }
   progress('building sw');
   const dutiesPath = await store.build(dutiesDerivation(packages));
+  const triggers = triggersDerivation(store, packages);
+  if (triggers) swLayers.push(await store.build(triggers));
   const sw = await store.build(
     buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath).filter((p) => store.parse(p).logical !== kernelPkg)], { priority: { [dutiesPath]: 0 } }),
   );
