@@ -8,6 +8,8 @@
 
 # phys PATH: where a logical store path can be read from this process.
 phys() { printf '%s' "$S${1#/cairn/store}"; }
+# This generation's sw, readable here (a variable: `$(phys …)` forks a subshell per use).
+swPhys="$S${sw#/cairn/store}"
 
 # cairn_link TARGET LINK: points LINK at TARGET, replacing what is there in one rename.
 # (Paths are split with parameter expansion, not dirname/basename: under emulation every process
@@ -45,16 +47,25 @@ cairn_id() {
   esac
 }
 
+# cairn_mkdirs DIR...: makes those of the folders that are missing, with one process at most.
+cairn_mkdirs() {
+  local d
+  local -a missing=()
+  for d in "$@"; do [ -d "$d" ] || missing+=("$d"); done
+  [ "${#missing[@]}" -eq 0 ] || mkdir -p "${missing[@]}"
+}
+
 # The root's shape: merged /usr pointing into this generation's sw, the folders every system has.
 cairn_setup_layout() {
-  mkdir -p "$R/etc" "$R/var" "$R/run" "$R/tmp" "$R/root" "$R/home" "$R/cairn/var/profiles" "$R/cairn/var/gcroots"
-  chmod 1777 "$R/tmp"
-  chmod 0700 "$R/root"
+  # Made when missing (with their modes), else left as they are: no process on most boots.
+  cairn_mkdirs "$R/etc" "$R/var" "$R/run" "$R/home" "$R/cairn/var/profiles" "$R/cairn/var/gcroots"
+  [ -d "$R/tmp" ] || mkdir -m 1777 "$R/tmp"
+  [ -d "$R/root" ] || mkdir -m 0700 "$R/root"
   # /usr is one link; on a switch it moves to the new sw in one rename.
   if [ ! -e "$R/usr" ] && [ ! -L "$R/usr" ]; then
     cairn_link "$sw/usr" "$R/usr"
   elif [ -L "$R/usr" ]; then
-    [ "$(readlink "$R/usr" 2>/dev/null)" = "$sw/usr" ] || cairn_link "$sw/usr" "$R/usr"
+    [ "$R/usr" -ef "$swPhys/usr" ] || cairn_link "$sw/usr" "$R/usr"
   else
     echo "warning: $R/usr is not a symlink; leaving it alone" >&2
   fi
@@ -75,62 +86,48 @@ cairn_setup_layout() {
     else
       id="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     fi
+    umask 0222
     printf '%s\n' "$id" > "$tmp"
-    chmod 0444 "$tmp"
+    umask 022
     mv -Tf "$tmp" "$R/etc/machine-id"
   fi
 }
 
-# Users and groups from the generation's spec, ids kept in $R/var/lib/cairn.
+# Users and groups from the generation's spec, ids kept in $R/var/lib/cairn. (Every boot runs this:
+# it starts as few processes as it can, each costing tens of milliseconds under emulation.)
 cairn_setup_users() {
   local state="$R/var/lib/cairn" spec work f
   spec="$(phys "$usersStore")"
-  mkdir -p "$state"
-  work="$(mktemp -d "$R/etc/.cairn-users.XXXXXX")"
-  chmod 0700 "$work"
-  for f in passwd group shadow gshadow; do [ -e "$R/etc/$f" ] || : > "$work/old-$f"; done
-  # Hashes from hashedPasswordFile: read now, kept in a private temp folder, never in the store.
-  : > "$work/hashes"
-  local name file hash
-  while IFS=$'\t' read -r name file; do
-    if [ -r "$R$file" ]; then
-      IFS= read -r hash < "$R$file" || true
-      printf '%s\t%s\n' "$name" "$hash" >> "$work/hashes"
-    else
-      echo "warning: password file $file of user $name is missing; its password is not changed" >&2
-    fi
-  done < <(awk -F'\t' '$10 != "-" { print $1 "\t" $10 }' "$spec/users")
-  mkdir "$work/out"
-  local old
-  old() { if [ -e "$R/etc/$1" ]; then printf '%s' "$R/etc/$1"; else printf '%s' "$work/old-$1"; fi; }
+  [ -d "$state" ] || mkdir -p "$state"
+  # Private (0700): the password hashes pass through it. A folder left by a boot that stopped
+  # halfway (same pid) is replaced.
+  work="$R/etc/.cairn-users.$$"
+  mkdir -m 0700 "$work" 2>/dev/null || { rm -rf "$work" && mkdir -m 0700 "$work"; } || return 1
+  local -a old=()
+  for f in passwd group shadow gshadow; do
+    if [ -e "$R/etc/$f" ]; then old+=(-v "old_$f=$R/etc/$f"); else old+=(-v "old_$f=/dev/null"); fi
+  done
   if ! awk -f "$spec/users.awk" \
-      -v spec_users="$spec/users" -v spec_groups="$spec/groups" \
-      -v old_passwd="$(old passwd)" -v old_group="$(old group)" -v old_shadow="$(old shadow)" -v old_gshadow="$(old gshadow)" \
+      -v spec_users="$spec/users" -v spec_groups="$spec/groups" "${old[@]}" \
       -v uid_map="$state/uid-map" -v gid_map="$state/gid-map" \
       -v prev_users="$state/declared-users" -v prev_groups="$state/declared-groups" \
-      -v hashes="$work/hashes" -v mutable="$mutableUsers" -v out="$work/out" </dev/null; then
+      -v root="$R" -v mutable="$mutableUsers" -v out="$work" </dev/null; then
     rm -rf "$work"
     return 1
   fi
-  local shadowGid
-  shadowGid="$(awk -F: '$1 == "shadow" { print $3 }' "$work/out/group")"
-  chmod 0644 "$work/out/passwd" "$work/out/group"
-  chmod 0640 "$work/out/shadow" "$work/out/gshadow"
-  chown "0:${shadowGid:-0}" "$work/out/shadow" "$work/out/gshadow"
+  # passwd and group are 0644 by the umask; shadow and gshadow root:shadow 0640.
+  local name x shadowGid=0 rest
+  while IFS=: read -r name x f rest; do [ "$name" = shadow ] && { shadowGid="$f"; break; }; done < "$work/group"
+  chmod 0640 "$work/shadow" "$work/gshadow"
+  chown "0:$shadowGid" "$work/shadow" "$work/gshadow"
   # State first: if we stop between the two, the next run finds the same ids on record.
   # (Renames over files, several with one mv: each is still its own atomic rename.)
-  mkdir "$work/state"
-  for f in uid-map gid-map declared-users declared-groups; do sort "$work/out/$f" > "$work/state/$f"; done
-  mv -f -t "$state" "$work/state/uid-map" "$work/state/gid-map" "$work/state/declared-users" "$work/state/declared-groups"
-  mv -f -t "$R/etc" "$work/out/group" "$work/out/gshadow" "$work/out/passwd" "$work/out/shadow"
+  mv -f -t "$state" "$work/uid-map" "$work/gid-map" "$work/declared-users" "$work/declared-groups"
+  mv -f -t "$R/etc" "$work/group" "$work/gshadow" "$work/passwd" "$work/shadow"
   local uid gid home
   while IFS=$'\t' read -r name uid gid home; do
-    if [ ! -e "$R$home" ]; then
-      mkdir -p "$R$home"
-      chown "$uid:$gid" "$R$home"
-      chmod 0700 "$R$home"
-    fi
-  done < "$work/out/homes"
+    [ -e "$R$home" ] || install -d -m 0700 -o "$uid" -g "$gid" "$R$home"
+  done < "$work/homes"
   rm -rf "$work"
 }
 
@@ -138,28 +135,30 @@ cairn_setup_users() {
 # into /etc/static that the generation no longer has are removed; mode files are real copies.
 cairn_setup_etc() {
   local etcPhys="$(phys "$etcStore")" rel
-  cairn_link "$etcStore/etc" "$R/etc/static"
-  # Links as they are now versus as they must be: only the differences are touched.
-  local want="$R/etc/.cairn-want.$$" have="$R/etc/.cairn-have.$$"
-  sed 's|^|/etc/static/|' "$etcPhys/links" | paste -d '\t' "$etcPhys/links" - > "$want"
-  find "$R/etc" -xdev -path "$R/etc/static" -prune -o -type l -lname '/etc/static/*' -printf '%P\t%l\n' > "$have"
-  # Stale: a link into /etc/static whose path the new generation no longer has.
-  awk -F'\t' 'FILENAME == ARGV[1] { w[$1] = 1; next } !($1 in w) { print "'"$R"'/etc/" $1 }' "$want" "$have" | xargs -r -d '\n' rm -f
-  # Missing links: when there are many (a first boot), one copy of the generation's link-tree
-  # (cp -n: only where nothing is) makes them; those still missing then (or all, with the etc of
-  # an older build) are made with one `ln -s` per folder (the names are the targets' names). A
-  # path that holds something else is replaced by one rename, so it is never missing.
+  [ "$R/etc/static" -ef "$etcPhys/etc" ] || cairn_link "$etcStore/etc" "$R/etc/static"
+  # Links as they are now (find) versus as they must be (the generation's list), compared by one
+  # awk: links into /etc/static the generation no longer has are stale; paths whose link is
+  # missing or points elsewhere are to make. Only the differences are touched.
   local -A fresh=()
-  local dst dir
-  local -a replace=() targets=() missing=()
-  while IFS= read -r rel; do
+  local kind dst dir
+  local -a stale=() replace=() targets=() missing=()
+  while IFS=$'\t' read -r kind rel; do
     dst="$R/etc/$rel"
-    if [ -e "$dst" ] || [ -L "$dst" ]; then
+    if [ "$kind" = stale ]; then
+      stale+=("$dst")
+    elif [ -e "$dst" ] || [ -L "$dst" ]; then
       replace+=("$rel")
     else
       missing+=("$rel")
     fi
-  done < <(awk -F'\t' 'FILENAME == ARGV[1] { h[$1] = $2; next } h[$1] != $2 { print $1 }' "$have" "$want")
+  done < <(find "$R/etc" -xdev -path "$R/etc/static" -prune -o -type l -lname '/etc/static/*' -printf '%P\t%l\n' |
+    awk -F'\t' 'FILENAME == ARGV[1] { w[$0] = "/etc/static/" $0; next } { h[$1] = $2 }
+      END { for (p in h) if (!(p in w)) print "stale\t" p; for (p in w) if (h[p] != w[p]) print "make\t" p }' "$etcPhys/links" -)
+  [ "${#stale[@]}" -eq 0 ] || rm -f "${stale[@]}"
+  # Missing links: when there are many (a first boot), one copy of the generation's link-tree
+  # (cp -n: only where nothing is) makes them; those still missing then (or all, with the etc of
+  # an older build) are made with one `ln -s` per folder (the names are the targets' names). A
+  # path that holds something else is replaced by one rename, so it is never missing.
   if [ "${#missing[@]}" -gt 8 ] && [ -d "$etcPhys/link-tree" ]; then
     cp -Rn --no-preserve=mode,ownership,timestamps "$etcPhys/link-tree/." "$R/etc/" 2>/dev/null || true
   fi
@@ -184,14 +183,15 @@ cairn_setup_etc() {
     fi
     cairn_link "/etc/static/$rel" "$dst"
   done
-  rm -f "$want" "$have"
   # Copies: files that must be real (modes, owners). Those of the previous generation that are
-  # gone are removed, as recorded in /etc/.cairn-copies.
-  local mode user group uid gid dir
+  # gone are removed, as recorded in /etc/.cairn-copies (compared in bash: no process).
+  local mode user group uid gid
+  local -A copied=()
+  local -a gone=()
+  while IFS=$'\t' read -r mode user group rel; do copied["$rel"]=1; done < "$etcPhys/copies"
   if [ -e "$R/etc/.cairn-copies" ]; then
-    awk -F'\t' 'FILENAME == ARGV[1] { w[$4] = 1; next } !($0 in w) { print }' "$etcPhys/copies" "$R/etc/.cairn-copies" | while IFS= read -r rel; do
-      rm -f "$R/etc/$rel"
-    done
+    while IFS= read -r rel; do [ -z "$rel" ] || [ -n "${copied["$rel"]+x}" ] || gone+=("$R/etc/$rel"); done < "$R/etc/.cairn-copies"
+    [ "${#gone[@]}" -eq 0 ] || rm -f "${gone[@]}"
   fi
   while IFS=$'\t' read -r mode user group rel; do
     dir="$R/etc/$rel"; dir="${dir%/*}"
@@ -207,14 +207,15 @@ cairn_setup_etc() {
     install -m "$mode" -o "$uid" -g "$gid" "$etcPhys/etc/$rel" "$tmp"
     mv -Tf "$tmp" "$R/etc/$rel"
   done < "$etcPhys/copies"
-  cut -f4 "$etcPhys/copies" > "$R/etc/.cairn-copies.tmp.$$"
+  [ "${#copied[@]}" -eq 0 ] || printf '%s\n' "${!copied[@]}" > "$R/etc/.cairn-copies.tmp.$$"
+  [ "${#copied[@]}" -gt 0 ] || : > "$R/etc/.cairn-copies.tmp.$$"
   mv -Tf "$R/etc/.cairn-copies.tmp.$$" "$R/etc/.cairn-copies"
   # The live mount table, never a copy (systemd-tmpfiles would make it later; programs need it now).
   [ -e "$R/etc/mtab" ] || [ -L "$R/etc/mtab" ] || ln -s ../proc/self/mounts "$R/etc/mtab"
   # A hwdb.bin systemd-hwdb-update compiled into /etc at a boot of an older generation shadows the
   # one sw carries (and makes the unit run again on every new /usr): gone, unless /etc/udev/hwdb.d
   # holds files to compile.
-  if [ -f "$R/etc/udev/hwdb.bin" ] && [ -e "$(phys "$sw")/usr/lib/udev/hwdb.bin" ] && [ -z "$(ls -A "$R/etc/udev/hwdb.d" 2>/dev/null)" ]; then
+  if [ -f "$R/etc/udev/hwdb.bin" ] && [ -e "$swPhys/usr/lib/udev/hwdb.bin" ] && [ -z "$(ls -A "$R/etc/udev/hwdb.d" 2>/dev/null)" ]; then
     rm -f "$R/etc/udev/hwdb.bin"
   fi
   # /etc/ld.so.cache lists the libraries of the sw ldconfig ran over; the store's /usr keeps one
@@ -238,20 +239,23 @@ cairn_setup_etc() {
 # files (src/build/triggers.ts), so a first boot need not run them. systemd compares the file's
 # mtime with /usr's first (the store's are all 1970), so a file written now marks DIR updated.
 cairn_mark_updated() {
-  [ -e "$1/.updated" ] || [ ! -e "$(phys "$sw")/usr/lib/systemd/catalog/database" ] && return 0
+  [ -e "$1/.updated" ] || [ ! -e "$swPhys/usr/lib/systemd/catalog/database" ] && return 0
   printf '%s\n' "# Written by cairn's activation, as systemd-update-done would: what the units that run" \
     '# after /usr changed would make was made when the generation was built.' > "$1/.updated"
 }
 
 # /var: what services and logins expect to find.
 cairn_setup_var() {
-  mkdir -p "$R/var/lib/systemd/catalog" "$R/var/log" "$R/var/cache" "$R/var/tmp" "$R/var/empty" "$R/var/spool"
-  chmod 1777 "$R/var/tmp"
-  chmod 0555 "$R/var/empty"
-  [ -e "$R/var/run" ] || [ -L "$R/var/run" ] || ln -s ../run "$R/var/run"
-  [ -e "$R/var/lock" ] || [ -L "$R/var/lock" ] || ln -s ../run/lock "$R/var/lock"
+  cairn_mkdirs "$R/var/lib/systemd/catalog" "$R/var/log" "$R/var/cache" "$R/var/spool"
+  [ -d "$R/var/tmp" ] || mkdir -m 1777 "$R/var/tmp"
+  [ -d "$R/var/empty" ] || mkdir -m 0555 "$R/var/empty"
+  # var/run -> ../run, var/lock -> ../run/lock: those missing with one `ln` (named as their targets).
+  local -a links=()
+  [ -e "$R/var/run" ] || [ -L "$R/var/run" ] || links+=(../run)
+  [ -e "$R/var/lock" ] || [ -L "$R/var/lock" ] || links+=(../run/lock)
+  [ "${#links[@]}" -eq 0 ] || ln -s -t "$R/var/" "${links[@]}"
   # The journal's message catalog, compiled at build into sw, where journalctl reads it.
-  if [ ! -L "$R/var/lib/systemd/catalog/database" ] && [ -e "$(phys "$sw")/usr/lib/systemd/catalog/database" ]; then
+  if [ ! -L "$R/var/lib/systemd/catalog/database" ] && [ -e "$swPhys/usr/lib/systemd/catalog/database" ]; then
     cairn_link /usr/lib/systemd/catalog/database "$R/var/lib/systemd/catalog/database"
   fi
   cairn_mark_updated "$R/var"

@@ -10,7 +10,7 @@
 # existing account has is not applied (changing it would orphan the account's files).
 #
 # Variables (-v): spec_users spec_groups old_passwd old_group old_shadow old_gshadow uid_map
-# gid_map prev_users prev_groups hashes mutable out
+# gid_map prev_users prev_groups root (the system's root, for password files) mutable out
 
 function warn(msg) { print "warning: " msg > "/dev/stderr" }
 function fail(msg) { print "error: " msg > "/dev/stderr"; failed = 1; exit 1 }
@@ -26,6 +26,20 @@ function read_map(file, ids, used,   line, n, id) {
 
 function read_set(file, set,   line) {
   while ((getline line < file) > 0) if (line != "") set[line] = 1
+  close(file)
+}
+
+# The state files are kept sorted (bytewise, as `LC_ALL=C sort`), so they never change for nothing;
+# sorted here, not by sort(1): under emulation every process started costs tens of milliseconds.
+function write_sorted(a, n, file,   gap, i, j, t) {
+  for (gap = int(n / 2); gap > 0; gap = int(gap / 2))
+    for (i = gap + 1; i <= n; i++) {
+      t = a[i] ""
+      for (j = i; j > gap && (a[j - gap] "") > t; j -= gap) a[j] = a[j - gap]
+      a[j] = t
+    }
+  for (i = 1; i <= n; i++) print a[i] > file
+  printf "" > file
   close(file)
 }
 
@@ -60,8 +74,6 @@ BEGIN {
   close(old_shadow)
   while ((getline line < old_gshadow) > 0) { split(line, a, ":"); if (a[1] != "") oldGsh[a[1]] = line }
   close(old_gshadow)
-  while ((getline line < hashes) > 0) { n = index(line, "\t"); if (n > 0) fileHash[substr(line, 1, n - 1)] = substr(line, n + 1) }
-  close(hashes)
 
   while ((getline line < spec_groups) > 0) {
     split(line, f, "\t"); if (f[1] == "") continue
@@ -74,6 +86,12 @@ BEGIN {
     nu++; uOrder[nu] = f[1]; uSpec[f[1]] = f[2]; uGroup[f[1]] = f[3]; uGecos[f[1]] = f[4]; uHome[f[1]] = f[5]
     uShell[f[1]] = f[6]; uKind[f[1]] = f[7]; uCreate[f[1]] = f[8]; uHash[f[1]] = f[9]; uInit[f[1]] = f[11]; declU[f[1]] = 1
     if (f[2] != "-") usedUid[f[2] + 0] = 1
+    # hashedPasswordFile: read now, from the system (never the store); its first line is the hash.
+    if (f[10] != "-") {
+      if ((getline h < (root f[10])) > 0 && h != "") fileHash[f[1]] = h
+      else warn("password file " f[10] " of user " f[1] " is missing or empty; its password is not changed")
+      close(root f[10])
+    }
   }
   close(spec_users)
 
@@ -142,9 +160,9 @@ BEGIN {
   # Allocation state: every name that ever had an id keeps it on record.
   for (n in mapUid) if (!(n in uid)) uid[n] = mapUid[n]
   for (n in mapGid) if (!(n in gid)) gid[n] = mapGid[n]
-  for (n in uid) print n ":" uid[n] > (out "/uid-map")
-  for (n in gid) print n ":" gid[n] > (out "/gid-map")
-  for (i = 1; i <= nu; i++) print uOrder[i] > (out "/declared-users")
-  for (i = 1; i <= ng; i++) print gOrder[i] > (out "/declared-groups")
+  k = 0; for (n in uid) lines[++k] = n ":" uid[n]; write_sorted(lines, k, out "/uid-map")
+  k = 0; for (n in gid) lines[++k] = n ":" gid[n]; write_sorted(lines, k, out "/gid-map")
+  k = 0; for (i = 1; i <= nu; i++) lines[++k] = uOrder[i]; write_sorted(lines, k, out "/declared-users")
+  k = 0; for (i = 1; i <= ng; i++) lines[++k] = gOrder[i]; write_sorted(lines, k, out "/declared-groups")
   printf "" > (out "/homes")
 }

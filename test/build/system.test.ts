@@ -339,6 +339,17 @@ describe('activation under a temporary root', () => {
     expect(lstatSync(join(root, 'etc/cairn-test/secret')).isFile()).toBe(true);
     expect([secret.mode & 0o777, secret.uid, secret.gid]).toEqual([0o640, 1000, Number(readFileSync(join(root, 'etc/group'), 'utf8').match(/^deploy:x:(\d+):/m)![1])]);
     expect(readFileSync(join(root, 'etc/machine-id'), 'utf8')).toMatch(/^[0-9a-f]{32}\n$/);
+    expect(statSync(join(root, 'etc/machine-id')).mode & 0o777).toBe(0o444);
+    expect(statSync(join(root, 'etc/passwd')).mode & 0o777).toBe(0o644);
+    // root's hashedPasswordFile was not written: said, and root's password is not changed.
+    expect(r1.stderr).toContain('password file /var/lib/cairn/secrets/root.hash of user root is missing or empty');
+    expect(readFileSync(join(root, 'etc/shadow'), 'utf8')).toMatch(/^root:!:/m);
+    // The allocation state is kept sorted, so it changes only when an id does.
+    for (const f of ['uid-map', 'gid-map', 'declared-users', 'declared-groups']) {
+      const lines = readFileSync(join(root, 'var/lib/cairn', f), 'utf8').trimEnd().split('\n');
+      expect(lines.length).toBeGreaterThan(1);
+      expect(lines).toEqual([...lines].sort());
+    }
     expect(readlinkSync(join(root, 'run/current-system'))).toBe(gen1.toplevel);
     expect(readlinkSync(join(root, 'usr'))).toBe(`${gen1.sw}/usr`);
     expect(readlinkSync(join(root, 'bin'))).toBe('usr/bin');
