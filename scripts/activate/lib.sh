@@ -215,7 +215,9 @@ cairn_setup_etc() {
   # A hwdb.bin systemd-hwdb-update compiled into /etc at a boot of an older generation shadows the
   # one sw carries (and makes the unit run again on every new /usr): gone, unless /etc/udev/hwdb.d
   # holds files to compile.
-  if [ -f "$R/etc/udev/hwdb.bin" ] && [ -e "$swPhys/usr/lib/udev/hwdb.bin" ] && [ -z "$(ls -A "$R/etc/udev/hwdb.d" 2>/dev/null)" ]; then
+  local etcHwdb=0
+  compgen -G "$R/etc/udev/hwdb.d/*" >/dev/null && etcHwdb=1
+  if [ -f "$R/etc/udev/hwdb.bin" ] && [ -e "$swPhys/usr/lib/udev/hwdb.bin" ] && [ "$etcHwdb" = 0 ]; then
     rm -f "$R/etc/udev/hwdb.bin"
   fi
   # /etc/ld.so.cache lists the libraries of the sw ldconfig ran over; the store's /usr keeps one
@@ -231,7 +233,9 @@ cairn_setup_etc() {
     [ -d "$R/var/lib/cairn" ] || mkdir -p "$R/var/lib/cairn"
     printf '%s\n' "$sw" > "$stamp"
   fi
-  cairn_mark_updated "$R/etc"
+  # Files in /etc/udev/hwdb.d (environment.etc) are compiled by systemd-hwdb-update at boot, which
+  # needs /etc left unmarked.
+  [ "$etcHwdb" = 1 ] || cairn_mark_updated "$R/etc"
 }
 
 # cairn_mark_updated DIR: what systemd-update-done writes once the units with ConditionNeedsUpdate=

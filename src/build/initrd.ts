@@ -15,6 +15,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
 import { projectRoot } from '../paths.js';
@@ -72,6 +73,8 @@ interface InitrdArgs {
   fstab: string;
   stage1: string;
   microcode?: { vendor: MicrocodeVendor; pkg: string }[];
+  /** How modules are stored: `elf`, decompressed at build (part of the arguments so older initrds are not reused). */
+  moduleFormat: 'elf';
 }
 
 /** Applets stage 1 uses, linked when `busybox --list` cannot run on the building machine. */
@@ -116,6 +119,7 @@ export function initrdDerivations(store: Store, opts: InitrdOptions): { kernel: 
     fstab: initrdFstab(opts.fileSystems ?? []),
     stage1: opts.stage1 ?? defaultStage1(),
     ...(opts.microcode?.length ? { microcode: opts.microcode.map((m) => ({ vendor: m.vendor, pkg: store.parse(m.pkgPath).logical })) } : {}),
+    moduleFormat: 'elf',
   };
   const microcode = args.microcode?.map((m) => m.pkg) ?? [];
   const initrd: Derivation = { name: `initrd-${kernel.version}`, builder: 'cairn:initrd', args, inputs: [kernel.storePath, args.depmod, busybox, ...microcode] };
@@ -158,14 +162,18 @@ registerBuilder('cairn:initrd', async (ctx) => {
   files.push({ type: 'file', path: 'init', data: Buffer.from(a.stage1), mode: 0o755 });
   files.push({ type: 'file', path: 'bin/busybox', data: readFileSync(busyboxFile), mode: 0o755 });
   for (const applet of await appletsOf(busyboxFile)) files.push({ type: 'symlink', path: `bin/${applet}`, target: 'busybox' });
-  for (const rel of closure) files.push({ type: 'file', path: `lib/modules/${a.version}/${rel}`, data: readFileSync(join(phys(a.kernel), modulesRel, rel)) });
-  const loadList = (a.load ? moduleClosure(index, a.load) : closure).map((rel) => `/lib/modules/${a.version}/${rel}\n`);
+  // Modules go in uncompressed (the archive is compressed as a whole): stage 1 then loads them
+  // without decompressing each in userspace, which under emulation costs more than the kernel's
+  // gunzip of the larger archive. `plain` maps a module's path to its name in the initrd.
+  const plain = (rel: string): string => rel.replace(/\.(xz|zst|gz)$/, '');
+  for (const rel of closure) files.push({ type: 'file', path: `lib/modules/${a.version}/${plain(rel)}`, data: await decompressModule(join(phys(a.kernel), modulesRel, rel)) });
+  const loadList = (a.load ? moduleClosure(index, a.load) : closure).map((rel) => `/lib/modules/${a.version}/${plain(rel)}\n`);
   files.push({ type: 'file', path: 'etc/cairn/modules', data: Buffer.from(loadList.join('')) });
   // What busybox modprobe needs to load a module by name or alias with its dependencies: stage 1
   // for the devices it finds, the kernel for what it asks for itself (a file system type, crypto).
   const inInitrd = new Set(closure);
   const names = new Set(closure.map(moduleName));
-  const dep = closure.map((rel) => `${rel}: ${(index.deps.get(rel) ?? []).filter((d) => inInitrd.has(d)).join(' ')}\n`.replace(/ \n$/, '\n'));
+  const dep = closure.map((rel) => `${plain(rel)}: ${(index.deps.get(rel) ?? []).filter((d) => inInitrd.has(d)).map(plain).join(' ')}\n`.replace(/ \n$/, '\n'));
   const alias = index.aliases.filter((x) => names.has(x.module)).map((x) => `alias ${x.pattern} ${x.module}\n`);
   files.push({ type: 'file', path: `lib/modules/${a.version}/modules.dep`, data: Buffer.from(dep.join('')) });
   files.push({ type: 'file', path: `lib/modules/${a.version}/modules.alias`, data: Buffer.from(alias.join('')) });
@@ -185,6 +193,17 @@ registerBuilder('cairn:initrd', async (ctx) => {
   if (early.length) ctx.log(`initrd: early microcode for ${a.microcode!.map((m) => m.vendor).join(', ')} (${early.length} bytes)`);
   await writeFile(join(ctx.out, 'initrd'), Buffer.concat([early, gzipCpio(writeCpio(entries))]), { mode: 0o444 });
 });
+
+/** A kernel module's ELF bytes, from its file as the kernel package ships it (`.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`). */
+async function decompressModule(file: string): Promise<Buffer> {
+  if (file.endsWith('.ko')) return readFileSync(file);
+  if (file.endsWith('.gz')) return gunzipSync(readFileSync(file));
+  const tool = file.endsWith('.xz') ? 'xz' : file.endsWith('.zst') ? 'zstd' : undefined;
+  if (!tool) throw new CairnError(`kernel module ${file}: unknown compression`);
+  const r = await execa(tool, ['-dc', file], { encoding: 'buffer', reject: false, stripFinalNewline: false });
+  if (r.exitCode !== 0) throw new CairnError(`${tool} -dc ${file} failed (exit ${r.exitCode}): ${Buffer.from(r.stderr).toString()}`);
+  return Buffer.from(r.stdout);
+}
 
 /**
  * The uncompressed cpio the kernel's early microcode loader reads at the start of the initrd

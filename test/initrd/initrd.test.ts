@@ -119,6 +119,13 @@ describe('with the Debian kernel', () => {
     expect(by.get('dev/console')).toMatchObject({ rmajor: 5, rminor: 1 });
     const load = by.get('etc/cairn/modules')!.data.toString().trim().split('\n');
     for (const m of load) expect(by.has(m.slice(1))).toBe(true);
+    // Uncompressed (Debian 13 ships .ko.xz): stage 1 loads them without decompressing each.
+    const modules = entries.filter((e) => /\.ko/.test(e.path));
+    expect(modules.length).toBeGreaterThan(3);
+    for (const m of modules) expect([m.path.endsWith('.ko'), m.data.subarray(0, 4).toString('latin1')]).toEqual([true, '\x7fELF']);
+    const dep = [...by.entries()].find(([p]) => p.endsWith('/modules.dep'))![1].data.toString();
+    expect(dep).toMatch(/ext4\.ko: .*jbd2\.ko/);
+    expect(dep).not.toMatch(/\.xz/);
     const names = load.map(moduleName);
     expect(names.indexOf('crc32c_generic')).toBeLessThan(names.indexOf('ext4'));
     expect(by.get('etc/cairn/fstab')!.data.toString()).toBe('LABEL=root / ext4 defaults\n');
