@@ -9,7 +9,7 @@
 # phys PATH: where a logical store path can be read from this process.
 phys() { printf '%s' "$S${1#/cairn/store}"; }
 # This generation's sw, readable here (a variable: `$(phys …)` forks a subshell per use).
-swPhys="$S${sw#/cairn/store}"
+swPhys="${sw:+$S${sw#/cairn/store}}"
 
 # cairn_link TARGET LINK: points LINK at TARGET, replacing what is there in one rename.
 # (Paths are split with parameter expansion, not dirname/basename: under emulation every process
