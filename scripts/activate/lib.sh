@@ -65,7 +65,9 @@ cairn_setup_layout() {
   if [ ! -e "$R/usr" ] && [ ! -L "$R/usr" ]; then
     cairn_link "$sw/usr" "$R/usr"
   elif [ -L "$R/usr" ]; then
-    [ "$R/usr" -ef "$swPhys/usr" ] || cairn_link "$sw/usr" "$R/usr"
+    # The exact target, not just the same folder: stage 1 links it through the toplevel
+    # ($toplevel/sw/usr), which a later switch keeping this sw must not leave in place.
+    [ "$(readlink "$R/usr" 2>/dev/null)" = "$sw/usr" ] || cairn_link "$sw/usr" "$R/usr"
   else
     echo "warning: $R/usr is not a symlink; leaving it alone" >&2
   fi
@@ -136,6 +138,9 @@ cairn_setup_users() {
 cairn_setup_etc() {
   local etcPhys="$(phys "$etcStore")" rel
   [ "$R/etc/static" -ef "$etcPhys/etc" ] || cairn_link "$etcStore/etc" "$R/etc/static"
+  # ld.so.cache comes with the generation (src/build/triggers.ts); one that ldconfig wrote (an older
+  # first boot, or by hand) is only a cache: replaced without keeping it aside.
+  if [ -f "$R/etc/ld.so.cache" ] && [ ! -L "$R/etc/ld.so.cache" ] && [ -e "$etcPhys/etc/ld.so.cache" ]; then rm -f "$R/etc/ld.so.cache"; fi
   # Links as they are now (find) versus as they must be (the generation's list), compared by one
   # awk: links into /etc/static the generation no longer has are stale; paths whose link is
   # missing or points elsewhere are to make. Only the differences are touched.
@@ -220,19 +225,6 @@ cairn_setup_etc() {
   if [ -f "$R/etc/udev/hwdb.bin" ] && [ -e "$swPhys/usr/lib/udev/hwdb.bin" ] && [ "$etcHwdb" = 0 ]; then
     rm -f "$R/etc/udev/hwdb.bin"
   fi
-  # /etc/ld.so.cache lists the libraries of the sw ldconfig ran over; the store's /usr keeps one
-  # mtime, so ldconfig.service would never see a new generation's. Another sw's cache is remade now
-  # on a running system, or removed at boot for ldconfig.service to remake (it runs when missing).
-  # (The stamp is written by bash alone: a torn one only means one more ldconfig.)
-  local stamp="$R/var/lib/cairn/ld.so.cache.sw" was=""
-  [ -f "$stamp" ] && read -r was < "$stamp"
-  if [ "$was" != "$sw" ]; then
-    if [ -e "$R/etc/ld.so.cache" ]; then
-      if [ -z "$R" ] && [ -d /run/systemd/system ]; then ldconfig || echo "warning: ldconfig failed" >&2; else rm -f "$R/etc/ld.so.cache"; fi
-    fi
-    [ -d "$R/var/lib/cairn" ] || mkdir -p "$R/var/lib/cairn"
-    printf '%s\n' "$sw" > "$stamp"
-  fi
   # Files in /etc/udev/hwdb.d (environment.etc) are compiled by systemd-hwdb-update at boot, which
   # needs /etc left unmarked.
   [ "$etcHwdb" = 1 ] || cairn_mark_updated "$R/etc"
@@ -240,7 +232,7 @@ cairn_setup_etc() {
 
 # cairn_mark_updated DIR: what systemd-update-done writes once the units with ConditionNeedsUpdate=
 # (hwdb, journal catalog, sysusers, ldconfig) have run after /usr changed. The build made their
-# files (src/build/triggers.ts), so a first boot need not run them. systemd compares the file's
+# files (src/build/triggers.ts), so no boot need run them. systemd compares the file's
 # mtime with /usr's first (the store's are all 1970), so a file written now marks DIR updated.
 cairn_mark_updated() {
   [ -e "$1/.updated" ] || [ ! -e "$swPhys/usr/lib/systemd/catalog/database" ] && return 0

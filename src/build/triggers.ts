@@ -1,26 +1,30 @@
 /**
  * Files Debian's dpkg triggers would have made from what the packages ship, made at build time by
- * the system's own programs, into a layer of sw (so they change with /usr, never go stale):
+ * the system's own programs, into a layer of sw (so they change with the generation, never go stale):
  *   usr/lib/udev/hwdb.bin              udev's trigger: `systemd-hwdb update` over every package's hwdb.d
  *   usr/lib/systemd/catalog/database   systemd's: `journalctl --update-catalog` (activation links
  *                                      /var/lib/systemd/catalog/database, where journalctl reads it)
+ *   etc/ld.so.cache                    libc-bin's: `ldconfig` over the library folders (reaches /etc
+ *                                      through the etc derivation, as /etc/static/ld.so.cache)
  *
- * Otherwise systemd-hwdb-update.service and systemd-journal-catalog-update.service make them on a
- * generation's first boot, ahead of udevd and sysinit.target: 6–12 s of a TCG boot. With them, the
+ * Otherwise systemd-hwdb-update, systemd-journal-catalog-update and ldconfig.service make them on a
+ * first boot, ahead of udevd and sysinit.target: 7–14 s of a TCG boot. With them, the
  * first unit's conditions are false (it runs only when /usr/lib/udev/hwdb.bin is missing, or
  * /etc/udev/hwdb.bin or /etc/udev/hwdb.d exist), and activation marks /etc and /var updated.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { mergedPath } from '../debian/deb.js';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
-import { registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
+import { lexists, registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
 import { programRunner, type ProgramRunner, type StorePackage } from './checks.js';
 
 const HWDB_D = 'usr/lib/udev/hwdb.d';
 const HWDB_PROGRAM = 'usr/bin/systemd-hwdb';
 const CATALOG_D = 'usr/lib/systemd/catalog';
 const JOURNALCTL = 'usr/bin/journalctl';
+const LDCONFIG = 'usr/sbin/ldconfig';
 
 /**
  * systemd-hwdb records each entry's source file as an absolute path under its --root. The scratch
@@ -32,9 +36,10 @@ const ROOT_LENGTH = 160;
 
 /** The triggers' derivation over a system's packages, or undefined when none ships their programs. */
 export function triggersDerivation(store: Store, pkgs: StorePackage[]): Derivation | undefined {
-  if (!pkgs.some((p) => [HWDB_PROGRAM, JOURNALCTL].some((f) => existsSync(join(store.toPhysical(p.storePath), f))))) return undefined;
+  if (!pkgs.some((p) => [HWDB_PROGRAM, JOURNALCTL, LDCONFIG].some((f) => existsSync(join(store.toPhysical(p.storePath), f))))) return undefined;
   const sorted = [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { name: 'system-triggers', builder: 'cairn:triggers', args: { packages: sorted }, inputs: sorted.map((p) => p.storePath) };
+  // `makes` names what the builder writes, so a builder that writes more is not answered by an older output.
+  return { name: 'system-triggers', builder: 'cairn:triggers', args: { packages: sorted, makes: ['hwdb.bin', 'journal-catalog', 'ld.so.cache'] }, inputs: sorted.map((p) => p.storePath) };
 }
 
 /** Overwrites every occurrence of `root` (as a folder: followed by a slash) in `bin` with slashes; how many there were. */
@@ -66,6 +71,60 @@ function gather(store: Store, packages: StorePackage[], rel: string, root: strin
   return names;
 }
 
+/**
+ * The folders ldconfig reads (the system's library folders and those /etc/ld.so.conf.d names),
+ * merged from every package into `root` by hard links (copies across file systems), with the
+ * configuration; the number of entries.
+ */
+function gatherLibraries(store: Store, packages: StorePackage[], root: string): number {
+  const dirs = new Set(['usr/lib', 'usr/lib/x86_64-linux-gnu', 'usr/lib64']);
+  const confs: [string, string][] = [];
+  for (const p of packages) {
+    const phys = store.toPhysical(p.storePath);
+    if (existsSync(join(phys, 'etc/ld.so.conf'))) confs.push([join(phys, 'etc/ld.so.conf'), 'etc/ld.so.conf']);
+    const d = join(phys, 'etc/ld.so.conf.d');
+    for (const f of existsSync(d) ? readdirSync(d).sort() : []) {
+      confs.push([join(d, f), `etc/ld.so.conf.d/${f}`]);
+      for (const line of readFileSync(join(d, f), 'utf8').split('\n')) {
+        const dir = line.replace(/#.*/, '').trim();
+        if (dir.startsWith('/') && !dir.includes('..')) dirs.add(mergedPath(dir.replace(/^\/+|\/+$/g, '')));
+      }
+    }
+  }
+  for (const [src, rel] of confs) {
+    mkdirSync(dirname(join(root, rel)), { recursive: true });
+    if (!existsSync(join(root, rel))) copyFileSync(src, join(root, rel));
+  }
+  let count = 0;
+  const todo = [...dirs].sort();
+  for (let rel = todo.shift(); rel !== undefined; rel = todo.shift()) {
+    for (const p of packages) {
+      const src = join(store.toPhysical(p.storePath), rel);
+      if (!existsSync(src) || !statSync(src).isDirectory()) continue;
+      mkdirSync(join(root, rel), { recursive: true });
+      for (const e of readdirSync(src, { withFileTypes: true })) {
+        const dst = join(root, rel, e.name);
+        // ldconfig also reads a folder's glibc-hwcaps/<level>/ subfolders.
+        if (e.isDirectory() && e.name === 'glibc-hwcaps') {
+          for (const level of readdirSync(join(src, e.name)).sort()) if (!todo.includes(`${rel}/glibc-hwcaps/${level}`)) todo.push(`${rel}/glibc-hwcaps/${level}`);
+          continue;
+        }
+        if (lexists(dst) || !(e.isFile() || e.isSymbolicLink())) continue;
+        if (e.isSymbolicLink()) symlinkSync(readlinkSync(join(src, e.name)), dst);
+        else {
+          try {
+            linkSync(join(src, e.name), dst);
+          } catch {
+            copyFileSync(join(src, e.name), dst);
+          }
+        }
+        count++;
+      }
+    }
+  }
+  return count;
+}
+
 async function run(runner: ProgramRunner, program: string, args: string[]): Promise<void> {
   const [file, argv] = runner.command(program, args);
   const r = await execa(file, argv, { reject: false, all: true, env: { LC_ALL: 'C' }, extendEnv: false });
@@ -82,6 +141,7 @@ registerBuilder('cairn:triggers', async (ctx) => {
   mkdirSync(join(root, 'usr/lib'), { recursive: true });
   // Merged /usr, as on the system: systemd 252 (Debian 12) reads and writes /lib/udev, 257 /usr/lib/udev.
   symlinkSync('usr/lib', join(root, 'lib'));
+  symlinkSync('usr/lib64', join(root, 'lib64'));
   try {
     if (runner.find(HWDB_PROGRAM)) {
       const names = gather(ctx.store, packages, HWDB_D, root, (f) => f.endsWith('.hwdb'));
@@ -93,6 +153,20 @@ registerBuilder('cairn:triggers', async (ctx) => {
       mkdirSync(join(ctx.out, 'usr/lib/udev'), { recursive: true });
       writeFileSync(join(ctx.out, 'usr/lib/udev/hwdb.bin'), bin, { mode: 0o444 });
       ctx.log(`hwdb.bin from ${names.length} files`);
+    }
+    const ldconfig = runner.find(LDCONFIG);
+    if (ldconfig) {
+      const libs = gatherLibraries(ctx.store, packages, root);
+      // Static: run as it is. Without the right to chroot it reads ROOT's files through its path
+      // (-r); either way the cache names them as the system sees them. -X: the store's links are
+      // the packages', none is made.
+      const r = await execa(ldconfig, ['-X', '-r', root], { reject: false, all: true, env: { LC_ALL: 'C' }, extendEnv: false });
+      if (r.exitCode !== 0) throw new CairnError(`ldconfig -X -r ${root} failed (exit ${r.exitCode}): ${r.all}`);
+      const cache = readFileSync(join(root, 'etc/ld.so.cache'));
+      if (cache.includes(Buffer.from(root))) throw new CairnError('ldconfig recorded its build folder in ld.so.cache');
+      mkdirSync(join(ctx.out, 'etc'), { recursive: true });
+      writeFileSync(join(ctx.out, 'etc/ld.so.cache'), cache, { mode: 0o444 });
+      ctx.log(`ld.so.cache from ${libs} files`);
     }
     if (runner.find(JOURNALCTL)) {
       const names = gather(ctx.store, packages, CATALOG_D, root, (f) => f.endsWith('.catalog'));

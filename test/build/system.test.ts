@@ -112,6 +112,16 @@ describe('the toplevel of examples/minimal.yaml', () => {
     expect(q.stdout).toContain('ID_VENDOR_FROM_DATABASE=Linux Foundation');
   }, 300_000);
 
+  it("has the dynamic loader's cache ldconfig would have made, in its /etc", async () => {
+    const cache = join(store.toPhysical(`${minimal.etc}/etc`), 'ld.so.cache');
+    const ldconfig = join(store.toPhysical(minimal.sw), 'usr/sbin/ldconfig');
+    // ldconfig -p prints a cache: the libraries by the paths the running system has.
+    const p = await execa(ldconfig, ['-p', '-C', cache]);
+    expect(p.stdout).toMatch(/^\s+libc\.so\.6 \(libc6,x86-64\) => \/(usr\/)?lib\/x86_64-linux-gnu\/libc\.so\.6$/m);
+    expect(p.stdout).toMatch(/libsystemd\.so\.0 .*=> \/(usr\/)?lib\/x86_64-linux-gnu\/libsystemd\.so\.0$/m);
+    expect(p.stdout.split('\n').slice(1).join('\n')).not.toContain(store.dir); // the first line names the file read
+  });
+
   it('has the PAM common files pam-auth-update would generate, and the packages\' /etc', () => {
     const etc = store.toPhysical(`${minimal.etc}/etc`);
     expect(readFileSync(join(etc, 'pam.d/common-auth'), 'utf8')).toMatch(/^auth\t\[success=1 default=ignore\]\tpam_unix\.so nullok$/m);
