@@ -11,7 +11,7 @@ import { setSubmoduleEvaluator } from '../types.js';
 import { userCodeError } from '../usercode.js';
 import { Declarations, NamespaceNode, OptionNode } from './declarations.js';
 import { definedBy, holdsOption, NamespaceEval, nest } from './definitions.js';
-import { isRecursion, OptionState, secondRunBody } from './option-values.js';
+import { isDeeper, isRecursion, OptionState, secondRunBody } from './option-values.js';
 import { isModulePath, modulesPath, normKey, resolveModulePath } from './paths.js';
 import { configDependentDefaults, SecondRuns } from './second-runs.js';
 import { normalizeModule, SourcedModule, type CollectedModule, type LoadRequest, type Loaded, type ModuleArgs, type ModuleFunction, type ModuleInput, type ModuleLoader } from './syntax.js';
@@ -228,8 +228,9 @@ export class Evaluation implements MergeContext, RefHost {
     let other: unknown;
     try {
       other = force(withOtherStandIns(() => fn(this.moduleArgs())));
-    } catch {
+    } catch (err) {
       // The other stand-ins made it fail: every computed default depends on them.
+      if (isDeeper(err)) throw err;
     }
     configDependentDefaults(optionsOf(value), optionsOf(other), [], out);
     return out;
