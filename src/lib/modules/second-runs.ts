@@ -6,7 +6,7 @@ import { pkgs } from '../package.js';
 import { If, Merge, Order, Override, Thunk } from '../properties.js';
 import { isRef, makeRef, refPath, withOtherStandIns, withStandIns } from '../refs.js';
 import { userCodeError } from '../usercode.js';
-import { definedBy, pushDown } from './definitions.js';
+import { definedBy, splitDefinitions } from './definitions.js';
 import type { Evaluation } from './evaluation.js';
 import { evaluating, recursionError, secondRunBody, type OptionState } from './option-values.js';
 import { normalizeModule, type CollectedModule } from './syntax.js';
@@ -26,6 +26,8 @@ export interface SecondRun {
   options?: unknown;
   /** Values its body needed that could not be computed yet (a cycle, so far) got stand-ins: those cycles. */
   partial?: OptionError[];
+  /** Its definitions split namespace by namespace, as read (keyed by the namespace's path). */
+  split?: Map<string, Map<string, Definition[]>>;
 }
 
 /** The second runs of one evaluation's modules. */
@@ -149,13 +151,29 @@ export class SecondRuns {
         out.push(
           ...this.fromSecondRun(
             mod,
-            (run) => (run.config === undefined ? [] : pushDown([{ loc: run.configLoc!, value: run.config }], path, (p, v, l) => this.ev.notASet(p, v, l))),
+            (run) => this.definitionsOf(run, path),
             (a, b) => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value)),
           ),
         );
       }
     }
     return out;
+  }
+
+  /** A second run's definitions at `path`, its config split one namespace at a time, once each. */
+  private definitionsOf(run: SecondRun, path: string[]): Definition[] {
+    if (run.config === undefined) return [];
+    const split = (run.split ??= new Map());
+    let defs: Definition[] = [{ loc: run.configLoc!, value: run.config }];
+    let key = '';
+    for (let i = 0; i < path.length; i++) {
+      let children = split.get(key);
+      if (!children) split.set(key, (children = splitDefinitions(defs, (v, l) => this.ev.notASet(path.slice(0, i), v, l))));
+      defs = children.get(path[i]!) ?? [];
+      if (defs.length === 0) return defs;
+      key += `\0${path[i]}`;
+    }
+    return defs;
   }
 
   /**
