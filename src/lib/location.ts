@@ -88,40 +88,45 @@ export function stackFrames(stack: string): SourceLocation[] {
 
 /** A location computed when first read: most are never shown. */
 export function lazyLocation(compute: () => SourceLocation): SourceLocation {
-  // Its fields are its own (modules see locations in `options.x.definitions`, and may copy them),
-  // defined from shared getters: an object literal with getters makes three functions each time,
-  // and evaluations make a location per declaration and per definition.
-  const loc = Object.defineProperty({}, PENDING, { value: { compute, resolved: undefined } });
-  return Object.defineProperties(loc, LAZY_FIELDS) as SourceLocation;
+  return new LazyLocation(compute);
 }
 
-const PENDING = Symbol('cairn.lazyLocation');
-
-function resolvedLocation(loc: object): SourceLocation {
-  const p = (loc as { [PENDING]: { compute: () => SourceLocation; resolved?: SourceLocation } })[PENDING];
-  return (p.resolved ??= p.compute());
+/**
+ * Its fields are getters of the class, not its own: evaluations make a location per declaration
+ * and per definition, and an object with accessors of its own costs several times as much to
+ * make. Where modules see locations (`options.x.definitions`) they get plain copies (plainLocation).
+ */
+class LazyLocation implements SourceLocation {
+  #compute?: () => SourceLocation;
+  #resolved?: SourceLocation;
+  constructor(compute: () => SourceLocation) {
+    this.#compute = compute;
+  }
+  #get(): SourceLocation {
+    if (!this.#resolved) {
+      this.#resolved = this.#compute!();
+      this.#compute = undefined;
+    }
+    return this.#resolved;
+  }
+  get file(): string {
+    return this.#get().file;
+  }
+  get line(): number | undefined {
+    return this.#get().line;
+  }
+  get column(): number | undefined {
+    return this.#get().column;
+  }
+  toJSON(): SourceLocation {
+    return plainLocation(this);
+  }
 }
 
-const LAZY_FIELDS: PropertyDescriptorMap = {
-  file: {
-    enumerable: true,
-    get(this: object) {
-      return resolvedLocation(this).file;
-    },
-  },
-  line: {
-    enumerable: true,
-    get(this: object) {
-      return resolvedLocation(this).line;
-    },
-  },
-  column: {
-    enumerable: true,
-    get(this: object) {
-      return resolvedLocation(this).column;
-    },
-  },
-};
+/** A location as a plain object of its own fields (a lazy one resolved). */
+export function plainLocation(loc: SourceLocation): SourceLocation {
+  return loc instanceof LazyLocation ? { file: loc.file, line: loc.line, column: loc.column } : loc;
+}
 
 const sourceLines = new Map<string, string[] | null>();
 

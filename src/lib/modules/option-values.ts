@@ -1,4 +1,4 @@
-import type { SourceLocation } from '../location.js';
+import { plainLocation, type SourceLocation } from '../location.js';
 import { checkAndMerge, OptionError, prepareDefinitions, type PreparedDefinitions } from '../merge.js';
 import { Override, PRIORITY, Thunk } from '../properties.js';
 import { makeRef } from '../refs.js';
@@ -287,7 +287,9 @@ export class OptionState {
       defaultText: d.defaultText,
       example: d.example,
       readOnly: d.readOnly ?? false,
-      declarations: this.node.declarations,
+      get declarations() {
+        return self.node.declarations.map(plainLocation);
+      },
       get isDefined() {
         return self.isDefined;
       },
@@ -308,6 +310,6 @@ export class OptionState {
 
   /** Definitions that won, without the declared default. */
   get definitions(): { loc: SourceLocation; value: unknown }[] {
-    return this.prepared.highestPrio === PRIORITY.optionDefault ? [] : this.prepared.defs.map((x) => ({ loc: x.loc, value: x.value }));
+    return this.prepared.highestPrio === PRIORITY.optionDefault ? [] : this.prepared.defs.map((x) => ({ loc: plainLocation(x.loc), value: x.value }));
   }
 }
