@@ -65,6 +65,85 @@ export class CallSite {
   }
 }
 
+/**
+ * The call sites of declarations made while a module function runs are not captured then: most
+ * are never shown, and capturing a stack costs more than the rest of mkOption (a configuration
+ * makes thousands). Each declaration keeps its place in the run instead; when one is first shown,
+ * the function runs again (with stand-ins for config) capturing every site, and the same place
+ * in that run gives it. A module's function gives the same declarations in the same order.
+ */
+class SiteRun {
+  count = 0;
+  private sites?: CallSite[];
+  constructor(private readonly replay: (() => unknown) | undefined) {}
+  site(index: number): CallSite | undefined {
+    if (!this.sites) {
+      const recorded: CallSite[] = [];
+      const outer = sites;
+      sites = recorded;
+      try {
+        this.replay?.();
+      } catch {
+        // The sites recorded before it failed.
+      } finally {
+        sites = outer;
+      }
+      this.sites = recorded;
+    }
+    return this.sites[index];
+  }
+}
+
+/** A call site within a module function's run, captured when first read (see SiteRun). */
+export class DeferredSite {
+  constructor(
+    private readonly run: SiteRun,
+    private readonly index: number,
+  ) {}
+  get location(): SourceLocation | undefined {
+    return this.run.site(this.index)?.location;
+  }
+}
+
+/** The module function's run under way, or the sites being recorded by a run again. */
+let sites: SiteRun | CallSite[] | undefined;
+
+/**
+ * Runs `fn`, a module function's run, with the call sites made in it deferred: `replay` runs the
+ * function again when one is needed (none: they are never shown, and have no location).
+ */
+export function withDeferredSites<T>(replay: (() => unknown) | undefined, fn: () => T): T {
+  const outer = sites;
+  sites = new SiteRun(replay);
+  try {
+    return fn();
+  } finally {
+    sites = outer;
+  }
+}
+
+/** Leaves any module function's run: what an option's computation declares is no part of it. */
+export function leaveModuleRun(): unknown {
+  const outer = sites;
+  sites = undefined;
+  return outer;
+}
+
+/** Back in the run left (the value leaveModuleRun gave). */
+export function reenterModuleRun(outer: unknown): void {
+  sites = outer as typeof sites;
+}
+
+/** Where the library function `fn` was called: captured now, or deferred within a module function's run. */
+export function callSite(fn: Function): CallSite | DeferredSite {
+  const s = sites;
+  if (s === undefined) return new CallSite(fn);
+  if (s instanceof SiteRun) return new DeferredSite(s, s.count++);
+  const site = new CallSite(fn);
+  s.push(site);
+  return site;
+}
+
 function parseFirstFrame(stack: string): SourceLocation | null {
   for (const frame of stackFrames(stack)) {
     if (frame.file.startsWith('node:') || frame.file.includes('/node_modules/')) continue;

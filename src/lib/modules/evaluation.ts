@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { lib } from '../lib.js';
 import { loadModuleFileSync } from '../loader.js';
-import { entryLocation, formatLocation, type SourceLocation } from '../location.js';
+import { entryLocation, formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
 import { defineLazy, force, isPlainObject, lazyEntry, OptionError, prepareDefinitions, type Definition, type FinalDefinition, type MergeContext } from '../merge.js';
 import { pkgs } from '../package.js';
 import { PRIORITY, Thunk } from '../properties.js';
@@ -172,7 +172,8 @@ export class Evaluation implements MergeContext, RefHost {
       const reads = this.reads;
       const stubs = this.stubs;
       try {
-        value = force(fn(this.moduleArgs()));
+        const args = this.moduleArgs();
+        value = force(withDeferredSites(() => fn(this.standInArgs()), () => fn(args)));
         if (this.reads !== reads) rerun = fn;
         stubbed = this.stubs !== stubs;
         if (stubbed) laterDefaults = this.dependentDefaults(fn, value);
@@ -227,13 +228,18 @@ export class Evaluation implements MergeContext, RefHost {
     if (optionsOf(value) === undefined) return out;
     let other: unknown;
     try {
-      other = force(withOtherStandIns(() => fn(this.moduleArgs())));
+      other = force(withOtherStandIns(() => withDeferredSites(undefined, () => fn(this.moduleArgs()))));
     } catch (err) {
       // The other stand-ins made it fail: every computed default depends on them.
       if (isDeeper(err)) throw err;
     }
     configDependentDefaults(optionsOf(value), optionsOf(other), [], out);
     return out;
+  }
+
+  /** Arguments for a module function run again only for the call sites it makes: config and options read as in a first run. */
+  standInArgs(): ModuleArgs {
+    return { ...this.moduleArgs(), config: makeRef(standIns, []), options: makeRef(standIns, []) };
   }
 
   moduleArgs(): ModuleArgs {

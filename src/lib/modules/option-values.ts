@@ -1,4 +1,4 @@
-import { plainLocation, type SourceLocation } from '../location.js';
+import { leaveModuleRun, plainLocation, reenterModuleRun, type SourceLocation } from '../location.js';
 import { checkAndMerge, OptionError, prepareDefinitions, type PreparedDefinitions } from '../merge.js';
 import { Override, PRIORITY, Thunk } from '../properties.js';
 import { makeRef } from '../refs.js';
@@ -221,6 +221,7 @@ export class OptionState {
     if (evaluating.length >= MAX_NESTING) throw new Deeper(this, [...evaluating]);
     this.status = 1;
     evaluating.push(this);
+    const run = leaveModuleRun();
     try {
       const { defs } = this.prepared;
       // Without definitions, a type with an empty value ([] for lists, {} for sets, null for
@@ -257,6 +258,7 @@ export class OptionState {
     } catch (err) {
       throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
     } finally {
+      reenterModuleRun(run);
       evaluating.pop();
       if (this.status === 1) this.status = 0;
     }

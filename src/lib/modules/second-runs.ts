@@ -1,4 +1,4 @@
-import { formatLocation, type SourceLocation } from '../location.js';
+import { formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
 import { lib } from '../lib.js';
 import { force, isPlainObject, lazyEntry, type Definition, type OptionError } from '../merge.js';
 import { isOption } from '../options.js';
@@ -48,7 +48,8 @@ export class SecondRuns {
     secondRunBody.of = run;
     let value: unknown;
     try {
-      value = force(mod.rerun!({ ...ev.specialArgs, name: (ev.specialArgs.name as string) ?? '', config: this.strictView(ev.config, []), options: ev.options, lib, pkgs }));
+      const args = { ...ev.specialArgs, name: (ev.specialArgs.name as string) ?? '', config: this.strictView(ev.config, []), options: ev.options, lib, pkgs };
+      value = force(withDeferredSites(() => mod.rerun!(ev.standInArgs()), () => mod.rerun!(args)));
     } catch (err) {
       throw userCodeError(err, () => `while computing the definitions of the module \`${formatLocation(mod.loc)}'`);
     } finally {
