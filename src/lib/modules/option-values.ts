@@ -69,15 +69,16 @@ function underWay(): OptionState[] {
 }
 
 /**
- * Runs `fn`, which starts with no option being computed. An option needed below MAX_NESTING
- * unwinds the computation; it is computed from the top (in turn unwinding for those it needs
- * deeper), then `fn` runs again: what was computed is kept, so each time it gets further. The
+ * Finishes `fn`, which starts with no option being computed and was unwound (`deeper`): an
+ * option needed below MAX_NESTING unwinds the computation; it is computed from the top (in turn
+ * unwinding for those it needs deeper), then `fn` runs again: what was computed is kept, so each
+ * time it gets further. The
  * options of an unwound computation count as under way while they wait: read again, they are a
  * cycle (a reference in a second run's body, else infinite recursion), as if they were on the
  * stack. An option waited for that fails gives its error to the computation that needed it, at
  * the place it is read again, where the error would have come out without the wait.
  */
-function fromTop<T>(fn: () => T): T {
+function fromTop<T>(fn: () => T, deeper: Deeper): T {
   const base = waiting.length;
   const failedForFn: OptionState[] = [];
   const done = (w: Waiting): void => {
@@ -86,25 +87,32 @@ function fromTop<T>(fn: () => T): T {
     for (const s of w.chain) s.suspended = false;
     for (const s of w.failed) s.failure = undefined;
   };
+  let err: unknown = deeper;
   try {
     for (;;) {
+      if (err instanceof Deeper) {
+        const top = waiting.length > base ? waiting[waiting.length - 1]! : undefined;
+        if (top) top.option.suspended = true;
+        for (const s of err.chain) s.suspended = true;
+        err.option.suspended = true;
+        waiting.push({ option: err.option, chain: err.chain, failed: [] });
+        err = undefined;
+      }
       const top = waiting.length > base ? waiting[waiting.length - 1]! : undefined;
       try {
         if (!top) return fn();
         top.option.suspended = false;
         top.option.read();
         done(top);
-      } catch (err) {
-        if (!(err instanceof Deeper)) {
-          if (!top) throw err;
-          done(top);
-          top.option.failure = { err };
-          (waiting.length > base ? waiting[waiting.length - 1]!.failed : failedForFn).push(top.option);
+      } catch (e) {
+        if (e instanceof Deeper) {
+          err = e;
           continue;
         }
-        for (const s of err.chain) s.suspended = true;
-        err.option.suspended = true;
-        waiting.push({ option: err.option, chain: err.chain, failed: [] });
+        if (!top) throw e;
+        done(top);
+        top.option.failure = { err: e };
+        (waiting.length > base ? waiting[waiting.length - 1]!.failed : failedForFn).push(top.option);
       }
     }
   } finally {
@@ -158,7 +166,13 @@ export class OptionState {
 
   get prepared(): PreparedDefinitions {
     if (this.preparedDefs) return this.preparedDefs;
-    return evaluating.length === 0 ? fromTop(() => this.prepare()) : this.prepare();
+    if (evaluating.length > 0) return this.prepare();
+    try {
+      return this.prepare();
+    } catch (err) {
+      if (err instanceof Deeper) return fromTop(() => this.prepare(), err);
+      throw err;
+    }
   }
 
   private prepare(): PreparedDefinitions {
@@ -189,7 +203,13 @@ export class OptionState {
 
   get value(): unknown {
     if (this.status === 2) return this.result;
-    return evaluating.length === 0 ? fromTop(() => this.read()) : this.read();
+    if (evaluating.length > 0) return this.read();
+    try {
+      return this.read();
+    } catch (err) {
+      if (err instanceof Deeper) return fromTop(() => this.read(), err);
+      throw err;
+    }
   }
 
   /** The value, computed when needed (`value` without the check for a computation from the top). */
