@@ -310,11 +310,27 @@ export class Evaluation implements MergeContext, RefHost {
   definitionsAt(path: string[]): Definition[] {
     const parent = this.namespace(path.slice(0, -1));
     const own = this.secondRuns.fromSecondRuns(parent.split().matched.get(path[path.length - 1]!) ?? [], path);
-    const aliased = this.decls.aliases.filter((a) => a.option.special.alias!.to.join('\0') === path.join('\0'));
+    const aliased = this.decls.aliases.length === 0 ? [] : (this.aliasesByTarget().get(path.join('\0')) ?? []);
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
     const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
     if (aliased.length === 0 && warned.length === 0) return own;
     return [...own, ...aliased.flatMap((a) => this.definitionsAt(a.path)), ...warned];
+  }
+
+  private aliasTargets?: Map<string, OptionNode[]>;
+
+  /** The aliases of each option (renamed options), by the option's path. */
+  private aliasesByTarget(): Map<string, OptionNode[]> {
+    if (!this.aliasTargets) {
+      this.aliasTargets = new Map();
+      for (const a of this.decls.aliases) {
+        const k = a.option.special.alias!.to.join('\0');
+        const list = this.aliasTargets.get(k);
+        if (list) list.push(a);
+        else this.aliasTargets.set(k, [a]);
+      }
+    }
+    return this.aliasTargets;
   }
 
   option(path: string[]): OptionState {
