@@ -9,8 +9,19 @@ import type { CollectedModule } from './syntax.js';
 // Definitions: each module's `config` pushed down the declaration tree to the options it defines,
 // mkMerge flattened and mkIf/mkOverride carried to each attribute (NixOS's pushDownProperties).
 
+/**
+ * A definition from a module that runs twice (its second run's replace it), with the module. A
+ * field rather than a WeakMap beside: such modules make most definitions of some configurations.
+ */
+interface ModuleDefinition extends Definition {
+  module: CollectedModule | undefined;
+}
+
 /** Which module gave a definition, for those of modules that run twice. */
-export const definedBy = new WeakMap<Definition, CollectedModule>();
+export const definedBy = (def: Definition): CollectedModule | undefined => (def as Partial<ModuleDefinition>).module;
+
+/** A definition of the whole config by a module (`module` when it runs twice). */
+export const moduleDefinition = (loc: SourceLocation, value: unknown, module: CollectedModule | undefined): ModuleDefinition => ({ loc, value, module });
 
 /** Definitions arriving at one namespace, split among its children. */
 export class NamespaceEval {
@@ -28,11 +39,10 @@ export class NamespaceEval {
     const children = this.node.children;
     const notASet = (v: unknown, l: SourceLocation): never => this.ev.notASet(this.node.path, v, l);
     for (const def of this.defs) {
-      const from = definedBy.get(def);
+      const from = definedBy(def);
       expandSet(def.value, NO_WRAPS, def.loc, notASet, (obj, wraps, loc) => {
         for (const key of Object.keys(obj)) {
-          const d = entryDefinition(obj, key, wraps, loc);
-          if (from) definedBy.set(d, from);
+          const d = entryDefinition(obj, key, wraps, loc, from);
           if (children.has(key)) {
             const list = matched.get(key);
             if (list) list.push(d);
@@ -91,10 +101,10 @@ export function splitDefinitions(defs: Definition[], notASet: (value: unknown, l
 }
 
 /** The definition of one attribute of a set's definition, within that set's mkIf/mkOverride. */
-function entryDefinition(obj: Record<string, unknown>, key: string, wraps: ((v: unknown) => unknown)[], loc: SourceLocation): Definition {
+function entryDefinition(obj: Record<string, unknown>, key: string, wraps: ((v: unknown) => unknown)[], loc: SourceLocation, module?: CollectedModule): ModuleDefinition {
   let value = lazyEntry(obj, key);
   for (let i = wraps.length - 1; i >= 0; i--) value = wraps[i]!(value);
-  return { loc: entryLocation(obj, key) ?? keyLocation(loc, key), value };
+  return moduleDefinition(entryLocation(obj, key) ?? keyLocation(loc, key), value, module);
 }
 
 /** An undeclared definition at `path` as a value of the whole config (for the freeformType), its position kept. */

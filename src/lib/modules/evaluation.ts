@@ -10,7 +10,7 @@ import { didYouMean, nearest, nixTypeOf, showDefs, showOption } from '../show.js
 import { setSubmoduleEvaluator } from '../types.js';
 import { userCodeError } from '../usercode.js';
 import { Declarations, NamespaceNode, OptionNode } from './declarations.js';
-import { definedBy, holdsOption, NamespaceEval, nest } from './definitions.js';
+import { holdsOption, moduleDefinition, NamespaceEval, nest } from './definitions.js';
 import { isDeeper, isRecursion, OptionState, secondRunBody } from './option-values.js';
 import { isModulePath, modulesPath, normKey, resolveModulePath } from './paths.js';
 import { configDependentDefaults, SecondRuns } from './second-runs.js';
@@ -291,11 +291,7 @@ export class Evaluation implements MergeContext, RefHost {
         this.decls.root,
         this.modules
           .filter((m) => m.config !== undefined)
-          .map((m) => {
-            const d = { loc: m.configLoc, value: m.config };
-            if (m.rerun) definedBy.set(d, m);
-            return d;
-          }),
+          .map((m) => moduleDefinition(m.configLoc, m.config, m.rerun ? m : undefined)),
       );
     } else {
       const parent = this.namespace(path.slice(0, -1));

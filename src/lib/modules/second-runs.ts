@@ -141,11 +141,11 @@ export class SecondRuns {
 
   /** Definitions of modules that run twice replaced by those of their second run, at `path`. */
   fromSecondRuns(defs: Definition[], path: string[]): Definition[] {
-    if (!defs.some((d) => definedBy.has(d))) return defs;
+    if (!defs.some((d) => definedBy(d))) return defs;
     const out: Definition[] = [];
     const done = new Set<CollectedModule>();
     for (const d of defs) {
-      const mod = definedBy.get(d);
+      const mod = definedBy(d);
       if (!mod) out.push(d);
       else if (!done.has(mod)) {
         done.add(mod);
@@ -182,7 +182,7 @@ export class SecondRuns {
    * definitions at `path`, run when the value is needed (config is being built now).
    */
   laterDefinition(def: Definition, path: string[]): Definition {
-    if (!definedBy.has(def)) return def;
+    if (!definedBy(def)) return def;
     return { loc: def.loc, value: new Thunk(() => new Merge(this.fromSecondRuns([def], path).map((d) => d.value))) };
   }
 }
