@@ -51,6 +51,8 @@ export class Evaluation implements MergeContext, RefHost {
   private reads = 0;
   private stubs = 0;
   private readonly secondRuns = new SecondRuns(this);
+  /** Some module runs twice (read config while collected). */
+  private hasSecondRuns = false;
   readonly lateConfig: Record<string, unknown>;
   readonly lateOptions: Record<string, unknown>;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
@@ -267,6 +269,7 @@ export class Evaluation implements MergeContext, RefHost {
     };
     roots.forEach(visit);
     for (const m of this.modules) this.decls.add(m, m.rerun && ((path) => this.secondRuns.laterDefault(m, path)));
+    this.hasSecondRuns = this.modules.some((m) => m.rerun);
     this.ready = true;
   }
 
@@ -424,7 +427,8 @@ export class Evaluation implements MergeContext, RefHost {
 
   private configObject(ns: NamespaceNode, free: Record<string, unknown> | undefined): Record<string, unknown> {
     const obj: Record<string, unknown> = {};
-    this.secondRuns.configSets.add(obj);
+    // Only second runs read config through views of these objects.
+    if (this.hasSecondRuns) this.secondRuns.addConfigSet(obj);
     for (const [name, child] of ns.children) {
       if (child instanceof OptionNode) {
         // Kept once read, unless the read gave a reference (an option a second run's body read

@@ -36,10 +36,15 @@ export class SecondRuns {
   /** Modules whose second run is under way, and how many times over. */
   private readonly running = new Map<CollectedModule, number>();
   /** The objects of config's sets of options (the evaluation adds them), and their views for second runs. */
-  readonly configSets = new WeakSet<object>();
-  private readonly views = new WeakMap<object, Record<string, unknown>>();
+  private configSets?: WeakSet<object>;
+  private views?: WeakMap<object, Record<string, unknown>>;
 
   constructor(private readonly ev: Evaluation) {}
+
+  /** An object of config's sets of options, which second runs read through a view. */
+  addConfigSet(obj: object): void {
+    (this.configSets ??= new WeakSet()).add(obj);
+  }
 
   private runAgain(run: SecondRun): SecondRun {
     const mod = run.module;
@@ -107,7 +112,8 @@ export class SecondRuns {
    * when it is needed (as in NixOS), not `undefined`.
    */
   private strictView(obj: Record<string, unknown>, path: string[]): Record<string, unknown> {
-    let view = this.views.get(obj);
+    const views = (this.views ??= new WeakMap());
+    let view = views.get(obj);
     if (view) return view;
     const sets = this.configSets;
     const ev = this.ev;
@@ -117,10 +123,10 @@ export class SecondRuns {
         // A reference, which fails when resolved: `mkIf(() => 'x' in config, config.x)` stays lazy.
         if (typeof key === 'string' && !(key in t) && key !== 'then' && key !== 'toJSON') return makeRef(ev, [...path, key]);
         const v = Reflect.get(t, key, receiver);
-        return typeof key === 'string' && sets.has(v as object) ? runs.strictView(v as Record<string, unknown>, [...path, key]) : v;
+        return typeof key === 'string' && sets?.has(v as object) ? runs.strictView(v as Record<string, unknown>, [...path, key]) : v;
       },
     });
-    this.views.set(obj, view);
+    views.set(obj, view);
     return view;
   }
 
