@@ -178,12 +178,16 @@ export function lazyLocation(compute: () => SourceLocation): SourceLocation {
 class LazyLocation implements SourceLocation {
   #compute?: () => SourceLocation;
   #resolved?: SourceLocation;
-  constructor(compute: () => SourceLocation) {
+  constructor(compute: (() => SourceLocation) | undefined) {
     this.#compute = compute;
+  }
+  /** The location, computed. */
+  protected compute(): SourceLocation {
+    return this.#compute!();
   }
   #get(): SourceLocation {
     if (!this.#resolved) {
-      this.#resolved = this.#compute!();
+      this.#resolved = this.compute();
       this.#compute = undefined;
     }
     return this.#resolved;
@@ -216,8 +220,23 @@ const sourceLines = new Map<string, string[] | null>();
  * guess from the text, computed only when a message shows it; the file alone when nothing matches.
  */
 export function keyLocation(parent: SourceLocation, key: string): SourceLocation {
-  // Even the parent's file is read only when shown: finding it may decode a source map.
-  return lazyLocation(() => (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column });
+  return new KeyLocation(parent, key);
+}
+
+/** keyLocation's: a definition's entry in its module (evaluations make one per definition, no closure each). */
+class KeyLocation extends LazyLocation {
+  readonly #parent: SourceLocation;
+  readonly #key: string;
+  constructor(parent: SourceLocation, key: string) {
+    super(undefined);
+    this.#parent = parent;
+    this.#key = key;
+  }
+  protected override compute(): SourceLocation {
+    // Even the parent's file is read only when shown: finding it may decode a source map.
+    const parent = this.#parent;
+    return (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, this.#key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column };
+  }
 }
 
 function findKey(parent: SourceLocation, key: string): SourceLocation | undefined {
