@@ -72,11 +72,11 @@ function underWay(): OptionState[] {
  * Finishes `fn`, which starts with no option being computed and was unwound (`deeper`): an
  * option needed below MAX_NESTING unwinds the computation; it is computed from the top (in turn
  * unwinding for those it needs deeper), then `fn` runs again: what was computed is kept, so each
- * time it gets further. The
- * options of an unwound computation count as under way while they wait: read again, they are a
- * cycle (a reference in a second run's body, else infinite recursion), as if they were on the
- * stack. An option waited for that fails gives its error to the computation that needed it, at
- * the place it is read again, where the error would have come out without the wait.
+ * time it gets further. The options of an unwound computation count as under way while they
+ * wait: read again, they are a cycle (a reference in a second run's body, else infinite
+ * recursion), as if they were on the stack. An option waited for that fails gives its error to
+ * the computation that needed it, at the place it is read again, where the error would have come
+ * out without the wait.
  */
 function fromTop<T>(fn: () => T, deeper: Deeper): T {
   const base = waiting.length;
