@@ -5,7 +5,7 @@ import { entryLocation, formatLocation, withDeferredSites, type SourceLocation }
 import { defineLazy, force, isPlainObject, lazyEntry, OptionError, prepareDefinitions, type Definition, type FinalDefinition, type MergeContext } from '../merge.js';
 import { pkgs } from '../package.js';
 import { PRIORITY, Thunk } from '../properties.js';
-import { isRef, makeRef, withOtherStandIns, type RefHost } from '../refs.js';
+import { isRef, makeRef, withOtherStandIns, withStandIns, type RefHost } from '../refs.js';
 import { didYouMean, nearest, nixTypeOf, showDefs, showOption } from '../show.js';
 import { setSubmoduleEvaluator } from '../types.js';
 import { userCodeError } from '../usercode.js';
@@ -175,7 +175,7 @@ export class Evaluation implements MergeContext, RefHost {
       const stubs = this.stubs;
       try {
         const args = this.moduleArgs();
-        value = force(withDeferredSites(() => fn(this.standInArgs()), () => fn(args)));
+        value = force(withDeferredSites(() => withStandIns(0, () => fn(this.standInArgs())), () => fn(args)));
         if (this.reads !== reads) rerun = fn;
         stubbed = this.stubs !== stubs;
         if (stubbed) laterDefaults = this.dependentDefaults(fn, value);

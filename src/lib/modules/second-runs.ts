@@ -54,7 +54,7 @@ export class SecondRuns {
     let value: unknown;
     try {
       const args = { ...ev.specialArgs, name: (ev.specialArgs.name as string) ?? '', config: this.strictView(ev.config, []), options: ev.options, lib, pkgs };
-      value = force(withDeferredSites(() => mod.rerun!(ev.standInArgs()), () => mod.rerun!(args)));
+      value = force(withDeferredSites(() => withStandIns(0, () => mod.rerun!(ev.standInArgs())), () => mod.rerun!(args)));
     } catch (err) {
       throw userCodeError(err, () => `while computing the definitions of the module \`${formatLocation(mod.loc)}'`);
     } finally {
