@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Entry point: the CLI is bundled into dist/cli/ by `npm ci` (the `prepare` script runs `npm run build`).
+import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -7,10 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 /**
- * The CLI as a script, run with V8's compiled code for it (cairn.cjs.v8, made by `npm run build`,
- * again when it no longer fits this Node): compiling the bundle's code is a third of what a small
- * evaluation costs, and Node keeps no compiled code for ES modules. The ES module bundle when
- * there is no script.
+ * The CLI as a script, run with V8's compiled code for it (cairn.cjs.<path hash>.v8, made by
+ * `npm run build`, again when it no longer fits this Node): compiling the bundle's code is a third
+ * of what a small evaluation costs, and Node keeps no compiled code for ES modules. The ES module
+ * bundle when there is no script.
  */
 function loadScript() {
   const file = fileURLToPath(new URL('../dist/cli/cairn.cjs', import.meta.url));
@@ -20,7 +21,8 @@ function loadScript() {
   } catch {
     return undefined;
   }
-  const cache = `${file}.v8`;
+  // The compiled code names the script's path (in stack frames): one made for another path is not used.
+  const cache = `${file}.${createHash('sha256').update(file).digest('hex').slice(0, 16)}.v8`;
   let cachedData;
   try {
     cachedData = readFileSync(cache);
