@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Entry point: the CLI is bundled into dist/cli/ by `npm ci` (the `prepare` script runs `npm run build`).
 import { createHash } from 'node:crypto';
-import { accessSync, constants, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,8 +9,8 @@ import { Script } from 'node:vm';
 
 /**
  * The CLI as a script, run with V8's compiled code for it (cairn.cjs.<path hash>.v8, made by
- * `npm run build`, again when it no longer fits this Node): compiling the bundle's code is a third
- * of what a small evaluation costs, and Node keeps no compiled code for ES modules. The ES module
+ * `npm run build`; V8 refuses it under another Node): compiling the bundle's code is a third of
+ * what a small evaluation costs, and Node keeps no compiled code for ES modules. The ES module
  * bundle when there is no script.
  */
 function loadScript() {
@@ -32,16 +32,12 @@ function loadScript() {
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
-  if (process.env.CAIRN_CODE_CACHE === 'write' || !cachedData || script.cachedDataRejected) {
-    // Made when the process ends, so that it holds the functions that ran (compiled when first called).
+  // Made by the build only: a copy of cairn (in a store) is never written to.
+  if (process.env.CAIRN_CODE_CACHE === 'write') {
+    // When the process ends, so that it holds the functions that ran (compiled when first called).
     process.once('exit', () => {
-      try {
-        accessSync(dirname(file), constants.W_OK);
-        writeFileSync(`${cache}.${process.pid}`, script.createCachedData());
-        renameSync(`${cache}.${process.pid}`, cache);
-      } catch {
-        // A read-only copy of cairn: compiled each time.
-      }
+      writeFileSync(`${cache}.${process.pid}`, script.createCachedData());
+      renameSync(`${cache}.${process.pid}`, cache);
     });
   }
   const cli = module.exports;
