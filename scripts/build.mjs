@@ -3,6 +3,7 @@
 // ajv stays a separate chunk, loaded only when YAML is validated. esbuild is native, so external.
 import { build } from 'esbuild';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +126,27 @@ const result = await build({
   logLevel: 'warning',
 });
 
+// The same as one script, which bin/cairn.js runs with V8's code for it kept beside it (made
+// below): Node keeps no compiled code for ES modules, and compiling the bundle's code is a third of
+// what a small evaluation costs. Its import() of configuration modules goes through the entry's
+// (src/lib/esm-import.ts); those of packages and built-ins become require().
+await build({
+  absWorkingDir: root,
+  entryPoints: { cairn: 'src/cli/main.ts' },
+  outfile: 'dist/cli/cairn.cjs',
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node18',
+  supported: { 'dynamic-import': false },
+  sourcemap: 'linked',
+  external: ['esbuild'],
+  define: { 'process.env.YARGS_MIN_NODE_VERSION': '"18"', 'import.meta.url': '__cairnModuleUrl' },
+  plugins: [lazyDependencies, regexpVFallback, builtinModuleImports],
+  banner: { js: "var __cairnModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+});
+
 // The npm packages the bundle imports at run time: what a copy of cairn needs of node_modules
 // (src/build/self.ts reads this).
 const builtins = new Set(builtinModules);
@@ -136,6 +158,14 @@ for (const out of Object.values(result.metafile.outputs)) {
   }
 }
 await writeFile(new URL('../dist/cli/runtime-packages.json', import.meta.url), JSON.stringify([...external].sort()) + '\n');
+
+// V8's code for the script, made by evaluating the example server (so that it holds the functions
+// an evaluation runs, compiled when first called): see bin/cairn.js.
+const made = spawnSync(process.execPath, [fileURLToPath(new URL('../bin/cairn.js', import.meta.url)), 'eval', '--json', join(root, 'examples', 'server.yaml')], {
+  env: { ...process.env, CAIRN_CODE_CACHE: 'write' },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+if (made.status !== 0) throw new Error('evaluating examples/server.yaml with the new bundle failed');
 
 // The JSON Schema of configuration files, from the bundle just built (see scripts/schema.mjs).
 const { writeSchema } = await import('./schema.mjs');

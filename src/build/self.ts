@@ -65,7 +65,9 @@ export function runtimeFiles(root = projectRoot): RuntimeFile[] {
   for (const rel of RUNTIME) {
     const src = join(root, rel);
     if (!existsSync(src)) throw new CairnError(`cannot copy cairn: ${src} is missing${rel.startsWith('dist/') ? ' (`npm run build` makes the CLI bundle)' : ''}`);
-    if (lstatSync(src).isDirectory()) files.push(...walk(src).map((r) => ({ rel: `${rel}/${r}`, src: join(src, r) })));
+    // V8's compiled code for the CLI script (bin/cairn.js) is made for this checkout's path and
+    // Node, and names the path: not copied (the copy compiles the script).
+    if (lstatSync(src).isDirectory()) files.push(...walk(src).filter((r) => !r.endsWith('.v8')).map((r) => ({ rel: `${rel}/${r}`, src: join(src, r) })));
     else files.push({ rel, src });
   }
   const todo = readJson(join(root, RUNTIME_PACKAGES)) as string[];

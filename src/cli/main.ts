@@ -9,6 +9,9 @@ import { commands } from './commands/index.js';
  * Runs the CLI and returns the exit code: 0 success, 1 a user's error (configuration, input),
  * 2 a usage error. Errors a user causes print without a stack unless --show-trace is given.
  */
+// The entry gives its import() when the bundle runs as a script (src/lib/esm-import.ts).
+export { runtimeImport } from '../lib/esm-import.js';
+
 export async function main(argv: string[]): Promise<number> {
   const showTrace = argv.includes('--show-trace');
   const parser = yargs(argv)

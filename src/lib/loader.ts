@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 import { cacheDir, packageVersion, sha256Hex, writeFileAtomic } from '../cache.js';
 import { CairnError } from '../errors.js';
+import { runtimeImport } from './esm-import.js';
 import { formatLocation, type SourceLocation } from './location.js';
 import { SourcedModule } from './modules/syntax.js';
 import { watchedImport } from './watchdog.js';
@@ -31,7 +32,7 @@ export async function loadModuleFile(file: string, requestedAt: SourceLocation, 
   if (ext === '.ts' || ext === '.mts' || ext === '.cts' || ext === '.tsx' || ext === '.js' || ext === '.mjs' || ext === '.cjs') {
     let mod: { default?: unknown };
     try {
-      mod = await watchedImport(file, () => (ext.endsWith('js') ? import(pathToFileURL(file).href) : (batches?.take(file) ?? importTypeScript(file))));
+      mod = await watchedImport(file, () => (ext.endsWith('js') ? runtimeImport.of(pathToFileURL(file).href) : (batches?.take(file) ?? importTypeScript(file))));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw missingImport(file, requestedAt, err as Error);
       if (err instanceof CairnError) throw err;
@@ -201,7 +202,7 @@ async function importTypeScript(file: string): Promise<{ default?: unknown }> {
       writeFileAtomic(index, JSON.stringify({ out, states: Object.fromEntries(sources.map((s) => [s.path, s.state])), signatures }));
     }
   }
-  return (await import(pathToFileURL(out).href)) as { default?: unknown };
+  return (await runtimeImport.of(pathToFileURL(out).href)) as { default?: unknown };
 }
 
 const TYPESCRIPT = /\.(ts|mts|cts|tsx)$/;

@@ -65,6 +65,85 @@ export class CallSite {
   }
 }
 
+/**
+ * The call sites of declarations made while a module function runs are not captured then: most
+ * are never shown, and capturing a stack costs more than the rest of mkOption (a configuration
+ * makes thousands). Each declaration keeps its place in the run instead; when one is first shown,
+ * the function runs again (with stand-ins for config) capturing every site, and the same place
+ * in that run gives it. A module's function gives the same declarations in the same order.
+ */
+class SiteRun {
+  count = 0;
+  private sites?: CallSite[];
+  constructor(private readonly replay: (() => unknown) | undefined) {}
+  site(index: number): CallSite | undefined {
+    if (!this.sites) {
+      const recorded: CallSite[] = [];
+      const outer = sites;
+      sites = recorded;
+      try {
+        this.replay?.();
+      } catch {
+        // The sites recorded before it failed.
+      } finally {
+        sites = outer;
+      }
+      this.sites = recorded;
+    }
+    return this.sites[index];
+  }
+}
+
+/** A call site within a module function's run, captured when first read (see SiteRun). */
+export class DeferredSite {
+  constructor(
+    private readonly run: SiteRun,
+    private readonly index: number,
+  ) {}
+  get location(): SourceLocation | undefined {
+    return this.run.site(this.index)?.location;
+  }
+}
+
+/** The module function's run under way, or the sites being recorded by a run again. */
+let sites: SiteRun | CallSite[] | undefined;
+
+/**
+ * Runs `fn`, a module function's run, with the call sites made in it deferred: `replay` runs the
+ * function again when one is needed (none: they are never shown, and have no location).
+ */
+export function withDeferredSites<T>(replay: (() => unknown) | undefined, fn: () => T): T {
+  const outer = sites;
+  sites = new SiteRun(replay);
+  try {
+    return fn();
+  } finally {
+    sites = outer;
+  }
+}
+
+/** Leaves any module function's run: what an option's computation declares is no part of it. */
+export function leaveModuleRun(): unknown {
+  const outer = sites;
+  sites = undefined;
+  return outer;
+}
+
+/** Back in the run left (the value leaveModuleRun gave). */
+export function reenterModuleRun(outer: unknown): void {
+  sites = outer as typeof sites;
+}
+
+/** Where the library function `fn` was called: captured now, or deferred within a module function's run. */
+export function callSite(fn: Function): CallSite | DeferredSite {
+  const s = sites;
+  if (s === undefined) return new CallSite(fn);
+  if (s instanceof SiteRun) return new DeferredSite(s, s.count++);
+  const site = new CallSite(fn);
+  s.push(site);
+  return site;
+}
+
 function parseFirstFrame(stack: string): SourceLocation | null {
   for (const frame of stackFrames(stack)) {
     if (frame.file.startsWith('node:') || frame.file.includes('/node_modules/')) continue;
@@ -88,40 +167,49 @@ export function stackFrames(stack: string): SourceLocation[] {
 
 /** A location computed when first read: most are never shown. */
 export function lazyLocation(compute: () => SourceLocation): SourceLocation {
-  // Its fields are its own (modules see locations in `options.x.definitions`, and may copy them),
-  // defined from shared getters: an object literal with getters makes three functions each time,
-  // and evaluations make a location per declaration and per definition.
-  const loc = Object.defineProperty({}, PENDING, { value: { compute, resolved: undefined } });
-  return Object.defineProperties(loc, LAZY_FIELDS) as SourceLocation;
+  return new LazyLocation(compute);
 }
 
-const PENDING = Symbol('cairn.lazyLocation');
-
-function resolvedLocation(loc: object): SourceLocation {
-  const p = (loc as { [PENDING]: { compute: () => SourceLocation; resolved?: SourceLocation } })[PENDING];
-  return (p.resolved ??= p.compute());
+/**
+ * Its fields are getters of the class, not its own: evaluations make a location per declaration
+ * and per definition, and an object with accessors of its own costs several times as much to
+ * make. Where modules see locations (`options.x.definitions`) they get plain copies (plainLocation).
+ */
+class LazyLocation implements SourceLocation {
+  #compute?: () => SourceLocation;
+  #resolved?: SourceLocation;
+  constructor(compute: (() => SourceLocation) | undefined) {
+    this.#compute = compute;
+  }
+  /** The location, computed. */
+  protected compute(): SourceLocation {
+    return this.#compute!();
+  }
+  #get(): SourceLocation {
+    if (!this.#resolved) {
+      this.#resolved = this.compute();
+      this.#compute = undefined;
+    }
+    return this.#resolved;
+  }
+  get file(): string {
+    return this.#get().file;
+  }
+  get line(): number | undefined {
+    return this.#get().line;
+  }
+  get column(): number | undefined {
+    return this.#get().column;
+  }
+  toJSON(): SourceLocation {
+    return plainLocation(this);
+  }
 }
 
-const LAZY_FIELDS: PropertyDescriptorMap = {
-  file: {
-    enumerable: true,
-    get(this: object) {
-      return resolvedLocation(this).file;
-    },
-  },
-  line: {
-    enumerable: true,
-    get(this: object) {
-      return resolvedLocation(this).line;
-    },
-  },
-  column: {
-    enumerable: true,
-    get(this: object) {
-      return resolvedLocation(this).column;
-    },
-  },
-};
+/** A location as a plain object of its own fields (a lazy one resolved). */
+export function plainLocation(loc: SourceLocation): SourceLocation {
+  return loc instanceof LazyLocation ? { file: loc.file, line: loc.line, column: loc.column } : loc;
+}
 
 const sourceLines = new Map<string, string[] | null>();
 
@@ -132,8 +220,23 @@ const sourceLines = new Map<string, string[] | null>();
  * guess from the text, computed only when a message shows it; the file alone when nothing matches.
  */
 export function keyLocation(parent: SourceLocation, key: string): SourceLocation {
-  // Even the parent's file is read only when shown: finding it may decode a source map.
-  return lazyLocation(() => (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column });
+  return new KeyLocation(parent, key);
+}
+
+/** keyLocation's: a definition's entry in its module (evaluations make one per definition, no closure each). */
+class KeyLocation extends LazyLocation {
+  readonly #parent: SourceLocation;
+  readonly #key: string;
+  constructor(parent: SourceLocation, key: string) {
+    super(undefined);
+    this.#parent = parent;
+    this.#key = key;
+  }
+  protected override compute(): SourceLocation {
+    // Even the parent's file is read only when shown: finding it may decode a source map.
+    const parent = this.#parent;
+    return (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, this.#key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column };
+  }
 }
 
 function findKey(parent: SourceLocation, key: string): SourceLocation | undefined {

@@ -88,9 +88,16 @@ export function prepareDefinitions(defs: readonly Definition[]): PreparedDefinit
   const all: FinalDefinition[] = [];
   for (const d of defs) discharge(d, all);
   let highestPrio = Infinity;
-  for (const d of all) if (d.priority < highestPrio) highestPrio = d.priority;
-  const kept = all.filter((d) => d.priority === highestPrio);
-  kept.sort((a, b) => a.order - b.order);
+  let lowest = -Infinity;
+  let ordered = false;
+  for (const d of all) {
+    if (d.priority < highestPrio) highestPrio = d.priority;
+    if (d.priority > lowest) lowest = d.priority;
+    if (d.order !== ORDER.default) ordered = true;
+  }
+  // Most options have definitions of one priority in the default order: nothing to drop or sort.
+  const kept = lowest === highestPrio ? all : all.filter((d) => d.priority === highestPrio);
+  if (ordered) kept.sort((a, b) => a.order - b.order);
   return { defs: kept, highestPrio };
 }
 

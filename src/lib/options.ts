@@ -1,4 +1,4 @@
-import { CallSite, type SourceLocation } from './location.js';
+import { callSite, CallSite, DeferredSite, type SourceLocation } from './location.js';
 import { pkg } from './package.js';
 import type { OptionType } from './types.js';
 import { types } from './types.js';
@@ -31,11 +31,11 @@ export class Option {
   constructor(
     readonly decl: OptionDeclaration,
     /** Where it was declared: the mkOption call, or a position in a YAML file. */
-    readonly site: CallSite | SourceLocation | undefined,
+    readonly site: CallSite | DeferredSite | SourceLocation | undefined,
     readonly special: OptionSpecial = {},
   ) {}
   get location(): SourceLocation | undefined {
-    return this.site instanceof CallSite ? this.site.location : this.site;
+    return this.site instanceof CallSite || this.site instanceof DeferredSite ? this.site.location : this.site;
   }
 }
 
@@ -44,12 +44,12 @@ export function isOption(v: unknown): v is Option {
 }
 
 export function mkOption<T = unknown>(decl: OptionDeclaration<T> = {}): Option {
-  return new Option(decl as OptionDeclaration, new CallSite(mkOption));
+  return new Option(decl as OptionDeclaration, callSite(mkOption));
 }
 
 /** A boolean option, false by default: "Whether to enable NAME." */
 export function mkEnableOption(name: string): Option {
-  return new Option({ type: types.bool, default: false, example: true, description: `Whether to enable ${name}.` }, new CallSite(mkEnableOption));
+  return new Option({ type: types.bool, default: false, example: true, description: `Whether to enable ${name}.` }, callSite(mkEnableOption));
 }
 
 /** An option holding a Debian package, defaulting to the package of that name. */
@@ -63,7 +63,7 @@ export function mkPackageOption(name: string, opts: { default?: string; example?
       example: opts.example,
       description: `The ${name} package to use.${opts.extraDescription ? ` ${opts.extraDescription}` : ''}`,
     },
-    new CallSite(mkPackageOption),
+    callSite(mkPackageOption),
   );
 }
 
@@ -78,15 +78,15 @@ function setAttrByPath(path: readonly string[], value: unknown): Record<string, 
  * reading `from` gives `to`'s value, and defining `from` warns.
  */
 export function mkRenamedOptionModule(from: string[], to: string[]): Record<string, unknown> {
-  return { options: setAttrByPath(from, new Option({ visible: false, description: `Alias of \`${to.join('.')}'.` }, new CallSite(mkRenamedOptionModule), { alias: { to, warn: true } })) };
+  return { options: setAttrByPath(from, new Option({ visible: false, description: `Alias of \`${to.join('.')}'.` }, callSite(mkRenamedOptionModule), { alias: { to, warn: true } })) };
 }
 
 /** Like mkRenamedOptionModule, without the warning: both names are supported. */
 export function mkAliasOptionModule(from: string[], to: string[]): Record<string, unknown> {
-  return { options: setAttrByPath(from, new Option({ description: `Alias of \`${to.join('.')}'.` }, new CallSite(mkAliasOptionModule), { alias: { to, warn: false } })) };
+  return { options: setAttrByPath(from, new Option({ description: `Alias of \`${to.join('.')}'.` }, callSite(mkAliasOptionModule), { alias: { to, warn: false } })) };
 }
 
 /** An option that no longer exists: defining it fails with the given instructions. */
 export function mkRemovedOptionModule(path: string[], instructions: string): Record<string, unknown> {
-  return { options: setAttrByPath(path, new Option({ visible: false, type: types.anything }, new CallSite(mkRemovedOptionModule), { removed: { instructions } })) };
+  return { options: setAttrByPath(path, new Option({ visible: false, type: types.anything }, callSite(mkRemovedOptionModule), { removed: { instructions } })) };
 }

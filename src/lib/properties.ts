@@ -1,4 +1,4 @@
-import { CallSite, type SourceLocation } from './location.js';
+import { callSite, type CallSite, type DeferredSite, type SourceLocation } from './location.js';
 
 /**
  * Properties wrap definition values, as in NixOS: conditions, merges, priorities and order.
@@ -19,8 +19,8 @@ export type Condition = boolean | (() => unknown) | object;
 
 abstract class Property {
   /** Where the wrapper was created, for error messages (lazy). */
-  readonly site?: CallSite;
-  constructor(site?: CallSite) {
+  readonly site?: CallSite | DeferredSite;
+  constructor(site?: CallSite | DeferredSite) {
     this.site = site;
   }
   get location(): SourceLocation | undefined {
@@ -32,7 +32,7 @@ export class If extends Property {
   constructor(
     readonly condition: Condition,
     readonly content: unknown,
-    site?: CallSite,
+    site?: CallSite | DeferredSite,
   ) {
     super(site);
   }
@@ -41,7 +41,7 @@ export class If extends Property {
 export class Merge extends Property {
   constructor(
     readonly contents: unknown[],
-    site?: CallSite,
+    site?: CallSite | DeferredSite,
   ) {
     super(site);
   }
@@ -51,7 +51,7 @@ export class Override extends Property {
   constructor(
     readonly priority: number,
     readonly content: unknown,
-    site?: CallSite,
+    site?: CallSite | DeferredSite,
   ) {
     super(site);
   }
@@ -61,7 +61,7 @@ export class Order extends Property {
   constructor(
     readonly priority: number,
     readonly content: unknown,
-    site?: CallSite,
+    site?: CallSite | DeferredSite,
   ) {
     super(site);
   }
@@ -88,7 +88,7 @@ export class Thunk {
 }
 
 export function mkIf(condition: Condition, content: unknown): If {
-  return new If(condition, content, new CallSite(mkIf));
+  return new If(condition, content, callSite(mkIf));
 }
 
 // Only mkIf's call site is ever shown (a condition that is not a boolean): the other properties

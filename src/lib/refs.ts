@@ -21,7 +21,7 @@ export interface RefHost {
   touched?(stub: boolean): void;
 }
 
-const refs = new WeakMap<object, { host: RefHost; path: string[] }>();
+const refs = new WeakMap<object, RefHandler>();
 
 export function isRef(v: unknown): boolean {
   // A reference is a function object, so that `cfg.lines.join('\n')` can be called in a first run.
@@ -71,76 +71,93 @@ export const withOtherStandIns = <T>(fn: () => T): T => withStandIns(1, fn);
 // An arrow function has no non-configurable own properties, so the proxy's traps are free to answer.
 const target = (): void => undefined;
 
+/**
+ * The traps of a reference's proxy. Methods of a class, not closures made per reference: first
+ * runs make a reference for every read of config.
+ */
+class RefHandler implements ProxyHandler<() => void> {
+  constructor(
+    readonly host: RefHost,
+    readonly path: string[],
+  ) {}
+  private real(): unknown {
+    return this.host.lookup(this.path);
+  }
+  private stub(): void {
+    this.host.touched?.(true);
+  }
+  get(_t: unknown, key: string | symbol): unknown {
+    const host = this.host;
+    if (host.ready) {
+      const v = this.real();
+      // A stand-in (in a partial run of a module) answers for itself.
+      if (isRef(v)) return (v as Record<PropertyKey, unknown>)[key];
+      if (key === Symbol.toPrimitive) return () => v;
+      return v === null || v === undefined ? undefined : (v as Record<PropertyKey, unknown>)[key];
+    }
+    host.touched?.(false);
+    if (typeof key === 'symbol') {
+      if (key === Symbol.toPrimitive) {
+        return (hint: string) => {
+          this.stub();
+          return standIn(hint);
+        };
+      }
+      if (key === Symbol.iterator) {
+        return () => {
+          this.stub();
+          return [][Symbol.iterator]();
+        };
+      }
+      return undefined;
+    }
+    // `await ref` must not turn into a reference; JSON.stringify of one computes with it.
+    if (key === 'then') return undefined;
+    if (key === 'toJSON') {
+      this.stub();
+      return undefined;
+    }
+    return makeRef(host, [...this.path, key]);
+  }
+  apply(): unknown {
+    if (this.host.ready) throw new CairnError(`\`${this.host.describe(this.path).root}.${this.path.join('.')}' is not a function.`);
+    this.stub();
+    return makeRef(this.host, [...this.path, '()']);
+  }
+  has(_t: unknown, key: PropertyKey): boolean {
+    if (!this.host.ready) {
+      this.stub();
+      return false;
+    }
+    const v = this.real();
+    return typeof v === 'object' && v !== null && key in v;
+  }
+  ownKeys(): (string | symbol)[] {
+    if (!this.host.ready) {
+      this.stub();
+      return [];
+    }
+    const v = this.real();
+    return typeof v === 'object' && v !== null ? Reflect.ownKeys(v) : [];
+  }
+  getOwnPropertyDescriptor(_t: unknown, key: PropertyKey): PropertyDescriptor | undefined {
+    if (!this.host.ready) {
+      this.stub();
+      return undefined;
+    }
+    const v = this.real() as Record<PropertyKey, unknown>;
+    if (typeof v !== 'object' || v === null || !(key in v)) return undefined;
+    return { value: v[key], enumerable: true, configurable: true, writable: false };
+  }
+  set(): boolean {
+    throw new CairnError(`\`${this.host.describe(this.path).root}.${this.path.join('.')}' cannot be assigned; define options through a module's config.`);
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function makeRef(host: RefHost, path: string[]): any {
-  const real = (): unknown => host.lookup(path);
-  const stub = (): void => host.touched?.(true);
-  const proxy: object = new Proxy(target, {
-    get(_t, key) {
-      if (host.ready) {
-        const v = real();
-        // A stand-in (in a partial run of a module) answers for itself.
-        if (isRef(v)) return (v as Record<PropertyKey, unknown>)[key];
-        if (key === Symbol.toPrimitive) return () => v;
-        return v === null || v === undefined ? undefined : (v as Record<PropertyKey, unknown>)[key];
-      }
-      host.touched?.(false);
-      if (typeof key === 'symbol') {
-        if (key === Symbol.toPrimitive) {
-          return (hint: string) => {
-            stub();
-            return standIn(hint);
-          };
-        }
-        if (key === Symbol.iterator) {
-          return () => {
-            stub();
-            return [][Symbol.iterator]();
-          };
-        }
-        return undefined;
-      }
-      // `await ref` must not turn into a reference; JSON.stringify of one computes with it.
-      if (key === 'then') return undefined;
-      if (key === 'toJSON') {
-        stub();
-        return undefined;
-      }
-      return makeRef(host, [...path, key]);
-    },
-    apply() {
-      if (host.ready) throw new CairnError(`\`${host.describe(path).root}.${path.join('.')}' is not a function.`);
-      stub();
-      return makeRef(host, [...path, '()']);
-    },
-    has(_t, key) {
-      if (!host.ready) {
-        stub();
-        return false;
-      }
-      const v = real();
-      return typeof v === 'object' && v !== null && key in v;
-    },
-    ownKeys() {
-      if (!host.ready) {
-        stub();
-        return [];
-      }
-      const v = real();
-      return typeof v === 'object' && v !== null ? Reflect.ownKeys(v) : [];
-    },
-    getOwnPropertyDescriptor(_t, key) {
-      if (!host.ready) {
-        stub();
-        return undefined;
-      }
-      const v = real() as Record<PropertyKey, unknown>;
-      if (typeof v !== 'object' || v === null || !(key in v)) return undefined;
-      return { value: v[key], enumerable: true, configurable: true, writable: false };
-    },
-    set() {
-      throw new CairnError(`\`${host.describe(path).root}.${path.join('.')}' cannot be assigned; define options through a module's config.`);
-    },
-  });
-  refs.set(proxy, { host, path });
+  const handler = new RefHandler(host, path);
+  const proxy: object = new Proxy(target, handler);
+  refs.set(proxy, handler);
   return proxy;
 }

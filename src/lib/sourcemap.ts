@@ -9,7 +9,7 @@ import type { SourceLocation } from './location.js';
  * enabling Node's source maps would parse every map at startup.
  */
 export function originalLocation(loc: SourceLocation): SourceLocation {
-  if (loc.line === undefined || !/\.m?js$/.test(loc.file)) return loc;
+  if (loc.line === undefined || !/\.[cm]?js$/.test(loc.file)) return loc;
   const map = loadMap(loc.file);
   if (!map) return loc;
   const segments = map.lines[loc.line - 1];

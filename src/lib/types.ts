@@ -213,6 +213,20 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
   return perKey;
 }
 
+/**
+ * One type of a kind for each element type: modules make `listOf(types.str)` in every run (and a
+ * submodule's in each value's), and a type is a dozen closures. Types are not changed once made.
+ */
+function sameFor(made: WeakMap<OptionType, OptionType>, elem: OptionType, make: (elem: OptionType) => OptionType): OptionType {
+  let t = made.get(elem);
+  if (!t) made.set(elem, (t = make(elem)));
+  return t;
+}
+const listOfTypes = new WeakMap<OptionType, OptionType>();
+const attrsOfTypes = new WeakMap<OptionType, OptionType>();
+const lazyAttrsOfTypes = new WeakMap<OptionType, OptionType>();
+const nullOrTypes = new WeakMap<OptionType, OptionType>();
+
 function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
   const name = lazy ? 'lazyAttrsOf' : 'attrsOf';
   const self: OptionType = mkOptionType({
@@ -645,12 +659,12 @@ export const types = {
   envName,
   interfaceName,
   enum: enumType,
-  listOf,
-  attrsOf: (elem: OptionType) => attrsOfImpl(elem, false),
-  lazyAttrsOf: (elem: OptionType) => attrsOfImpl(elem, true),
+  listOf: (elem: OptionType) => sameFor(listOfTypes, elem, listOf),
+  attrsOf: (elem: OptionType) => sameFor(attrsOfTypes, elem, (e) => attrsOfImpl(e, false)),
+  lazyAttrsOf: (elem: OptionType) => sameFor(lazyAttrsOfTypes, elem, (e) => attrsOfImpl(e, true)),
   /** attrsOf whose attribute names must be of the string type `names` (a file name, a unit name, …). */
   attrsNamed: (names: OptionType, elem: OptionType) => attrsNamed(names, elem),
-  nullOr,
+  nullOr: (elem: OptionType) => sameFor(nullOrTypes, elem, nullOr),
   either,
   oneOf,
   uniq: (elem: OptionType) => unique({ message: '' }, elem),

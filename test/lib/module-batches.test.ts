@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evalModules } from '../../src/lib/index.js';
+import { evalModules, evaluationOf } from '../../src/lib/index.js';
 import { asyncErrorOf } from './helpers.js';
 
 let home: string;
@@ -77,6 +77,36 @@ describe('TypeScript modules imported together', () => {
     expect(() => ev.config.z).toThrow(/non-Boolean condition \(3\)[\s\S]*bad\.ts:4:/);
     // Declarations point at their mkOption call in the TypeScript source.
     expect(ev.option(['m1']).node.declarations[0]).toMatchObject({ file: join(dir, 'b.ts'), line: 2 });
+  });
+
+  it('name the lines of declarations and mkIf calls of modules that run twice, and of submodules they declare', async () => {
+    const reads = `export default ({ lib, config }: { lib: any; config: any }) => {
+  const size = config.k + 1;
+  return {
+    options: {
+      n: lib.mkOption({ type: lib.types.int, default: 2 }),
+      k: lib.mkOption({ type: lib.types.int, default: 2 }),
+      s: lib.mkOption({
+        type: lib.types.attrsOf(lib.types.submodule({ options: { port: lib.mkOption({ type: lib.types.port }) } })),
+        default: { a: { port: 1 } },
+      }),
+      y: lib.mkOption({ type: lib.types.int, default: size }),
+    },
+    config: {
+      n: lib.mkIf(size > 0, 3),
+      y: lib.mkIf(config.n, 4),
+    },
+  };
+};
+`;
+    const dir = folder({ 'a.ts': ringModule(0, 2), 'b.ts': ringModule(1, 2), 'reads.ts': reads, 'host.ts': host(['a.ts', 'b.ts', 'reads.ts']) });
+    const ev = await evalModules({ modules: [join(dir, 'host.ts')] });
+    expect(() => ev.config.y).toThrow(/non-Boolean condition \(3\)[\s\S]*reads\.ts:15:/);
+    expect(ev.option(['y']).node.declarations[0]).toMatchObject({ file: join(dir, 'reads.ts'), line: 11 });
+    expect(ev.option(['s']).node.declarations[0]).toMatchObject({ file: join(dir, 'reads.ts'), line: 7 });
+    const value = (ev.config.s as { a: object }).a;
+    const sub = evaluationOf(value)!;
+    expect(sub.option(['port']).node.declarations[0]).toMatchObject({ file: join(dir, 'reads.ts'), line: 8 });
   });
 
   it('a module that throws at its top level is named, and the others load', async () => {

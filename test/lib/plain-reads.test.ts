@@ -164,6 +164,42 @@ describe('plain reads of config in a module body', () => {
     }
   });
 
+  // Module i defines `m<i+1>.c' and, on a condition read from config, `m<i-1>.d': its second run
+  // reads `m<i>.c', whose definitions need module i-1's second run, and so on down the chain.
+  const chain = (n: number, wrap: boolean) =>
+    Array.from({ length: n }, (_, i) => ({ config }: any) => {
+      const next = wrap ? (i + 1) % n : i + 1;
+      const prev = wrap ? (i + n - 1) % n : i - 1;
+      const defs: Record<string, unknown> = {};
+      if (next < n) defs[`m${next}`] = { c: true };
+      if (prev >= 0) defs[`m${prev}`] = mkIf(config[`m${i}`].c, { d: [`cond${i}`] });
+      return { options: { [`m${i}`]: { c: lib.mkEnableOption('c'), d: mkOption({ type: types.listOf(types.str), default: [] }) } }, config: defs };
+    });
+
+  it('a chain of thousands of modules reading options the next defines evaluates', () => {
+    for (const wrap of [false, true]) {
+      const c = deep(configOf(...chain(3000, wrap)));
+      expect(c.m0).toEqual({ c: wrap, d: ['cond1'] });
+      expect(c.m1500).toEqual({ c: true, d: ['cond1501'] });
+      expect(c.m2999).toEqual({ c: true, d: wrap ? ['cond0'] : [] });
+    }
+  });
+
+  it('a cycle of thousands of options is infinite recursion naming the chain', () => {
+    const n = 2000;
+    const mods = Array.from({ length: n }, (_, i) => ({ config }: any) => ({
+      options: { [`o${i}`]: mkOption({ type: types.int }) },
+      config: {
+        get [`o${i}`]() {
+          return config[`o${(i + 1) % n}`] + 1;
+        },
+      },
+    }));
+    const msg = errorOf(() => configOf(...mods).o0);
+    expect(msg).toMatch(/^infinite recursion encountered: `o0' → `o1' → `o2' → /);
+    expect(msg).toContain("`o1998' → `o1999' → `o0'\n");
+  });
+
   it('an option read through config that does not exist is an error when needed', () => {
     const mod = ({ config }: any) => ({ out: { text: mkIf(config.guard.a, config.guard.nope) } });
     expect(configOf(guard, mod).out.text).toBe('');

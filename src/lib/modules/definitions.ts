@@ -9,8 +9,19 @@ import type { CollectedModule } from './syntax.js';
 // Definitions: each module's `config` pushed down the declaration tree to the options it defines,
 // mkMerge flattened and mkIf/mkOverride carried to each attribute (NixOS's pushDownProperties).
 
+/**
+ * A definition from a module that runs twice (its second run's replace it), with the module. A
+ * field rather than a WeakMap beside: such modules make most definitions of some configurations.
+ */
+interface ModuleDefinition extends Definition {
+  module: CollectedModule | undefined;
+}
+
 /** Which module gave a definition, for those of modules that run twice. */
-export const definedBy = new WeakMap<Definition, CollectedModule>();
+export const definedBy = (def: Definition): CollectedModule | undefined => (def as Partial<ModuleDefinition>).module;
+
+/** A definition of the whole config by a module (`module` when it runs twice). */
+export const moduleDefinition = (loc: SourceLocation, value: unknown, module: CollectedModule | undefined): ModuleDefinition => ({ loc, value, module });
 
 /** Definitions arriving at one namespace, split among its children. */
 export class NamespaceEval {
@@ -25,70 +36,75 @@ export class NamespaceEval {
     if (this.result) return this.result;
     const matched = new Map<string, Definition[]>();
     const unmatched: { path: string[]; def: Definition }[] = [];
+    const children = this.node.children;
+    const notASet = (v: unknown, l: SourceLocation): never => this.ev.notASet(this.node.path, v, l);
     for (const def of this.defs) {
-      const from = definedBy.get(def);
-      for (const { obj, wraps, loc } of expandSet(def.value, [], def.loc, (v, l) => this.ev.notASet(this.node.path, v, l))) {
+      const from = definedBy(def);
+      expandSet(def.value, NO_WRAPS, def.loc, notASet, (obj, wraps, loc) => {
         for (const key of Object.keys(obj)) {
-          const d = entryDefinition(obj, key, wraps, loc);
-          if (from) definedBy.set(d, from);
-          if (this.node.children.has(key)) {
-            let list = matched.get(key);
-            if (!list) matched.set(key, (list = []));
-            list.push(d);
+          const d = entryDefinition(obj, key, wraps, loc, from);
+          if (children.has(key)) {
+            const list = matched.get(key);
+            if (list) list.push(d);
+            else matched.set(key, [d]);
           } else unmatched.push({ path: [...this.node.path, key], def: d });
         }
-      }
+      });
     }
     return (this.result = { matched, unmatched });
   }
 }
 
-/** Flattens mkMerge and pushes mkIf/mkOverride into the attributes of a namespace's definition. */
-function* expandSet(
+type Wrap = (v: unknown) => unknown;
+const NO_WRAPS: Wrap[] = [];
+
+/** Flattens mkMerge and pushes mkIf/mkOverride into the attributes of a namespace's definition: each set found goes to `found`. */
+function expandSet(
   value: unknown,
-  wraps: ((v: unknown) => unknown)[],
+  wraps: Wrap[],
   loc: SourceLocation,
   notASet: (v: unknown, loc: SourceLocation) => never,
-): Generator<{ obj: Record<string, unknown>; wraps: ((v: unknown) => unknown)[]; loc: SourceLocation }> {
+  found: (obj: Record<string, unknown>, wraps: Wrap[], loc: SourceLocation) => void,
+): void {
   const v = force(value);
   if (v instanceof Merge) {
-    for (const c of v.contents) yield* expandSet(c, wraps, loc, notASet);
+    for (const c of v.contents) expandSet(c, wraps, loc, notASet, found);
   } else if (v instanceof If) {
-    yield* expandSet(v.content, [...wraps, (x) => new If(v.condition, x, v.site)], loc, notASet);
+    expandSet(v.content, [...wraps, (x) => new If(v.condition, x, v.site)], loc, notASet, found);
   } else if (v instanceof Override) {
-    yield* expandSet(v.content, [...wraps, (x) => new Override(v.priority, x, v.site)], loc, notASet);
+    expandSet(v.content, [...wraps, (x) => new Override(v.priority, x, v.site)], loc, notASet, found);
   } else if (v instanceof Order) {
-    yield* expandSet(v.content, wraps, loc, notASet);
+    expandSet(v.content, wraps, loc, notASet, found);
   } else if (v === null || v === undefined) {
     // An empty YAML mapping (`services:` with everything below commented out) defines nothing.
   } else if (isPlainObject(v)) {
-    yield { obj: v, wraps, loc };
+    found(v, wraps, loc);
   } else {
     notASet(v, loc);
   }
 }
 
-/** The definitions at `path` within definitions of the whole config (NixOS's pushDownProperties, one path). */
-export function pushDown(defs: Definition[], path: string[], notASet: (path: string[], value: unknown, loc: SourceLocation) => never): Definition[] {
-  let at = defs;
-  for (let i = 0; i < path.length; i++) {
-    const key = path[i]!;
-    const next: Definition[] = [];
-    for (const def of at) {
-      for (const { obj, wraps, loc } of expandSet(def.value, [], def.loc, (v, l) => notASet(path.slice(0, i), v, l))) {
-        if (Object.prototype.hasOwnProperty.call(obj, key)) next.push(entryDefinition(obj, key, wraps, loc));
+/** Definitions of a set of options split among its attributes (NixOS's pushDownProperties, one level). */
+export function splitDefinitions(defs: Definition[], notASet: (value: unknown, loc: SourceLocation) => never): Map<string, Definition[]> {
+  const out = new Map<string, Definition[]>();
+  for (const def of defs) {
+    expandSet(def.value, NO_WRAPS, def.loc, notASet, (obj, wraps, loc) => {
+      for (const key of Object.keys(obj)) {
+        const d = entryDefinition(obj, key, wraps, loc);
+        const list = out.get(key);
+        if (list) list.push(d);
+        else out.set(key, [d]);
       }
-    }
-    at = next;
+    });
   }
-  return at;
+  return out;
 }
 
 /** The definition of one attribute of a set's definition, within that set's mkIf/mkOverride. */
-function entryDefinition(obj: Record<string, unknown>, key: string, wraps: ((v: unknown) => unknown)[], loc: SourceLocation): Definition {
+function entryDefinition(obj: Record<string, unknown>, key: string, wraps: ((v: unknown) => unknown)[], loc: SourceLocation, module?: CollectedModule): ModuleDefinition {
   let value = lazyEntry(obj, key);
   for (let i = wraps.length - 1; i >= 0; i--) value = wraps[i]!(value);
-  return { loc: entryLocation(obj, key) ?? keyLocation(loc, key), value };
+  return moduleDefinition(entryLocation(obj, key) ?? keyLocation(loc, key), value, module);
 }
 
 /** An undeclared definition at `path` as a value of the whole config (for the freeformType), its position kept. */

@@ -1,17 +1,17 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { lib } from '../lib.js';
 import { loadModuleFileSync } from '../loader.js';
-import { entryLocation, formatLocation, type SourceLocation } from '../location.js';
+import { entryLocation, formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
 import { defineLazy, force, isPlainObject, lazyEntry, OptionError, prepareDefinitions, type Definition, type FinalDefinition, type MergeContext } from '../merge.js';
 import { pkgs } from '../package.js';
 import { PRIORITY, Thunk } from '../properties.js';
-import { isRef, makeRef, withOtherStandIns, type RefHost } from '../refs.js';
+import { isRef, makeRef, withOtherStandIns, withStandIns, type RefHost } from '../refs.js';
 import { didYouMean, nearest, nixTypeOf, showDefs, showOption } from '../show.js';
 import { setSubmoduleEvaluator } from '../types.js';
 import { userCodeError } from '../usercode.js';
 import { Declarations, NamespaceNode, OptionNode } from './declarations.js';
-import { definedBy, holdsOption, NamespaceEval, nest } from './definitions.js';
-import { isRecursion, OptionState, secondRunBody } from './option-values.js';
+import { holdsOption, moduleDefinition, NamespaceEval, nest } from './definitions.js';
+import { isDeeper, isRecursion, OptionState, secondRunBody } from './option-values.js';
 import { isModulePath, modulesPath, normKey, resolveModulePath } from './paths.js';
 import { configDependentDefaults, SecondRuns } from './second-runs.js';
 import { normalizeModule, SourcedModule, type CollectedModule, type LoadRequest, type Loaded, type ModuleArgs, type ModuleFunction, type ModuleInput, type ModuleLoader } from './syntax.js';
@@ -51,6 +51,8 @@ export class Evaluation implements MergeContext, RefHost {
   private reads = 0;
   private stubs = 0;
   private readonly secondRuns = new SecondRuns(this);
+  /** Some module runs twice (read config while collected). */
+  private hasSecondRuns = false;
   readonly lateConfig: Record<string, unknown>;
   readonly lateOptions: Record<string, unknown>;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
@@ -172,7 +174,8 @@ export class Evaluation implements MergeContext, RefHost {
       const reads = this.reads;
       const stubs = this.stubs;
       try {
-        value = force(fn(this.moduleArgs()));
+        const args = this.moduleArgs();
+        value = force(withDeferredSites(() => withStandIns(0, () => fn(this.standInArgs())), () => fn(args)));
         if (this.reads !== reads) rerun = fn;
         stubbed = this.stubs !== stubs;
         if (stubbed) laterDefaults = this.dependentDefaults(fn, value);
@@ -227,12 +230,18 @@ export class Evaluation implements MergeContext, RefHost {
     if (optionsOf(value) === undefined) return out;
     let other: unknown;
     try {
-      other = force(withOtherStandIns(() => fn(this.moduleArgs())));
-    } catch {
+      other = force(withOtherStandIns(() => withDeferredSites(undefined, () => fn(this.moduleArgs()))));
+    } catch (err) {
       // The other stand-ins made it fail: every computed default depends on them.
+      if (isDeeper(err)) throw err;
     }
     configDependentDefaults(optionsOf(value), optionsOf(other), [], out);
     return out;
+  }
+
+  /** Arguments for a module function run again only for the call sites it makes: config and options read as in a first run. */
+  standInArgs(): ModuleArgs {
+    return { ...this.moduleArgs(), config: makeRef(standIns, []), options: makeRef(standIns, []) };
   }
 
   moduleArgs(): ModuleArgs {
@@ -260,6 +269,7 @@ export class Evaluation implements MergeContext, RefHost {
     };
     roots.forEach(visit);
     for (const m of this.modules) this.decls.add(m, m.rerun && ((path) => this.secondRuns.laterDefault(m, path)));
+    this.hasSecondRuns = this.modules.some((m) => m.rerun);
     this.ready = true;
   }
 
@@ -284,11 +294,7 @@ export class Evaluation implements MergeContext, RefHost {
         this.decls.root,
         this.modules
           .filter((m) => m.config !== undefined)
-          .map((m) => {
-            const d = { loc: m.configLoc, value: m.config };
-            if (m.rerun) definedBy.set(d, m);
-            return d;
-          }),
+          .map((m) => moduleDefinition(m.configLoc, m.config, m.rerun ? m : undefined)),
       );
     } else {
       const parent = this.namespace(path.slice(0, -1));
@@ -303,11 +309,27 @@ export class Evaluation implements MergeContext, RefHost {
   definitionsAt(path: string[]): Definition[] {
     const parent = this.namespace(path.slice(0, -1));
     const own = this.secondRuns.fromSecondRuns(parent.split().matched.get(path[path.length - 1]!) ?? [], path);
-    const aliased = this.decls.aliases.filter((a) => a.option.special.alias!.to.join('\0') === path.join('\0'));
+    const aliased = this.decls.aliases.length === 0 ? [] : (this.aliasesByTarget().get(path.join('\0')) ?? []);
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
     const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
     if (aliased.length === 0 && warned.length === 0) return own;
     return [...own, ...aliased.flatMap((a) => this.definitionsAt(a.path)), ...warned];
+  }
+
+  private aliasTargets?: Map<string, OptionNode[]>;
+
+  /** The aliases of each option (renamed options), by the option's path. */
+  private aliasesByTarget(): Map<string, OptionNode[]> {
+    if (!this.aliasTargets) {
+      this.aliasTargets = new Map();
+      for (const a of this.decls.aliases) {
+        const k = a.option.special.alias!.to.join('\0');
+        const list = this.aliasTargets.get(k);
+        if (list) list.push(a);
+        else this.aliasTargets.set(k, [a]);
+      }
+    }
+    return this.aliasTargets;
   }
 
   option(path: string[]): OptionState {
@@ -405,7 +427,8 @@ export class Evaluation implements MergeContext, RefHost {
 
   private configObject(ns: NamespaceNode, free: Record<string, unknown> | undefined): Record<string, unknown> {
     const obj: Record<string, unknown> = {};
-    this.secondRuns.configSets.add(obj);
+    // Only second runs read config through views of these objects.
+    if (this.hasSecondRuns) this.secondRuns.addConfigSet(obj);
     for (const [name, child] of ns.children) {
       if (child instanceof OptionNode) {
         // Kept once read, unless the read gave a reference (an option a second run's body read

@@ -1,4 +1,4 @@
-import type { SourceLocation } from '../location.js';
+import { leaveModuleRun, plainLocation, reenterModuleRun, type SourceLocation } from '../location.js';
 import { checkAndMerge, OptionError, prepareDefinitions, type PreparedDefinitions } from '../merge.js';
 import { Override, PRIORITY, Thunk } from '../properties.js';
 import { makeRef } from '../refs.js';
@@ -32,6 +32,95 @@ export function recursionError(message: string): OptionError {
   return err;
 }
 
+/**
+ * How many options may be computed one within another before the innermost waits for the top.
+ * JavaScript's stack is shallow: a chain of modules whose second runs each read an option the next
+ * module defines goes one link deeper per module (a lazy language never enters such a chain), and
+ * a thousand links overflow it. Below this depth an option is computed from the top first (see
+ * fromTop), and the computation that needed it again after.
+ */
+const MAX_NESTING = 96;
+
+/** Unwinds a computation gone too deep: `option` is computed first, then the computation again. */
+class Deeper {
+  constructor(
+    readonly option: OptionState,
+    /** The options being computed when it was needed, outermost first. */
+    readonly chain: OptionState[],
+  ) {}
+}
+
+/** A computation unwinding to compute an option first: no error, never to be caught on its way. */
+export const isDeeper = (err: unknown): boolean => err instanceof Deeper;
+
+/** Options computed from the top while computations that need them wait, outermost first. */
+interface Waiting {
+  option: OptionState;
+  /** What the computation that needed it was computing then (all waiting now). */
+  chain: OptionState[];
+  /** Options waited for that failed: their error is for this option's computation, when it reads them again. */
+  failed: OptionState[];
+}
+const waiting: Waiting[] = [];
+
+/** The options whose computation is under way, outermost first: those waiting, then those on the stack. */
+function underWay(): OptionState[] {
+  return waiting.length === 0 ? evaluating : [...waiting.flatMap((w) => w.chain), ...evaluating];
+}
+
+/**
+ * Finishes `fn`, which starts with no option being computed and was unwound (`deeper`): an
+ * option needed below MAX_NESTING unwinds the computation; it is computed from the top (in turn
+ * unwinding for those it needs deeper), then `fn` runs again: what was computed is kept, so each
+ * time it gets further. The options of an unwound computation count as under way while they
+ * wait: read again, they are a cycle (a reference in a second run's body, else infinite
+ * recursion), as if they were on the stack. An option waited for that fails gives its error to
+ * the computation that needed it, at the place it is read again, where the error would have come
+ * out without the wait.
+ */
+function fromTop<T>(fn: () => T, deeper: Deeper): T {
+  const base = waiting.length;
+  const failedForFn: OptionState[] = [];
+  const done = (w: Waiting): void => {
+    waiting.pop();
+    w.option.suspended = false;
+    for (const s of w.chain) s.suspended = false;
+    for (const s of w.failed) s.failure = undefined;
+  };
+  let err: unknown = deeper;
+  try {
+    for (;;) {
+      if (err instanceof Deeper) {
+        const top = waiting.length > base ? waiting[waiting.length - 1]! : undefined;
+        if (top) top.option.suspended = true;
+        for (const s of err.chain) s.suspended = true;
+        err.option.suspended = true;
+        waiting.push({ option: err.option, chain: err.chain, failed: [] });
+        err = undefined;
+      }
+      const top = waiting.length > base ? waiting[waiting.length - 1]! : undefined;
+      try {
+        if (!top) return fn();
+        top.option.suspended = false;
+        top.option.read();
+        done(top);
+      } catch (e) {
+        if (e instanceof Deeper) {
+          err = e;
+          continue;
+        }
+        if (!top) throw e;
+        done(top);
+        top.option.failure = { err: e };
+        (waiting.length > base ? waiting[waiting.length - 1]!.failed : failedForFn).push(top.option);
+      }
+    }
+  } finally {
+    while (waiting.length > base) done(waiting[waiting.length - 1]!);
+    for (const s of failedForFn) s.failure = undefined;
+  }
+}
+
 /** What documentation shows of an option's declaration. */
 export interface OptionDocFields {
   path: string;
@@ -62,6 +151,10 @@ export class OptionState {
   private preparing = false;
   private result: unknown;
   private preparedDefs?: PreparedDefinitions;
+  /** Its computation waits for an option computed from the top (see fromTop): it is under way. */
+  suspended = false;
+  /** It was waited for and failed: the error, for the computation that waited (see fromTop). */
+  failure?: { err: unknown };
   constructor(
     readonly ev: Evaluation,
     readonly node: OptionNode,
@@ -73,6 +166,17 @@ export class OptionState {
 
   get prepared(): PreparedDefinitions {
     if (this.preparedDefs) return this.preparedDefs;
+    if (evaluating.length > 0) return this.prepare();
+    try {
+      return this.prepare();
+    } catch (err) {
+      if (err instanceof Deeper) return fromTop(() => this.prepare(), err);
+      throw err;
+    }
+  }
+
+  private prepare(): PreparedDefinitions {
+    if (this.preparedDefs) return this.preparedDefs;
     const defs = this.ev.definitionsAt(this.node.path);
     const decl = this.node.decl;
     // The default goes first, as in NixOS: definitions at mkOptionDefault priority (lists, lines)
@@ -80,7 +184,7 @@ export class OptionState {
     const all = hasField(decl, 'default')
       ? [{ loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: new Override(PRIORITY.optionDefault, new Thunk(() => decl.default)) }, ...defs]
       : defs;
-    if (this.preparing) throw this.recursion();
+    if (this.preparing || this.suspended) throw this.recursion();
     this.preparing = true;
     evaluating.push(this);
     try {
@@ -99,12 +203,24 @@ export class OptionState {
 
   get value(): unknown {
     if (this.status === 2) return this.result;
+    if (evaluating.length > 0) return this.read();
+    try {
+      return this.read();
+    } catch (err) {
+      if (err instanceof Deeper) return fromTop(() => this.read(), err);
+      throw err;
+    }
+  }
+
+  /** The value, computed when needed (`value` without the check for a computation from the top). */
+  read(): unknown {
+    if (this.status === 2) return this.result;
     const alias = this.node.option.special.alias;
     if (alias) return this.ev.lookup(alias.to);
     // Read directly by a second run's body: an option being computed, or one needing this very
     // run, is read again when it is needed (a reference), as a lazy language would.
     const body = secondRunBody.of;
-    if (this.status === 1) {
+    if (this.status === 1 || this.suspended) {
       if (body) return makeRef(this.ev, this.node.path);
       throw this.recursion();
     }
@@ -121,8 +237,11 @@ export class OptionState {
   }
 
   private compute(): unknown {
+    if (this.failure) throw this.failure.err;
+    if (evaluating.length >= MAX_NESTING) throw new Deeper(this, [...evaluating]);
     this.status = 1;
     evaluating.push(this);
+    const run = leaveModuleRun();
     try {
       const { defs } = this.prepared;
       // Without definitions, a type with an empty value ([] for lists, {} for sets, null for
@@ -159,6 +278,7 @@ export class OptionState {
     } catch (err) {
       throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
     } finally {
+      reenterModuleRun(run);
       evaluating.pop();
       if (this.status === 1) this.status = 0;
     }
@@ -166,10 +286,11 @@ export class OptionState {
 
   /** An option needed its own value: name the chain of options involved. */
   recursion(): OptionError {
-    const start = evaluating.indexOf(this);
+    const stack = underWay();
+    const start = stack.lastIndexOf(this);
     // An option is on the stack twice in a row (merging, then discharging its definitions): show
     // it once, then close the cycle with this option even when it needed itself (`a' → `a').
-    const chain = evaluating.slice(start).map((s) => `\`${showOption(s.loc)}'`);
+    const chain = stack.slice(start).map((s) => `\`${showOption(s.loc)}'`);
     const unique = chain.filter((c, i) => i === 0 || c !== chain[i - 1]);
     unique.push(`\`${showOption(this.loc)}'`);
     return recursionError(`infinite recursion encountered: ${unique.join(' → ')}\nEach of these options needs the value of the next to be computed.`);
@@ -188,7 +309,9 @@ export class OptionState {
       defaultText: d.defaultText,
       example: d.example,
       readOnly: d.readOnly ?? false,
-      declarations: this.node.declarations,
+      get declarations() {
+        return self.node.declarations.map(plainLocation);
+      },
       get isDefined() {
         return self.isDefined;
       },
@@ -209,6 +332,6 @@ export class OptionState {
 
   /** Definitions that won, without the declared default. */
   get definitions(): { loc: SourceLocation; value: unknown }[] {
-    return this.prepared.highestPrio === PRIORITY.optionDefault ? [] : this.prepared.defs.map((x) => ({ loc: x.loc, value: x.value }));
+    return this.prepared.highestPrio === PRIORITY.optionDefault ? [] : this.prepared.defs.map((x) => ({ loc: plainLocation(x.loc), value: x.value }));
   }
 }

@@ -1,4 +1,4 @@
-import { formatLocation, type SourceLocation } from '../location.js';
+import { formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
 import { lib } from '../lib.js';
 import { force, isPlainObject, lazyEntry, type Definition, type OptionError } from '../merge.js';
 import { isOption } from '../options.js';
@@ -6,7 +6,7 @@ import { pkgs } from '../package.js';
 import { If, Merge, Order, Override, Thunk } from '../properties.js';
 import { isRef, makeRef, refPath, withOtherStandIns, withStandIns } from '../refs.js';
 import { userCodeError } from '../usercode.js';
-import { definedBy, pushDown } from './definitions.js';
+import { definedBy, splitDefinitions } from './definitions.js';
 import type { Evaluation } from './evaluation.js';
 import { evaluating, recursionError, secondRunBody, type OptionState } from './option-values.js';
 import { normalizeModule, type CollectedModule } from './syntax.js';
@@ -26,6 +26,8 @@ export interface SecondRun {
   options?: unknown;
   /** Values its body needed that could not be computed yet (a cycle, so far) got stand-ins: those cycles. */
   partial?: OptionError[];
+  /** Its definitions split namespace by namespace, as read (keyed by the namespace's path). */
+  split?: Map<string, Map<string, Definition[]>>;
 }
 
 /** The second runs of one evaluation's modules. */
@@ -34,10 +36,15 @@ export class SecondRuns {
   /** Modules whose second run is under way, and how many times over. */
   private readonly running = new Map<CollectedModule, number>();
   /** The objects of config's sets of options (the evaluation adds them), and their views for second runs. */
-  readonly configSets = new WeakSet<object>();
-  private readonly views = new WeakMap<object, Record<string, unknown>>();
+  private configSets?: WeakSet<object>;
+  private views?: WeakMap<object, Record<string, unknown>>;
 
   constructor(private readonly ev: Evaluation) {}
+
+  /** An object of config's sets of options, which second runs read through a view. */
+  addConfigSet(obj: object): void {
+    (this.configSets ??= new WeakSet()).add(obj);
+  }
 
   private runAgain(run: SecondRun): SecondRun {
     const mod = run.module;
@@ -46,7 +53,8 @@ export class SecondRuns {
     secondRunBody.of = run;
     let value: unknown;
     try {
-      value = force(mod.rerun!({ ...ev.specialArgs, name: (ev.specialArgs.name as string) ?? '', config: this.strictView(ev.config, []), options: ev.options, lib, pkgs }));
+      const args = { ...ev.specialArgs, name: (ev.specialArgs.name as string) ?? '', config: this.strictView(ev.config, []), options: ev.options, lib, pkgs };
+      value = force(withDeferredSites(() => withStandIns(0, () => mod.rerun!(ev.standInArgs())), () => mod.rerun!(args)));
     } catch (err) {
       throw userCodeError(err, () => `while computing the definitions of the module \`${formatLocation(mod.loc)}'`);
     } finally {
@@ -104,7 +112,8 @@ export class SecondRuns {
    * when it is needed (as in NixOS), not `undefined`.
    */
   private strictView(obj: Record<string, unknown>, path: string[]): Record<string, unknown> {
-    let view = this.views.get(obj);
+    const views = (this.views ??= new WeakMap());
+    let view = views.get(obj);
     if (view) return view;
     const sets = this.configSets;
     const ev = this.ev;
@@ -114,10 +123,10 @@ export class SecondRuns {
         // A reference, which fails when resolved: `mkIf(() => 'x' in config, config.x)` stays lazy.
         if (typeof key === 'string' && !(key in t) && key !== 'then' && key !== 'toJSON') return makeRef(ev, [...path, key]);
         const v = Reflect.get(t, key, receiver);
-        return typeof key === 'string' && sets.has(v as object) ? runs.strictView(v as Record<string, unknown>, [...path, key]) : v;
+        return typeof key === 'string' && sets?.has(v as object) ? runs.strictView(v as Record<string, unknown>, [...path, key]) : v;
       },
     });
-    this.views.set(obj, view);
+    views.set(obj, view);
     return view;
   }
 
@@ -138,18 +147,18 @@ export class SecondRuns {
 
   /** Definitions of modules that run twice replaced by those of their second run, at `path`. */
   fromSecondRuns(defs: Definition[], path: string[]): Definition[] {
-    if (!defs.some((d) => definedBy.has(d))) return defs;
+    if (!defs.some((d) => definedBy(d))) return defs;
     const out: Definition[] = [];
     const done = new Set<CollectedModule>();
     for (const d of defs) {
-      const mod = definedBy.get(d);
+      const mod = definedBy(d);
       if (!mod) out.push(d);
       else if (!done.has(mod)) {
         done.add(mod);
         out.push(
           ...this.fromSecondRun(
             mod,
-            (run) => (run.config === undefined ? [] : pushDown([{ loc: run.configLoc!, value: run.config }], path, (p, v, l) => this.ev.notASet(p, v, l))),
+            (run) => this.definitionsOf(run, path),
             (a, b) => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value)),
           ),
         );
@@ -158,12 +167,28 @@ export class SecondRuns {
     return out;
   }
 
+  /** A second run's definitions at `path`, its config split one namespace at a time, once each. */
+  private definitionsOf(run: SecondRun, path: string[]): Definition[] {
+    if (run.config === undefined) return [];
+    const split = (run.split ??= new Map());
+    let defs: Definition[] = [{ loc: run.configLoc!, value: run.config }];
+    let key = '';
+    for (let i = 0; i < path.length; i++) {
+      let children = split.get(key);
+      if (!children) split.set(key, (children = splitDefinitions(defs, (v, l) => this.ev.notASet(path.slice(0, i), v, l))));
+      defs = children.get(path[i]!) ?? [];
+      if (defs.length === 0) return defs;
+      key += `\0${path[i]}`;
+    }
+    return defs;
+  }
+
   /**
    * An undeclared definition of a module that runs twice, for the freeformType: its second run's
    * definitions at `path`, run when the value is needed (config is being built now).
    */
   laterDefinition(def: Definition, path: string[]): Definition {
-    if (!definedBy.has(def)) return def;
+    if (!definedBy(def)) return def;
     return { loc: def.loc, value: new Thunk(() => new Merge(this.fromSecondRuns([def], path).map((d) => d.value))) };
   }
 }

@@ -77,12 +77,15 @@ export type ModuleLoader = (path: string, requestedAt: SourceLocation) => Promis
 
 /** A module's value in the full form (`imports`, `options`, `config`, …); a config-only value is all `config`. */
 export function normalizeModule(value: unknown, key: string, loc: SourceLocation, configOnly: boolean, yaml: boolean): CollectedModule {
-  const base: CollectedModule = { key, loc, imports: [], disabledModules: [], configLoc: loc, yaml };
+  // All the fields, so that every module has one shape.
+  const base: CollectedModule = { key, loc, imports: [], disabledModules: [], configLoc: loc, yaml, options: undefined, config: undefined, freeformType: undefined, meta: undefined, rerun: undefined, laterDefaults: undefined };
   if (value === null || value === undefined) return base;
-  if (configOnly) return { ...base, config: value };
   // A module that is a condition or a priority (`lib.mkIf(cond, {…})`, `lib.mkForce({…})`) is all
   // config, as NixOS loads it.
-  if (value instanceof If || value instanceof Override) return { ...base, config: value };
+  if (configOnly || value instanceof If || value instanceof Override) {
+    base.config = value;
+    return base;
+  }
   if (!isPlainObject(value)) {
     throw new OptionError(`The module \`${formatLocation(loc)}' is not an object or a function of the module arguments; it is ${showValue(value)}.`);
   }
@@ -106,7 +109,11 @@ export function normalizeModule(value: unknown, key: string, loc: SourceLocation
   });
   const freeformType = get('freeformType');
   if (freeformType !== undefined && !isType(freeformType)) throw new OptionError(`\`freeformType' in \`${formatLocation(loc)}' must be an option type.`);
-  const mod: CollectedModule = { ...base, imports, disabledModules, freeformType: freeformType as OptionType | undefined, meta: get('meta') };
+  const mod = base;
+  mod.imports = imports;
+  mod.disabledModules = disabledModules;
+  mod.freeformType = freeformType as OptionType | undefined;
+  mod.meta = get('meta');
   if ('config' in value || 'options' in value) {
     const extra = Object.keys(value).filter((k) => !MODULE_KEYS.has(k));
     if (extra.length) {
