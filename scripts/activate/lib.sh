@@ -118,8 +118,8 @@ cairn_setup_users() {
     return 1
   fi
   # passwd and group are 0644 by the umask; shadow and gshadow root:shadow 0640.
-  local name x shadowGid=0 rest
-  while IFS=: read -r name x f rest; do [ "$name" = shadow ] && { shadowGid="$f"; break; }; done < "$work/group"
+  local name x gid shadowGid=0 rest
+  while IFS=: read -r name x gid rest; do [ "$name" = shadow ] && { shadowGid="$gid"; break; }; done < "$work/group"
   chmod 0640 "$work/shadow" "$work/gshadow"
   chown "0:$shadowGid" "$work/shadow" "$work/gshadow"
   # State first: if we stop between the two, the next run finds the same ids on record.
@@ -212,8 +212,7 @@ cairn_setup_etc() {
     install -m "$mode" -o "$uid" -g "$gid" "$etcPhys/etc/$rel" "$tmp"
     mv -Tf "$tmp" "$R/etc/$rel"
   done < "$etcPhys/copies"
-  [ "${#copied[@]}" -eq 0 ] || printf '%s\n' "${!copied[@]}" > "$R/etc/.cairn-copies.tmp.$$"
-  [ "${#copied[@]}" -gt 0 ] || : > "$R/etc/.cairn-copies.tmp.$$"
+  { [ "${#copied[@]}" -eq 0 ] || printf '%s\n' "${!copied[@]}"; } > "$R/etc/.cairn-copies.tmp.$$"
   mv -Tf "$R/etc/.cairn-copies.tmp.$$" "$R/etc/.cairn-copies"
   # The live mount table, never a copy (systemd-tmpfiles would make it later; programs need it now).
   [ -e "$R/etc/mtab" ] || [ -L "$R/etc/mtab" ] || ln -s ../proc/self/mounts "$R/etc/mtab"

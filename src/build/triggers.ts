@@ -18,7 +18,7 @@ import { mergedPath } from '../debian/deb.js';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
 import { lexists, registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
-import { programRunner, type ProgramRunner, type StorePackage } from './checks.js';
+import { programRunner, type StorePackage } from './checks.js';
 
 const HWDB_D = 'usr/lib/udev/hwdb.d';
 const HWDB_PROGRAM = 'usr/bin/systemd-hwdb';
@@ -125,10 +125,10 @@ function gatherLibraries(store: Store, packages: StorePackage[], root: string): 
   return count;
 }
 
-async function run(runner: ProgramRunner, program: string, args: string[]): Promise<void> {
-  const [file, argv] = runner.command(program, args);
+/** Runs `file` with `argv` (in the C locale, with nothing of the builder's environment); a failure names `what`. */
+async function run([file, argv]: [string, string[]], what: string): Promise<void> {
   const r = await execa(file, argv, { reject: false, all: true, env: { LC_ALL: 'C' }, extendEnv: false });
-  if (r.exitCode !== 0) throw new CairnError(`${program.split('/').pop()} ${args.join(' ')} failed (exit ${r.exitCode}): ${r.all}`);
+  if (r.exitCode !== 0) throw new CairnError(`${what} failed (exit ${r.exitCode}): ${r.all}`);
 }
 
 registerBuilder('cairn:triggers', async (ctx) => {
@@ -145,7 +145,7 @@ registerBuilder('cairn:triggers', async (ctx) => {
   try {
     if (runner.find(HWDB_PROGRAM)) {
       const names = gather(ctx.store, packages, HWDB_D, root, (f) => f.endsWith('.hwdb'));
-      await run(runner, HWDB_PROGRAM, [`--root=${root}`, 'update', '--usr']);
+      await run(runner.command(HWDB_PROGRAM, [`--root=${root}`, 'update', '--usr']), 'systemd-hwdb update');
       const bin = readFileSync(join(root, 'usr/lib/udev/hwdb.bin'));
       // Each file's name is stored once; a prefix left anywhere would make the bytes depend on the build's folder.
       const rewritten = unrootHwdb(bin, root);
@@ -160,8 +160,7 @@ registerBuilder('cairn:triggers', async (ctx) => {
       // Static: run as it is. Without the right to chroot it reads ROOT's files through its path
       // (-r); either way the cache names them as the system sees them. -X: the store's links are
       // the packages', none is made.
-      const r = await execa(ldconfig, ['-X', '-r', root], { reject: false, all: true, env: { LC_ALL: 'C' }, extendEnv: false });
-      if (r.exitCode !== 0) throw new CairnError(`ldconfig -X -r ${root} failed (exit ${r.exitCode}): ${r.all}`);
+      await run([ldconfig, ['-X', '-r', root]], 'ldconfig -X -r');
       const cache = readFileSync(join(root, 'etc/ld.so.cache'));
       if (cache.includes(Buffer.from(root))) throw new CairnError('ldconfig recorded its build folder in ld.so.cache');
       mkdirSync(join(ctx.out, 'etc'), { recursive: true });
@@ -170,7 +169,7 @@ registerBuilder('cairn:triggers', async (ctx) => {
     }
     if (runner.find(JOURNALCTL)) {
       const names = gather(ctx.store, packages, CATALOG_D, root, (f) => f.endsWith('.catalog'));
-      await run(runner, JOURNALCTL, [`--root=${root}`, '--update-catalog']);
+      await run(runner.command(JOURNALCTL, [`--root=${root}`, '--update-catalog']), 'journalctl --update-catalog');
       mkdirSync(join(ctx.out, CATALOG_D), { recursive: true });
       const db = readFileSync(join(root, 'var/lib/systemd/catalog/database'));
       if (db.includes(Buffer.from(root))) throw new CairnError('journalctl recorded its build folder in the journal catalog');
