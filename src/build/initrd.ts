@@ -48,6 +48,8 @@ export interface InitrdOptions {
   stage1?: string;
   /** Store paths of microcode packages (`intel-microcode`, `amd64-microcode`) whose updates are prepended for early loading. */
   microcode?: { vendor: MicrocodeVendor; pkgPath: string }[];
+  /** The kernel, when the caller knows it without reading `kernelPkgPath` (kernelFromName). */
+  kernel?: KernelInfo;
 }
 
 export type MicrocodeVendor = 'intel' | 'amd';
@@ -106,7 +108,7 @@ export function initrdFstab(fileSystems: InitrdFileSystem[]): string {
  * Build them in that order (or with `store.buildAll`), or call `buildInitrd`.
  */
 export function initrdDerivations(store: Store, opts: InitrdOptions): { kernel: KernelInfo; depmod: Derivation; initrd: Derivation } {
-  const kernel = kernelInfo(store, opts.kernelPkgPath);
+  const kernel = opts.kernel ?? kernelInfo(store, opts.kernelPkgPath);
   const depmod = depmodDerivation(kernel);
   const busybox = store.parse(opts.busyboxPkgPath).logical;
   const args: InitrdArgs = {
@@ -221,20 +223,6 @@ export function earlyMicrocodeCpio(packages: { vendor: MicrocodeVendor; dir: str
   return writeCpio([...parentDirs(files.map((f) => f.path)), ...files]);
 }
 
-/** What a system's boot needs, as `buildBootFiles` returns it. */
-export interface BootFiles {
-  kernel: KernelInfo;
-  /** Logical path of the kernel image: `<kernel package>/boot/vmlinuz-<kver>`. */
-  kernelImage: string;
-  /** Logical path of the initrd archive: `<initrd store path>/initrd`. */
-  initrd: string;
-  /**
-   * Store path of depmod's output (`usr/lib/modules/<kver>/modules.dep`, …): layer it into `sw`
-   * next to the kernel package so that modprobe and udev on the running system find modules.
-   */
-  modulesMeta: string;
-}
-
 /** What the boot files depend on: `boot.initrd.modules`, `.load` and `.fileSystems` (the spec's `boot.initrd`). */
 export interface BootConfig {
   modules: string[];
@@ -245,14 +233,22 @@ export interface BootConfig {
 }
 
 /**
- * Kernel, module metadata and initrd of a system in one call. `packages` are the system's realised
- * packages plus its `system.build.bootPackages` (busybox-static must be among them).
+ * The derivations of a system's boot files (its kernel's module metadata, then the initrd), from
+ * store paths alone: nothing is read or built. `packages` are the system's packages plus its
+ * `system.build.bootPackages` (busybox-static must be among them); `kernel` is found among them
+ * by content when not given.
  */
-export async function buildBootFiles(store: Store, config: BootConfig, packages: { name: string; storePath: string }[]): Promise<BootFiles> {
+export function bootDerivations(
+  store: Store,
+  config: BootConfig,
+  packages: { name: string; storePath: string }[],
+  kernel?: KernelInfo,
+): { kernel: KernelInfo; depmod: Derivation; initrd: Derivation } {
   const busybox = packages.find((p) => p.name === 'busybox-static');
   if (!busybox) throw new CairnError('the initrd needs busybox-static: it must be among the packages built (system.build.bootPackages)');
-  const { kernel, depmod, initrd } = initrdDerivations(store, {
+  return initrdDerivations(store, {
     kernelPkgPath: packages.map((p) => p.storePath),
+    ...(kernel ? { kernel } : {}),
     busyboxPkgPath: busybox.storePath,
     modules: config.modules,
     ...(config.load ? { load: config.load } : {}),
@@ -263,7 +259,4 @@ export async function buildBootFiles(store: Store, config: BootConfig, packages:
       return { vendor, pkgPath: pkg.storePath };
     }),
   });
-  const modulesMeta = await store.build(depmod);
-  const out = await store.build(initrd);
-  return { kernel, kernelImage: `${kernel.storePath}/${kernel.image}`, initrd: `${out}/initrd`, modulesMeta };
 }

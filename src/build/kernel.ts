@@ -42,6 +42,19 @@ function kernelIn(store: Store, pkgPath: string): KernelInfo | undefined {
 }
 
 /**
+ * The kernel of a Debian kernel package, from its name alone: `linux-image-<release>` (and its
+ * `-unsigned` twin) ships `boot/vmlinuz-<release>` and `usr/lib/modules/<release>`. Enough to name
+ * the kernel's derivations without unpacking the package, whose outputs may all be valid already;
+ * undefined for other names (metapackages such as `linux-image-amd64`).
+ */
+export function kernelFromName(name: string, storePath: string): KernelInfo | undefined {
+  const m = /^linux-image-(\d\S*?)(?:-unsigned)?$/.exec(name);
+  if (!m) return undefined;
+  const version = m[1]!;
+  return { storePath, version, image: `boot/vmlinuz-${version}`, modulesDir: `usr/lib/modules/${version}` };
+}
+
+/**
  * The kernel among package store paths: pass the kernel package's path, or (because
  * `linux-image-amd64` is a metapackage) every realised package of the system, and the one holding
  * `boot/vmlinuz-*` is found. A CairnError if there is none or more than one.

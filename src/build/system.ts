@@ -30,8 +30,8 @@ import { usersSpecDerivation, UsersOptionError } from './users.js';
 import { activateScript, initScript, scriptText, switchScript } from './activate.js';
 import { loaderFiles } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
-import { buildBootFiles } from './initrd.js';
-import { depmodDerivation, kernelImageDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type ModuleIndex } from './kernel.js';
+import { bootDerivations } from './initrd.js';
+import { depmodDerivation, kernelFromName, kernelImageDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type KernelInfo, type ModuleIndex } from './kernel.js';
 import { runChecks } from './checks.js';
 import { triggersDerivation } from './triggers.js';
 
@@ -159,6 +159,31 @@ export function lockClosure(lock: LockFile, roots: string[]): Set<string> {
 }
 
 /**
+ * The kernel of the system: from the name of the Debian package in `root`'s closure that holds it
+ * (kernelFromName), read from that package instead when it is in the store (which also checks the
+ * name's word); by content among every package when no name says (all of them realised then).
+ */
+async function kernelOf(
+  store: Store,
+  lock: LockFile,
+  root: string,
+  packages: { name: string; storePath: string }[],
+  realise: (names: Iterable<string>) => Promise<void>,
+): Promise<KernelInfo> {
+  const closure = lockClosure(lock, [root]);
+  const named = packages.flatMap((p) => (closure.has(p.name) ? (kernelFromName(p.name, p.storePath) ?? []) : []));
+  if (named.length === 1) {
+    const k = named[0]!;
+    if (!store.isValid(k.storePath)) return k;
+    const read = kernelInfo(store, k.storePath);
+    if (read.version !== k.version) throw new CairnError(`${k.storePath} holds kernel ${read.version}, not the ${k.version} its name says`);
+    return read;
+  }
+  await realise(packages.map((p) => p.name));
+  return kernelInfo(store, packages.map((p) => p.storePath));
+}
+
+/**
  * Builds the toplevel of an evaluated configuration (`evalConfigFile`): its lock is beside the
  * configuration file, and paths under the file's folder are recorded relative to it.
  */
@@ -195,44 +220,66 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   }
   const { lock } = locked;
   progress(locked.resolved ? `resolved ${lock.packages.length} packages (wrote ${lockPath})` : `${lock.packages.length} packages from ${lockPath}`);
-  const realised = await realisePackages(lock, locked.repositories, store, {
-    jobs: opts.jobs,
-    onProgress: (done, total, name) => progress(`unpacking ${done}/${total} ${name}`),
-  });
+  // Every package's store path; made valid are the system's own packages, and the build-only
+  // ones (initrd tools, a kernel package whose modules a tree stands in for) only when something
+  // must be built from them: a machine building its next generation has none of them.
+  const unpack = { jobs: opts.jobs, onProgress: (done: number, total: number, name: string) => progress(`unpacking ${done}/${total} ${name}`) };
+  const realised = await realisePackages(lock, locked.repositories, store, { ...unpack, only: new Set() });
+  const made = new Set<string>();
+  const realise = async (names: Iterable<string>): Promise<void> => {
+    const todo = new Set([...names].filter((n) => !made.has(n)));
+    if (todo.size === 0) return;
+    await realisePackages(lock, locked.repositories, store, { ...unpack, only: todo });
+    for (const n of todo) made.add(n);
+  };
+  const nameOf = new Map(realised.map((p) => [p.storePath, p.name]));
+  /** Builds `drv` (or finds its output valid), first realising the packages among its inputs when it must be built. */
+  const build = async (drv: Derivation): Promise<string> => {
+    if (!store.isValid(store.outputPath(drv))) await realise(drv.inputs.flatMap((i) => nameOf.get(i) ?? []));
+    return store.build(drv);
+  };
+
+  // 3. Kernel, its module index (depmod, a layer of sw) and the initrd (the initrd's tools are
+  //    build-only). Without hardware.enableAllHardware, a tree of the modules the system can load
+  //    stands in for the kernel package (and its ~400 MB of modules) in sw and the toplevel.
+  const selection = spec.boot.kernelModules;
+  const info = kernelNames.length > 0 ? await kernelOf(store, lock, kernelNames[0]!, realised, realise) : undefined;
+  const treeMode = info !== undefined && selection !== null;
   const runtime = lockClosure(lock, runtimeRoots);
+  if (treeMode) runtime.delete(nameOf.get(info.storePath)!);
+  await realise(runtime);
   const packages = realised.filter((p) => runtime.has(p.name)).map((p) => ({ name: p.name, storePath: p.storePath })).sort((a, b) => (a.name < b.name ? -1 : 1));
   // The generated files, checked by the system's own programs before anything else is built.
   await runChecks(store, ev, spec.checks, packages, progress);
 
-  // 3. Kernel, its module index (depmod, a layer of sw) and the initrd (from all realised packages:
-  //    the initrd's tools are build-only).
   let kernel: { image: string; version: string; pkg: string } | undefined;
   let initrd: string | null = null;
   const swLayers: string[] = [];
-  // Without hardware.enableAllHardware, a tree of the modules the system can load stands in for
-  // the kernel package (and its ~400 MB of modules) in sw and the toplevel.
-  let kernelPkg: string | undefined;
-  if (kernelNames.length > 0) {
+  if (info) {
     const all = realised.map((p) => ({ name: p.name, storePath: p.storePath }));
-    const selection = spec.boot.kernelModules;
-    const info = kernelInfo(store, all.map((p) => p.storePath));
-    const meta = await store.build(depmodDerivation(info));
-    // Checked before the initrd is built: an unknown name is reported with the option defining it.
-    const modulesRel = `usr/lib/modules/${info.version}`;
-    checkModuleNames(ev, system.config, readModuleIndex(join(store.toPhysical(meta), modulesRel), join(store.toPhysical(info.storePath), modulesRel)), info.version);
+    const { depmod, initrd: initrdDrv } = bootDerivations(store, spec.boot.initrd, all, info);
+    const tree = selection === null ? undefined : kernelTreeDerivation(info, store.outputPath(depmod), selection);
+    const valid = (drv: Derivation) => store.isValid(store.outputPath(drv));
+    // Module names are checked against the kernel's whole index before the initrd or the tree is
+    // built from them, the unknown one reported with the option defining it; outputs already valid
+    // were built from names checked then, and need neither the index nor the kernel package.
+    if (!tree || !valid(tree) || !valid(initrdDrv)) {
+      const meta = await build(depmod);
+      await realise([nameOf.get(info.storePath)!]);
+      checkModuleNames(ev, system.config, readModuleIndex(join(store.toPhysical(meta), info.modulesDir), join(store.toPhysical(info.storePath), info.modulesDir)), info.version);
+    }
     progress('building the initrd');
-    const boot = await buildBootFiles(store, spec.boot.initrd, all);
-    initrd = boot.initrd;
-    if (selection === null) {
-      kernel = { image: boot.kernelImage, version: boot.kernel.version, pkg: boot.kernel.storePath };
-      swLayers.push(boot.modulesMeta);
+    if (!valid(initrdDrv)) await build(depmod);
+    initrd = `${await build(initrdDrv)}/initrd`;
+    if (!tree) {
+      kernel = { image: `${info.storePath}/${info.image}`, version: info.version, pkg: info.storePath };
+      swLayers.push(await build(depmod));
     } else {
       progress('building the kernel module tree');
-      const tree = await store.build(kernelTreeDerivation(boot.kernel, boot.modulesMeta, selection));
-      const image = await store.build(kernelImageDerivation(boot.kernel));
-      kernel = { image: `${image}/${boot.kernel.image}`, version: boot.kernel.version, pkg: image };
-      swLayers.push(tree);
-      kernelPkg = store.parse(boot.kernel.storePath).logical;
+      const treePath = await build(tree);
+      const image = await build(kernelImageDerivation(info));
+      kernel = { image: `${image}/${info.image}`, version: info.version, pkg: image };
+      swLayers.push(treePath);
     }
   }
 
@@ -248,7 +295,7 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   const triggers = triggersDerivation(store, packages);
   if (triggers) swLayers.push(await store.build(triggers));
   const sw = await store.build(
-    buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath).filter((p) => store.parse(p).logical !== kernelPkg)], { priority: { [dutiesPath]: 0 } }),
+    buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
   );
 
   // 5. etc.

@@ -100,21 +100,24 @@ export interface RealisedPackage {
 }
 
 /**
- * Makes every locked package a valid store path: downloads only what is neither in the store nor
- * in the cache, then builds (unpacks) the missing paths in parallel.
+ * Makes every locked package (or those `only` names) a valid store path: downloads only what is
+ * neither in the store nor in the cache, then builds (unpacks) the missing paths in parallel.
+ * Every package's store path is returned, realised or not: a build that finds its outputs valid
+ * needs none of its build-only packages (a machine switching itself has no kernel package).
  */
 export async function realisePackages(
   lock: LockFile,
   repositories: Repository[],
   store: Store,
-  opts: { jobs?: number; cacheDir?: string; progress?: boolean; onProgress?: (done: number, total: number, name: string) => void } = {},
+  opts: { jobs?: number; cacheDir?: string; progress?: boolean; onProgress?: (done: number, total: number, name: string) => void; only?: ReadonlySet<string> } = {},
 ): Promise<RealisedPackage[]> {
   const drvs = lock.packages.map(debDerivation);
   const outs = drvs.map((d) => store.outputPath(d));
+  const wanted = (p: LockedPackage) => opts.only === undefined || opts.only.has(p.name);
   // Rooted before they are checked: a `store gc` running meanwhile must not delete what we found
   // valid, which the rest of the build goes on to use.
-  await store.addTempRoots(outs);
-  const missing = lock.packages.filter((_, i) => !store.isValid(outs[i]!));
+  await store.addTempRoots(outs.filter((_, i) => wanted(lock.packages[i]!)));
+  const missing = lock.packages.filter((p, i) => wanted(p) && !store.isValid(outs[i]!));
   if (missing.length > 0) {
     const bySuite = new Map(repositories.map((r) => [r.suite, r.uri]));
     await fetchDebs(missing.map((p) => {
@@ -122,7 +125,7 @@ export async function realisePackages(
       if (!uri) throw new CairnError(`no repository is configured for suite ${p.suite} of locked package ${p.name}`);
       return { name: p.name, version: p.version, filename: p.filename, sha256: p.sha256, size: p.size, uri };
     }), { cacheDir: opts.cacheDir ?? debianCacheDir(), progress: opts.progress });
-    await store.buildAll(drvs.filter((_, i) => !store.isValid(outs[i]!)), { jobs: opts.jobs, onProgress: opts.onProgress });
+    await store.buildAll(drvs.filter((_, i) => wanted(lock.packages[i]!) && !store.isValid(outs[i]!)), { jobs: opts.jobs, onProgress: opts.onProgress });
   }
   return lock.packages.map((p, i) => ({ name: p.name, version: p.version, sha256: p.sha256, storePath: outs[i]! }));
 }

@@ -5,11 +5,11 @@
  * name that is no module. Built against the real Debian archive (CAIRN_DEBIAN_CACHE).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
-import { Store } from '../../src/store/index.js';
+import { collectGarbage, Store } from '../../src/store/index.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 
@@ -150,4 +150,29 @@ describe('options choosing the modules', () => {
     expect(err?.message).toMatch(/boot\.initrd\.availableKernelModules: 'not_a_driver' is no module/);
     expect(err?.message).toContain(`${file}:4`);
   }, 300_000);
+
+  // Last: it collects the store's garbage.
+  it("a store holding only a system's closure builds the next generation without the kernel package or the initrd's tools", async () => {
+    // As on a machine that switches itself: its store holds its closure, not the build-only
+    // packages (the kernel package's 400 MB of modules, busybox) nor depmod's full index.
+    store.addRoot(join(work, 'minimal-result'), minimal.toplevel);
+    // This process's temporary roots hold everything it built: dropped, as a later process would not have them.
+    for (const f of readdirSync(store.tempRootsDir)) rmSync(join(store.tempRootsDir, f), { recursive: true, force: true });
+    await collectGarbage(store);
+    const buildOnly = (p: string) => /-(linux-image-\d|busybox-static-|linux-modules-depmod-)/.test(p);
+    expect(store.validPaths().filter(buildOnly)).toEqual([]);
+
+    // Another time zone and one package more: new etc, sw and toplevel, the same kernel and initrd.
+    const next = await build(variant('next', 'time:\n  timeZone: Europe/Berlin\nenvironment:\n  systemPackages: [jq]\n'));
+    expect(next.toplevel).not.toBe(minimal.toplevel);
+    expect(existsSync(join(store.toPhysical(next.sw), 'usr/bin/jq'))).toBe(true);
+    expect(readlinkSync(join(store.toPhysical(next.toplevel), 'initrd'))).toBe(readlinkSync(join(store.toPhysical(minimal.toplevel), 'initrd')));
+    expect(readlinkSync(join(store.toPhysical(next.toplevel), 'kernel'))).toBe(readlinkSync(join(store.toPhysical(minimal.toplevel), 'kernel')));
+    expect(store.validPaths().filter(buildOnly)).toEqual([]);
+
+    // A change to the initrd needs them again, and gets them.
+    const initrd = await build(variant('initrd', 'boot:\n  initrd:\n    kernelModules: [dm_crypt]\n'));
+    expect(readlinkSync(join(store.toPhysical(initrd.toplevel), 'initrd'))).not.toBe(readlinkSync(join(store.toPhysical(minimal.toplevel), 'initrd')));
+    expect(store.validPaths().filter(buildOnly).length).toBeGreaterThan(0);
+  }, 900_000);
 });
