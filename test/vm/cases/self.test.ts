@@ -1,7 +1,8 @@
 /**
  * cairn run inside a booted cairn machine (`programs.cairn`), under OVMF with the store on its
- * writable root and the ESP at /boot, offline (no Debian archive in reach: the lock the host
- * made for generation 1 is beside the configuration, and every package is in the machine's store):
+ * writable root and the ESP at /boot, fetching nothing (the lock the host made for generation 1 is
+ * beside the configuration; every package the switch needs is in the machine's store, and the
+ * kernel's and the initrd's build-only packages are not needed while those are unchanged):
  *   `cairn switch` builds generation 2 in the machine (one service changed, one added), makes it
  *     the profile's current one, activates it and writes its boot entry;
  *   `cairn generations list --json` and `diff 1 2` show it; `cairn rollback` brings 1 back live;
@@ -106,6 +107,10 @@ async function run(m: Machine, driver: DriverContext): Promise<void> {
   const sw = await cairn('switch /root/conf/host.yaml', LONG);
   if (!/\d+ packages from \/root\/conf\/host\.lock/.test(sw)) throw new Error(`the switch did not build from the lock:\n${sw}`);
   if ((await read('sha256sum /root/conf/host.lock')) !== lockBefore) throw new Error('the switch rewrote the lock');
+  // The kernel and the initrd did not change: their build-only packages (the kernel package's
+  // 400 MB of modules, busybox) were not fetched into the machine.
+  const buildOnly = await read("ls /cairn/store | grep -E -- '-(linux-image-[0-9]|busybox-static-)' || true");
+  if (buildOnly !== '') throw new Error(`the switch put build-only packages into the machine's store:\n${buildOnly}`);
   if ((await profile()) !== 'system-2-link') throw new Error(`after the switch the profile is ${await profile()}\n${sw}`);
   const tmp = await m.execute('cat /tmp/kept && ls -d $(cat /root/private-tmp)');
   if (tmp.status !== 0) throw new Error(`the switch deleted files in /tmp:\n${tmp.stdout}\n${(await m.execute('ls -la /tmp')).stdout}`);
