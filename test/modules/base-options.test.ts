@@ -27,6 +27,26 @@ describe('boot.kernel.sysctl', () => {
   });
 });
 
+describe('systemd.generators', () => {
+  const link = (c: { environment: { etc: Record<string, { symlink?: string | null }> } }, name: string) => c.environment.etc[`systemd/system-generators/${name}`]?.symlink;
+  it("masks the SysV and rc.local generators of Debian's systemd by default, links a user's, and can restore a masked one", async () => {
+    const plain = await evalConfig({});
+    expect(link(plain, 'systemd-sysv-generator')).toBe('/dev/null');
+    expect(link(plain, 'systemd-rc-local-generator')).toBe('/dev/null');
+    expect(link(plain, 'systemd-getty-generator')).toBeUndefined();
+    const c = await evalConfig({
+      systemd: { generators: { 'systemd-gpt-auto-generator': '/dev/null', 'systemd-rc-local-generator': '/usr/lib/systemd/system-generators/systemd-rc-local-generator' } },
+    });
+    expect(link(c, 'systemd-gpt-auto-generator')).toBe('/dev/null');
+    expect(link(c, 'systemd-rc-local-generator')).toBe('/usr/lib/systemd/system-generators/systemd-rc-local-generator');
+    expect(link(c, 'systemd-sysv-generator')).toBe('/dev/null');
+  });
+
+  it('refuses a name that is not one file name', async () => {
+    await expect(evalConfig({ systemd: { generators: { '../x': '/dev/null' } } })).rejects.toThrow(/systemd\.generators/);
+  });
+});
+
 describe('file systems, swap and /tmp', () => {
   it("keeps /tmp on the root: Debian 13's own tmp.mount is masked unless useTmpfs or fileSystems./tmp mounts it", async () => {
     const masked = (c: { environment: { etc: Record<string, { symlink?: string | null }> } }) => c.environment.etc['systemd/system/tmp.mount']?.symlink;
