@@ -5,11 +5,12 @@
  * (A B A B …) and the fastest of each is kept, so a neighbour's load on a shared machine touches
  * both sides alike and ratios of one run stay comparable.
  */
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ext4Bytes, treeBytes, treeEntries } from '../src/image/rootfs.js';
 import { chooseAccelerator, qemuArgs, RunningMachine, type QemuOptions } from '../src/vm/index.js';
+import { pvhKernel } from '../src/vm/kernel-elf.js';
 import { debootstrapRoot, mb } from './build.js';
 
 /** systemd's status line for the target, as every system compared here prints it on the serial console. */
@@ -131,9 +132,21 @@ export function debianBoot(dir: string, image: string): DebianBoot | undefined {
   return kernel && initrd ? { image, kernel: join(boot, kernel), initrd: join(boot, initrd) } : undefined;
 }
 
-/** Boots the Debian reference: its kernel, its initramfs-tools initrd, root on the first disk. */
-export function bootDebian(d: DebianBoot): Promise<number | string> {
-  return bootSeconds({ kernel: { kernel: d.kernel, initrd: d.initrd, append: 'root=/dev/vda console=ttyS0,115200' }, drives: [{ file: d.image, format: 'raw' }] });
+/**
+ * Boots the Debian reference: its kernel, its initramfs-tools initrd, root on the first disk.
+ * `kernel` overrides the bzImage (the same kernel's PVH ELF, as cairn boots its own directly).
+ */
+export function bootDebian(d: DebianBoot, kernel = d.kernel): Promise<number | string> {
+  return bootSeconds({ kernel: { kernel, initrd: d.initrd, append: 'root=/dev/vda console=ttyS0,115200' }, drives: [{ file: d.image, format: 'raw' }] });
+}
+
+/** Debian's kernel as a PVH ELF file beside the image (see src/vm/kernel-elf.ts), or undefined without a PVH entry. */
+export async function debianPvhKernel(d: DebianBoot): Promise<string | undefined> {
+  const elf = await pvhKernel(readFileSync(d.kernel));
+  if (!elf) return undefined;
+  const file = `${d.image}.vmlinux`;
+  writeFileSync(file, elf);
+  return file;
 }
 
 export const debianLabel = (d: DebianBoot): string =>

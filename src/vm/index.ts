@@ -19,10 +19,12 @@ import { chooseAccelerator, type AcceleratorChoice } from './accel.js';
 import { OVMF_VARS, qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 import type { ModuleInput } from '../lib/index.js';
 import { bootDiskImage, overlayDisk, stateDisk, storeDisk } from './disks.js';
+import { directBootKernel } from './kernel-elf.js';
 
 export { qemuArgs, parseForward, RunningMachine, FATAL_CONSOLE, OVMF_CODE, OVMF_VARS, QEMU, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 export { chooseAccelerator, type Accelerator, type AcceleratorChoice } from './accel.js';
 export { storeDisk, stateDisk, bootDiskImage, overlayDisk } from './disks.js';
+export { directBootKernel } from './kernel-elf.js';
 
 export interface PrepareVmOptions {
   store: Store;
@@ -118,7 +120,7 @@ export async function prepareVm(system: SystemEvaluation, opts: PrepareVmOptions
     cachedDisk = storeImg;
     state = await stateDisk(opts.state, v.diskSize, join(store.home, 'tmp'));
     boot = {
-      kernel: { kernel: store.realFile(spec.kernel), initrd: store.realFile(spec.initrd), append: entryOptions(spec, 'ttyS0,115200') },
+      kernel: { kernel: await directBootKernel(store, spec.kernel), initrd: store.realFile(spec.initrd), append: entryOptions(spec, 'ttyS0,115200') },
       drives: [
         { file: state.path, format: 'qcow2' },
         { file: storeImg, format: 'raw', readonly: true },

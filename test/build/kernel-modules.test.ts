@@ -5,11 +5,14 @@
  * name that is no module. Built against the real Debian archive (CAIRN_DEBIAN_CACHE).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { collectGarbage, Store } from '../../src/store/index.js';
+import { readBootspec } from '../../src/toplevel/index.js';
+import { directBootKernel } from '../../src/vm/index.js';
+import { bzImagePayload, hasPvhEntry } from '../../src/vm/kernel-elf.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 
@@ -149,6 +152,20 @@ describe('options choosing the modules', () => {
     );
     expect(err?.message).toMatch(/boot\.initrd\.availableKernelModules: 'not_a_driver' is no module/);
     expect(err?.message).toContain(`${file}:4`);
+  }, 300_000);
+
+  it("boots directly as the kernel's PVH ELF: the bzImage's payload, uncompressed, with Xen's PVH entry note", async () => {
+    const spec = readBootspec(store, minimal.toplevel);
+    const elf = await directBootKernel(store, spec.kernel);
+    expect(elf).toMatch(/-vmlinux-[^/]+\/vmlinux$/);
+    const bytes = readFileSync(elf);
+    expect(bytes.readUInt32BE(0)).toBe(0x7f454c46);
+    expect(hasPvhEntry(bytes)).toBe(true);
+    // Several times the bzImage, and never in the closure.
+    expect(bytes.length).toBeGreaterThan(2 * statSync(store.realFile(spec.kernel)).size);
+    expect(minimal.closure.some((p) => p.endsWith(elf.split('/').slice(-2, -1)[0]!))).toBe(false);
+    expect(hasPvhEntry(readFileSync('/usr/bin/true'))).toBe(false);
+    expect(() => bzImagePayload(readFileSync('/usr/bin/true'))).toThrow(/not a bzImage/);
   }, 300_000);
 
   // Last: it collects the store's garbage.
