@@ -34,7 +34,7 @@ const CHARSET_FS = new Set(['vfat', 'msdos', 'exfat', 'iso9660', 'udf', 'ntfs3']
 const NOT_MODULES = new Set(['auto', 'none', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'ramfs', 'devpts', 'cgroup2', 'bind']);
 
 /**
- * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.kernelModules`,
+ * `boot.kernelPackage`, `boot.kernelParams`, `boot.console`, `boot.consoleLogLevel`, `boot.kernelModules`,
  * `boot.availableKernelModules`, `boot.blacklistedKernelModules`: the kernel a system boots, what it
  * is told on its command line, which of its modules it ships and which load.
  */
@@ -54,6 +54,13 @@ export default ({ lib, config }: ModuleArgs) => {
           default: [],
           example: ['quiet', 'systemd.show_status=1'],
           description: 'Parameters on the kernel command line (besides `init=`, which the boot loader adds for each generation).',
+        }),
+        consoleLogLevel: mkOption({
+          type: types.ints.between(0, 7),
+          default: 4,
+          description:
+            'The kernel console log level (`loglevel=` on the command line): messages more important than it (a lower number) are printed on the console. ' +
+            "As in NixOS, 4 by default: warnings and worse; every boot message the kernel prints on a serial console is boot time (the journal keeps them all).",
         }),
         console: mkOption({
           type: types.listOf(word),
@@ -138,7 +145,7 @@ export default ({ lib, config }: ModuleArgs) => {
         availableKernelModules: DEFAULT_AVAILABLE,
         // A getter: the console list is read only when the parameters are.
         get kernelParams() {
-          return lib.mkBefore(config.boot.console.map((c) => `console=${c}`));
+          return lib.mkBefore([...config.boot.console.map((c) => `console=${c}`), `loglevel=${config.boot.consoleLogLevel}`]);
         },
       },
       environment: {

@@ -20,7 +20,7 @@ describe('the system spec', () => {
     // No uri or keyring: the host's for that suite are taken (they are left out, not null).
     expect(s.packages.repositories).toEqual([{ suite: 'bookworm-security', components: ['main'], architecture: 'amd64' }]);
     expect(s.boot.root).toEqual({ device: 'LABEL=root', fsType: 'ext4' });
-    expect(s.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200']);
+    expect(s.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200', 'loglevel=4']);
     expect(s.boot.systemdBoot).toEqual({ timeout: 5, editor: false, configurationLimit: null, tries: 3, esp: '/boot' });
     expect(s.image).toEqual({ headroom: '512M', espSize: 'auto' });
     expect(s.vm).toMatchObject({ enable: false, useBootLoader: false, memorySize: 1024, cores: 2, vlans: [1], forwardPorts: [] });

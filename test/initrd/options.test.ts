@@ -10,7 +10,7 @@ describe('boot options', () => {
   it('defaults: Debian kernel, serial console last, the root on LABEL=root ext4 with its driver in the initrd', async () => {
     const c = await evalConfig({});
     expect(String(c.boot.kernelPackage)).toBe('linux-image-amd64');
-    expect(c.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200']);
+    expect(c.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200', 'loglevel=4']);
     expect(c.boot.initrd.modules).toEqual(expect.arrayContaining(['virtio_pci', 'virtio_blk', 'ext4']));
     expect(c.boot.initrd.fileSystems).toEqual([{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }]);
     expect(c.environment.etc.fstab.text).toContain('LABEL=root / ext4 defaults 0 1\n');
@@ -19,6 +19,12 @@ describe('boot options', () => {
     expect(c.environment.systemPackages.map(String)).toContain('systemd-boot-efi');
     expect(c.system.build.bootPackages.map(String)).toContain('busybox-static');
     expect(c.environment.etc['modules-load.d/cairn.conf']).toBeUndefined();
+  });
+
+  it('boot.consoleLogLevel: loglevel=4 by default as in NixOS, another level when set, nothing out of 0-7', async () => {
+    expect((await evalConfig({ boot: { consoleLogLevel: 7 } })).boot.kernelParams).toContain('loglevel=7');
+    expect((await evalConfig({ boot: { consoleLogLevel: 7 } })).boot.kernelParams).not.toContain('loglevel=4');
+    await expect(evalConfig({ boot: { consoleLogLevel: 8 } }).then((c) => c.boot.kernelParams)).rejects.toThrow(/boot\.consoleLogLevel/);
   });
 
   it('blacklisted modules: none by default; blacklist lines in modprobe.d; a VM never autoloads cfg80211', async () => {
@@ -50,7 +56,7 @@ describe('boot options', () => {
     ]);
     expect(c.boot.initrd.fileSystems.map((f: { mountPoint: string }) => f.mountPoint)).toEqual(['/', '/boot']);
     expect(c.boot.initrd.modules).toEqual(expect.arrayContaining(['vfat', 'nls_cp437', 'ext4']));
-    expect(c.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200', 'quiet']);
+    expect(c.boot.kernelParams).toEqual(['console=tty0', 'console=ttyS0,115200', 'loglevel=4', 'quiet']);
     expect(c.environment.etc['modules-load.d/cairn.conf'].text).toBe('br_netfilter\n');
   });
 
