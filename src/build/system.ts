@@ -160,8 +160,8 @@ export function lockClosure(lock: LockFile, roots: string[]): Set<string> {
 
 /**
  * The kernel of the system: from the name of the Debian package in `root`'s closure that holds it
- * (kernelFromName), read from that package instead when it is in the store (which also checks the
- * name's word); by content among every package when no name says (all of them realised then).
+ * (kernelFromName); read from that package instead when it is in the store, and checked against
+ * the name; found by content among every package when no name says (all of them realised then).
  */
 async function kernelOf(
   store: Store,
