@@ -39,7 +39,7 @@ export default ({ lib, config }: ModuleArgs) => {
             default: false,
             description:
               "Whether to install info manuals (the packages' `info` outputs) and the `info` command. Unlike NixOS, off by default, " +
-              'as documentation.man.enable; and no `dir` menu is made yet (`info coreutils` reads its manual, `info` alone finds no menu).',
+              'as documentation.man.enable. The menu `info` opens (usr/share/info/dir) is made at build time, as install-info\'s trigger would.',
           }),
         },
       },

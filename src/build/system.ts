@@ -33,7 +33,7 @@ import { treeDerivation, type TreeEntry } from './tree.js';
 import { bootDerivations } from './initrd.js';
 import { depmodDerivation, kernelFromName, kernelImageDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type KernelInfo, type ModuleIndex } from './kernel.js';
 import { runChecks } from './checks.js';
-import { triggersDerivation } from './triggers.js';
+import { infoDirDerivation, triggersDerivation } from './triggers.js';
 
 export { portableConfig } from '../toplevel/index.js';
 
@@ -301,6 +301,8 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   const dutiesPath = await store.build(dutiesDerivation([...packages, ...outputs]));
   const triggers = triggersDerivation(store, packages);
   if (triggers) swLayers.push(await store.build(triggers));
+  const infoDir = infoDirDerivation(store, [...packages, ...outputs]);
+  if (infoDir) swLayers.push(await store.build(infoDir));
   const sw = await store.build(
     buildEnv('system-sw', [dutiesPath, ...swLayers, ...[...packages, ...outputs].map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
   );

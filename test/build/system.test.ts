@@ -165,7 +165,7 @@ const otherOutputs = (closure: string[]): string[] => closure.filter((p) => /-\d
 describe("packages' outputs", () => {
   let withMan: BuiltSystem;
   beforeAll(async () => {
-    const config = variant('man-en', 'i18n:\n  defaultLocale: en_US.UTF-8\ndocumentation:\n  man:\n    enable: true\n');
+    const config = variant('man-en', 'i18n:\n  defaultLocale: en_US.UTF-8\ndocumentation:\n  man:\n    enable: true\n  info:\n    enable: true\n');
     withMan = await buildSystem(await evalConfigFile(config), { store });
   }, 600_000);
 
@@ -182,8 +182,11 @@ describe("packages' outputs", () => {
     expect(otherOutputs(minimal.closure)).toEqual([]);
   });
 
-  it('documentation.man.enable brings the manual pages, read by man; en_US.UTF-8 the en and en_US translations only', async () => {
+  it('documentation.man.enable and info.enable bring the manual pages, read by man, and the info manuals with their menu; en_US.UTF-8 the en and en_US translations only', async () => {
     const sw = store.toPhysical(withMan.sw);
+    // documentation.info.enable: the manuals, and the menu install-info's trigger would have made.
+    expect(filesBelow(sw, 'usr/share/info')).toEqual(expect.arrayContaining(['coreutils.info.gz', 'dir']));
+    expect(readFileSync(join(sw, 'usr/share/info/dir'), 'utf8')).toMatch(/^\* ls: \(coreutils\)ls invocation\./m);
     expect(filesBelow(sw, 'usr/share/man')).toEqual(expect.arrayContaining(['man1/ls.1.gz', 'man1/systemctl.1.gz', 'man1/man.1.gz']));
     // The alternatives' slave links into manual pages are made (mawk's awk.1.gz).
     expect(readlinkSync(join(sw, 'usr/share/man/man1/awk.1.gz'))).toBe('mawk.1.gz');
