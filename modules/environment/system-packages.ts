@@ -28,6 +28,17 @@ export default ({ lib }: ModuleArgs) => {
           example: ['vim', 'curl'],
           description: 'Debian packages in the system environment (by name); their dependencies come with them.',
         }),
+        extraOutputsToInstall: mkOption({
+          type: types.listOf(types.str),
+          default: [],
+          example: ['doc', 'lang-de'],
+          description:
+            "Outputs of the system's packages to install besides their main one (`out`). cairn splits each Debian package as Nix splits its " +
+            'packages: `doc` (usr/share/doc, but the copyright files, which stay with the package), `man` (manual pages), `info` (info manuals) ' +
+            'and, unlike Nix, one output per language of translations: `lang-<language>` (usr/share/locale/<language>; a translated manual ' +
+            'page comes with `man` and its language). A package without such files has no such output. documentation.* and the i18n locales ' +
+            'set this: a system holds only the translations of its locales.',
+        }),
         builtPackages: mkOption({
           type: types.listOf(builtPackage),
           default: [],

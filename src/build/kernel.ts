@@ -7,11 +7,11 @@
  * `usr/lib/modules/<kver>/`) is in the `linux-image-<kver>` package it depends on. The .deb ships
  * no modules.dep: `depmod` runs in its postinst, which cairn never runs, so a derivation runs it.
  */
-import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
-import { registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
+import { linkOrCopy, registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
 
 /** A kernel found in a package's store path. */
 export interface KernelInfo {
@@ -293,16 +293,6 @@ registerBuilder('cairn:kernel-image', async (ctx) => {
     if (existsSync(join(pkg, 'boot', f))) linkOrCopy(join(pkg, 'boot', f), join(ctx.out, 'boot', f));
   }
 });
-
-/** Hard link (the store is immutable, so sharing the kernel package's inodes is safe), else a copy. */
-function linkOrCopy(from: string, to: string): void {
-  mkdirSync(dirname(to), { recursive: true });
-  try {
-    linkSync(from, to);
-  } catch {
-    copyFileSync(from, to);
-  }
-}
 
 registerBuilder('cairn:kernel-modules', async (ctx) => {
   const a = ctx.drv.args as KernelTreeArgs;

@@ -33,7 +33,7 @@ import { treeDerivation, type TreeEntry } from './tree.js';
 import { bootDerivations } from './initrd.js';
 import { depmodDerivation, kernelFromName, kernelImageDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type KernelInfo, type ModuleIndex } from './kernel.js';
 import { runChecks } from './checks.js';
-import { triggersDerivation } from './triggers.js';
+import { infoDirDerivation, triggersDerivation } from './triggers.js';
 
 export { portableConfig } from '../toplevel/index.js';
 
@@ -249,6 +249,12 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   if (treeMode) runtime.delete(nameOf.get(info.storePath)!);
   await realise(runtime);
   const packages = realised.filter((p) => runtime.has(p.name)).map((p) => ({ name: p.name, storePath: p.storePath })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  // The packages' other outputs the configuration asks for (documentation, translations), named
+  // `<package>:<output>` (no Debian package name has a colon): they join sw and the duties' view of it.
+  const outputs = (pkgs.outputs.length === 0 ? [] : await realisePackages(lock, locked.repositories, store, { ...unpack, only: runtime, outputs: pkgs.outputs }))
+    .filter((p) => runtime.has(p.name))
+    .flatMap((p) => Object.entries(p.outputs).map(([o, storePath]) => ({ name: `${p.name}:${o}`, storePath })))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
   // The generated files, checked by the system's own programs before anything else is built.
   await runChecks(store, ev, spec.checks, packages, progress);
 
@@ -291,11 +297,14 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
     swLayers.push(await store.build(binLinksDerivation(store, paths)));
   }
   progress('building sw');
-  const dutiesPath = await store.build(dutiesDerivation(packages));
+  // Alternatives' slave links into an output (a manual page) are made when the output is there.
+  const dutiesPath = await store.build(dutiesDerivation([...packages, ...outputs]));
   const triggers = triggersDerivation(store, packages);
   if (triggers) swLayers.push(await store.build(triggers));
+  const infoDir = infoDirDerivation(store, [...packages, ...outputs]);
+  if (infoDir) swLayers.push(await store.build(infoDir));
   const sw = await store.build(
-    buildEnv('system-sw', [dutiesPath, ...swLayers, ...packages.map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
+    buildEnv('system-sw', [dutiesPath, ...swLayers, ...[...packages, ...outputs].map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
   );
 
   // 5. etc.

@@ -6,6 +6,8 @@
  *                                      /var/lib/systemd/catalog/database, where journalctl reads it)
  *   etc/ld.so.cache                    libc-bin's: `ldconfig` over the library folders (reaches /etc
  *                                      through the etc derivation, as /etc/static/ld.so.cache)
+ *   usr/share/info/dir                 install-info's, over the info manuals (a layer of its own,
+ *                                      made only for a system with info manuals and install-info)
  *
  * Otherwise systemd-hwdb-update, systemd-journal-catalog-update and ldconfig.service make them on a
  * first boot, ahead of udevd and sysinit.target: 7–14 s of a TCG boot. With them, the
@@ -13,7 +15,8 @@
  * /etc/udev/hwdb.bin or /etc/udev/hwdb.d exist), and activation marks /etc and /var updated.
  */
 import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { mergedPath } from '../debian/deb.js';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
@@ -178,5 +181,47 @@ registerBuilder('cairn:triggers', async (ctx) => {
     }
   } finally {
     removeTree(base);
+  }
+});
+
+const INFO_D = 'usr/share/info';
+const INSTALL_INFO = 'usr/bin/install-info';
+
+/** The info manuals of packages (`sed.info.gz`; not the parts `sed.info-1.gz`), physical paths in name order. */
+function infoManuals(store: Store, pkgs: StorePackage[]): string[] {
+  return pkgs
+    .flatMap((p) => {
+      const dir = join(store.toPhysical(p.storePath), INFO_D);
+      return existsSync(dir) ? readdirSync(dir).filter((f) => /\.info(\.gz)?$/.test(f)).map((f) => join(dir, f)) : [];
+    })
+    .sort((a, b) => (basename(a) < basename(b) ? -1 : basename(a) > basename(b) ? 1 : 0));
+}
+
+/**
+ * usr/share/info/dir, the menu `info` opens, as install-info's trigger makes it: a layer of sw over
+ * the packages (with their info outputs), or undefined when they hold no manual or no install-info.
+ */
+export function infoDirDerivation(store: Store, pkgs: StorePackage[]): Derivation | undefined {
+  if (!pkgs.some((p) => existsSync(join(store.toPhysical(p.storePath), INSTALL_INFO))) || infoManuals(store, pkgs).length === 0) return undefined;
+  const sorted = [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { name: 'system-info-dir', builder: 'cairn:info-dir', args: { packages: sorted }, inputs: sorted.map((p) => p.storePath) };
+}
+
+registerBuilder('cairn:info-dir', async (ctx) => {
+  const { packages } = ctx.drv.args as { packages: StorePackage[] };
+  const runner = programRunner(ctx.store, packages);
+  // install-info reads a compressed manual through a gzip it looks up on PATH: it is given plain copies.
+  const scratch = `${ctx.out}.info`;
+  mkdirSync(scratch);
+  const dir = join(ctx.out, INFO_D);
+  mkdirSync(dir, { recursive: true });
+  try {
+    for (const manual of infoManuals(ctx.store, packages)) {
+      const plain = join(scratch, basename(manual).replace(/\.gz$/, ''));
+      writeFileSync(plain, manual.endsWith('.gz') ? gunzipSync(readFileSync(manual)) : readFileSync(manual));
+      await run(runner.command(INSTALL_INFO, [`--info-dir=${dir}`, plain]), `install-info ${basename(manual)}`);
+    }
+  } finally {
+    removeTree(scratch);
   }
 });

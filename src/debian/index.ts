@@ -13,6 +13,7 @@ import { lockMatches, makeLock, readLock, writeLock, type LockFile, type LockedP
 import { fetchDebs } from './fetch.js';
 import { debStoreName, unpackDeb, type DebArgs } from './deb.js';
 import { debianCacheDir } from './cache.js';
+import { debOutputDerivation, readOutputs, selectOutputs } from './outputs.js';
 
 export type { Repository, RepositorySpec } from './sources.js';
 export { defaultRepositories, resolveRepositories, readHostSources } from './sources.js';
@@ -24,6 +25,7 @@ export { loadUniverse } from './packages.js';
 export { debStoreName, unpackDeb } from './deb.js';
 export { fetchDebs } from './fetch.js';
 export { debianCacheDir } from './cache.js';
+export { debOutputDerivation, outputOf, readOutputs, selectOutputs } from './outputs.js';
 
 registerBuilder('deb', async (ctx) => {
   const args = ctx.drv.args as DebArgs;
@@ -86,7 +88,7 @@ export async function lockPackages(req: PackageRequest, opts: LockOptions = {}):
   return { lock, repositories, resolved: true };
 }
 
-/** The store derivation that unpacks one locked package. */
+/** The store derivation that unpacks one locked package (whole: its outputs are split from it). */
 export function debDerivation(p: LockedPackage): Derivation {
   const args: DebArgs = { package: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256, filename: p.filename };
   return { name: debStoreName(p.name, p.version), builder: 'deb', args, inputs: [] };
@@ -96,36 +98,68 @@ export interface RealisedPackage {
   name: string;
   version: string;
   sha256: string;
+  /** The main output (`out`). */
   storePath: string;
+  /** The other outputs asked for that the package has: output name → store path. */
+  outputs: Record<string, string>;
+}
+
+export interface RealiseOptions {
+  jobs?: number;
+  cacheDir?: string;
+  progress?: boolean;
+  onProgress?: (done: number, total: number, name: string) => void;
+  /** Outputs besides `out` to realise where a package has them (environment.extraOutputsToInstall, see selectOutputs). */
+  outputs?: string[];
+  /** Realise only these packages (all when absent). */
+  only?: ReadonlySet<string>;
 }
 
 /**
- * Makes every locked package (or those `only` names) a valid store path: downloads only what is
- * neither in the store nor in the cache, then builds (unpacks) the missing paths in parallel.
- * Every package's store path is returned, realised or not: a build that finds its outputs valid
- * needs none of its build-only packages (a machine switching itself has no kernel package).
+ * Makes the main output of every locked package (or of those `only` names), and the other outputs
+ * asked for, valid store paths: downloads only the .debs of paths that are neither in the store
+ * nor in the cache, then unpacks and splits what is missing, in parallel. Every package's main
+ * output is returned, realised or not: a build that finds its outputs valid needs none of its
+ * build-only packages (a machine switching itself has no kernel package).
  */
-export async function realisePackages(
-  lock: LockFile,
-  repositories: Repository[],
-  store: Store,
-  opts: { jobs?: number; cacheDir?: string; progress?: boolean; onProgress?: (done: number, total: number, name: string) => void; only?: ReadonlySet<string> } = {},
-): Promise<RealisedPackage[]> {
-  const drvs = lock.packages.map(debDerivation);
-  const outs = drvs.map((d) => store.outputPath(d));
-  const wanted = (p: LockedPackage) => opts.only === undefined || opts.only.has(p.name);
+export async function realisePackages(lock: LockFile, repositories: Repository[], store: Store, opts: RealiseOptions = {}): Promise<RealisedPackage[]> {
+  const unpacked = lock.packages.map((p) => store.outputPath(debDerivation(p)));
+  const mains = lock.packages.map((p, i) => debOutputDerivation(p.name, p.version, unpacked[i]!, 'out'));
+  const chosen = lock.packages.flatMap((p, i) => (opts.only === undefined || opts.only.has(p.name) ? [{ pkg: p, unpacked: unpacked[i]!, drv: mains[i]! }] : []));
+  await buildOutputs(chosen, repositories, store, opts);
+  const wanted = new Set(opts.outputs ?? []);
+  const extra = chosen.flatMap(({ pkg: p, unpacked: u, drv }) =>
+    wanted.size === 0 ? [] : selectOutputs(readOutputs(store, store.outputPath(drv)), wanted).map((output) => ({ pkg: p, unpacked: u, output, drv: debOutputDerivation(p.name, p.version, u, output) })),
+  );
+  await buildOutputs(extra, repositories, store, opts);
+  return lock.packages.map((p, i) => ({
+    name: p.name,
+    version: p.version,
+    sha256: p.sha256,
+    storePath: store.outputPath(mains[i]!),
+    outputs: Object.fromEntries(extra.filter((e) => e.pkg === p).map((e) => [e.output, store.outputPath(e.drv)])),
+  }));
+}
+
+/** Builds the outputs that are not valid yet, and first the unpacked packages (and downloads) they are split from. */
+async function buildOutputs(wanted: { pkg: LockedPackage; unpacked: string; drv: Derivation }[], repositories: Repository[], store: Store, opts: RealiseOptions): Promise<void> {
+  const outs = wanted.map((w) => store.outputPath(w.drv));
   // Rooted before they are checked: a `store gc` running meanwhile must not delete what we found
   // valid, which the rest of the build goes on to use.
-  await store.addTempRoots(outs.filter((_, i) => wanted(lock.packages[i]!)));
-  const missing = lock.packages.filter((p, i) => wanted(p) && !store.isValid(outs[i]!));
-  if (missing.length > 0) {
+  await store.addTempRoots(outs);
+  const missing = wanted.filter((_, i) => !store.isValid(outs[i]!));
+  if (missing.length === 0) return;
+  const byUnpacked = new Map(missing.map((w) => [w.unpacked, w.pkg]));
+  await store.addTempRoots([...byUnpacked.keys()]);
+  const toUnpack = [...byUnpacked].filter(([path]) => !store.isValid(path)).map(([, p]) => p);
+  if (toUnpack.length > 0) {
     const bySuite = new Map(repositories.map((r) => [r.suite, r.uri]));
-    await fetchDebs(missing.map((p) => {
+    await fetchDebs(toUnpack.map((p) => {
       const uri = bySuite.get(p.suite) ?? repositories[0]?.uri;
       if (!uri) throw new CairnError(`no repository is configured for suite ${p.suite} of locked package ${p.name}`);
       return { name: p.name, version: p.version, filename: p.filename, sha256: p.sha256, size: p.size, uri };
     }), { cacheDir: opts.cacheDir ?? debianCacheDir(), progress: opts.progress });
-    await store.buildAll(drvs.filter((_, i) => wanted(lock.packages[i]!) && !store.isValid(outs[i]!)), { jobs: opts.jobs, onProgress: opts.onProgress });
   }
-  return lock.packages.map((p, i) => ({ name: p.name, version: p.version, sha256: p.sha256, storePath: outs[i]! }));
+  // One pass: each split waits for its unpacking.
+  await store.buildAll([...toUnpack.map(debDerivation), ...missing.map((w) => w.drv)], { jobs: opts.jobs, onProgress: opts.onProgress });
 }

@@ -127,6 +127,8 @@ export interface SystemSpec {
     /** `packages.repositories`; an entry without `uri` or `keyring` takes the host's for its suite. */
     repositories: RepositorySpec[];
     installRecommends: boolean;
+    /** `environment.extraOutputsToInstall`: the packages' outputs besides `out`. */
+    outputs: string[];
   };
   boot: {
     kernelParams: string[];
@@ -286,6 +288,7 @@ export function systemSpec(config: unknown): SystemSpec {
           (r): RepositorySpec => ({ suite: r.suite, components: r.components, architecture: r.architecture, ...(r.uri ? { uri: r.uri } : {}), ...(r.keyring ? { keyring: r.keyring } : {}) }),
         ),
         installRecommends: get(bool, 'packages', 'installRecommends'),
+        outputs: get(listOf(str), 'environment', 'extraOutputsToInstall'),
       };
     },
     boot: () => {

@@ -1,8 +1,21 @@
-import { chmodSync, closeSync, fsyncSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { processToken } from './lock.js';
+
+/**
+ * Hard-links a file of the store into a build (the store is immutable, so sharing inodes is safe),
+ * else copies it (another file system, or the inode's link limit reached); makes the folder first.
+ */
+export function linkOrCopy(from: string, to: string): void {
+  mkdirSync(dirname(to), { recursive: true });
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+}
 
 /** Flushes a directory's entries (a rename inside it) to disk. */
 /** Whether a path exists as itself (a dangling symlink counts). */

@@ -10,4 +10,4 @@ export { repairStore, verifyStore, type RepairResult, type VerifyProblem } from 
 export { diffClosures, formatBytes, formatChange, type ClosureChange } from './diff.js';
 export { validateName, splitName, nameOf, hashOf, isStoreBaseName } from './storepath.js';
 export { toNixBase32, hashPart } from './hash.js';
-export { lexists, removeTree } from './fsutil.js';
+export { lexists, linkOrCopy, removeTree } from './fsutil.js';

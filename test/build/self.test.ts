@@ -16,7 +16,7 @@ import { execa } from 'execa';
 import { Store, type Derivation } from '../../src/store/index.js';
 import { buildSystem, findHostPaths, hostPathNeedles, runtimeFiles, runtimeHash, type BuiltSystem, type SelfArgs } from '../../src/build/index.js';
 import { evalConfigFile } from '../../src/eval/index.js';
-import { defaultRepositories } from '../../src/debian/index.js';
+import { debDerivation, defaultRepositories, lockPathFor, readLock } from '../../src/debian/index.js';
 import { cairnVersion } from '../../src/paths.js';
 import { TEST_STORE_HOME } from '../modules/store-programs.js';
 
@@ -94,7 +94,9 @@ describe('programs.cairn.enable', () => {
 
   it('is the same path with the same contents from an empty store', async () => {
     const fresh = Store.open(join(work, 'fresh'));
-    // Only its input, Debian's nodejs, unpacked again (from the download cache).
+    // Only its input, Debian's nodejs, unpacked again (from the download cache) and its main output split off.
+    const locked = readLock(lockPathFor(join(root, 'conf', 'self.yaml')))!.packages.find((p) => p.name === 'nodejs')!;
+    await fresh.build(debDerivation(locked));
     const nodeDrv = store.pathInfo(nodejs.storePath).deriver!;
     expect(await fresh.build(nodeDrv)).toBe(nodejs.storePath);
     const drv = store.pathInfo(cairnPath).deriver!;

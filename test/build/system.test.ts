@@ -5,7 +5,7 @@
  * root (CAIRN_ROOT) with stable user ids.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
@@ -15,6 +15,7 @@ import { evalConfigFile } from '../../src/eval/index.js';
 import { CairnError } from '../../src/errors.js';
 import { parseCpio } from '../../src/build/cpio.js';
 import { storePrograms } from '../modules/store-programs.js';
+import { canChroot, makeRoot } from './install-root.js';
 
 const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
 process.env.CAIRN_DEBIAN_CACHE = CACHE;
@@ -146,6 +147,70 @@ describe('the toplevel of examples/minimal.yaml', () => {
     const leak = await store.addText('leak', `see ${join(work, 'configs')}/secret\n`);
     expect(findHostPaths(store, [leak], hostPathNeedles(store, minimalConfig))).toEqual([{ path: leak, needle: join(work, 'configs'), where: 'content' }]);
   });
+});
+
+/** The files (and links) below `rel` of a store path, relative to `rel`, sorted. */
+function filesBelow(root: string, rel: string): string[] {
+  const dir = join(root, rel);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
+}
+
+/** Store paths of packages' outputs other than their main one. */
+const otherOutputs = (closure: string[]): string[] => closure.filter((p) => /-\d[^/]*-(doc|man|info|lang-[^/]+|man-[^/]+)$/.test(p));
+
+describe("packages' outputs", () => {
+  let withMan: BuiltSystem;
+  beforeAll(async () => {
+    const config = variant('man-en', 'i18n:\n  defaultLocale: en_US.UTF-8\ndocumentation:\n  man:\n    enable: true\n  info:\n    enable: true\n');
+    withMan = await buildSystem(await evalConfigFile(config), { store });
+  }, 600_000);
+
+  it('the minimal closure holds no manual pages, info manuals, translations, nor documentation but the copyright files', () => {
+    const sw = store.toPhysical(minimal.sw);
+    expect(filesBelow(sw, 'usr/share/man')).toEqual([]);
+    expect(filesBelow(sw, 'usr/share/info')).toEqual([]);
+    // C.UTF-8 reads no translation.
+    expect(filesBelow(sw, 'usr/share/locale').filter((f) => f.includes('/'))).toEqual([]);
+    const docs = filesBelow(sw, 'usr/share/doc');
+    expect(docs).toContain('systemd/copyright');
+    // Only copyrights, and folders of packages that link to another package's.
+    expect(docs.filter((f) => !/^[^/]+\/copyright$/.test(f) && !lstatSync(join(sw, 'usr/share/doc', f)).isSymbolicLink())).toEqual([]);
+    expect(otherOutputs(minimal.closure)).toEqual([]);
+  });
+
+  it('documentation.man.enable and info.enable bring the manual pages, read by man, and the info manuals with their menu; en_US.UTF-8 the en and en_US translations only', async () => {
+    const sw = store.toPhysical(withMan.sw);
+    // documentation.info.enable: the manuals, and the menu install-info's trigger would have made.
+    expect(filesBelow(sw, 'usr/share/info')).toEqual(expect.arrayContaining(['coreutils.info.gz', 'dir']));
+    expect(readFileSync(join(sw, 'usr/share/info/dir'), 'utf8')).toMatch(/^\* ls: \(coreutils\)ls invocation\./m);
+    expect(filesBelow(sw, 'usr/share/man')).toEqual(expect.arrayContaining(['man1/ls.1.gz', 'man1/systemctl.1.gz', 'man1/man.1.gz']));
+    // The alternatives' slave links into manual pages are made (mawk's awk.1.gz).
+    expect(readlinkSync(join(sw, 'usr/share/man/man1/awk.1.gz'))).toBe('mawk.1.gz');
+    const languages = new Set(filesBelow(sw, 'usr/share/locale').filter((f) => f.includes('/')).map((f) => f.split('/')[0]));
+    expect([...languages].filter((l) => l !== 'en' && l !== 'en_US')).toEqual([]);
+    expect(filesBelow(sw, 'usr/share/locale')).toContain('locale.alias');
+    expect(existsSync(join(sw, 'usr/share/i18n/locales/en_US'))).toBe(true); // what the locales activation compiles from
+    // Translated manual pages only for the system's languages.
+    expect(readdirSync(join(sw, 'usr/share/man')).filter((d) => !d.startsWith('man') && d !== 'en')).toEqual([]);
+    // The main outputs are the minimal system's; its closure has none of this one's other outputs.
+    const main = (b: BuiltSystem) => new Map(b.packages.map((p) => [p.name, p.storePath]));
+    for (const [name, path] of main(minimal)) if (main(withMan).has(name)) expect(main(withMan).get(name), name).toBe(path);
+    const extra = otherOutputs(withMan.closure);
+    expect(extra.some((p) => /-coreutils-[^/]*-man$/.test(p))).toBe(true);
+    expect(extra.filter((p) => minimal.closure.includes(p))).toEqual([]);
+    if (!canChroot) return;
+    const root = mkdtempSync(join(work, 'man-root-'));
+    makeRoot(root, withMan);
+    symlinkSync(`${withMan.toplevel}/etc`, join(root, 'etc'));
+    const man = await execa('unshare', ['-r', '-m', 'sh', '-c', 'mount --rbind "$0" "$1/cairn" && exec chroot "$1" /usr/bin/env -i PATH=/usr/bin:/usr/sbin LANG=C.UTF-8 MANPAGER=cat MANWIDTH=80 man "$2" "$3"', store.home, root, '1', 'ls'], { reject: false });
+    expect(man.exitCode, man.stderr).toBe(0);
+    expect(man.stdout).toMatch(/^LS\(1\) .*User Commands/);
+    expect(man.stdout).toMatch(/^NAME\n\s+ls - list directory contents$/m);
+  }, 120_000);
 });
 
 describe('the toplevel of examples/server.yaml', () => {

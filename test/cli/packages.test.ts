@@ -63,16 +63,18 @@ describe('cairn lock and cairn packages', () => {
     expect(existsSync(join(home, 'store')) ? readdirSync(join(home, 'store')).filter((n) => n.includes('-hello-')) : []).toEqual([]);
   }, 180_000);
 
-  it('cairn packages --json unpacks the locked closure and prints [{ name, version, sha256, storePath }]', async () => {
+  it('cairn packages --json unpacks the locked closure and prints [{ name, version, sha256, storePath, outputs }]', async () => {
     const r = await cairn(['packages', config, '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     // The lock was used as it is, not rewritten.
     expect(r.stderr).not.toContain('wrote');
-    const out = JSON.parse(r.stdout) as { name: string; version: string; sha256: string; storePath: string }[];
+    const out = JSON.parse(r.stdout) as { name: string; version: string; sha256: string; storePath: string; outputs: Record<string, string> }[];
     expect(out.map((p) => p.name)).toEqual(locked.map((p) => p.name));
     const store = Store.open(home);
     for (const [i, p] of out.entries()) {
-      expect(Object.keys(p).sort()).toEqual(['name', 'sha256', 'storePath', 'version']);
+      expect(Object.keys(p).sort()).toEqual(['name', 'outputs', 'sha256', 'storePath', 'version']);
+      // The configuration asks for no documentation and, in C.UTF-8, no translations.
+      expect(p.outputs).toEqual({});
       expect(p).toMatchObject({ name: locked[i]!.name, version: locked[i]!.version, sha256: locked[i]!.sha256 });
       expect(p.storePath).toMatch(/^\/cairn\/store\/[0-9a-z]{32}-[^/]+$/);
       expect(store.isValid(p.storePath), p.storePath).toBe(true);
@@ -80,5 +82,8 @@ describe('cairn lock and cairn packages', () => {
     }
     const hello = out.find((p) => p.name === 'hello')!;
     expect(existsSync(join(store.toPhysical(hello.storePath), 'usr/bin/hello'))).toBe(true);
+    // The main output: hello's manual page and translations are outputs of their own.
+    expect(existsSync(join(store.toPhysical(hello.storePath), 'usr/share/man'))).toBe(false);
+    expect(existsSync(join(store.toPhysical(hello.storePath), 'usr/share/doc/hello/copyright'))).toBe(true);
   }, 180_000);
 });

@@ -301,6 +301,28 @@ describe('hardware, console, time, programs', () => {
   });
 });
 
+describe("packages' outputs: documentation and translations", () => {
+  const outputs = async (m: object): Promise<string[]> => [...(await evalConfig(m)).environment.extraOutputsToInstall].sort();
+
+  it('asks for no output but the main one by default: no documentation, and C.UTF-8 reads no translation', async () => {
+    expect(await outputs({})).toEqual([]);
+  });
+
+  it("adds the documentation outputs and their readers by NixOS's options, none when documentation.enable is off", async () => {
+    const all = { documentation: { man: { enable: true }, doc: { enable: true }, info: { enable: true } } };
+    expect(await outputs(all)).toEqual(['doc', 'info', 'man']);
+    expect(pkgs(await evalConfig(all))).toEqual(expect.arrayContaining(['man-db', 'info']));
+    expect(await outputs({ documentation: { ...all.documentation, enable: false } })).toEqual([]);
+  });
+
+  it('adds the translations of the languages of every locale the system names', async () => {
+    expect(await outputs({ i18n: { defaultLocale: 'en_US.UTF-8' } })).toEqual(['lang-en', 'lang-en_US']);
+    expect(await outputs({ i18n: { defaultLocale: 'de_CH.UTF-8', extraLocaleSettings: { LC_TIME: 'sr_RS.UTF-8@latin' }, supportedLocales: ['pt_BR.UTF-8', 'C.UTF-8'] } })).toEqual([
+      'lang-de', 'lang-de_CH', 'lang-pt', 'lang-pt_BR', 'lang-sr', 'lang-sr@latin', 'lang-sr_RS', 'lang-sr_RS@latin',
+    ]);
+  });
+});
+
 describe('initial passwords at activation (users.awk)', () => {
   const run = (dir: string, users: string, shadow: string, mutable: 0 | 1): string => {
     const f = (name: string, text: string) => {

@@ -8,10 +8,10 @@ import { lockPackages, lockPathFor, realisePackages, type PackageRequest } from 
  * The package part of a configuration: `environment.systemPackages` (names or package values),
  * `packages.repositories` and `packages.installRecommends`.
  */
-export async function packageRequestOf(configPath: string): Promise<PackageRequest> {
+export async function packageRequestOf(configPath: string): Promise<PackageRequest & { outputs: string[] }> {
   const { spec } = await evalConfigFile(configPath);
-  const { system, repositories, installRecommends } = spec.packages;
-  return { packages: system, repositories, installRecommends };
+  const { system, repositories, installRecommends, outputs } = spec.packages;
+  return { packages: system, repositories, installRecommends, outputs };
 }
 
 interface PackagesArgs {
@@ -26,7 +26,7 @@ const packagesCommand: CommandModule<object, PackagesArgs> = {
   builder: (y) =>
     y
       .positional('config', { type: 'string', demandOption: true, describe: 'Configuration file' })
-      .option('json', { type: 'boolean', describe: 'Print JSON: [{ name, version, sha256, storePath }]' })
+      .option('json', { type: 'boolean', describe: 'Print JSON: [{ name, version, sha256, storePath, outputs }] (storePath: the main output; outputs: those environment.extraOutputsToInstall asks for)' })
       .option('jobs', { type: 'number', describe: 'Packages unpacked at once (default: CPU count)' }),
   handler: async (args) => {
     const request = await packageRequestOf(args.config);
@@ -37,6 +37,7 @@ const packagesCommand: CommandModule<object, PackagesArgs> = {
     const result = await realisePackages(lock, repositories, Store.open(), {
       jobs: args.jobs,
       progress: tty,
+      outputs: request.outputs,
       onProgress: tty ? (done, total, name) => process.stderr.write(`\r\x1b[Kunpacking ${done}/${total} ${name}`) : undefined,
     });
     if (tty) process.stderr.write('\r\x1b[K');
