@@ -83,9 +83,14 @@ export interface PreparedDefinitions {
   highestPrio: number;
 }
 
-/** Discharge, keep only the highest priority (lowest number), sort by mkOrder (stable). */
-export function prepareDefinitions(defs: readonly Definition[]): PreparedDefinitions {
+/**
+ * Discharge, keep only the highest priority (lowest number), sort by mkOrder (stable). An option's
+ * default, when given, goes first at mkOptionDefault priority (as if wrapped in mkOptionDefault,
+ * without making the wrapper: every option has one).
+ */
+export function prepareDefinitions(defs: readonly Definition[], optionDefault?: Definition): PreparedDefinitions {
   const all: FinalDefinition[] = [];
+  if (optionDefault) discharge(optionDefault, all, PRIORITY.optionDefault);
   for (const d of defs) discharge(d, all);
   let highestPrio = Infinity;
   let lowest = -Infinity;
