@@ -26,8 +26,15 @@ export interface SecondRun {
   options?: unknown;
   /** Values its body needed that could not be computed yet (a cycle, so far) got stand-ins: those cycles. */
   partial?: OptionError[];
-  /** Its definitions split namespace by namespace, as read (keyed by the namespace's path). */
-  split?: Map<string, Map<string, Definition[]>>;
+  /** Its definitions split namespace by namespace, as read. */
+  split?: RunSplit;
+}
+
+/** A second run's definitions of one namespace, and once split, those of its children. */
+interface RunSplit {
+  defs: Definition[];
+  children?: Map<string, Definition[]>;
+  below?: Map<string, RunSplit>;
 }
 
 /** The second runs of one evaluation's modules. */
@@ -170,17 +177,19 @@ export class SecondRuns {
   /** A second run's definitions at `path`, its config split one namespace at a time, once each. */
   private definitionsOf(run: SecondRun, path: string[]): Definition[] {
     if (run.config === undefined) return [];
-    const split = (run.split ??= new Map());
-    let defs: Definition[] = [{ loc: run.configLoc!, value: run.config }];
-    let key = '';
+    // A tree, not a map keyed by joined paths: each option of each module that runs twice asks.
+    let node = (run.split ??= { defs: [{ loc: run.configLoc!, value: run.config }] });
     for (let i = 0; i < path.length; i++) {
-      let children = split.get(key);
-      if (!children) split.set(key, (children = splitDefinitions(defs, (v, l) => this.ev.notASet(path.slice(0, i), v, l))));
-      defs = children.get(path[i]!) ?? [];
-      if (defs.length === 0) return defs;
-      key += `\0${path[i]}`;
+      const children = (node.children ??= splitDefinitions(node.defs, (v, l) => this.ev.notASet(path.slice(0, i), v, l)));
+      const defs = children.get(path[i]!);
+      if (!defs) return [];
+      if (i === path.length - 1) return defs;
+      const below = (node.below ??= new Map());
+      let next = below.get(path[i]!);
+      if (!next) below.set(path[i]!, (next = { defs }));
+      node = next;
     }
-    return defs;
+    return node.defs;
   }
 
   /**
