@@ -2,7 +2,7 @@ import { entryLocation, keyLocation, setEntryLocation, type SourceLocation } fro
 import { force, isPlainObject, lazyEntry, type Definition } from '../merge.js';
 import { isOption } from '../options.js';
 import { If, Merge, Order, Override, Thunk } from '../properties.js';
-import type { NamespaceNode } from './declarations.js';
+import { NamespaceNode } from './declarations.js';
 import type { Evaluation } from './evaluation.js';
 import type { CollectedModule } from './syntax.js';
 
@@ -40,10 +40,21 @@ export class NamespaceEval {
     const notASet = (v: unknown, l: SourceLocation): never => this.ev.notASet(this.node.path, v, l);
     for (const def of this.defs) {
       const from = definedBy(def);
+      // An option's definitions from a module that runs twice are replaced by its second run's
+      // (fromSecondRuns): only which module defines it is needed, and one stand-in says that.
+      let stands: ModuleDefinition | undefined;
       expandSet(def.value, NO_WRAPS, def.loc, notASet, (obj, wraps, loc) => {
         for (const key of Object.keys(obj)) {
+          const child = children.get(key);
+          if (from && child && !(child instanceof NamespaceNode)) {
+            const list = matched.get(key);
+            stands ??= moduleDefinition(def.loc, undefined, from);
+            if (list) list.push(stands);
+            else matched.set(key, [stands]);
+            continue;
+          }
           const d = entryDefinition(obj, key, wraps, loc, from);
-          if (children.has(key)) {
+          if (child) {
             const list = matched.get(key);
             if (list) list.push(d);
             else matched.set(key, [d]);
