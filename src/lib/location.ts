@@ -165,32 +165,19 @@ export function stackFrames(stack: string): SourceLocation[] {
   return frames;
 }
 
-/** A location computed when first read: most are never shown. */
-export function lazyLocation(compute: () => SourceLocation): SourceLocation {
-  return new LazyLocation(compute);
-}
-
 /**
- * Its fields are getters of the class, not its own: evaluations make a location per declaration
- * and per definition, and an object with accessors of its own costs several times as much to
- * make. Where modules see locations (`options.x.definitions`) they get plain copies (plainLocation).
+ * A location computed when first read: most are never shown. Its fields are getters of the class,
+ * not its own: evaluations make a location per declaration and per definition, and an object with
+ * accessors of its own costs several times as much to make. Subclasses hold what computing it
+ * needs, in fields rather than a closure. Where modules see locations (`options.x.definitions`)
+ * they get plain copies (plainLocation).
  */
-class LazyLocation implements SourceLocation {
-  #compute?: () => SourceLocation;
+export abstract class LazyLocation implements SourceLocation {
   #resolved?: SourceLocation;
-  constructor(compute: (() => SourceLocation) | undefined) {
-    this.#compute = compute;
-  }
   /** The location, computed. */
-  protected compute(): SourceLocation {
-    return this.#compute!();
-  }
+  protected abstract compute(): SourceLocation;
   #get(): SourceLocation {
-    if (!this.#resolved) {
-      this.#resolved = this.compute();
-      this.#compute = undefined;
-    }
-    return this.#resolved;
+    return (this.#resolved ??= this.compute());
   }
   get file(): string {
     return this.#get().file;
@@ -228,7 +215,7 @@ class KeyLocation extends LazyLocation {
   readonly #parent: SourceLocation;
   readonly #key: string;
   constructor(parent: SourceLocation, key: string) {
-    super(undefined);
+    super();
     this.#parent = parent;
     this.#key = key;
   }

@@ -1,4 +1,4 @@
-import { entryLocation, formatLocation, lazyLocation, type SourceLocation } from '../location.js';
+import { entryLocation, formatLocation, LazyLocation, type SourceLocation } from '../location.js';
 import { force, isPlainObject, OptionError } from '../merge.js';
 import { isOption, Option, type OptionDeclaration } from '../options.js';
 import { showOption, showValue } from '../show.js';
@@ -62,7 +62,8 @@ export class Declarations {
       throw new OptionError(`Expected a set of option declarations at \`${showOption([...this.prefix, ...ns.path]) || '<root>'}' in \`${formatLocation(loc)}', got ${showValue(v)}.`);
     }
     for (const name of Object.keys(v)) {
-      const path = [...ns.path, name];
+      // Of its length, where a spread leaves room to grow: configurations declare thousands.
+      const path = ns.path.concat(name);
       let child = force(v[name]);
       const where = entryLocation(v, name) ?? loc;
       if (later && isOption(child) && later.paths.has(path.join('\0'))) child = withLaterDefault(child, () => later.get(path));
@@ -217,7 +218,21 @@ function freeformEntrySchema(type: OptionType): JsonSchema {
  * maps are not free, and most declarations are never shown).
  */
 function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation {
-  return lazyLocation(() => opt.location ?? fallback);
+  return new DeclarationSite(opt, fallback);
+}
+
+/** declarationSite's: one object per declaration, no closure. */
+class DeclarationSite extends LazyLocation {
+  readonly #opt: Option;
+  readonly #fallback: SourceLocation;
+  constructor(opt: Option, fallback: SourceLocation) {
+    super();
+    this.#opt = opt;
+    this.#fallback = fallback;
+  }
+  protected override compute(): SourceLocation {
+    return this.#opt.location ?? this.#fallback;
+  }
 }
 
 /**
