@@ -50,11 +50,11 @@ export class Evaluation implements MergeContext, RefHost {
   /** Reads through references while collecting: all, and those computing with a stand-in. */
   private reads = 0;
   private stubs = 0;
-  private readonly secondRuns = new SecondRuns(this);
+  private secondRunsMade?: SecondRuns;
   /** Some module runs twice (read config while collected). */
   private hasSecondRuns = false;
-  readonly lateConfig: Record<string, unknown>;
-  readonly lateOptions: Record<string, unknown>;
+  private lateConfigMade?: Record<string, unknown>;
+  private lateOptionsMade?: Record<string, unknown>;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
   definedAt?: SourceLocation[];
   /** Told the files each module imports before they are loaded one by one (the loader bundles them together). */
@@ -66,7 +66,23 @@ export class Evaluation implements MergeContext, RefHost {
   ) {
     this.decls = new Declarations(prefix);
     this.specialArgs = specialArgs;
-    this.lateConfig = makeRef(this, []);
+  }
+
+  // Made when first needed: most submodule values' modules never read config or options, and
+  // their evaluations are many.
+  private get secondRuns(): SecondRuns {
+    return (this.secondRunsMade ??= new SecondRuns(this));
+  }
+
+  /** `config` for module functions: references until the evaluation is ready. */
+  get lateConfig(): Record<string, unknown> {
+    return (this.lateConfigMade ??= makeRef(this, []));
+  }
+
+  /** `options` for module functions: references until the evaluation is ready. */
+  get lateOptions(): Record<string, unknown> {
+    if (this.lateOptionsMade) return this.lateOptionsMade;
+    const self = this;
     const optionsHost: RefHost = {
       get ready() {
         return self.ready;
@@ -75,8 +91,7 @@ export class Evaluation implements MergeContext, RefHost {
       describe: () => ({ root: 'options', module: this.loading && formatLocation(this.loading) }),
       touched: (stub) => this.touched(stub),
     };
-    const self = this;
-    this.lateOptions = makeRef(optionsHost, []);
+    return (this.lateOptionsMade = makeRef(optionsHost, []));
   }
 
   // RefHost
@@ -241,12 +256,25 @@ export class Evaluation implements MergeContext, RefHost {
 
   /** Arguments for a module function run again only for the call sites it makes: config and options read as in a first run. */
   standInArgs(): ModuleArgs {
-    return { ...this.moduleArgs(), config: makeRef(standIns, []), options: makeRef(standIns, []) };
+    return { name: '', lib, pkgs, ...this.specialArgs, config: makeRef(standIns, []), options: makeRef(standIns, []) };
   }
 
   moduleArgs(): ModuleArgs {
-    // specialArgs come last: they may replace any argument, `lib` too, as in NixOS.
-    return { name: '', config: this.lateConfig, options: this.lateOptions, lib, pkgs, ...this.specialArgs };
+    const self = this;
+    // specialArgs come last: they may replace any argument, `lib` too, as in NixOS. config and
+    // options are made when a module takes them.
+    return {
+      name: '',
+      get config() {
+        return self.lateConfig;
+      },
+      get options() {
+        return self.lateOptions;
+      },
+      lib,
+      pkgs,
+      ...this.specialArgs,
+    };
   }
 
   /** After collection: drop disabled modules, declare options, and become ready to evaluate. */
@@ -351,7 +379,10 @@ export class Evaluation implements MergeContext, RefHost {
       if (ns.defs.length === 0) return;
       const { matched, unmatched } = ns.split();
       out.push(...unmatched);
-      for (const [name, child] of node.children) if (child instanceof NamespaceNode && matched.has(name)) walk(child);
+      // forEach, not for-of: no entry made per child (namespaces have thousands, walked per evaluation).
+      node.children.forEach((child, name) => {
+        if (child instanceof NamespaceNode && matched.has(name)) walk(child);
+      });
     };
     walk(this.decls.root);
     return out;
@@ -429,7 +460,7 @@ export class Evaluation implements MergeContext, RefHost {
     const obj: Record<string, unknown> = {};
     // Only second runs read config through views of these objects.
     if (this.hasSecondRuns) this.secondRuns.addConfigSet(obj);
-    for (const [name, child] of ns.children) {
+    ns.children.forEach((child, name) => {
       if (child instanceof OptionNode) {
         // Kept once read, unless the read gave a reference (an option a second run's body read
         // while it was being computed): the value is there on the next read.
@@ -452,7 +483,7 @@ export class Evaluation implements MergeContext, RefHost {
       } else {
         defineLazy(obj, name, () => this.configObject(child, free && isPlainObject(free[name]) ? (free[name] as Record<string, unknown>) : undefined));
       }
-    }
+    });
     if (free) {
       for (const k of Object.keys(free)) {
         if (!ns.children.has(k)) Object.defineProperty(obj, k, Object.getOwnPropertyDescriptor(free, k)!);
@@ -526,13 +557,14 @@ export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeC
 
 /** A submodule value: a nested evaluation of the type's modules plus each definition. */
 export function evalSubmodule(loc: string[], modules: ModuleInput[], defs: FinalDefinition[], specialArgs: Record<string, unknown>, shorthand: boolean): Record<string, unknown> {
+  const shown = showOption(loc);
   const inputs: ModuleInput[] = [
     ...modules,
     ...defs.map((d, i) => {
       const v = force(d.value);
       // A path is a module file, relative to the file that defined it.
       if (isModulePath(v)) return resolveModulePath(v, isAbsolute(d.loc.file) ? dirname(d.loc.file) : process.cwd());
-      return new SourcedModule(d.value, d.loc, `${showOption(loc)}#${i + 1}`, shorthand && typeof v !== 'function');
+      return new SourcedModule(d.value, d.loc, `${shown}#${i + 1}`, shorthand && typeof v !== 'function');
     }),
   ];
   const ev = evalModulesSync({ modules: inputs, prefix: loc, specialArgs: { ...specialArgs, name: loc[loc.length - 1] ?? '' } });
