@@ -249,7 +249,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
     jsonSchema: () => ({ type: 'object', additionalProperties: elem.jsonSchema() }),
     merge(loc, defs, ctx) {
       const result: Record<string, unknown> = {};
-      for (const [k, kdefs] of entryDefinitions(defs)) {
+      entryDefinitions(defs).forEach((kdefs, k) => {
         const kloc = [...loc, k];
         if (lazy) {
           defineLazy(result, k, () => {
@@ -263,7 +263,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
           const r = mergeDefinitions(kloc, elem, kdefs, ctx);
           if (r.isDefined) defineLazy(result, k, r.value);
         }
-      }
+      });
       return result;
     },
   });
