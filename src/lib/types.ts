@@ -217,15 +217,32 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
  * One type of a kind for each element type: modules make `listOf(types.str)` in every run (and a
  * submodule's in each value's), and a type is a dozen closures. Types are not changed once made.
  */
-function sameFor(made: WeakMap<OptionType, OptionType>, elem: OptionType, make: (elem: OptionType) => OptionType): OptionType {
-  let t = made.get(elem);
-  if (!t) made.set(elem, (t = make(elem)));
-  return t;
+function sameFor(kind: keyof DerivedTypes, elem: OptionType, make: (elem: OptionType) => OptionType): OptionType {
+  // Kept on the element type, not in a WeakMap: most element types are made in a module's run
+  // (a submodule) and used once, and weak maps of thousands of keys cost the collector.
+  let made = (elem as Typed)[DERIVED];
+  if (!made) ownField(elem, DERIVED, (made = {}));
+  return (made[kind] ??= make(elem));
 }
-const listOfTypes = new WeakMap<OptionType, OptionType>();
-const attrsOfTypes = new WeakMap<OptionType, OptionType>();
-const lazyAttrsOfTypes = new WeakMap<OptionType, OptionType>();
-const nullOrTypes = new WeakMap<OptionType, OptionType>();
+
+/** A field of this file's on a type, not enumerable: a copy (`{ ...types.str, emptyValue }`) is another type. */
+function ownField(t: OptionType, key: symbol, value: unknown): void {
+  Object.defineProperty(t, key, { value, enumerable: false, writable: true, configurable: true });
+}
+
+/** The types made of a type by listOf & co. (see sameFor). */
+interface DerivedTypes {
+  listOf?: OptionType;
+  attrsOf?: OptionType;
+  lazyAttrsOf?: OptionType;
+  nullOr?: OptionType;
+}
+const DERIVED = Symbol('cairn.derivedTypes');
+/** A type's own fields for this file. */
+interface Typed extends OptionType {
+  [DERIVED]?: DerivedTypes;
+  [SUBMODULE]?: SubmoduleOptions;
+}
 
 function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
   const name = lazy ? 'lazyAttrsOf' : 'attrsOf';
@@ -379,7 +396,19 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
   return t;
 }
 
+/** Enum types by their values: modules make the same enum in every run. */
+const enumTypes = new Map<string, OptionType>();
+
 function enumType(values: readonly (string | number | boolean | null)[]): OptionType {
+  // JSON tells these values apart (not undefined from null, or NaN): others make a type each.
+  if (!values.every((v) => v === null || typeof v === 'string' || typeof v === 'boolean' || Number.isFinite(v))) return makeEnumType(values);
+  const key = JSON.stringify(values);
+  let t = enumTypes.get(key);
+  if (!t) enumTypes.set(key, (t = makeEnumType(values)));
+  return t;
+}
+
+function makeEnumType(values: readonly (string | number | boolean | null)[]): OptionType {
   return mkOptionType({
     name: 'enum',
     description: values.length === 0 ? 'impossible (empty enum)' : values.length === 1 ? `value ${showEnumValue(values[0]!)} (singular enum)` : `one of ${values.map(showEnumValue).join(', ')}`,
@@ -513,8 +542,8 @@ export interface SubmoduleOptions {
   description?: string;
 }
 
-/** The options a submodule type was made with, kept for merging two declarations' types. */
-const submoduleOptions = new WeakMap<OptionType, SubmoduleOptions>();
+/** Holds the options a submodule type was made with, kept for merging two declarations' types. */
+const SUBMODULE = Symbol('cairn.submoduleOptions');
 
 function submoduleWith(opts: SubmoduleOptions): OptionType {
   return submoduleType({ ...opts, modules: relativeToCaller(opts.modules, submoduleWith) });
@@ -570,7 +599,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
     merge: (loc, defs, ctx) => submoduleEvaluator().evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
     // Two declarations of a submodule option: one submodule with both sets of modules.
     typeMerge: (other) => {
-      const o = submoduleOptions.get(other);
+      const o = (other as Typed)[SUBMODULE];
       return o ? submoduleType({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
     },
     subOptions: declarations,
@@ -579,7 +608,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
   // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
   Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: submoduleEvaluator().evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
   t.emptyValueAt = (loc, ctx) => ({ value: submoduleEvaluator().evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
-  submoduleOptions.set(t, opts);
+  ownField(t, SUBMODULE, opts);
   return t;
 }
 
@@ -588,7 +617,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
  * modules, as NixOS merges them), or undefined when `type` is not a submodule.
  */
 export function extendSubmodule(type: OptionType, modules: ModuleInput[]): OptionType | undefined {
-  const opts = submoduleOptions.get(type);
+  const opts = (type as Typed)[SUBMODULE];
   return opts && submoduleType({ ...opts, modules: [...opts.modules, ...modules] });
 }
 
@@ -659,12 +688,12 @@ export const types = {
   envName,
   interfaceName,
   enum: enumType,
-  listOf: (elem: OptionType) => sameFor(listOfTypes, elem, listOf),
-  attrsOf: (elem: OptionType) => sameFor(attrsOfTypes, elem, (e) => attrsOfImpl(e, false)),
-  lazyAttrsOf: (elem: OptionType) => sameFor(lazyAttrsOfTypes, elem, (e) => attrsOfImpl(e, true)),
+  listOf: (elem: OptionType) => sameFor('listOf', elem, listOf),
+  attrsOf: (elem: OptionType) => sameFor('attrsOf', elem, (e) => attrsOfImpl(e, false)),
+  lazyAttrsOf: (elem: OptionType) => sameFor('lazyAttrsOf', elem, (e) => attrsOfImpl(e, true)),
   /** attrsOf whose attribute names must be of the string type `names` (a file name, a unit name, …). */
   attrsNamed: (names: OptionType, elem: OptionType) => attrsNamed(names, elem),
-  nullOr: (elem: OptionType) => sameFor(nullOrTypes, elem, nullOr),
+  nullOr: (elem: OptionType) => sameFor('nullOr', elem, nullOr),
   either,
   oneOf,
   uniq: (elem: OptionType) => unique({ message: '' }, elem),
