@@ -42,8 +42,6 @@ export class Evaluation implements MergeContext, RefHost {
   /** The module whose function is running, for messages about early reads. */
   private loading?: SourceLocation;
   private readonly collected = new Map<string, CollectedModule>();
-  private readonly namespaces = new Map<string, NamespaceEval>();
-  private readonly optionStates = new Map<string, OptionState>();
   private configValue?: Record<string, unknown>;
   private buildingConfig = false;
   private optionsValue?: Record<string, unknown>;
@@ -313,30 +311,25 @@ export class Evaluation implements MergeContext, RefHost {
   // Definitions, pushed down the declaration tree as NixOS's pushDownProperties does
 
   namespace(path: string[]): NamespaceEval {
-    const k = path.join('\0');
-    let ns = this.namespaces.get(k);
-    if (ns) return ns;
-    if (path.length === 0) {
-      ns = new NamespaceEval(
-        this,
-        this.decls.root,
-        this.modules
-          .filter((m) => m.config !== undefined)
-          .map((m) => moduleDefinition(m.configLoc, m.config, m.rerun ? m : undefined)),
-      );
-    } else {
-      const parent = this.namespace(path.slice(0, -1));
-      const node = this.decls.lookup(path) as NamespaceNode;
-      ns = new NamespaceEval(this, node, parent.split().matched.get(path[path.length - 1]!) ?? []);
-    }
-    this.namespaces.set(k, ns);
-    return ns;
+    return this.namespaceOf(path.length === 0 ? this.decls.root : (this.decls.lookup(path) as NamespaceNode));
   }
 
-  /** The definitions of an option (or a namespace) at `path`, relative to this evaluation. */
-  definitionsAt(path: string[]): Definition[] {
-    const parent = this.namespace(path.slice(0, -1));
-    const own = this.secondRuns.fromSecondRuns(parent.split().matched.get(path[path.length - 1]!) ?? [], path);
+  /** A namespace's definitions, kept on its node (which is this evaluation's). */
+  private namespaceOf(node: NamespaceNode): NamespaceEval {
+    if (node.evaluated) return node.evaluated;
+    const parent = node.parent;
+    const defs = parent
+      ? (this.namespaceOf(parent).split().matched.get(node.path[node.path.length - 1]!) ?? [])
+      : this.modules.filter((m) => m.config !== undefined).map((m) => moduleDefinition(m.configLoc, m.config, m.rerun ? m : undefined));
+    return (node.evaluated = new NamespaceEval(this, node, defs));
+  }
+
+  /** The definitions of an option (or a namespace) at `path`, relative to this evaluation; `node` is what is declared there. */
+  definitionsAt(path: string[], node: NamespaceNode | OptionNode | undefined = this.decls.lookup(path)): Definition[] {
+    const parent = node?.parent ? this.namespaceOf(node.parent) : this.namespace(path.slice(0, -1));
+    const matched = parent.split().matched.get(path[path.length - 1]!) ?? [];
+    // Only modules that run twice give definitions to replace.
+    const own = this.hasSecondRuns ? this.secondRuns.fromSecondRuns(matched, path) : matched;
     const aliased = this.decls.aliases.length === 0 ? [] : (this.aliasesByTarget().get(path.join('\0')) ?? []);
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
     const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
@@ -361,21 +354,21 @@ export class Evaluation implements MergeContext, RefHost {
   }
 
   option(path: string[]): OptionState {
-    const k = path.join('\0');
-    let s = this.optionStates.get(k);
-    if (!s) {
-      const node = this.decls.lookup(path);
-      if (!(node instanceof OptionNode)) throw new Error(`internal: no option at ${path.join('.')}`);
-      this.optionStates.set(k, (s = new OptionState(this, node)));
-    }
-    return s;
+    const node = this.decls.lookup(path);
+    if (!(node instanceof OptionNode)) throw new Error(`internal: no option at ${path.join('.')}`);
+    return this.optionOf(node);
+  }
+
+  /** The evaluation of one of this evaluation's options, kept on its node. */
+  optionOf(node: OptionNode): OptionState {
+    return (node.state ??= new OptionState(this, node));
   }
 
   /** Definitions that match no declared option: for freeformType, or an error. */
   unmatched(): { path: string[]; def: Definition }[] {
     const out: { path: string[]; def: Definition }[] = [];
     const walk = (node: NamespaceNode): void => {
-      const ns = this.namespace(node.path);
+      const ns = this.namespaceOf(node);
       if (ns.defs.length === 0) return;
       const { matched, unmatched } = ns.split();
       out.push(...unmatched);
@@ -472,7 +465,7 @@ export class Evaluation implements MergeContext, RefHost {
           configurable: true,
           get: () => {
             if (done) return value;
-            const v = (state ??= this.option(child.path)).value;
+            const v = (state ??= this.optionOf(child)).value;
             if (!isRef(v)) {
               done = true;
               value = v;
@@ -496,7 +489,7 @@ export class Evaluation implements MergeContext, RefHost {
     const obj: Record<string, unknown> = {};
     for (const [name, child] of ns.children) {
       const p = [...path, name];
-      defineLazy(obj, name, () => (child instanceof OptionNode ? this.option(child.path).info : this.buildOptions(child, p)));
+      defineLazy(obj, name, () => (child instanceof OptionNode ? this.optionOf(child).info : this.buildOptions(child, p)));
     }
     return obj;
   }

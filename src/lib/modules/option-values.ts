@@ -177,7 +177,7 @@ export class OptionState {
 
   private prepare(): PreparedDefinitions {
     if (this.preparedDefs) return this.preparedDefs;
-    const defs = this.ev.definitionsAt(this.node.path);
+    const defs = this.ev.definitionsAt(this.node.path, this.node);
     const decl = this.node.decl;
     if (this.preparing || this.suspended) throw this.recursion();
     this.preparing = true;
