@@ -425,9 +425,16 @@ function makeEnumType(values: readonly (string | number | boolean | null)[]): Op
 /** An enum value in a description, as NixOS shows it (`null` is `<null>`). */
 const showEnumValue = (v: string | number | boolean | null): string => (v === null ? '<null>' : typeof v === 'string' ? JSON.stringify(v) : String(v));
 
+/** strMatching types by their pattern: modules make theirs in every run, and compiling a pattern is not free. */
+const strMatchingTypes = new Map<string, OptionType>();
+
 function strMatching(pattern: string): OptionType {
+  let t = strMatchingTypes.get(pattern);
+  if (t) return t;
   const re = new RegExp(`^(?:${pattern})$`, 'u');
-  return simple('strMatching', `string matching the pattern ${pattern}`, (v) => isStr(v) && re.test(v), { type: 'string', pattern: `^(?:${pattern})$` }, pattern);
+  t = simple('strMatching', `string matching the pattern ${pattern}`, (v) => isStr(v) && re.test(v), { type: 'string', pattern: `^(?:${pattern})$` }, pattern);
+  strMatchingTypes.set(pattern, t);
+  return t;
 }
 
 /** C0 control characters and DEL: line breaks of every line-based format (systemd also ends lines at CR and NUL). */
