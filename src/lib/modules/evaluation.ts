@@ -19,6 +19,9 @@ import { normalizeModule, SourcedModule, type CollectedModule, type LoadRequest,
 // Evaluation: modules collected, their options declared, and config built lazily from their
 // definitions (NixOS's evalModules); the entry points, and the evaluator of submodule values.
 
+/** No aliases, no warnings: one empty list for every option asked. */
+const NONE: readonly never[] = [];
+
 /** Marks the config object of an evaluation (also submodule values), for `cairn option`. */
 export const EVALUATION = Symbol('cairn.evaluation');
 
@@ -330,9 +333,9 @@ export class Evaluation implements MergeContext, RefHost {
     const matched = parent.split().matched.get(path[path.length - 1]!) ?? [];
     // Only modules that run twice give definitions to replace.
     const own = this.hasSecondRuns ? this.secondRuns.fromSecondRuns(matched, path) : matched;
-    const aliased = this.decls.aliases.length === 0 ? [] : (this.aliasesByTarget().get(path.join('\0')) ?? []);
+    const aliased = this.decls.aliases.length === 0 ? NONE : (this.aliasesByTarget().get(path.join('\0')) ?? NONE);
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
-    const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
+    const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : NONE;
     if (aliased.length === 0 && warned.length === 0) return own;
     return [...own, ...aliased.flatMap((a) => this.definitionsAt(a.path)), ...warned];
   }
@@ -538,9 +541,9 @@ export async function evalModules(opts: EvalModulesOptions): Promise<Evaluation>
 }
 
 /** Evaluates modules that are all in memory (no files to load): submodules, tests. */
-export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeCheck'>): Evaluation {
+export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeCheck'>, prefixShown = showOption(opts.prefix ?? [])): Evaluation {
   const ev = new Evaluation(opts.prefix ?? [], opts.specialArgs ?? {});
-  const gen = ev.collect(opts.modules, { key: `<${showOption(opts.prefix ?? []) || 'root'}>`, loc: { file: '<inline>' }, dir: opts.baseDir ?? process.cwd() });
+  const gen = ev.collect(opts.modules, { key: `<${prefixShown || 'root'}>`, loc: { file: '<inline>' }, dir: opts.baseDir ?? process.cwd() });
   let step = gen.next();
   while (!step.done) step = gen.next(loadModuleFileSync(step.value.load, step.value.loc));
   ev.finish(step.value);
@@ -560,7 +563,7 @@ export function evalSubmodule(loc: string[], modules: ModuleInput[], defs: Final
       return new SourcedModule(d.value, d.loc, `${shown}#${i + 1}`, shorthand && typeof v !== 'function');
     }),
   ];
-  const ev = evalModulesSync({ modules: inputs, prefix: loc, specialArgs: { ...specialArgs, name: loc[loc.length - 1] ?? '' } });
+  const ev = evalModulesSync({ modules: inputs, prefix: loc, specialArgs: { ...specialArgs, name: loc[loc.length - 1] ?? '' } }, shown);
   ev.definedAt = defs.map((d) => d.loc);
   return ev.config;
 }
