@@ -70,7 +70,9 @@ export class SecondRuns {
     const again = normalizeModule(value, mod.key, mod.loc, false, mod.yaml);
     run.config = again.config;
     run.configLoc = again.configLoc;
-    run.options = again.options;
+    // Its declarations are read only for defaults computed from config (laterDefault): else
+    // they are let go, with their sites and types.
+    run.options = mod.laterDefaults?.size ? again.options : undefined;
     run.done = true;
     return run;
   }
@@ -154,7 +156,10 @@ export class SecondRuns {
 
   /** Definitions of modules that run twice replaced by those of their second run, at `path`. */
   fromSecondRuns(defs: Definition[], path: string[]): Definition[] {
-    if (!defs.some((d) => definedBy(d))) return defs;
+    if (!defs.some(definedBy)) return defs;
+    const extract = (run: SecondRun): Definition[] => this.definitionsOf(run, path);
+    // Most options have one module's definitions: its second run's, as they are.
+    if (defs.length === 1) return this.fromSecondRun(definedBy(defs[0]!)!, extract, sameDefinitions);
     const out: Definition[] = [];
     const done = new Set<CollectedModule>();
     for (const d of defs) {
@@ -162,13 +167,7 @@ export class SecondRuns {
       if (!mod) out.push(d);
       else if (!done.has(mod)) {
         done.add(mod);
-        out.push(
-          ...this.fromSecondRun(
-            mod,
-            (run) => this.definitionsOf(run, path),
-            (a, b) => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value)),
-          ),
-        );
+        out.push(...this.fromSecondRun(mod, extract, sameDefinitions));
       }
     }
     return out;
@@ -201,6 +200,9 @@ export class SecondRuns {
     return { loc: def.loc, value: new Thunk(() => new Merge(this.fromSecondRuns([def], path).map((d) => d.value))) };
   }
 }
+
+/** Whether two runs of a module gave the same definitions at a place. */
+const sameDefinitions = (a: Definition[], b: Definition[]): boolean => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value));
 
 /**
  * The options whose default differs between two first runs with different stand-ins for config
