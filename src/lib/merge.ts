@@ -106,7 +106,13 @@ export function prepareDefinitions(defs: readonly Definition[], optionDefault?: 
     if (d.order !== ORDER.default) ordered = true;
   }
   // Most options have definitions of one priority in the default order: nothing to drop or sort.
-  const kept = lowest === highestPrio ? all : all.filter((d) => d.priority === highestPrio);
+  if (lowest !== highestPrio) {
+    let w = 0;
+    for (const d of all) if (d.priority === highestPrio) all[w++] = d;
+    all.length = w;
+  }
+  // A copy of its length: an array pushed to keeps room for more, and options keep these.
+  const kept = all.slice();
   if (ordered) sortByOrder(kept);
   return { defs: kept, highestPrio };
 }

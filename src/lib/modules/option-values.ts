@@ -160,8 +160,9 @@ export class OptionState {
     readonly node: OptionNode,
   ) {}
 
+  /** Its full path: the evaluation's prefix and its own. */
   get loc(): string[] {
-    return [...this.ev.prefix, ...this.node.path];
+    return this.ev.prefix.length === 0 ? this.node.path : this.ev.prefix.concat(this.node.path);
   }
 
   get prepared(): PreparedDefinitions {
