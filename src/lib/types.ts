@@ -112,8 +112,12 @@ interface TypeSpec {
 /** Builds a type value; the default declaration merge follows NixOS's defaultTypeMerge. */
 export function mkOptionType(spec: TypeSpec): OptionType {
   const nestedTypes = spec.nestedTypes ?? {};
-  const t: OptionType & { [TYPE]: true } = {
+  const t: Typed & { [TYPE]: true } = {
     [TYPE]: true,
+    // Fields of the types made of this one and of a submodule's options, in every type so that
+    // all have one shape.
+    [DERIVED]: undefined,
+    [SUBMODULE]: undefined,
     name: spec.name,
     description: spec.description,
     descriptionClass: spec.descriptionClass,
@@ -217,31 +221,29 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
  * One type of a kind for each element type: modules make `listOf(types.str)` in every run (and a
  * submodule's in each value's), and a type is a dozen closures. Types are not changed once made.
  */
-function sameFor(kind: keyof DerivedTypes, elem: OptionType, make: (elem: OptionType) => OptionType): OptionType {
+function sameFor(kind: Exclude<keyof DerivedTypes, 'of'>, elem: OptionType, make: (elem: OptionType) => OptionType): OptionType {
   // Kept on the element type, not in a WeakMap: most element types are made in a module's run
   // (a submodule) and used once, and weak maps of thousands of keys cost the collector.
   let made = (elem as Typed)[DERIVED];
-  if (!made) ownField(elem, DERIVED, (made = {}));
+  // A copy of a type (`{ ...types.str, emptyValue }`) has the field too, but is another type.
+  if (made?.of !== elem) (elem as Typed)[DERIVED] = made = { of: elem };
   return (made[kind] ??= make(elem));
-}
-
-/** A field of this file's on a type, not enumerable: a copy (`{ ...types.str, emptyValue }`) is another type. */
-function ownField(t: OptionType, key: symbol, value: unknown): void {
-  Object.defineProperty(t, key, { value, enumerable: false, writable: true, configurable: true });
 }
 
 /** The types made of a type by listOf & co. (see sameFor). */
 interface DerivedTypes {
+  of: OptionType;
   listOf?: OptionType;
   attrsOf?: OptionType;
   lazyAttrsOf?: OptionType;
   nullOr?: OptionType;
 }
 const DERIVED = Symbol('cairn.derivedTypes');
+const SUBMODULE = Symbol('cairn.submoduleOptions');
 /** A type's own fields for this file. */
 interface Typed extends OptionType {
   [DERIVED]?: DerivedTypes;
-  [SUBMODULE]?: SubmoduleOptions;
+  [SUBMODULE]?: { of: OptionType; opts: SubmoduleOptions };
 }
 
 function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
@@ -549,8 +551,11 @@ export interface SubmoduleOptions {
   description?: string;
 }
 
-/** Holds the options a submodule type was made with, kept for merging two declarations' types. */
-const SUBMODULE = Symbol('cairn.submoduleOptions');
+/** The options a submodule type was made with, kept for merging two declarations' types. */
+function submoduleOptionsOf(t: OptionType): SubmoduleOptions | undefined {
+  const held = (t as Typed)[SUBMODULE];
+  return held?.of === t ? held.opts : undefined;
+}
 
 function submoduleWith(opts: SubmoduleOptions): OptionType {
   return submoduleType({ ...opts, modules: relativeToCaller(opts.modules, submoduleWith) });
@@ -606,7 +611,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
     merge: (loc, defs, ctx) => submoduleEvaluator().evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
     // Two declarations of a submodule option: one submodule with both sets of modules.
     typeMerge: (other) => {
-      const o = (other as Typed)[SUBMODULE];
+      const o = submoduleOptionsOf(other);
       return o ? submoduleType({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
     },
     subOptions: declarations,
@@ -615,7 +620,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
   // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
   Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: submoduleEvaluator().evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
   t.emptyValueAt = (loc, ctx) => ({ value: submoduleEvaluator().evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
-  ownField(t, SUBMODULE, opts);
+  (t as Typed)[SUBMODULE] = { of: t, opts };
   return t;
 }
 
@@ -624,7 +629,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
  * modules, as NixOS merges them), or undefined when `type` is not a submodule.
  */
 export function extendSubmodule(type: OptionType, modules: ModuleInput[]): OptionType | undefined {
-  const opts = (type as Typed)[SUBMODULE];
+  const opts = submoduleOptionsOf(type);
   return opts && submoduleType({ ...opts, modules: [...opts.modules, ...modules] });
 }
 
