@@ -168,16 +168,22 @@ export function stackFrames(stack: string): SourceLocation[] {
 /**
  * A location computed when first read: most are never shown. Its fields are getters of the class,
  * not its own: evaluations make a location per declaration and per definition, and an object with
- * accessors of its own costs several times as much to make. Subclasses hold what computing it
- * needs, in fields rather than a closure. Where modules see locations (`options.x.definitions`)
- * they get plain copies (plainLocation).
+ * accessors of its own costs several times as much to make. It is computed by a function shared by
+ * all locations of its kind from two values it holds, not by a closure made for each. Where
+ * modules see locations (`options.x.definitions`) they get plain copies (plainLocation).
  */
-export abstract class LazyLocation implements SourceLocation {
+class LazyLocation<A, B> implements SourceLocation {
   #resolved?: SourceLocation;
-  /** The location, computed. */
-  protected abstract compute(): SourceLocation;
+  readonly #compute: (a: A, b: B) => SourceLocation;
+  readonly #a: A;
+  readonly #b: B;
+  constructor(compute: (a: A, b: B) => SourceLocation, a: A, b: B) {
+    this.#compute = compute;
+    this.#a = a;
+    this.#b = b;
+  }
   #get(): SourceLocation {
-    return (this.#resolved ??= this.compute());
+    return (this.#resolved ??= this.#compute(this.#a, this.#b));
   }
   get file(): string {
     return this.#get().file;
@@ -191,6 +197,11 @@ export abstract class LazyLocation implements SourceLocation {
   toJSON(): SourceLocation {
     return plainLocation(this);
   }
+}
+
+/** A location computed from `a` and `b` by `compute` when first read (see LazyLocation). */
+export function lazyLocation<A, B>(compute: (a: A, b: B) => SourceLocation, a: A, b: B): SourceLocation {
+  return new LazyLocation(compute, a, b);
 }
 
 /** A location as a plain object of its own fields (a lazy one resolved). */
@@ -207,23 +218,12 @@ const sourceLines = new Map<string, string[] | null>();
  * guess from the text, computed only when a message shows it; the file alone when nothing matches.
  */
 export function keyLocation(parent: SourceLocation, key: string): SourceLocation {
-  return new KeyLocation(parent, key);
+  return lazyLocation(keyPosition, parent, key);
 }
 
-/** keyLocation's: a definition's entry in its module (evaluations make one per definition, no closure each). */
-class KeyLocation extends LazyLocation {
-  readonly #parent: SourceLocation;
-  readonly #key: string;
-  constructor(parent: SourceLocation, key: string) {
-    super();
-    this.#parent = parent;
-    this.#key = key;
-  }
-  protected override compute(): SourceLocation {
-    // Even the parent's file is read only when shown: finding it may decode a source map.
-    const parent = this.#parent;
-    return (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, this.#key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column };
-  }
+function keyPosition(parent: SourceLocation, key: string): SourceLocation {
+  // Even the parent's file is read only when shown: finding it may decode a source map.
+  return (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column };
 }
 
 function findKey(parent: SourceLocation, key: string): SourceLocation | undefined {

@@ -1,4 +1,4 @@
-import { entryLocation, formatLocation, LazyLocation, type SourceLocation } from '../location.js';
+import { entryLocation, formatLocation, lazyLocation, type SourceLocation } from '../location.js';
 import { force, isPlainObject, OptionError } from '../merge.js';
 import { isOption, Option, type OptionDeclaration } from '../options.js';
 import { showOption, showValue } from '../show.js';
@@ -232,22 +232,10 @@ function freeformEntrySchema(type: OptionType): JsonSchema {
  * maps are not free, and most declarations are never shown).
  */
 function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation {
-  return new DeclarationSite(opt, fallback);
+  return lazyLocation(siteOrEntry, opt, fallback);
 }
 
-/** declarationSite's: one object per declaration, no closure. */
-class DeclarationSite extends LazyLocation {
-  readonly #opt: Option;
-  readonly #fallback: SourceLocation;
-  constructor(opt: Option, fallback: SourceLocation) {
-    super();
-    this.#opt = opt;
-    this.#fallback = fallback;
-  }
-  protected override compute(): SourceLocation {
-    return this.#opt.location ?? this.#fallback;
-  }
-}
+const siteOrEntry = (opt: Option, fallback: SourceLocation): SourceLocation => opt.location ?? fallback;
 
 /**
  * An option whose default a module computed from config (`default: \`${config.networking.hostName}.local\``):
