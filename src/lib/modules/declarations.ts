@@ -28,7 +28,7 @@ export class OptionNode {
   decl: OptionDeclaration;
   /** Where it was declared (every declaration when several merge). */
   readonly declarations: SourceLocation[];
-  /** The declaration that gave the default, for the default's definition location. */
+  /** The declaration that gave the default when it is not the first, for the default's definition location. */
   defaultLoc?: SourceLocation = undefined;
   /** Its value, computed when first needed (by the evaluation these declarations are of). */
   state?: OptionState = undefined;
@@ -100,7 +100,6 @@ export class Declarations {
           const node = new OptionNode(path, opt, ns, declLoc);
           // The options declared below it are declared with it, as NixOS lists them.
           if (opt !== child) node.declarations.push(...(existing as NamespaceNode).raw.map((r) => r.loc));
-          if (hasField(child.decl, 'default')) node.defaultLoc = declLoc;
           ns.children.set(name, node);
           if (child.special.alias) this.aliases.push(node);
           if (child.special.removed) this.removed.push(node);
