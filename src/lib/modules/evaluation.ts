@@ -220,7 +220,7 @@ export class Evaluation implements MergeContext, RefHost {
     this.collected.set(key, mod);
     const imports = force(mod.imports) as unknown[];
     mod.imports = [];
-    this.onImports?.(imports.filter((p): p is string => typeof p === 'string').map((p) => resolveModulePath(p, dir)));
+    if (imports.length > 0) this.onImports?.(imports.filter((p): p is string => typeof p === 'string').map((p) => resolveModulePath(p, dir)));
     for (let i = 0; i < imports.length; i++) {
       const imp = imports[i];
       const at = entryLocation(imports, String(i)) ?? loc;
@@ -235,7 +235,7 @@ export class Evaluation implements MergeContext, RefHost {
       }
       if (child) mod.imports.push(child);
     }
-    mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
+    if (mod.disabledModules.length > 0) mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
     return mod;
   }
 
