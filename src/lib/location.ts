@@ -36,6 +36,11 @@ export function entryLocation(container: object, key: string): SourceLocation | 
   return entryPositions.get(container)?.get(key);
 }
 
+/** The positions of a container's entries, if it has any: looked up once for a walk over its keys. */
+export function entryLocations(container: object): ReadonlyMap<string, SourceLocation> | undefined {
+  return entryPositions.get(container);
+}
+
 /** Copies entry positions from one container to another (when a value is rebuilt). */
 export function copyEntryLocations(from: object, to: object): void {
   const map = entryPositions.get(from);

@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { CallSite, entryLocation, keyLocation, type SourceLocation } from './location.js';
+import { CallSite, entryLocation, entryLocations, keyLocation, type SourceLocation } from './location.js';
 import {
   defineLazy,
   force,
@@ -208,10 +208,11 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
   const perKey = new Map<string, Definition[]>();
   for (const def of defs) {
     const obj = def.value as Record<string, unknown>;
+    const positions = entryLocations(obj);
     for (const k of Object.keys(obj)) {
       let list = perKey.get(k);
       if (!list) perKey.set(k, (list = []));
-      list.push({ loc: entryLocation(obj, k) ?? keyLocation(def.loc, k), value: lazyEntry(obj, k) });
+      list.push({ loc: positions?.get(k) ?? keyLocation(def.loc, k), value: lazyEntry(obj, k) });
     }
   }
   return perKey;

@@ -1,4 +1,4 @@
-import { entryLocation, formatLocation, lazyLocation, type SourceLocation } from '../location.js';
+import { entryLocations, formatLocation, lazyLocation, type SourceLocation } from '../location.js';
 import { force, isPlainObject, OptionError } from '../merge.js';
 import { isOption, Option, type OptionDeclaration } from '../options.js';
 import { showOption, showValue } from '../show.js';
@@ -76,11 +76,12 @@ export class Declarations {
     if (!isPlainObject(v)) {
       throw new OptionError(`Expected a set of option declarations at \`${showOption([...this.prefix, ...ns.path]) || '<root>'}' in \`${formatLocation(loc)}', got ${showValue(v)}.`);
     }
+    const positions = entryLocations(v);
     for (const name of Object.keys(v)) {
       // Of its length, where a spread leaves room to grow: configurations declare thousands.
       const path = ns.path.concat(name);
       let child = force(v[name]);
-      const where = entryLocation(v, name) ?? loc;
+      const where = positions?.get(name) ?? loc;
       if (later && isOption(child) && later.paths.has(path.join('\0'))) child = withLaterDefault(child, () => later.get(path));
       const existing = ns.children.get(name);
       if (isOption(child)) {

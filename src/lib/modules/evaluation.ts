@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { lib } from '../lib.js';
 import { loadModuleFileSync } from '../loader.js';
-import { entryLocation, formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
+import { entryLocations, formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
 import { defineLazy, force, isPlainObject, lazyEntry, OptionError, prepareDefinitions, type Definition, type FinalDefinition, type MergeContext } from '../merge.js';
 import { pkgs } from '../package.js';
 import { PRIORITY, Thunk } from '../properties.js';
@@ -221,9 +221,10 @@ export class Evaluation implements MergeContext, RefHost {
     const imports = force(mod.imports) as unknown[];
     mod.imports = [];
     if (imports.length > 0) this.onImports?.(imports.filter((p): p is string => typeof p === 'string').map((p) => resolveModulePath(p, dir)));
+    const positions = entryLocations(imports);
     for (let i = 0; i < imports.length; i++) {
       const imp = imports[i];
-      const at = entryLocation(imports, String(i)) ?? loc;
+      const at = positions?.get(String(i)) ?? loc;
       // An import read from config is named in the message with the module importing it.
       const previous = this.loading;
       this.loading = loc;
