@@ -36,6 +36,11 @@ export function entryLocation(container: object, key: string): SourceLocation | 
   return entryPositions.get(container)?.get(key);
 }
 
+/** The positions of a container's entries, if it has any: looked up once for a walk over its keys. */
+export function entryLocations(container: object): ReadonlyMap<string, SourceLocation> | undefined {
+  return entryPositions.get(container);
+}
+
 /** Copies entry positions from one container to another (when a value is rebuilt). */
 export function copyEntryLocations(from: object, to: object): void {
   const map = entryPositions.get(from);
@@ -165,32 +170,25 @@ export function stackFrames(stack: string): SourceLocation[] {
   return frames;
 }
 
-/** A location computed when first read: most are never shown. */
-export function lazyLocation(compute: () => SourceLocation): SourceLocation {
-  return new LazyLocation(compute);
-}
-
 /**
- * Its fields are getters of the class, not its own: evaluations make a location per declaration
- * and per definition, and an object with accessors of its own costs several times as much to
- * make. Where modules see locations (`options.x.definitions`) they get plain copies (plainLocation).
+ * A location computed when first read: most are never shown. Its fields are getters of the class,
+ * not its own: evaluations make a location per declaration and per definition, and an object with
+ * accessors of its own costs several times as much to make. It is computed by a function shared by
+ * all locations of its kind from two values it holds, not by a closure made for each. Where
+ * modules see locations (`options.x.definitions`) they get plain copies (plainLocation).
  */
-class LazyLocation implements SourceLocation {
-  #compute?: () => SourceLocation;
+class LazyLocation<A, B> implements SourceLocation {
   #resolved?: SourceLocation;
-  constructor(compute: (() => SourceLocation) | undefined) {
+  readonly #compute: (a: A, b: B) => SourceLocation;
+  readonly #a: A;
+  readonly #b: B;
+  constructor(compute: (a: A, b: B) => SourceLocation, a: A, b: B) {
     this.#compute = compute;
-  }
-  /** The location, computed. */
-  protected compute(): SourceLocation {
-    return this.#compute!();
+    this.#a = a;
+    this.#b = b;
   }
   #get(): SourceLocation {
-    if (!this.#resolved) {
-      this.#resolved = this.compute();
-      this.#compute = undefined;
-    }
-    return this.#resolved;
+    return (this.#resolved ??= this.#compute(this.#a, this.#b));
   }
   get file(): string {
     return this.#get().file;
@@ -204,6 +202,11 @@ class LazyLocation implements SourceLocation {
   toJSON(): SourceLocation {
     return plainLocation(this);
   }
+}
+
+/** A location computed from `a` and `b` by `compute` when first read (see LazyLocation). */
+export function lazyLocation<A, B>(compute: (a: A, b: B) => SourceLocation, a: A, b: B): SourceLocation {
+  return new LazyLocation(compute, a, b);
 }
 
 /** A location as a plain object of its own fields (a lazy one resolved). */
@@ -220,23 +223,12 @@ const sourceLines = new Map<string, string[] | null>();
  * guess from the text, computed only when a message shows it; the file alone when nothing matches.
  */
 export function keyLocation(parent: SourceLocation, key: string): SourceLocation {
-  return new KeyLocation(parent, key);
+  return lazyLocation(keyPosition, parent, key);
 }
 
-/** keyLocation's: a definition's entry in its module (evaluations make one per definition, no closure each). */
-class KeyLocation extends LazyLocation {
-  readonly #parent: SourceLocation;
-  readonly #key: string;
-  constructor(parent: SourceLocation, key: string) {
-    super(undefined);
-    this.#parent = parent;
-    this.#key = key;
-  }
-  protected override compute(): SourceLocation {
-    // Even the parent's file is read only when shown: finding it may decode a source map.
-    const parent = this.#parent;
-    return (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, this.#key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column };
-  }
+function keyPosition(parent: SourceLocation, key: string): SourceLocation {
+  // Even the parent's file is read only when shown: finding it may decode a source map.
+  return (/\.[cm]?[jt]sx?$/.test(parent.file) ? findKey(parent, key) : undefined) ?? { file: parent.file, line: parent.line, column: parent.column };
 }
 
 function findKey(parent: SourceLocation, key: string): SourceLocation | undefined {

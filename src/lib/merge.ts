@@ -62,17 +62,22 @@ function evalCondition(p: If, loc: SourceLocation): boolean {
  * dischargeProperties plus priority and order extraction). The outermost priority/order wins.
  */
 export function discharge(def: Definition, out: FinalDefinition[], priority?: number, order?: number): void {
-  const v = force(def.value);
+  dischargeValue(def.loc, def.value, out, priority, order);
+}
+
+/** discharge of a definition's value at `loc`: no definition made for each property unwrapped. */
+function dischargeValue(loc: SourceLocation, value: unknown, out: FinalDefinition[], priority: number | undefined, order: number | undefined): void {
+  const v = force(value);
   if (v instanceof Merge) {
-    for (const c of v.contents) discharge({ loc: def.loc, value: c }, out, priority, order);
+    for (const c of v.contents) dischargeValue(loc, c, out, priority, order);
   } else if (v instanceof If) {
-    if (evalCondition(v, def.loc)) discharge({ loc: def.loc, value: v.content }, out, priority, order);
+    if (evalCondition(v, loc)) dischargeValue(loc, v.content, out, priority, order);
   } else if (v instanceof Override) {
-    discharge({ loc: def.loc, value: v.content }, out, priority ?? v.priority, order);
+    dischargeValue(loc, v.content, out, priority ?? v.priority, order);
   } else if (v instanceof Order) {
-    discharge({ loc: def.loc, value: v.content }, out, priority, order ?? v.priority);
+    dischargeValue(loc, v.content, out, priority, order ?? v.priority);
   } else {
-    out.push({ loc: def.loc, value: v, priority: priority ?? PRIORITY.plain, order: order ?? ORDER.default });
+    out.push({ loc, value: v, priority: priority ?? PRIORITY.plain, order: order ?? ORDER.default });
   }
 }
 
@@ -83,9 +88,14 @@ export interface PreparedDefinitions {
   highestPrio: number;
 }
 
-/** Discharge, keep only the highest priority (lowest number), sort by mkOrder (stable). */
-export function prepareDefinitions(defs: readonly Definition[]): PreparedDefinitions {
+/**
+ * Discharge, keep only the highest priority (lowest number), sort by mkOrder (stable). An option's
+ * default, when given, goes first at mkOptionDefault priority (as if wrapped in mkOptionDefault,
+ * without making the wrapper: every option has one).
+ */
+export function prepareDefinitions(defs: readonly Definition[], optionDefault?: Definition): PreparedDefinitions {
   const all: FinalDefinition[] = [];
+  if (optionDefault) discharge(optionDefault, all, PRIORITY.optionDefault);
   for (const d of defs) discharge(d, all);
   let highestPrio = Infinity;
   let lowest = -Infinity;
@@ -96,14 +106,37 @@ export function prepareDefinitions(defs: readonly Definition[]): PreparedDefinit
     if (d.order !== ORDER.default) ordered = true;
   }
   // Most options have definitions of one priority in the default order: nothing to drop or sort.
-  const kept = lowest === highestPrio ? all : all.filter((d) => d.priority === highestPrio);
-  if (ordered) kept.sort((a, b) => a.order - b.order);
+  if (lowest !== highestPrio) {
+    let w = 0;
+    for (const d of all) if (d.priority === highestPrio) all[w++] = d;
+    all.length = w;
+  }
+  // A copy of its length: an array pushed to keeps room for more, and options keep these.
+  const kept = all.slice();
+  if (ordered) sortByOrder(kept);
   return { defs: kept, highestPrio };
+}
+
+/** A stable sort by mkOrder, in place: an insertion sort for the few definitions an option has (Array's sort allocates). */
+function sortByOrder(defs: FinalDefinition[]): void {
+  if (defs.length > 16) {
+    defs.sort((a, b) => a.order - b.order);
+    return;
+  }
+  for (let i = 1; i < defs.length; i++) {
+    const d = defs[i]!;
+    let j = i - 1;
+    for (; j >= 0 && defs[j]!.order > d.order; j--) defs[j + 1] = defs[j]!;
+    defs[j + 1] = d;
+  }
 }
 
 /** Type-checks the top of every definition, then merges them with the type's rule. */
 export function checkAndMerge(loc: string[], type: OptionType, defs: FinalDefinition[], ctx: MergeContext): unknown {
-  const invalid = defs.filter((d) => !type.check(d.value));
+  // A loop before the filter: every option and element is checked, and almost all pass.
+  let valid = true;
+  for (let i = 0; i < defs.length && valid; i++) valid = type.check(defs[i]!.value);
+  const invalid = valid ? [] : defs.filter((d) => !type.check(d.value));
   if (invalid.length) {
     throw new OptionError(`A definition for option \`${showOption(loc)}' is not of type \`${type.description}'. Definition values:${showDefs(invalid, !type.secret)}`);
   }
@@ -137,7 +170,9 @@ export interface MergeContext {
 export function mergeEqualOption(loc: string[], defs: readonly FinalDefinition[]): unknown {
   if (defs.length === 0) throw new OptionError(`The option \`${showOption(loc)}' has no definitions.`);
   const first = defs[0]!.value;
-  if (defs.every((d) => deepEqual(d.value, first))) return first;
+  let equal = true;
+  for (let i = 1; i < defs.length && equal; i++) equal = deepEqual(defs[i]!.value, first);
+  if (equal) return first;
   throw new OptionError(`The option \`${showOption(loc)}' has conflicting definition values:${showDefs(defs)}\n${PRIORITY_HINT}`);
 }
 

@@ -26,13 +26,16 @@ export interface OptionSpecial {
   removed?: { instructions: string };
 }
 
+/** Most options are not special: one object for all of them (configurations declare thousands). */
+const NOT_SPECIAL: OptionSpecial = Object.freeze({});
+
 /** An option declaration, the value `mkOption` returns. */
 export class Option {
   constructor(
     readonly decl: OptionDeclaration,
     /** Where it was declared: the mkOption call, or a position in a YAML file. */
     readonly site: CallSite | DeferredSite | SourceLocation | undefined,
-    readonly special: OptionSpecial = {},
+    readonly special: OptionSpecial = NOT_SPECIAL,
   ) {}
   get location(): SourceLocation | undefined {
     return this.site instanceof CallSite || this.site instanceof DeferredSite ? this.site.location : this.site;

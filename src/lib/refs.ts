@@ -21,20 +21,30 @@ export interface RefHost {
   touched?(stub: boolean): void;
 }
 
-const refs = new WeakMap<object, RefHandler>();
+/**
+ * What a reference answers for its handler. Asked of the reference, not looked up in a weak map
+ * of all references: first runs make one for every read of config, and a weak map entry costs
+ * many times the reference.
+ */
+const HANDLER = Symbol('cairn.refHandler');
+
+function handlerOf(v: object): RefHandler | undefined {
+  const h = (v as Record<symbol, unknown>)[HANDLER];
+  return h instanceof RefHandler ? h : undefined;
+}
 
 export function isRef(v: unknown): boolean {
   // A reference is a function object, so that `cfg.lines.join('\n')` can be called in a first run.
-  return typeof v === 'function' && refs.has(v);
+  return typeof v === 'function' && handlerOf(v) !== undefined;
 }
 
 /** Where a reference points, for comparing two (`services.foo.enable`). */
 export function refPath(v: object): string {
-  return refs.get(v)!.path.join('.');
+  return handlerOf(v)!.path.join('.');
 }
 
 export function resolveRef(v: object): unknown {
-  const info = refs.get(v)!;
+  const info = handlerOf(v)!;
   if (!info.host.ready) throw earlyRead(info.host, info.path);
   return info.host.lookup(info.path);
 }
@@ -76,6 +86,8 @@ const target = (): void => undefined;
  * runs make a reference for every read of config.
  */
 class RefHandler implements ProxyHandler<() => void> {
+  /** The references below this one, made once each: every module reads `config.services` and the like. */
+  private below?: Map<string, unknown>;
   constructor(
     readonly host: RefHost,
     readonly path: string[],
@@ -87,6 +99,7 @@ class RefHandler implements ProxyHandler<() => void> {
     this.host.touched?.(true);
   }
   get(_t: unknown, key: string | symbol): unknown {
+    if (key === HANDLER) return this;
     const host = this.host;
     if (host.ready) {
       const v = this.real();
@@ -117,7 +130,10 @@ class RefHandler implements ProxyHandler<() => void> {
       this.stub();
       return undefined;
     }
-    return makeRef(host, [...this.path, key]);
+    const below = (this.below ??= new Map());
+    let ref = below.get(key);
+    if (!ref) below.set(key, (ref = makeRef(host, this.path.concat(key))));
+    return ref;
   }
   apply(): unknown {
     if (this.host.ready) throw new CairnError(`\`${this.host.describe(this.path).root}.${this.path.join('.')}' is not a function.`);
@@ -156,8 +172,5 @@ class RefHandler implements ProxyHandler<() => void> {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function makeRef(host: RefHost, path: string[]): any {
-  const handler = new RefHandler(host, path);
-  const proxy: object = new Proxy(target, handler);
-  refs.set(proxy, handler);
-  return proxy;
+  return new Proxy(target, new RefHandler(host, path));
 }

@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { CallSite, entryLocation, keyLocation, type SourceLocation } from './location.js';
+import { CallSite, entryLocation, entryLocations, keyLocation, type SourceLocation } from './location.js';
 import {
   defineLazy,
   force,
@@ -112,8 +112,12 @@ interface TypeSpec {
 /** Builds a type value; the default declaration merge follows NixOS's defaultTypeMerge. */
 export function mkOptionType(spec: TypeSpec): OptionType {
   const nestedTypes = spec.nestedTypes ?? {};
-  const t: OptionType & { [TYPE]: true } = {
+  const t: Typed & { [TYPE]: true } = {
     [TYPE]: true,
+    // Fields of the types made of this one and of a submodule's options, in every type so that
+    // all have one shape.
+    [DERIVED]: undefined,
+    [SUBMODULE]: undefined,
     name: spec.name,
     description: spec.description,
     descriptionClass: spec.descriptionClass,
@@ -204,10 +208,11 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
   const perKey = new Map<string, Definition[]>();
   for (const def of defs) {
     const obj = def.value as Record<string, unknown>;
+    const positions = entryLocations(obj);
     for (const k of Object.keys(obj)) {
       let list = perKey.get(k);
       if (!list) perKey.set(k, (list = []));
-      list.push({ loc: entryLocation(obj, k) ?? keyLocation(def.loc, k), value: lazyEntry(obj, k) });
+      list.push({ loc: positions?.get(k) ?? keyLocation(def.loc, k), value: lazyEntry(obj, k) });
     }
   }
   return perKey;
@@ -217,15 +222,30 @@ function entryDefinitions(defs: readonly FinalDefinition[]): Map<string, Definit
  * One type of a kind for each element type: modules make `listOf(types.str)` in every run (and a
  * submodule's in each value's), and a type is a dozen closures. Types are not changed once made.
  */
-function sameFor(made: WeakMap<OptionType, OptionType>, elem: OptionType, make: (elem: OptionType) => OptionType): OptionType {
-  let t = made.get(elem);
-  if (!t) made.set(elem, (t = make(elem)));
-  return t;
+function sameFor(kind: Exclude<keyof DerivedTypes, 'of'>, elem: OptionType, make: (elem: OptionType) => OptionType): OptionType {
+  // Kept on the element type, not in a WeakMap: most element types are made in a module's run
+  // (a submodule) and used once, and weak maps of thousands of keys cost the collector.
+  let made = (elem as Typed)[DERIVED];
+  // A copy of a type (`{ ...types.str, emptyValue }`) has the field too, but is another type.
+  if (made?.of !== elem) (elem as Typed)[DERIVED] = made = { of: elem };
+  return (made[kind] ??= make(elem));
 }
-const listOfTypes = new WeakMap<OptionType, OptionType>();
-const attrsOfTypes = new WeakMap<OptionType, OptionType>();
-const lazyAttrsOfTypes = new WeakMap<OptionType, OptionType>();
-const nullOrTypes = new WeakMap<OptionType, OptionType>();
+
+/** The types made of a type by listOf & co. (see sameFor). */
+interface DerivedTypes {
+  of: OptionType;
+  listOf?: OptionType;
+  attrsOf?: OptionType;
+  lazyAttrsOf?: OptionType;
+  nullOr?: OptionType;
+}
+const DERIVED = Symbol('cairn.derivedTypes');
+const SUBMODULE = Symbol('cairn.submoduleOptions');
+/** A type's own fields for this file. */
+interface Typed extends OptionType {
+  [DERIVED]?: DerivedTypes;
+  [SUBMODULE]?: { of: OptionType; opts: SubmoduleOptions };
+}
 
 function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
   const name = lazy ? 'lazyAttrsOf' : 'attrsOf';
@@ -249,7 +269,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
     jsonSchema: () => ({ type: 'object', additionalProperties: elem.jsonSchema() }),
     merge(loc, defs, ctx) {
       const result: Record<string, unknown> = {};
-      for (const [k, kdefs] of entryDefinitions(defs)) {
+      entryDefinitions(defs).forEach((kdefs, k) => {
         const kloc = [...loc, k];
         if (lazy) {
           defineLazy(result, k, () => {
@@ -263,7 +283,7 @@ function attrsOfImpl(elem: OptionType, lazy: boolean): OptionType {
           const r = mergeDefinitions(kloc, elem, kdefs, ctx);
           if (r.isDefined) defineLazy(result, k, r.value);
         }
-      }
+      });
       return result;
     },
   });
@@ -379,7 +399,19 @@ function unique(opts: { message: string }, elem: OptionType): OptionType {
   return t;
 }
 
+/** Enum types by their values: modules make the same enum in every run. */
+const enumTypes = new Map<string, OptionType>();
+
 function enumType(values: readonly (string | number | boolean | null)[]): OptionType {
+  // JSON tells these values apart (not undefined from null, or NaN): others make a type each.
+  if (!values.every((v) => v === null || typeof v === 'string' || typeof v === 'boolean' || Number.isFinite(v))) return makeEnumType(values);
+  const key = JSON.stringify(values);
+  let t = enumTypes.get(key);
+  if (!t) enumTypes.set(key, (t = makeEnumType(values)));
+  return t;
+}
+
+function makeEnumType(values: readonly (string | number | boolean | null)[]): OptionType {
   return mkOptionType({
     name: 'enum',
     description: values.length === 0 ? 'impossible (empty enum)' : values.length === 1 ? `value ${showEnumValue(values[0]!)} (singular enum)` : `one of ${values.map(showEnumValue).join(', ')}`,
@@ -396,9 +428,16 @@ function enumType(values: readonly (string | number | boolean | null)[]): Option
 /** An enum value in a description, as NixOS shows it (`null` is `<null>`). */
 const showEnumValue = (v: string | number | boolean | null): string => (v === null ? '<null>' : typeof v === 'string' ? JSON.stringify(v) : String(v));
 
+/** strMatching types by their pattern: modules make theirs in every run, and compiling a pattern is not free. */
+const strMatchingTypes = new Map<string, OptionType>();
+
 function strMatching(pattern: string): OptionType {
+  let t = strMatchingTypes.get(pattern);
+  if (t) return t;
   const re = new RegExp(`^(?:${pattern})$`, 'u');
-  return simple('strMatching', `string matching the pattern ${pattern}`, (v) => isStr(v) && re.test(v), { type: 'string', pattern: `^(?:${pattern})$` }, pattern);
+  t = simple('strMatching', `string matching the pattern ${pattern}`, (v) => isStr(v) && re.test(v), { type: 'string', pattern: `^(?:${pattern})$` }, pattern);
+  strMatchingTypes.set(pattern, t);
+  return t;
 }
 
 /** C0 control characters and DEL: line breaks of every line-based format (systemd also ends lines at CR and NUL). */
@@ -514,7 +553,10 @@ export interface SubmoduleOptions {
 }
 
 /** The options a submodule type was made with, kept for merging two declarations' types. */
-const submoduleOptions = new WeakMap<OptionType, SubmoduleOptions>();
+function submoduleOptionsOf(t: OptionType): SubmoduleOptions | undefined {
+  const held = (t as Typed)[SUBMODULE];
+  return held?.of === t ? held.opts : undefined;
+}
 
 function submoduleWith(opts: SubmoduleOptions): OptionType {
   return submoduleType({ ...opts, modules: relativeToCaller(opts.modules, submoduleWith) });
@@ -570,7 +612,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
     merge: (loc, defs, ctx) => submoduleEvaluator().evalSubmodule(loc, opts.modules, defs, { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()),
     // Two declarations of a submodule option: one submodule with both sets of modules.
     typeMerge: (other) => {
-      const o = submoduleOptions.get(other);
+      const o = submoduleOptionsOf(other);
       return o ? submoduleType({ ...opts, modules: [...opts.modules, ...o.modules], specialArgs: { ...opts.specialArgs, ...o.specialArgs } }) : null;
     },
     subOptions: declarations,
@@ -579,7 +621,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
   // NixOS's emptyValue of a submodule is its modules evaluated without definitions: the defaults.
   Object.defineProperty(t, 'emptyValue', { enumerable: true, get: () => ({ value: submoduleEvaluator().evalSubmodule([], opts.modules, [], opts.specialArgs ?? {}, shorthand()) }) });
   t.emptyValueAt = (loc, ctx) => ({ value: submoduleEvaluator().evalSubmodule(loc, opts.modules, [], { ...ctx.specialArgs, ...opts.specialArgs }, shorthand()) });
-  submoduleOptions.set(t, opts);
+  (t as Typed)[SUBMODULE] = { of: t, opts };
   return t;
 }
 
@@ -588,7 +630,7 @@ function submoduleType(opts: SubmoduleOptions): OptionType {
  * modules, as NixOS merges them), or undefined when `type` is not a submodule.
  */
 export function extendSubmodule(type: OptionType, modules: ModuleInput[]): OptionType | undefined {
-  const opts = submoduleOptions.get(type);
+  const opts = submoduleOptionsOf(type);
   return opts && submoduleType({ ...opts, modules: [...opts.modules, ...modules] });
 }
 
@@ -659,12 +701,12 @@ export const types = {
   envName,
   interfaceName,
   enum: enumType,
-  listOf: (elem: OptionType) => sameFor(listOfTypes, elem, listOf),
-  attrsOf: (elem: OptionType) => sameFor(attrsOfTypes, elem, (e) => attrsOfImpl(e, false)),
-  lazyAttrsOf: (elem: OptionType) => sameFor(lazyAttrsOfTypes, elem, (e) => attrsOfImpl(e, true)),
+  listOf: (elem: OptionType) => sameFor('listOf', elem, listOf),
+  attrsOf: (elem: OptionType) => sameFor('attrsOf', elem, (e) => attrsOfImpl(e, false)),
+  lazyAttrsOf: (elem: OptionType) => sameFor('lazyAttrsOf', elem, (e) => attrsOfImpl(e, true)),
   /** attrsOf whose attribute names must be of the string type `names` (a file name, a unit name, …). */
   attrsNamed: (names: OptionType, elem: OptionType) => attrsNamed(names, elem),
-  nullOr: (elem: OptionType) => sameFor(nullOrTypes, elem, nullOr),
+  nullOr: (elem: OptionType) => sameFor('nullOr', elem, nullOr),
   either,
   oneOf,
   uniq: (elem: OptionType) => unique({ message: '' }, elem),

@@ -1,8 +1,10 @@
-import { entryLocation, formatLocation, lazyLocation, type SourceLocation } from '../location.js';
+import { entryLocations, formatLocation, lazyLocation, type SourceLocation } from '../location.js';
 import { force, isPlainObject, OptionError } from '../merge.js';
 import { isOption, Option, type OptionDeclaration } from '../options.js';
 import { showOption, showValue } from '../show.js';
 import { extendSubmodule, isType, types, type JsonSchema, type OptionType } from '../types.js';
+import type { NamespaceEval } from './definitions.js';
+import type { OptionState } from './option-values.js';
 import { SourcedModule, type CollectedModule } from './syntax.js';
 
 // Declarations: the tree of options that modules declare (NixOS's `options`), merged per option.
@@ -12,22 +14,35 @@ export class NamespaceNode {
   readonly children = new Map<string, NamespaceNode | OptionNode>();
   /** The declarations that made it, kept for a submodule option declared here later. */
   readonly raw: { value: unknown; loc: SourceLocation }[] = [];
-  constructor(readonly path: string[]) {}
+  /** Its definitions, split when first needed (by the evaluation these declarations are of). */
+  evaluated?: NamespaceEval = undefined;
+  constructor(
+    readonly path: string[],
+    /** The set of options it is in (none for the root). */
+    readonly parent?: NamespaceNode,
+  ) {}
 }
 
 /** One option with its merged declaration. */
 export class OptionNode {
   decl: OptionDeclaration;
   /** Where it was declared (every declaration when several merge). */
-  readonly declarations: SourceLocation[] = [];
-  /** The declaration that gave the default, for the default's definition location. */
-  defaultLoc?: SourceLocation;
+  readonly declarations: SourceLocation[];
+  /** The declaration that gave the default when it is not the first, for the default's definition location. */
+  defaultLoc?: SourceLocation = undefined;
+  /** Its value, computed when first needed (by the evaluation these declarations are of). */
+  state?: OptionState = undefined;
   constructor(
     readonly path: string[],
     readonly option: Option,
+    /** The set of options it is in. */
+    readonly parent: NamespaceNode,
+    declaredAt: SourceLocation,
   ) {
     // Kept as written: a default may be a getter reading config, evaluated only when needed.
     this.decl = option.decl;
+    // A literal, not a push: an array pushed to keeps room for more (most options have one).
+    this.declarations = [declaredAt];
   }
   get type(): OptionType {
     return this.decl.type ?? types.anything;
@@ -61,10 +76,12 @@ export class Declarations {
     if (!isPlainObject(v)) {
       throw new OptionError(`Expected a set of option declarations at \`${showOption([...this.prefix, ...ns.path]) || '<root>'}' in \`${formatLocation(loc)}', got ${showValue(v)}.`);
     }
+    const positions = entryLocations(v);
     for (const name of Object.keys(v)) {
-      const path = [...ns.path, name];
+      // Of its length, where a spread leaves room to grow: configurations declare thousands.
+      const path = ns.path.concat(name);
       let child = force(v[name]);
-      const where = entryLocation(v, name) ?? loc;
+      const where = positions?.get(name) ?? loc;
       if (later && isOption(child) && later.paths.has(path.join('\0'))) child = withLaterDefault(child, () => later.get(path));
       const existing = ns.children.get(name);
       if (isOption(child)) {
@@ -81,11 +98,9 @@ export class Declarations {
         const current = ns.children.get(name);
         if (current instanceof OptionNode) this.mergeDecl(current, opt, declLoc);
         else {
-          const node = new OptionNode(path, opt);
-          node.declarations.push(declLoc);
+          const node = new OptionNode(path, opt, ns, declLoc);
           // The options declared below it are declared with it, as NixOS lists them.
           if (opt !== child) node.declarations.push(...(existing as NamespaceNode).raw.map((r) => r.loc));
-          if (hasField(child.decl, 'default')) node.defaultLoc = declLoc;
           ns.children.set(name, node);
           if (child.special.alias) this.aliases.push(node);
           if (child.special.removed) this.removed.push(node);
@@ -101,7 +116,7 @@ export class Declarations {
           continue;
         }
         let node = existing;
-        if (!node) ns.children.set(name, (node = new NamespaceNode(path)));
+        if (!node) ns.children.set(name, (node = new NamespaceNode(path, ns)));
         node.raw.push({ value: child, loc: where });
         this.declare(node, child, where, later);
       }
@@ -217,8 +232,10 @@ function freeformEntrySchema(type: OptionType): JsonSchema {
  * maps are not free, and most declarations are never shown).
  */
 function declarationSite(opt: Option, fallback: SourceLocation): SourceLocation {
-  return lazyLocation(() => opt.location ?? fallback);
+  return lazyLocation(siteOrEntry, opt, fallback);
 }
+
+const siteOrEntry = (opt: Option, fallback: SourceLocation): SourceLocation => opt.location ?? fallback;
 
 /**
  * An option whose default a module computed from config (`default: \`${config.networking.hostName}.local\``):

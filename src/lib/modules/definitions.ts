@@ -1,8 +1,8 @@
-import { entryLocation, keyLocation, setEntryLocation, type SourceLocation } from '../location.js';
+import { entryLocations, keyLocation, setEntryLocation, type SourceLocation } from '../location.js';
 import { force, isPlainObject, lazyEntry, type Definition } from '../merge.js';
 import { isOption } from '../options.js';
 import { If, Merge, Order, Override, Thunk } from '../properties.js';
-import type { NamespaceNode } from './declarations.js';
+import { NamespaceNode } from './declarations.js';
 import type { Evaluation } from './evaluation.js';
 import type { CollectedModule } from './syntax.js';
 
@@ -40,10 +40,22 @@ export class NamespaceEval {
     const notASet = (v: unknown, l: SourceLocation): never => this.ev.notASet(this.node.path, v, l);
     for (const def of this.defs) {
       const from = definedBy(def);
+      // An option's definitions from a module that runs twice are replaced by its second run's
+      // (fromSecondRuns): only which module defines it is needed, and one stand-in says that.
+      let stands: ModuleDefinition | undefined;
       expandSet(def.value, NO_WRAPS, def.loc, notASet, (obj, wraps, loc) => {
+        const positions = entryLocations(obj);
         for (const key of Object.keys(obj)) {
-          const d = entryDefinition(obj, key, wraps, loc, from);
-          if (children.has(key)) {
+          const child = children.get(key);
+          if (from && child && !(child instanceof NamespaceNode)) {
+            const list = matched.get(key);
+            stands ??= moduleDefinition(def.loc, undefined, from);
+            if (list) list.push(stands);
+            else matched.set(key, [stands]);
+            continue;
+          }
+          const d = entryDefinition(obj, key, wraps, loc, positions, from);
+          if (child) {
             const list = matched.get(key);
             if (list) list.push(d);
             else matched.set(key, [d]);
@@ -89,8 +101,9 @@ export function splitDefinitions(defs: Definition[], notASet: (value: unknown, l
   const out = new Map<string, Definition[]>();
   for (const def of defs) {
     expandSet(def.value, NO_WRAPS, def.loc, notASet, (obj, wraps, loc) => {
+      const positions = entryLocations(obj);
       for (const key of Object.keys(obj)) {
-        const d = entryDefinition(obj, key, wraps, loc);
+        const d = entryDefinition(obj, key, wraps, loc, positions);
         const list = out.get(key);
         if (list) list.push(d);
         else out.set(key, [d]);
@@ -101,10 +114,17 @@ export function splitDefinitions(defs: Definition[], notASet: (value: unknown, l
 }
 
 /** The definition of one attribute of a set's definition, within that set's mkIf/mkOverride. */
-function entryDefinition(obj: Record<string, unknown>, key: string, wraps: ((v: unknown) => unknown)[], loc: SourceLocation, module?: CollectedModule): ModuleDefinition {
+function entryDefinition(
+  obj: Record<string, unknown>,
+  key: string,
+  wraps: ((v: unknown) => unknown)[],
+  loc: SourceLocation,
+  positions: ReadonlyMap<string, SourceLocation> | undefined,
+  module?: CollectedModule,
+): ModuleDefinition {
   let value = lazyEntry(obj, key);
   for (let i = wraps.length - 1; i >= 0; i--) value = wraps[i]!(value);
-  return moduleDefinition(entryLocation(obj, key) ?? keyLocation(loc, key), value, module);
+  return moduleDefinition(positions?.get(key) ?? keyLocation(loc, key), value, module);
 }
 
 /** An undeclared definition at `path` as a value of the whole config (for the freeformType), its position kept. */

@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { lib } from '../lib.js';
 import { loadModuleFileSync } from '../loader.js';
-import { entryLocation, formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
+import { entryLocations, formatLocation, withDeferredSites, type SourceLocation } from '../location.js';
 import { defineLazy, force, isPlainObject, lazyEntry, OptionError, prepareDefinitions, type Definition, type FinalDefinition, type MergeContext } from '../merge.js';
 import { pkgs } from '../package.js';
 import { PRIORITY, Thunk } from '../properties.js';
@@ -18,6 +18,9 @@ import { normalizeModule, SourcedModule, type CollectedModule, type LoadRequest,
 
 // Evaluation: modules collected, their options declared, and config built lazily from their
 // definitions (NixOS's evalModules); the entry points, and the evaluator of submodule values.
+
+/** No aliases, no warnings: one empty list for every option asked. */
+const NONE: readonly never[] = [];
 
 /** Marks the config object of an evaluation (also submodule values), for `cairn option`. */
 export const EVALUATION = Symbol('cairn.evaluation');
@@ -42,19 +45,17 @@ export class Evaluation implements MergeContext, RefHost {
   /** The module whose function is running, for messages about early reads. */
   private loading?: SourceLocation;
   private readonly collected = new Map<string, CollectedModule>();
-  private readonly namespaces = new Map<string, NamespaceEval>();
-  private readonly optionStates = new Map<string, OptionState>();
   private configValue?: Record<string, unknown>;
   private buildingConfig = false;
   private optionsValue?: Record<string, unknown>;
   /** Reads through references while collecting: all, and those computing with a stand-in. */
   private reads = 0;
   private stubs = 0;
-  private readonly secondRuns = new SecondRuns(this);
+  private secondRunsMade?: SecondRuns;
   /** Some module runs twice (read config while collected). */
   private hasSecondRuns = false;
-  readonly lateConfig: Record<string, unknown>;
-  readonly lateOptions: Record<string, unknown>;
+  private lateConfigMade?: Record<string, unknown>;
+  private lateOptionsMade?: Record<string, unknown>;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
   definedAt?: SourceLocation[];
   /** Told the files each module imports before they are loaded one by one (the loader bundles them together). */
@@ -66,7 +67,23 @@ export class Evaluation implements MergeContext, RefHost {
   ) {
     this.decls = new Declarations(prefix);
     this.specialArgs = specialArgs;
-    this.lateConfig = makeRef(this, []);
+  }
+
+  // Made when first needed: most submodule values' modules never read config or options, and
+  // their evaluations are many.
+  private get secondRuns(): SecondRuns {
+    return (this.secondRunsMade ??= new SecondRuns(this));
+  }
+
+  /** `config` for module functions: references until the evaluation is ready. */
+  get lateConfig(): Record<string, unknown> {
+    return (this.lateConfigMade ??= makeRef(this, []));
+  }
+
+  /** `options` for module functions: references until the evaluation is ready. */
+  get lateOptions(): Record<string, unknown> {
+    if (this.lateOptionsMade) return this.lateOptionsMade;
+    const self = this;
     const optionsHost: RefHost = {
       get ready() {
         return self.ready;
@@ -75,8 +92,7 @@ export class Evaluation implements MergeContext, RefHost {
       describe: () => ({ root: 'options', module: this.loading && formatLocation(this.loading) }),
       touched: (stub) => this.touched(stub),
     };
-    const self = this;
-    this.lateOptions = makeRef(optionsHost, []);
+    return (this.lateOptionsMade = makeRef(optionsHost, []));
   }
 
   // RefHost
@@ -204,10 +220,11 @@ export class Evaluation implements MergeContext, RefHost {
     this.collected.set(key, mod);
     const imports = force(mod.imports) as unknown[];
     mod.imports = [];
-    this.onImports?.(imports.filter((p): p is string => typeof p === 'string').map((p) => resolveModulePath(p, dir)));
+    if (imports.length > 0) this.onImports?.(imports.filter((p): p is string => typeof p === 'string').map((p) => resolveModulePath(p, dir)));
+    const positions = entryLocations(imports);
     for (let i = 0; i < imports.length; i++) {
       const imp = imports[i];
-      const at = entryLocation(imports, String(i)) ?? loc;
+      const at = positions?.get(String(i)) ?? loc;
       // An import read from config is named in the message with the module importing it.
       const previous = this.loading;
       this.loading = loc;
@@ -219,7 +236,7 @@ export class Evaluation implements MergeContext, RefHost {
       }
       if (child) mod.imports.push(child);
     }
-    mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
+    if (mod.disabledModules.length > 0) mod.disabledModules = mod.disabledModules.map((d) => (typeof d !== 'string' ? d.key : d.startsWith('.') || isAbsolute(d) ? resolve(dir, d) : resolve(modulesPath, d)));
     return mod;
   }
 
@@ -241,12 +258,25 @@ export class Evaluation implements MergeContext, RefHost {
 
   /** Arguments for a module function run again only for the call sites it makes: config and options read as in a first run. */
   standInArgs(): ModuleArgs {
-    return { ...this.moduleArgs(), config: makeRef(standIns, []), options: makeRef(standIns, []) };
+    return { name: '', lib, pkgs, ...this.specialArgs, config: makeRef(standIns, []), options: makeRef(standIns, []) };
   }
 
   moduleArgs(): ModuleArgs {
-    // specialArgs come last: they may replace any argument, `lib` too, as in NixOS.
-    return { name: '', config: this.lateConfig, options: this.lateOptions, lib, pkgs, ...this.specialArgs };
+    const self = this;
+    // specialArgs come last: they may replace any argument, `lib` too, as in NixOS. config and
+    // options are made when a module takes them.
+    return {
+      name: '',
+      get config() {
+        return self.lateConfig;
+      },
+      get options() {
+        return self.lateOptions;
+      },
+      lib,
+      pkgs,
+      ...this.specialArgs,
+    };
   }
 
   /** After collection: drop disabled modules, declare options, and become ready to evaluate. */
@@ -285,33 +315,28 @@ export class Evaluation implements MergeContext, RefHost {
   // Definitions, pushed down the declaration tree as NixOS's pushDownProperties does
 
   namespace(path: string[]): NamespaceEval {
-    const k = path.join('\0');
-    let ns = this.namespaces.get(k);
-    if (ns) return ns;
-    if (path.length === 0) {
-      ns = new NamespaceEval(
-        this,
-        this.decls.root,
-        this.modules
-          .filter((m) => m.config !== undefined)
-          .map((m) => moduleDefinition(m.configLoc, m.config, m.rerun ? m : undefined)),
-      );
-    } else {
-      const parent = this.namespace(path.slice(0, -1));
-      const node = this.decls.lookup(path) as NamespaceNode;
-      ns = new NamespaceEval(this, node, parent.split().matched.get(path[path.length - 1]!) ?? []);
-    }
-    this.namespaces.set(k, ns);
-    return ns;
+    return this.namespaceOf(path.length === 0 ? this.decls.root : (this.decls.lookup(path) as NamespaceNode));
   }
 
-  /** The definitions of an option (or a namespace) at `path`, relative to this evaluation. */
-  definitionsAt(path: string[]): Definition[] {
-    const parent = this.namespace(path.slice(0, -1));
-    const own = this.secondRuns.fromSecondRuns(parent.split().matched.get(path[path.length - 1]!) ?? [], path);
-    const aliased = this.decls.aliases.length === 0 ? [] : (this.aliasesByTarget().get(path.join('\0')) ?? []);
+  /** A namespace's definitions, kept on its node (which is this evaluation's). */
+  private namespaceOf(node: NamespaceNode): NamespaceEval {
+    if (node.evaluated) return node.evaluated;
+    const parent = node.parent;
+    const defs = parent
+      ? (this.namespaceOf(parent).split().matched.get(node.path[node.path.length - 1]!) ?? [])
+      : this.modules.filter((m) => m.config !== undefined).map((m) => moduleDefinition(m.configLoc, m.config, m.rerun ? m : undefined));
+    return (node.evaluated = new NamespaceEval(this, node, defs));
+  }
+
+  /** The definitions of an option (or a namespace) at `path`, relative to this evaluation; `node` is what is declared there. */
+  definitionsAt(path: string[], node: NamespaceNode | OptionNode | undefined = this.decls.lookup(path)): Definition[] {
+    const parent = node?.parent ? this.namespaceOf(node.parent) : this.namespace(path.slice(0, -1));
+    const matched = parent.split().matched.get(path[path.length - 1]!) ?? [];
+    // Only modules that run twice give definitions to replace.
+    const own = this.hasSecondRuns ? this.secondRuns.fromSecondRuns(matched, path) : matched;
+    const aliased = this.decls.aliases.length === 0 ? NONE : (this.aliasesByTarget().get(path.join('\0')) ?? NONE);
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
-    const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : [];
+    const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : NONE;
     if (aliased.length === 0 && warned.length === 0) return own;
     return [...own, ...aliased.flatMap((a) => this.definitionsAt(a.path)), ...warned];
   }
@@ -333,25 +358,28 @@ export class Evaluation implements MergeContext, RefHost {
   }
 
   option(path: string[]): OptionState {
-    const k = path.join('\0');
-    let s = this.optionStates.get(k);
-    if (!s) {
-      const node = this.decls.lookup(path);
-      if (!(node instanceof OptionNode)) throw new Error(`internal: no option at ${path.join('.')}`);
-      this.optionStates.set(k, (s = new OptionState(this, node)));
-    }
-    return s;
+    const node = this.decls.lookup(path);
+    if (!(node instanceof OptionNode)) throw new Error(`internal: no option at ${path.join('.')}`);
+    return this.optionOf(node);
+  }
+
+  /** The evaluation of one of this evaluation's options, kept on its node. */
+  optionOf(node: OptionNode): OptionState {
+    return (node.state ??= new OptionState(this, node));
   }
 
   /** Definitions that match no declared option: for freeformType, or an error. */
   unmatched(): { path: string[]; def: Definition }[] {
     const out: { path: string[]; def: Definition }[] = [];
     const walk = (node: NamespaceNode): void => {
-      const ns = this.namespace(node.path);
+      const ns = this.namespaceOf(node);
       if (ns.defs.length === 0) return;
       const { matched, unmatched } = ns.split();
       out.push(...unmatched);
-      for (const [name, child] of node.children) if (child instanceof NamespaceNode && matched.has(name)) walk(child);
+      // forEach, not for-of: no entry made per child (namespaces have thousands, walked per evaluation).
+      node.children.forEach((child, name) => {
+        if (child instanceof NamespaceNode && matched.has(name)) walk(child);
+      });
     };
     walk(this.decls.root);
     return out;
@@ -429,7 +457,7 @@ export class Evaluation implements MergeContext, RefHost {
     const obj: Record<string, unknown> = {};
     // Only second runs read config through views of these objects.
     if (this.hasSecondRuns) this.secondRuns.addConfigSet(obj);
-    for (const [name, child] of ns.children) {
+    ns.children.forEach((child, name) => {
       if (child instanceof OptionNode) {
         // Kept once read, unless the read gave a reference (an option a second run's body read
         // while it was being computed): the value is there on the next read.
@@ -441,7 +469,7 @@ export class Evaluation implements MergeContext, RefHost {
           configurable: true,
           get: () => {
             if (done) return value;
-            const v = (state ??= this.option(child.path)).value;
+            const v = (state ??= this.optionOf(child)).value;
             if (!isRef(v)) {
               done = true;
               value = v;
@@ -452,7 +480,7 @@ export class Evaluation implements MergeContext, RefHost {
       } else {
         defineLazy(obj, name, () => this.configObject(child, free && isPlainObject(free[name]) ? (free[name] as Record<string, unknown>) : undefined));
       }
-    }
+    });
     if (free) {
       for (const k of Object.keys(free)) {
         if (!ns.children.has(k)) Object.defineProperty(obj, k, Object.getOwnPropertyDescriptor(free, k)!);
@@ -465,7 +493,7 @@ export class Evaluation implements MergeContext, RefHost {
     const obj: Record<string, unknown> = {};
     for (const [name, child] of ns.children) {
       const p = [...path, name];
-      defineLazy(obj, name, () => (child instanceof OptionNode ? this.option(child.path).info : this.buildOptions(child, p)));
+      defineLazy(obj, name, () => (child instanceof OptionNode ? this.optionOf(child).info : this.buildOptions(child, p)));
     }
     return obj;
   }
@@ -514,9 +542,9 @@ export async function evalModules(opts: EvalModulesOptions): Promise<Evaluation>
 }
 
 /** Evaluates modules that are all in memory (no files to load): submodules, tests. */
-export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeCheck'>): Evaluation {
+export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeCheck'>, prefixShown = showOption(opts.prefix ?? [])): Evaluation {
   const ev = new Evaluation(opts.prefix ?? [], opts.specialArgs ?? {});
-  const gen = ev.collect(opts.modules, { key: `<${showOption(opts.prefix ?? []) || 'root'}>`, loc: { file: '<inline>' }, dir: opts.baseDir ?? process.cwd() });
+  const gen = ev.collect(opts.modules, { key: `<${prefixShown || 'root'}>`, loc: { file: '<inline>' }, dir: opts.baseDir ?? process.cwd() });
   let step = gen.next();
   while (!step.done) step = gen.next(loadModuleFileSync(step.value.load, step.value.loc));
   ev.finish(step.value);
@@ -526,16 +554,17 @@ export function evalModulesSync(opts: Omit<EvalModulesOptions, 'load' | 'beforeC
 
 /** A submodule value: a nested evaluation of the type's modules plus each definition. */
 export function evalSubmodule(loc: string[], modules: ModuleInput[], defs: FinalDefinition[], specialArgs: Record<string, unknown>, shorthand: boolean): Record<string, unknown> {
+  const shown = showOption(loc);
   const inputs: ModuleInput[] = [
     ...modules,
     ...defs.map((d, i) => {
       const v = force(d.value);
       // A path is a module file, relative to the file that defined it.
       if (isModulePath(v)) return resolveModulePath(v, isAbsolute(d.loc.file) ? dirname(d.loc.file) : process.cwd());
-      return new SourcedModule(d.value, d.loc, `${showOption(loc)}#${i + 1}`, shorthand && typeof v !== 'function');
+      return new SourcedModule(d.value, d.loc, `${shown}#${i + 1}`, shorthand && typeof v !== 'function');
     }),
   ];
-  const ev = evalModulesSync({ modules: inputs, prefix: loc, specialArgs: { ...specialArgs, name: loc[loc.length - 1] ?? '' } });
+  const ev = evalModulesSync({ modules: inputs, prefix: loc, specialArgs: { ...specialArgs, name: loc[loc.length - 1] ?? '' } }, shown);
   ev.definedAt = defs.map((d) => d.loc);
   return ev.config;
 }

@@ -1,6 +1,6 @@
 import { leaveModuleRun, plainLocation, reenterModuleRun, type SourceLocation } from '../location.js';
 import { checkAndMerge, OptionError, prepareDefinitions, type PreparedDefinitions } from '../merge.js';
-import { Override, PRIORITY, Thunk } from '../properties.js';
+import { PRIORITY } from '../properties.js';
 import { makeRef } from '../refs.js';
 import { showDefs, showOption } from '../show.js';
 import { emptyValueOf, type OptionType } from '../types.js';
@@ -160,8 +160,9 @@ export class OptionState {
     readonly node: OptionNode,
   ) {}
 
+  /** Its full path: the evaluation's prefix and its own. */
   get loc(): string[] {
-    return [...this.ev.prefix, ...this.node.path];
+    return this.ev.prefix.length === 0 ? this.node.path : this.ev.prefix.concat(this.node.path);
   }
 
   get prepared(): PreparedDefinitions {
@@ -177,18 +178,16 @@ export class OptionState {
 
   private prepare(): PreparedDefinitions {
     if (this.preparedDefs) return this.preparedDefs;
-    const defs = this.ev.definitionsAt(this.node.path);
+    const defs = this.ev.definitionsAt(this.node.path, this.node);
     const decl = this.node.decl;
-    // The default goes first, as in NixOS: definitions at mkOptionDefault priority (lists, lines)
-    // merge after it.
-    const all = hasField(decl, 'default')
-      ? [{ loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: new Override(PRIORITY.optionDefault, new Thunk(() => decl.default)) }, ...defs]
-      : defs;
     if (this.preparing || this.suspended) throw this.recursion();
     this.preparing = true;
     evaluating.push(this);
     try {
-      return (this.preparedDefs = prepareDefinitions(all));
+      // The default goes first, as in NixOS: definitions at mkOptionDefault priority (lists, lines)
+      // merge after it. Read here, where an error in a lazy default names this option.
+      const optionDefault = hasField(decl, 'default') ? { loc: this.node.defaultLoc ?? this.node.declarations[0]!, value: decl.default } : undefined;
+      return (this.preparedDefs = prepareDefinitions(defs, optionDefault));
     } catch (err) {
       throw userCodeError(err, () => `while evaluating the option \`${showOption(this.loc)}'`);
     } finally {

@@ -26,8 +26,15 @@ export interface SecondRun {
   options?: unknown;
   /** Values its body needed that could not be computed yet (a cycle, so far) got stand-ins: those cycles. */
   partial?: OptionError[];
-  /** Its definitions split namespace by namespace, as read (keyed by the namespace's path). */
-  split?: Map<string, Map<string, Definition[]>>;
+  /** Its definitions split namespace by namespace, as read. */
+  split?: RunSplit;
+}
+
+/** A second run's definitions of one namespace, and once split, those of its children. */
+interface RunSplit {
+  defs: Definition[];
+  children?: Map<string, Definition[]>;
+  below?: Map<string, RunSplit>;
 }
 
 /** The second runs of one evaluation's modules. */
@@ -63,7 +70,9 @@ export class SecondRuns {
     const again = normalizeModule(value, mod.key, mod.loc, false, mod.yaml);
     run.config = again.config;
     run.configLoc = again.configLoc;
-    run.options = again.options;
+    // Its declarations are read only for defaults computed from config (laterDefault): else
+    // they are let go, with their sites and types.
+    run.options = mod.laterDefaults?.size ? again.options : undefined;
     run.done = true;
     return run;
   }
@@ -147,7 +156,10 @@ export class SecondRuns {
 
   /** Definitions of modules that run twice replaced by those of their second run, at `path`. */
   fromSecondRuns(defs: Definition[], path: string[]): Definition[] {
-    if (!defs.some((d) => definedBy(d))) return defs;
+    if (!defs.some(definedBy)) return defs;
+    const extract = (run: SecondRun): Definition[] => this.definitionsOf(run, path);
+    // Most options have one module's definitions: its second run's, as they are.
+    if (defs.length === 1) return this.fromSecondRun(definedBy(defs[0]!)!, extract, sameDefinitions);
     const out: Definition[] = [];
     const done = new Set<CollectedModule>();
     for (const d of defs) {
@@ -155,13 +167,7 @@ export class SecondRuns {
       if (!mod) out.push(d);
       else if (!done.has(mod)) {
         done.add(mod);
-        out.push(
-          ...this.fromSecondRun(
-            mod,
-            (run) => this.definitionsOf(run, path),
-            (a, b) => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value)),
-          ),
-        );
+        out.push(...this.fromSecondRun(mod, extract, sameDefinitions));
       }
     }
     return out;
@@ -170,17 +176,19 @@ export class SecondRuns {
   /** A second run's definitions at `path`, its config split one namespace at a time, once each. */
   private definitionsOf(run: SecondRun, path: string[]): Definition[] {
     if (run.config === undefined) return [];
-    const split = (run.split ??= new Map());
-    let defs: Definition[] = [{ loc: run.configLoc!, value: run.config }];
-    let key = '';
+    // A tree, not a map keyed by joined paths: each option of each module that runs twice asks.
+    let node = (run.split ??= { defs: [{ loc: run.configLoc!, value: run.config }] });
     for (let i = 0; i < path.length; i++) {
-      let children = split.get(key);
-      if (!children) split.set(key, (children = splitDefinitions(defs, (v, l) => this.ev.notASet(path.slice(0, i), v, l))));
-      defs = children.get(path[i]!) ?? [];
-      if (defs.length === 0) return defs;
-      key += `\0${path[i]}`;
+      const children = (node.children ??= splitDefinitions(node.defs, (v, l) => this.ev.notASet(path.slice(0, i), v, l)));
+      const defs = children.get(path[i]!);
+      if (!defs) return [];
+      if (i === path.length - 1) return defs;
+      const below = (node.below ??= new Map());
+      let next = below.get(path[i]!);
+      if (!next) below.set(path[i]!, (next = { defs }));
+      node = next;
     }
-    return defs;
+    return node.defs;
   }
 
   /**
@@ -192,6 +200,9 @@ export class SecondRuns {
     return { loc: def.loc, value: new Thunk(() => new Merge(this.fromSecondRuns([def], path).map((d) => d.value))) };
   }
 }
+
+/** Whether two runs of a module gave the same definitions at a place. */
+const sameDefinitions = (a: Definition[], b: Definition[]): boolean => a.length === b.length && a.every((d, i) => sameValue(d.value, b[i]!.value));
 
 /**
  * The options whose default differs between two first runs with different stand-ins for config
