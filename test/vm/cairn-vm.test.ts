@@ -79,7 +79,8 @@ describe.skipIf(!hasQemu)('cairn vm', () => {
   it('--dry-run prints the QEMU command: direct kernel boot, state and store disks, forwards', async () => {
     const r = await execa('node', [CLI, 'vm', config, '--state', state, '--forward', '18080:80', '--forward', 'udp:15353:53', '--dry-run'], { env, reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^qemu-system-x86_64 .*-kernel \S+\/boot\/vmlinuz-\S+ -initrd \S+\/initrd /);
+    // The kernel's PVH ELF (its own store path, beside the closure), booted with the system's initrd.
+    expect(r.stdout).toMatch(/^qemu-system-x86_64 .*-kernel \S+-vmlinux-\S+\/vmlinux -initrd \S+\/initrd /);
     expect(r.stdout).toContain(`-drive file=${state},if=virtio,format=qcow2`);
     expect(r.stdout).toMatch(/-drive file=\S+\/vm\/store-s-[a-z0-9]{32}\.img,if=virtio,format=raw,readonly=on/);
     // services.qemuGuest: the agent's port, at a socket beside the state disk.
