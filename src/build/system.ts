@@ -269,17 +269,19 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
     // Module names are checked against the kernel's whole index before the initrd or the tree is
     // built from them, the unknown one reported with the option defining it; outputs already valid
     // were built from names checked then, and need neither the index nor the kernel package.
+    // depmod's output is built here whenever anything below needs it: the initrd, the tree, or sw
+    // (without a tree, it is a layer of sw).
+    let meta: string | undefined;
     if (!tree || !valid(tree) || !valid(initrdDrv)) {
-      const meta = await build(depmod);
+      meta = await build(depmod);
       await realise([nameOf.get(info.storePath)!]);
       checkModuleNames(ev, system.config, readModuleIndex(join(store.toPhysical(meta), info.modulesDir), join(store.toPhysical(info.storePath), info.modulesDir)), info.version);
     }
     progress('building the initrd');
-    if (!valid(initrdDrv)) await build(depmod);
     initrd = `${await build(initrdDrv)}/initrd`;
     if (!tree) {
       kernel = { image: `${info.storePath}/${info.image}`, version: info.version, pkg: info.storePath };
-      swLayers.push(await build(depmod));
+      swLayers.push(meta!);
     } else {
       progress('building the kernel module tree');
       const treePath = await build(tree);
