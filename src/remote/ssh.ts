@@ -3,7 +3,10 @@
  * tests, locally under a folder that stands for the target's root. The scripts live in
  * `scripts/remote/`; the target needs only bash, coreutils, tar and systemd.
  */
-import { constants } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -47,6 +50,11 @@ export interface RunOptions {
   stderr?: Writable;
   /** Ends the session at once, as a dropped connection would. */
   signal?: AbortSignal;
+  /**
+   * A connection of its own, not one shared with the runner's other sessions: what magic rollback's
+   * confirmation needs, since only a new connection proves the target can still be reached.
+   */
+  fresh?: boolean;
 }
 
 export interface RunResult {
@@ -57,7 +65,7 @@ export interface RunResult {
   connectionLost: boolean;
 }
 
-/** Runs bash scripts on a target; each run is a new connection. */
+/** Runs bash scripts on a target. */
 export interface RemoteRunner {
   /** The target, as messages name it. */
   readonly name: string;
@@ -66,6 +74,8 @@ export interface RemoteRunner {
   /** How detached work is started there: systemd's transient units, or plain processes (tests). */
   readonly units: 'systemd' | 'plain';
   run(script: string, opts?: RunOptions): Promise<RunResult>;
+  /** Closes what the runner keeps open between sessions (a shared connection); runs may follow, opening it again. */
+  close?(): Promise<void>;
 }
 
 /** Feeds stdin, forwards output and collects the result of a started script. */
@@ -96,29 +106,55 @@ const ioOptions = (opts: RunOptions) => ({
 });
 
 /**
+ * How long an idle shared connection stays open. A deploy's sessions follow each other within
+ * seconds; after a longer pause (a long build) the next session opens a new one by itself.
+ */
+const SHARED_IDLE_SECONDS = 60;
+
+/**
  * A target reached with `ssh`: BatchMode (no prompts), a connect timeout, keep-alives to notice a
  * dead link, and only errors from ssh itself (no known-hosts notices among the switch's output).
  * With `sudo`, a user other than root runs the scripts as root through `sudo -n` (no password
  * prompt: the user must be allowed without one, as nixos-rebuild's --use-remote-sudo expects).
+ *
+ * The runner's sessions share one connection (OpenSSH's ControlMaster, its socket in a private
+ * folder), since each new one costs a key exchange; a `fresh` session opens its own. The shared
+ * connection is closed when the process exits, or by itself once idle.
  */
 export function sshRunner(target: SshTarget, extraOptions: string[] = sshOptionsFromEnv(), how: { sudo?: boolean } = {}): RemoteRunner {
   const sudo = how.sudo ? 'sudo -n -- ' : '';
-  // ssh takes the first value given for an option: the user's come first.
-  const args = [
+  const destination = ['--', `${target.user}@${target.host}`];
+  // ssh takes the first value given for an option: the user's come first (a ControlPath of theirs too).
+  const common = [
     ...extraOptions,
     ...['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=3', '-o', 'LogLevel=ERROR'],
     ...(target.port === undefined ? [] : ['-p', String(target.port)]),
-    '--',
-    `${target.user}@${target.host}`,
   ];
+  let socketDir: string | undefined;
+  const shared = (): string[] => {
+    if (socketDir === undefined) {
+      socketDir = mkdtempSync(join(tmpdir(), 'cairn-ssh-'));
+      process.once('exit', close);
+    }
+    return ['-o', `ControlPath=${join(socketDir, 'socket')}`, '-o', 'ControlMaster=auto', '-o', `ControlPersist=${SHARED_IDLE_SECONDS}`];
+  };
+  function close(): void {
+    if (socketDir === undefined) return;
+    spawnSync('ssh', [...common, '-o', `ControlPath=${join(socketDir, 'socket')}`, '-O', 'exit', ...destination], { stdio: 'ignore', timeout: 10_000 });
+    rmSync(socketDir, { recursive: true, force: true });
+    process.removeListener('exit', close);
+    socketDir = undefined;
+  }
   return {
     name: target.text,
     root: '/',
     units: 'systemd',
     run: (script, opts = {}) => {
-      const child = execa('ssh', [...args, `${sudo}bash -c ${shellQuote(script)}`], { ...ioOptions(opts), cancelSignal: opts.signal });
+      const connection = opts.fresh ? ['-o', 'ControlPath=none', '-o', 'ControlMaster=no'] : shared();
+      const child = execa('ssh', [...common, ...connection, ...destination, `${sudo}bash -c ${shellQuote(script)}`], { ...ioOptions(opts), cancelSignal: opts.signal });
       return finish(child, 'ssh', opts, (code) => code === 255);
     },
+    close: async () => close(),
   };
 }
 

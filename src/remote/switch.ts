@@ -84,7 +84,7 @@ export async function remoteSwitch(runner: RemoteRunner, opts: RemoteSwitchOptio
   }
 
   // A new connection: that it works is what the confirmation proves.
-  const c = await runner.run(remoteScript(runner, 'confirm.sh', { token, wait_limit: opts.switchWait ?? 600 }));
+  const c = await runner.run(remoteScript(runner, 'confirm.sh', { token, wait_limit: opts.switchWait ?? 600 }), { fresh: true });
   const [word, rc] = (c.stdout.trim().split('\n').pop() ?? '').split(' ');
   if (c.exitCode !== 0 || c.connectionLost || !word) {
     throw new CairnError(

@@ -300,6 +300,18 @@ describe('the ssh runner', () => {
       expect(argv.slice(0, 4)).toEqual(['-o', 'StrictHostKeyChecking=no', '-i', '/k']);
       expect(argv).toEqual(expect.arrayContaining(['BatchMode=yes', 'ConnectTimeout=15', '-p', '2222', 'root@web1']));
       expect(argv.indexOf('root@web1')).toBe(argv.indexOf('--') + 1);
+      // Sessions share one connection, kept open for the next; a fresh session opens its own.
+      const socket = argv.find((a) => a.startsWith('ControlPath='));
+      expect(socket).toMatch(/^ControlPath=.*cairn-ssh-[^/]+\/socket$/);
+      expect(argv).toEqual(expect.arrayContaining(['ControlMaster=auto', 'ControlPersist=60']));
+      await runner.run('true');
+      expect(readFileSync(ssh.log, 'utf8').split('\n')).toContain(socket);
+      await runner.run('true', { fresh: true });
+      const fresh = readFileSync(ssh.log, 'utf8').split('\n');
+      expect(fresh).toEqual(expect.arrayContaining(['ControlPath=none', 'ControlMaster=no']));
+      expect(fresh).not.toContain(socket);
+      await runner.close!();
+      expect(existsSync(socket!.slice('ControlPath='.length).replace(/\/socket$/, ''))).toBe(false);
       const lost = await sshRunner(parseTarget('root@unreachable'), []).run('true');
       expect(lost).toMatchObject({ exitCode: 255, connectionLost: true });
       // Another user: the script goes through sudo, which must not ask for a password.

@@ -37,8 +37,13 @@ export default {
     // To run the new generation's plan, its missing paths went over first.
     if (!/copied [1-9]\d* store paths/.test(dry.stderr)) throw new Error(`dry-activate copied nothing:\n${dry.stderr}`);
 
+    const logins = async () => Number((await m.succeed("journalctl -o cat | grep -c '^Accepted publickey for root' || true")).trim());
+    const loginsBefore = await logins();
     const sw = await cairn('switch', two, '--json');
     if (sw.code !== 0) throw new Error(`switch: exit ${sw.code}\n${sw.stderr}`);
+    // The switch's sessions (checks, copy, switch) share one login; the confirmation proves a new one works.
+    const switchLogins = (await logins()) - loginsBefore;
+    if (switchLogins !== 2) throw new Error(`the switch logged in ${switchLogins} times, not twice (one shared connection, one for the confirmation)`);
     const done = JSON.parse(sw.stdout) as { toplevel: string; generation: number; copied: number; confirmed: boolean };
     if (!(done.copied === 0 && done.confirmed && done.generation === 2)) throw new Error(`switch reported ${sw.stdout}`);
     if ((await current()) !== done.toplevel || (await marker()) !== 'generation two') throw new Error('the machine does not run generation 2');
