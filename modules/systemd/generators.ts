@@ -1,12 +1,23 @@
 import type { ModuleArgs } from '../config.js';
 
 /**
- * Generators systemd ships that a cairn system has no use for, masked by default: units are
- * declared, never converted from SysV init scripts or /etc/rc.local. NixOS's systemd is built
- * without them; Debian's has them, and systemd runs every generator at each boot and each
- * `daemon-reload` (each a process, costly on small and emulated machines).
+ * Generators systemd ships that serve what a cairn system does not have, masked by default.
+ * systemd runs every generator at each boot and each `daemon-reload`, each a process start (on
+ * an emulated machine ~0.1 s of CPU apiece, before the first unit can start). Why each goes:
  */
-const MASKED = ['systemd-sysv-generator', 'systemd-rc-local-generator'];
+const MASKED: Record<string, string> = {
+  // Units are declared, never converted from SysV init scripts or /etc/rc.local (NixOS's systemd is built without these two).
+  'systemd-sysv-generator': 'SysV init scripts',
+  'systemd-rc-local-generator': '/etc/rc.local',
+  // No offline updates: a new generation is switched to or booted, never applied in a special boot.
+  'systemd-system-update-generator': 'offline updates (system-update.target)',
+  // No hibernation: nothing declares a resume device.
+  'systemd-hibernate-resume-generator': 'resuming from hibernation (resume=)',
+  // No TPM2 features: nothing orders itself after tpm2.target.
+  'systemd-tpm2-generator': 'tpm2.target',
+  // sshd is what services.openssh declares: no undeclared listener on AF_VSOCK or AF_UNIX in VMs and containers.
+  'systemd-ssh-generator': 'sshd sockets on AF_VSOCK/AF_UNIX (systemd.ssh_auto)',
+};
 
 /** `systemd.generators`: generators by name, linked into /etc/systemd/system-generators. */
 export default ({ lib, config }: ModuleArgs) => {
@@ -20,13 +31,14 @@ export default ({ lib, config }: ModuleArgs) => {
           example: { 'systemd-gpt-auto-generator': '/dev/null' },
           description:
             'systemd generators (systemd.generator(7)): each NAME = PATH links /etc/systemd/system-generators/NAME to PATH; a link to /dev/null masks the generator of that name systemd ships. ' +
-            `Unlike NixOS, whose systemd is built without them, ${MASKED.map((g) => `\`${g}\``).join(' and ')} are masked here by default (Debian's systemd ships them): ` +
+            'Unlike NixOS, which runs whatever generators its systemd was built with, the generators Debian\'s systemd ships for what a cairn system does not have are masked here by default: ' +
+            `${Object.entries(MASKED).map(([g, what]) => `\`${g}\` (${what})`).join(', ')}; ` +
             'set one to its path under /usr/lib/systemd/system-generators to run it.',
         }),
       },
     },
     config: {
-      systemd: { generators: Object.fromEntries(MASKED.map((g) => [g, mkDefault('/dev/null')])) },
+      systemd: { generators: Object.fromEntries(Object.keys(MASKED).map((g) => [g, mkDefault('/dev/null')])) },
       environment: {
         get etc() {
           return Object.fromEntries(Object.entries(config.systemd.generators).map(([name, path]) => [`systemd/system-generators/${name}`, { symlink: path }]));

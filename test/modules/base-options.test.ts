@@ -29,11 +29,11 @@ describe('boot.kernel.sysctl', () => {
 
 describe('systemd.generators', () => {
   const link = (c: { environment: { etc: Record<string, { symlink?: string | null }> } }, name: string) => c.environment.etc[`systemd/system-generators/${name}`]?.symlink;
-  it("masks the SysV and rc.local generators of Debian's systemd by default, links a user's, and can restore a masked one", async () => {
+  it("masks the generators of Debian's systemd for what cairn has not (SysV, rc.local, offline updates, resume, TPM2, vsock sshd) by default, links a user's, and can restore a masked one", async () => {
     const plain = await evalConfig({});
-    expect(link(plain, 'systemd-sysv-generator')).toBe('/dev/null');
-    expect(link(plain, 'systemd-rc-local-generator')).toBe('/dev/null');
-    expect(link(plain, 'systemd-getty-generator')).toBeUndefined();
+    for (const g of ['sysv', 'rc-local', 'system-update', 'hibernate-resume', 'tpm2', 'ssh']) expect(link(plain, `systemd-${g}-generator`)).toBe('/dev/null');
+    // What a cairn system uses runs: mounts, gettys, boot counting, debugging from the kernel command line.
+    for (const g of ['fstab', 'getty', 'bless-boot', 'debug', 'run', 'gpt-auto']) expect(link(plain, `systemd-${g}-generator`)).toBeUndefined();
     const c = await evalConfig({
       systemd: { generators: { 'systemd-gpt-auto-generator': '/dev/null', 'systemd-rc-local-generator': '/usr/lib/systemd/system-generators/systemd-rc-local-generator' } },
     });
