@@ -11,6 +11,7 @@ export default defineConfig({
     // (test/vm/qemu-slots.ts), two at once.
     maxWorkers: 2,
     sequence: { sequencer: Sequencer },
+    globalSetup: ['./test/global-setup.ts'],
     reporters: ['default', './test/budget-reporter.ts'],
     // A test that builds a system or an image takes 10-30 s on an idle machine and over a minute
     // when another job (or the second worker) takes the CPU: the limit catches hangs, not slowness.

@@ -42,6 +42,12 @@ export default {
       const child = spawn(node, [cli, 'switch', config, '--target-host', `root@127.0.0.1:${port}`], { env, stdio: 'ignore' });
       return { child, done: new Promise<number | null>((r) => child.on('exit', (code) => r(code))) };
     };
+    /** A toplevel's closure on the host (each toplevel's asked for once: the old one was the last trial's new one). */
+    const closures = new Map<string, Promise<string[]>>();
+    const closure = (top: string): Promise<string[]> => {
+      if (!closures.has(top)) closures.set(top, cairn('store', 'path-info', '--closure', top).then((o) => o.trim().split('\n')));
+      return closures.get(top)!;
+    };
     await m.start();
     await up(m, port);
 
@@ -74,7 +80,6 @@ export default {
       const problems = (await m.succeed(CHECK)).trim();
       if (problems) throw new Error(`trial ${trial} (cut after ${cutAfter} ms):\n${problems}`);
       // Each path the switch had to copy that made it over is the host's, byte for byte.
-      const closure = async (top: string) => (await cairn('store', 'path-info', '--closure', top)).trim().split('\n');
       const old = new Set(await closure(before));
       for (const p of (await closure(toplevel)).filter((x) => !old.has(x))) {
         const there = await m.execute(`{ test -e ${p} || test -L ${p}; } && ${digest(p)}`);
