@@ -10,6 +10,11 @@
  *
  * The base is what the packages ship under /etc (as found in `sw`), on top of which come the
  * declared `environment.etc` entries.
+ *
+ * Packages' tmpfiles.d rules for paths of this /etc are left out (the file's lines again in
+ * /etc/tmpfiles.d/, which takes its place, those rules commented out): Debian's systemd makes
+ * /etc/mtab and /etc/default/locale links of its own (`L+`), and each boot and activation would
+ * otherwise replace the generation's /etc entries with them and back.
  */
 import { copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
@@ -77,11 +82,13 @@ export interface EtcArgs {
   entries: EtcEntry[];
   /** Whether the output has `link-tree` (outputs of older builds do not; activation copes). */
   linkTree?: boolean;
+  /** Whether packages' tmpfiles.d rules for the generation's /etc paths are overridden (part of the arguments so older outputs are not reused). */
+  tmpfilesOverrides?: boolean;
 }
 
 /** The etc derivation. */
 export function etcDerivation(base: string | null, entries: EtcEntry[]): Derivation {
-  return { name: 'etc', builder: 'cairn:etc', args: { base, entries, linkTree: true } satisfies EtcArgs, inputs: base ? [base] : [] };
+  return { name: 'etc', builder: 'cairn:etc', args: { base, entries, linkTree: true, tmpfilesOverrides: true } satisfies EtcArgs, inputs: base ? [base] : [] };
 }
 
 /**
@@ -126,6 +133,45 @@ function listFiles(dir: string, rel = ''): string[] {
   return out;
 }
 
+/**
+ * For each package tmpfiles.d file with a rule for a path of this /etc (`root`), an
+ * /etc/tmpfiles.d/ file of the same name (which systemd-tmpfiles reads instead) holding its lines
+ * with those rules commented out. A file of that name in /etc already (declared) is left as it is.
+ */
+function overrideTmpfiles(dir: string, root: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.conf')).sort();
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dest = join(root, 'tmpfiles.d', name);
+    if (existsOrLink(dest)) continue;
+    let changed = false;
+    const lines = readFileSync(join(dir, name), 'utf8')
+      .split('\n')
+      .map((line) => {
+        const path = /^\s*[^\s#]\S*\s+\/etc\/(\S+)/.exec(line)?.[1];
+        if (path === undefined || !existsOrLink(join(root, path))) return line;
+        changed = true;
+        return `# ${line}\n#   (left out by cairn: /etc/${path} is the generation's, see environment.etc)`;
+      });
+    if (!changed) continue;
+    mkdirSync(dirname(dest), { recursive: true });
+    writeFileSync(dest, `# /usr/lib/tmpfiles.d/${name}, without its rules for this generation's /etc entries.\n${lines.join('\n')}`, { mode: 0o644 });
+  }
+}
+
+function existsOrLink(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 registerBuilder('cairn:etc', async (ctx) => {
   const { base, entries, linkTree } = ctx.drv.args as EtcArgs;
   const root = join(ctx.out, 'etc');
@@ -156,6 +202,7 @@ registerBuilder('cairn:etc', async (ctx) => {
     else writeFileSync(dest, e.text ?? '', { mode: 0o644 });
     if (e.symlink === undefined && e.mode !== 'symlink') copies.push(`${e.mode}\t${e.user}\t${e.group}\t${e.target}`);
   }
+  if (base) overrideTmpfiles(join(ctx.store.toPhysical(base), 'usr', 'lib', 'tmpfiles.d'), root);
   const copied = new Set(copies.map((c) => c.split('\t')[3]));
   const links = listFiles(root).filter((r) => !copied.has(r));
   writeFileSync(join(ctx.out, 'links'), links.map((l) => `${l}\n`).join(''));

@@ -111,6 +111,15 @@ const ioOptions = (opts: RunOptions) => ({
  */
 const SHARED_IDLE_SECONDS = 60;
 
+/** Shared connections still open, closed when the process exits (one listener for them all). */
+const atExit = new Set<() => void>();
+let exitListener = false;
+function closeAtExit(close: () => void): void {
+  if (!exitListener) process.once('exit', () => [...atExit].forEach((c) => c()));
+  exitListener = true;
+  atExit.add(close);
+}
+
 /**
  * A target reached with `ssh`: BatchMode (no prompts), a connect timeout, keep-alives to notice a
  * dead link, and only errors from ssh itself (no known-hosts notices among the switch's output).
@@ -134,7 +143,7 @@ export function sshRunner(target: SshTarget, extraOptions: string[] = sshOptions
   const shared = (): string[] => {
     if (socketDir === undefined) {
       socketDir = mkdtempSync(join(tmpdir(), 'cairn-ssh-'));
-      process.once('exit', close);
+      closeAtExit(close);
     }
     return ['-o', `ControlPath=${join(socketDir, 'socket')}`, '-o', 'ControlMaster=auto', '-o', `ControlPersist=${SHARED_IDLE_SECONDS}`];
   };
@@ -142,7 +151,7 @@ export function sshRunner(target: SshTarget, extraOptions: string[] = sshOptions
     if (socketDir === undefined) return;
     spawnSync('ssh', [...common, '-o', `ControlPath=${join(socketDir, 'socket')}`, '-O', 'exit', ...destination], { stdio: 'ignore', timeout: 10_000 });
     rmSync(socketDir, { recursive: true, force: true });
-    process.removeListener('exit', close);
+    atExit.delete(close);
     socketDir = undefined;
   }
   return {

@@ -135,6 +135,16 @@ describe('the toplevel of examples/minimal.yaml', () => {
     for (const f of ['machine-id', 'passwd', 'shadow', 'group']) expect(existsSync(join(etc, f))).toBe(false);
   });
 
+  it("leaves out the packages' tmpfiles.d rules for its /etc entries, keeping their other rules", () => {
+    const etc = store.toPhysical(`${minimal.etc}/etc`);
+    const debian = readFileSync(join(etc, 'tmpfiles.d/debian.conf'), 'utf8');
+    // Debian's systemd links /etc/mtab and /etc/default/locale itself; both are the generation's.
+    expect(debian).toMatch(/^# L\+ \/etc\/mtab\s/m);
+    expect(debian).toMatch(/^# L\+ \/etc\/default\/locale\s/m);
+    expect(debian).toMatch(/^L \/run\/shm\s/m);
+    expect(readFileSync(join(store.toPhysical(minimal.etc), 'links'), 'utf8').split('\n')).toContain('tmpfiles.d/debian.conf');
+  });
+
   it('names no path of the building machine anywhere in its closure', () => {
     const needles = hostPathNeedles(store, minimalConfig);
     expect(needles).toContain(store.dir);

@@ -95,6 +95,12 @@ export default {
       check((await machine.succeed('readlink /dev/cairn-udev-null')).trim() === 'null', 'no /dev/cairn-udev-null link');
     });
 
+    await subtest("/etc keeps the generation's entries where Debian's tmpfiles.d would link its own", async () => {
+      // Debian's systemd has `L+ /etc/mtab` and `L+ /etc/default/locale`: run at boot (and by activation) they would replace these.
+      const links = (await machine.succeed('systemd-tmpfiles --create --exclude-prefix=/dev; readlink /etc/mtab /etc/default/locale')).trim();
+      check(links === '/etc/static/mtab\n/etc/static/default/locale', `after systemd-tmpfiles, /etc/mtab and /etc/default/locale link to:\n${links}`);
+    });
+
     await subtest('the microcode package is in the system', async () => {
       await machine.succeed('ls /usr/lib/firmware/intel-ucode | grep -q .');
     });
