@@ -63,7 +63,9 @@ export default {
     for (let trial = 1; trial <= TRIALS; trial++) {
       const config = configFile(`trial-${trial}`, generation(`trial ${trial}`));
       // Built first (not timed), so the cut falls in the copy and the switch, not in the host's build.
+      const started = Date.now();
       const toplevel = (await cairn('build', config, '--no-link')).trim().split('\n').pop()!;
+      const built = Date.now();
       const before = await current();
       const cutAfter = Math.floor(Math.random() * window * 1.1);
       const s = switchTo(config);
@@ -72,10 +74,13 @@ export default {
       s.child.kill('SIGKILL');
       await s.done;
 
+      const cut = Date.now();
       await m.start();
       await up(m, port);
+      const booted = Date.now();
       const now = await current();
-      driver.log(`trial ${trial}: cut after ${(cutAfter / 1000).toFixed(1)} s; booted ${now === toplevel ? 'the new' : now === before ? 'the old' : 'ANOTHER'} generation`);
+      const secs = (a: number, b: number) => ((b - a) / 1000).toFixed(1);
+      driver.log(`trial ${trial}: cut after ${(cutAfter / 1000).toFixed(1)} s; booted ${now === toplevel ? 'the new' : now === before ? 'the old' : 'ANOTHER'} generation (build ${secs(started, built)} s, switch until the cut ${secs(built, cut)} s, boot ${secs(cut, booted)} s)`);
       if (now !== before && now !== toplevel) throw new Error(`trial ${trial}: the machine runs ${now}, neither the old ${before} nor the new ${toplevel}`);
       const problems = (await m.succeed(CHECK)).trim();
       if (problems) throw new Error(`trial ${trial} (cut after ${cutAfter} ms):\n${problems}`);
