@@ -21,14 +21,21 @@ info() { echo "cairn stage 1: $*"; }
 # On failure: say what failed and what to do; a shell only if the command line asks for one,
 # otherwise exit, which makes the kernel panic (with panic=N it then reboots).
 fail() {
-    echo
-    echo "cairn stage 1: error: $*"
     if [ -n "$shell_on_fail" ]; then
+        echo
+        echo "cairn stage 1: error: $*"
         echo "cairn stage 1: starting a shell (boot.shell_on_fail); exit it to retry the switch to stage 2."
         setsid cttyhack sh || sh
         return 0
     fi
-    echo "cairn stage 1: add boot.shell_on_fail to the kernel command line for a rescue shell."
+    # The kernel panics as soon as this exits, and what the console has not written yet is lost
+    # then; the kernel's own log is written out by the panic. So the last words go through it.
+    set -- "cairn stage 1: error: $*" "cairn stage 1: add boot.shell_on_fail to the kernel command line for a rescue shell."
+    if ! { printf '<2>%s\n' "$1" > /dev/kmsg && printf '<2>%s\n' "$2" > /dev/kmsg; } 2>/dev/null; then
+        echo
+        echo "$1"
+        echo "$2"
+    fi
     sync
     exit 1
 }

@@ -17,14 +17,14 @@ import { evalConfigFile } from '../../src/eval/index.js';
 import { stageRootTree, makeExt4Image } from '../../src/image/rootfs.js';
 import { removeTree, Store } from '../../src/store/index.js';
 import { qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
-import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
+import { GUEST_CPUS, SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
 const STORE_HOME = join(tmpdir(), 'cairn-test-vm-home');
 
-/** Boot budget: TCG boots of such a system take 12–25 s here; the rest is headroom for loaded CI machines. */
+/** Boot budget: a one-vCPU TCG boot of such a system takes 20–35 s here; the rest is headroom for loaded CI machines. */
 const BOOT_TIMEOUT_MS = 180_000;
 const MULTI_USER = /Reached target .*Multi-User System/;
 
@@ -40,7 +40,7 @@ interface BootResult {
  */
 async function boot(opts: { kernel: string; initrd: string; image: string; append: string; until: RegExp }): Promise<BootResult> {
   const vm = RunningMachine.start(
-    qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: 2, kernel: opts, drives: [{ file: opts.image, format: 'raw' }], network: null }),
+    qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: GUEST_CPUS, kernel: opts, drives: [{ file: opts.image, format: 'raw' }], network: null }),
   );
   try {
     const r = await vm.waitForConsole(opts.until, BOOT_TIMEOUT_MS);

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { Store } from '../../src/store/index.js';
 import { loadTestFile, runTest } from '../../src/testing/index.js';
 import { QEMU } from '../../src/vm/index.js';
-import { queueForSlots } from './qemu-slots.js';
+import { GUEST_CPUS, queueForSlots } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -22,13 +22,8 @@ const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
 const CASES = resolve(import.meta.dirname, 'cases');
 const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
 const TIMEOUT = 900_000;
-/**
- * Two guests run at once (QEMU_SLOTS), one vCPU each: TCG runs a vCPU as a host thread, so two
- * single-vCPU guests fill both cores where two-vCPU ones would fight over them, and a boot of the
- * minimal configuration to multi-user.target costs about a quarter less host CPU time with one
- * vCPU than with two (measured: 51 s against 69 s of QEMU's CPU time).
- */
-const CPUS = 1;
+/** One vCPU per guest (see GUEST_CPUS). */
+const CPUS = GUEST_CPUS;
 
 /** The cases below with tests of their own, run through the CLI: left out of the loop over the others. */
 const FAILING = 'failing.test.ts';

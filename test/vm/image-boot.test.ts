@@ -18,7 +18,7 @@ import { evalConfigFile } from '../../src/eval/index.js';
 import { buildImage, findFormat, loaderConf, type BuiltImage } from '../../src/image/index.js';
 import { readBootspec } from '../../src/toplevel/index.js';
 import { OVMF_VARS, qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
-import { SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
+import { GUEST_CPUS, SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
@@ -65,7 +65,7 @@ describe.skipIf(!hasQemu)('a two-generation image boots under OVMF', () => {
   async function boot(disk: string, until: RegExp): Promise<{ reached: boolean; console: string; seconds: number }> {
     const vars = join(work, `vars-${Date.now()}.fd`);
     copyFileSync(OVMF_VARS, vars);
-    const vm = RunningMachine.start(qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: 2, uefiVars: vars, drives: [{ file: disk, format: 'raw' }], network: null }));
+    const vm = RunningMachine.start(qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: GUEST_CPUS, uefiVars: vars, drives: [{ file: disk, format: 'raw' }], network: null }));
     try {
       const r = await vm.waitForConsole(until, BOOT_TIMEOUT_MS);
       if (!r.matched) process.stderr.write(`--- serial console (${r.seconds.toFixed(1)} s, ${r.reason}) ---\n${vm.console}\n--- end of console ---\n`);

@@ -9,6 +9,7 @@ import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { layoutDisk, writePartitionTable, MIB } from '../../src/image/disk.js';
 import { OVMF_VARS, qemuArgs, RunningMachine } from '../../src/vm/index.js';
+import { GUEST_CPUS } from './qemu-slots.js';
 
 export class InstallDisk {
   private loop: string | undefined;
@@ -59,7 +60,7 @@ export class InstallDisk {
   boot(): RunningMachine {
     const vars = join(this.work, 'vars.fd');
     copyFileSync(OVMF_VARS, vars);
-    return RunningMachine.start(qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: 2, uefiVars: vars, drives: [{ file: this.disk, format: 'raw' }], network: null }));
+    return RunningMachine.start(qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: GUEST_CPUS, uefiVars: vars, drives: [{ file: this.disk, format: 'raw' }], network: null }));
   }
 
   /** Unmounts the root and its ESP and frees the loop device (again is harmless). */
