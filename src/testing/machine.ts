@@ -241,7 +241,11 @@ export class Machine {
       const prop = (k: string): string => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1] ?? '';
       if (prop('LoadState') === 'not-found') throw this.error(call, `there is no unit ${unit}`);
       if (prop('ActiveState') === 'failed') {
-        const journal = (await this.execute(`journalctl --no-pager -n 40 -u ${shellQuote(unit)}`)).stdout;
+        // A unit that failed early in boot may have logged while journald moves the journal from
+        // /run to /var (systemd-journal-flush): a read then can find nothing yet. Asked again until
+        // it finds the unit's entries (a failed unit has some: systemd's own), for a few seconds.
+        const read = `journalctl --no-pager -n 40 -u ${shellQuote(unit)}`;
+        const journal = (await this.execute(`for i in 1 2 3 4 5 6 7 8 9 10; do out=$(${read} 2>&1); case "$out" in ''|*'-- No entries --'*) sleep 0.5 ;; *) break ;; esac; done; printf '%s\n' "$out"`)).stdout;
         throw this.error(call, `the unit failed (${prop('SubState')}); its journal:\n${journal}`);
       }
       if (prop('ActiveState') === 'active') return { done: true, value: undefined };
