@@ -20,7 +20,7 @@ import { copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync
 import { readFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { CairnError } from '../errors.js';
-import { registerBuilder, type Derivation } from '../store/index.js';
+import { lexists, registerBuilder, type Derivation } from '../store/index.js';
 import { checkRelative } from './tree.js';
 import type { EtcOption } from '../eval/spec.js';
 
@@ -147,28 +147,19 @@ function overrideTmpfiles(dir: string, root: string): void {
   }
   for (const name of names) {
     const dest = join(root, 'tmpfiles.d', name);
-    if (existsOrLink(dest)) continue;
+    if (lexists(dest)) continue;
     let changed = false;
     const lines = readFileSync(join(dir, name), 'utf8')
       .split('\n')
       .map((line) => {
         const path = /^\s*[^\s#]\S*\s+\/etc\/(\S+)/.exec(line)?.[1];
-        if (path === undefined || !existsOrLink(join(root, path))) return line;
+        if (path === undefined || !lexists(join(root, path))) return line;
         changed = true;
         return `# ${line}\n#   (left out by cairn: /etc/${path} is the generation's, see environment.etc)`;
       });
     if (!changed) continue;
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, `# /usr/lib/tmpfiles.d/${name}, without its rules for this generation's /etc entries.\n${lines.join('\n')}`, { mode: 0o644 });
-  }
-}
-
-function existsOrLink(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 
