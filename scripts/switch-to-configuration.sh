@@ -71,13 +71,16 @@ old="$(readlink -f /run/current-system 2>/dev/null || true)"
 
 # The text that defines a unit in a generation, in REPLY: its unit file (from /etc or the
 # packages), the template of an instance, and its drop-ins, in order. Empty: the generation has no
-# such unit. Builtins only (read, not cat; no command substitution): this runs twice for every
+# such unit (or masks it). Builtins only (read, not cat; no command substitution): this runs twice for every
 # active unit, and each process costs much on a slow machine.
-# SOURCE is set to etc when the unit file is the generation's own (not a package's).
+# SOURCE is set to etc when the unit file is the generation's own (not a package's), to masked
+# when the generation masks the unit.
 unit_text() { # GENERATION UNIT
     local g="$1" u="$2" t="" d f x
     REPLY="" SOURCE=""
     case "$u" in *@*.*) t="${u%%@*}@.${u##*.}" ;; esac
+    # Masked (a disabled unit links to /dev/null): the generation has no such unit, so it is stopped.
+    [ "$g/etc/systemd/system/$u" -ef /dev/null ] && { SOURCE=masked; return 0; }
     for d in "$g/etc/systemd/system" "$g/sw/usr/lib/systemd/system"; do
         if [ -e "$d/$u" ]; then IFS= read -r -d '' x < "$d/$u"; REPLY+="## $u"$'\n'"$x"; break; fi
         if [ -n "$t" ] && [ -e "$d/$t" ]; then IFS= read -r -d '' x < "$d/$t"; REPLY+="## $t"$'\n'"$x"; break; fi
@@ -130,7 +133,7 @@ for u in "${active[@]}"; do
         [ -n "$old_text" ] || continue
         if [ "$(key "$old_text" X-StopOnRemoval)" = false ]; then note "keep $u: removed, but X-StopOnRemoval=false"; continue; fi
         case "$(key "$old_text" RefuseManualStop)" in yes|true|on|1) note "keep $u: removed, but RefuseManualStop"; continue ;; esac
-        stop+=("$u"); note "stop $u: removed"
+        stop+=("$u"); note "stop $u: ${new_source:-removed}"
         continue
     fi
     why=changed

@@ -103,7 +103,7 @@ export default ({ lib, config }: ModuleArgs) => {
     config: {
       environment: {
         get etc() {
-          return unitsEtc(config.systemd.services, (name, def) => {
+          return unitsEtc(config.systemd.services, 'service', (name, def) => {
             const files: Record<string, EtcEntry> = {};
             const text = renderSystemdIni(unitHeader('service', name), [
               ['Unit', unitSection(def)],

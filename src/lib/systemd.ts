@@ -76,7 +76,7 @@ export function unitSectionsType() {
 export function commonUnitOptions(kind: UnitKind): Record<string, Option> {
   const units = (what: string, key: string) => mkOption({ type: types.listOf(types.unitName), default: [], description: `${what} (\`${key}=\`).` });
   return {
-    enable: mkOption({ type: types.bool, default: true, description: `Whether this ${kind} unit is generated. A disabled unit is left out entirely.` }),
+    enable: mkOption({ type: types.bool, default: true, description: `Whether this ${kind} unit is generated. A disabled unit is masked: /etc/systemd/system/<name>.${kind} links to /dev/null, so neither this definition nor a unit of that name a package ships can start (NixOS: the same).` }),
     description: mkOption({ type: types.strMatching(UNIT_VALUE), default: '', description: 'The unit description (`Description=`), shown by systemctl and in the journal.' }),
     documentation: mkOption({ type: types.listOf(types.word), default: [], description: 'Documentation URIs (`Documentation=`).' }),
     wantedBy: mkOption({ type: types.listOf(types.unitName), default: [], example: ['multi-user.target'], description: 'Units that want this one: a `<unit>.wants/` link each, as `systemctl enable` would create.' }),
@@ -199,10 +199,17 @@ export function unitEtcEntries(unit: string, def: CommonUnit, text: string): Rec
   return out;
 }
 
-/** The /etc entries of every enabled unit of a kind, rendered by `render`. */
-export function unitsEtc<T extends CommonUnit>(units: Record<string, T>, render: (name: string, def: T) => Record<string, EtcEntry>): Record<string, EtcEntry> {
+/**
+ * The /etc entries of every unit of a kind: an enabled one rendered by `render`, a disabled one
+ * masked (a link to /dev/null, as NixOS makes it), so that a unit a package ships under that name
+ * cannot start either.
+ */
+export function unitsEtc<T extends CommonUnit>(units: Record<string, T>, kind: UnitKind, render: (name: string, def: T) => Record<string, EtcEntry>): Record<string, EtcEntry> {
   const out: Record<string, EtcEntry> = {};
-  for (const [name, def] of Object.entries(units)) if (def.enable) Object.assign(out, render(name, def));
+  for (const [name, def] of Object.entries(units)) {
+    if (def.enable) Object.assign(out, render(name, def));
+    else out[`systemd/system/${name}.${kind}`] = { symlink: '/dev/null' };
+  }
   return out;
 }
 
@@ -238,7 +245,7 @@ export function unitKind(
       environment: {
         get etc() {
           const units = config.systemd[`${kind}s`] as Record<string, CommonUnit & Record<string, unknown>>;
-          return unitsEtc(units, (name, def) => {
+          return unitsEtc(units, kind, (name, def) => {
             const sections: [string, SectionEntries][] = [['Unit', unitSection(def)]];
             if (section) sections.push([section.name, { ...extraSection(def), ...(def[section.option] as SectionEntries) }]);
             return unitEtcEntries(`${name}.${kind}`, def, renderSystemdIni(unitHeader(kind, name), sections));

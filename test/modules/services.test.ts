@@ -87,9 +87,11 @@ describe('systemd.services', () => {
     expect(c.environment.etc['systemd/system/getty.target.wants/getty@tty3.service'].symlink).toBe('/lib/systemd/system/getty@.service');
   });
 
-  it('leaves out disabled units and refuses a service with nothing to run', async () => {
-    const c = await evalConfig({ systemd: { services: { off: { enable: false, script: 'true', wantedBy: ['multi-user.target'] } } } });
-    expect(Object.keys(c.environment.etc).filter((k) => k.includes('off.service'))).toEqual([]);
+  it('masks disabled units (packaged ones too) and refuses a service with nothing to run', async () => {
+    const c = await evalConfig({ systemd: { services: { off: { enable: false, script: 'true', wantedBy: ['multi-user.target'] }, 'systemd-networkd-wait-online': { enable: false } } } });
+    expect(Object.keys(c.environment.etc).filter((k) => k.includes('off.service'))).toEqual(['systemd/system/off.service']);
+    expect(c.environment.etc['systemd/system/off.service'].symlink).toBe('/dev/null');
+    expect(c.environment.etc['systemd/system/systemd-networkd-wait-online.service'].symlink).toBe('/dev/null');
     await expect(evalConfig({ systemd: { services: { empty: { description: 'x' } } } })).rejects.toThrow(/systemd.services.empty has neither `script' nor `serviceConfig.ExecStart'/);
   });
 

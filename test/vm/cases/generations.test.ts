@@ -1,7 +1,8 @@
 /**
  * Generations on a machine that boots like hardware (OVMF, systemd-boot, the store on its root):
  *   1 → 2 by switch-to-configuration switch: nginx reloaded (its reload triggers) serves B, a
- *     service added (started), one removed (stopped), one untouched (its start time stays);
+ *     service added (started), one removed (stopped), one disabled (stopped and masked), one
+ *     untouched (its start time stays);
  *     dry-activate printed exactly that plan; the ESP got generation 2's entry with boot tries.
  *   reboot: generation 2 boots and systemd-bless-boot marks its entry good (the counter goes).
  *   rollback to 1 live (nginx serves A again); reboot boots 1, the default; `bootctl set-oneshot`
@@ -22,7 +23,8 @@ const generation = (page: string, services: Record<string, unknown>, extra: Reco
   ...extra,
   systemd: { services },
 });
-const services = { untouched: service('untouched'), added: service('added') };
+// A disabled unit is masked: stopped by the switch, and it cannot be started by hand either.
+const services = { untouched: service('untouched'), added: service('added'), masked: { enable: false } };
 const broken = {
   ...services,
   // A boot counts as good only once boot-complete.target is reached; this unit makes sure it is not.
@@ -36,7 +38,7 @@ export default {
   timeout: 1800,
   nodes: {
     switcher: {
-      configuration: generation('A', { untouched: service('untouched'), removed: service('removed') }),
+      configuration: generation('A', { untouched: service('untouched'), removed: service('removed'), masked: service('masked') }),
       alsoInStore: [generation('B', services), generation('B', broken, { boot: { loader: { 'systemd-boot': { bootCounting: { tries: 1 } } } } })],
     },
   },
@@ -63,7 +65,7 @@ export default {
     };
     await m.start();
     await up();
-    for (const u of ['nginx.service', 'untouched.service', 'removed.service']) await m.waitForUnit(u);
+    for (const u of ['nginx.service', 'untouched.service', 'removed.service', 'masked.service']) await m.waitForUnit(u);
     await m.waitForOpenPort(80);
     if ((await m.succeed('curl -fsS http://127.0.0.1/')) !== 'page A\n') throw new Error('generation 1 does not serve page A');
     const first = await booted();
@@ -72,7 +74,7 @@ export default {
 
     const dry = await m.succeed(`${gen2}/bin/switch-to-configuration dry-activate`);
     const plan = dry.split('\n').filter((l) => l.startsWith('would ') && !l.startsWith('would activate')).sort();
-    const expected = ['would reload nginx.service: reloadTriggers changed', 'would start added.service: new, wanted by multi-user.target', 'would stop removed.service: removed'];
+    const expected = ['would reload nginx.service: reloadTriggers changed', 'would start added.service: new, wanted by multi-user.target', 'would stop masked.service: masked', 'would stop removed.service: removed'];
     if (JSON.stringify(plan) !== JSON.stringify(expected)) throw new Error(`dry-activate planned:\n${dry}`);
     if ((await m.succeed('readlink -f /run/current-system')).trim() === gen2) throw new Error('dry-activate activated');
 
@@ -81,6 +83,9 @@ export default {
     await m.waitUntilSucceeds('curl -fsS http://127.0.0.1/ | grep -qx "page B"', { timeout: 60 });
     await m.waitForUnit('added.service');
     await m.fail('systemctl is-active removed.service');
+    await m.fail('systemctl is-active masked.service');
+    if ((await m.execute('systemctl is-enabled masked.service')).stdout.trim() !== 'masked') throw new Error('masked.service is not masked');
+    await m.fail('systemctl start masked.service');
     const after = await m.succeed('systemctl show -P ActiveEnterTimestampMonotonic untouched.service');
     if (after !== since) throw new Error(`untouched.service was restarted (${since.trim()} -> ${after.trim()})`);
     const two = await entries();
