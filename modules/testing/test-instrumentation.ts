@@ -41,12 +41,14 @@ export default ({ lib, config }: ModuleArgs) => {
               '',
             ].join('\n'),
           },
+          // systemd's getty generator starts a login prompt on every virtualizer console it finds at
+          // boot, /dev/hvc0 among them once the kernel has virtio_console early: two readers of one
+          // console, and the driver's commands go to login instead of the shell. The serial console
+          // carries the boot log the driver reads; nobody logs in there. Both masked, as NixOS does.
+          'serial-getty@hvc0': { enable: false },
+          'serial-getty@ttyS0': { enable: false },
         },
       },
-      // systemd's getty generator starts a login prompt on every virtualizer console it finds at
-      // boot, /dev/hvc0 among them once the kernel has virtio_console early: two readers of one
-      // console, and the driver's commands go to login instead of the shell. Masked, as NixOS does.
-      environment: { etc: { 'systemd/system/serial-getty@hvc0.service': { symlink: '/dev/null' } } },
       // A stage-1 failure or kernel panic ends the VM at once (QEMU runs with -no-reboot).
       boot: { kernelParams: ['panic=1'] },
     }),

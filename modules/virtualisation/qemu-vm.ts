@@ -94,6 +94,9 @@ export default ({ lib, config }: ModuleArgs) => {
           // `install-bootloader --once N`).
           loader: { timeout: mkDefault(0) },
         },
+        // No time daemon in the guest: QEMU starts its clock from the host's (NixOS's qemu-vm does the
+        // same, as a plain definition; here a default, so a configuration can still turn it on).
+        services: { timesyncd: { enable: mkDefault(false) } },
       }),
     ]),
   };

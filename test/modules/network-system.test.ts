@@ -149,6 +149,19 @@ describe('system settings', () => {
     expect((await evalConfig({ services: { timesyncd: { enable: false } } })).environment.etc['systemd/timesyncd.conf']).toBeUndefined();
   });
 
+  it('runs no time daemon and no serial login prompt in a test VM, unless asked', async () => {
+    const vm = await evalConfig({ virtualisation: { vm: true }, testing: { enable: true } });
+    expect(vm.services.timesyncd.enable).toBe(false);
+    expect(vm.environment.etc['systemd/timesyncd.conf']).toBeUndefined();
+    expect(vm.environment.etc['systemd/system/serial-getty@ttyS0.service'].symlink).toBe('/dev/null');
+    expect(vm.environment.etc['systemd/system/serial-getty@hvc0.service'].symlink).toBe('/dev/null');
+    expect(vm.environment.etc['systemd/system/getty.target.wants/serial-getty@ttyS0.service']).toBeUndefined();
+    const on = await evalConfig({ virtualisation: { vm: true }, services: { timesyncd: { enable: true } } });
+    expect(etcText(on, 'systemd/timesyncd.conf')).toContain('services.timesyncd');
+    expect(on.environment.etc['systemd/system/sysinit.target.wants/systemd-timesyncd.service']).toBeDefined();
+    expect(on.environment.etc['systemd/system/getty.target.wants/serial-getty@ttyS0.service'].symlink).toBe('/lib/systemd/system/serial-getty@.service');
+  });
+
   it('keeps the motd module of the example working', async () => {
     expect(etcText(await evalServer(), 'motd')).toBe('This is web1.\nManaged by cairn: local changes are replaced on the next switch.\n');
   });

@@ -106,7 +106,8 @@ export default {
       system: { stateVersion: '0.1' },
       services: {
         journald: { storage: 'volatile' },
-        timesyncd: { servers: ['ntp1.cairn.test', 'ntp2.cairn.test'] },
+        // On: a VM runs no time daemon by default.
+        timesyncd: { enable: true, servers: ['ntp1.cairn.test', 'ntp2.cairn.test'] },
         fstrim: { interval: 'Mon *-*-* 03:00:00' },
         qemuGuest: { enable: true },
         openssh: { enable: true },
