@@ -28,6 +28,9 @@ mounted /dev || mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev
 for d in /dev/pts /dev/shm; do [ -d "$d" ] || mkdir -p "$d"; done
 mounted /dev/pts || mount -t devpts -o mode=0620,gid=5,nosuid,noexec devpts /dev/pts
 mounted /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+# The kernel file systems systemd would mount through a unit each (two processes apiece): all in
+# one process (src/build/api-mounts.ts). What fails here is left to systemd's units, as before.
+[ -s "$systemConfig/api-mounts" ] && { mount -a -T "$systemConfig/api-mounts" 2>/dev/null || true; }
 
 # A failed snippet is reported, not fatal: a booted system can be repaired, a halted one less so.
 "$systemConfig/activate" || echo "warning: activation reported errors; booting anyway" >&2

@@ -27,6 +27,7 @@ import { bootJsonText, configurationJsonText, type LoaderSettings } from '../top
 import { dutiesDerivation, readAlternatives, type BuiltPackage, type ChosenAlternative } from './duties.js';
 import { etcDerivation, etcEntries } from './etc.js';
 import { usersSpecDerivation, UsersOptionError } from './users.js';
+import { apiMountsFstab } from './api-mounts.js';
 import { activateScript, initScript, scriptText, switchScript } from './activate.js';
 import { loaderFiles } from './loader.js';
 import { treeDerivation, type TreeEntry } from './tree.js';
@@ -359,9 +360,11 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
         }
       : null;
   const bootLabel = `cairn ${label} (${systemName})`;
+  const apiMounts = apiMountsFstab(store.toPhysical(sw), spec.etc);
   const files: Record<string, TreeEntry> = {
     activate: { text: activateScript({ bash, sw, etc, users: usersPath, mutableUsers: spec.users.mutableUsers }, snippets), executable: true },
     init: { text: initScript({ bash, sw, systemd: `${sw}/usr/lib/systemd/systemd` }), executable: true },
+    ...(apiMounts ? { 'api-mounts': { text: apiMounts } } : {}),
     'bin/switch-to-configuration': { text: switchScript({ bash, sw }), executable: true },
     etc: { link: `${etc}/etc` },
     sw: { link: sw },

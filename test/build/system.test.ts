@@ -81,6 +81,16 @@ describe('the toplevel of examples/minimal.yaml', () => {
     expect(existsSync(store.toPhysical(`${minimal.sw}/usr/lib/systemd/systemd`))).toBe(true);
   });
 
+  it("lets stage 2 mount the kernel file systems of systemd's static mount units, in one process", () => {
+    const fstab = read(`${minimal.toplevel}/api-mounts`);
+    // The generation's own systemd units, their options as they are.
+    expect(fstab).toContain('\nhugetlbfs /dev/hugepages hugetlbfs nosuid,nodev,X-mount.mkdir 0 0\n');
+    expect(fstab).toContain('\nmqueue /dev/mqueue mqueue nosuid,nodev,noexec,X-mount.mkdir 0 0\n');
+    // A mount that needs a module loaded first (fusectl, configfs) stays with systemd.
+    expect(fstab).not.toMatch(/fusectl|configfs/);
+    expect(read(`${minimal.toplevel}/init`)).toContain('mount -a -T "$systemConfig/api-mounts"');
+  });
+
   it('records the configuration and the lock it was built from', () => {
     const conf = JSON.parse(read(`${minimal.toplevel}/configuration.json`));
     expect(conf.lock).toMatch(/^sha256:[0-9a-f]{64}$/);

@@ -101,6 +101,15 @@ export default {
       check(links === '/etc/static/mtab\n/etc/static/default/locale', `after systemd-tmpfiles, /etc/mtab and /etc/default/locale link to:\n${links}`);
     });
 
+    await subtest("the kernel file systems of systemd's mount units are mounted by stage 2, and the units are active", async () => {
+      await machine.succeed('systemctl is-active dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount run-lock.mount');
+      const opts = (await machine.succeed('findmnt -rno FSTYPE,OPTIONS /dev/mqueue')).trim();
+      check(/^mqueue rw,nosuid,nodev,noexec/.test(opts), `/dev/mqueue is mounted as ${opts}`);
+      // systemd logs "Mounting …" for each mount it makes itself: none of these.
+      const mounting = (await machine.succeed("journalctl -b -o cat SYSLOG_IDENTIFIER=systemd | grep -E '^Mounting (dev-hugepages|dev-mqueue|sys-kernel-debug|run-lock)\\.mount' || true")).trim();
+      check(mounting === '', `systemd mounted them itself:\n${mounting}`);
+    });
+
     await subtest('the microcode package is in the system', async () => {
       await machine.succeed('ls /usr/lib/firmware/intel-ucode | grep -q .');
     });
