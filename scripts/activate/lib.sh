@@ -8,7 +8,8 @@
 
 # phys PATH: where a logical store path can be read from this process.
 phys() { printf '%s' "$S${1#/cairn/store}"; }
-# This generation's sw, readable here (a variable: `$(phys …)` forks a subshell per use).
+# This generation's sw, readable here. (The build's own helpers expand such paths in place:
+# `$(phys …)` forks a subshell per use.)
 swPhys="${sw:+$S${sw#/cairn/store}}"
 
 # cairn_link TARGET LINK: points LINK at TARGET, replacing what is there in one rename.
@@ -99,12 +100,12 @@ cairn_setup_layout() {
 # it starts as few processes as it can, each costing tens of milliseconds under emulation.)
 cairn_setup_users() {
   local state="$R/var/lib/cairn" spec work f
-  spec="$(phys "$usersStore")"
+  spec="$S${usersStore#/cairn/store}"
   [ -d "$state" ] || mkdir -p "$state"
-  # Private (0700): the password hashes pass through it. A folder left by a boot that stopped
-  # halfway (same pid) is replaced.
-  work="$R/etc/.cairn-users.$$"
-  mkdir -m 0700 "$work" 2>/dev/null || { rm -rf "$work" && mkdir -m 0700 "$work"; } || return 1
+  # Private (0700): the password hashes pass through it. It stays between activations (made once,
+  # not made and removed each time: two processes less); awk rewrites each file it holds.
+  work="$R/etc/.cairn-users"
+  [ -d "$work" ] && [ ! -L "$work" ] || { rm -rf "$work" && mkdir -m 0700 "$work"; } || return 1
   local -a old=()
   for f in passwd group shadow gshadow; do
     if [ -e "$R/etc/$f" ]; then old+=(-v "old_$f=$R/etc/$f"); else old+=(-v "old_$f=/dev/null"); fi
@@ -114,7 +115,6 @@ cairn_setup_users() {
       -v uid_map="$state/uid-map" -v gid_map="$state/gid-map" \
       -v prev_users="$state/declared-users" -v prev_groups="$state/declared-groups" \
       -v root="$R" -v mutable="$mutableUsers" -v out="$work" </dev/null; then
-    rm -rf "$work"
     return 1
   fi
   # passwd and group are 0644 by the umask; shadow and gshadow root:shadow 0640.
@@ -130,13 +130,12 @@ cairn_setup_users() {
   while IFS=$'\t' read -r name uid gid home; do
     [ -e "$R$home" ] || install -d -m 0700 -o "$uid" -g "$gid" "$R$home"
   done < "$work/homes"
-  rm -rf "$work"
 }
 
 # /etc: /etc/static is this generation's etc (one rename), each file a link through it; links
 # into /etc/static that the generation no longer has are removed; mode files are real copies.
 cairn_setup_etc() {
-  local etcPhys="$(phys "$etcStore")" rel
+  local etcPhys="$S${etcStore#/cairn/store}" rel
   [ "$R/etc/static" -ef "$etcPhys/etc" ] || cairn_link "$etcStore/etc" "$R/etc/static"
   # ld.so.cache comes with the generation (src/build/triggers.ts); one that ldconfig wrote (an older
   # first boot, or by hand) is only a cache: replaced without keeping it aside.

@@ -78,7 +78,7 @@ export function activateScript(vars: ActivateVars, snippets: Record<string, Snip
     'umask 022',
     scriptText('activate/lib.sh'),
     '# The generation\'s own tools, whatever the caller\'s PATH.',
-    'export PATH="$(phys "$sw")/usr/bin:$(phys "$sw")/usr/sbin"',
+    'export PATH="$swPhys/usr/bin:$swPhys/usr/sbin"',
     '',
   ];
   ordered.forEach((s, i) => {
