@@ -1,10 +1,11 @@
 /**
  * Power cuts during remote switches: ten times, `cairn switch --target-host` to a new generation
  * starts and the machine is stopped hard (QMP quit) at a random moment of it (copying the
- * closure, writing boot entries, activating, confirming). Every time the next boot reaches
- * multi-user.target in the old or the new generation; the store holds no path without its
- * metadata or metadata without its path, each path of the new closure that is there has exactly
- * the host's contents; every boot entry's kernel and initrd are on the ESP; the profile resolves.
+ * closure, writing boot entries, activating, confirming), one in each tenth of the switch's
+ * time. Every time the next boot reaches multi-user.target in the old or the new generation; the
+ * store holds no path without its metadata or metadata without its path, each path of the new
+ * closure that is there has exactly the host's contents; every boot entry's kernel and initrd are
+ * on the ESP; the profile resolves.
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -67,7 +68,9 @@ export default {
       const toplevel = (await cairn('build', config, '--no-link')).trim().split('\n').pop()!;
       const built = Date.now();
       const before = await current();
-      const cutAfter = Math.floor(Math.random() * window * 1.1);
+      // Stratified: trial k cuts at a random moment of the k-th tenth of the window, so the ten
+      // cuts cover the whole switch every run (and the run's length varies less than with ten draws).
+      const cutAfter = Math.floor(((trial - 1 + Math.random()) / TRIALS) * window * 1.1);
       const s = switchTo(config);
       await Promise.race([delay(cutAfter), s.done]);
       await m.crash();
