@@ -283,7 +283,12 @@ export class Machine {
     if (!vm) return;
     this.shell?.socketWrite('poweroff\n');
     const timeout = (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
-    const exited = await Promise.race([vm.process.then(() => true), delay(timeout).then(() => false)]);
+    // The timer is cancelled once QEMU exits: left running, it would keep `cairn test` alive for
+    // the rest of the timeout after the test passed.
+    const timer = new AbortController();
+    const expired = delay(timeout, false, { signal: timer.signal }).catch(() => false);
+    const exited = await Promise.race([vm.process.then(() => true), expired]);
+    timer.abort();
     if (!exited) throw this.error('shutdown()', `QEMU did not exit within ${timeout / 1000} s of poweroff`);
   }
 

@@ -4,7 +4,10 @@
  * the guest agent's port is on QEMU's command line only when asked for.
  */
 import { describe, expect, it } from 'vitest';
-import { runSubtest, SubtestError, MachineError, type Machine, type SubtestResult } from '../../src/testing/index.js';
+import { Machine, runSubtest, SubtestError, MachineError, type SubtestResult } from '../../src/testing/index.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { qemuArgs } from '../../src/vm/index.js';
 
 /** A stand-in machine recording the calls a fresh subtest makes. */
@@ -65,5 +68,16 @@ describe('the guest agent port', () => {
     expect(args).toContain('-chardev socket,id=qga0,path=/run/x/qga.sock,server=on,wait=off');
     expect(args).toContain('virtserialport,bus=qga-serial.0,chardev=qga0,name=org.qemu.guest_agent.0');
     expect(qemuArgs(base).join(' ')).not.toContain('guest_agent');
+  });
+
+  it('a shutdown leaves no timer behind once QEMU has exited (it would keep `cairn test` running after the test)', async () => {
+    const m = new Machine({ name: 'a', dir: mkdtempSync(join(tmpdir(), 'cairn-machine-')) } as ConstructorParameters<typeof Machine>[0]);
+    // A machine whose QEMU has already exited.
+    (m as unknown as { vm: unknown }).vm = { process: Promise.resolve() };
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    await m.shutdown({ timeout: 600 });
+    await new Promise((r) => setImmediate(r));
+    expect(timers()).toBe(before);
   });
 });
