@@ -28,7 +28,12 @@ activate)
     exit "$rc"
     ;;
 watchdog)
-    while [ ! -f "$done_file" ]; do sleep 0.2; done
+    # Its script gone (the next deploy removes those of deploys that no longer run, e.g. a switch
+    # killed before it could say how it ended): nobody will write the result; waiting would be forever.
+    while [ ! -f "$done_file" ]; do
+        [ -e "$self" ] || exit 0
+        sleep 0.2
+    done
     case "$(cat "$done_file")" in 3 | none)
         rm -f "$self"
         exit 0

@@ -20,6 +20,8 @@ import { remoteSwitch, type RemoteSwitchOptions } from '../../src/remote/switch.
 import { remoteGenerations } from '../../src/remote/generations.js';
 import '../store/fixtures/builders.js';
 
+const repo = resolve(import.meta.dirname, '../..');
+
 const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
 const tree = (name: string, files: Record<string, unknown>, inputs: string[] = []): Derivation => ({ name, builder: 'test:tree', args: { files }, inputs });
 
@@ -478,6 +480,29 @@ describe('magic rollback', () => {
     expect(await remoteSwitch(m.runner, opts({ toplevel: m.two }))).toMatchObject({ exitCode: 0, generation: 2 });
     expect(m.stateFiles().filter((f) => f.startsWith('killed-deploy'))).toEqual([]);
     expect(m.calls()).toEqual(['two switch', 'one switch', 'two switch']);
+  });
+
+  it("the watchdog of a deploy killed before its switch ended stops once the next deploy clears that deploy's script", async () => {
+    const m = await machine(tempStore());
+    const rundir = join(m.root, 'run/cairn');
+    mkdirSync(rundir, { recursive: true });
+    // What switch.sh writes for a deploy with magic rollback, whose switch never wrote its result.
+    const vars = { R: m.root, units: 'plain', rundir: '/run/cairn', profile: '/cairn/var/profiles/system', action: 'switch', toplevel: m.two, token: 'killed', timeout: '3', prev_link: '', new_link: '', prev_current: '', profile_changed: '0', watch: '1' };
+    const script = ['set -uo pipefail', ...Object.entries(vars).map(([k, v]) => `${k}=${shellQuote(v)}`), readFileSync(join(repo, 'scripts/remote/lib.sh'), 'utf8'), readFileSync(join(repo, 'scripts/remote/deploy.sh'), 'utf8')].join('\n');
+    writeFileSync(join(rundir, 'killed.sh'), script);
+    const watchdog = execa('bash', [join(rundir, 'killed.sh'), 'watchdog'], { reject: false });
+    let ended = false;
+    void watchdog.then(() => (ended = true));
+    try {
+      await delay(500);
+      expect(ended).toBe(false); // waiting for the switch's result
+      expect(await remoteSwitch(m.runner, opts({ toplevel: m.two }))).toMatchObject({ exitCode: 0, generation: 2 });
+      await until('the stale watchdog to end', () => ended);
+      expect((await watchdog).exitCode).toBe(0);
+      expect(m.calls()).toEqual(['two switch']); // it rolled nothing back
+    } finally {
+      watchdog.kill('SIGKILL');
+    }
   });
 
   it('the watchdog counts from the end of the switch, however long it takes', async () => {
