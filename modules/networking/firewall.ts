@@ -107,6 +107,14 @@ export default ({ lib, config }: ModuleArgs) => {
         // compatibility modules tools such as container engines load through iptables-nft.
         boot: {
           availableKernelModules: ['nf_tables', 'nft_*', 'nf_*', 'nfnetlink*', 'x_tables', 'xt_*', 'ip_tables', 'ip6_tables', 'ipt_*', 'ip6t_*', 'iptable_*', 'ip6table_*'],
+          // The modules of the ruleset's expressions, loaded together by systemd-modules-load (one
+          // process) before the unit runs. Otherwise nft's first use of each has the kernel start a
+          // modprobe of its own, one after the other, on the way to network.target (~1 s of an
+          // emulated boot). Rules of extraInputRules still load theirs on demand.
+          get kernelModules() {
+            const limit = cfg.allowPing || cfg.logRefusedConnections;
+            return ['nf_tables', 'nft_ct', ...(limit ? ['nft_limit'] : []), ...(cfg.logRefusedConnections ? ['nft_log'] : []), ...(cfg.rejectPackets ? ['nft_reject_inet'] : [])];
+          },
         },
         environment: {
           systemPackages: ['nftables'],
@@ -120,6 +128,7 @@ export default ({ lib, config }: ModuleArgs) => {
               description: 'Firewall (nftables)',
               wantedBy: ['sysinit.target'],
               wants: ['network-pre.target'],
+              after: ['systemd-modules-load.service'],
               before: ['network-pre.target', 'shutdown.target'],
               conflicts: ['shutdown.target'],
               unitConfig: { DefaultDependencies: false },

@@ -192,6 +192,15 @@ describe('networking', () => {
     expect(pkgs(await evalConfig({ networking: { firewall: { enable: false }, nftables: { enable: false } } }))).not.toContain('nftables');
   });
 
+  it("loads the modules of the firewall's expressions in one go before the ruleset", async () => {
+    const c = await evalConfig({});
+    expect(c.boot.kernelModules).toEqual(['nf_tables', 'nft_ct', 'nft_limit']);
+    expect(c.environment.etc['systemd/system/nftables.service'].text).toMatch(/\nAfter=systemd-modules-load\.service\n/);
+    const all = await evalConfig({ networking: { firewall: { allowPing: false, logRefusedConnections: true, rejectPackets: true } } });
+    expect(all.boot.kernelModules).toEqual(['nf_tables', 'nft_ct', 'nft_limit', 'nft_log', 'nft_reject_inet']);
+    expect((await evalConfig({ networking: { firewall: { enable: false, allowPing: false } } })).boot.kernelModules).toEqual([]);
+  });
+
   it('writes static routes as networkd [Route] sections', async () => {
     const c = await evalConfig({
       networking: {
