@@ -71,8 +71,8 @@ old="$(readlink -f /run/current-system 2>/dev/null || true)"
 
 # The text that defines a unit in a generation, in REPLY: its unit file (from /etc or the
 # packages), the template of an instance, and its drop-ins, in order. Empty: the generation has no
-# such unit (or masks it). Builtins only (read, not cat; no command substitution): this runs twice for every
-# active unit, and each process costs much on a slow machine.
+# such unit, or masks it. Builtins only (read, not cat; no command substitution): this runs twice
+# for every active unit, and each process costs much on a slow machine.
 # SOURCE is set to etc when the unit file is the generation's own (not a package's), to masked
 # when the generation masks the unit.
 unit_text() { # GENERATION UNIT
