@@ -73,6 +73,30 @@ for word in $(cat /proc/cmdline); do
     esac
 done
 
+# The other modules of the initrd are loaded for the hardware there is, as udev would: by the
+# modaliases of the devices in /sys (busybox modprobe matches them against modules.alias). A
+# driver's devices (virtio_pci's virtio devices) have modaliases of their own: repeat until no
+# new device shows up. Returns 1 when nothing new was found.
+read -r kernel_release < /proc/sys/kernel/osrelease
+hardware_seen=""
+load_hardware() {
+    [ -f "/lib/modules/$kernel_release/modules.alias" ] || return 1
+    aliases=$(cat /sys/bus/*/devices/*/modalias 2>/dev/null)
+    [ "$aliases" != "$hardware_seen" ] || return 1
+    hardware_seen=$aliases
+    modprobe -qa $aliases 2>/dev/null
+    return 0
+}
+
+# The hardware's drivers load in the background while the listed modules (the file systems') load
+# here: a controller's probe that sleeps (AHCI waits for each port's link) or a second CPU then
+# overlaps with them. Both are done before the root is looked for.
+(
+    rounds=0
+    while [ "$rounds" -lt 8 ] && load_hardware; do rounds=$((rounds + 1)); done
+) &
+hardware_job=$!
+
 if [ -f /etc/cairn/modules ]; then
     while read -r module; do
         [ -n "$module" ] || continue
@@ -89,22 +113,7 @@ if [ -f /etc/cairn/modules ]; then
     done < /etc/cairn/modules
 fi
 
-# The other modules of the initrd are loaded for the hardware there is, as udev would: by the
-# modaliases of the devices in /sys (busybox modprobe matches them against modules.alias). A
-# driver's devices (virtio_pci's virtio devices) have modaliases of their own: repeat until no
-# new device shows up. Returns 1 when nothing new was found.
-read -r kernel_release < /proc/sys/kernel/osrelease
-hardware_seen=""
-load_hardware() {
-    [ -f "/lib/modules/$kernel_release/modules.alias" ] || return 1
-    aliases=$(cat /sys/bus/*/devices/*/modalias 2>/dev/null)
-    [ "$aliases" != "$hardware_seen" ] || return 1
-    hardware_seen=$aliases
-    modprobe -qa $aliases 2>/dev/null
-    return 0
-}
-rounds=0
-while [ "$rounds" -lt 8 ] && load_hardware; do rounds=$((rounds + 1)); done
+wait "$hardware_job"
 
 # The fstab line for a mount point, as "DEVICE FSTYPE OPTIONS".
 fstab_entry() {
@@ -190,11 +199,17 @@ done
 relink() { # TARGET LINK
     ln -sfn "$1" "$2.cairn-new" && mv -fT "$2.cairn-new" "$2"
 }
+# /usr names the generation's sw itself, as activation links it (then it has nothing to redo).
+usr="$toplevel/sw/usr"
+if [ -L "/sysroot$toplevel/sw" ]; then
+    sw=$(readlink "/sysroot$toplevel/sw")
+    case "$sw" in /cairn/store/*) usr="$sw/usr" ;; esac
+fi
 if [ -d /sysroot/usr ] && [ ! -L /sysroot/usr ]; then
     fail "/usr on the root file system is a folder, not a link cairn manages; it is left alone"
-elif [ "$(readlink /sysroot/usr)" != "$toplevel/sw/usr" ]; then
+elif [ "$(readlink /sysroot/usr)" != "$usr" ]; then
     # Only when it changes: a root mounted read-only (`ro`) that already points right boots as is.
-    relink "$toplevel/sw/usr" /sysroot/usr || fail "cannot point /usr at $toplevel/sw/usr"
+    relink "$usr" /sysroot/usr || fail "cannot point /usr at $usr"
 fi
 # Merged /usr: the top-level program and library folders are relative links into usr/.
 for d in bin sbin lib lib64; do

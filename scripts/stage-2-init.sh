@@ -8,7 +8,10 @@ export PATH=@sw@/usr/bin:@sw@/usr/sbin
 echo "cairn stage 2: $systemConfig"
 
 # Tests here are bash builtins, not programs: under emulation every process started costs tens
-# of milliseconds, and this runs before anything else of the system.
+# of milliseconds, and this runs before anything else of the system. So are mkdir and ln: bash's
+# loadable ones (bash-builtins, in sw), where the generation has them.
+enable -f @sw@/usr/lib/bash/mkdir mkdir 2>/dev/null
+enable -f @sw@/usr/lib/bash/ln ln 2>/dev/null
 
 # Activation writes /etc, /var and the user database: the root must be writable (access(2)
 # answers EROFS for a read-only mount).
@@ -34,6 +37,6 @@ mounted /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 
 # A failed snippet is reported, not fatal: a booted system can be repaired, a halted one less so.
 "$systemConfig/activate" || echo "warning: activation reported errors; booting anyway" >&2
-ln -sfn "$systemConfig" /run/booted-system
+ln -sf "$systemConfig" /run/booted-system
 
 exec @systemd@ "$@"

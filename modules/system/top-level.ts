@@ -20,6 +20,8 @@ export default ({ lib, config }: ModuleArgs) => {
               'hostname', 'init-system-helpers', 'libc-bin', 'login', 'mawk', 'mount', 'ncurses-base', 'ncurses-bin', 'passwd',
               'sed', 'sysvinit-utils', 'tar', 'util-linux', 'libpam-runtime', 'libpam-modules', 'libpam-modules-bin', 'procps',
               'iproute2', 'kmod', 'udev', 'systemd', 'systemd-sysv',
+              // bash's loadable builtins (mkdir, ln, rm, stat): activation runs them in its shell, not as processes.
+              'bash-builtins',
               // Satisfies Debian 12's init-system-helpers (`usrmerge | usr-is-merged`) as debootstrap does: a
               // cairn root is merged from the start, and usrmerge (the converter) would bring perl, ~50 MB.
               // Debian 13 is merged by base-files itself.

@@ -12,15 +12,100 @@ phys() { printf '%s' "$S${1#/cairn/store}"; }
 # `$(phys …)` forks a subshell per use.)
 swPhys="${sw:+$S${sw#/cairn/store}}"
 
+# Bash's loadable builtins (Debian's bash-builtins, in every system's sw): mkdir, ln, rm and stat
+# run in this shell, not as a process each. Under emulation a process costs ~50 ms, and a first
+# boot's activation started ~30 of them before systemd could start. Only cairn's own helpers and
+# snippets use them: they take fewer options than coreutils (no -T or -t; `mkdir -m` applies the
+# umask and drops the sticky bit), so other snippets get the programs (cairn_run_snippet).
+cairn_builtins=0
+cairn_load_builtins() {
+  local b
+  # Only into the bash they were built for (the generation's own; tests run this with the host's).
+  [ "$BASH" -ef "$swPhys/usr/bin/bash" ] || return 0
+  for b in mkdir ln rm stat; do
+    enable -f "$swPhys/usr/lib/bash/$b" "$b" 2>/dev/null || { cairn_plain_tools; return 0; }
+  done
+  cairn_builtins=1
+}
+cairn_plain_tools() {
+  local b
+  for b in mkdir ln rm stat; do enable -n "$b" 2>/dev/null; done
+  cairn_builtins=0
+}
+
+# cairn_readlink LINK: sets cairn_link_target to LINK's target ("" when it is not a link).
+cairn_readlink() {
+  cairn_link_target=""
+  [ -L "$1" ] || return 0
+  if [ "$cairn_builtins" = 1 ]; then
+    local -A st=()
+    stat -L -A st "$1" 2>/dev/null && cairn_link_target="${st[link]:-}"
+  else
+    cairn_link_target="$(readlink "$1" 2>/dev/null)" || cairn_link_target=""
+  fi
+}
+
+# cairn_rename SRC DEST: renames the file SRC to DEST. Where DEST does not exist yet (a first
+# boot), link(2) then unlink(2) do it in this shell: DEST appears whole or not at all, as with
+# rename(2). Otherwise (or without the builtins) `mv`.
+cairn_rename() {
+  if [ "$cairn_builtins" = 1 ] && [ ! -e "$2" ] && [ ! -L "$2" ] && ln "$1" "$2" 2>/dev/null; then
+    rm -f "$1"
+    return 0
+  fi
+  mv -Tf "$1" "$2"
+}
+
+# cairn_rename_into DIR FILE...: cairn_rename of each FILE to DIR/<its name>; those that replace
+# something go through one `mv`.
+cairn_rename_into() {
+  local dir="$1" f
+  local -a rest=()
+  shift
+  for f in "$@"; do
+    if [ "$cairn_builtins" = 1 ] && [ ! -e "$dir/${f##*/}" ] && [ ! -L "$dir/${f##*/}" ] && ln "$f" "$dir/${f##*/}" 2>/dev/null; then
+      rm -f "$f"
+    else
+      rest+=("$f")
+    fi
+  done
+  [ "${#rest[@]}" -eq 0 ] || mv -f -t "$dir" "${rest[@]}"
+}
+
+# cairn_copy_stamp SRC DEST MODE UID GID: sets cairn_stamp to what identifies the copy DEST of
+# SRC: SRC's inode (the store's files never change; another content is another file) and DEST's
+# change time (to the second) and size: a write, chmod or chown since changes them. Fails when
+# DEST is not a file with that mode and owner, or without the builtins (stat without a process).
+cairn_copy_stamp() {
+  cairn_stamp=""
+  [ "$cairn_builtins" = 1 ] && [ -f "$2" ] && [ ! -L "$2" ] || return 1
+  local -A src=() dst=()
+  stat -A src "$1" 2>/dev/null && stat -L -A dst "$2" 2>/dev/null || return 1
+  [ "${dst[uid]}" = "$4" ] && [ "${dst[gid]}" = "$5" ] && (( 8#${dst[perms]} == 8#$3 )) || return 1
+  cairn_stamp="${src[device]}:${src[inode]}:${dst[ctime]}:${dst[size]}"
+}
+
+# cairn_mkdir MODE DIR: makes DIR with exactly MODE. The builtin applies the umask (022 here) and
+# cannot set the sticky bit: other modes go to `install -d`.
+cairn_mkdir() {
+  if [ "$cairn_builtins" = 1 ] && (( (8#$1 & 8#7022) == 0 )); then mkdir -m "$1" "$2"; else install -d -m "$1" "$2"; fi
+}
+
 # cairn_link TARGET LINK: points LINK at TARGET, replacing what is there in one rename.
 # (Paths are split with parameter expansion, not dirname/basename: under emulation every process
 # started costs tens of milliseconds, and a boot activates hundreds of links.)
 cairn_link() {
-  # Where nothing is yet (a first boot), symlink(2) alone is atomic: one process, not two.
-  # (-T: never a link inside a folder of that name.)
-  if [ ! -e "$2" ] && [ ! -L "$2" ] && ln -sT "$1" "$2" 2>/dev/null; then return 0; fi
+  # Where nothing is yet (a first boot), symlink(2) alone is atomic, and with the builtins no
+  # process at all. (Nothing there, so never a link inside a folder of that name.)
+  if [ ! -e "$2" ] && [ ! -L "$2" ] && ln -s "$1" "$2" 2>/dev/null; then return 0; fi
+  # A link that is already right stays (read without a process only with the builtins).
+  if [ "$cairn_builtins" = 1 ] && [ -L "$2" ]; then
+    cairn_readlink "$2"
+    [ "$cairn_link_target" != "$1" ] || return 0
+  fi
   local tmp="${2%/*}/.cairn-tmp.$$.${2##*/}"
-  ln -sfn "$1" "$tmp"
+  # (The builtin ln has no -n: a left-over temporary link goes first.)
+  if [ "$cairn_builtins" = 1 ]; then rm -f "$tmp"; ln -s "$1" "$tmp"; else ln -sfn "$1" "$tmp"; fi
   mv -Tf "$tmp" "$2"
 }
 
@@ -60,15 +145,16 @@ cairn_mkdirs() {
 cairn_setup_layout() {
   # Made when missing (with their modes), else left as they are: no process on most boots.
   cairn_mkdirs "$R/etc" "$R/var" "$R/run" "$R/home" "$R/cairn/var/profiles" "$R/cairn/var/gcroots"
-  [ -d "$R/tmp" ] || mkdir -m 1777 "$R/tmp"
-  [ -d "$R/root" ] || mkdir -m 0700 "$R/root"
+  [ -d "$R/tmp" ] || cairn_mkdir 1777 "$R/tmp"
+  [ -d "$R/root" ] || cairn_mkdir 0700 "$R/root"
   # /usr is one link; on a switch it moves to the new sw in one rename.
   if [ ! -e "$R/usr" ] && [ ! -L "$R/usr" ]; then
     cairn_link "$sw/usr" "$R/usr"
   elif [ -L "$R/usr" ]; then
-    # The exact target, not just the same folder: stage 1 links it through the toplevel
+    # The exact target, not just the same folder: older stage 1s linked it through the toplevel
     # ($toplevel/sw/usr), which a later switch keeping this sw must not leave in place.
-    [ "$(readlink "$R/usr" 2>/dev/null)" = "$sw/usr" ] || cairn_link "$sw/usr" "$R/usr"
+    cairn_readlink "$R/usr"
+    [ "$cairn_link_target" = "$sw/usr" ] || cairn_link "$sw/usr" "$R/usr"
   else
     echo "warning: $R/usr is not a symlink; leaving it alone" >&2
   fi
@@ -78,7 +164,7 @@ cairn_setup_layout() {
   for d in bin sbin lib lib64; do
     [ -e "$R/$d" ] || [ -L "$R/$d" ] || merged+=("usr/$d")
   done
-  [ "${#merged[@]}" -eq 0 ] || ln -s -t "$R/" "${merged[@]}"
+  [ "${#merged[@]}" -eq 0 ] || ln -s "${merged[@]}" "$R/"
   # Without a machine id systemd takes the boot for a first boot and systemd-firstboot waits for
   # a key press; it is per machine, so it is made here, never in the store.
   if [ ! -s "$R/etc/machine-id" ]; then
@@ -92,7 +178,7 @@ cairn_setup_layout() {
     umask 0222
     printf '%s\n' "$id" > "$tmp"
     umask 022
-    mv -Tf "$tmp" "$R/etc/machine-id"
+    cairn_rename "$tmp" "$R/etc/machine-id"
   fi
 }
 
@@ -105,7 +191,14 @@ cairn_setup_users() {
   # Private (0700): the password hashes pass through it. It stays between activations (made once,
   # not made and removed each time: two processes less); awk rewrites each file it holds.
   work="$R/etc/.cairn-users"
-  [ -d "$work" ] && [ ! -L "$work" ] || { rm -rf "$work" && mkdir -m 0700 "$work"; } || return 1
+  [ -d "$work" ] && [ ! -L "$work" ] || { rm -rf "$work" && cairn_mkdir 0700 "$work"; } || return 1
+  # shadow and gshadow are made 0640 before awk writes them (it truncates, keeping the mode): no
+  # chmod. Left-overs of an activation that stopped half-way go first: they may have another mode.
+  [ ! -e "$work/shadow" ] && [ ! -e "$work/gshadow" ] || rm -f "$work/shadow" "$work/gshadow"
+  umask 027
+  : > "$work/shadow"
+  : > "$work/gshadow"
+  umask 022
   local -a old=()
   for f in passwd group shadow gshadow; do
     if [ -e "$R/etc/$f" ]; then old+=(-v "old_$f=$R/etc/$f"); else old+=(-v "old_$f=/dev/null"); fi
@@ -120,12 +213,11 @@ cairn_setup_users() {
   # passwd and group are 0644 by the umask; shadow and gshadow root:shadow 0640.
   local name x gid shadowGid=0 rest
   while IFS=: read -r name x gid rest; do [ "$name" = shadow ] && { shadowGid="$gid"; break; }; done < "$work/group"
-  chmod 0640 "$work/shadow" "$work/gshadow"
   chown "0:$shadowGid" "$work/shadow" "$work/gshadow"
   # State first: if we stop between the two, the next run finds the same ids on record.
   # (Renames over files, several with one mv: each is still its own atomic rename.)
-  mv -f -t "$state" "$work/uid-map" "$work/gid-map" "$work/declared-users" "$work/declared-groups"
-  mv -f -t "$R/etc" "$work/group" "$work/gshadow" "$work/passwd" "$work/shadow"
+  cairn_rename_into "$state" "$work/uid-map" "$work/gid-map" "$work/declared-users" "$work/declared-groups"
+  cairn_rename_into "$R/etc" "$work/group" "$work/gshadow" "$work/passwd" "$work/shadow"
   local uid gid home
   while IFS=$'\t' read -r name uid gid home; do
     [ -e "$R$home" ] || install -d -m 0700 -o "$uid" -g "$gid" "$R$home"
@@ -174,7 +266,7 @@ cairn_setup_etc() {
     mkdir -p "${!fresh[@]}"
     for dir in "${!fresh[@]}"; do
       mapfile -t targets < <(printf '%s' "${fresh[$dir]}")
-      ln -s -t "$dir" "${targets[@]}"
+      ln -s "${targets[@]}" "$dir"
     done
   fi
   for rel in "${replace[@]}"; do
@@ -188,14 +280,24 @@ cairn_setup_etc() {
     cairn_link "/etc/static/$rel" "$dst"
   done
   # Copies: files that must be real (modes, owners). Those of the previous generation that are
-  # gone are removed, as recorded in /etc/.cairn-copies (compared in bash: no process).
-  local mode user group uid gid
-  local -A copied=()
+  # gone are removed, as recorded in /etc/.cairn-copies (compared in bash: no process). A copy
+  # whose stamp (cairn_copy_stamp) is the one /etc/.cairn-copy-stamps recorded is left as it is.
+  local mode user group uid gid rel stamp changed=0
+  local -A copied=() prior=() stamps=()
   local -a gone=()
+  local recorded=-1
   while IFS=$'\t' read -r mode user group rel; do copied["$rel"]=1; done < "$etcPhys/copies"
   if [ -e "$R/etc/.cairn-copies" ]; then
-    while IFS= read -r rel; do [ -z "$rel" ] || [ -n "${copied["$rel"]+x}" ] || gone+=("$R/etc/$rel"); done < "$R/etc/.cairn-copies"
+    recorded=0
+    while IFS= read -r rel; do
+      [ -n "$rel" ] || continue
+      recorded=$((recorded + 1))
+      [ -n "${copied["$rel"]+x}" ] || gone+=("$R/etc/$rel")
+    done < "$R/etc/.cairn-copies"
     [ "${#gone[@]}" -eq 0 ] || rm -f "${gone[@]}"
+  fi
+  if [ "$cairn_builtins" = 1 ] && [ -e "$R/etc/.cairn-copy-stamps" ]; then
+    while IFS=$'\t' read -r rel stamp; do [ -z "$rel" ] || prior["$rel"]="$stamp"; done < "$R/etc/.cairn-copy-stamps"
   fi
   while IFS=$'\t' read -r mode user group rel; do
     dir="$R/etc/$rel"; dir="${dir%/*}"
@@ -206,13 +308,27 @@ cairn_setup_etc() {
     fi
     if cairn_id passwd "$user"; then uid="$cairn_id_result"; else echo "warning: /etc/$rel: no user $user; owned by root" >&2; uid=0; fi
     if cairn_id group "$group"; then gid="$cairn_id_result"; else echo "warning: /etc/$rel: no group $group; owned by root" >&2; gid=0; fi
+    if cairn_copy_stamp "$etcPhys/etc/$rel" "$R/etc/$rel" "$mode" "$uid" "$gid" && [ "$cairn_stamp" = "${prior["$rel"]:-}" ]; then
+      stamps["$rel"]="$cairn_stamp"
+      continue
+    fi
     local tmp="$R/etc/$rel"; tmp="${tmp%/*}/.cairn-tmp.$$.${rel##*/}"
     # One process for content, owner and mode (then the rename): not cp, chown and chmod.
     install -m "$mode" -o "$uid" -g "$gid" "$etcPhys/etc/$rel" "$tmp"
-    mv -Tf "$tmp" "$R/etc/$rel"
+    cairn_rename "$tmp" "$R/etc/$rel"
+    cairn_copy_stamp "$etcPhys/etc/$rel" "$R/etc/$rel" "$mode" "$uid" "$gid" || cairn_stamp=""
+    stamps["$rel"]="$cairn_stamp"
+    changed=1
   done < "$etcPhys/copies"
-  { [ "${#copied[@]}" -eq 0 ] || printf '%s\n' "${!copied[@]}"; } > "$R/etc/.cairn-copies.tmp.$$"
-  mv -Tf "$R/etc/.cairn-copies.tmp.$$" "$R/etc/.cairn-copies"
+  # Each record is written again only when it changed (none gone and as many: the same set).
+  if [ "${#gone[@]}" -ne 0 ] || [ "$recorded" -ne "${#copied[@]}" ]; then
+    { [ "${#copied[@]}" -eq 0 ] || printf '%s\n' "${!copied[@]}"; } > "$R/etc/.cairn-copies.tmp.$$"
+    cairn_rename "$R/etc/.cairn-copies.tmp.$$" "$R/etc/.cairn-copies"
+  fi
+  if [ "$cairn_builtins" = 1 ] && [ "$changed" = 1 ]; then
+    { for rel in "${!stamps[@]}"; do printf '%s\t%s\n' "$rel" "${stamps["$rel"]}"; done; } > "$R/etc/.cairn-copy-stamps.tmp.$$"
+    cairn_rename "$R/etc/.cairn-copy-stamps.tmp.$$" "$R/etc/.cairn-copy-stamps"
+  fi
   # The live mount table, never a copy (systemd-tmpfiles would make it later; programs need it now).
   [ -e "$R/etc/mtab" ] || [ -L "$R/etc/mtab" ] || ln -s ../proc/self/mounts "$R/etc/mtab"
   # A hwdb.bin systemd-hwdb-update compiled into /etc at a boot of an older generation shadows the
@@ -241,13 +357,13 @@ cairn_mark_updated() {
 # /var: what services and logins expect to find.
 cairn_setup_var() {
   cairn_mkdirs "$R/var/lib/systemd/catalog" "$R/var/log" "$R/var/cache" "$R/var/spool"
-  [ -d "$R/var/tmp" ] || mkdir -m 1777 "$R/var/tmp"
-  [ -d "$R/var/empty" ] || mkdir -m 0555 "$R/var/empty"
+  [ -d "$R/var/tmp" ] || cairn_mkdir 1777 "$R/var/tmp"
+  [ -d "$R/var/empty" ] || cairn_mkdir 0555 "$R/var/empty"
   # var/run -> ../run, var/lock -> ../run/lock: those missing with one `ln` (named as their targets).
   local -a links=()
   [ -e "$R/var/run" ] || [ -L "$R/var/run" ] || links+=(../run)
   [ -e "$R/var/lock" ] || [ -L "$R/var/lock" ] || links+=(../run/lock)
-  [ "${#links[@]}" -eq 0 ] || ln -s -t "$R/var/" "${links[@]}"
+  [ "${#links[@]}" -eq 0 ] || ln -s "${links[@]}" "$R/var/"
   # The journal's message catalog, compiled at build into sw, where journalctl reads it.
   if [ ! -L "$R/var/lib/systemd/catalog/database" ] && [ -e "$swPhys/usr/lib/systemd/catalog/database" ]; then
     cairn_link /usr/lib/systemd/catalog/database "$R/var/lib/systemd/catalog/database"
@@ -255,13 +371,13 @@ cairn_setup_var() {
   cairn_mark_updated "$R/var"
 }
 
-# cairn_run_snippet NAME FUNCTION: runs one activation snippet in a subshell; a failure is
+# cairn_run_snippet NAME FUNCTION [plain]: runs one activation snippet in a subshell; a failure is
 # reported by name and remembered, and the others still run (a half-activated system boots
-# better than none).
+# better than none). `plain`: the snippet is not cairn's own, and gets coreutils, not the builtins.
 cairn_failed=()
 cairn_run_snippet() {
   local rc=0
-  ( set -eo pipefail; "$2" ) || rc=$?
+  ( set -eo pipefail; [ -z "${3:-}" ] || cairn_plain_tools; "$2" ) || rc=$?
   if [ "$rc" -ne 0 ]; then
     echo "error: activation script snippet '$1' failed (exit $rc)" >&2
     cairn_failed+=("$1")

@@ -79,6 +79,7 @@ export function activateScript(vars: ActivateVars, snippets: Record<string, Snip
     scriptText('activate/lib.sh'),
     '# The generation\'s own tools, whatever the caller\'s PATH.',
     'export PATH="$swPhys/usr/bin:$swPhys/usr/sbin"',
+    'cairn_load_builtins',
     '',
   ];
   ordered.forEach((s, i) => {
@@ -88,7 +89,7 @@ export function activateScript(vars: ActivateVars, snippets: Record<string, Snip
     else {
       // Snippets act on /: under CAIRN_ROOT (a test root) they would touch the building machine.
       parts.push(
-        `if [ -z "$R" ] || [ -n "\${CAIRN_ACTIVATE_ALL_SNIPPETS:-}" ]; then cairn_run_snippet ${q(s.name)} ${fn}; else echo ${q(`skipping snippet ${s.name} under CAIRN_ROOT`)} >&2; fi`,
+        `if [ -z "$R" ] || [ -n "\${CAIRN_ACTIVATE_ALL_SNIPPETS:-}" ]; then cairn_run_snippet ${q(s.name)} ${fn} plain; else echo ${q(`skipping snippet ${s.name} under CAIRN_ROOT`)} >&2; fi`,
       );
     }
   });

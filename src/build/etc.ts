@@ -39,7 +39,7 @@ export interface EtcEntry {
 }
 
 /** Files activation owns as real files: declaring them would fight it. */
-const RESERVED = new Set(['passwd', 'group', 'shadow', 'gshadow', 'machine-id', 'static', 'subuid', 'subgid']);
+const RESERVED = new Set(['passwd', 'group', 'shadow', 'gshadow', 'machine-id', 'static', 'subuid', 'subgid', '.cairn-copies', '.cairn-copy-stamps', '.cairn-users']);
 
 /**
  * Turns the evaluated `environment.etc` into builder entries. `source` files are read now, so

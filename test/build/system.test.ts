@@ -520,4 +520,76 @@ describe('activation under a temporary root', () => {
     for (const d of dirs) expect(statSync(join(fresh, 'etc', d)).mode & 0o7777).toBe(0o755);
     expect(readFileSync(join(fresh, 'etc/machine-id'), 'utf8')).toMatch(/^[0-9a-f]{32}\n$/);
   }, 120_000);
+
+  it("with the generation's own bash, its loadable builtins make the same root with half the processes", async () => {
+    const gen = await buildSystem(
+      await evalConfigFile(variant('builtins', [
+        ...HOST_RELEASE,
+        'environment:',
+        '  etc:',
+        '    "cairn-test/private": { text: "p\\n", mode: "0640", group: adm }',
+        '    "cairn-test/plain": { text: "t\\n" }',
+        '',
+      ].join('\n'))),
+      { store },
+    );
+    const top = store.toPhysical(gen.toplevel);
+    const ownBash = join(store.toPhysical(readlinkSync(join(top, 'sw'))), 'usr/bin/bash');
+    // Run in a PID namespace of its own: PIDs count up from 1, so the PID of a process started
+    // after the activation tells how many it started.
+    const counted = async (bash: string, at: string): Promise<number> => {
+      mkdirSync(at, { recursive: true });
+      const r = await execa('unshare', ['--pid', '--fork', '--mount-proc', 'sh', '-c', '"$1" "$2" || exit 1; sh -c \'echo "$$"\'', 'sh', bash, join(top, 'activate')], {
+        reject: false, env: { CAIRN_ROOT: at, CAIRN_STORE_DIR: store.dir }, extendEnv: true,
+      });
+      expect(r.stderr).not.toMatch(/error|warning: (?!password file)/);
+      expect(r.exitCode).toBe(0);
+      return Number(r.stdout.trim().split('\n').pop()) - 2; // less the namespace's sh and the last one
+    };
+    const plainRoot = join(work, 'plain-root');
+    const ownRoot = join(work, 'own-root');
+    const plain = await counted('bash', plainRoot);
+    const own = await counted(ownBash, ownRoot);
+    // The same files, modes, owners and link targets (the machine id differs by design).
+    const tree = (root: string): string[] => {
+      const out: string[] = [];
+      const walk = (rel: string): void => {
+        for (const name of readdirSync(join(root, rel)).sort()) {
+          const r = rel ? `${rel}/${name}` : name;
+          const st = lstatSync(join(root, r));
+          const what = st.isSymbolicLink() ? `-> ${readlinkSync(join(root, r))}` : st.isDirectory() ? 'dir' : r === 'etc/machine-id' ? 'id' : readFileSync(join(root, r), 'utf8');
+          out.push(`${r} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${what}`);
+          if (st.isDirectory()) walk(r);
+        }
+      };
+      walk('');
+      return out;
+    };
+    // (The copies' stamps are recorded only where stat is a builtin.)
+    expect(tree(ownRoot).filter((l) => !l.startsWith('etc/.cairn-copy-stamps '))).toEqual(tree(plainRoot));
+    expect(tree(ownRoot)).toContain('etc/cairn-test/private 640 0:4 p\n');
+    expect(tree(ownRoot)).toEqual(expect.arrayContaining(['tmp 1777 0:0 dir', 'var/tmp 1777 0:0 dir', 'var/empty 555 0:0 dir', 'root 700 0:0 dir']));
+    expect(own).toBeLessThanOrEqual(Math.floor(plain / 2));
+    // Again, nothing changed: links and copies that are right stay as they are, without a process.
+    const before = tree(ownRoot);
+    const again = await counted(ownBash, ownRoot);
+    expect(tree(ownRoot)).toEqual(before);
+    expect(again).toBeLessThanOrEqual(own);
+    // The copies were left as they were (their change time would move with a new copy).
+    const ctime = () => lstatSync(join(ownRoot, 'etc/cairn-test/private'), { bigint: true }).ctimeNs;
+    const copiedAt = ctime();
+    await counted(ownBash, ownRoot);
+    expect(ctime()).toBe(copiedAt);
+    // A copy changed by hand is made again; the builtins do not take it for the generation's.
+    // Links that point elsewhere are replaced (the builtin ln has no -n).
+    writeFileSync(join(ownRoot, 'etc/cairn-test/private'), 'changed\n');
+    for (const l of ['etc/static', 'run/current-system']) {
+      rmSync(join(ownRoot, l));
+      symlinkSync('/nowhere', join(ownRoot, l));
+    }
+    await counted(ownBash, ownRoot);
+    expect(readFileSync(join(ownRoot, 'etc/cairn-test/private'), 'utf8')).toBe('p\n');
+    expect(tree(ownRoot)).toEqual(before);
+    console.log(`first activation: ${plain} processes with coreutils, ${own} with the builtins; again ${again}`);
+  }, 180_000);
 });

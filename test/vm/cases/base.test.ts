@@ -110,6 +110,15 @@ export default {
       check(mounting === '', `systemd mounted them itself:\n${mounting}`);
     });
 
+    await subtest("the first boot's stage 2 and activation (bash's loadable builtins) leave the generation's links and modes, and no temporary files", async () => {
+      const links = (await machine.succeed('readlink /run/booted-system /run/current-system /usr /run/current-system/sw')).trim().split('\n');
+      check(links.length === 4 && links[0] === links[1] && links[2] === `${links[3]}/usr`, `booted-system, current-system, /usr, sw:\n${links.join('\n')}`);
+      const modes = (await machine.succeed('stat -c "%n %a %U:%G" /tmp /var/tmp /var/empty /root /etc/shadow /etc/gshadow /etc/machine-id')).trim();
+      check(modes === ['/tmp 1777 root:root', '/var/tmp 1777 root:root', '/var/empty 555 root:root', '/root 700 root:root', '/etc/shadow 640 root:shadow', '/etc/gshadow 640 root:shadow', '/etc/machine-id 444 root:root'].join('\n'), `modes:\n${modes}`);
+      const tmp = (await machine.succeed('find / -xdev -name ".cairn-tmp.*" 2>/dev/null; true')).trim();
+      check(tmp === '', `temporary files left:\n${tmp}`);
+    });
+
     await subtest('the microcode package is in the system', async () => {
       await machine.succeed('ls /usr/lib/firmware/intel-ucode | grep -q .');
     });
