@@ -99,6 +99,7 @@ export class Machine {
       cpus: this.opts.cpus,
       onProgress: this.opts.onProgress,
     });
+    if (this.prepared.tcgRisk) this.opts.onProgress?.(`warning: ${this.prepared.tcgRisk}`);
     // Held open while this object lives, so that the disk cache's pruning (other builds, other
     // tests) leaves them alone between this machine's starts.
     this.heldDisks ??= this.prepared.cachedDisks.map((f) => openSync(f, 'r'));

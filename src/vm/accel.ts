@@ -104,3 +104,32 @@ export function chooseAccelerator(opts: { timeoutMs?: number } = {}): Promise<Ac
   })();
   return cached;
 }
+
+/** QEMU's major version from `qemu-system-x86_64 --version` ("QEMU emulator version 7.2.22 (…)"), or undefined. */
+export function qemuMajor(versionText: string): number | undefined {
+  const m = /QEMU emulator version (\d+)\./.exec(versionText);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Why a guest with more than one CPU under TCG may crash with this QEMU, or undefined. QEMU before
+ * 8 (Debian 12's 7.2) now and then runs one CPU on a stale translation of code the guest kernel
+ * has just patched on another: an `int3` oops and a kernel panic, seen in about one boot in five
+ * with two CPUs. One CPU, or a newer QEMU, does not.
+ */
+export function tcgSmpRisk(accel: Accelerator, cpus: number, versionText: string): string | undefined {
+  const major = qemuMajor(versionText);
+  if (accel !== 'tcg' || cpus <= 1 || major === undefined || major >= 8) return undefined;
+  return (
+    `QEMU ${major} emulates this machine's ${cpus} CPUs (TCG), which now and then ends in a kernel oops ` +
+    "(an int3 where the guest kernel has just patched its code): use QEMU 8 or newer (scripts/setup installs 10 on Debian 12), " +
+    'or one CPU (--cpus 1, virtualisation.cores = 1)'
+  );
+}
+
+let versionText: Promise<string> | undefined;
+/** The installed QEMU's `--version` text (asked once per process; "" when it cannot be run). */
+export function qemuVersionText(qemu = 'qemu-system-x86_64'): Promise<string> {
+  versionText ??= execa(qemu, ['--version'], { reject: false }).then((r) => (r.exitCode === 0 ? String(r.stdout) : ''));
+  return versionText;
+}

@@ -15,8 +15,8 @@ import { buildSystem } from '../build/index.js';
 import { evalConfigFile, type SystemEvaluation, type SystemSpec } from '../eval/index.js';
 import { readBootspec } from '../toplevel/index.js';
 import { entryOptions } from '../image/esp.js';
-import { chooseAccelerator, type AcceleratorChoice } from './accel.js';
-import { OVMF_VARS, qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
+import { chooseAccelerator, qemuVersionText, tcgSmpRisk, type AcceleratorChoice } from './accel.js';
+import { OVMF_VARS, QEMU, qemuArgs, type PortForward, type QemuOptions, type UserNetIpv4 } from './qemu.js';
 import type { ModuleInput } from '../lib/index.js';
 import { bootDiskImage, overlayDisk, stateDisk, storeDisk } from './disks.js';
 import { directBootKernel } from './kernel-elf.js';
@@ -55,6 +55,8 @@ export interface PreparedVm {
   /** The cached disk images the machine reads (store disk, or the image its state disk overlays): a cache that is pruned unless open. */
   cachedDisks: string[];
   warnings: string[];
+  /** Why this QEMU may crash the guest (more than one CPU under an old TCG), also among `warnings`. */
+  tcgRisk?: string;
 }
 
 /** The module a VM's configuration is evaluated with: its system is built to boot in QEMU. */
@@ -143,5 +145,6 @@ export async function prepareVm(system: SystemEvaluation, opts: PrepareVmOptions
     ...(opts.shellSocket ? { shellSocket: opts.shellSocket } : {}),
     ...(opts.guestAgentSocket && v.guestAgent ? { guestAgentSocket: opts.guestAgentSocket } : {}),
   };
-  return { toplevel: built.toplevel, accel, args: qemuArgs(options), options, state, cachedDisks: [resolve(cachedDisk)], warnings: built.warnings };
+  const risk = tcgSmpRisk(accel.accel, options.cpus, accel.accel === 'tcg' && options.cpus > 1 ? await qemuVersionText(QEMU) : '');
+  return { toplevel: built.toplevel, accel, args: qemuArgs(options), options, state, cachedDisks: [resolve(cachedDisk)], warnings: [...built.warnings, ...(risk ? [risk] : [])], ...(risk ? { tcgRisk: risk } : {}) };
 }
