@@ -5,7 +5,7 @@
  * (A B A B …) and the fastest of each is kept, so a neighbour's load on a shared machine touches
  * both sides alike and ratios of one run stay comparable.
  */
-import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ext4Bytes, treeBytes, treeEntries } from '../src/image/rootfs.js';
@@ -151,6 +151,20 @@ export async function debianPvhKernel(d: DebianBoot): Promise<string | undefined
 
 export const debianLabel = (d: DebianBoot): string =>
   `debootstrap root, direct kernel boot with Debian's initramfs-tools initrd (${mb(statSync(d.initrd).size)})`;
+
+/**
+ * The services cairn's minimal system runs that a minbase root does not: the debootstrap root with
+ * the same ones turned on (systemd-networkd with DHCP on Ethernet, systemd-resolved as the
+ * resolver, D-Bus and so systemd-logind, nftables' ruleset), for a comparison of equal work.
+ */
+export const SAME_SERVICES = ['dbus', 'systemd-resolved', 'nftables'];
+export async function enableSameServices(dir: string): Promise<void> {
+  mkdirSync(join(dir, 'etc/systemd/network'), { recursive: true });
+  writeFileSync(join(dir, 'etc/systemd/network/99-ethernet-dhcp.network'), '[Match]\nType=ether\n\n[Network]\nDHCP=yes\n');
+  await execa('systemctl', [`--root=${dir}`, 'enable', 'systemd-networkd.service', 'systemd-resolved.service', 'nftables.service']);
+  rmSync(join(dir, 'etc/resolv.conf'), { force: true });
+  symlinkSync('../run/systemd/resolve/stub-resolv.conf', join(dir, 'etc/resolv.conf'));
+}
 
 /** debootstrap, its image and boot files under `work`; undefined (with the reason printed) when debootstrap is unavailable. */
 export async function debianReference(work: string): Promise<DebianBoot | undefined> {

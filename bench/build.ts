@@ -29,17 +29,18 @@ export async function diskBytes(paths: string[]): Promise<number> {
 
 export const mb = (n: number): string => `${(n / 1e6).toFixed(0)} MB`;
 
-/** debootstrap minbase + the systemd set + the kernel; its size without the apt cache. */
-export async function debootstrapRoot(work: string): Promise<{ seconds: number; bytes: number; dir: string } | undefined> {
+/** debootstrap minbase + the systemd set + the kernel (+ `extra` packages, in folder `name`); its size without the apt cache. */
+export async function debootstrapRoot(work: string, extra: string[] = [], name = 'debootstrap'): Promise<{ seconds: number; bytes: number; dir: string } | undefined> {
   if ((await execa('sh', ['-c', 'command -v debootstrap'], { reject: false })).exitCode !== 0) {
     console.log('debootstrap is not installed (scripts/setup installs it): skipping the comparison');
     return undefined;
   }
   // The release cairn builds by default, so both sides run the same packages.
   const mirror = defaultRepositories().find((r) => r.suite === DEFAULT_RELEASE)!.uri;
-  const target = join(work, 'debootstrap');
+  const target = join(work, name);
   const t = process.hrtime.bigint();
-  const r = await execa('debootstrap', ['--variant=minbase', '--include=systemd,systemd-sysv,udev,kmod,linux-image-amd64', DEFAULT_RELEASE, target, mirror], { reject: false, all: true });
+  const include = ['systemd', 'systemd-sysv', 'udev', 'kmod', 'linux-image-amd64', ...extra].join(',');
+  const r = await execa('debootstrap', ['--variant=minbase', `--include=${include}`, DEFAULT_RELEASE, target, mirror], { reject: false, all: true });
   const s = seconds(t);
   if (r.exitCode !== 0) {
     console.log(`debootstrap failed (exit ${r.exitCode}): ${String(r.all).split('\n').slice(-3).join(' | ')}`);
