@@ -102,7 +102,7 @@ lock_deploys() {
         if [ "$units" = systemd ] && systemctl is-active --quiet "cairn-switch-$t.service" "cairn-rollback-$t.service"; then
             fail "another deploy to this machine is in progress (its units cairn-switch-$t and cairn-rollback-$t: the switch, or the magic rollback's wait for a confirmation): try again when it has ended"
         fi
-        rm -f "$f" "$R$rundir/$t.done" "$R$rundir/$t.verdict"
+        rm -f "$f" "$R$rundir/$t.done" "$R$rundir/$t.verdict" "$R$rundir/$t.started"
     done
 }
 

@@ -61,9 +61,11 @@ profile_changed=0
 watch=0
 [ "$timeout" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; } && watch=1
 self="$R$rundir/$token.sh"
+# This session: while it lives (or the switch's unit runs), the watchdog waits for the result.
+session_pid=$$
 {
     echo 'set -uo pipefail'
-    declare -p R units rundir profile action toplevel token timeout prev_link new_link prev_current profile_changed watch
+    declare -p R units rundir profile action toplevel token timeout prev_link new_link prev_current profile_changed watch session_pid
     printf '%s\n' "$deploy"
 } >"$self.tmp" && mv -T "$self.tmp" "$self" || fail "cannot write $self"
 

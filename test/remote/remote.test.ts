@@ -6,7 +6,7 @@
  */
 import { describe, expect, it, afterEach, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
@@ -238,6 +238,19 @@ async function machine(store: Store, runnerFor: (root: string) => RemoteRunner =
     links: () => readdirSync(profiles).filter((e) => e !== 'system').sort(),
     stateFiles: () => (existsSync(join(root, 'run/cairn')) ? readdirSync(join(root, 'run/cairn')).filter((e) => !e.endsWith('.log') && e !== 'deploy.lock') : []),
   };
+}
+
+/** The script switch.sh writes for a deploy with magic rollback (deploy.sh after its variables). */
+function deployScript(m: Machine, vars: Record<string, string>): string {
+  const all = { R: m.root, units: 'plain', rundir: '/run/cairn', profile: '/cairn/var/profiles/system', action: 'switch', toplevel: m.two, token: 't', timeout: '3', prev_link: '', new_link: '', prev_current: '', profile_changed: '0', watch: '1', ...vars };
+  return ['set -uo pipefail', ...Object.entries(all).map(([k, v]) => `${k}=${shellQuote(v)}`), readFileSync(join(repo, 'scripts/remote/lib.sh'), 'utf8'), readFileSync(join(repo, 'scripts/remote/deploy.sh'), 'utf8')].join('\n');
+}
+
+/** The PID of a process that has ended (and been reaped). */
+async function deadPid(): Promise<number> {
+  const p = execa('true');
+  await p;
+  return p.pid!;
 }
 
 /** Output sink for the target's output. */
@@ -487,9 +500,8 @@ describe('magic rollback', () => {
     const rundir = join(m.root, 'run/cairn');
     mkdirSync(rundir, { recursive: true });
     // What switch.sh writes for a deploy with magic rollback, whose switch never wrote its result.
-    const vars = { R: m.root, units: 'plain', rundir: '/run/cairn', profile: '/cairn/var/profiles/system', action: 'switch', toplevel: m.two, token: 'killed', timeout: '3', prev_link: '', new_link: '', prev_current: '', profile_changed: '0', watch: '1' };
-    const script = ['set -uo pipefail', ...Object.entries(vars).map(([k, v]) => `${k}=${shellQuote(v)}`), readFileSync(join(repo, 'scripts/remote/lib.sh'), 'utf8'), readFileSync(join(repo, 'scripts/remote/deploy.sh'), 'utf8')].join('\n');
-    writeFileSync(join(rundir, 'killed.sh'), script);
+    // Its session still runs (this process stands for it), so the watchdog waits for the result.
+    writeFileSync(join(rundir, 'killed.sh'), deployScript(m, { token: 'killed', session_pid: String(process.pid) }));
     const watchdog = execa('bash', [join(rundir, 'killed.sh'), 'watchdog'], { reject: false });
     let ended = false;
     void watchdog.then(() => (ended = true));
@@ -503,6 +515,45 @@ describe('magic rollback', () => {
     } finally {
       watchdog.kill('SIGKILL');
     }
+  });
+
+  it('a deploy killed (SIGKILL) before its switch began is undone by its watchdog, which then ends', async () => {
+    const m = await machine(tempStore());
+    const rundir = join(m.root, 'run/cairn');
+    mkdirSync(rundir, { recursive: true });
+    // The session had made generation 2 the profile, then died without a word: no switch ran.
+    const profiles = join(m.root, 'cairn/var/profiles');
+    symlinkSync(m.two, join(profiles, 'system-2-link'));
+    rmSync(join(profiles, 'system'));
+    symlinkSync('system-2-link', join(profiles, 'system'));
+    writeFileSync(join(rundir, 'gone.sh'), deployScript(m, { token: 'gone', session_pid: String(await deadPid()), prev_link: 'system-1-link', new_link: 'system-2-link', profile_changed: '1' }));
+    const r = await execa('bash', [join(rundir, 'gone.sh'), 'watchdog'], { reject: false, timeout: 15_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toContain('the deploy ended before its switch began (killed): undoing it');
+    expect(m.profile()).toBe('system-1-link');
+    expect(m.links()).toEqual(['system-1-link']);
+    expect(m.calls()).toEqual([]);
+    expect(m.stateFiles()).toEqual([]);
+  });
+
+  it('a switch killed (SIGKILL) before it wrote its result counts as failed: unconfirmed, the watchdog rolls back at the deadline', async () => {
+    const m = await machine(tempStore());
+    const rundir = join(m.root, 'run/cairn');
+    mkdirSync(rundir, { recursive: true });
+    const profiles = join(m.root, 'cairn/var/profiles');
+    symlinkSync(m.two, join(profiles, 'system-2-link'));
+    rmSync(join(profiles, 'system'));
+    symlinkSync('system-2-link', join(profiles, 'system'));
+    writeFileSync(join(rundir, 'died.sh'), deployScript(m, { token: 'died', session_pid: String(await deadPid()), timeout: '1', prev_link: 'system-1-link', new_link: 'system-2-link', profile_changed: '1' }));
+    writeFileSync(join(rundir, 'died.started'), '');
+    const r = await execa('bash', [join(rundir, 'died.sh'), 'watchdog'], { reject: false, timeout: 15_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toContain('the switch ended without a result (killed): it counts as failed');
+    expect(r.stderr).toContain('no confirmation within 1s: rolling back');
+    expect(m.calls()).toEqual(['one switch']);
+    expect(m.profile()).toBe('system-1-link');
+    // The next deploy is not refused.
+    expect(await remoteSwitch(m.runner, opts({ toplevel: m.two }))).toMatchObject({ exitCode: 0 });
   });
 
   it('the watchdog counts from the end of the switch, however long it takes', async () => {
