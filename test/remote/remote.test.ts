@@ -246,6 +246,24 @@ function deployScript(m: Machine, vars: Record<string, string>): string {
   return ['set -uo pipefail', ...Object.entries(all).map(([k, v]) => `${k}=${shellQuote(v)}`), readFileSync(join(repo, 'scripts/remote/lib.sh'), 'utf8'), readFileSync(join(repo, 'scripts/remote/deploy.sh'), 'utf8')].join('\n');
 }
 
+/**
+ * A target whose deploy of generation 2 (profile already moved to it) was killed with SIGKILL,
+ * its session gone: the deploy's script, and its watchdog to run.
+ */
+async function killedDeploy(token: string, vars: Record<string, string>, switchBegan = false) {
+  const m = await machine(tempStore());
+  const rundir = join(m.root, 'run/cairn');
+  mkdirSync(rundir, { recursive: true });
+  const profiles = join(m.root, 'cairn/var/profiles');
+  symlinkSync(m.two, join(profiles, 'system-2-link'));
+  rmSync(join(profiles, 'system'));
+  symlinkSync('system-2-link', join(profiles, 'system'));
+  const all = { token, session_pid: String(await deadPid()), prev_link: 'system-1-link', new_link: 'system-2-link', profile_changed: '1', ...vars };
+  writeFileSync(join(rundir, `${token}.sh`), deployScript(m, all));
+  if (switchBegan) writeFileSync(join(rundir, `${token}.started`), '');
+  return { m, watchdog: () => execa('bash', [join(rundir, `${token}.sh`), 'watchdog'], { reject: false, timeout: 15_000 }) };
+}
+
 /** The PID of a process that has ended (and been reaped). */
 async function deadPid(): Promise<number> {
   const p = execa('true');
@@ -518,16 +536,9 @@ describe('magic rollback', () => {
   });
 
   it('a deploy killed (SIGKILL) before its switch began is undone by its watchdog, which then ends', async () => {
-    const m = await machine(tempStore());
-    const rundir = join(m.root, 'run/cairn');
-    mkdirSync(rundir, { recursive: true });
     // The session had made generation 2 the profile, then died without a word: no switch ran.
-    const profiles = join(m.root, 'cairn/var/profiles');
-    symlinkSync(m.two, join(profiles, 'system-2-link'));
-    rmSync(join(profiles, 'system'));
-    symlinkSync('system-2-link', join(profiles, 'system'));
-    writeFileSync(join(rundir, 'gone.sh'), deployScript(m, { token: 'gone', session_pid: String(await deadPid()), prev_link: 'system-1-link', new_link: 'system-2-link', profile_changed: '1' }));
-    const r = await execa('bash', [join(rundir, 'gone.sh'), 'watchdog'], { reject: false, timeout: 15_000 });
+    const { m, watchdog } = await killedDeploy('gone', {});
+    const r = await watchdog();
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toContain('the deploy ended before its switch began (killed): undoing it');
     expect(m.profile()).toBe('system-1-link');
@@ -537,16 +548,9 @@ describe('magic rollback', () => {
   });
 
   it('a switch killed (SIGKILL) before it wrote its result counts as failed: unconfirmed, the watchdog rolls back at the deadline', async () => {
-    const m = await machine(tempStore());
-    const rundir = join(m.root, 'run/cairn');
-    mkdirSync(rundir, { recursive: true });
-    const profiles = join(m.root, 'cairn/var/profiles');
-    symlinkSync(m.two, join(profiles, 'system-2-link'));
-    rmSync(join(profiles, 'system'));
-    symlinkSync('system-2-link', join(profiles, 'system'));
-    writeFileSync(join(rundir, 'died.sh'), deployScript(m, { token: 'died', session_pid: String(await deadPid()), timeout: '1', prev_link: 'system-1-link', new_link: 'system-2-link', profile_changed: '1' }));
-    writeFileSync(join(rundir, 'died.started'), '');
-    const r = await execa('bash', [join(rundir, 'died.sh'), 'watchdog'], { reject: false, timeout: 15_000 });
+    // The switch had begun (activate writes <token>.started first), then was killed.
+    const { m, watchdog } = await killedDeploy('died', { timeout: '1' }, true);
+    const r = await watchdog();
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toContain('the switch ended without a result (killed): it counts as failed');
     expect(r.stderr).toContain('no confirmation within 1s: rolling back');
