@@ -4,7 +4,8 @@
  * and switch (the switch after dry-activate finds the closure there already); a switch whose firewall shuts
  * out new ssh connections is not confirmed, and the machine rolls itself back (magic rollback); a
  * deploy while another one's units run is refused; generations deleted from the host leave the
- * target's ESP; a user other than root deploys through sudo (--use-remote-sudo).
+ * target's ESP; a user other than root deploys through sudo (--use-remote-sudo); a switch killed
+ * with SIGKILL counts as failed and does not block the next deploy.
  */
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 import { SSH_OPTS, cairnOn, configFile, freePort, generation, run, up } from './deploy.js';
@@ -12,6 +13,8 @@ import { SSH_OPTS, cairnOn, configFile, freePort, generation, run, up } from './
 const two = configFile('two', generation('two'));
 // The firewall no longer lets ssh in (established connections stay): nobody can confirm.
 const locked = configFile('locked', generation('locked', { services: { openssh: { enable: true, openFirewall: false } } }));
+// Its activation takes long enough to be killed in the middle.
+const slow = configFile('slow', generation('slow', { system: { stateVersion: '0.1', activationScripts: { slow: 'sleep 300' } } }));
 
 export default {
   name: 'remote deploys over ssh, magic rollback',
@@ -80,5 +83,17 @@ export default {
     if (del.code !== 0) throw new Error(`generations delete 2: exit ${del.code}\n${del.stderr}`);
     const left = (await m.succeed('ls /boot/loader/entries')).trim().split('\n');
     if (left.length !== 1 || !left[0]!.startsWith('cairn-generation-1')) throw new Error(`after deleting generation 2 the ESP holds ${left.join(' ')}`);
+
+    // A switch killed without a word (SIGKILL, as the OOM killer kills) writes no result: its
+    // watchdog answers for it once the unit is gone (a failed switch), so the deploy ends with exit
+    // 1 instead of waiting for it, and the next deploy is not refused.
+    const killing = cairn('switch', slow, '--confirm-timeout', '20');
+    await m.waitUntilSucceeds('pgrep -x sleep -a | grep -q "sleep 300"', { timeout: 300 });
+    await m.succeed("systemctl kill --signal=KILL 'cairn-switch-*'");
+    const killed = await killing;
+    if (killed.code !== 1) throw new Error(`a killed switch: exit ${killed.code}\n${killed.stderr}`);
+    await m.waitUntilSucceeds("! systemctl is-active --quiet 'cairn-rollback-*'", { timeout: 60 });
+    const after = await cairn('rollback');
+    if (after.code !== 0 || (await current()) !== first) throw new Error(`a deploy after the killed one: exit ${after.code}, running ${await current()}\n${after.stderr}`);
   },
 };
