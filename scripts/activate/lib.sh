@@ -45,16 +45,15 @@ cairn_readlink() {
   fi
 }
 
-# cairn_rename SRC DEST: renames the file SRC to DEST. Where DEST does not exist yet (a first
-# boot), link(2) then unlink(2) do it in this shell: DEST appears whole or not at all, as with
-# rename(2). Otherwise (or without the builtins) `mv`.
-cairn_rename() {
-  if [ "$cairn_builtins" = 1 ] && [ ! -e "$2" ] && [ ! -L "$2" ] && ln "$1" "$2" 2>/dev/null; then
-    rm -f "$1"
-    return 0
-  fi
-  mv -Tf "$1" "$2"
+# cairn_place SRC DEST: renames the file SRC to DEST where DEST does not exist yet (a first boot)
+# and the builtins are loaded: link(2) then unlink(2) in this shell, so DEST appears whole or not
+# at all, as with rename(2). Fails (nothing done) otherwise.
+cairn_place() {
+  [ "$cairn_builtins" = 1 ] && [ ! -e "$2" ] && [ ! -L "$2" ] && ln "$1" "$2" 2>/dev/null && rm -f "$1"
 }
+
+# cairn_rename SRC DEST: renames the file SRC to DEST (cairn_place, else `mv`).
+cairn_rename() { cairn_place "$1" "$2" || mv -Tf "$1" "$2"; }
 
 # cairn_rename_into DIR FILE...: cairn_rename of each FILE to DIR/<its name>; those that replace
 # something go through one `mv`.
@@ -62,13 +61,7 @@ cairn_rename_into() {
   local dir="$1" f
   local -a rest=()
   shift
-  for f in "$@"; do
-    if [ "$cairn_builtins" = 1 ] && [ ! -e "$dir/${f##*/}" ] && [ ! -L "$dir/${f##*/}" ] && ln "$f" "$dir/${f##*/}" 2>/dev/null; then
-      rm -f "$f"
-    else
-      rest+=("$f")
-    fi
-  done
+  for f in "$@"; do cairn_place "$f" "$dir/${f##*/}" || rest+=("$f"); done
   [ "${#rest[@]}" -eq 0 ] || mv -f -t "$dir" "${rest[@]}"
 }
 
