@@ -148,6 +148,15 @@ export default ({ lib, config }: ModuleArgs) => {
           return lib.mkBefore([...config.boot.console.map((c) => `console=${c}`), `loglevel=${config.boot.consoleLogLevel}`]);
         },
       },
+      systemd: {
+        services: {
+          // Units ask for modules through modprobe@<module>.service (the FUSE control file system,
+          // configfs, logind's drm). When the module is already there (built in with parameters,
+          // or loaded by stage 1 or udev), /sys/module/<module> exists and modprobe would do
+          // nothing: the unit is skipped instead of starting a process (~0.4 s of CPU under emulation).
+          'modprobe@': { overrideStrategy: 'asDropin', unitConfig: { ConditionPathExists: '!/sys/module/%i' } },
+        },
+      },
       environment: {
         etc: {
           get 'modprobe.d/cairn-blacklist.conf'() {

@@ -7,7 +7,7 @@
  * `usr/lib/modules/<kver>/`) is in the `linux-image-<kver>` package it depends on. The .deb ships
  * no modules.dep: `depmod` runs in its postinst, which cairn never runs, so a derivation runs it.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
@@ -74,6 +74,8 @@ export function kernelInfo(store: Store, pkgPaths: string | string[]): KernelInf
 interface DepmodArgs {
   kernel: string;
   version: string;
+  /** Where the device nodes of modules.devname go: `tmpfiles` (see staticNodes). In the arguments so older trees are not reused. */
+  staticNodes?: 'tmpfiles';
 }
 
 /**
@@ -83,7 +85,7 @@ interface DepmodArgs {
  * does not collide.
  */
 export function depmodDerivation(kernel: KernelInfo): Derivation {
-  const args: DepmodArgs = { kernel: kernel.storePath, version: kernel.version };
+  const args: DepmodArgs = { kernel: kernel.storePath, version: kernel.version, staticNodes: 'tmpfiles' };
   return { name: `linux-modules-depmod-${kernel.version}`, builder: 'cairn:depmod', args, inputs: [kernel.storePath] };
 }
 
@@ -114,6 +116,7 @@ registerBuilder('cairn:depmod', async (ctx) => {
       if (e.startsWith('modules.') && !shipped.has(e) && statSync(join(dir, e)).isFile()) copyFileSync(join(dir, e), join(outDir, e));
     }
     if (!existsSync(join(outDir, 'modules.dep'))) throw new CairnError(`depmod wrote no modules.dep for ${version}`);
+    staticNodes(outDir, ctx.out);
   } finally {
     removeTree(scratch);
   }
@@ -258,6 +261,7 @@ interface KernelTreeArgs extends ModuleSelection {
   kernel: string;
   depmod: string;
   version: string;
+  staticNodes: 'tmpfiles';
 }
 
 /**
@@ -270,6 +274,7 @@ export function kernelTreeDerivation(kernel: KernelInfo, depmod: string, selecti
     kernel: kernel.storePath,
     depmod,
     version: kernel.version,
+    staticNodes: 'tmpfiles',
     required: [...new Set(selection.required)].sort(),
     optional: [...new Set(selection.optional)].sort(),
   };
@@ -319,4 +324,37 @@ registerBuilder('cairn:kernel-modules', async (ctx) => {
     removeTree(scratch);
   }
   if (!existsSync(join(outModules, 'modules.dep'))) throw new CairnError(`depmod wrote no modules.dep for ${a.version}`);
+  staticNodes(outModules, ctx.out);
 });
+
+/** Where the static device nodes of a module tree are listed, relative to its root (see staticNodes). */
+export const STATIC_NODES = 'usr/lib/tmpfiles.d/static-nodes.conf';
+
+/**
+ * Turns depmod's modules.devname into the tmpfiles.d lines `kmod static-nodes --format=tmpfiles`
+ * writes at every boot (kmod-static-nodes.service): the device nodes whose first open loads their
+ * module (/dev/fuse, /dev/net/tun, /dev/loop-control, …). The tree never changes, so they are
+ * written once here, in `STATIC_NODES`, and modules.devname goes: the unit is then skipped
+ * (ConditionFileNotEmpty), one process fewer between systemd's start and udev. Under emulation
+ * that process costs ~0.4 s on the way to network.target.
+ */
+export function staticNodes(modulesDir: string, root: string): void {
+  const devname = join(modulesDir, 'modules.devname');
+  if (!existsSync(devname)) return;
+  const lines: string[] = [];
+  for (const line of readFileSync(devname, 'utf8').split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    // `<module> <devname> <c|b><major>:<minor>`, as kmod parses it.
+    const m = /^(\S+)\s+(\S+)\s+([cb])(\d+):(\d+)\s*$/.exec(line);
+    if (!m) throw new CairnError(`${devname}: cannot read the line \`${line}'`);
+    const [, , dev, type, major, minor] = m;
+    const slash = dev!.lastIndexOf('/');
+    const dir = `d /dev/${dev!.slice(0, slash)} 0755 - - -`;
+    if (slash > 0 && !lines.includes(dir)) lines.push(dir);
+    lines.push(`${type}! /dev/${dev} 0600 - - - ${major}:${minor}`);
+  }
+  const out = join(root, STATIC_NODES);
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(out, lines.map((l) => `${l}\n`).join(''));
+  rmSync(devname);
+}

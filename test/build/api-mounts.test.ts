@@ -19,6 +19,14 @@ describe('API mounts', () => {
     expect(apiMountLine(HUGEPAGES)).toBe('hugetlbfs /dev/hugepages hugetlbfs nosuid,nodev,X-mount.mkdir 0 0');
   });
 
+  it("takes a mount whose only other unit loads a module the kernel has built in: that modprobe@ does nothing", () => {
+    expect(apiMountLine(FUSE, new Set(['fuse']))).toBe('fusectl /sys/fs/fuse/connections fusectl nosuid,nodev,noexec,X-mount.mkdir 0 0');
+    // A module to load (not built in) stays with systemd, and so does any other unit among repeated lines.
+    expect(apiMountLine(FUSE, new Set(['configfs']))).toBeNull();
+    const twice = unit(['After=modprobe@fuse.service', 'After=systemd-udevd.service'], ['What=fusectl', 'Where=/sys/fs/fuse/connections', 'Type=fusectl']);
+    expect(apiMountLine(twice, new Set(['fuse']))).toBeNull();
+  });
+
   it('leaves to systemd what needs another unit first, a condition stage 2 cannot stand for, specifiers, or a place outside /dev, /sys, /run', () => {
     expect(apiMountLine(FUSE)).toBeNull();
     expect(apiMountLine(TMP)).toBeNull();
@@ -53,9 +61,14 @@ describe('API mounts', () => {
       'mqueue /dev/mqueue mqueue nosuid,nodev,noexec,X-mount.mkdir 0 0',
       'tmpfs /run/lock tmpfs mode=1777,nosuid,nodev,noexec,size=5242880,X-mount.mkdir 0 0',
     ]);
+    // With a kernel in sw that has fuse built in, its control file system is stage 2's too.
+    mkdirSync(join(sw, 'usr/lib/modules/6.12.0-test'), { recursive: true });
+    writeFileSync(join(sw, 'usr/lib/modules/6.12.0-test/modules.builtin'), 'kernel/fs/fuse/fuse.ko\nkernel/fs/ext4/ext4.ko\n');
+    expect(apiMountsFstab(sw, {})).toContain('fusectl /sys/fs/fuse/connections fusectl nosuid,nodev,noexec,X-mount.mkdir 0 0\n');
     const entry = (e: Partial<EtcOption>): EtcOption => ({ enable: true, target: '', text: null, source: null, symlink: null, mode: 'symlink', user: '+0', group: '+0', ...e });
     const etc = {
       'systemd/system/dev-hugepages.mount': entry({ symlink: '/dev/null' }),
+      'systemd/system/sys-fs-fuse-connections.mount.d/cairn.conf': entry({ text: '[Mount]\nOptions=ro\n' }),
       'systemd/system/dev-mqueue.mount.d/overrides.conf': entry({ text: '[Mount]\nOptions=nosuid\n' }),
       fstab: entry({ text: '# fstab\ntmpfs /run/lock tmpfs size=1M 0 0\n' }),
     };

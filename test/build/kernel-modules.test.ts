@@ -103,6 +103,23 @@ describe('kernel modules of examples/minimal.yaml', () => {
     expect((await showDepends(root, version, 'nft-expr-ct')).ok).toBe(true);
     expect((await showDepends(root, version, 'snd_hda_intel')).ok).toBe(false);
   });
+
+  it("lists the tree's on-demand device nodes for tmpfiles, as kmod static-nodes would at every boot", async () => {
+    const { root, version } = kernelTree(minimal);
+    // No modules.devname: kmod-static-nodes.service is skipped (ConditionFileNotEmpty).
+    expect(existsSync(join(root, 'usr/lib/modules', version, 'modules.devname'))).toBe(false);
+    const lines = readFileSync(join(root, 'usr/lib/tmpfiles.d/static-nodes.conf'), 'utf8').split('\n').filter(Boolean);
+    // tun, loop and autofs4 are modules of the tree: their nodes, /dev/net made first.
+    expect(lines).toEqual(expect.arrayContaining(['d /dev/net 0755 - - -', 'c! /dev/net/tun 0600 - - - 10:200', 'c! /dev/loop-control 0600 - - - 10:237', 'c! /dev/autofs 0600 - - - 10:235']));
+    expect(lines.indexOf('d /dev/net 0755 - - -')).toBeLessThan(lines.indexOf('c! /dev/net/tun 0600 - - - 10:200'));
+    // One node per line of the modules.devname depmod writes for the same tree (regenerated in a copy).
+    const copy = join(work, 'devname');
+    mkdirSync(join(copy, 'lib/modules'), { recursive: true });
+    await execa('cp', ['-rL', join(root, 'usr/lib/modules', version), join(copy, 'lib/modules', version)]);
+    await execa('depmod', ['-b', copy, version]);
+    const devname = readFileSync(join(copy, 'lib/modules', version, 'modules.devname'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines.filter((l) => !l.startsWith('d ')).length).toBe(devname.length);
+  });
 });
 
 describe('options choosing the modules', () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { evalSystem } from '../../src/eval/index.js';
 import { sha512Crypt } from '../../src/build/crypt.js';
 import { usersSpecDerivation } from '../../src/build/users.js';
+import { mkForce } from '../../src/lib/index.js';
 import { etcText, evalConfig, hasCommand, root, tempDir } from './helpers.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -44,6 +45,34 @@ describe('systemd.generators', () => {
 
   it('refuses a name that is not one file name', async () => {
     await expect(evalConfig({ systemd: { generators: { '../x': '/dev/null' } } })).rejects.toThrow(/systemd\.generators/);
+  });
+});
+
+describe('systemd.suppressedSystemUnits', () => {
+  const link = (c: { environment: { etc: Record<string, { symlink?: string | null }> } }, unit: string) => c.environment.etc[`systemd/system/${unit}`]?.symlink;
+  it("masks what cairn leaves out (the graceful /dev pass, udev rules from credentials) and a user's units on top, even one declared", async () => {
+    const plain = await evalConfig({});
+    expect(plain.systemd.suppressedSystemUnits).toEqual(['systemd-tmpfiles-setup-dev-early.service', 'systemd-udev-load-credentials.service']);
+    for (const u of plain.systemd.suppressedSystemUnits) expect(link(plain, u)).toBe('/dev/null');
+    // The strict pass stays: it makes the static device nodes alone.
+    expect(link(plain, 'systemd-tmpfiles-setup-dev.service')).toBeUndefined();
+    const c = await evalConfig({ systemd: { suppressedSystemUnits: ['systemd-backlight@.service', 'foo.service'], services: { foo: { script: 'true' } } } });
+    expect(c.systemd.suppressedSystemUnits).toContain('systemd-tmpfiles-setup-dev-early.service');
+    expect(link(c, 'systemd-backlight@.service')).toBe('/dev/null');
+    expect(link(c, 'foo.service')).toBe('/dev/null');
+    // Taken back with mkForce.
+    const kept = await evalConfig({ systemd: { suppressedSystemUnits: mkForce([]) } });
+    expect(link(kept, 'systemd-tmpfiles-setup-dev-early.service')).toBeUndefined();
+  });
+
+  it('refuses a name that is no unit', async () => {
+    await expect(evalConfig({ systemd: { suppressedSystemUnits: ['../x'] } })).rejects.toThrow(/systemd\.suppressedSystemUnits/);
+  });
+});
+
+describe('modprobe@ units', () => {
+  it('are skipped when their module is already in the kernel (/sys/module/<name>)', async () => {
+    expect(etcText(await evalConfig({}), 'systemd/system/modprobe@.service.d/overrides.conf')).toMatch(/^\[Unit\]\nConditionPathExists=!\/sys\/module\/%i$/m);
   });
 });
 

@@ -102,11 +102,12 @@ export default {
     });
 
     await subtest("the kernel file systems of systemd's mount units are mounted by stage 2, and the units are active", async () => {
-      await machine.succeed('systemctl is-active dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount run-lock.mount');
+      // The FUSE control file system too: its modprobe@fuse loads a module the kernel has built in.
+      await machine.succeed('systemctl is-active dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount run-lock.mount sys-fs-fuse-connections.mount');
       const opts = (await machine.succeed('findmnt -rno FSTYPE,OPTIONS /dev/mqueue')).trim();
       check(/^mqueue rw,nosuid,nodev,noexec/.test(opts), `/dev/mqueue is mounted as ${opts}`);
       // systemd logs "Mounting …" for each mount it makes itself: none of these.
-      const mounting = (await machine.succeed("journalctl -b -o cat SYSLOG_IDENTIFIER=systemd | grep -E '^Mounting (dev-hugepages|dev-mqueue|sys-kernel-debug|run-lock)\\.mount' || true")).trim();
+      const mounting = (await machine.succeed("journalctl -b -o cat SYSLOG_IDENTIFIER=systemd | grep -E '^Mounting (dev-hugepages|dev-mqueue|sys-kernel-debug|run-lock|sys-fs-fuse-connections)\\.mount' || true")).trim();
       check(mounting === '', `systemd mounted them itself:\n${mounting}`);
     });
 
@@ -117,6 +118,20 @@ export default {
       check(modes === ['/tmp 1777 root:root', '/var/tmp 1777 root:root', '/var/empty 555 root:root', '/root 700 root:root', '/etc/shadow 640 root:shadow', '/etc/gshadow 640 root:shadow', '/etc/machine-id 444 root:root'].join('\n'), `modes:\n${modes}`);
       const tmp = (await machine.succeed('find / -xdev -name ".cairn-tmp.*" 2>/dev/null; true')).trim();
       check(tmp === '', `temporary files left:\n${tmp}`);
+    });
+
+    await subtest('systemd starts no process for what the generation settles before it; boot.kernelModules are loaded', async () => {
+      // The static device nodes come from the tree's tmpfiles.d, not from kmod at each boot; modprobe@ of a module already there is skipped.
+      const skipped = (await machine.succeed('systemctl show -p ConditionResult --value kmod-static-nodes.service modprobe@fuse.service')).trim().split(/\s+/).join(' ');
+      check(skipped === 'no no', `kmod-static-nodes and modprobe@fuse conditions: ${JSON.stringify(skipped)}`);
+      const masked = (await machine.succeed('systemctl is-enabled systemd-tmpfiles-setup-dev-early.service systemd-udev-load-credentials.service || true')).trim();
+      check(masked === 'masked\nmasked', `suppressed units: ${JSON.stringify(masked)}`);
+      // Mode 0666 is systemd's static-nodes-permissions.conf adjusting the node tmpfiles made; 10:200 in hex.
+      const tun = (await machine.succeed('stat -c "%F %a %t:%T" /dev/net/tun /dev/loop-control')).trim();
+      check(tun === 'character special file 666 a:c8\ncharacter special file 660 a:ed', `static nodes:\n${tun}`);
+      // The firewall's modules (boot.kernelModules), loaded while systemd started; systemd-modules-load found them there.
+      await machine.succeed('test -d /sys/module/nf_tables && test -d /sys/module/nft_ct && systemctl is-active systemd-modules-load.service');
+      check((await machine.succeed('systemctl show -p Result --value systemd-modules-load.service')).trim() === 'success', 'systemd-modules-load failed');
     });
 
     await subtest('the microcode package is in the system', async () => {
