@@ -13,6 +13,15 @@ const SUPPRESSED: Record<string, string> = {
   'systemd-udev-load-credentials.service': 'udev rules are declared (services.udev.extraRules), not passed in as system credentials',
 };
 
+/**
+ * systemd-remount-fs remounts /, /usr and the kernel's file systems with the options fstab gives
+ * them. Stage 1 mounts / with its own (the initrd's copy of the generation's fstab) and stage 2
+ * makes it writable; /usr is a link. It is left out unless fstab names /usr or a kernel file
+ * system (/proc, /sys, /dev, /run and below) that stage 1 or 2 mounted before systemd.
+ */
+const REMOUNT = 'systemd-remount-fs.service';
+const API_PLACE = /^\/(usr|proc|sys|dev|run)(\/|$)/;
+
 /** `systemd.suppressedSystemUnits`: upstream units left out of the system (masked in /etc/systemd/system). */
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, types } = lib;
@@ -28,12 +37,18 @@ export default ({ lib, config }: ModuleArgs) => {
             'Debian\'s packages put their units in /usr/lib/systemd/system, so cairn masks each here (a link to /dev/null in /etc/systemd/system): ' +
             'it never starts, and units that want it go on without it. Takes precedence over units declared under systemd.*. ' +
             `cairn itself suppresses ${Object.entries(SUPPRESSED).map(([u, why]) => `\`${u}\` (${why})`).join('; ')}; ` +
+            `and \`${REMOUNT}\` unless fileSystems names /usr or a kernel file system (/proc, /sys, /dev, /run or below): stage 1 mounts / with its options and stage 2 makes it writable; ` +
             'to keep one, set the list with lib.mkForce.',
         }),
       },
     },
     config: {
-      systemd: { suppressedSystemUnits: Object.keys(SUPPRESSED) },
+      systemd: {
+        get suppressedSystemUnits() {
+          const remount = Object.values(config.fileSystems).some((fs) => API_PLACE.test(fs.mountPoint));
+          return [...Object.keys(SUPPRESSED), ...(remount ? [] : [REMOUNT])];
+        },
+      },
       environment: {
         get etc() {
           return Object.fromEntries(config.systemd.suppressedSystemUnits.map((u) => [`systemd/system/${u}`, lib.mkForce({ symlink: '/dev/null' })]));

@@ -52,7 +52,7 @@ describe('systemd.suppressedSystemUnits', () => {
   const link = (c: { environment: { etc: Record<string, { symlink?: string | null }> } }, unit: string) => c.environment.etc[`systemd/system/${unit}`]?.symlink;
   it("masks what cairn leaves out (the graceful /dev pass, udev rules from credentials) and a user's units on top, even one declared", async () => {
     const plain = await evalConfig({});
-    expect(plain.systemd.suppressedSystemUnits).toEqual(['systemd-tmpfiles-setup-dev-early.service', 'systemd-udev-load-credentials.service']);
+    expect(plain.systemd.suppressedSystemUnits).toEqual(['systemd-tmpfiles-setup-dev-early.service', 'systemd-udev-load-credentials.service', 'systemd-remount-fs.service']);
     for (const u of plain.systemd.suppressedSystemUnits) expect(link(plain, u)).toBe('/dev/null');
     // The strict pass stays: it makes the static device nodes alone.
     expect(link(plain, 'systemd-tmpfiles-setup-dev.service')).toBeUndefined();
@@ -63,6 +63,13 @@ describe('systemd.suppressedSystemUnits', () => {
     // Taken back with mkForce.
     const kept = await evalConfig({ systemd: { suppressedSystemUnits: mkForce([]) } });
     expect(link(kept, 'systemd-tmpfiles-setup-dev-early.service')).toBeUndefined();
+  });
+
+  it('keeps systemd-remount-fs when fileSystems gives /usr or a kernel file system options to apply', async () => {
+    const remount = (c: { systemd: { suppressedSystemUnits: string[] } }) => !c.systemd.suppressedSystemUnits.includes('systemd-remount-fs.service');
+    expect(remount(await evalConfig({ fileSystems: { '/srv': { device: '/dev/vdb', fsType: 'ext4' } } }))).toBe(false);
+    expect(remount(await evalConfig({ fileSystems: { '/dev/shm': { device: 'tmpfs', fsType: 'tmpfs', options: ['size=64m'] } } }))).toBe(true);
+    expect(remount(await evalConfig({ fileSystems: { '/usr': { device: '/dev/vdc', fsType: 'ext4' } } }))).toBe(true);
   });
 
   it('refuses a name that is no unit', async () => {

@@ -124,8 +124,11 @@ export default {
       // The static device nodes come from the tree's tmpfiles.d, not from kmod at each boot; modprobe@ of a module already there is skipped.
       const skipped = (await machine.succeed('systemctl show -p ConditionResult --value kmod-static-nodes.service modprobe@fuse.service')).trim().split(/\s+/).join(' ');
       check(skipped === 'no no', `kmod-static-nodes and modprobe@fuse conditions: ${JSON.stringify(skipped)}`);
-      const masked = (await machine.succeed('systemctl is-enabled systemd-tmpfiles-setup-dev-early.service systemd-udev-load-credentials.service || true')).trim();
-      check(masked === 'masked\nmasked', `suppressed units: ${JSON.stringify(masked)}`);
+      // Suppressed: stage 1 mounted / with its fstab options and stage 2 made it writable (remount-fs), and two more.
+      const masked = (await machine.succeed('systemctl is-enabled systemd-tmpfiles-setup-dev-early.service systemd-udev-load-credentials.service systemd-remount-fs.service || true')).trim();
+      check(masked === 'masked\nmasked\nmasked', `suppressed units: ${JSON.stringify(masked)}`);
+      const root = (await machine.succeed('findmnt -rno OPTIONS /')).trim();
+      check(/^rw,/.test(root), `/ is mounted with ${root}`);
       // Mode 0666 is systemd's static-nodes-permissions.conf adjusting the node tmpfiles made; 10:200 in hex.
       const tun = (await machine.succeed('stat -c "%F %a %t:%T" /dev/net/tun /dev/loop-control')).trim();
       check(tun === 'character special file 666 a:c8\ncharacter special file 660 a:ed', `static nodes:\n${tun}`);
