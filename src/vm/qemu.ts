@@ -68,6 +68,10 @@ export function parseForward(text: string): PortForward {
 export function qemuArgs(o: QemuOptions): string[] {
   const args = ['-machine', 'q35', '-accel', o.accel, '-m', String(o.memoryMiB), '-smp', String(o.cpus), '-nographic', '-nodefaults'];
   args.push('-serial', o.console === 'stdio' ? 'mon:stdio' : 'stdio');
+  // Entropy from the host (virtio-rng, as NixOS's test VMs have): the emulated CPU has no RDRAND,
+  // and without it the guest's kernel makes its first random numbers from timer jitter, on the CPU,
+  // while systemd-random-seed and the first key generation wait (~1.5 s of a boot under TCG).
+  args.push('-device', 'virtio-rng-pci');
   if (o.uefiVars) {
     args.push('-drive', `if=pflash,format=raw,unit=0,file=${OVMF_CODE},readonly=on`, '-drive', `if=pflash,format=raw,unit=1,file=${o.uefiVars}`);
   }

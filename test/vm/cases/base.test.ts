@@ -137,6 +137,11 @@ export default {
       check((await machine.succeed('systemctl show -p Result --value systemd-modules-load.service')).trim() === 'success', 'systemd-modules-load failed');
     });
 
+    await subtest("the kernel's random numbers come from the host's entropy (virtio-rng), not from timer jitter on the emulated CPU", async () => {
+      const rng = (await machine.succeed('cat /sys/devices/virtual/misc/hw_random/rng_current')).trim();
+      check(rng.startsWith('virtio_rng'), `hardware random number generator: ${rng}`);
+    });
+
     await subtest('the microcode package is in the system', async () => {
       await machine.succeed('ls /usr/lib/firmware/intel-ucode | grep -q .');
     });
