@@ -8,8 +8,8 @@
  * a condition stage 2 cannot stand for); anything else stays with systemd, as does every mount
  * the generation overrides in /etc or declares in fstab. The one unit a mount may need is
  * `modprobe@M.service` for a module M built into the generation's kernel: loading it is a no-op
- * (the FUSE control file system's `modprobe@fuse`), and systemd, finding the mount active, drops
- * that job too.
+ * (the FUSE control file system's `modprobe@fuse`, which systemd then skips: /sys/module/fuse
+ * exists, see modules/boot/kernel.ts).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
