@@ -68,7 +68,7 @@ export function parseForward(text: string): PortForward {
 export function qemuArgs(o: QemuOptions): string[] {
   const args = ['-machine', 'q35', '-accel', o.accel, '-m', String(o.memoryMiB), '-smp', String(o.cpus), '-nographic', '-nodefaults'];
   args.push('-serial', o.console === 'stdio' ? 'mon:stdio' : 'stdio');
-  // Entropy from the host (virtio-rng, as NixOS's test VMs have): the emulated CPU has no RDRAND,
+  // Entropy from the host (virtio-rng; NixOS's qemu-guest profile loads its driver): the emulated CPU has no RDRAND,
   // and without it the guest's kernel makes its first random numbers from timer jitter, on the CPU,
   // while systemd-random-seed and the first key generation wait (~1.5 s of a boot under TCG).
   args.push('-device', 'virtio-rng-pci');
