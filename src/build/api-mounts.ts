@@ -14,7 +14,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EtcOption } from '../eval/spec.js';
-import { moduleName } from './kernel.js';
+import { readBuiltinModules } from './kernel.js';
 
 const UNIT_DIR = 'usr/lib/systemd/system';
 /** The targets whose static wants are the boot's API mounts. */
@@ -88,15 +88,9 @@ function modprobeOf(unit: string): string {
 
 /** Names of the modules built into the kernel of a generation whose sw is at `swPhys` (none without a kernel). */
 function builtinModules(swPhys: string): Set<string> {
-  const out = new Set<string>();
   const dir = join(swPhys, 'usr', 'lib', 'modules');
-  if (!existsSync(dir)) return out;
-  for (const version of readdirSync(dir)) {
-    const file = join(dir, version, 'modules.builtin');
-    if (!existsSync(file)) continue;
-    for (const line of readFileSync(file, 'utf8').split('\n')) if (line) out.add(moduleName(line));
-  }
-  return out;
+  if (!existsSync(dir)) return new Set();
+  return new Set(readdirSync(dir).flatMap((version) => [...readBuiltinModules(join(dir, version))]));
 }
 
 /**

@@ -186,12 +186,16 @@ export function readModuleIndex(metaDir: string, pkgModulesDir: string): ModuleI
       if (m) aliases.push({ pattern: m[1]!, regex: globToRegex(m[1]!), module: moduleName(m[2]!) });
     }
   }
+  return { files, deps, softdeps, aliases, builtin: readBuiltinModules(pkgModulesDir) };
+}
+
+/** Names of the modules built into a kernel, from modules.builtin in its modules folder (none without it). */
+export function readBuiltinModules(modulesDir: string): Set<string> {
   const builtin = new Set<string>();
-  const builtinFile = join(pkgModulesDir, 'modules.builtin');
-  if (existsSync(builtinFile)) {
-    for (const line of readFileSync(builtinFile, 'utf8').split('\n')) if (line.trim() !== '') builtin.add(moduleName(line.trim()));
-  }
-  return { files, deps, softdeps, aliases, builtin };
+  const file = join(modulesDir, 'modules.builtin');
+  if (!existsSync(file)) return builtin;
+  for (const line of readFileSync(file, 'utf8').split('\n')) if (line.trim() !== '') builtin.add(moduleName(line.trim()));
+  return builtin;
 }
 
 /** Module names a name or alias stands for (several for an alias such as `crypto-crc32c`, or a glob such as `nft_*`). */
@@ -349,8 +353,8 @@ export function staticNodes(modulesDir: string, root: string): void {
     if (!m) throw new CairnError(`${devname}: cannot read the line \`${line}'`);
     const [, , dev, type, major, minor] = m;
     const slash = dev!.lastIndexOf('/');
-    const dir = `d /dev/${dev!.slice(0, slash)} 0755 - - -`;
-    if (slash > 0 && !lines.includes(dir)) lines.push(dir);
+    const dir = slash > 0 ? `d /dev/${dev!.slice(0, slash)} 0755 - - -` : undefined;
+    if (dir && !lines.includes(dir)) lines.push(dir);
     lines.push(`${type}! /dev/${dev} 0600 - - - ${major}:${minor}`);
   }
   const out = join(root, STATIC_NODES);
