@@ -1,10 +1,10 @@
 import type { ModuleArgs } from '../config.js';
-import { BACKDOOR_READY } from '../../src/testing/constants.js';
+import { BACKDOOR_READY, SHELL_PORT } from '../../src/testing/constants.js';
 
 /**
- * `testing.enable`: what a machine under `cairn test` needs. A root shell on the virtio console
- * /dev/hvc0 (the driver's side is a unix socket, see src/vm/shell.ts), started early and kept out
- * of the way of shutdown, and boot failures that end the VM instead of waiting at a console.
+ * `testing.enable`: what a machine under `cairn test` needs. A root shell on a virtio port (the
+ * driver's side is a unix socket, see src/vm/shell.ts), started early and kept out of the way of
+ * shutdown, and boot failures that end the VM instead of waiting at a console.
  * Never enable it on a real machine: it is a root shell for whoever holds the console.
  */
 export default ({ lib, config }: ModuleArgs) => {
@@ -15,7 +15,7 @@ export default ({ lib, config }: ModuleArgs) => {
         enable: mkOption({
           type: types.bool,
           default: false,
-          description: 'Instrument the machine for `cairn test`: a root shell on /dev/hvc0 for the test driver. For test VMs only.',
+          description: `Instrument the machine for \`cairn test\`: a root shell on the virtio port ${SHELL_PORT} for the test driver. For test VMs only.`,
         }),
       },
     },
@@ -23,10 +23,8 @@ export default ({ lib, config }: ModuleArgs) => {
       systemd: {
         services: {
           backdoor: {
-            description: 'Root shell for the cairn test driver on /dev/hvc0',
+            description: `Root shell for the cairn test driver on the virtio port ${SHELL_PORT}`,
             wantedBy: ['multi-user.target'],
-            requires: ['dev-hvc0.device'],
-            after: ['dev-hvc0.device'],
             unitConfig: { DefaultDependencies: false },
             conflicts: ['shutdown.target'],
             before: ['shutdown.target'],
@@ -34,18 +32,27 @@ export default ({ lib, config }: ModuleArgs) => {
             script: [
               'export USER=root HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
               'cd /root 2>/dev/null || cd /',
-              'exec < /dev/hvc0 > /dev/hvc0 2>&1',
-              'stty raw -echo 2>/dev/null || true',
+              // The port's device, by its name in sysfs: early in boot, before udev has linked
+              // /dev/virtio-ports/<name> (or loaded virtio_console); for a minute at most.
+              'port=',
+              'for _ in $(seq 600); do',
+              '  for p in /sys/class/virtio-ports/*; do',
+              `    [ "$(cat "$p/name" 2>/dev/null)" = ${SHELL_PORT} ] && [ -c "/dev/\${p##*/}" ] && port=/dev/\${p##*/}`,
+              '  done',
+              '  [ -n "$port" ] && break',
+              '  sleep 0.1',
+              'done',
+              `[ -n "$port" ] || { echo 'no virtio port ${SHELL_PORT}' >&2; exit 1; }`,
+              // One open (a port has one user at a time), for reading and writing.
+              'exec 0<>"$port" 1>&0 2>&0',
               `echo '${BACKDOOR_READY}'`,
-              'PS1= exec bash --norc --noprofile',
+              // Not a terminal: bash reads commands without line editing or echo, a byte at a time,
+              // so that a command's own reader (src/vm/shell.ts's \`head -c\`) gets what follows it.
+              'exec bash --norc --noprofile',
               '',
             ].join('\n'),
           },
-          // systemd's getty generator starts a login prompt on every virtualizer console it finds at
-          // boot, /dev/hvc0 among them once the kernel has virtio_console early: two readers of one
-          // console, and the driver's commands go to login instead of the shell. The serial console
-          // carries the boot log the driver reads; nobody logs in there. Both masked, as NixOS does.
-          'serial-getty@hvc0': { enable: false },
+          // The serial console carries the boot log the driver reads; nobody logs in there.
           'serial-getty@ttyS0': { enable: false },
         },
       },

@@ -5,6 +5,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { CairnError } from '../errors.js';
 import type { Accelerator } from './accel.js';
+import { SHELL_PORT } from '../testing/constants.js';
 
 export const QEMU = 'qemu-system-x86_64';
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -42,7 +43,7 @@ export interface QemuOptions {
   drives: { file: string; format: 'raw' | 'qcow2'; readonly?: boolean }[];
   /** User-mode networking with these forwards (on 127.0.0.1); null: no network card. */
   network: { forwards: PortForward[]; ipv4?: UserNetIpv4 } | null;
-  /** The test driver's shell: a virtio console (the guest's /dev/hvc0) on this unix socket. */
+  /** The test driver's shell: a virtio port named SHELL_PORT (src/testing/constants.ts) on this unix socket. */
   shellSocket?: string;
   /** The QEMU guest agent's virtio port (`org.qemu.guest_agent.0`) on this unix socket. */
   guestAgentSocket?: string;
@@ -90,7 +91,7 @@ export function qemuArgs(o: QemuOptions): string[] {
   }
   if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
   if (o.shellSocket) {
-    args.push('-device', 'virtio-serial-pci', '-chardev', `socket,id=shell,path=${o.shellSocket},server=on,wait=off`, '-device', 'virtconsole,chardev=shell');
+    args.push('-device', 'virtio-serial-pci,id=shell-serial', '-chardev', `socket,id=shell,path=${o.shellSocket},server=on,wait=off`, '-device', `virtserialport,bus=shell-serial.0,chardev=shell,name=${SHELL_PORT}`);
   }
   if (o.guestAgentSocket) {
     // A controller of its own: the test shell's is there only under `cairn test`. QEMU reads ',,' as a comma.

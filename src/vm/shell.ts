@@ -7,17 +7,24 @@ export interface ExecResult {
   stdout: string;
 }
 
+const MARKER_OPEN = '<<<cairn:';
+const MARKER_CLOSE = '>>>';
+const MARKER = /^<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>$/;
+
 /**
  * The host side of the test backdoor: a root shell in the guest reading commands from a virtio
- * console (/dev/hvc0), connected to a unix socket on the host.
+ * port, connected to a unix socket on the host.
  *
- * Framing is binary-safe and immune to the console echoing input: each command travels base64-
- * encoded and runs under `timeout` in its own bash; the guest answers with one marker line
- * `<<<cairn:ID:STATUS:BASE64-OUTPUT>>>`. Echoed input never matches the marker (it holds `$s`,
- * not a number), so it is skipped.
+ * Each command is one line for the guest's shell followed by the command's text: the line's
+ * `head -c LENGTH` reads exactly that text into a file (bash reads its own input a byte at a time,
+ * head in blocks: a command of megabytes costs no more than its bytes), which runs under `timeout`
+ * in its own bash. The guest answers with one marker line `<<<cairn:ID:STATUS:BASE64-OUTPUT>>>`;
+ * anything else on the port (a command's stderr) is skipped.
  */
 export class GuestShell {
   private buffer = '';
+  /** Where in `buffer` the search for a marker's end goes on. */
+  private scanned = 0;
   /** The last bytes received, for `waitForText` (the command buffer is trimmed as it parses). */
   private recent = '';
   private readonly textWaiters = new Set<() => void>();
@@ -46,14 +53,16 @@ export class GuestShell {
     });
   }
 
-  /** The line sent to the guest's shell for one command. */
-  static frame(id: number, command: string, timeoutSeconds: number): string {
-    const b64 = Buffer.from(command, 'utf8').toString('base64');
-    return (
-      `echo ${b64} | base64 -d > /tmp/.cairn-cmd-${id}; ` +
+  /** What is sent to the guest's shell for one command: the line that runs it, then its text. */
+  static frame(id: number, command: string, timeoutSeconds: number): Buffer {
+    const text = Buffer.from(command, 'utf8');
+    const line =
+      `head -c ${text.length} > /tmp/.cairn-cmd-${id}; ` +
       `timeout ${timeoutSeconds} bash -c 'set -eo pipefail; . /tmp/.cairn-cmd-${id}' > /tmp/.cairn-out-${id} < /dev/null; s=$?; ` +
-      `echo "<<<cairn:${id}:$s:$(base64 -w 0 < /tmp/.cairn-out-${id})>>>"; rm -f /tmp/.cairn-cmd-${id} /tmp/.cairn-out-${id}\n`
-    );
+      // No output (most commands): no base64 process to start.
+      `if [ -s /tmp/.cairn-out-${id} ]; then echo "<<<cairn:${id}:$s:$(base64 -w 0 < /tmp/.cairn-out-${id})>>>"; else echo "<<<cairn:${id}:$s:>>>"; fi; ` +
+      `rm -f /tmp/.cairn-cmd-${id} /tmp/.cairn-out-${id}\n`;
+    return Buffer.concat([Buffer.from(line), text]);
   }
 
   /** Runs a shell command as root in the guest; stdout is returned, stderr goes to the console. */
@@ -97,6 +106,7 @@ export class GuestShell {
   async resync(timeoutSeconds: number): Promise<void> {
     if (this.waiter) throw new Error('internal: resync while a guest command runs');
     this.buffer = '';
+    this.scanned = 0;
     this.recent = '';
     const r = await this.execute('true', { timeoutSeconds });
     if (r.status !== 0) throw new CairnError(`the guest shell answered with exit status ${r.status}`);
@@ -127,21 +137,26 @@ export class GuestShell {
     this.recent = (this.recent + chunk).slice(-8192);
     for (const w of [...this.textWaiters]) w();
     this.buffer += chunk;
-    const re = /<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>/g;
-    let m: RegExpExecArray | null;
-    let consumed = 0;
-    while ((m = re.exec(this.buffer))) {
-      consumed = re.lastIndex;
-      const id = Number(m[1]);
-      if (this.waiter && this.waiter.id === id) {
+    for (;;) {
+      // Only the new text is searched for a marker's end: a marker of megabytes arrives in many
+      // chunks, and searching all of it for each would take time in its size squared.
+      const close = this.buffer.indexOf(MARKER_CLOSE, this.scanned);
+      if (close < 0) break;
+      // Its start is the last one before its end: other text may hold a start of its own.
+      const open = this.buffer.lastIndexOf(MARKER_OPEN, close);
+      const m = open >= 0 ? MARKER.exec(this.buffer.slice(open, close + MARKER_CLOSE.length)) : null;
+      this.buffer = this.buffer.slice(close + MARKER_CLOSE.length);
+      this.scanned = 0;
+      if (m && this.waiter?.id === Number(m[1])) {
         const w = this.waiter;
         this.waiter = undefined;
         w.resolve({ status: Number(m[2]), stdout: Buffer.from(m[3]!, 'base64').toString('utf8') });
       }
     }
-    // Keep only what may still hold the start of a marker.
-    const rest = this.buffer.slice(consumed);
-    const open = rest.lastIndexOf('<<<cairn:');
-    this.buffer = open >= 0 ? rest.slice(open) : rest.slice(-16);
+    // Keep only what may still hold the start of a marker, and search it for an end from where
+    // the last search stopped (an end cut by the chunk's edge is found with the next chunk).
+    const open = this.buffer.lastIndexOf(MARKER_OPEN);
+    this.buffer = open >= 0 ? this.buffer.slice(open) : this.buffer.slice(-16);
+    this.scanned = Math.max(0, this.buffer.length - (MARKER_CLOSE.length - 1));
   }
 }

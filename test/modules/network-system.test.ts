@@ -154,7 +154,6 @@ describe('system settings', () => {
     expect(vm.services.timesyncd.enable).toBe(false);
     expect(vm.environment.etc['systemd/timesyncd.conf']).toBeUndefined();
     expect(vm.environment.etc['systemd/system/serial-getty@ttyS0.service'].symlink).toBe('/dev/null');
-    expect(vm.environment.etc['systemd/system/serial-getty@hvc0.service'].symlink).toBe('/dev/null');
     expect(vm.environment.etc['systemd/system/getty.target.wants/serial-getty@ttyS0.service']).toBeUndefined();
     const on = await evalConfig({ virtualisation: { vm: true }, services: { timesyncd: { enable: true } } });
     expect(etcText(on, 'systemd/timesyncd.conf')).toContain('services.timesyncd');

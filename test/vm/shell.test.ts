@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestShell } from '../../src/vm/shell.js';
 
 /**
- * A stand-in for the guest end of the console: a real bash reading the socket, with the input
- * echoed back as a terminal would (the guest's hvc0 is a tty), to prove the framing ignores echo.
+ * A stand-in for the guest end of the port: a real bash reading the socket (from a pipe, so a byte
+ * at a time, as from the guest's port), its stdout and stderr both going back, as in the guest.
  */
 let server: Server;
 let sock: string;
@@ -16,12 +17,10 @@ let sock: string;
 beforeAll(async () => {
   sock = join(mkdtempSync(join(tmpdir(), 'cairn-shell-')), 'console.sock');
   server = createServer((conn) => {
-    const bash = spawn('bash', [], { stdio: ['pipe', 'pipe', 'ignore'] });
-    conn.on('data', (d) => {
-      conn.write(d); // echo, like a tty
-      bash.stdin.write(d);
-    });
+    const bash = spawn('bash', [], { stdio: ['pipe', 'pipe', 'pipe'] });
+    conn.on('data', (d) => bash.stdin.write(d));
     bash.stdout.on('data', (d) => conn.write(d));
+    bash.stderr.on('data', (d) => conn.write(d));
     conn.on('close', () => bash.kill());
   });
   await new Promise<void>((r) => server.listen(sock, r));
@@ -47,6 +46,22 @@ describe('guest shell framing', () => {
     expect(r).toEqual({ status: 0, stdout: tricky });
     const lines = await sh.execute('seq 1 20000');
     expect(lines.stdout.split('\n').length).toBe(20001);
+    // Text on stderr that looks like the start of a marker does not hide the answer after it.
+    expect(await sh.execute("echo '<<<cairn:9:0:QUJD' >&2; echo '>>> <<<cairn:' >&2; echo out")).toEqual({ status: 0, stdout: 'out\n' });
+    sh.close();
+  });
+
+  it('carries commands and answers of megabytes, and the next command after them', async () => {
+    const sh = await GuestShell.connect(sock);
+    // The command's text is read by its own reader, not bash's: a heredoc of 3 MB arrives whole.
+    const text = 'ab\u00e9\n'.repeat(750_000);
+    const r = await sh.execute(`sha256sum <<'EOF'\n${text}EOF`);
+    expect(r.stdout.split(' ')[0]).toBe(createHash('sha256').update(`${text}`).digest('hex'));
+    // An answer of 6 MB (in many chunks of the socket) comes back whole.
+    const big = await sh.execute("head -c 6000000 /dev/zero | tr '\\0' z");
+    expect(big.stdout.length).toBe(6_000_000);
+    expect(big.stdout.replace(/z/g, '')).toBe('');
+    expect(await sh.execute('echo next')).toEqual({ status: 0, stdout: 'next\n' });
     sh.close();
   });
 
