@@ -1,6 +1,7 @@
 # Confirms deploy $token (set by the caller) over a new connection: waits (up to $wait_limit seconds)
 # for its switch to end, then claims the verdict link before the watchdog can. Prints one line:
-#   confirmed RC   in time; RC is switch-to-configuration's exit code
+#   confirmed RC [WHY]  in time; RC is switch-to-configuration's exit code, WHY (stopped, killed)
+#                  says how a switch that did not end by itself ended
 #   ended RC       nothing to confirm: the switch did not activate (RC 3, or none: never began)
 #   late RC        the deadline had passed: the target is rolling back
 #   running        the switch has not ended after $wait_limit seconds

@@ -2,7 +2,8 @@
 # deploy's variables (see there).
 #   activate   runs the generation's switch-to-configuration (in the unit cairn-switch-<token>);
 #              exit 3 (boot entries not written, nothing activated) puts the profile back; the
-#              exit code goes to <token>.done.
+#              exit code goes to <token>.done, followed by why when it did not end by itself
+#              (`1 stopped`: a signal to stop; `1 killed`: see below).
 #   watchdog   (the unit cairn-rollback-<token>) waits for <token>.done, then up to $timeout
 #              seconds for the confirmation: the link <token>.verdict -> confirmed, which
 #              confirm.sh makes. Whoever creates the link first decides (ln -s is exclusive):
@@ -26,7 +27,7 @@ now_ms() { date +%s%3N; }
 
 case "${1:-}" in
 activate)
-    trap 'finish 1; exit 1' HUP INT TERM
+    trap 'finish "1 stopped"; exit 1' HUP INT TERM
     : >"$started_file"
     "$(stc_of "$toplevel")" "$action"
     rc=$?
@@ -46,7 +47,7 @@ watchdog)
         if ! deploy_alive && [ ! -f "$done_file" ]; then
             if [ -e "$started_file" ]; then
                 echo "the switch ended without a result (killed): it counts as failed" >&2
-                finish 1
+                finish "1 killed"
                 break
             fi
             echo "the deploy ended before its switch began (killed): undoing it" >&2

@@ -85,7 +85,7 @@ export async function remoteSwitch(runner: RemoteRunner, opts: RemoteSwitchOptio
 
   // A new connection: that it works is what the confirmation proves.
   const c = await runner.run(remoteScript(runner, 'confirm.sh', { token, wait_limit: opts.switchWait ?? 600 }), { fresh: true });
-  const [word, rc] = (c.stdout.trim().split('\n').pop() ?? '').split(' ');
+  const [word, rc, why] = (c.stdout.trim().split('\n').pop() ?? '').split(' ');
   if (c.exitCode !== 0 || c.connectionLost || !word) {
     throw new CairnError(
       `cannot confirm the switch on ${runner.name}${said(c)}: unconfirmed, it rolls back to its previous generation by itself ${opts.confirmTimeout} s after the switch ended`,
@@ -93,7 +93,13 @@ export async function remoteSwitch(runner: RemoteRunner, opts: RemoteSwitchOptio
   }
   switch (word) {
     case 'confirmed':
-      opts.stderr.write(`confirmed: ${runner.name} keeps the new generation\n`);
+      if (rc !== '0') {
+        // Reachable, so it keeps the generation, as a local switch that fails does; say why it failed.
+        const how = why === 'killed' ? ': it was killed before it ended' : why === 'stopped' ? ': it was stopped by a signal' : ` (switch-to-configuration exited ${rc})`;
+        opts.stderr.write(
+          `the switch on ${runner.name} failed${how} (journalctl -u cairn-switch-${token}); confirmed: ${runner.name} is reachable and keeps the new generation (cairn rollback goes back)\n`,
+        );
+      } else opts.stderr.write(`confirmed: ${runner.name} keeps the new generation\n`);
       return result(Number(rc), true);
     case 'late':
       throw new CairnError(`the confirmation reached ${runner.name} after the ${opts.confirmTimeout} s deadline: it is rolling back to its previous generation`);

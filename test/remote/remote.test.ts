@@ -560,6 +560,26 @@ describe('magic rollback', () => {
     expect(await remoteSwitch(m.runner, opts({ toplevel: m.two }))).toMatchObject({ exitCode: 0 });
   });
 
+  it('a switch killed while cairn waits is confirmed (the target is reachable) and reported as failed, with why', async () => {
+    const store = tempStore();
+    const m = await machine(store);
+    // Its switch-to-configuration kills the deploy's activation (SIGKILL, as the OOM killer does):
+    // nobody writes the result but the watchdog.
+    const dies = await store.build(
+      tree('dies', {
+        'bin/switch-to-configuration': { mode: 0o755, text: '#!/bin/bash\ntop="${0%/bin/switch-to-configuration}"\necho "dies $1" >>"${top%/cairn/store/*}/calls"\nkill -KILL "$PPID"\n' },
+      }),
+    );
+    await copyClosure(store, m.runner, [dies]);
+    const err = sink();
+    expect(await remoteSwitch(m.runner, opts({ toplevel: dies, confirmTimeout: 3, stderr: err }))).toMatchObject({ exitCode: 1, generation: 2, confirmed: true });
+    expect(err.text()).toMatch(/the switch on .+ failed: it was killed before it ended \(journalctl -u cairn-switch-[\w-]+\); confirmed: .+ is reachable and keeps the new generation/);
+    expect(err.text()).not.toMatch(/^confirmed:/m);
+    await until('the watchdog to end', () => m.stateFiles().length === 0);
+    expect(m.profile()).toBe('system-2-link');
+    expect(m.calls()).toEqual(['dies switch']);
+  });
+
   it('the watchdog counts from the end of the switch, however long it takes', async () => {
     const store = tempStore();
     const m = await machine(store);

@@ -92,6 +92,7 @@ export default {
     await m.succeed("systemctl kill --signal=KILL 'cairn-switch-*'");
     const killed = await killing;
     if (killed.code !== 1) throw new Error(`a killed switch: exit ${killed.code}\n${killed.stderr}`);
+    if (!killed.stderr.includes('failed: it was killed before it ended')) throw new Error(`a killed switch does not say it was killed:\n${killed.stderr}`);
     await m.waitUntilSucceeds("! systemctl is-active --quiet 'cairn-rollback-*'", { timeout: 60 });
     const after = await cairn('rollback');
     if (after.code !== 0 || (await current()) !== first) throw new Error(`a deploy after the killed one: exit ${after.code}, running ${await current()}\n${after.stderr}`);
