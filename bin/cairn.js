@@ -46,5 +46,13 @@ function loadScript() {
   return cli;
 }
 
+// A reader that stops reading (`cairn eval --json | head`) is no error of cairn's: what would have
+// gone to it is dropped, and the command ends as it would have (a switch is not cut short).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  });
+}
+
 const { main } = loadScript() ?? (await import('../dist/cli/cairn.js'));
 process.exitCode = await main(process.argv.slice(2));

@@ -21,6 +21,14 @@ beforeAll(() => {
 });
 
 describe('cairn eval', () => {
+  it('ends quietly when its reader stops reading (| head)', async () => {
+    // bash's own pipe: head exits after one line, closing the pipe while cairn still writes.
+    const r = await execa('bash', ['-c', `set -o pipefail; node ${join(root, 'bin/cairn.js')} eval examples/server.yaml --json | head -n 1`], { cwd: root, reject: false, env: { ...process.env, CAIRN_HOME: home } });
+    expect(r.stdout).toBe('{');
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+  });
+
   it('prints the merged example configuration as JSON', async () => {
     const r = await cairn(['eval', 'examples/server.yaml', '--json']);
     expect(r.exitCode).toBe(0);
