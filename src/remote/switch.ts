@@ -95,9 +95,9 @@ export async function remoteSwitch(runner: RemoteRunner, opts: RemoteSwitchOptio
     case 'confirmed':
       if (rc !== '0') {
         // Reachable, so it keeps the generation, as a local switch that fails does; say why it failed.
-        const how = why === 'killed' ? ': it was killed before it ended' : why === 'stopped' ? ': it was stopped by a signal' : ` (switch-to-configuration exited ${rc})`;
+        const how = why === 'killed' ? 'it was killed before it ended' : why === 'stopped' ? 'it was stopped by a signal' : `switch-to-configuration exited ${rc}`;
         opts.stderr.write(
-          `the switch on ${runner.name} failed${how} (journalctl -u cairn-switch-${token}); confirmed: ${runner.name} is reachable and keeps the new generation (cairn rollback goes back)\n`,
+          `the switch on ${runner.name} failed: ${how} (journalctl -u cairn-switch-${token}); confirmed: ${runner.name} is reachable and keeps the new generation (cairn rollback goes back)\n`,
         );
       } else opts.stderr.write(`confirmed: ${runner.name} keeps the new generation\n`);
       return result(Number(rc), true);

@@ -206,6 +206,7 @@ const fakeToplevel = (name: string): Derivation =>
   });
 
 interface Machine {
+  store: Store;
   root: string;
   runner: RemoteRunner;
   one: string;
@@ -229,6 +230,7 @@ async function machine(store: Store, runnerFor: (root: string) => RemoteRunner =
   symlinkSync(one, join(root, 'run/current-system'));
   const read = (f: string): string[] => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
   return {
+    store,
     root,
     runner,
     one,
@@ -244,6 +246,17 @@ async function machine(store: Store, runnerFor: (root: string) => RemoteRunner =
 function deployScript(m: Machine, vars: Record<string, string>): string {
   const all = { R: m.root, units: 'plain', rundir: '/run/cairn', profile: '/cairn/var/profiles/system', action: 'switch', toplevel: m.two, token: 't', timeout: '3', prev_link: '', new_link: '', prev_current: '', profile_changed: '0', watch: '1', ...vars };
   return ['set -uo pipefail', ...Object.entries(all).map(([k, v]) => `${k}=${shellQuote(v)}`), readFileSync(join(repo, 'scripts/remote/lib.sh'), 'utf8'), readFileSync(join(repo, 'scripts/remote/deploy.sh'), 'utf8')].join('\n');
+}
+
+/** A toplevel on the target whose switch-to-configuration notes its call (as `NAME ACTION`), then runs `then`. */
+async function toplevelOn(m: Machine, name: string, then: string): Promise<string> {
+  const top = await m.store.build(
+    tree(name, {
+      'bin/switch-to-configuration': { mode: 0o755, text: `#!/bin/bash\ntop="\${0%/bin/switch-to-configuration}"\necho "${name} $1" >>"\${top%/cairn/store/*}/calls"\n${then}\n` },
+    }),
+  );
+  await copyClosure(m.store, m.runner, [top]);
+  return top;
 }
 
 /**
@@ -561,16 +574,10 @@ describe('magic rollback', () => {
   });
 
   it('a switch killed while cairn waits is confirmed (the target is reachable) and reported as failed, with why', async () => {
-    const store = tempStore();
-    const m = await machine(store);
+    const m = await machine(tempStore());
     // Its switch-to-configuration kills the deploy's activation (SIGKILL, as the OOM killer does):
     // nobody writes the result but the watchdog.
-    const dies = await store.build(
-      tree('dies', {
-        'bin/switch-to-configuration': { mode: 0o755, text: '#!/bin/bash\ntop="${0%/bin/switch-to-configuration}"\necho "dies $1" >>"${top%/cairn/store/*}/calls"\nkill -KILL "$PPID"\n' },
-      }),
-    );
-    await copyClosure(store, m.runner, [dies]);
+    const dies = await toplevelOn(m, 'dies', 'kill -KILL "$PPID"');
     const err = sink();
     expect(await remoteSwitch(m.runner, opts({ toplevel: dies, confirmTimeout: 3, stderr: err }))).toMatchObject({ exitCode: 1, generation: 2, confirmed: true });
     expect(err.text()).toMatch(/the switch on .+ failed: it was killed before it ended \(journalctl -u cairn-switch-[\w-]+\); confirmed: .+ is reachable and keeps the new generation/);
@@ -581,14 +588,8 @@ describe('magic rollback', () => {
   });
 
   it('the watchdog counts from the end of the switch, however long it takes', async () => {
-    const store = tempStore();
-    const m = await machine(store);
-    const slow = await store.build(
-      tree('slow', {
-        'bin/switch-to-configuration': { mode: 0o755, text: '#!/bin/bash\nsleep 4\ntop="${0%/bin/switch-to-configuration}"\necho "slow $1" >>"${top%/cairn/store/*}/calls"\n' },
-      }),
-    );
-    await copyClosure(store, m.runner, [slow]);
+    const m = await machine(tempStore());
+    const slow = await toplevelOn(m, 'slow', 'sleep 4');
     expect(await remoteSwitch(m.runner, opts({ toplevel: slow, confirmTimeout: 3 }))).toMatchObject({ exitCode: 0, confirmed: true });
     await until('the watchdog to end', () => m.stateFiles().length === 0);
     expect(m.calls()).toEqual(['slow switch']);
