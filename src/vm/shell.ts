@@ -7,6 +7,9 @@ export interface ExecResult {
   stdout: string;
 }
 
+/** Bytes of a command bash reads itself. */
+const SHORT_COMMAND = 1024;
+
 const MARKER_OPEN = '<<<cairn:';
 const MARKER_CLOSE = '>>>';
 const MARKER = /^<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>$/;
@@ -56,8 +59,12 @@ export class GuestShell {
   /** What is sent to the guest's shell for one command: the line that runs it, then its text. */
   static frame(id: number, command: string, timeoutSeconds: number): Buffer {
     const text = Buffer.from(command, 'utf8');
+    // A short command is read by bash's own `read` (a process less), a long one by head (bash's
+    // reads are a byte each). `read -N` counts characters: only for ASCII (no NUL, which a shell
+    // variable cannot hold), whose characters are bytes in any locale.
+    const take = text.length <= SHORT_COMMAND && /^[\x01-\x7f]*$/.test(command) ? `IFS= read -r -N ${text.length} c; printf %s "$c"` : `head -c ${text.length}`;
     const line =
-      `head -c ${text.length} > /tmp/.cairn-cmd-${id}; ` +
+      `${take} > /tmp/.cairn-cmd-${id}; ` +
       `timeout ${timeoutSeconds} bash -c 'set -eo pipefail; . /tmp/.cairn-cmd-${id}' > /tmp/.cairn-out-${id} < /dev/null; s=$?; ` +
       // No output (most commands): no base64 process to start.
       `if [ -s /tmp/.cairn-out-${id} ]; then echo "<<<cairn:${id}:$s:$(base64 -w 0 < /tmp/.cairn-out-${id})>>>"; else echo "<<<cairn:${id}:$s:>>>"; fi; ` +

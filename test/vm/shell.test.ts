@@ -46,6 +46,13 @@ describe('guest shell framing', () => {
     expect(r).toEqual({ status: 0, stdout: tricky });
     const lines = await sh.execute('seq 1 20000');
     expect(lines.stdout.split('\n').length).toBe(20001);
+    // Short ASCII commands are read by bash's `read`, others by head: both keep every byte
+    // (leading blanks, backslashes, trailing newlines; a command just below and above the bound).
+    expect(await sh.execute("  printf '%s|' ' x ' 'a\\\\b'\n\n\n")).toEqual({ status: 0, stdout: ' x |a\\\\b|' });
+    for (const n of [1020, 1030]) {
+      const cmd = `printf %s ${'y'.repeat(n - 10)} `;
+      expect(await sh.execute(cmd)).toEqual({ status: 0, stdout: 'y'.repeat(n - 10) });
+    }
     // Text on stderr that looks like the start of a marker does not hide the answer after it.
     expect(await sh.execute("echo '<<<cairn:9:0:QUJD' >&2; echo '>>> <<<cairn:' >&2; echo out")).toEqual({ status: 0, stdout: 'out\n' });
     sh.close();
