@@ -10,6 +10,9 @@ export interface ExecResult {
 /** Bytes of a command bash reads itself. */
 const SHORT_COMMAND = 1024;
 
+/** Commands between removals of the files earlier commands left. */
+const SWEEP_EVERY = 64;
+
 const MARKER_OPEN = '<<<cairn:';
 const MARKER_CLOSE = '>>>';
 const MARKER = /^<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>$/;
@@ -63,12 +66,16 @@ export class GuestShell {
     // reads are a byte each). `read -N` counts characters: only for ASCII (no NUL, which a shell
     // variable cannot hold), whose characters are bytes in any locale.
     const take = text.length <= SHORT_COMMAND && /^[\x01-\x7f]*$/.test(command) ? `IFS= read -r -N ${text.length} c; printf %s "$c"` : `head -c ${text.length}`;
+    // The command's files, in the temporary folder (the guest's /tmp). Those of earlier commands
+    // are removed every SWEEP_EVERY commands, not after each: an rm is a process the next command
+    // would wait for. Names are never reused within a connection, so a command's background
+    // process that still writes to its output file cannot write into another's.
+    const sweep = id % SWEEP_EVERY === 0 ? 'rm -f "$t"cmd-* "$t"out-*; ' : '';
     const line =
-      `${take} > /tmp/.cairn-cmd-${id}; ` +
-      `timeout ${timeoutSeconds} bash -c 'set -eo pipefail; . /tmp/.cairn-cmd-${id}' > /tmp/.cairn-out-${id} < /dev/null; s=$?; ` +
+      `t=\${TMPDIR:-/tmp}/.cairn-; ${sweep}${take} > "$t"cmd-${id}; ` +
+      `timeout ${timeoutSeconds} bash -c 'set -eo pipefail; f=$1; shift; . "$f"' bash "$t"cmd-${id} > "$t"out-${id} < /dev/null; s=$?; ` +
       // No output (most commands): no base64 process to start.
-      `if [ -s /tmp/.cairn-out-${id} ]; then echo "<<<cairn:${id}:$s:$(base64 -w 0 < /tmp/.cairn-out-${id})>>>"; else echo "<<<cairn:${id}:$s:>>>"; fi; ` +
-      `rm -f /tmp/.cairn-cmd-${id} /tmp/.cairn-out-${id}\n`;
+      `if [ -s "$t"out-${id} ]; then echo "<<<cairn:${id}:$s:$(base64 -w 0 < "$t"out-${id})>>>"; else echo "<<<cairn:${id}:$s:>>>"; fi\n`;
     return Buffer.concat([Buffer.from(line), text]);
   }
 

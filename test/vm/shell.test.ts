@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +13,14 @@ import { GuestShell } from '../../src/vm/shell.js';
  */
 let server: Server;
 let sock: string;
+/** The stand-in's temporary folder, where the commands' files go. */
+let guestTmp: string;
 
 beforeAll(async () => {
   sock = join(mkdtempSync(join(tmpdir(), 'cairn-shell-')), 'console.sock');
+  guestTmp = mkdtempSync(join(tmpdir(), 'cairn-shell-tmp-'));
   server = createServer((conn) => {
-    const bash = spawn('bash', [], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const bash = spawn('bash', [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: guestTmp } });
     conn.on('data', (d) => bash.stdin.write(d));
     bash.stdout.on('data', (d) => conn.write(d));
     bash.stderr.on('data', (d) => conn.write(d));
@@ -84,6 +87,15 @@ describe('guest shell framing', () => {
     } finally {
       mute.close();
     }
+  });
+
+  it('removes the files of earlier commands every 64 commands, not after each', async () => {
+    const sh = await GuestShell.connect(sock);
+    for (let i = 1; i <= 70; i++) expect(await sh.execute(`echo ${i}`)).toEqual({ status: 0, stdout: `${i}\n` });
+    const left = readdirSync(guestTmp).sort();
+    // The 64th command removed those before it (of this connection and of earlier ones).
+    expect(left).toEqual([64, 65, 66, 67, 68, 69, 70].flatMap((i) => [`.cairn-cmd-${i}`, `.cairn-out-${i}`]).sort());
+    sh.close();
   });
 
   it('stops a command at its timeout', async () => {
