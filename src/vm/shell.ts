@@ -21,10 +21,10 @@ const MARKER = /^<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>$/;
  * The host side of the test backdoor: a root shell in the guest reading commands from a virtio
  * port, connected to a unix socket on the host.
  *
- * Each command is one line for the guest's shell followed by the command's text: the line's
- * `head -c LENGTH` reads exactly that text into a file (bash reads its own input a byte at a time,
- * head in blocks: a command of megabytes costs no more than its bytes), which runs under `timeout`
- * in its own bash. The guest answers with one marker line `<<<cairn:ID:STATUS:BASE64-OUTPUT>>>`;
+ * Each command is one line for the guest's shell followed by the command's text: the line reads
+ * exactly that text into a file (a long one with `head -c LENGTH`: bash reads its own input a byte
+ * at a time, head in blocks, so a command of megabytes costs no more than its bytes), which runs
+ * under `timeout` in its own bash (see `frame`). The guest answers with one marker line `<<<cairn:ID:STATUS:BASE64-OUTPUT>>>`;
  * anything else on the port (a command's stderr) is skipped.
  */
 export class GuestShell {
@@ -150,6 +150,8 @@ export class GuestShell {
   private onData(chunk: string): void {
     this.recent = (this.recent + chunk).slice(-8192);
     for (const w of [...this.textWaiters]) w();
+    // Where a marker's start not yet looked for may begin (one may straddle the old end).
+    let fresh = Math.max(0, this.buffer.length - (MARKER_OPEN.length - 1));
     this.buffer += chunk;
     for (;;) {
       // Only the new text is searched for a marker's end: a marker of megabytes arrives in many
@@ -161,16 +163,20 @@ export class GuestShell {
       const m = open >= 0 ? MARKER.exec(this.buffer.slice(open, close + MARKER_CLOSE.length)) : null;
       this.buffer = this.buffer.slice(close + MARKER_CLOSE.length);
       this.scanned = 0;
+      fresh = 0;
       if (m && this.waiter?.id === Number(m[1])) {
         const w = this.waiter;
         this.waiter = undefined;
         w.resolve({ status: Number(m[2]), stdout: Buffer.from(m[3]!, 'base64').toString('utf8') });
       }
     }
-    // Keep only what may still hold the start of a marker, and search it for an end from where
-    // the last search stopped (an end cut by the chunk's edge is found with the next chunk).
-    const open = this.buffer.lastIndexOf(MARKER_OPEN);
-    this.buffer = open >= 0 ? this.buffer.slice(open) : this.buffer.slice(-16);
+    // Keep only what may still hold the start of a marker: the last start in the new text, else
+    // the one kept before (the buffer begins with it). The next search for an end goes on from
+    // where this one stopped (an end cut by the chunk's edge is found with the next chunk).
+    let open = -1;
+    for (let i = this.buffer.indexOf(MARKER_OPEN, fresh); i >= 0; i = this.buffer.indexOf(MARKER_OPEN, i + 1)) open = i;
+    if (open > 0) this.buffer = this.buffer.slice(open);
+    else if (open < 0 && !this.buffer.startsWith(MARKER_OPEN)) this.buffer = this.buffer.slice(-16);
     this.scanned = Math.max(0, this.buffer.length - (MARKER_CLOSE.length - 1));
   }
 }
