@@ -147,11 +147,15 @@ wait_device() {
     return 1
 }
 
-root_entry=$(fstab_entry /) || root_entry=""
-set -- $root_entry
-[ -n "$root" ] || root="$1"
-[ -n "$rootfstype" ] || rootfstype="${2:-auto}"
-[ -n "$rootflags" ] || rootflags="${3:-defaults}"
+# The fstab line's fields where the command line gave none. A function's own arguments: the
+# script's ("$@", the words of the kernel command line the kernel passes to init, such as
+# `emergency`) go on to stage 2 and systemd as they came.
+root_defaults() { # DEVICE FSTYPE OPTIONS
+    [ -n "$root" ] || root="$1"
+    [ -n "$rootfstype" ] || rootfstype="${2:-auto}"
+    [ -n "$rootflags" ] || rootflags="${3:-defaults}"
+}
+root_defaults $(fstab_entry /)
 [ -n "$root" ] || fail "no root= on the kernel command line and no / in the initrd's fstab"
 [ -n "$init" ] || fail "no init= on the kernel command line: it names the generation to boot (init=/cairn/store/…/init)"
 

@@ -36,6 +36,8 @@ export default {
       hardware: { cpu: { intel: { updateMicrocode: true } } },
       boot: {
         kernel: { sysctl: { 'vm.swappiness': 17, 'net.core.somaxconn': 777, 'net.ipv4.ip_forward': true } },
+        // A word the kernel does not know and has no `=`: the kernel passes it to init as an argument.
+        kernelParams: ['cairninitword'],
         growPartition: true,
       },
       virtualisation: { diskSize: '1G' },
@@ -135,6 +137,11 @@ export default {
       // The firewall's modules (boot.kernelModules), loaded while systemd started; systemd-modules-load found them there.
       await machine.succeed('test -d /sys/module/nf_tables && test -d /sys/module/nft_ct && systemctl is-active systemd-modules-load.service');
       check((await machine.succeed('systemctl show -p Result --value systemd-modules-load.service')).trim() === 'success', 'systemd-modules-load failed');
+    });
+
+    await subtest("PID 1 gets the kernel's arguments for init through stage 1 and 2, nothing else", async () => {
+      const argv = (await machine.succeed("tr '\\0' '\\n' < /proc/1/cmdline")).trim().split('\n');
+      check(argv.length === 2 && argv[1] === 'cairninitword', `PID 1's command line: ${JSON.stringify(argv)}`);
     });
 
     await subtest("the kernel's random numbers come from the host's entropy (virtio-rng), not from timer jitter on the emulated CPU", async () => {
