@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestShell } from '../../src/vm/shell.js';
 
@@ -29,7 +29,11 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(sock, r));
 });
 
-afterAll(() => server.close());
+// The commands' files include answers of megabytes: none is left in the host's /tmp.
+afterAll(() => {
+  server.close();
+  for (const dir of [dirname(sock), guestTmp]) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('guest shell framing', () => {
   it('returns status and stdout of each command, in order', async () => {
