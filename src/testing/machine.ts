@@ -18,8 +18,22 @@ import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, type ExecResult } from '../vm/shell.js';
 import { BACKDOOR_READY } from './constants.js';
 
-/** Timeouts in seconds (NixOS's driver waits 900 s by default; a TCG boot here takes 15–60 s). */
-export const DEFAULT_TIMEOUT = 300;
+/**
+ * Timeouts in seconds: NixOS's driver's 900. A limit only bounds how long a broken test takes to
+ * fail; a wait for something that does happen costs its time, not the limit. Under TCG on a busy
+ * 2-core machine a boot or a Python program's start is several times slower than idle, so waits
+ * for what must happen keep this default rather than a tight limit of their own.
+ */
+export const DEFAULT_TIMEOUT = 900;
+
+/**
+ * systemd's service watchdogs (WatchdogSec=: journald, udevd, logind, networkd, resolved, … 3 min)
+ * around snapshots. A restored guest's monotonic clock jumps ahead by the time since the snapshot
+ * (QEMU keeps the emulated TSC, the guest's clock source, from going back), so every watchdog whose
+ * limit that time exceeds would fire at once and systemd would kill its service mid-test.
+ */
+const WATCHDOGS_OFF = 'systemctl service-watchdogs no';
+const WATCHDOGS_ON = 'systemctl service-watchdogs yes';
 
 /** A failed machine call: which call, its output, the console's last lines. */
 export class MachineError extends CairnError {}
@@ -384,7 +398,14 @@ export class Machine {
     const disks = await this.snapshotDisks(call);
     const devices = disks.map((d) => d.node);
     if (disks.some((d) => d.snapshots.includes(name))) await this.runJob(call, 'snapshot-delete', { tag: name, devices });
-    await this.runJob(call, 'snapshot-save', { tag: name, vmstate: devices[0], devices });
+    // Saved with systemd's service watchdogs off, turned on again in this machine at once and in a
+    // restored one by restore() (see there).
+    await this.execute(WATCHDOGS_OFF);
+    try {
+      await this.runJob(call, 'snapshot-save', { tag: name, vmstate: devices[0], devices });
+    } finally {
+      await this.execute(WATCHDOGS_ON);
+    }
     this.snapshots.add(name);
     this.vm.note(`--- cairn: ${this.name}: snapshot '${name}' saved ---`);
   }
@@ -414,6 +435,9 @@ export class Machine {
     // The host's time now, in the guest: TLS, timers and logs of later tests depend on it.
     const behind = Date.now() / 1000 - Number(await this.succeed('date +%s.%N'));
     await this.succeed(`date -u -s @${(Date.now() / 1000).toFixed(3)} > /dev/null`);
+    // The snapshot has the watchdogs off. By now systemd has seen every watchdog's time pass (at
+    // once: its timers expired in the jump) and ignored it; the services' next pings start afresh.
+    await this.execute(WATCHDOGS_ON);
     this.vm?.note(`--- cairn: ${this.name}: snapshot '${name}' restored (its clock was ${behind.toFixed(1)} s behind the host's, now set) ---`);
   }
 

@@ -23,7 +23,9 @@ const TIMEOUT = 900_000;
 
 const work = mkdtempSync(join(tmpdir(), 'cairn-snapshot-'));
 const config = join(work, 'machine.json');
-writeFileSync(config, JSON.stringify({ networking: { hostName: 'snappy' }, system: { stateVersion: '0.1' } }));
+// journald under a watchdog of 15 s (its own is 3 min), which it pings from its main loop.
+const journald = { overrideStrategy: 'asDropin', serviceConfig: { WatchdogSec: '15s' } };
+writeFileSync(config, JSON.stringify({ networking: { hostName: 'snappy' }, system: { stateVersion: '0.1' }, systemd: { services: { 'systemd-journald': journald } } }));
 let machine: Machine | undefined;
 
 afterAll(async () => {
@@ -54,16 +56,23 @@ describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
     await m.waitForUnit('multi-user.target');
     const boot = seconds(t);
 
+    const journaldState = 'systemctl show -p WatchdogUSec -p MainPID -p NRestarts systemd-journald.service';
+    const journaldBefore = await m.succeed(journaldState);
+    expect(journaldBefore).toContain('WatchdogUSec=15s\n');
+    expect(journaldBefore).toContain('NRestarts=0\n');
     t = performance.now();
     await m.snapshot('booted');
     const save = seconds(t);
     expect(m.hasSnapshot('booted')).toBe(true);
+    // The running machine has its watchdogs back on after the snapshot.
+    expect(await m.succeed('systemctl show -P ServiceWatchdogs')).toBe('yes\n');
 
     // Written after the snapshot: on the state disk, in tmpfs and in a running process.
     await m.succeed('echo later > /var/lib/after-snapshot && sync && echo later > /run/after-snapshot');
     await m.succeed('(sleep 10000 & echo $! > /run/sleeper.pid) >/dev/null 2>&1');
-    // Time passes between the snapshot and the restore: the guest's clock would lag by as much.
-    await delay(10_000);
+    // Time passes between the snapshot and the restore: the guest's clock would lag by as much. It
+    // is longer than journald's watchdog, whose time the restored guest's monotonic clock jumps over.
+    await delay(25_000);
 
     t = performance.now();
     await m.restore('booted');
@@ -72,6 +81,11 @@ describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
     expect(await m.execute('test -e /run/after-snapshot')).toMatchObject({ status: 1 });
     expect((await m.succeed('pgrep -x sleep || true')).trim()).toBe('');
     expect(await m.succeed('echo "$((6 * 7))"')).toBe('42\n');
+    // systemd did not kill journald for the jump (the same process, never restarted), and the
+    // watchdogs are on again.
+    expect(await m.succeed(journaldState)).toBe(journaldBefore);
+    expect(await m.succeed("journalctl -b -u systemd-journald.service -o cat | grep -c 'Watchdog timeout' || true")).toBe('0\n');
+    expect(await m.succeed('systemctl show -P ServiceWatchdogs')).toBe('yes\n');
     const before = Date.now() / 1000;
     const guest = Number(await m.succeed('date +%s.%N'));
     const after = Date.now() / 1000;
