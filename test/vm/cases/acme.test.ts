@@ -166,14 +166,14 @@ export default {
   },
   async testScript({ acme, server, client }: Record<string, Machine>, { subtest }: DriverContext) {
     // One after another: three TCG guests booting at once on a small shared machine starve each other.
-    for (const m of [acme, server, client]) await m.start({ timeout: 900 });
+    for (const m of [acme, server, client]) await m.start();
     const curl = 'curl -sS --max-time 20 --cacert /root/pebble-root.pem';
 
     await subtest('the first certificate comes from pebble by HTTP-01, after nginx started with the placeholder', async () => {
       await acme.waitForUnit('pebble.service');
       await acme.waitForOpenPort(14000);
       await server.waitForUnit('nginx.service');
-      await server.waitUntilSucceeds('openssl x509 -in /var/lib/acme/server.test/cert.pem -noout -issuer | grep -qi pebble', { timeout: 600 });
+      await server.waitUntilSucceeds('openssl x509 -in /var/lib/acme/server.test/cert.pem -noout -issuer | grep -qi pebble');
       const key = await server.succeed('stat -c "%U:%G %a" /var/lib/acme/server.test/key.pem');
       check(key.trim() === 'acme:www-data 640', `key.pem: ${key}`);
     });
@@ -182,11 +182,11 @@ export default {
       // pebble makes a new root at each start: the client takes it from pebble's management API.
       // The client may still be bringing its network up (once seen on Debian 13: refused at once).
       const fetchRoot = 'curl -sS --max-time 20 --cacert /etc/pebble-listener-ca.pem https://acme:15000/roots/0 -o /root/pebble-root.pem';
-      await client.waitUntilSucceeds(fetchRoot, { timeout: 120 }).catch(async (err: Error) => {
+      await client.waitUntilSucceeds(fetchRoot).catch(async (err: Error) => {
         const why = (await acme.execute('ss -ltnp 2>&1; nft list ruleset 2>&1 | head -60')).stdout + (await client.execute('getent ahosts acme 2>&1; ip -br addr; ip route')).stdout;
         throw new Error(`${err.message}\n${why}`);
       });
-      await client.waitUntilSucceeds(`${curl} https://server.test/ | grep -qx 'hello over https'`, { timeout: 120 });
+      await client.waitUntilSucceeds(`${curl} https://server.test/ | grep -qx 'hello over https'`);
       check((await client.succeed(`${curl} https://www.server.test/`)) === 'hello over https\n', 'www.server.test');
       // Only pebble's root: the system's CAs do not know it.
       await client.fail('curl -sS --max-time 20 https://server.test/');
@@ -221,7 +221,7 @@ export default {
       const serial = () => client.succeed('echo | openssl s_client -connect server.test:443 -servername server.test 2>/dev/null | openssl x509 -noout -serial');
       const pid = (await server.succeed('systemctl show -P MainPID nginx.service')).trim();
       const before = await serial();
-      await client.waitUntilSucceeds(`test "$(echo | openssl s_client -connect server.test:443 -servername server.test 2>/dev/null | openssl x509 -noout -serial)" != '${before.trim()}'`, { timeout: 300 });
+      await client.waitUntilSucceeds(`test "$(echo | openssl s_client -connect server.test:443 -servername server.test 2>/dev/null | openssl x509 -noout -serial)" != '${before.trim()}'`);
       const after = await serial();
       check(after !== before, 'the served certificate did not change');
       check((await server.succeed('systemctl show -P MainPID nginx.service')).trim() === pid, 'nginx was restarted');

@@ -66,8 +66,8 @@ export default {
     });
 
     await subtest('a swap file made at boot and zram swap are in use', async () => {
-      await machine.waitUntilSucceeds('swapon --show=NAME --noheadings | grep -qx /var/lib/swapfile', { timeout: 60 });
-      await machine.waitUntilSucceeds('swapon --show=NAME --noheadings | grep -qx /dev/zram0', { timeout: 60 });
+      await machine.waitUntilSucceeds('swapon --show=NAME --noheadings | grep -qx /var/lib/swapfile');
+      await machine.waitUntilSucceeds('swapon --show=NAME --noheadings | grep -qx /dev/zram0');
       const size = (await machine.succeed('stat -c %s /var/lib/swapfile')).trim();
       check(size === String(64 * MIB), `the swap file is ${size} bytes`);
       check((await machine.succeed('stat -c %a /var/lib/swapfile')).trim() === '600', 'the swap file is mode 0600');
@@ -79,7 +79,7 @@ export default {
       const before = Number((await machine.succeed('df --output=size -B1 / | tail -1')).trim());
       await machine.succeed('systemctl is-active growpart.service');
       await machine.resizeDisk(0, 2048 * MIB);
-      await machine.waitUntilSucceeds('[ "$(cat /sys/block/$(basename $(readlink -f $(findmnt -n -o SOURCE /)))/size)" -ge 4194304 ]', { timeout: 60 });
+      await machine.waitUntilSucceeds('[ "$(cat /sys/block/$(basename $(readlink -f $(findmnt -n -o SOURCE /)))/size)" -ge 4194304 ]');
       // What runs at boot: growpart (nothing to do on a whole disk), then systemd-growfs.
       await machine.succeed('systemctl restart growpart.service systemd-growfs-root.service');
       const after = Number((await machine.succeed('df --output=size -B1 / | tail -1')).trim());
@@ -158,12 +158,12 @@ export default {
       await machine.succeed('grep -qx /bin/zsh /etc/shells');
       // tty1 is the active console: the keyboard types there.
       await machine.succeed('systemctl start getty@tty1.service');
-      await machine.waitUntilSucceeds('pgrep -x -t tty1 agetty', { timeout: 60 });
+      await machine.waitUntilSucceeds('pgrep -x -t tty1 agetty');
       await machine.sendChars('alice\n');
       // agetty hands over to login, which turns echo off (and drops earlier input) when it asks for the password.
-      await machine.waitUntilSucceeds('pgrep -x -t tty1 login && stty -F /dev/tty1 -a | grep -qw -- -echo', { timeout: 60 });
+      await machine.waitUntilSucceeds('pgrep -x -t tty1 login && stty -F /dev/tty1 -a | grep -qw -- -echo');
       await machine.sendChars(`${PASSWORD}\n`);
-      await machine.waitUntilSucceeds('pgrep -u alice -x zsh', { timeout: 60 });
+      await machine.waitUntilSucceeds('pgrep -u alice -x zsh');
       // Her login shell on the console (`who` cannot say: Debian 13's reads logind's sessions, not utmp).
       const tty = await machine.succeed('ps -o tty= -p "$(pgrep -u alice -x zsh)"');
       check(tty.trim() === 'tty1', `alice's zsh runs on ${JSON.stringify(tty)}`);

@@ -99,8 +99,8 @@ export default {
     const page = async () => (await machine.succeed('curl -fsS --max-time 10 http://127.0.0.1:8080/')).trim();
     /** Waits for the container's page, then returns it. */
     const serving = async (unit: string) => {
-      await machine.waitForUnit(unit, { timeout: 600 });
-      await machine.waitUntilSucceeds('curl -fsS --max-time 10 http://127.0.0.1:8080/', { timeout: 300 }).catch(async (e: Error) => {
+      await machine.waitForUnit(unit);
+      await machine.waitUntilSucceeds('curl -fsS --max-time 10 http://127.0.0.1:8080/').catch(async (e: Error) => {
         const journal = await machine.execute(`systemctl status --no-pager ${unit}; journalctl -b --no-pager -n 80 -u ${unit} -u docker.service -u containerd.service`);
         throw new Error(`${e.message}\n--- ${unit} ---\n${journal.stdout}`);
       });

@@ -80,7 +80,7 @@ export default {
 
     await m.succeed(`${setProfile(2, gen2)} && ${gen2}/bin/switch-to-configuration switch`);
     if ((await m.succeed('readlink -f /run/current-system')).trim() !== gen2) throw new Error('/run/current-system is not generation 2');
-    await m.waitUntilSucceeds('curl -fsS http://127.0.0.1/ | grep -qx "page B"', { timeout: 60 });
+    await m.waitUntilSucceeds('curl -fsS http://127.0.0.1/ | grep -qx "page B"');
     await m.waitForUnit('added.service');
     await m.fail('systemctl is-active removed.service');
     await m.fail('systemctl is-active masked.service');
@@ -95,11 +95,11 @@ export default {
     await reboot();
     await expectBooted(gen2, 'the reboot after the switch');
     await m.waitForUnit('systemd-bless-boot.service');
-    await m.waitUntilSucceeds('test -e /boot/loader/entries/cairn-generation-2.conf', { timeout: 30 });
+    await m.waitUntilSucceeds('test -e /boot/loader/entries/cairn-generation-2.conf');
 
     // Rollback, live: generation 1's switch with the profile pointing back at it.
     await m.succeed(`${setProfile(1, first)} && ${first}/bin/switch-to-configuration switch`);
-    await m.waitUntilSucceeds('curl -fsS http://127.0.0.1/ | grep -qx "page A"', { timeout: 60 });
+    await m.waitUntilSucceeds('curl -fsS http://127.0.0.1/ | grep -qx "page A"');
     await reboot();
     await expectBooted(first, 'the reboot after the rollback');
     // The other entry, chosen for one boot.
@@ -113,7 +113,7 @@ export default {
     if (!(await entries()).includes('cairn-generation-3+1.conf')) throw new Error(`boot did not add generation 3's entry: ${await entries()}`);
     await reboot();
     await expectBooted(gen3, 'the first boot after `boot` of generation 3');
-    await m.waitUntilSucceeds('systemctl is-failed --quiet health-check.service', { timeout: 120 });
+    await m.waitUntilSucceeds('systemctl is-failed --quiet health-check.service');
     await m.fail('systemctl is-active --quiet boot-complete.target');
     await reboot();
     await expectBooted(gen2, 'the boot after generation 3 failed');

@@ -23,11 +23,11 @@ export default {
     await Promise.all([server.start(), client.start()]);
     await server.waitForUnit('nginx.service');
     await server.waitForOpenPort(80);
-    const page = await client.waitUntilSucceeds('curl -fsS --max-time 5 http://server/', { timeout: 120 });
+    const page = await client.waitUntilSucceeds('curl -fsS --max-time 5 http://server/');
     if (page !== 'hello from server\n') throw new Error(`client got ${JSON.stringify(page)}`);
     await server.block();
     await client.fail('curl -fsS --max-time 5 http://server/');
     await server.unblock();
-    await client.waitUntilSucceeds('curl -fsS --max-time 5 http://server/', { timeout: 120 });
+    await client.waitUntilSucceeds('curl -fsS --max-time 5 http://server/');
   },
 };

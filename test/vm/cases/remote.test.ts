@@ -69,7 +69,7 @@ export default {
     const cut = await cairn('switch', locked, '--confirm-timeout', '20');
     if (cut.code !== 1 || !/roll(s|ing)? (itself )?back/.test(cut.stderr)) throw new Error(`an unconfirmable switch: exit ${cut.code}\n${cut.stderr}`);
     // The machine comes back by itself: the previous generation runs, the profile points at it again, ssh works.
-    await m.waitUntilSucceeds(`test "$(readlink -f /run/current-system)" = ${first}`, { timeout: 180 });
+    await m.waitUntilSucceeds(`test "$(readlink -f /run/current-system)" = ${first}`);
     if ((await marker()) !== 'generation one') throw new Error(`after the magic rollback the marker says ${await marker()}`);
     const profileAfter = (await m.succeed('readlink /cairn/var/profiles/system')).trim();
     if (profileAfter !== profileBefore) throw new Error(`the profile is ${profileAfter} after the magic rollback, was ${profileBefore}`);
@@ -88,12 +88,12 @@ export default {
     // watchdog answers for it once the unit is gone (a failed switch), so the deploy ends with exit
     // 1 instead of waiting for it, and the next deploy is not refused.
     const killing = cairn('switch', slow, '--confirm-timeout', '20');
-    await m.waitUntilSucceeds('pgrep -x sleep -a | grep -q "sleep 300"', { timeout: 300 });
+    await m.waitUntilSucceeds('pgrep -x sleep -a | grep -q "sleep 300"');
     await m.succeed("systemctl kill --signal=KILL 'cairn-switch-*'");
     const killed = await killing;
     if (killed.code !== 1) throw new Error(`a killed switch: exit ${killed.code}\n${killed.stderr}`);
     if (!killed.stderr.includes('failed: it was killed before it ended')) throw new Error(`a killed switch does not say it was killed:\n${killed.stderr}`);
-    await m.waitUntilSucceeds("! systemctl is-active --quiet 'cairn-rollback-*'", { timeout: 60 });
+    await m.waitUntilSucceeds("! systemctl is-active --quiet 'cairn-rollback-*'");
     const after = await cairn('rollback');
     if (after.code !== 0 || (await current()) !== first) throw new Error(`a deploy after the killed one: exit ${after.code}, running ${await current()}\n${after.stderr}`);
   },

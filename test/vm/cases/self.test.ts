@@ -60,9 +60,9 @@ export default {
 async function run(m: Machine, driver: DriverContext): Promise<void> {
   const read = async (cmd: string) => (await m.succeed(cmd)).trim();
   /** Runs cairn: its stderr with its stdout; a failure throws with all of it. */
-  const cairn = async (args: string, timeout = 300): Promise<string> => {
+  const cairn = async (args: string, timeout?: number): Promise<string> => {
     const started = performance.now();
-    await m.succeed(`cairn ${args} > /root/cairn.log 2>&1; echo $? > /root/cairn.status`, { timeout });
+    await m.succeed(`cairn ${args} > /root/cairn.log 2>&1; echo $? > /root/cairn.status`, timeout === undefined ? {} : { timeout });
     // Read apart: the test shell keeps a command's output in /tmp, which a switch must leave alone, but may not.
     const [status, out] = [await read('cat /root/cairn.status'), await m.succeed('cat /root/cairn.log')];
     driver.log(`cairn ${args}: exit ${status} in ${((performance.now() - started) / 1000).toFixed(1)} s\n${out}`);
@@ -75,9 +75,12 @@ async function run(m: Machine, driver: DriverContext): Promise<void> {
   /** The marker service is active, runs `text` (its unit's) and has left that mark (it may just have started). */
   const expectMarker = async (text: string, when: string) => {
     await m.waitForUnit('marker.service');
-    const r = await m.execute(`for i in $(seq 60); do [ "$(cat /run/marker 2>/dev/null)" = ${text} ] && exit 0; sleep 1; done; exit 1`, { timeout: 90 });
+    const marked = await m.waitUntilSucceeds(`[ "$(cat /run/marker 2>/dev/null)" = ${text} ]`).then(
+      () => true,
+      () => false,
+    );
     const description = await read('systemctl show -P Description marker.service');
-    if (r.status !== 0 || description !== `marker: ${text}`) {
+    if (!marked || description !== `marker: ${text}`) {
       const state = (await m.execute('cat /run/marker; systemctl status --no-pager marker.service; journalctl --no-pager -n 20 -u marker.service')).stdout;
       throw new Error(`${when}: marker.service is "${description}" and left "${(await m.execute('cat /run/marker')).stdout.trim()}", not "${text}"\n${state}`);
     }
@@ -149,7 +152,7 @@ async function run(m: Machine, driver: DriverContext): Promise<void> {
   if (!section('/etc:').includes('  + systemd/system/added.service')) throw new Error(`generations diff 1 2 shows no new unit file in /etc:\n${diff}`);
 
   // 3. rollback: generation 1 live again.
-  await cairn('rollback', 600);
+  await cairn('rollback');
   if ((await profile()) !== 'system-1-link') throw new Error(`after the rollback the profile is ${await profile()}`);
   if ((await current()) !== first) throw new Error(`after the rollback /run/current-system is ${await current()}, not ${first}`);
   await expectMarker('one', 'after the rollback');

@@ -91,11 +91,11 @@ export default {
   },
   async testScript({ a, b }: Record<string, Machine>, { subtest }: DriverContext) {
     // Two TCG guests on a shared 2-core machine: the test shell can take minutes to appear.
-    await Promise.all([a.start({ timeout: 900 }), b.start({ timeout: 900 })]);
+    await Promise.all([a.start(), b.start()]);
 
     await subtest('NetworkManager: b\'s vlan card is connected, with its address from networking.interfaces', async () => {
       await b.waitForUnit('NetworkManager.service');
-      await b.waitUntilSucceeds('nmcli -t -f DEVICE,STATE device | grep -qx eth1:connected', { timeout: 300 });
+      await b.waitUntilSucceeds('nmcli -t -f DEVICE,STATE device | grep -qx eth1:connected');
       const addr = (await b.succeed('nmcli -g IP4.ADDRESS device show eth1')).trim();
       check(addr === '192.168.1.2/24', `eth1's address as nmcli shows it: ${addr}`);
       const profile = (await b.succeed('nmcli -g GENERAL.CONNECTION device show eth1')).trim();
@@ -103,7 +103,7 @@ export default {
       // networkd no longer configures it.
       await b.fail('test -e /etc/systemd/network/40-eth1.network');
       await b.waitForUnit('network-online.target');
-      await b.waitUntilSucceeds('ping -c 1 -W 2 a', { timeout: 120 });
+      await b.waitUntilSucceeds('ping -c 1 -W 2 a');
     });
 
     await subtest('the private keys come from age.secrets once the identities are there, and the tunnels come up', async () => {
@@ -132,13 +132,13 @@ export default {
     });
 
     await subtest('wireguard: a pings b through the tunnel', async () => {
-      await a.waitUntilSucceeds('ping -c 1 -W 2 10.23.0.2', { timeout: 120 });
+      await a.waitUntilSucceeds('ping -c 1 -W 2 10.23.0.2');
       const route = await a.succeed('ip route get 10.23.0.2');
       check(/ dev wg0 /.test(route), `a's route to 10.23.0.2: ${route}`);
     });
 
     await subtest('wg-quick: b pings a through the tunnel', async () => {
-      await b.waitUntilSucceeds('ping -c 1 -W 2 10.23.0.1', { timeout: 120 });
+      await b.waitUntilSucceeds('ping -c 1 -W 2 10.23.0.1');
       const hs = (await b.succeed('wg show wg0 latest-handshakes')).trim();
       check(hs.startsWith(keys.a.publicKey) && !/\t0$/.test(hs), `b's handshake with a: ${hs}`);
     });
