@@ -248,6 +248,22 @@ export class Machine {
     });
   }
 
+  /**
+   * Waits until the guest's CPU was idle for at least half of a 2-second window: what the boot
+   * started has finished starting (multi-user.target is reached while Type=simple daemons, a
+   * Python one say, are still loading). Returns whether it settled; after `timeout` (default 300
+   * s) it gives up quietly, for a machine whose services never rest.
+   */
+  async settle(opts: WaitOptions = {}): Promise<boolean> {
+    // /proc/stat's first line: user nice system idle iowait irq softirq steal (ticks of all CPUs).
+    const ticks = 'read -r _ u n s i w q o t _ < /proc/stat; echo $((u + n + s + q + o + t)) $((i + w))';
+    const window = `set -- $(${ticks}); sleep 2; set -- "$@" $(${ticks}); busy=$(($3 - $1)); idle=$(($4 - $2)); [ $((idle * 2)) -ge $((busy + idle)) ]`;
+    return this.waitUntilSucceeds(window, { timeout: opts.timeout ?? 300 }).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Waits until a unit is active; fails at once, with the unit's journal, when it enters `failed`. */
   async waitForUnit(unit: string, opts: WaitOptions = {}): Promise<void> {
     const call = `waitForUnit(${JSON.stringify(unit)})`;
@@ -404,7 +420,8 @@ export class Machine {
     try {
       await this.runJob(call, 'snapshot-save', { tag: name, vmstate: devices[0], devices });
     } finally {
-      await this.execute(WATCHDOGS_ON);
+      // A shell that is gone must not hide why the job failed.
+      await this.execute(WATCHDOGS_ON).catch(() => undefined);
     }
     this.snapshots.add(name);
     this.vm.note(`--- cairn: ${this.name}: snapshot '${name}' saved ---`);

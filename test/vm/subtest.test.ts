@@ -19,6 +19,10 @@ function fakeMachine(up: boolean): { machine: Machine; calls: string[] } {
     isUp: up,
     hasSnapshot: (n: string) => taken && n === 'booted',
     waitForUnit: async (u: string) => void calls.push(`waitForUnit ${u}`),
+    settle: async () => {
+      calls.push('settle');
+      return true;
+    },
     snapshot: async (n: string) => {
       calls.push(`snapshot ${n}`);
       taken = true;
@@ -47,7 +51,7 @@ describe('driver.subtest', () => {
     expect(log[1]).toMatch(/^subtest: first: passed in \d+\.\d s$/);
   });
 
-  it('fresh: the first snapshots each running machine once booted, later ones restore it', async () => {
+  it('fresh: the first snapshots each running machine once booted and settled, later ones restore it', async () => {
     const a = fakeMachine(true);
     const down = fakeMachine(false);
     const machines = { a: a.machine, down: down.machine };
@@ -55,8 +59,8 @@ describe('driver.subtest', () => {
     await runSubtest(machines, [], () => {}, 'one', async () => void order.push(...a.calls), { fresh: true });
     await runSubtest(machines, [], () => {}, 'two', async () => {}, { fresh: true });
     await runSubtest(machines, [], () => {}, 'three', async () => {});
-    expect(order).toEqual(['waitForUnit multi-user.target', 'snapshot booted']);
-    expect(a.calls).toEqual(['waitForUnit multi-user.target', 'snapshot booted', 'restore booted']);
+    expect(order).toEqual(['waitForUnit multi-user.target', 'settle', 'snapshot booted']);
+    expect(a.calls).toEqual(['waitForUnit multi-user.target', 'settle', 'snapshot booted', 'restore booted']);
     expect(down.calls).toEqual([]);
   });
 });
