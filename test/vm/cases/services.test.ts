@@ -128,7 +128,7 @@ export default {
       users: { users: { alice: { isNormalUser: true, openssh: { authorizedKeys: { keys: [publicKey] } } } } },
     }),
   },
-  async testScript({ machine }: Record<string, Machine>, { subtest }: DriverContext) {
+  async testScript({ machine }: Record<string, Machine>, { subtest, log }: DriverContext) {
     await machine.start();
     // Added before the snapshot: forwards live in QEMU and outlast restores.
     const ssh = await freePort();
@@ -283,7 +283,10 @@ export default {
       'fail2ban: failed ssh logins from the host ban it in the nftables ruleset, until unbanned',
       async () => {
         await machine.waitForUnit('fail2ban.service');
+        const t0 = performance.now();
+        const since = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
         await machine.waitUntilSucceeds('fail2ban-client status sshd');
+        log(`fail2ban: the sshd jail answers after ${since()}`);
         // ConnectTimeout bounds the TCP connection and the banner: tight only where the guest must not answer.
         const attempt = (user: string, key: string, connectTimeout = 300) =>
           run('ssh', ['-i', key, '-p', String(ssh), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', `ConnectTimeout=${connectTimeout}`, `${user}@127.0.0.1`, 'true'], {
@@ -297,15 +300,19 @@ export default {
         // maxretry = 3 logins as a user sshd does not know (the host is 10.0.2.2 to the guest). Each
         // counts once sshd has logged it; on a starved guest a client can give up before that.
         const logged = async () => Number((await machine.succeed("journalctl --sync; journalctl -o cat _COMM=sshd _COMM=sshd-session | grep -c 'Invalid user mallory from 10\\.0\\.2\\.2' || true")).trim());
+        let attempts = 0;
         for (let i = 1; i <= 3; i++) {
           for (let tries = 0; (await logged()) < i; tries++) {
             if (tries === 3) throw new Error(`sshd logged ${await logged()} of ${i} failed logins:\n${await journal()}`);
             check(!(await attempt('mallory', strangerKey)), 'mallory logged in');
+            attempts++;
           }
         }
+        log(`fail2ban: 3 failed logins logged by sshd (${attempts} attempts) after ${since()}`);
         await machine.waitUntilSucceeds('fail2ban-client status sshd | grep -q "Banned IP list:.*\\b10\\.0\\.2\\.2\\b"').catch(async (e: Error) => {
           throw new Error(`${e.message}\n${await journal()}`);
         });
+        log(`fail2ban: banned after ${since()}`);
         const ruleset = await machine.succeed('nft list ruleset');
         check(/table inet f2b-table[\s\S]*set addr-set-sshd[^}]*elements = \{ 10\.0\.2\.2 \}/.test(ruleset), `nft list ruleset: ${ruleset}`);
         // Banned: even alice's good key gets nowhere.
