@@ -233,8 +233,8 @@ export async function runSubtest(machines: Record<string, Machine>, results: Sub
               return;
             }
             // A first boot with many services (a database's initdb, Python daemons) under emulation on
-            // a loaded machine reaches multi-user.target late: patience here, once per machine.
-            await m.waitForUnit('multi-user.target', { timeout: 900 });
+            // a loaded machine reaches multi-user.target late: the default limit's patience, once per machine.
+            await m.waitForUnit('multi-user.target');
             const waited = since(t0);
             // Taken once the boot's daemons have finished starting: otherwise every restore would
             // start them again from where the snapshot caught them, at each fresh subtest's cost.

@@ -62,7 +62,7 @@ async function run(m: Machine, driver: DriverContext): Promise<void> {
   /** Runs cairn: its stderr with its stdout; a failure throws with all of it. */
   const cairn = async (args: string, timeout?: number): Promise<string> => {
     const started = performance.now();
-    await m.succeed(`cairn ${args} > /root/cairn.log 2>&1; echo $? > /root/cairn.status`, timeout === undefined ? {} : { timeout });
+    await m.succeed(`cairn ${args} > /root/cairn.log 2>&1; echo $? > /root/cairn.status`, { timeout });
     // Read apart: the test shell keeps a command's output in /tmp, which a switch must leave alone, but may not.
     const [status, out] = [await read('cat /root/cairn.status'), await m.succeed('cat /root/cairn.log')];
     driver.log(`cairn ${args}: exit ${status} in ${((performance.now() - started) / 1000).toFixed(1)} s\n${out}`);
