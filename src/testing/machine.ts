@@ -27,12 +27,18 @@ import { BACKDOOR_READY } from './constants.js';
 export const DEFAULT_TIMEOUT = 900;
 
 /**
- * systemd's service watchdogs (WatchdogSec=: journald, udevd, logind, networkd, resolved, … 3 min)
- * around snapshots. A restored guest's monotonic clock jumps ahead by the time since the snapshot
- * (QEMU keeps the emulated TSC, the guest's clock source, from going back), so every watchdog whose
- * limit that time exceeds would fire at once and systemd would kill its service mid-test.
+ * Before a snapshot: the guest's clock source becomes the HPET, and systemd's service watchdogs
+ * (WatchdogSec=: journald, udevd, logind, networkd, resolved, … 3 min) go off. A guest restored
+ * later runs on from the snapshot's moment, but QEMU keeps the emulated TSC (the clock source a
+ * guest boots with) from going back: on the TSC, a restored guest's monotonic clock would jump
+ * ahead by the time since the snapshot, every timer due within it would expire at once (systemd
+ * killing watchdogged services, the kernel reporting RCU stalls, daemons' timeouts), and a machine
+ * restored at each fresh subtest would go through that each time. The HPET is restored with the
+ * snapshot, so the clock goes on without a jump; it is chosen only now, since a whole boot on it
+ * is slower. The watchdogs' command is for a machine without an HPET: with them off, systemd ignores
+ * a timer the jump expired, and restore() turns them on again.
  */
-const WATCHDOGS_OFF = 'systemctl service-watchdogs no';
+const BEFORE_SNAPSHOT = "cs=/sys/devices/system/clocksource/clocksource0; if grep -qw hpet $cs/available_clocksource; then echo hpet > $cs/current_clocksource; fi; systemctl service-watchdogs no";
 const WATCHDOGS_ON = 'systemctl service-watchdogs yes';
 
 /** A failed machine call: which call, its output, the console's last lines. */
@@ -414,9 +420,9 @@ export class Machine {
     const disks = await this.snapshotDisks(call);
     const devices = disks.map((d) => d.node);
     if (disks.some((d) => d.snapshots.includes(name))) await this.runJob(call, 'snapshot-delete', { tag: name, devices });
-    // Saved with systemd's service watchdogs off, turned on again in this machine at once and in a
-    // restored one by restore() (see there).
-    await this.execute(WATCHDOGS_OFF);
+    // Saved on the HPET with systemd's service watchdogs off (see BEFORE_SNAPSHOT); they are on
+    // again in this machine at once and in a restored one by restore().
+    await this.execute(BEFORE_SNAPSHOT);
     try {
       await this.runJob(call, 'snapshot-save', { tag: name, vmstate: devices[0], devices });
     } finally {
@@ -452,8 +458,8 @@ export class Machine {
     // The host's time now, in the guest: TLS, timers and logs of later tests depend on it.
     const behind = Date.now() / 1000 - Number(await this.succeed('date +%s.%N'));
     await this.succeed(`date -u -s @${(Date.now() / 1000).toFixed(3)} > /dev/null`);
-    // The snapshot has the watchdogs off. By now systemd has seen every watchdog's time pass (at
-    // once: its timers expired in the jump) and ignored it; the services' next pings start afresh.
+    // The snapshot has the watchdogs off. Had the clock jumped (no HPET), systemd has by now seen
+    // every watchdog's time pass and ignored it; the services' next pings start afresh.
     await this.execute(WATCHDOGS_ON);
     this.vm?.note(`--- cairn: ${this.name}: snapshot '${name}' restored (its clock was ${behind.toFixed(1)} s behind the host's, now set) ---`);
   }

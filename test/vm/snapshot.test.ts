@@ -1,7 +1,8 @@
 /**
  * Snapshots of a running machine (Machine.snapshot/restore, QEMU's snapshot jobs over QMP): what
  * a test wrote after a snapshot is gone once it is restored, the test shell answers at once, the
- * guest's clock is the host's again, snapshots of several names coexist, and an unknown name is
+ * guest's monotonic clock goes on from the snapshot without jumping over the pause, its time of day
+ * is the host's again, snapshots of several names coexist, and an unknown name is
  * refused. Prints how long a boot, a snapshot and a restore took (TCG here).
  */
 import { execa } from 'execa';
@@ -63,6 +64,8 @@ describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
     t = performance.now();
     await m.snapshot('booted');
     const save = seconds(t);
+    const snapped = performance.now();
+    const uptimeAtSnapshot = Number((await m.succeed('cut -d" " -f1 /proc/uptime')).trim());
     expect(m.hasSnapshot('booted')).toBe(true);
     // The running machine has its watchdogs back on after the snapshot.
     expect(await m.succeed('systemctl show -P ServiceWatchdogs')).toBe('yes\n');
@@ -71,12 +74,20 @@ describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
     await m.succeed('echo later > /var/lib/after-snapshot && sync && echo later > /run/after-snapshot');
     await m.succeed('(sleep 10000 & echo $! > /run/sleeper.pid) >/dev/null 2>&1');
     // Time passes between the snapshot and the restore: the guest's clock would lag by as much. It
-    // is longer than journald's watchdog, whose time the restored guest's monotonic clock jumps over.
-    await delay(25_000);
+    // is longer than journald's watchdog, whose time a restored guest's monotonic clock on the TSC
+    // would jump over.
+    const pause = 25;
+    await delay(pause * 1000);
 
     t = performance.now();
     await m.restore('booted');
     const load = seconds(t);
+    // The monotonic clock went on from the snapshot's moment: since then it counted the restore's
+    // own time, not the pause (on the TSC it jumped by the whole pause and more).
+    const uptime = Number((await m.succeed('cut -d" " -f1 /proc/uptime')).trim());
+    const sinceSnapshot = (performance.now() - snapped) / 1000;
+    expect(uptime - uptimeAtSnapshot, `uptime ${uptimeAtSnapshot} s at the snapshot, ${uptime} s after the restore, ${sinceSnapshot.toFixed(1)} s later`).toBeLessThan(sinceSnapshot - pause / 2);
+    expect(await m.succeed('cat /sys/devices/system/clocksource/clocksource0/current_clocksource')).toBe('hpet\n');
     expect(await m.execute('test -e /var/lib/after-snapshot')).toMatchObject({ status: 1 });
     expect(await m.execute('test -e /run/after-snapshot')).toMatchObject({ status: 1 });
     expect((await m.succeed('pgrep -x sleep || true')).trim()).toBe('');
