@@ -72,8 +72,18 @@ async function passes(file: string, machines: number, limit: number, expect: Exp
   const log = (m: string) => process.stderr.write(`${file}: ${m}\n`);
   const r = await inSlots(machines, limit, file, () => runTest(join(CASES, file), { store: Store.open(STORE_HOME), cpus: CPUS, log }));
   process.stderr.write(`${r.name}: ${r.passed ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
-  expect(r.error).toBeUndefined();
+  if (r.error !== undefined) {
+    // The whole error here, with the machines' console tails; the assertion below, which ends the
+    // run's output, says why without them (a long console would push the reason out of sight).
+    process.stderr.write(`${file}: ${r.error}\n`);
+    expect.fail(`${file} failed: ${withoutConsoles(r.error)}`);
+  }
   expect(r.passed).toBe(true);
+}
+
+/** A failure's message without the console tails MachineError adds (`--- last lines of … ---`). */
+function withoutConsoles(error: string): string {
+  return error.replace(/\n--- last lines of [^\n]*'s console ---\n[\s\S]*?\n---(?=\n|$)/g, '\n(the console is in the output above)');
 }
 
 describe.skipIf(!hasQemu)('cairn test', () => {
