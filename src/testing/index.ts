@@ -16,7 +16,7 @@ import { removeTree, type Store } from '../store/index.js';
 import { Machine, MachineError, type WaitOptions } from './machine.js';
 import { Vlan, vlanModule } from './vlan.js';
 
-export { Machine, MachineError, DEFAULT_TIMEOUT, type WaitOptions } from './machine.js';
+export { Machine, MachineError, DEFAULT_TIMEOUT, withoutConsoleTails, type WaitOptions } from './machine.js';
 
 /** A configuration of a node: a file (relative to the test file) or a module value written inline. */
 export type NodeConfig = string | Record<string, unknown>;

@@ -41,6 +41,13 @@ export const DEFAULT_TIMEOUT = 900;
 const BEFORE_SNAPSHOT = "cs=/sys/devices/system/clocksource/clocksource0; if grep -qw hpet $cs/available_clocksource; then echo hpet > $cs/current_clocksource; fi; systemctl service-watchdogs no";
 const WATCHDOGS_ON = 'systemctl service-watchdogs yes';
 
+const CONSOLE_TAIL_START = (machine: string): string => `--- last lines of ${machine}'s console ---`;
+
+/** A failure's message without the console tails MachineError puts in it (for a short summary). */
+export function withoutConsoleTails(message: string): string {
+  return message.replace(/\n--- last lines of [^\n]*'s console ---\n[\s\S]*?\n---(?=\n|$)/g, '\n(the console is in the output above)');
+}
+
 /** A failed machine call: which call, its output, the console's last lines. */
 export class MachineError extends CairnError {}
 
@@ -148,7 +155,7 @@ export class Machine {
   }
 
   private error(call: string, detail: string): MachineError {
-    return new MachineError(`${this.name}: ${call} ${detail}\n--- last lines of ${this.name}'s console ---\n${this.consoleTail()}\n---`);
+    return new MachineError(`${this.name}: ${call} ${detail}\n${CONSOLE_TAIL_START(this.name)}\n${this.consoleTail()}\n---`);
   }
 
   /** Starts the machine and waits until its test shell answers. */

@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store } from '../../src/store/index.js';
-import { loadTestFile, runTest } from '../../src/testing/index.js';
+import { loadTestFile, runTest, withoutConsoleTails } from '../../src/testing/index.js';
 import { QEMU } from '../../src/vm/index.js';
 import { GUEST_CPUS, queueForSlots } from './qemu-slots.js';
 
@@ -76,14 +76,9 @@ async function passes(file: string, machines: number, limit: number, expect: Exp
     // The whole error here, with the machines' console tails; the assertion below, which ends the
     // run's output, says why without them (a long console would push the reason out of sight).
     process.stderr.write(`${file}: ${r.error}\n`);
-    expect.fail(`${file} failed: ${withoutConsoles(r.error)}`);
+    expect.fail(`${file} failed: ${withoutConsoleTails(r.error)}`);
   }
   expect(r.passed).toBe(true);
-}
-
-/** A failure's message without the console tails MachineError adds (`--- last lines of … ---`). */
-function withoutConsoles(error: string): string {
-  return error.replace(/\n--- last lines of [^\n]*'s console ---\n[\s\S]*?\n---(?=\n|$)/g, '\n(the console is in the output above)');
 }
 
 describe.skipIf(!hasQemu)('cairn test', () => {

@@ -102,10 +102,8 @@ describe.skipIf(!hasQemu)('snapshots of a running machine', () => {
     const after = Date.now() / 1000;
     expect(guest).toBeGreaterThan(before - 3);
     expect(guest).toBeLessThan(after + 3);
-    // The guest's time is in the snapshot: a Debian 12 kernel's clock stands still from it on (the
-    // restore finds it behind by the pause above), a Debian 13 one was seen to catch up by itself
-    // (1.1 s behind). Either way the restore sets it (above: the host's time within 3 s) and says
-    // by how much.
+    // The guest's time is in the snapshot and goes on from it on the HPET: the restore finds it
+    // behind by about the pause above, sets it (above: the host's time within 3 s) and says by how much.
     const behind = /snapshot 'booted' restored \(its clock was (-?\d+\.\d) s behind/.exec(m.console);
     expect(behind, 'restore() notes the clock it corrected in the console log').not.toBeNull();
 

@@ -4,7 +4,7 @@
  * the guest agent's port is on QEMU's command line only when asked for.
  */
 import { describe, expect, it } from 'vitest';
-import { Machine, runSubtest, SubtestError, MachineError, type SubtestResult } from '../../src/testing/index.js';
+import { Machine, runSubtest, SubtestError, MachineError, withoutConsoleTails, subtestSummary, type SubtestResult } from '../../src/testing/index.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,5 +83,18 @@ describe('the guest agent port', () => {
     await m.shutdown({ timeout: 600 });
     await new Promise((r) => setImmediate(r));
     expect(timers()).toBe(before);
+  });
+});
+
+describe('a failed case\'s short message', () => {
+  it('keeps the reason and what follows the console tail, not the tail itself', async () => {
+    const m = new Machine({ name: 'a', dir: mkdtempSync(join(tmpdir(), 'cairn-machine-')) } as ConstructorParameters<typeof Machine>[0]);
+    // A machine that is not running: its error has the console tail like any other.
+    const err = (await m.execute('true').catch((e: unknown) => e)) as MachineError;
+    expect(err.message).toContain("--- last lines of a's console ---");
+    const full = `subtest "x" failed after 1.0 s: ${err.message}\n--- sshd and fail2ban ---\njournal\n${subtestSummary([{ name: 'x', passed: false, seconds: 1 }])}`;
+    const short = withoutConsoleTails(full);
+    expect(short).not.toContain('last lines of');
+    expect(short).toContain('subtest "x" failed after 1.0 s: a: execute("true") needs a running machine: call start() first\n(the console is in the output above)\n--- sshd and fail2ban ---\njournal\n  FAILED');
   });
 });
