@@ -262,14 +262,15 @@ export class Machine {
   }
 
   /**
-   * Waits until the guest's CPU was idle for at least half of a 2-second window: what the boot
-   * started has finished starting (multi-user.target is reached while Type=simple daemons, a
-   * Python one say, are still loading). Returns whether it settled; after `timeout` (default 300
-   * s) it gives up quietly, for a machine whose services never rest.
+   * Waits until the guest's CPU was idle (not waiting on its disks either) for at least half of a
+   * 2-second window: what the boot started has finished starting (multi-user.target is reached
+   * while Type=simple daemons, a Python one say, are still loading). Returns whether it settled;
+   * after `timeout` (default 300 s) it gives up quietly, for a machine whose services never rest.
    */
   async settle(opts: WaitOptions = {}): Promise<boolean> {
     // /proc/stat's first line: user nice system idle iowait irq softirq steal (ticks of all CPUs).
-    const ticks = 'read -r _ u n s i w q o t _ < /proc/stat; echo $((u + n + s + q + o + t)) $((i + w))';
+    // Waiting on the disks (iowait) counts as busy: a daemon reading its files is still starting.
+    const ticks = 'read -r _ u n s i w q o t _ < /proc/stat; echo $((u + n + s + w + q + o + t)) $((i))';
     const window = `set -- $(${ticks}); sleep 2; set -- "$@" $(${ticks}); busy=$(($3 - $1)); idle=$(($4 - $2)); [ $((idle * 2)) -ge $((busy + idle)) ]`;
     return this.waitUntilSucceeds(window, { timeout: opts.timeout ?? 300 }).then(
       () => true,

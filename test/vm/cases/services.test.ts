@@ -133,6 +133,15 @@ export default {
     // Added before the snapshot: forwards live in QEMU and outlast restores.
     const ssh = await freePort();
     await machine.forwardPort(ssh, 22);
+    // fail2ban's server gives its own configuration 30 s by the wall clock (fail2ban-server's
+    // `--timeout`) and quits with status 255, which Debian's unit does not restart. The 'booted'
+    // snapshot must not catch it inside that window: each restore sets the guest's clock ahead by the
+    // time since the snapshot, and the restored server would give up at once. Its first start (a
+    // Python program compiling its modules) can outlast multi-user.target by minutes under emulation.
+    await machine.waitForUnit('fail2ban.service');
+    await machine.waitUntilSucceeds(`journalctl -o cat _SYSTEMD_UNIT=fail2ban.service | grep -q "Jail 'sshd' started"`).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${(await machine.execute('systemctl status --no-pager -n 40 fail2ban.service')).stdout}`);
+    });
 
     await subtest(
       'journald: storage = volatile keeps the journal in /run',
@@ -312,8 +321,11 @@ export default {
           }
         }
         log(`fail2ban: 3 failed logins logged by sshd (${attempts} attempts) after ${since()}`);
-        // The ban, seen in the nftables set (fail2ban-client is a Python start per call under emulation).
-        await machine.waitUntilSucceeds("nft list set inet f2b-table addr-set-sshd | grep -qw '10\\.0\\.2\\.2'").catch(explained);
+        // The ban, seen in the nftables set (fail2ban-client is a Python start per call under emulation);
+        // a server that quit ends the wait at once.
+        await machine
+          .succeed("until nft list set inet f2b-table addr-set-sshd 2>/dev/null | grep -qw '10\\.0\\.2\\.2'; do systemctl is-active -q fail2ban.service || { echo 'fail2ban.service is not running' >&2; exit 1; }; sleep 1; done")
+          .catch(explained);
         log(`fail2ban: banned after ${since()}`);
         const ruleset = await machine.succeed('nft list ruleset');
         check(/table inet f2b-table[\s\S]*set addr-set-sshd[^}]*elements = \{ 10\.0\.2\.2 \}/.test(ruleset), `nft list ruleset: ${ruleset}`);
