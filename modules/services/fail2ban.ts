@@ -192,11 +192,7 @@ export default ({ lib, config }: ModuleArgs) => {
               get restartTriggers() {
                 return [lib.digest(jailLocal()), lib.digest(fail2banLocal()), lib.digest(JSON.stringify(filterFiles()))];
               },
-              // Debian's postinst byte-compiles fail2ban (py3compile), which the read-only store
-              // cannot hold: the server keeps its compiled modules here, so only its first start compiles.
-              environment: { PYTHONPYCACHEPREFIX: '/var/cache/fail2ban/pycache' },
               serviceConfig: {
-                CacheDirectory: 'fail2ban',
                 StateDirectory: 'fail2ban',
                 StateDirectoryMode: '0750',
                 RuntimeDirectoryMode: '0755',

@@ -4,7 +4,8 @@
  *   packages   base + environment.systemPackages + kernel (+ build-only boot packages), locked
  *              beside the configuration and unpacked into the store
  *   duties     alternatives and PAM files the packages' scripts would have made (one layer)
- *   sw         the merged system environment: /usr of the running system
+ *   sw         the merged system environment: /usr of the running system, with layers of files
+ *              the packages' scripts would have made (triggers, Python's compiled modules)
  *   etc        the generated /etc (package files + environment.etc), linked via /etc/static
  *   toplevel   init, activate, etc, sw, kernel, initrd, boot.json, configuration.json, …
  *
@@ -35,6 +36,7 @@ import { bootDerivations } from './initrd.js';
 import { depmodDerivation, kernelFromName, kernelImageDerivation, kernelInfo, kernelTreeDerivation, readModuleIndex, unknownModules, type KernelInfo, type ModuleIndex } from './kernel.js';
 import { runChecks } from './checks.js';
 import { infoDirDerivation, triggersDerivation } from './triggers.js';
+import { bytecodeDerivations } from './python.js';
 
 export { portableConfig } from '../toplevel/index.js';
 
@@ -306,6 +308,7 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   if (triggers) swLayers.push(await store.build(triggers));
   const infoDir = infoDirDerivation(store, [...packages, ...outputs]);
   if (infoDir) swLayers.push(await store.build(infoDir));
+  swLayers.push(...(await Promise.all(bytecodeDerivations(store, packages).map((d) => store.build(d)))));
   const sw = await store.build(
     buildEnv('system-sw', [dutiesPath, ...swLayers, ...[...packages, ...outputs].map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
   );

@@ -338,6 +338,16 @@ export default {
       { fresh: true },
     );
 
+    await subtest("python: modules load from the bytecode compiled at build time (the standard library's, fail2ban's)", async () => {
+      // -v names the file each module's code came from: its pyc, or the source when it was compiled now.
+      const loaded = await machine.succeed("python3 -B -v -c 'import json, fail2ban.server.jail' 2>&1 | grep '^# code object from'");
+      check(/\/json\/__pycache__\/__init__\.cpython-3\d+\.pyc'$/m.test(loaded), `json was compiled at its import:\n${loaded}`);
+      check(/\/dist-packages\/fail2ban\/server\/__pycache__\/jail\.cpython-3\d+\.pyc'$/m.test(loaded), `fail2ban's jail module was compiled at its import:\n${loaded}`);
+      // Only Debian's sitecustomize.py, a link to /etc (the administrator's to change), is compiled as it is imported.
+      const compiled = loaded.split('\n').filter((l) => l.endsWith(".py'") && !l.endsWith("/sitecustomize.py'"));
+      check(compiled.length === 0, `modules compiled at their import:\n${compiled.join('\n')}`);
+    });
+
     // --- PostgreSQL, its backups and Redis.
     const pg = (sql: string, db = 'postgres') => machine.succeed(`runuser -u postgres -- psql -X -d ${db} -tAc ${JSON.stringify(sql)}`);
 
