@@ -7,15 +7,15 @@
  * One layer of sw per package that ships modules for an interpreter of the system: beside each
  * `usr/lib/python3.N/…/x.py` and `usr/lib/python3/dist-packages/…/x.py`, the
  * `__pycache__/x.cpython-3N.pyc` that Python 3.N looks for there, compiled by that interpreter
- * (dist-packages gets a file for each). The files are "unchecked-hash" pycs (PEP 552): Python loads them without comparing
- * them with their source, which in the store never changes under them. A layer per package keeps
- * the work to the packages a change brings.
+ * (dist-packages gets a file for each). The files are "unchecked-hash" pycs (PEP 552): Python
+ * loads them without comparing them with their source, which in the store never changes under
+ * them. A layer per package keeps the work to the packages a change brings.
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { CairnError } from '../errors.js';
-import { registerBuilder, removeTree, type Derivation, type Store } from '../store/index.js';
+import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { programRunner, type StorePackage } from './checks.js';
 
 /** Where Debian's packages keep modules for every Python 3 (`dist-packages`). */
@@ -107,37 +107,18 @@ print(count)
 registerBuilder('cairn:python-bytecode', async (ctx) => {
   const { package: pkg, interpreter } = ctx.drv.args as { package: StorePackage; interpreter: Interpreter };
   const { version } = interpreter;
-  const runner = programRunner(ctx.store, interpreter.packages);
-  // The interpreter finds its standard library under PYTHONHOME, here a tree of links to the
-  // library's packages (it would look in the building machine's /usr otherwise).
-  const home = `${ctx.out}.home`;
-  const lib = `usr/lib/python${version}`;
-  const link = (from: string, dir: string): void => {
-    for (const name of readdirSync(join(from, dir))) {
-      const rel = `${dir}/${name}`;
-      if (lstatSync(join(from, rel)).isDirectory()) {
-        mkdirSync(join(home, rel), { recursive: true });
-        link(from, rel);
-      } else if (!existsSync(join(home, rel))) symlinkSync(join(from, rel), join(home, rel));
-    }
-  };
-  mkdirSync(join(home, lib), { recursive: true });
+  const physical = (name: string): string => ctx.store.toPhysical(interpreter.packages.find((p) => p.name === name)!.storePath);
   const root = ctx.store.toPhysical(pkg.storePath);
-  try {
-    for (const p of interpreter.packages) if (existsSync(join(ctx.store.toPhysical(p.storePath), lib))) link(ctx.store.toPhysical(p.storePath), lib);
-    const files = moduleSources(root, version);
-    mkdirSync(ctx.out);
-    const program = runner.find(`usr/bin/python${version}`) ? `usr/bin/python${version}` : undefined;
-    if (!program) throw new CairnError(`python${version} is in none of the interpreter's packages`);
-    const r = await execa(...runner.command(program, ['-S', '-B', '-c', COMPILE, ctx.out]), {
-      input: files.map((f) => `${join(root, f)}\t/${f}\n`).join(''),
-      env: { LC_ALL: 'C.UTF-8', PYTHONHOME: join(home, 'usr') },
-      extendEnv: false,
-      reject: false,
-    });
-    if (r.exitCode !== 0) throw new CairnError(`compiling ${pkg.name}'s Python modules with python${version} failed (exit ${r.exitCode}): ${r.stderr}`);
-    ctx.log(`${r.stdout.trim()} of ${files.length} modules compiled${r.stderr ? `\n${r.stderr}` : ''}`);
-  } finally {
-    removeTree(home);
-  }
+  const files = moduleSources(root, version);
+  mkdirSync(ctx.out);
+  // The standard library is split in two packages: its core is found as the interpreter's home
+  // (it would look in the building machine's /usr otherwise), the rest on the module path.
+  const r = await execa(...programRunner(ctx.store, interpreter.packages).command(`usr/bin/python${version}`, ['-S', '-B', '-c', COMPILE, ctx.out]), {
+    input: files.map((f) => `${join(root, f)}\t/${f}\n`).join(''),
+    env: { LC_ALL: 'C.UTF-8', PYTHONHOME: join(physical(`libpython${version}-minimal`), 'usr'), PYTHONPATH: join(physical(`libpython${version}-stdlib`), `usr/lib/python${version}`) },
+    extendEnv: false,
+    reject: false,
+  });
+  if (r.exitCode !== 0) throw new CairnError(`compiling ${pkg.name}'s Python modules with python${version} failed (exit ${r.exitCode}): ${r.stderr}`);
+  ctx.log(`${r.stdout.trim()} of ${files.length} modules compiled${r.stderr ? `\n${r.stderr}` : ''}`);
 });

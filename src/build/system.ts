@@ -308,7 +308,7 @@ export async function buildSystem(system: SystemEvaluation, opts: BuildSystemOpt
   if (triggers) swLayers.push(await store.build(triggers));
   const infoDir = infoDirDerivation(store, [...packages, ...outputs]);
   if (infoDir) swLayers.push(await store.build(infoDir));
-  swLayers.push(...(await Promise.all(bytecodeDerivations(store, packages).map((d) => store.build(d)))));
+  swLayers.push(...(await store.buildAll(bytecodeDerivations(store, packages))));
   const sw = await store.build(
     buildEnv('system-sw', [dutiesPath, ...swLayers, ...[...packages, ...outputs].map((p) => p.storePath)], { priority: { [dutiesPath]: 0 } }),
   );
