@@ -136,8 +136,8 @@ export default {
     // fail2ban's server gives its own configuration 30 s by the wall clock (fail2ban-server's
     // `--timeout`) and quits with status 255, which Debian's unit does not restart. The 'booted'
     // snapshot must not catch it inside that window: each restore sets the guest's clock ahead by the
-    // time since the snapshot, and the restored server would give up at once. Its first start (a
-    // Python program compiling its modules) can outlast multi-user.target by minutes under emulation.
+    // time since the snapshot, and the restored server would give up at once. multi-user.target does
+    // not wait for that start (the unit is Type=simple), and an idle CPU for a moment does not prove it.
     await machine.waitForUnit('fail2ban.service');
     await machine.waitUntilSucceeds(`journalctl -o cat _SYSTEMD_UNIT=fail2ban.service | grep -q "Jail 'sshd' started"`).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${(await machine.execute('systemctl status --no-pager -n 40 fail2ban.service')).stdout}`);
