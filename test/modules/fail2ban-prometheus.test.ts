@@ -63,6 +63,8 @@ describe('services.fail2ban', () => {
     const dropin = etcText(c, 'systemd/system/fail2ban.service.d/overrides.conf');
     expect(dropin).toContain('PartOf=nftables.service\n');
     expect(dropin).toContain('StateDirectory=fail2ban\n');
+    // NixOS's sandbox: no devices, kernel tunables or modules for a daemon that reads the journal and runs nft.
+    for (const line of ['PrivateDevices=true', 'ProtectKernelTunables=true', 'ProtectKernelModules=true', 'NoNewPrivileges=true']) expect(dropin).toContain(`${line}\n`);
     // Its modules are compiled in sw (src/build/python.ts): a cache prefix would make Python look only there.
     expect(dropin).not.toContain('PYTHONPYCACHEPREFIX');
     expect(c.environment.etc['systemd/system/multi-user.target.wants/fail2ban.service'].symlink).toBe('/lib/systemd/system/fail2ban.service');
