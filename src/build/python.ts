@@ -45,7 +45,8 @@ export function systemInterpreters(pkgs: StorePackage[]): Interpreter[] {
 export function bytecodeDerivations(store: Store, pkgs: StorePackage[]): Derivation[] {
   return systemInterpreters(pkgs).flatMap((interpreter) =>
     pkgs
-      .filter((p) => moduleSources(store.toPhysical(p.storePath), interpreter.version).length > 0)
+      // Only whether there is one: planning runs at every build, cached or not.
+      .filter((p) => hasModules(store.toPhysical(p.storePath), interpreter.version))
       .map((p) => ({
         name: `python${interpreter.version}-bytecode-${p.name}`,
         builder: 'cairn:python-bytecode',
@@ -57,22 +58,24 @@ export function bytecodeDerivations(store: Store, pkgs: StorePackage[]): Derivat
 
 /** The module sources of the package at `root` for `version`'s interpreter, relative to `root`. */
 export function moduleSources(root: string, version: string): string[] {
-  return moduleDirs(version).flatMap((d) => sources(root, d));
+  return moduleDirs(version).flatMap((d) => [...sources(root, d)]);
 }
 
-/** The package's module sources under `rel`, as paths relative to the package, sorted. */
-function sources(root: string, rel: string): string[] {
-  const out: string[] = [];
-  const walk = (dir: string): void => {
+/** Whether the package at `root` has a module for `version`'s interpreter (stops at the first). */
+const hasModules = (root: string, version: string): boolean => moduleDirs(version).some((d) => !sources(root, d).next().done);
+
+/** The package's module sources under `rel`, as paths relative to the package, in name order. */
+function* sources(root: string, rel: string): Generator<string> {
+  if (!existsSync(join(root, rel))) return;
+  const walk = function* (dir: string): Generator<string> {
     for (const name of readdirSync(join(root, dir)).sort()) {
       const path = `${dir}/${name}`;
       const st = lstatSync(join(root, path));
-      if (st.isDirectory()) walk(path);
-      else if (name.endsWith('.py') && (st.isFile() || (st.isSymbolicLink() && linkedModule(root, path)))) out.push(path);
+      if (st.isDirectory()) yield* walk(path);
+      else if (name.endsWith('.py') && (st.isFile() || (st.isSymbolicLink() && linkedModule(root, path)))) yield path;
     }
   };
-  if (existsSync(join(root, rel))) walk(rel);
-  return out;
+  yield* walk(rel);
 }
 
 /**
