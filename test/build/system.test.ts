@@ -219,8 +219,12 @@ describe("packages' outputs", () => {
     // Translated manual pages only for the system's languages.
     expect(readdirSync(join(sw, 'usr/share/man')).filter((d) => !d.startsWith('man') && d !== 'en')).toEqual([]);
     // The main outputs are the minimal system's; its closure has none of this one's other outputs.
-    const main = (b: BuiltSystem) => new Map(b.packages.map((p) => [p.name, p.storePath]));
-    for (const [name, path] of main(minimal)) if (main(withMan).has(name)) expect(main(withMan).get(name), name).toBe(path);
+    // Keyed by name and version (the store name): the archive may publish an update between the
+    // two builds, and an updated package rightly has another path.
+    const main = (b: BuiltSystem) => new Map(b.packages.map((p) => [p.storePath.replace(/^.*?\/[a-z0-9]{32}-/, ''), p.storePath]));
+    const same = [...main(minimal)].filter(([name]) => main(withMan).has(name));
+    expect(same.length).toBeGreaterThan(minimal.packages.length / 2);
+    for (const [name, path] of same) expect(main(withMan).get(name), name).toBe(path);
     const extra = otherOutputs(withMan.closure);
     expect(extra.some((p) => /-coreutils-[^/]*-man$/.test(p))).toBe(true);
     expect(extra.filter((p) => minimal.closure.includes(p))).toEqual([]);
