@@ -48,6 +48,33 @@ export function withoutConsoleTails(message: string): string {
   return message.replace(/\n--- last lines of [^\n]*'s console ---\n[\s\S]*?\n---(?=\n|$)/g, '\n(the console is in the output above)');
 }
 
+/** Made in the guest once its boot has finished (/run: gone at the next boot). */
+const BOOTED_FLAG = '/run/.cairn-test-booted';
+
+/**
+ * The guest command that reports a unit's state for waitForUnit. Each report is a `systemctl`
+ * (a quarter of a second of a TCG guest's CPU, with the shell's own processes more), so polling
+ * every second takes a third of the CPU from a booting machine. While the machine is still booting
+ * and the unit is not active yet, the command first waits (at most 5 s) for the boot to finish:
+ * `systemctl is-system-running --wait` sleeps until systemd announces it, and the unit's state is
+ * read again then. Once the boot has finished, a file in /run says so and reports are immediate.
+ */
+export function unitStateCommand(unit: string, booted = BOOTED_FLAG): string {
+  const show = `systemctl show --property=ActiveState,SubState,LoadState -- ${shellQuote(unit)}`;
+  return [
+    `out=$(${show})`,
+    `case "$out" in`,
+    `  *ActiveState=active*|*ActiveState=failed*|*LoadState=not-found*) ;;`,
+    `  *) if [ ! -e ${shellQuote(booted)} ]; then`,
+    `       s=$(timeout 5 systemctl is-system-running --wait 2>/dev/null) || true`,
+    `       case "$s" in ''|initializing|starting) ;; *) : > ${shellQuote(booted)} ;; esac`,
+    `       out=$(${show})`,
+    `     fi ;;`,
+    `esac`,
+    `printf '%s\\n' "$out"`,
+  ].join('\n');
+}
+
 /** A failed machine call: which call, its output, the console's last lines. */
 export class MachineError extends CairnError {}
 
@@ -282,7 +309,7 @@ export class Machine {
   async waitForUnit(unit: string, opts: WaitOptions = {}): Promise<void> {
     const call = `waitForUnit(${JSON.stringify(unit)})`;
     await this.poll(call, opts.timeout ?? DEFAULT_TIMEOUT, async () => {
-      const out = (await this.execute(`systemctl show --property=ActiveState,SubState,LoadState -- ${shellQuote(unit)}`)).stdout;
+      const out = (await this.executeunitStateCommand(unit)).stdout;
       const prop = (k: string): string => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1] ?? '';
       if (prop('LoadState') === 'not-found') throw this.error(call, `there is no unit ${unit}`);
       if (prop('ActiveState') === 'failed') {
