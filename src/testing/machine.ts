@@ -309,7 +309,7 @@ export class Machine {
   async waitForUnit(unit: string, opts: WaitOptions = {}): Promise<void> {
     const call = `waitForUnit(${JSON.stringify(unit)})`;
     await this.poll(call, opts.timeout ?? DEFAULT_TIMEOUT, async () => {
-      const out = (await this.executeunitStateCommand(unit)).stdout;
+      const out = (await this.execute(unitStateCommand(unit))).stdout;
       const prop = (k: string): string => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1] ?? '';
       if (prop('LoadState') === 'not-found') throw this.error(call, `there is no unit ${unit}`);
       if (prop('ActiveState') === 'failed') {
