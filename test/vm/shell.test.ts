@@ -98,14 +98,17 @@ describe('guest shell framing', () => {
     for (let i = 1; i <= 70; i++) expect(await sh.execute(`echo ${i}`)).toEqual({ status: 0, stdout: `${i}\n` });
     const left = readdirSync(guestTmp).sort();
     // The 64th command removed those before it (of this connection and of earlier ones).
-    expect(left).toEqual([64, 65, 66, 67, 68, 69, 70].flatMap((i) => [`.cairn-cmd-${i}`, `.cairn-out-${i}`]).sort());
+    expect(left).toEqual([...[64, 65, 66, 67, 68, 69, 70].flatMap((i) => [`.cairn-cmd-${i}`, `.cairn-out-${i}`]), '.cairn-fifo'].sort());
     sh.close();
   });
 
   it('stops a command at its timeout', async () => {
     const sh = await GuestShell.connect(sock);
     const r = await sh.execute('sleep 30', { timeoutSeconds: 1 });
-    expect(r.status).toBe(124); // timeout(1)
+    expect(r.status).toBe(124); // as timeout(1) answers
+    // The command's own children end with it, and the shell goes on.
+    expect((await sh.execute('sleep 31 & sleep 32', { timeoutSeconds: 1 })).status).toBe(124);
+    expect(await sh.execute('pgrep -f "^sleep 3[12]$" || echo none')).toEqual({ status: 0, stdout: 'none\n' });
     sh.close();
   });
 });
