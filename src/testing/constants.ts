@@ -8,3 +8,6 @@ export const BACKDOOR_READY = 'Spawning backdoor root shell...';
  * port makes the guest's write wait.
  */
 export const SHELL_PORT = 'org.cairn.shell';
+
+/** Made by the testing module's unit once the guest reached multi-user.target (in /run: gone at the next boot). */
+export const BOOTED_FLAG = '/run/.cairn-test-booted';

@@ -15,8 +15,8 @@ import type { ModuleInput } from '../lib/index.js';
 import { buildSystem } from '../build/index.js';
 import { evalVmConfig, prepareVm, RunningMachine, QEMU, type PortForward, type PreparedVm } from '../vm/index.js';
 import { QmpClient } from '../vm/qmp.js';
-import { GuestShell, type ExecResult } from '../vm/shell.js';
-import { BACKDOOR_READY } from './constants.js';
+import { GuestShell, guestSleep, type ExecResult } from '../vm/shell.js';
+import { BACKDOOR_READY, BOOTED_FLAG } from './constants.js';
 
 /**
  * Timeouts in seconds: NixOS's driver's 900. A limit only bounds how long a broken test takes to
@@ -48,16 +48,13 @@ export function withoutConsoleTails(message: string): string {
   return message.replace(/\n--- last lines of [^\n]*'s console ---\n[\s\S]*?\n---(?=\n|$)/g, '\n(the console is in the output above)');
 }
 
-/** Made in the guest once its boot has finished (/run: gone at the next boot). */
-const BOOTED_FLAG = '/run/.cairn-test-booted';
-
 /**
- * The guest command that reports a unit's state for waitForUnit. Each report is a `systemctl`
- * (a quarter of a second of a TCG guest's CPU, with the shell's own processes more), so polling
- * every second takes a third of the CPU from a booting machine. While the machine is still booting
- * and the unit is not active yet, the command first waits (at most 5 s) for the boot to finish:
- * `systemctl is-system-running --wait` sleeps until systemd announces it, and the unit's state is
- * read again then. Once the boot has finished, a file in /run says so and reports are immediate.
+ * The guest command that reports a unit's state for waitForUnit. Each report is a `systemctl` (a
+ * quarter of a second of a TCG guest's CPU, with the shell's own work more), so polling every
+ * second took a third of the CPU from a booting machine. While the machine boots (the testing
+ * module's flag, made once multi-user.target is reached, is not there yet) and the unit is not
+ * active yet, the command first waits for the flag, at most 30 s, in bash's own `read -t` (no
+ * process), and reads the unit again then. After the boot, reports are immediate.
  */
 export function unitStateCommand(unit: string, booted = BOOTED_FLAG): string {
   const show = `systemctl show --property=ActiveState,SubState,LoadState -- ${shellQuote(unit)}`;
@@ -66,8 +63,7 @@ export function unitStateCommand(unit: string, booted = BOOTED_FLAG): string {
     `case "$out" in`,
     `  *ActiveState=active*|*ActiveState=failed*|*LoadState=not-found*) ;;`,
     `  *) if [ ! -e ${shellQuote(booted)} ]; then`,
-    `       s=$(timeout 5 systemctl is-system-running --wait 2>/dev/null) || true`,
-    `       case "$s" in ''|initializing|starting) ;; *) : > ${shellQuote(booted)} ;; esac`,
+    `       for ((i = 0; i < 60; i++)); do [ -e ${shellQuote(booted)} ] && break; ${guestSleep(0.5)}; done`,
     `       out=$(${show})`,
     `     fi ;;`,
     `esac`,

@@ -18,6 +18,12 @@ const MARKER_CLOSE = '>>>';
 const MARKER = /^<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>$/;
 
 /**
+ * A pause of a guest command without a process: bash's `read -t` on the FIFO each command's line
+ * makes (frame's `"$t"fifo`), which nobody writes to.
+ */
+export const guestSleep = (seconds: number): string => `{ read -t ${seconds} -u 9 9<> "\${TMPDIR:-/tmp}/.cairn-fifo" || :; }`;
+
+/**
  * The host side of the test backdoor: a root shell in the guest reading commands from a virtio
  * port, connected to a unix socket on the host.
  *
