@@ -17,11 +17,14 @@ const MARKER_OPEN = '<<<cairn:';
 const MARKER_CLOSE = '>>>';
 const MARKER = /^<<<cairn:(\d+):(\d+):([A-Za-z0-9+/=]*)>>>$/;
 
+/** Where the guest's shell keeps its files: the commands, their outputs, the FIFO. */
+const GUEST_FILES = '${TMPDIR:-/tmp}/.cairn-';
+
 /**
- * A pause of a guest command without a process: bash's `read -t` on the FIFO each command's line
- * makes (frame's `"$t"fifo`), which nobody writes to.
+ * A pause of a guest command without a process: bash's `read -t` on the shell's FIFO (made before
+ * the first command runs), which nobody writes to.
  */
-export const guestSleep = (seconds: number): string => `{ read -t ${seconds} -u 9 9<> "\${TMPDIR:-/tmp}/.cairn-fifo" || :; }`;
+export const guestSleep = (seconds: number): string => `{ read -t ${seconds} -u 9 9<> "${GUEST_FILES}fifo" || :; }`;
 
 /**
  * The host side of the test backdoor: a root shell in the guest reading commands from a virtio
@@ -83,9 +86,9 @@ export class GuestShell {
     // `read -t` on a FIFO nobody writes to, then ends the command's whole group as timeout(1)
     // would, answering 124 as it does.
     const line =
-      `t=\${TMPDIR:-/tmp}/.cairn-; ${sweep}${take} > "$t"cmd-${id}; [ -p "$t"fifo ] || mkfifo "$t"fifo; ` +
+      `t=${GUEST_FILES}; ${sweep}${take} > "$t"cmd-${id}; [ -p "$t"fifo ] || mkfifo "$t"fifo; ` +
       `set -m; ( set -eo pipefail; . "$t"cmd-${id} ) > "$t"out-${id} < /dev/null & p=$!; ` +
-      `( read -t ${timeoutSeconds} -u 9 9<> "$t"fifo; : > "$t"cut-${id}; kill -TERM -- -$p ) 2>/dev/null & w=$!; set +m; ` +
+      `( ${guestSleep(timeoutSeconds)}; : > "$t"cut-${id}; kill -TERM -- -$p ) 2>/dev/null & w=$!; set +m; ` +
       `wait $p; s=$?; kill $w 2>/dev/null; [ ! -e "$t"cut-${id} ] || s=124; ` +
       // No output (most commands): no base64 process to start.
       `if [ -s "$t"out-${id} ]; then echo "<<<cairn:${id}:$s:$(base64 -w 0 < "$t"out-${id})>>>"; else echo "<<<cairn:${id}:$s:>>>"; fi\n`;
