@@ -116,7 +116,8 @@ export default ({ lib, config }: ModuleArgs) => {
           example: ['cirrusfb', 'i2c_piix4'],
           description:
             'Kernel modules that are not loaded automatically (by their aliases: hardware probing, a program asking for a protocol); ' +
-            'they still load explicitly or as a dependency of another module. `blacklist` lines in /etc/modprobe.d/cairn-blacklist.conf.',
+            'they still load explicitly or as a dependency of another module. `blacklist` lines in /etc/modprobe.d/cairn-blacklist.conf; ' +
+            "in the initrd, stage 1 does not load them for the devices it finds (their aliases are left out of its modules.alias).",
         }),
       },
       system: {

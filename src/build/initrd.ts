@@ -50,6 +50,8 @@ export interface InitrdOptions {
   microcode?: { vendor: MicrocodeVendor; pkgPath: string }[];
   /** The kernel, when the caller knows it without reading `kernelPkgPath` (kernelFromName). */
   kernel?: KernelInfo;
+  /** Modules stage 1 never loads for a device it finds (`boot.blacklistedKernelModules`); `load` still loads them. */
+  blacklist?: string[];
 }
 
 export type MicrocodeVendor = 'intel' | 'amd';
@@ -75,6 +77,8 @@ interface InitrdArgs {
   fstab: string;
   stage1: string;
   microcode?: { vendor: MicrocodeVendor; pkg: string }[];
+  /** Module names left out of modules.alias (absent when none, so older initrds are reused). */
+  blacklist?: string[];
   /** How modules are stored: `elf`, decompressed at build (part of the arguments so older initrds are not reused). */
   moduleFormat: 'elf';
 }
@@ -121,6 +125,7 @@ export function initrdDerivations(store: Store, opts: InitrdOptions): { kernel: 
     fstab: initrdFstab(opts.fileSystems ?? []),
     stage1: opts.stage1 ?? defaultStage1(),
     ...(opts.microcode?.length ? { microcode: opts.microcode.map((m) => ({ vendor: m.vendor, pkg: store.parse(m.pkgPath).logical })) } : {}),
+    ...(opts.blacklist?.length ? { blacklist: [...new Set(opts.blacklist.map(moduleName))].sort() } : {}),
     moduleFormat: 'elf',
   };
   const microcode = args.microcode?.map((m) => m.pkg) ?? [];
@@ -173,8 +178,11 @@ registerBuilder('cairn:initrd', async (ctx) => {
   files.push({ type: 'file', path: 'etc/cairn/modules', data: Buffer.from(loadList.join('')) });
   // What busybox modprobe needs to load a module by name or alias with its dependencies: stage 1
   // for the devices it finds, the kernel for what it asks for itself (a file system type, crypto).
+  // A blacklisted module has no aliases here, as modprobe.d's `blacklist` does on the running
+  // system: nothing loads it for a device, while a name in the load list (or a dependency) still does.
   const inInitrd = new Set(closure);
-  const names = new Set(closure.map(moduleName));
+  const blacklisted = new Set(a.blacklist ?? []);
+  const names = new Set(closure.map(moduleName).filter((n) => !blacklisted.has(n)));
   const dep = closure.map((rel) => `${plain(rel)}: ${(index.deps.get(rel) ?? []).filter((d) => inInitrd.has(d)).map(plain).join(' ')}\n`.replace(/ \n$/, '\n'));
   const alias = index.aliases.filter((x) => names.has(x.module)).map((x) => `alias ${x.pattern} ${x.module}\n`);
   files.push({ type: 'file', path: `lib/modules/${a.version}/modules.dep`, data: Buffer.from(dep.join('')) });
@@ -230,6 +238,8 @@ export interface BootConfig {
   fileSystems: InitrdFileSystem[];
   /** CPU vendors whose microcode packages (among `packages`) are prepended. */
   earlyMicrocode?: MicrocodeVendor[];
+  /** `boot.blacklistedKernelModules`. */
+  blacklist?: string[];
 }
 
 /**
@@ -253,6 +263,7 @@ export function bootDerivations(
     modules: config.modules,
     ...(config.load ? { load: config.load } : {}),
     fileSystems: config.fileSystems,
+    ...(config.blacklist ? { blacklist: config.blacklist } : {}),
     microcode: (config.earlyMicrocode ?? []).map((vendor) => {
       const pkg = packages.find((p) => p.name === MICROCODE[vendor].pkg);
       if (!pkg) throw new CairnError(`the early microcode of ${vendor} CPUs needs ${MICROCODE[vendor].pkg} among the packages built`);

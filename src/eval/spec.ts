@@ -132,8 +132,8 @@ export interface SystemSpec {
   };
   boot: {
     kernelParams: string[];
-    /** `earlyMicrocode`: CPU vendors whose microcode is prepended to the initrd. */
-    initrd: { modules: string[]; load: string[]; fileSystems: BootFileSystem[]; earlyMicrocode: ('intel' | 'amd')[] };
+    /** `earlyMicrocode`: CPU vendors whose microcode is prepended to the initrd; `blacklist`: modules whose aliases stage 1 leaves out. */
+    initrd: { modules: string[]; load: string[]; fileSystems: BootFileSystem[]; earlyMicrocode: ('intel' | 'amd')[]; blacklist: string[] };
     /** `system.build.kernelModules`: what the system's module tree holds; null: the kernel's whole tree. */
     kernelModules: { required: string[]; optional: string[] } | null;
     /** The root file system stage 1 mounts, or null when none is declared. */
@@ -328,6 +328,7 @@ export function systemSpec(config: unknown): SystemSpec {
           load: get(listOf(str), 'boot', 'initrd', 'load'),
           fileSystems,
           earlyMicrocode: [...new Set(get(listOf(str), 'boot', 'initrd', 'earlyMicrocode'))].sort() as ('intel' | 'amd')[],
+          blacklist: get(listOf(str), 'boot', 'blacklistedKernelModules'),
         },
         kernelModules: get(nullOr(fields({ required: listOf(str), optional: listOf(str) })), 'system', 'build', 'kernelModules'),
         root: rootFs ? { device: rootFs.device, fsType: rootFs.fsType } : null,

@@ -170,6 +170,20 @@ describe('with the Debian kernel', () => {
     } finally {
       removeTree(root);
     }
+
+    // boot.blacklistedKernelModules: the SATA controller's alias loads nothing any more, the disk's still does.
+    const blacklisted = await buildInitrd(store, {
+      kernelPkgPath: kernel.storePath,
+      busyboxPkgPath: busybox,
+      modules: ['virtio_pci', 'virtio_blk', 'ahci', 'ext4'],
+      load: ['ext4'],
+      blacklist: ['ahci'],
+      fileSystems: [{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }],
+    });
+    expect(blacklisted).not.toBe(out);
+    const aliases = parseCpio(readFileSync(join(store.toPhysical(blacklisted), 'initrd'))).find((e) => e.path.endsWith('/modules.alias'))!.data.toString();
+    expect(aliases).toMatch(/ virtio_blk\n/);
+    expect(aliases).not.toMatch(/ ahci\n/);
   });
 
   it('is reproducible: same inputs, same store path; the builder writes the same bytes again', async () => {
