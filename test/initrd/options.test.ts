@@ -1,6 +1,7 @@
 /** The boot and file system options: defaults, what they derive (fstab, initrd modules, kernel parameters), errors. */
 import { describe, it, expect } from 'vitest';
 import { evalSystem } from '../../src/eval/index.js';
+import { systemSpec } from '../../src/eval/spec.js';
 
 async function evalConfig(config: Record<string, unknown>) {
   return (await evalSystem([{ config }])).config;
@@ -29,12 +30,15 @@ describe('boot options', () => {
     await expect(evalConfig({ boot: { consoleLogLevel: 8 } }).then((c) => c.boot.kernelParams)).rejects.toThrow(/boot\.consoleLogLevel/);
   });
 
-  it('blacklisted modules: none by default; blacklist lines in modprobe.d; a VM never autoloads cfg80211', async () => {
+  it('blacklisted modules: none by default; blacklist lines in modprobe.d; a VM never autoloads cfg80211 or ahci', async () => {
     expect((await evalConfig({})).environment.etc['modprobe.d/cairn-blacklist.conf']).toBeUndefined();
     const c = await evalConfig({ boot: { blacklistedKernelModules: ['pcspkr', 'floppy'] } });
     expect(c.environment.etc['modprobe.d/cairn-blacklist.conf'].text).toBe('blacklist pcspkr\nblacklist floppy\n');
+    // The initrd gets them too (stage 1 leaves their aliases out), as NixOS's stage 1 reads its modprobe.d.
+    expect(systemSpec(c).boot.initrd.blacklist).toEqual(['pcspkr', 'floppy']);
     const vm = await evalConfig({ virtualisation: { vm: true } });
-    expect(vm.environment.etc['modprobe.d/cairn-blacklist.conf'].text).toBe('blacklist cfg80211\n');
+    expect(vm.environment.etc['modprobe.d/cairn-blacklist.conf'].text).toBe('blacklist cfg80211\nblacklist ahci\n');
+    expect(systemSpec(vm).boot.initrd.blacklist).toEqual(['cfg80211', 'ahci']);
   });
 
   it('file systems: device over label, fsck passes, escaping, swap, file systems needed for boot', async () => {

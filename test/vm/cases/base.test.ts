@@ -122,7 +122,7 @@ export default {
       check(tmp === '', `temporary files left:\n${tmp}`);
     });
 
-    await subtest('systemd starts no process for what the generation settles before it; boot.kernelModules are loaded', async () => {
+    await subtest('systemd starts no process for what the generation settles before it; boot.kernelModules are loaded, blacklisted ones not even by stage 1', async () => {
       // The static device nodes come from the tree's tmpfiles.d, not from kmod at each boot; modprobe@ of a module already there is skipped.
       const skipped = (await machine.succeed('systemctl show -p ConditionResult --value kmod-static-nodes.service modprobe@fuse.service')).trim().split(/\s+/).join(' ');
       check(skipped === 'no no', `kmod-static-nodes and modprobe@fuse conditions: ${JSON.stringify(skipped)}`);
@@ -137,6 +137,9 @@ export default {
       // The firewall's modules (boot.kernelModules), loaded while systemd started; systemd-modules-load found them there.
       await machine.succeed('test -d /sys/module/nf_tables && test -d /sys/module/nft_ct && systemctl is-active systemd-modules-load.service');
       check((await machine.succeed('systemctl show -p Result --value systemd-modules-load.service')).trim() === 'success', 'systemd-modules-load failed');
+      // The VM's blacklist holds in stage 1 too: q35's AHCI controller is there, its driver never loaded.
+      const sata = (await machine.succeed('cat /sys/bus/pci/devices/*/class; ls /sys/module')).split('\n');
+      check(sata.includes('0x010601') && !sata.includes('ahci') && !sata.includes('libata'), `the AHCI controller (class 0x010601) is ${sata.includes('0x010601') ? '' : 'not '}there; modules: ${sata.filter((x) => /ahci|ata/.test(x)).join(' ')}`);
     });
 
     await subtest("PID 1 gets the kernel's arguments for init through stage 1 and 2, nothing else", async () => {
