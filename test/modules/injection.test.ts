@@ -137,13 +137,13 @@ describe('names refused in TypeScript modules', () => {
 });
 
 describe('option text that is allowed stays inert', () => {
-  it('a host key path with quotes and $(…) is one word of the activation snippet', async () => {
+  it('a host key path with quotes and $(…) is one word of the key generation script', async () => {
     const work = tempDir('hostkey');
     const mark = join(work, 'pwned');
     const path = `${work}/keys/k'; touch ${mark}; ' $(touch ${mark}) \`touch ${mark}\``;
     const yaml = `services:\n  openssh:\n    enable: true\n    hostKeys:\n      - { type: ed25519, path: ${JSON.stringify(path)} }\n`;
     const { config } = await evalYaml(yaml);
-    const snippet = config.system.activationScripts['ssh-host-keys'].text as string;
+    const snippet = config.systemd.services['sshd-keygen'].script as string;
     expect(bash(snippet, work, ['-n']).status).toBe(0);
     // ssh-keygen may be missing here; the key is not the point, the payload running is.
     bash(snippet, work);

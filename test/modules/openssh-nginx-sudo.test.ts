@@ -17,10 +17,10 @@ beforeAll(async () => {
   tools = await storePrograms(['openssh-server', 'nginx', 'sudo'], ['usr/sbin/sshd', 'usr/bin/ssh-keygen', 'usr/sbin/nginx', 'usr/sbin/visudo']);
 }, 600_000);
 
-/** The host key activation script, running the store's ssh-keygen where the system runs its own. */
+/** The script of sshd-keygen.service, running the store's ssh-keygen where the system runs its own. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function hostKeyScript(config: any): string {
-  const text = config.system.activationScripts['ssh-host-keys'].text as string;
+  const text = config.systemd.services['sshd-keygen'].script as string;
   expect(text).toContain('/usr/bin/ssh-keygen ');
   return text.replaceAll('/usr/bin/ssh-keygen ', `${tools.path('ssh-keygen')} `);
 }
@@ -66,12 +66,27 @@ describe('services.openssh', () => {
     expect(etcText(await ssh({ openFirewall: false }), 'nftables.conf')).not.toMatch(/tcp dport/);
   });
 
-  it('does what the package postinst would: sshd user, /run/sshd, host keys at activation', async () => {
+  it('does what the package postinst would: sshd user, /run/sshd, host keys before sshd starts', async () => {
     const c = await ssh();
     expect(c.users.users.sshd).toMatchObject({ isSystemUser: true, home: '/run/sshd' });
     expect(c.systemd.tmpfiles.rules).toContain('d /run/sshd 0755 root root -');
     expect(c.environment.systemPackages.map(String)).toContain('openssh-server');
-    expect(c.system.activationScripts['ssh-host-keys'].text).toContain("-t ed25519 -N ''");
+    // The keys come from a unit sshd waits for (as NixOS's sshd-keygen), not from activation,
+    // which runs before systemd: a first boot would wait for an RSA key before anything started.
+    expect(c.system.activationScripts['ssh-host-keys']).toBeUndefined();
+    expect(c.systemd.services['sshd-keygen'].script).toContain("-t ed25519 -N ''");
+    expect(c.systemd.services['sshd-keygen'].script).toContain("-t rsa -b 4096 -N ''");
+    const keygen = etcText(c, 'systemd/system/sshd-keygen.service');
+    expect(keygen).toContain('\nConditionFileNotEmpty=|!/etc/ssh/ssh_host_ed25519_key\nConditionFileNotEmpty=|!/etc/ssh/ssh_host_rsa_key\n');
+    expect(keygen).toContain('\nType=oneshot\n');
+    expect(c.environment.etc['systemd/system/multi-user.target.wants/sshd-keygen.service']).toBeDefined();
+    const sshd = etcText(c, 'systemd/system/sshd.service');
+    expect(sshd).toMatch(/\nAfter=[^\n]*\bsshd-keygen\.service\b/);
+    expect(sshd).toMatch(/\nWants=[^\n]*\bsshd-keygen\.service\b/);
+    // Keys provisioned otherwise: no unit, and sshd does not ask for one.
+    const own = await ssh({ generateHostKeys: false });
+    expect(own.systemd.services['sshd-keygen']).toBeUndefined();
+    expect(etcText(own, 'systemd/system/sshd.service')).not.toMatch(/\nWants=[^\n]*sshd-keygen/);
     // No key material in /etc entries (they end up in the world-readable store).
     expect(Object.values(c.environment.etc).some((e: any) => /PRIVATE KEY/.test(e.text ?? ''))).toBe(false);
   });

@@ -1,6 +1,7 @@
 /**
  * The server example boots: sshd and nginx run, OpenSSH's client on the host logs in with a key
  * through a forwarded port and runs a command, and curl on the host gets the page nginx serves.
+ * The host keys are made by sshd-keygen.service, after systemd started.
  */
 import { join } from 'node:path';
 import { freePort, run, sshKeyPair } from './host.js';
@@ -41,5 +42,15 @@ export default {
       (e: { stderr: string }) => e.stderr,
     );
     if (!/Permission denied \(publickey\)/.test(pw)) throw new Error(`password login: ${pw}`);
+
+    // The host keys came from sshd-keygen.service, once systemd ran (the hostname is in their
+    // comment; activation, before systemd, saw none), and the client was shown the ed25519 one.
+    const pub = (await web1.succeed('cat /etc/ssh/ssh_host_ed25519_key.pub')).trim().split(' ');
+    if (pub[2] !== 'root@web1' || !(await web1.succeed('cat /etc/ssh/ssh_host_rsa_key.pub')).trim().endsWith(' root@web1')) throw new Error(`host keys: ${pub.join(' ')}`);
+    const scanned = await run('ssh-keyscan', ['-t', 'ed25519', '-p', String(ssh), '127.0.0.1']);
+    if (!scanned.stdout.includes(`${pub[0]} ${pub[1]}`)) throw new Error(`sshd offers ${scanned.stdout}, not /etc/ssh's ed25519 key`);
+    // Started again, the unit keeps the keys (its condition: a key missing or empty).
+    await web1.succeed('systemctl restart sshd-keygen.service');
+    if ((await web1.succeed('cat /etc/ssh/ssh_host_ed25519_key.pub')).trim() !== pub.join(' ')) throw new Error('sshd-keygen made a new key');
   },
 };
