@@ -6,6 +6,7 @@
  */
 import { describe, expect, it, afterEach, afterAll } from 'vitest';
 import { execa } from 'execa';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -308,6 +309,12 @@ const unreachableAfter = (runner: RemoteRunner, connections: number): RemoteRunn
   };
 };
 
+/**
+ * Whether no process holds the target's deploy lock: a deploy's session, its watchdog and the
+ * rollback its watchdog runs all hold it, so the next deploy is refused until they have ended.
+ */
+const unlocked = (root: string): boolean => spawnSync('flock', ['-n', join(root, 'run/cairn/deploy.lock'), 'true']).status === 0;
+
 async function until(what: string, check: () => boolean, seconds = 15): Promise<void> {
   for (let i = 0; i < seconds * 10; i++) {
     if (check()) return;
@@ -505,17 +512,22 @@ describe('magic rollback', () => {
 
   it('one deploy at a time: another, while the first waits for its confirmation, is refused and changes nothing', async () => {
     const m = await machine(tempStore());
-    // The first deploy's confirmation never comes: its watchdog waits 3 s, then rolls back.
-    await expect(remoteSwitch(unreachableAfter(m.runner, 1), opts({ toplevel: m.two, confirmTimeout: 3 }))).rejects.toThrow(/rolls back/);
+    // The first deploy's confirmation never comes: its watchdog waits 10 s, then rolls back. The
+    // second deploy has to come within that time, also on a loaded machine.
+    await expect(remoteSwitch(unreachableAfter(m.runner, 1), opts({ toplevel: m.two, confirmTimeout: 10 }))).rejects.toThrow(/rolls back/);
     const err = sink();
     expect(await remoteSwitch(m.runner, opts({ toplevel: m.two, stderr: err }))).toMatchObject({ exitCode: 1, generation: null });
     expect(err.text()).toMatch(/^another deploy to this machine is in progress: try again when it has ended$/m);
     expect(m.calls()).toEqual(['two switch']);
     expect(m.links()).toEqual(['system-1-link', 'system-2-link']);
-    await until('the rollback', () => m.calls().length === 2);
+    expect(unlocked(m.root)).toBe(false); // the first deploy's watchdog holds it
+    await until('the rollback', () => m.calls().length === 2, 40);
     // The watchdog's script goes when it ends (the deploy's verdict stays, for a late confirmation).
     await until('the watchdog to end', () => !m.stateFiles().some((f) => f.endsWith('.sh')));
     expect(m.profile()).toBe('system-1-link');
+    // The rollback's switch-to-configuration still holds the lock after the script is gone: the
+    // next deploy waits for it to end (on a loaded machine it may still be running now).
+    await until('the rollback to end', () => unlocked(m.root));
 
     // Once it has ended, the next deploy goes ahead; what a killed deploy left does not stop it.
     mkdirSync(join(m.root, 'run/cairn'), { recursive: true });
