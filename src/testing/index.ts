@@ -93,7 +93,16 @@ export interface RunTestOptions {
   cpus?: number;
   onProgress?: (message: string) => void;
   log?: (message: string) => void;
+  /**
+   * How a harness running several tests schedules each test's two phases: building its machines
+   * (the host's CPU and the store) and running them (QEMU guests, then stopping them). Each wraps
+   * its phase, e.g. to wait for a turn or to bound it; by default a phase runs at once.
+   */
+  phases?: { build?: Phase; run?: Phase };
 }
+
+/** A wrapper that runs a test's phase when (and as) a harness decides. */
+export type Phase = (fn: () => Promise<void>) => Promise<void>;
 
 /** An async function made from the text of a YAML test's `testScript`: each machine is a variable. */
 function scriptFunction(text: string, names: string[], file: string): VmTestFile['testScript'] {
@@ -155,7 +164,16 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
   // machine's /etc/hosts names them all.
   const vlans = new Map<number, Vlan>();
   const machines: Record<string, Machine> = {};
+  // The test's time leaves out a harness's waits before its phases.
   const started = performance.now();
+  let waited = 0;
+  const inPhase = async (phase: Phase | undefined, fn: () => Promise<void>): Promise<void> => {
+    const asked = performance.now();
+    await (phase ?? ((f) => f()))(async () => {
+      waited += performance.now() - asked;
+      await fn();
+    });
+  };
   const subtests: SubtestResult[] = [];
   let error: string | undefined;
   try {
@@ -186,18 +204,27 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
       });
     });
     // Builds one after the other (they share the store); the machines then start in parallel.
-    for (const n of names) await machines[n]!.build();
+    await inPhase(opts.phases?.build, async () => {
+      for (const n of names) await machines[n]!.build();
+    });
     const log = opts.log ?? (() => {});
     const driver: DriverContext = { log, storeHome: opts.store.home, cairn: [process.execPath, join(projectRoot, 'bin', 'cairn.js')], subtest: (n, fn, o) => runSubtest(machines, subtests, log, n, fn, o) };
-    if (opts.interactive) await repl(machines, () => test.testScript(machines, driver));
-    else await test.testScript(machines, driver);
-    if (subtests.length) log(`subtests of ${name}:\n${subtestSummary(subtests)}`);
+    await inPhase(opts.phases?.run, async () => {
+      try {
+        if (opts.interactive) await repl(machines, () => test.testScript(machines, driver));
+        else await test.testScript(machines, driver);
+        if (subtests.length) log(`subtests of ${name}:\n${subtestSummary(subtests)}`);
+      } finally {
+        // Within the run phase: its guests are gone when it ends.
+        await stopAll(machines);
+      }
+    });
   } catch (err) {
     error = err instanceof CairnError || err instanceof Error ? err.message : String(err);
     if (!(err instanceof MachineError) && !(err instanceof CairnError) && err instanceof Error && err.stack) error = err.stack;
     if (subtests.length) error += `\n${subtestSummary(subtests)}`;
   } finally {
-    await Promise.all(Object.values(machines).map((m) => m.crash().catch(() => undefined)));
+    await stopAll(machines);
     for (const m of Object.values(machines)) m.release();
     // The serial console of each machine, as a log beside its disks.
     for (const [n, m] of Object.entries(machines)) writeFileSync(join(work, n, 'console.log'), m.console);
@@ -206,7 +233,12 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
   const consoles = Object.fromEntries(Object.entries(machines).map(([n, m]) => [n, m.console]));
   const keep = Boolean(opts.keepVmState || opts.workDir);
   if (!keep) removeTree(work);
-  return { name, passed: error === undefined, seconds: (performance.now() - started) / 1000, ...(error ? { error } : {}), consoles, ...(keep ? { workDir: work } : {}), subtests };
+  return { name, passed: error === undefined, seconds: (performance.now() - started - waited) / 1000, ...(error ? { error } : {}), consoles, ...(keep ? { workDir: work } : {}), subtests };
+}
+
+/** Stops every machine still running (a hard stop: the test is over). */
+async function stopAll(machines: Record<string, Machine>): Promise<void> {
+  await Promise.all(Object.values(machines).map((m) => m.crash().catch(() => undefined)));
 }
 
 /** One line per subtest: how it ended and its time (slow ones stand out). */

@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Store } from '../../src/store/index.js';
-import { loadTestFile, runTest, withoutConsoleTails } from '../../src/testing/index.js';
+import { loadTestFile, runTest, withoutConsoleTails, type Phase } from '../../src/testing/index.js';
 import { QEMU } from '../../src/vm/index.js';
 import { GUEST_CPUS, queueForSlots } from './qemu-slots.js';
 
@@ -45,14 +45,14 @@ const cases = (
 
 const limitOf = (t: { timeout?: number }): number => (t.timeout !== undefined ? t.timeout * 1000 : TIMEOUT);
 /**
- * A case's vitest limit also covers its wait for slots, which is at most every other case's run:
- * the case's own limit is enforced from the moment it has its slots.
+ * A case's vitest limit also covers its waits for a build turn and for slots, which are at most
+ * every other case's build and run: the case's own limit bounds its build, and its run from the
+ * moment it has its slots.
  */
-const WAIT_LIMIT = cases.reduce((sum, c) => sum + limitOf(c.test), 4 * TIMEOUT);
+const WAIT_LIMIT = cases.reduce((sum, c) => sum + 2 * limitOf(c.test), 4 * TIMEOUT);
 
-/** Runs `fn` once `machines` guests may run, within `limit` ms from then. */
-async function inSlots<T>(machines: number, limit: number, what: string, fn: () => Promise<T>): Promise<T> {
-  const release = await queueForSlots(machines);
+/** Runs `fn` within `limit` ms. */
+async function withLimit<T>(limit: number, what: string, fn: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
@@ -63,14 +63,42 @@ async function inSlots<T>(machines: number, limit: number, what: string, fn: () 
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Runs `fn` once `machines` guests may run, within `limit` ms from then. */
+async function inSlots<T>(machines: number, limit: number, what: string, fn: () => Promise<T>): Promise<T> {
+  const release = await queueForSlots(machines);
+  try {
+    return await withLimit(limit, what, fn);
+  } finally {
     release();
   }
 }
 
+/**
+ * Cases build their machines one at a time, and before they queue for slots: a build takes the
+ * host's CPU and the store, not a guest. A case that built while holding its slots kept a guest
+ * from running meanwhile, and with it one of the two cores idle.
+ */
+let builds: Promise<unknown> = Promise.resolve();
+const oneBuildAtATime =
+  (limit: number, what: string): Phase =>
+  (fn) => {
+    const turn = builds.then(() => withLimit(limit, `${what}, building its machines,`, fn));
+    builds = turn.catch(() => undefined);
+    return turn;
+  };
+
 async function passes(file: string, machines: number, limit: number, expect: ExpectStatic): Promise<void> {
   // Cases run side by side: each log line says whose it is.
   const log = (m: string) => process.stderr.write(`${file}: ${m}\n`);
-  const r = await inSlots(machines, limit, file, () => runTest(join(CASES, file), { store: Store.open(STORE_HOME), cpus: CPUS, log }));
+  const r = await runTest(join(CASES, file), {
+    store: Store.open(STORE_HOME),
+    cpus: CPUS,
+    log,
+    phases: { build: oneBuildAtATime(limit, file), run: (fn) => inSlots(machines, limit, file, fn) },
+  });
   process.stderr.write(`${r.name}: ${r.passed ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
   if (r.error !== undefined) {
     // The whole error here, with the machines' console tails; the assertion below, which ends the
