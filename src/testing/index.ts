@@ -4,7 +4,7 @@
  * virtual networks (`virtualisation.vlans`), runs the script and stops the machines whatever
  * happened. May touch: the store (builds), a work folder with state disks, sockets and logs.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -15,6 +15,9 @@ import { SourcedModule } from '../lib/index.js';
 import { removeTree, type Store } from '../store/index.js';
 import { Machine, MachineError, type WaitOptions } from './machine.js';
 import { Vlan, vlanModule } from './vlan.js';
+import { BootCacheEntry, entryKey } from './boot-cache.js';
+import { QEMU } from '../vm/index.js';
+import { qemuVersionText } from '../vm/accel.js';
 
 export { Machine, MachineError, DEFAULT_TIMEOUT, withoutConsoleTails, type WaitOptions } from './machine.js';
 
@@ -99,6 +102,12 @@ export interface RunTestOptions {
    * its phase, e.g. to wait for a turn or to bound it; by default a phase runs at once.
    */
   phases?: { build?: Phase; run?: Phase };
+  /**
+   * A folder of booted machine states kept across runs (see boot-cache.ts): each machine's first
+   * start comes from there when an earlier passing run of the same test, systems and QEMU saved
+   * it, and such a run saves it otherwise.
+   */
+  bootCache?: string;
 }
 
 /** A wrapper that runs a test's phase when (and as) a harness decides. */
@@ -176,6 +185,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
   };
   const subtests: SubtestResult[] = [];
   let error: string | undefined;
+  let bootCache: BootCacheEntry | undefined;
   try {
     const testDir = dirname(resolve(file));
     const specOf = (n: string): NodeSpec => {
@@ -206,6 +216,12 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
     // Builds one after the other (they share the store); the machines then start in parallel.
     await inPhase(opts.phases?.build, async () => {
       for (const n of names) await machines[n]!.build();
+      if (opts.bootCache) {
+        const keys: Record<string, string> = {};
+        for (const n of names) keys[n] = await machines[n]!.bootKey(work);
+        bootCache = new BootCacheEntry(opts.bootCache, entryKey(readFileSync(resolve(file), 'utf8'), await qemuVersionText(QEMU), keys));
+        for (const n of names) machines[n]!.useBootCache(bootCache);
+      }
     });
     const log = opts.log ?? (() => {});
     const driver: DriverContext = { log, storeHome: opts.store.home, cairn: [process.execPath, join(projectRoot, 'bin', 'cairn.js')], subtest: (n, fn, o) => runSubtest(machines, subtests, log, n, fn, o) };
@@ -229,6 +245,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
     // The serial console of each machine, as a log beside its disks.
     for (const [n, m] of Object.entries(machines)) writeFileSync(join(work, n, 'console.log'), m.console);
     for (const v of vlans.values()) v.close();
+    bootCache?.finish(error === undefined);
   }
   const consoles = Object.fromEntries(Object.entries(machines).map(([n, m]) => [n, m.console]));
   const keep = Boolean(opts.keepVmState || opts.workDir);

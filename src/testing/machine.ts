@@ -4,7 +4,7 @@
  * Every wait has a default timeout that a call can override; a failing call says which call,
  * what the command printed and the last lines of the machine's console.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -17,6 +17,7 @@ import { evalVmConfig, prepareVm, RunningMachine, QEMU, type PortForward, type P
 import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, guestSleep, type ExecResult } from '../vm/shell.js';
 import { BACKDOOR_READY, BOOTED_FLAG } from './constants.js';
+import { copyInto, machineKey, markSaved, SAVED, type BootCacheEntry } from './boot-cache.js';
 
 /**
  * Timeouts in seconds: NixOS's driver's 900. A limit only bounds how long a broken test takes to
@@ -110,6 +111,12 @@ export class Machine {
   /** Snapshots taken by this object (the state disk may hold older ones). */
   private readonly snapshots = new Set<string>();
   private jobs = 0;
+  /** Starts so far: only the first, on a new state disk, may come from or go to the boot cache. */
+  private starts = 0;
+  /** The boot cache's entry of this machine's test (runTest sets it once the machines are built). */
+  private bootCache?: BootCacheEntry;
+  /** Where this run saves the machine's boot, once it reaches multi-user.target (it booted, and no entry had it). */
+  private saveBootTo?: string;
 
   constructor(private readonly opts: MachineOptions) {
     this.name = opts.name;
@@ -181,18 +188,40 @@ export class Machine {
     return new MachineError(`${this.name}: ${call} ${detail}\n${CONSOLE_TAIL_START(this.name)}\n${this.consoleTail()}\n---`);
   }
 
-  /** Starts the machine and waits until its test shell answers. */
+  /**
+   * The key of this machine's part of a boot cache entry (see boot-cache.ts); `work` is the test's
+   * folder, whose paths (sockets, disks) change from run to run.
+   */
+  async bootKey(work: string): Promise<string> {
+    const prepared = await this.build();
+    return machineKey([...prepared.args, ...(this.opts.extraArgs ?? [])], work, prepared.state.path, prepared.cachedDisks);
+  }
+
+  /** Lets the machine's first start come from the boot cache, or its boot go into it. */
+  useBootCache(entry: BootCacheEntry): void {
+    this.bootCache = entry;
+  }
+
+  /**
+   * Starts the machine and waits until its test shell answers. With a boot cache whose entry holds
+   * this machine, its first start is a restore of the booted state an earlier run saved: the
+   * machine is then past multi-user.target already.
+   */
   async start(opts: WaitOptions = {}): Promise<void> {
     if (this.vm) return;
     const prepared = await this.build();
     // A display card nobody sees, for screenshots; -no-reboot: a reboot is a shutdown and start here.
     const args = [...prepared.args, '-device', 'VGA', '-no-reboot', ...(this.opts.extraArgs ?? [])];
-    this.vm = RunningMachine.start(args, QEMU);
-    const vm = this.vm;
-    void vm.process.then(() => {
-      if (this.vm === vm) this.forget();
-    });
+    const first = this.starts++ === 0 && prepared.state.created;
+    const saved = first ? this.bootCache?.restoreFrom(this.name) : undefined;
+    this.saveBootTo = first && !saved ? this.bootCache?.saveTo(this.name) : undefined;
     const deadline = Date.now() + (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
+    if (saved) {
+      if (await this.startFromCache(args, saved, deadline)) return;
+      // What the cache had could not be restored: this start boots, and the test goes on as one that did.
+      this.saveBootTo = undefined;
+    }
+    this.launch(args);
     this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
     this.shell = await this.connect('the test shell', this.shellSocket, () => GuestShell.connect(this.shellSocket), deadline);
     try {
@@ -200,6 +229,70 @@ export class Machine {
     } catch (err) {
       throw this.error('start()', `did not get a test shell: ${(err as Error).message}`);
     }
+  }
+
+  private launch(args: string[]): RunningMachine {
+    const vm = RunningMachine.start(args, QEMU);
+    this.vm = vm;
+    void vm.process.then(() => {
+      if (this.vm === vm) this.forget();
+    });
+    return vm;
+  }
+
+  /**
+   * Restores the booted state saved in `saved`: its state disk and UEFI variables in place of the
+   * new ones, then QEMU started with the saved RAM and devices as an incoming migration. False (the
+   * new disks back in place) when QEMU could not load it; the machine then boots.
+   */
+  private async startFromCache(args: string[], saved: string, deadline: number): Promise<boolean> {
+    const prepared = this.prepared!;
+    const vars = prepared.options.uefiVars;
+    const put = [
+      { file: prepared.state.path, from: join(saved, SAVED.disk) },
+      ...(vars ? [{ file: vars, from: join(saved, SAVED.vars) }] : []),
+    ];
+    const putBack = (): void => {
+      for (const p of put) if (existsSync(`${p.file}.new`)) renameSync(`${p.file}.new`, p.file);
+    };
+    try {
+      for (const p of put) {
+        renameSync(p.file, `${p.file}.new`);
+        copyInto(p.from, p.file);
+      }
+    } catch {
+      // (an entry evicted meanwhile)
+      putBack();
+      return false;
+    }
+    const vm = this.launch([...args, '-incoming', `file:${join(saved, SAVED.ram)}`]);
+    // The log begins with the console of the boot restored.
+    const booted = existsSync(join(saved, SAVED.console)) ? readFileSync(join(saved, SAVED.console), 'utf8') : '';
+    vm.note(`${booted}--- cairn: ${this.name}: the boot above is an earlier run's, from the boot cache ---`);
+    try {
+      this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
+      // The machine was saved paused, and is loaded so: it runs once loaded whole.
+      for (;;) {
+        const status = (await this.qmp.execute<{ status: string }>('query-status')).status;
+        if (status === 'running') break;
+        if (status === 'paused' && (await this.qmp.execute<{ status?: string }>('query-migrate')).status === 'completed') {
+          await this.qmp.execute('cont');
+          continue;
+        }
+        if (status !== 'inmigrate') throw new Error(`QEMU is ${status} after loading it`);
+        if (Date.now() > deadline) throw new Error('QEMU did not finish loading it');
+        await delay(100);
+      }
+    } catch (err) {
+      vm.note(`--- cairn: ${this.name}: the boot cache's state could not be restored (${(err as Error).message}); booting ---`);
+      await this.crash();
+      for (const p of put) rmSync(p.file, { force: true });
+      putBack();
+      return false;
+    }
+    this.shell = await this.connect('the test shell', this.shellSocket, () => GuestShell.connect(this.shellSocket), deadline);
+    await this.resumeAfterRestore('start()', Math.max(1, Math.round((deadline - Date.now()) / 1000)), `its boot restored from the boot cache (${saved})`);
+    return true;
   }
 
   /** Retries a connection to a QEMU socket until QEMU has made it. */
@@ -319,6 +412,49 @@ export class Machine {
       if (prop('ActiveState') === 'active') return { done: true, value: undefined };
       return { done: false, why: `it is ${prop('ActiveState')} (${prop('SubState')})` };
     });
+    if (unit === 'multi-user.target' && this.saveBootTo) await this.saveBoot(this.saveBootTo);
+  }
+
+  /**
+   * Saves the machine's first boot into the boot cache (see boot-cache.ts), once it has settled:
+   * paused, its state disk and UEFI variables copied, its RAM and devices migrated to a file, then
+   * resumed. Saved on the HPET with the watchdogs off, as a snapshot is (BEFORE_SNAPSHOT). A save
+   * that fails spoils the entry (the test's machines are cached together or not at all), not the test.
+   */
+  private async saveBoot(to: string): Promise<void> {
+    this.saveBootTo = undefined;
+    const prepared = this.prepared!;
+    const qmp = this.requireQmp('saving the boot');
+    const t0 = performance.now();
+    await this.settle({ timeout: 60 });
+    await this.execute(BEFORE_SNAPSHOT);
+    let failure: string | undefined;
+    await qmp.execute('stop');
+    try {
+      mkdirSync(to, { recursive: true });
+      copyFileSync(prepared.state.path, join(to, SAVED.disk));
+      if (prepared.options.uefiVars) copyFileSync(prepared.options.uefiVars, join(to, SAVED.vars));
+      await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1e12 });
+      await qmp.execute('migrate', { uri: `file:${join(to, SAVED.ram)}` });
+      for (;;) {
+        const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+        if (m.status === 'completed') break;
+        if (m.status === 'failed' || m.status === 'cancelled') throw new Error(m['error-desc'] ?? `migration ${m.status}`);
+        await delay(50);
+      }
+    } catch (err) {
+      failure = (err as Error).message;
+    } finally {
+      await qmp.execute('cont');
+      await this.execute(WATCHDOGS_ON);
+    }
+    if (failure !== undefined) this.bootCache?.spoil(`${this.name}: ${failure}`);
+    else {
+      // The boot's console, for a later run's log (its restored machine printed none).
+      writeFileSync(join(to, SAVED.console), this.vm?.console ?? '');
+      markSaved(to, { machine: this.name, saved: new Date().toISOString() });
+    }
+    this.vm?.note(`--- cairn: ${this.name}: ${failure === undefined ? `boot saved in the boot cache in ${((performance.now() - t0) / 1000).toFixed(1)} s` : `the boot could not be saved in the boot cache: ${failure}`} ---`);
   }
 
   waitForFile(path: string, opts: WaitOptions = {}): Promise<string> {
@@ -476,8 +612,19 @@ export class Machine {
     const known = disks[0]!.snapshots;
     if (!known.includes(name)) throw this.error(call, `there is no snapshot ${JSON.stringify(name)} (${known.length ? `the machine has: ${known.map((k) => JSON.stringify(k)).join(', ')}` : 'the machine has none'}); take one with snapshot(name)`);
     await this.runJob(call, 'snapshot-load', { tag: name, vmstate: disks[0]!.node, devices: disks.map((d) => d.node) });
+    await this.resumeAfterRestore(call, opts.timeout ?? DEFAULT_TIMEOUT, `snapshot '${name}' restored`);
+  }
+
+  /**
+   * A restored machine, made current: the test shell resynchronised, the guest's time of day set to
+   * the host's (it stands at the saved moment: TLS, timers and logs of later tests depend on it),
+   * systemd's watchdogs on again. Its timers are stopped while the clock moves and started again:
+   * a calendar timer (OnCalendar=) whose next time the jump passed would otherwise fire at once, as
+   * every daily one would on a boot restored a day later; started now, each waits for its next time
+   * from now, as on a machine that booted now.
+   */
+  private async resumeAfterRestore(call: string, timeout: number, what: string): Promise<void> {
     const shell = this.requireShell(call);
-    const timeout = opts.timeout ?? DEFAULT_TIMEOUT;
     const timer = new AbortController();
     try {
       await Promise.race([shell.resync(timeout), delay(timeout * 1000, undefined, { signal: timer.signal }).then(() => Promise.reject(new Error(`no answer within ${timeout} s`)))]);
@@ -486,13 +633,24 @@ export class Machine {
     } finally {
       timer.abort();
     }
-    // The host's time now, in the guest: TLS, timers and logs of later tests depend on it.
-    const behind = Date.now() / 1000 - Number(await this.succeed('date +%s.%N'));
-    await this.succeed(`date -u -s @${(Date.now() / 1000).toFixed(3)} > /dev/null`);
-    // The snapshot has the watchdogs off. Had the clock jumped (no HPET), systemd has by now seen
-    // every watchdog's time pass and ignored it; the services' next pings start afresh.
-    await this.execute(WATCHDOGS_ON);
-    this.vm?.note(`--- cairn: ${this.name}: snapshot '${name}' restored (its clock was ${behind.toFixed(1)} s behind the host's, now set) ---`);
+    const [guestTime, ...timers] = (await this.succeed('date +%s.%N; systemctl list-units --type=timer --state=active --plain --no-legend | cut -d" " -f1')).split('\n').filter(Boolean);
+    const behind = Date.now() / 1000 - Number(guestTime);
+    const units = timers.map(shellQuote).join(' ');
+    // The host's time as the command starts, plus what the guest spent before setting it (bash's
+    // EPOCHREALTIME, no process); the snapshot has the watchdogs off (see BEFORE_SNAPSHOT): had
+    // the clock jumped (no HPET), systemd has by now seen every watchdog's time pass and ignored it.
+    const hostUsec = Math.round(Date.now() * 1000);
+    await this.succeed(
+      [
+        'a=${EPOCHREALTIME/./}',
+        ...(units ? [`systemctl stop ${units}`] : []),
+        `t=$((${hostUsec} + \${EPOCHREALTIME/./} - a))`,
+        'date -u -s "@$((t / 1000000)).$(printf %06d $((t % 1000000)))" > /dev/null',
+        ...(units ? [`systemctl start ${units}`] : []),
+        WATCHDOGS_ON,
+      ].join('\n'),
+    );
+    this.vm?.note(`--- cairn: ${this.name}: ${what} (its clock was ${behind.toFixed(1)} s behind the host's, now set) ---`);
   }
 
   /** Whether this run of the driver took snapshot \`name\` (one of an earlier run's may belong to another build). */

@@ -19,6 +19,12 @@ import { GUEST_CPUS, queueForSlots } from './qemu-slots.js';
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
 process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
 const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
+/**
+ * Booted machines kept across runs (warm caches): a case whose test file, systems and QEMU are
+ * unchanged since a passing run restores its machines' first boots instead of booting them. The
+ * tests of booting itself (boot, image-boot, the installs, power-cut's cuts, reboots) still boot.
+ */
+const BOOT_CACHE = join(STORE_HOME, 'boot-cache');
 const CASES = resolve(import.meta.dirname, 'cases');
 const CLI = resolve(import.meta.dirname, '../../bin/cairn.js');
 const TIMEOUT = 900_000;
@@ -98,6 +104,7 @@ async function passes(file: string, machines: number, limit: number, expect: Exp
     cpus: CPUS,
     log,
     phases: { build: oneBuildAtATime(limit, file), run: (fn) => inSlots(machines, limit, file, fn) },
+    bootCache: BOOT_CACHE,
   });
   process.stderr.write(`${r.name}: ${r.passed ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
   if (r.error !== undefined) {

@@ -8,6 +8,7 @@ import { progressReporter } from '../progress.js';
 interface TestArgs {
   file: string;
   'keep-vm-state'?: boolean;
+  'boot-cache'?: string;
   interactive?: boolean;
   junit?: string;
   json?: boolean;
@@ -35,6 +36,7 @@ const testCommand: CommandModule<object, TestArgs> = {
       .positional('file', { type: 'string', demandOption: true, describe: 'Test file (*.test.ts: export default { nodes, testScript })' })
       .option('interactive', { type: 'boolean', describe: 'Build the machines, then give a REPL with them (and testScript()) instead of running the script' })
       .option('keep-vm-state', { type: 'boolean', describe: 'Keep the machines\' state disks and logs (the folder is printed)' })
+      .option('boot-cache', { type: 'string', describe: 'Keep each machine\'s first boot in this folder and restore it in later runs of the same test, systems and QEMU (a restored machine is past multi-user.target at once)' })
       .option('junit', { type: 'string', describe: 'Write a JUnit XML report to this file' })
       .option('json', { type: 'boolean', describe: 'Print the result as JSON: { name, passed, seconds, error, subtests }' }),
   handler: async (args) => {
@@ -43,6 +45,7 @@ const testCommand: CommandModule<object, TestArgs> = {
     const r = await runTest(resolve(args.file), {
       store,
       keepVmState: args['keep-vm-state'],
+      ...(args['boot-cache'] ? { bootCache: resolve(args['boot-cache']) } : {}),
       interactive: args.interactive,
       onProgress: report.progress,
       log: (m) => {

@@ -1,0 +1,164 @@
+/**
+ * The boot cache of VM tests: a machine's state right after its first boot (RAM and devices as
+ * QEMU migrates them to a file, its state disk and UEFI variables, all taken while it is paused),
+ * kept across runs of a test and restored instead of booting again. A test's machines form one
+ * entry, saved by one run that passed, and are restored together or not at all: their boots may
+ * have met (a key one machine made and another fetched), and their later states come from the
+ * one test script. The entry's key holds everything that decides what a boot does: each machine's
+ * QEMU command line (its own folder's paths and forwarded host ports left out), the identity of
+ * every file that line names (the store disk or boot image, kernel, initrd, firmware), QEMU's
+ * version (with Debian's package version) and the test file's text. A changed system has another closure, so another store disk
+ * or image: it boots.
+ *
+ * May touch: the cache folder; reads the files a command line names.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { isAbsolute, join } from 'node:path';
+import { removeTree } from '../store/index.js';
+import { pidAlive } from '../store/lock.js';
+
+/** The files of one machine's saved state in an entry. */
+export const SAVED = { ram: 'ram', disk: 'disk.qcow2', vars: 'vars.fd', console: 'console.log', done: 'saved' } as const;
+
+/** Entries kept: the least lately used go first beyond this many bytes. */
+const KEEP_BYTES = 24 * 1024 ** 3;
+
+/** A file's identity: its size, inode and birth, so that a file made again (another build) gets another. */
+function identity(file: string): string {
+  const st = statSync(file);
+  return `${st.size}:${st.ino}:${Math.round(st.birthtimeMs || st.mtimeMs)}`;
+}
+
+/**
+ * A machine's part of an entry's key: its QEMU command line with its own folder (sockets, state
+ * disk) and forwarded host ports (chosen anew each run) left out, then the identity of each file
+ * it names outside that folder, and the content of the small ones inside it (the firmware's
+ * variables as first copied). The state disk is left out: only a machine whose state disk is new
+ * has its boot cached.
+ */
+export function machineKey(args: string[], work: string, stateDisk: string, backing: string[] = []): string {
+  const dir = realpathSync(work);
+  // Files by their real paths: a test run reaches the shared store through a link of its own.
+  const real = (f: string): string => (existsSync(f) ? realpathSync(f) : f);
+  const files = new Set<string>(backing.map(real));
+  const state = real(stateDisk);
+  const line = args.map((a) =>
+    a
+      .replace(/(hostfwd=\w+:127\.0\.0\.1:)\d+/g, '$1@port')
+      .split(/([,=])/)
+      .map((part) => {
+        if (!isAbsolute(part)) return part;
+        const file = real(part);
+        if (file !== state && existsSync(file) && statSync(file).isFile()) files.add(file);
+        return file;
+      })
+      .join('')
+      // (also where a path is not a whole part: unix:PATH)
+      .split(`${dir}/`)
+      .join('@dir/')
+      .split(`${work}/`)
+      .join('@dir/'),
+  );
+  const ids = [...files].sort().map((f) => (f.startsWith(`${dir}/`) ? `@dir/${f.slice(dir.length + 1)} ${createHash('sha256').update(readFileSync(f)).digest('hex')}` : `${f} ${identity(f)}`));
+  return createHash('sha256').update(JSON.stringify({ line, ids })).digest('hex');
+}
+
+/** The key of a test's entry: the test file's text, QEMU's version (Debian's package version with it), each machine's key. */
+export function entryKey(testText: string, qemuVersion: string, machines: Record<string, string>): string {
+  return createHash('sha256').update(JSON.stringify({ testText, qemuVersion, machines: Object.entries(machines).sort() })).digest('hex').slice(0, 32);
+}
+
+/** An entry of the cache: where a test's machines are restored from, or saved to while it runs. */
+export class BootCacheEntry {
+  /** The entry, when an earlier run saved one. */
+  readonly from?: string;
+  /** Where this run saves its machines' states, published when the test passes. */
+  readonly to?: string;
+
+  constructor(
+    readonly cache: string,
+    readonly key: string,
+  ) {
+    const entry = join(cache, key);
+    if (existsSync(entry)) {
+      this.from = entry;
+      // Used now: the last to be evicted.
+      const now = new Date();
+      utimesSync(entry, now, now);
+    } else {
+      mkdirSync(cache, { recursive: true });
+      this.to = join(cache, `.new-${key}-${process.pid}`);
+    }
+  }
+
+  /** The folder of a machine's saved state in the earlier run's entry, when it has one. */
+  restoreFrom(machine: string): string | undefined {
+    return this.from && existsSync(join(this.from, machine, SAVED.done)) ? join(this.from, machine) : undefined;
+  }
+
+  /** Where a machine's state goes in this run's entry (none when the entry exists already). */
+  saveTo(machine: string): string | undefined {
+    return this.to && join(this.to, machine);
+  }
+
+  /** Why a machine's state could not be saved: the entry is then not kept. */
+  private spoiled?: string;
+
+  spoil(why: string): void {
+    this.spoiled ??= why;
+  }
+
+  /** After the test: a passed test's states become the entry; otherwise they are dropped. */
+  finish(passed: boolean): void {
+    if (!this.to || !existsSync(this.to)) return;
+    const entry = join(this.cache, this.key);
+    if (passed && this.spoiled === undefined && !existsSync(entry)) {
+      try {
+        renameSync(this.to, entry);
+      } catch {
+        // another run published the same entry first
+      }
+    }
+    removeTree(this.to);
+    evict(this.cache);
+  }
+}
+
+/** Copies a saved file into place (a new file, then renamed over the target). */
+export function copyInto(from: string, to: string): void {
+  const tmp = `${to}.boot-cache-${process.pid}`;
+  copyFileSync(from, tmp);
+  renameSync(tmp, to);
+}
+
+/** Writes an entry's mark that a machine's state is whole (the last of its files). */
+export function markSaved(dir: string, what: Record<string, unknown>): void {
+  writeFileSync(join(dir, SAVED.done), `${JSON.stringify(what)}\n`);
+}
+
+function bytesOf(dir: string): number {
+  let sum = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    sum += e.isDirectory() ? bytesOf(p) : statSync(p).size;
+  }
+  return sum;
+}
+
+/** Removes the least lately used entries beyond KEEP_BYTES, and unfinished ones of runs that are gone. */
+export function evict(cache: string, keep = KEEP_BYTES): void {
+  const entries = readdirSync(cache, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => ({ path: join(cache, e.name), name: e.name, t: statSync(join(cache, e.name)).mtimeMs }));
+  for (const e of entries) {
+    const pid = /^\.new-.*-(\d+)$/.exec(e.name)?.[1];
+    if (pid !== undefined && !pidAlive(Number(pid))) removeTree(e.path);
+  }
+  let total = 0;
+  for (const e of entries.filter((x) => !x.name.startsWith('.')).sort((a, b) => b.t - a.t)) {
+    total += bytesOf(e.path);
+    if (total > keep) rmSync(e.path, { recursive: true, force: true });
+  }
+}
+

@@ -1,0 +1,87 @@
+/**
+ * The boot cache of VM tests (runTest's `bootCache`, `cairn test --boot-cache`): a first run boots
+ * its machine and saves the booted state; a second run of the same test restores it instead of
+ * booting (the same boot id), without what the first run did after the save, with the host's time,
+ * the watchdogs on and the timers waiting, and its console log begins with the saved boot's.
+ */
+import { execa } from 'execa';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTest } from '../../src/testing/index.js';
+import { removeTree, Store } from '../../src/store/index.js';
+import { QEMU } from '../../src/vm/index.js';
+import { GUEST_CPUS, SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
+
+const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
+process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
+// The VM driver's store: its store disks are reused.
+const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
+const TIMEOUT = 900_000;
+
+const work = mkdtempSync(join(tmpdir(), 'cairn-boot-cache-'));
+const cache = join(work, 'cache');
+const file = join(work, 'cached.test.ts');
+const report = (run: number): string => join(work, `report-${run}.json`);
+writeFileSync(
+  file,
+  `import { writeFileSync } from 'node:fs';
+export default {
+  name: 'a machine from the boot cache',
+  nodes: { machine: { networking: { hostName: 'cached' }, system: { stateVersion: '0.1' } } },
+  testScript: async ({ machine }) => {
+    await machine.start();
+    await machine.waitForUnit('multi-user.target');
+    const got = {
+      bootId: (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim(),
+      earlierWrite: (await machine.execute('cat /var/lib/written-after-the-save')).status,
+      clock: Number(await machine.succeed('date +%s.%N')) - Date.now() / 1000,
+      watchdogs: (await machine.succeed('systemctl show -P ServiceWatchdogs')).trim(),
+      timers: (await machine.succeed('systemctl list-units --type=timer --state=active --plain --no-legend | cut -d" " -f1 | sort')).trim(),
+    };
+    await machine.succeed('echo written > /var/lib/written-after-the-save && sync');
+    writeFileSync(process.env.CAIRN_BOOT_CACHE_REPORT, JSON.stringify(got));
+  },
+};
+`,
+);
+
+describe.skipIf(!hasQemu)('the boot cache', () => {
+  let releaseSlot: Release | undefined;
+  beforeAll(async () => {
+    releaseSlot = await takeSlot();
+  }, SLOT_WAIT_MS);
+  afterAll(() => {
+    releaseSlot?.();
+    removeTree(work);
+  });
+
+  it('restores a booted machine saved by an earlier run of the same test', async () => {
+    const runOnce = async (n: number) => {
+      process.env.CAIRN_BOOT_CACHE_REPORT = report(n);
+      const r = await runTest(file, { store: Store.open(STORE_HOME), cpus: GUEST_CPUS, bootCache: cache });
+      expect(r.error).toBeUndefined();
+      return { r, got: JSON.parse(readFileSync(report(n), 'utf8')) as { bootId: string; earlierWrite: number; clock: number; watchdogs: string; timers: string } };
+    };
+    const first = await runOnce(1);
+    expect(first.r.consoles.machine).toMatch(/--- cairn: machine: boot saved in the boot cache in [\d.]+ s ---/);
+    expect(readdirSync(cache)).toHaveLength(1);
+
+    const second = await runOnce(2);
+    const log = second.r.consoles.machine!;
+    expect(log).toMatch(/--- cairn: machine: its boot restored from the boot cache \(.*\) \(its clock was [\d.]+ s behind the host's, now set\) ---/);
+    // The log holds the saved boot's console, then says so.
+    expect(log).toContain('Welcome to');
+    expect(log).toContain("the boot above is an earlier run's, from the boot cache");
+    // The same boot, restored: not booted again.
+    expect(second.got.bootId).toBe(first.got.bootId);
+    // What the first run did after the save is not there.
+    expect(first.got.earlierWrite).not.toBe(0);
+    expect(second.got.earlierWrite).not.toBe(0);
+    expect(Math.abs(second.got.clock)).toBeLessThan(3);
+    expect(second.got.watchdogs).toBe('yes');
+    expect(second.got.timers).not.toBe('');
+    expect(second.got.timers).toBe(first.got.timers);
+  }, TIMEOUT);
+});
