@@ -203,9 +203,10 @@ export class Machine {
   }
 
   /**
-   * Starts the machine and waits until its test shell answers. With a boot cache whose entry holds
-   * this machine, its first start is a restore of the booted state an earlier run saved: the
-   * machine is then past multi-user.target already.
+   * Starts the machine and waits until its test shell answers. With a boot cache (runTest's
+   * `bootCache`), its first start on a new state disk ends past multi-user.target, either way: a
+   * restore of the booted state an earlier run saved, or a boot that waits for multi-user.target and
+   * saves it (see saveBoot).
    */
   async start(opts: WaitOptions = {}): Promise<void> {
     if (this.vm) return;
@@ -228,6 +229,11 @@ export class Machine {
       await this.shell.waitForText(BACKDOOR_READY, Math.max(1, deadline - Date.now()));
     } catch (err) {
       throw this.error('start()', `did not get a test shell: ${(err as Error).message}`);
+    }
+    // Booted for the cache: saved once booted, so that this start ends where a restored one does.
+    if (this.saveBootTo) {
+      await this.waitForUnit('multi-user.target', { timeout: Math.max(1, Math.round((deadline - Date.now()) / 1000)) });
+      await this.saveBoot(this.saveBootTo);
     }
   }
 
@@ -412,7 +418,6 @@ export class Machine {
       if (prop('ActiveState') === 'active') return { done: true, value: undefined };
       return { done: false, why: `it is ${prop('ActiveState')} (${prop('SubState')})` };
     });
-    if (unit === 'multi-user.target' && this.saveBootTo) await this.saveBoot(this.saveBootTo);
   }
 
   /**
