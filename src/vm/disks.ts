@@ -18,8 +18,15 @@ import { parseSize } from '../image/format.js';
 import { VM_ROOT_LABEL, VM_STORE_LABEL } from './constants.js';
 import { readBootspec } from '../toplevel/index.js';
 
-/** Store disks kept: older ones are deleted (they are only a cache of the store, cheap to make again)… */
-const KEEP_STORE_DISKS = 4;
+/**
+ * Cached disks of each kind kept: older ones are deleted (they are only a cache of the store, cheap
+ * to make again; CAIRN_VM_DISKS_KEPT sets another number, e.g. a test suite whose boot cache names
+ * its disks: one made again is another disk to it)…
+ */
+const keptDisks = (): number => {
+  const n = Number(process.env.CAIRN_VM_DISKS_KEPT);
+  return Number.isInteger(n) && n >= 1 ? n : 4;
+};
 /** …except those used in the last minutes: a test's other machines may be about to boot from them. */
 const IN_USE_MS = 15 * 60_000;
 
@@ -72,7 +79,7 @@ export function evictDisks(dir: string, prefix: string, keep: string): void {
     .filter((f) => f.startsWith(prefix) && f.endsWith('.img') && f !== keep)
     .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
     .sort((a, b) => b.t - a.t);
-  const old = others.slice(KEEP_STORE_DISKS - 1).filter((o) => Date.now() - o.t > IN_USE_MS).map((o) => join(dir, o.f));
+  const old = others.slice(keptDisks() - 1).filter((o) => Date.now() - o.t > IN_USE_MS).map((o) => join(dir, o.f));
   const open = openByAnyProcess(old);
   for (const f of old) if (!open.has(f)) rmSync(f, { force: true });
 }
