@@ -3,10 +3,10 @@
  * (Not a case: case files end in `.test.ts`.)
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 export const run = promisify(execFile);
@@ -20,11 +20,26 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A new ed25519 key pair without passphrase in a folder of its own: `key` is the private key's path. */
+/**
+ * An ed25519 key pair without passphrase, the same from run to run (kept beside the shared test
+ * store, as NixOS's tests use fixed snakeoil keys): a machine whose configuration authorizes it is
+ * the same system each run, so the boot cache restores its boot instead of booting it. A test key,
+ * for test machines only. `key` is the private key's path.
+ */
 export async function sshKeyPair(comment: string, prefix = 'cairn-test-key-'): Promise<{ dir: string; key: string; publicKey: string }> {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = join(tmpdir(), 'cairn-test-store-home', 'ssh-keys', `${prefix}${comment.replace(/[^A-Za-z0-9.-]/g, '_')}`);
   const key = join(dir, 'id');
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', key]);
+  if (!existsSync(`${key}.pub`)) {
+    // Made aside and renamed into place whole; another case of the run may make the same one first.
+    const made = mkdtempSync(join(tmpdir(), prefix));
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(made, 'id')]);
+    mkdirSync(dirname(dir), { recursive: true });
+    try {
+      renameSync(made, dir);
+    } catch {
+      // (it is there now)
+    }
+  }
   return { dir, key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };
 }
 
