@@ -115,8 +115,6 @@ export class Machine {
   private starts = 0;
   /** The boot cache's entry of this machine's test (runTest sets it once the machines are built). */
   private bootCache?: BootCacheEntry;
-  /** Where this run saves the machine's boot, once it reaches multi-user.target (it booted, and no entry had it). */
-  private saveBootTo?: string;
 
   constructor(private readonly opts: MachineOptions) {
     this.name = opts.name;
@@ -215,12 +213,13 @@ export class Machine {
     const args = [...prepared.args, '-device', 'VGA', '-no-reboot', ...(this.opts.extraArgs ?? [])];
     const first = this.starts++ === 0 && prepared.state.created;
     const saved = first ? this.bootCache?.restoreFrom(this.name) : undefined;
-    this.saveBootTo = first && !saved ? this.bootCache?.saveTo(this.name) : undefined;
+    // Where this start saves its boot: it boots, and no entry had it.
+    let saveTo = first && !saved ? this.bootCache?.saveTo(this.name) : undefined;
     const deadline = Date.now() + (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
     if (saved) {
       if (await this.startFromCache(args, saved, deadline)) return;
       // What the cache had could not be restored: this start boots, and the test goes on as one that did.
-      this.saveBootTo = undefined;
+      saveTo = undefined;
     }
     this.launch(args);
     this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
@@ -231,9 +230,9 @@ export class Machine {
       throw this.error('start()', `did not get a test shell: ${(err as Error).message}`);
     }
     // Booted for the cache: saved once booted, so that this start ends where a restored one does.
-    if (this.saveBootTo) {
+    if (saveTo) {
       await this.waitForUnit('multi-user.target', { timeout: Math.max(1, Math.round((deadline - Date.now()) / 1000)) });
-      await this.saveBoot(this.saveBootTo);
+      await this.saveBoot(saveTo);
     }
   }
 
@@ -427,7 +426,6 @@ export class Machine {
    * that fails spoils the entry (the test's machines are cached together or not at all), not the test.
    */
   private async saveBoot(to: string): Promise<void> {
-    this.saveBootTo = undefined;
     const prepared = this.prepared!;
     const qmp = this.requireQmp('saving the boot');
     const t0 = performance.now();
