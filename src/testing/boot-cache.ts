@@ -38,6 +38,17 @@ function identity(file: string): string {
  * has its boot cached.
  */
 export function machineKey(args: string[], work: string, stateDisk: string, backing: string[] = []): string {
+  return partsKey(machineKeyParts(args, work, stateDisk, backing));
+}
+
+export const partsKey = (parts: { line: string[]; ids: string[] }): string => createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+
+/**
+ * What a machine's key is made of: its normalised command line and the files it names. Kept in the
+ * machine's saved state, so that a run that did not restore a case can be compared with the one
+ * that saved it.
+ */
+export function machineKeyParts(args: string[], work: string, stateDisk: string, backing: string[] = []): { line: string[]; ids: string[] } {
   const dir = realpathSync(work);
   // Files by their real paths: a test run reaches the shared store through a link of its own.
   const real = (f: string): string => (existsSync(f) ? realpathSync(f) : f);
@@ -61,7 +72,7 @@ export function machineKey(args: string[], work: string, stateDisk: string, back
       .join('@dir/'),
   );
   const ids = [...files].sort().map((f) => (f.startsWith(`${dir}/`) ? `@dir/${f.slice(dir.length + 1)} ${createHash('sha256').update(readFileSync(f)).digest('hex')}` : `${f} ${identity(f)}`));
-  return createHash('sha256').update(JSON.stringify({ line, ids })).digest('hex');
+  return { line, ids };
 }
 
 /** The key of a test's entry: the test file's text, QEMU's version (Debian's package version with it), each machine's key. */
@@ -100,6 +111,45 @@ export class BootCacheEntry {
   /** Where a machine's state goes in this run's entry (none when the entry exists already). */
   saveTo(machine: string): string | undefined {
     return this.to && join(this.to, machine);
+  }
+
+  /**
+   * The test's machines whose QEMU runs now, and those booting to be saved with whether they have
+   * booted alone so far. Only a boot no other machine of the test ran beside is saved or restored:
+   * machines that ran together may have met (pebble's ACME server and the machine whose certificate
+   * it signed), and states saved at different moments would not fit together when restored (the
+   * restored server would be in the middle of an order the restored CA never saw). Machines
+   * started after it boot in every run, meeting it as they did when it was saved.
+   */
+  private readonly running = new Set<string>();
+  private readonly booting = new Map<string, boolean>();
+
+  /** Whether no other machine of the test runs now. */
+  alone(machine: string): boolean {
+    return [...this.running].every((m) => m === machine);
+  }
+
+  /** A machine's QEMU started: any boot that meant to be saved now has company. */
+  launched(machine: string): void {
+    this.running.add(machine);
+    for (const b of this.booting.keys()) if (b !== machine) this.booting.set(b, false);
+  }
+
+  /** A machine's QEMU ended. */
+  ended(machine: string): void {
+    this.running.delete(machine);
+  }
+
+  /** A machine begins a boot to be saved (before its QEMU starts). */
+  bootingForSave(machine: string): void {
+    this.booting.set(machine, true);
+  }
+
+  /** Whether the boot begun with bootingForSave ran alone until now (when it is to be saved). */
+  bootedAlone(machine: string): boolean {
+    const alone = this.booting.get(machine) === true;
+    this.booting.delete(machine);
+    return alone;
   }
 
   /** Why a machine's state could not be saved: the entry is then not kept. */

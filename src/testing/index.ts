@@ -213,6 +213,7 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
         onProgress: opts.onProgress ? (m) => opts.onProgress!(`${n}: ${m}`) : undefined,
       });
     });
+    const log = opts.log ?? (() => {});
     // Builds one after the other (they share the store); the machines then start in parallel.
     await inPhase(opts.phases?.build, async () => {
       for (const n of names) await machines[n]!.build();
@@ -221,9 +222,11 @@ export async function runTest(file: string, opts: RunTestOptions): Promise<TestR
         for (const n of names) keys[n] = await machines[n]!.bootKey(work);
         bootCache = new BootCacheEntry(opts.bootCache, entryKey(readFileSync(resolve(file), 'utf8'), await qemuVersionText(QEMU), keys));
         for (const n of names) machines[n]!.useBootCache(bootCache);
+        // Which it is, in the output: a case that boots on every warm run has something in its
+        // systems that changes from run to run (each saved state records its key's parts).
+        log(bootCache.from ? `boot cache: the first boots saved in ${bootCache.from} are restored` : `boot cache: no entry ${bootCache.key}; the machines boot, and are saved if the test passes`);
       }
     });
-    const log = opts.log ?? (() => {});
     const driver: DriverContext = { log, storeHome: opts.store.home, cairn: [process.execPath, join(projectRoot, 'bin', 'cairn.js')], subtest: (n, fn, o) => runSubtest(machines, subtests, log, n, fn, o) };
     await inPhase(opts.phases?.run, async () => {
       try {

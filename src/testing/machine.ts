@@ -17,7 +17,7 @@ import { evalVmConfig, prepareVm, RunningMachine, QEMU, type PortForward, type P
 import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, guestSleep, type ExecResult } from '../vm/shell.js';
 import { BACKDOOR_READY, BOOTED_FLAG } from './constants.js';
-import { copyInto, machineKey, markSaved, SAVED, type BootCacheEntry } from './boot-cache.js';
+import { copyInto, machineKeyParts, markSaved, partsKey, SAVED, type BootCacheEntry } from './boot-cache.js';
 
 /**
  * Timeouts in seconds: NixOS's driver's 900. A limit only bounds how long a broken test takes to
@@ -115,6 +115,8 @@ export class Machine {
   private starts = 0;
   /** The boot cache's entry of this machine's test (runTest sets it once the machines are built). */
   private bootCache?: BootCacheEntry;
+  /** What this machine's boot cache key was made of (kept with its saved state). */
+  private bootKeyParts?: ReturnType<typeof machineKeyParts>;
 
   constructor(private readonly opts: MachineOptions) {
     this.name = opts.name;
@@ -192,7 +194,8 @@ export class Machine {
    */
   async bootKey(work: string): Promise<string> {
     const prepared = await this.build();
-    return machineKey([...prepared.args, ...(this.opts.extraArgs ?? [])], work, prepared.state.path, prepared.cachedDisks);
+    this.bootKeyParts = machineKeyParts([...prepared.args, ...(this.opts.extraArgs ?? [])], work, prepared.state.path, prepared.cachedDisks);
+    return partsKey(this.bootKeyParts);
   }
 
   /** Lets the machine's first start come from the boot cache, or its boot go into it. */
@@ -212,16 +215,20 @@ export class Machine {
     // A display card nobody sees, for screenshots; -no-reboot: a reboot is a shutdown and start here.
     const args = [...prepared.args, '-device', 'VGA', '-no-reboot', ...(this.opts.extraArgs ?? [])];
     const first = this.starts++ === 0 && prepared.state.created;
-    const saved = first ? this.bootCache?.restoreFrom(this.name) : undefined;
+    const cache = first ? this.bootCache : undefined;
+    // Only a boot beside no other machine of the test is cached (see BootCacheEntry.alone).
+    const alone = cache?.alone(this.name) ?? false;
+    const saved = alone ? cache!.restoreFrom(this.name) : undefined;
     // Where this start saves its boot: it boots, and no entry had it.
-    let saveTo = first && !saved ? this.bootCache?.saveTo(this.name) : undefined;
+    let saveTo = alone && !saved ? cache!.saveTo(this.name) : undefined;
     const deadline = Date.now() + (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
     if (saved) {
       if (await this.startFromCache(args, saved, deadline)) return;
       // What the cache had could not be restored: this start boots, and the test goes on as one that did.
       saveTo = undefined;
     }
-    this.launch(args);
+    if (saveTo) cache!.bootingForSave(this.name);
+    const vm = this.launch(args);
     this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
     this.shell = await this.connect('the test shell', this.shellSocket, () => GuestShell.connect(this.shellSocket), deadline);
     try {
@@ -229,17 +236,23 @@ export class Machine {
     } catch (err) {
       throw this.error('start()', `did not get a test shell: ${(err as Error).message}`);
     }
-    // Booted for the cache: saved once booted, so that this start ends where a restored one does.
-    if (saveTo) {
+    // A first start with a boot cache ends past multi-user.target whether it was restored, is saved
+    // or is not cached: the same start on a cold and a warm run.
+    if (cache) {
       await this.waitForUnit('multi-user.target', { timeout: Math.max(1, Math.round((deadline - Date.now()) / 1000)) });
-      await this.saveBoot(saveTo);
+      if (saveTo) {
+        if (cache.bootedAlone(this.name)) await this.saveBoot(saveTo);
+        else vm.note(`--- cairn: ${this.name}: the boot is not saved in the boot cache: another machine of the test started beside it ---`);
+      }
     }
   }
 
   private launch(args: string[]): RunningMachine {
     const vm = RunningMachine.start(args, QEMU);
     this.vm = vm;
+    this.bootCache?.launched(this.name);
     void vm.process.then(() => {
+      this.bootCache?.ended(this.name);
       if (this.vm === vm) this.forget();
     });
     return vm;
@@ -455,7 +468,7 @@ export class Machine {
     else {
       // The boot's console, for a later run's log (its restored machine printed none).
       writeFileSync(join(to, SAVED.console), this.vm?.console ?? '');
-      markSaved(to, { machine: this.name, saved: new Date().toISOString() });
+      markSaved(to, { machine: this.name, saved: new Date().toISOString(), key: this.bootKeyParts });
     }
     this.vm?.note(`--- cairn: ${this.name}: ${failure === undefined ? `boot saved in the boot cache in ${((performance.now() - t0) / 1000).toFixed(1)} s` : `the boot could not be saved in the boot cache: ${failure}`} ---`);
   }

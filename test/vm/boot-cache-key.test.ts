@@ -2,7 +2,7 @@
  * The boot cache's keys and entries (src/testing/boot-cache.ts), without QEMU: what a key keeps
  * and leaves out of a machine's command line, and when a test's entry is kept.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -95,12 +95,42 @@ describe('boot cache entries', () => {
     expect(next.saveTo('a')).toBeUndefined();
   });
 
+  it('hold only boots no other machine of the test ran beside: machines that ran together may have met', () => {
+    const e = new BootCacheEntry(join(root, 'cache-alone'), 'k');
+    // acme boots alone and is saved.
+    expect(e.alone('acme')).toBe(true);
+    e.bootingForSave('acme');
+    e.launched('acme');
+    expect(e.bootedAlone('acme')).toBe(true);
+    // server starts while acme runs: neither restored nor saved (it may talk to acme as it boots).
+    expect(e.alone('server')).toBe(false);
+    e.launched('server');
+    // Two machines started together: the first to launch lost its solitude when the second did.
+    const together = new BootCacheEntry(join(root, 'cache-together'), 'k');
+    expect(together.alone('a')).toBe(true);
+    together.bootingForSave('a');
+    together.launched('a');
+    expect(together.alone('b')).toBe(false);
+    together.launched('b');
+    expect(together.bootedAlone('a')).toBe(false);
+    // Once the others have stopped, a machine boots alone again.
+    together.ended('a');
+    together.ended('b');
+    expect(together.alone('c')).toBe(true);
+    // A machine's own earlier QEMU (a reboot) is no company.
+    together.launched('c');
+    expect(together.alone('c')).toBe(true);
+  });
+
   it('beyond the size kept go least lately used first, with unfinished ones of runs that are gone', () => {
     const cache = join(root, 'cache-2');
-    for (const k of ['old', 'mid', 'new']) {
+    for (const [i, k] of ['old', 'mid', 'new'].entries()) {
       const e = new BootCacheEntry(cache, k);
       save(e, 'a', 100);
       e.finish(true);
+      // Used minutes apart (made within the same millisecond, their times would tie).
+      const t = new Date(Date.now() - (3 - i) * 60_000);
+      utimesSync(join(cache, k), t, t);
     }
     // Used now: 'old' becomes the latest.
     new BootCacheEntry(cache, 'old');

@@ -60,15 +60,23 @@ describe.skipIf(!hasQemu)('the boot cache', () => {
   it('restores a booted machine saved by an earlier run of the same test', async () => {
     const runOnce = async (n: number) => {
       process.env.CAIRN_BOOT_CACHE_REPORT = report(n);
-      const r = await runTest(file, { store: Store.open(STORE_HOME), cpus: GUEST_CPUS, bootCache: cache });
+      const logs: string[] = [];
+      const r = await runTest(file, { store: Store.open(STORE_HOME), cpus: GUEST_CPUS, bootCache: cache, log: (m) => logs.push(m) });
       expect(r.error).toBeUndefined();
-      return { r, got: JSON.parse(readFileSync(report(n), 'utf8')) as { bootId: string; earlierWrite: number; clock: number; watchdogs: string; timers: string } };
+      return { r, logs, got: JSON.parse(readFileSync(report(n), 'utf8')) as { bootId: string; earlierWrite: number; clock: number; watchdogs: string; timers: string } };
     };
     const first = await runOnce(1);
     expect(first.r.consoles.machine).toMatch(/--- cairn: machine: boot saved in the boot cache in [\d.]+ s ---/);
     expect(readdirSync(cache)).toHaveLength(1);
+    // The output says the machines booted; the saved state says what its key was made of (to be
+    // compared with a later run that did not restore it).
+    expect(first.logs).toContainEqual(expect.stringMatching(/^boot cache: no entry [0-9a-f]+; the machines boot/));
+    const saved = JSON.parse(readFileSync(join(cache, readdirSync(cache)[0]!, 'machine', 'saved'), 'utf8')) as { key: { line: string[]; ids: string[] } };
+    expect(saved.key.line).toContain('-kernel');
+    expect(saved.key.ids.some((id) => /\/vmlinux \d+:\d+:\d+$/.test(id))).toBe(true);
 
     const second = await runOnce(2);
+    expect(second.logs).toContainEqual(expect.stringMatching(/^boot cache: the first boots saved in .* are restored/));
     const log = second.r.consoles.machine!;
     expect(log).toMatch(/--- cairn: machine: its boot restored from the boot cache \(.*\) \(its clock was [\d.]+ s behind the host's, now set\) ---/);
     // The log holds the saved boot's console, then says so.
