@@ -11,20 +11,28 @@
  *   stays the same (reloaded, not restarted).
  * The machines boot once.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
+import { keptFixture } from './host.js';
 
-// pebble's own HTTPS (its ACME directory and management API) needs a certificate: a throwaway CA
-// made here, trusted by lego (LEGO_CA_CERTIFICATES) and by the client's fetch of pebble's root.
-const dir = mkdtempSync(join(tmpdir(), 'cairn-test-pebble-'));
-const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-openssl('req', '-x509', '-config', '/dev/null', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=pebble test listener CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', 'ca.key', '-out', 'ca.pem');
-openssl('req', '-new', '-config', '/dev/null', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=acme', '-keyout', 'key.pem', '-out', 'req.csr');
-writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName = DNS:acme\n');
-openssl('x509', '-req', '-in', 'req.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf', '-out', 'cert.pem');
+// pebble's own HTTPS (its ACME directory and management API) needs a certificate: a throwaway CA,
+// trusted by lego (LEGO_CA_CERTIFICATES) and by the client's fetch of pebble's root. Kept from run
+// to run (it is in the machines' configurations: a new one would make other systems, booted every
+// run); made again a day before it ends.
+const stillValid = (d: string) => ['ca.pem', 'cert.pem'].every((f) => spawnSync('openssl', ['x509', '-checkend', '86400', '-noout', '-in', join(d, f)]).status === 0);
+const dir = await keptFixture(
+  'pebble-listener',
+  (d) => {
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: d, stdio: ['ignore', 'ignore', 'pipe'] });
+    openssl('req', '-x509', '-config', '/dev/null', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '365', '-subj', '/CN=pebble test listener CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', 'ca.key', '-out', 'ca.pem');
+    openssl('req', '-new', '-config', '/dev/null', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=acme', '-keyout', 'key.pem', '-out', 'req.csr');
+    writeFileSync(join(d, 'ext.cnf'), 'subjectAltName = DNS:acme\n');
+    openssl('x509', '-req', '-in', 'req.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '365', '-extfile', 'ext.cnf', '-out', 'cert.pem');
+  },
+  stillValid,
+);
 const listenerCa = readFileSync(join(dir, 'ca.pem'), 'utf8');
 const pebbleConfig = {
   pebble: {

@@ -11,19 +11,18 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
+import { keptFixture } from './host.js';
 
 const IMAGE = 'localhost/cairn-web:latest';
 
 /**
  * A docker-archive (what `docker save` writes, which podman and docker both load): one layer with
- * Debian's static busybox and a page, its config, and the manifest naming it `IMAGE`.
+ * Debian's static busybox and a page, its config, and the manifest naming it `IMAGE`; in `dir`.
  */
-function imageArchive(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-test-image-'));
+function imageArchive(dir: string): void {
   const root = join(dir, 'rootfs');
   for (const d of ['bin', 'www', 'data', 'tmp']) mkdirSync(join(root, d), { recursive: true });
   copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
@@ -49,10 +48,11 @@ function imageArchive(): string {
   writeFileSync(join(out, configName), config);
   writeFileSync(join(out, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [IMAGE], Layers: [`${diffId}/layer.tar`] }]));
   tar(join(dir, 'image.tar'), out, ['manifest.json', configName, `${diffId}/layer.tar`]);
-  return join(dir, 'image.tar');
 }
 
-const imageFile = imageArchive();
+// Kept from run to run: its path is in the system's configuration (configuration.json), so a new
+// folder each run would make another system, booted every run.
+const imageFile = join(await keptFixture('container-image', imageArchive), 'image.tar');
 // A quote and a `$` that must reach the container as written (one quoted word each).
 const GREETING = "it's $HOME, cairn";
 

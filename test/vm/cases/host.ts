@@ -3,7 +3,7 @@
  * (Not a case: case files end in `.test.ts`.)
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,25 +21,39 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * An ed25519 key pair without passphrase, the same from run to run (kept beside the shared test
- * store, as NixOS's tests use fixed snakeoil keys): a machine whose configuration authorizes it is
- * the same system each run, so the boot cache restores its boot instead of booting it. A test key,
- * for test machines only. `key` is the private key's path.
+ * A folder of test fixtures (keys, certificates, encrypted secrets) made once by `make` and kept
+ * beside the shared test store from run to run, as NixOS's tests use fixed snakeoil keys: a
+ * machine whose configuration holds them is the same system each run, so the boot cache restores
+ * its boot instead of booting it. Made aside and renamed into place whole (another case of the run
+ * may make the same one first). `valid` says whether a kept folder still fits (e.g. the key its
+ * files were encrypted to); one that does not is made again.
  */
-export async function sshKeyPair(comment: string, prefix = 'cairn-test-key-'): Promise<{ dir: string; key: string; publicKey: string }> {
-  const dir = join(tmpdir(), 'cairn-test-store-home', 'ssh-keys', `${prefix}${comment.replace(/[^A-Za-z0-9.-]/g, '_')}`);
-  const key = join(dir, 'id');
-  if (!existsSync(`${key}.pub`)) {
-    // Made aside and renamed into place whole; another case of the run may make the same one first.
-    const made = mkdtempSync(join(tmpdir(), prefix));
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(made, 'id')]);
-    mkdirSync(dirname(dir), { recursive: true });
+export async function keptFixture(name: string, make: (dir: string) => Promise<void> | void, valid: (dir: string) => boolean = () => true): Promise<string> {
+  const dir = join(tmpdir(), 'cairn-test-store-home', name);
+  if (existsSync(dir) && !valid(dir)) rmSync(dir, { recursive: true, force: true });
+  if (!existsSync(dir)) {
+    const made = mkdtempSync(join(tmpdir(), 'cairn-test-fixture-'));
     try {
+      await make(made);
+      mkdirSync(dirname(dir), { recursive: true });
       renameSync(made, dir);
-    } catch {
+    } catch (err) {
+      rmSync(made, { recursive: true, force: true });
+      if (!existsSync(dir)) throw err;
       // (it is there now)
     }
   }
+  return dir;
+}
+
+/** An ed25519 key pair without passphrase, kept from run to run (keptFixture). A test key, for test machines only; `key` is the private key's path. */
+export async function sshKeyPair(comment: string, prefix = 'cairn-test-key-'): Promise<{ dir: string; key: string; publicKey: string }> {
+  const dir = await keptFixture(
+    `ssh-keys/${prefix}${comment.replace(/[^A-Za-z0-9.-]/g, '_')}`,
+    (d) => run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(d, 'id')]).then(() => undefined),
+    (d) => existsSync(join(d, 'id.pub')),
+  );
+  const key = join(dir, 'id');
   return { dir, key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };
 }
 

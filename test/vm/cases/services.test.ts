@@ -5,8 +5,9 @@
  * the second subtest proves it. The driver logs each subtest's time and a summary at the end.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, run, sshKeyPair } from './host.js';
+import { freePort, keptFixture, run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
 const { dir: keys, publicKey } = await sshKeyPair('driver@host');
@@ -18,14 +19,24 @@ const { key: strangerKey } = await sshKeyPair('stranger@host');
 // secrets encrypted to it are deployed. Generation 1 (the boot) has no secrets; 2 and 3 differ
 // only in the encrypted file, so switching from 2 to 3 must restart the service using it.
 const ageKey = await sshKeyPair('root@services', 'cairn-test-age-');
-const agePlain = ['first', 'second'].map((w) => `cairn-${w}-secret-${randomBytes(12).toString('hex')}`);
-const ageFiles = await Promise.all(
-  agePlain.map(async (plain, i) => {
-    const file = join(ageKey.dir, `greeting-${i + 1}.age`);
-    await run('sh', ['-c', 'printf %s "$1" | age -e -r "$2" -o "$3"', 'sh', plain, ageKey.publicKey, file]);
-    return file;
-  }),
+/**
+ * The two secrets and their encrypted files, kept from run to run (age encrypts differently each
+ * time: new files would make other systems in the machine's store, booted every run).
+ */
+const ageDir = await keptFixture(
+  'services-age',
+  async (d) => {
+    for (const [i, w] of ['first', 'second'].entries()) {
+      const plain = `cairn-${w}-secret-${randomBytes(12).toString('hex')}`;
+      await run('sh', ['-c', 'printf %s "$1" | age -e -r "$2" -o "$3"', 'sh', plain, ageKey.publicKey, join(d, `greeting-${i + 1}.age`)]);
+      writeFileSync(join(d, `greeting-${i + 1}`), plain);
+    }
+    writeFileSync(join(d, 'recipient'), ageKey.publicKey);
+  },
+  (d) => existsSync(join(d, 'recipient')) && readFileSync(join(d, 'recipient'), 'utf8') === ageKey.publicKey,
 );
+const agePlain = [1, 2].map((i) => readFileSync(join(ageDir, `greeting-${i}`), 'utf8'));
+const ageFiles = [1, 2].map((i) => join(ageDir, `greeting-${i}.age`));
 const withSecret = (file: string) => ({
   users: { users: { bob: { isNormalUser: true } } },
   age: { secrets: { greeting: { file, owner: 'alice', restartUnits: ['secret-reader.service'] } } },

@@ -8,8 +8,9 @@
  * secrets encrypted to it are deployed) and activation has run again.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, sshKeyPair } from './host.js';
+import { keptFixture, run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 
 /** A WireGuard key pair from node's X25519: the raw 32-byte keys in base64, as `wg genkey`/`wg pubkey` print them. */
@@ -20,17 +21,31 @@ function keyPair(): { privateKey: string; publicKey: string } {
   return { privateKey: b64(jwk.d), publicKey: b64(jwk.x) };
 }
 
-const keys = { a: keyPair(), b: keyPair() };
-/** Each machine's age identity, and its WireGuard key encrypted to it. */
+/** Each machine's age identity. */
 const identities = { a: await sshKeyPair('root@a', 'cairn-test-wireguard-'), b: await sshKeyPair('root@b', 'cairn-test-wireguard-') };
-for (const n of ['a', 'b'] as const) {
-  await run('sh', ['-c', 'printf "%s\\n" "$1" | age -e -r "$2" -o "$3"', 'sh', keys[n].privateKey, identities[n].publicKey, join(identities[n].dir, 'wg.age')]);
-}
+/**
+ * Each machine's WireGuard key pair and its private key encrypted to its identity, kept from run to
+ * run (age encrypts differently each time: new files would make other systems, booted every run).
+ */
+const recipients = `${identities.a.publicKey}\n${identities.b.publicKey}\n`;
+const wgDir = await keptFixture(
+  'wireguard-keys',
+  async (d) => {
+    const made = { a: keyPair(), b: keyPair() };
+    for (const n of ['a', 'b'] as const) {
+      await run('sh', ['-c', 'printf "%s\\n" "$1" | age -e -r "$2" -o "$3"', 'sh', made[n].privateKey, identities[n].publicKey, join(d, `${n}.age`)]);
+    }
+    writeFileSync(join(d, 'keys.json'), JSON.stringify(made));
+    writeFileSync(join(d, 'recipients'), recipients);
+  },
+  (d) => existsSync(join(d, 'recipients')) && readFileSync(join(d, 'recipients'), 'utf8') === recipients,
+);
+const keys = JSON.parse(readFileSync(join(wgDir, 'keys.json'), 'utf8')) as Record<'a' | 'b', { privateKey: string; publicKey: string }>;
 const IDENTITY = '/root/age/identity';
 /** The machine's WireGuard key as a secret, decrypted with the identity the test puts in place. */
 const wgSecret = (n: 'a' | 'b', unit: string) => ({
   identityPaths: [IDENTITY],
-  secrets: { [`wg-${n}`]: { file: join(identities[n].dir, 'wg.age'), restartUnits: [unit] } },
+  secrets: { [`wg-${n}`]: { file: join(wgDir, `${n}.age`), restartUnits: [unit] } },
 });
 
 /** Machines are numbered by name on the vlan: a is 192.168.1.1, b 192.168.1.2. */
