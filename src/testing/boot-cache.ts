@@ -121,23 +121,24 @@ export class BootCacheEntry {
    * restored server would be in the middle of an order the restored CA never saw). Machines
    * started after it boot in every run, meeting it as they did when it was saved.
    */
-  private readonly running = new Set<string>();
+  private readonly running = new Map<string, number>();
   private readonly booting = new Map<string, boolean>();
 
   /** Whether no other machine of the test runs now. */
   alone(machine: string): boolean {
-    return [...this.running].every((m) => m === machine);
+    return [...this.running].every(([m, n]) => m === machine || n === 0);
   }
 
   /** A machine's QEMU started: any boot that meant to be saved now has company. */
   launched(machine: string): void {
-    this.running.add(machine);
+    // Counted, not a flag: a restarted machine's new QEMU may start before its old one's end is seen.
+    this.running.set(machine, (this.running.get(machine) ?? 0) + 1);
     for (const b of this.booting.keys()) if (b !== machine) this.booting.set(b, false);
   }
 
   /** A machine's QEMU ended. */
   ended(machine: string): void {
-    this.running.delete(machine);
+    this.running.set(machine, Math.max(0, (this.running.get(machine) ?? 0) - 1));
   }
 
   /** A machine begins a boot to be saved (before its QEMU starts). */

@@ -120,6 +120,10 @@ describe('boot cache entries', () => {
     // A machine's own earlier QEMU (a reboot) is no company.
     together.launched('c');
     expect(together.alone('c')).toBe(true);
+    // c restarted, its old QEMU's end seen after the new one started: c still runs.
+    together.launched('c');
+    together.ended('c');
+    expect(together.alone('d')).toBe(false);
   });
 
   it('beyond the size kept go least lately used first, with unfinished ones of runs that are gone', () => {
