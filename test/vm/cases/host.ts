@@ -3,7 +3,7 @@
  * (Not a case: case files end in `.test.ts`.)
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -43,7 +43,9 @@ export async function keptFixture(name: string, make: (dir: string) => Promise<v
       // (it is there now)
     }
   }
-  return dir;
+  // Its real path: the suite's TMPDIR is a folder of each run's, which reaches the shared test
+  // store through a link, and a configuration records the paths of the files it names.
+  return realpathSync(dir);
 }
 
 /** An ed25519 key pair without passphrase, kept from run to run (keptFixture). A test key, for test machines only; `key` is the private key's path. */
