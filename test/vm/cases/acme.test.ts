@@ -31,7 +31,7 @@ const dir = await keptFixture(
     writeFileSync(join(d, 'ext.cnf'), 'subjectAltName = DNS:acme\n');
     openssl('x509', '-req', '-in', 'req.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '365', '-extfile', 'ext.cnf', '-out', 'cert.pem');
   },
-  stillValid,
+  { valid: stillValid },
 );
 const listenerCa = readFileSync(join(dir, 'ca.pem'), 'utf8');
 const pebbleConfig = {

@@ -3,7 +3,8 @@
  * boots like hardware and lets root (and `deployer`, through sudo) in with that key, and cairn run
  * from the host against it.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
 import { freePort, run, sshKeyPair } from './host.js';
@@ -11,9 +12,8 @@ import { freePort, run, sshKeyPair } from './host.js';
 export { freePort, run };
 
 const pair = await sshKeyPair('deployer@host', 'cairn-test-deploy-');
-export const dir = pair.dir;
 const publicKey = pair.publicKey;
-export const SSH_OPTS = ['-i', join(dir, 'id'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes'];
+export const SSH_OPTS = ['-i', pair.key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes'];
 
 /** A generation: its marker service says which; `extra` replaces top-level sections. */
 export const generation = (marker: string, extra: Record<string, unknown> = {}) => ({
@@ -30,9 +30,16 @@ export const generation = (marker: string, extra: Record<string, unknown> = {}) 
   ...extra,
 });
 
+/**
+ * The host's configuration files, and the locks their builds write beside them: this run's own
+ * (the key's folder is kept from run to run, and a lock kept there would pin later runs to
+ * package versions the archive may since have dropped).
+ */
+const configs = mkdtempSync(join(tmpdir(), 'cairn-test-deploy-'));
+
 /** A configuration file of the host. */
 export function configFile(name: string, config: unknown): string {
-  const f = join(dir, `${name}.json`);
+  const f = join(configs, `${name}.json`);
   writeFileSync(f, JSON.stringify(config));
   return f;
 }

@@ -3,7 +3,7 @@
  * (Not a case: case files end in `.test.ts`.)
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,16 +25,20 @@ export async function freePort(): Promise<number> {
  * beside the shared test store from run to run, as NixOS's tests use fixed snakeoil keys: a
  * machine whose configuration holds them is the same system each run, so the boot cache restores
  * its boot instead of booting it. Made aside and renamed into place whole (another case of the run
- * may make the same one first). `valid` says whether a kept folder still fits (e.g. the key its
- * files were encrypted to); one that does not is made again.
+ * may make the same one first). `inputs` names what the files were made from (e.g. the public key
+ * they were encrypted to): a kept folder made from other inputs, or one `valid` refuses (a
+ * certificate about to end), is made again.
  */
-export async function keptFixture(name: string, make: (dir: string) => Promise<void> | void, valid: (dir: string) => boolean = () => true): Promise<string> {
+export async function keptFixture(name: string, make: (dir: string) => Promise<void> | void, opts: { inputs?: string; valid?: (dir: string) => boolean } = {}): Promise<string> {
   const dir = join(tmpdir(), 'cairn-test-store-home', name);
-  if (existsSync(dir) && !valid(dir)) rmSync(dir, { recursive: true, force: true });
+  const stamp = join(dir, '.inputs');
+  const inputs = opts.inputs ?? '';
+  if (existsSync(dir) && ((existsSync(stamp) ? readFileSync(stamp, 'utf8') : '') !== inputs || opts.valid?.(dir) === false)) rmSync(dir, { recursive: true, force: true });
   if (!existsSync(dir)) {
     const made = mkdtempSync(join(tmpdir(), 'cairn-test-fixture-'));
     try {
       await make(made);
+      if (inputs !== '') writeFileSync(join(made, '.inputs'), inputs);
       mkdirSync(dirname(dir), { recursive: true });
       renameSync(made, dir);
     } catch (err) {
@@ -53,7 +57,6 @@ export async function sshKeyPair(comment: string, prefix = 'cairn-test-key-'): P
   const dir = await keptFixture(
     `ssh-keys/${prefix}${comment.replace(/[^A-Za-z0-9.-]/g, '_')}`,
     (d) => run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(d, 'id')]).then(() => undefined),
-    (d) => existsSync(join(d, 'id.pub')),
   );
   const key = join(dir, 'id');
   return { dir, key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };

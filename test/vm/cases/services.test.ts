@@ -5,7 +5,7 @@
  * the second subtest proves it. The driver logs each subtest's time and a summary at the end.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, keptFixture, run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
@@ -31,9 +31,8 @@ const ageDir = await keptFixture(
       await run('sh', ['-c', 'printf %s "$1" | age -e -r "$2" -o "$3"', 'sh', plain, ageKey.publicKey, join(d, `greeting-${i + 1}.age`)]);
       writeFileSync(join(d, `greeting-${i + 1}`), plain);
     }
-    writeFileSync(join(d, 'recipient'), ageKey.publicKey);
   },
-  (d) => existsSync(join(d, 'recipient')) && readFileSync(join(d, 'recipient'), 'utf8') === ageKey.publicKey,
+  { inputs: ageKey.publicKey },
 );
 const agePlain = [1, 2].map((i) => readFileSync(join(ageDir, `greeting-${i}`), 'utf8'));
 const ageFiles = [1, 2].map((i) => join(ageDir, `greeting-${i}.age`));

@@ -8,7 +8,7 @@
  * secrets encrypted to it are deployed) and activation has run again.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keptFixture, run, sshKeyPair } from './host.js';
 import type { DriverContext, Machine } from '../../../src/testing/index.js';
@@ -27,7 +27,6 @@ const identities = { a: await sshKeyPair('root@a', 'cairn-test-wireguard-'), b: 
  * Each machine's WireGuard key pair and its private key encrypted to its identity, kept from run to
  * run (age encrypts differently each time: new files would make other systems, booted every run).
  */
-const recipients = `${identities.a.publicKey}\n${identities.b.publicKey}\n`;
 const wgDir = await keptFixture(
   'wireguard-keys',
   async (d) => {
@@ -36,9 +35,8 @@ const wgDir = await keptFixture(
       await run('sh', ['-c', 'printf "%s\\n" "$1" | age -e -r "$2" -o "$3"', 'sh', made[n].privateKey, identities[n].publicKey, join(d, `${n}.age`)]);
     }
     writeFileSync(join(d, 'keys.json'), JSON.stringify(made));
-    writeFileSync(join(d, 'recipients'), recipients);
   },
-  (d) => existsSync(join(d, 'recipients')) && readFileSync(join(d, 'recipients'), 'utf8') === recipients,
+  { inputs: `${identities.a.publicKey}\n${identities.b.publicKey}\n` },
 );
 const keys = JSON.parse(readFileSync(join(wgDir, 'keys.json'), 'utf8')) as Record<'a' | 'b', { privateKey: string; publicKey: string }>;
 const IDENTITY = '/root/age/identity';
