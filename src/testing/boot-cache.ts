@@ -4,7 +4,8 @@
  * kept across runs of a test and restored instead of booting again. A test's machines form one
  * entry, saved by one run that passed, and are restored together or not at all: their boots may
  * have met (a key one machine made and another fetched), and their later states come from the
- * one test script. The entry's key holds everything that decides what a boot does: each machine's
+ * one test script. Machines started together are saved at one moment and run again together
+ * (StartGroup). The entry's key holds everything that decides what a boot does: each machine's
  * QEMU command line (its own folder's paths and forwarded host ports left out), the identity of
  * every file that line names (the store disk or boot image, kernel, initrd, firmware), QEMU's
  * version (with Debian's package version) and the test file's text. A changed system has another closure, so another store disk
@@ -108,32 +109,52 @@ export class BootCacheEntry {
     return this.from && existsSync(join(this.from, machine, SAVED.done)) ? join(this.from, machine) : undefined;
   }
 
+  /** The machines saved at one moment with `machine` (those started together); older entries name none but it. */
+  savedGroup(machine: string): string[] {
+    const dir = this.restoreFrom(machine);
+    if (!dir) return [];
+    try {
+      const group = (JSON.parse(readFileSync(join(dir, SAVED.done), 'utf8')) as { group?: unknown }).group;
+      return Array.isArray(group) ? group.map(String).sort() : [machine];
+    } catch {
+      return [];
+    }
+  }
+
   /** Where a machine's state goes in this run's entry (none when the entry exists already). */
   saveTo(machine: string): string | undefined {
     return this.to && join(this.to, machine);
   }
 
   /**
-   * The test's machines whose QEMU runs now, and those booting to be saved with whether they have
-   * booted alone so far. Only a boot no other machine of the test ran beside is saved or restored:
-   * machines that ran together may have met (pebble's ACME server and the machine whose certificate
-   * it signed), and states saved at different moments would not fit together when restored (the
-   * restored server would be in the middle of an order the restored CA never saw). Machines
-   * started after it boot in every run, meeting it as they did when it was saved.
+   * The test's machines whose QEMU runs now, and the group of first starts under way. Only boots
+   * that no machine outside their group ran beside are saved or restored, and a group's machines
+   * are saved at one moment and restored together: machines that ran together may have met
+   * (pebble's ACME server and the machine whose certificate it signed), and states saved at
+   * different moments would not fit together when restored (the restored server would be in the
+   * middle of an order the restored CA never saw). Machines started after a group boot in every
+   * run, meeting it as they did when it was saved.
    */
   private readonly running = new Map<string, number>();
-  private readonly booting = new Map<string, boolean>();
+  private open?: StartGroup;
 
-  /** Whether no other machine of the test runs now. */
-  alone(machine: string): boolean {
-    return [...this.running].every(([m, n]) => m === machine || n === 0);
+  /**
+   * A machine's first start begins (called before anything of it awaits): it joins the group of
+   * first starts under way, or begins one when no machine of the test runs. Undefined: machines
+   * run that are in no open group (they have passed their first start), so this boot is not cached.
+   */
+  join(machine: string): StartGroup | undefined {
+    if (this.open && !this.open.closed) return this.open.add(machine);
+    if ([...this.running.values()].some((n) => n > 0)) return undefined;
+    this.open = new StartGroup();
+    return this.open.add(machine);
   }
 
-  /** A machine's QEMU started: any boot that meant to be saved now has company. */
+  /** A machine's QEMU started: a group under way that it is not in has company, and is not saved. */
   launched(machine: string): void {
     // Counted, not a flag: a restarted machine's new QEMU may start before its old one's end is seen.
     this.running.set(machine, (this.running.get(machine) ?? 0) + 1);
-    for (const b of this.booting.keys()) if (b !== machine) this.booting.set(b, false);
+    if (this.open && !this.open.closed && !this.open.members.has(machine)) this.open.spoiled = true;
   }
 
   /** A machine's QEMU ended. */
@@ -141,16 +162,9 @@ export class BootCacheEntry {
     this.running.set(machine, Math.max(0, (this.running.get(machine) ?? 0) - 1));
   }
 
-  /** A machine begins a boot to be saved (before its QEMU starts). */
-  bootingForSave(machine: string): void {
-    this.booting.set(machine, true);
-  }
-
-  /** Whether the boot begun with bootingForSave ran alone until now (when it is to be saved). */
-  bootedAlone(machine: string): boolean {
-    const alone = this.booting.get(machine) === true;
-    this.booting.delete(machine);
-    return alone;
+  /** Whether the entry has a saved state for every machine of `group`. */
+  hasAll(group: string[]): boolean {
+    return group.every((m) => this.restoreFrom(m) !== undefined);
   }
 
   /** Why a machine's state could not be saved: the entry is then not kept. */
@@ -173,6 +187,90 @@ export class BootCacheEntry {
     }
     removeTree(this.to);
     evict(this.cache);
+  }
+}
+
+/**
+ * How a machine of a group goes on once every machine of its group has arrived: its boot is saved
+ * (`save`), its loaded state runs (`restore`), its loaded state is dropped and it boots (`boot`),
+ * or it goes on as it is (`none`).
+ */
+export type GroupDecision = 'save' | 'restore' | 'boot' | 'none';
+
+/**
+ * What a machine of a group has done when it arrives: booted to multi-user.target to be saved,
+ * loaded a saved state (paused, waiting for the others), or neither (its boot is not cached: a
+ * state disk that was there before, no place to save it, or its start failed).
+ */
+export type Arrival = 'booted' | 'loaded' | 'other';
+
+/**
+ * First starts of a test's machines that were under way together (e.g. Promise.all of starts):
+ * they are cached together or not at all. The group is open until every machine in it has
+ * arrived; a first start that begins meanwhile joins it. Once all have arrived it closes, and
+ * decides for all of them at once (see decide).
+ */
+export class StartGroup {
+  readonly members = new Set<string>();
+  closed = false;
+  /** A machine outside the group started while it was open. */
+  spoiled = false;
+  private readonly arrivals = new Map<string, Arrival>();
+  /** The saved group each loaded machine came from. */
+  private readonly loadedFrom = new Map<string, string[]>();
+  private readonly decided: ((d: Map<string, GroupDecision>) => void)[] = [];
+  private readonly stopped = new Set<string>();
+  private readonly allStopped: (() => void)[] = [];
+  private saving = new Set<string>();
+
+  add(machine: string): this {
+    this.members.add(machine);
+    return this;
+  }
+
+  /**
+   * A machine arrives; resolves once all have, with its decision. `from`: the machines saved
+   * together with the state it loaded.
+   */
+  arrive(machine: string, arrival: Arrival, from: string[] = []): Promise<GroupDecision> {
+    this.arrivals.set(machine, arrival);
+    if (arrival === 'loaded') this.loadedFrom.set(machine, from);
+    const p = new Promise<GroupDecision>((resolve) => this.decided.push((d) => resolve(d.get(machine)!)));
+    if ([...this.members].every((m) => this.arrivals.has(m))) {
+      this.closed = true;
+      const d = this.decide();
+      this.saving = new Set([...d].filter(([, x]) => x === 'save').map(([m]) => m));
+      for (const r of this.decided.splice(0)) r(d);
+    }
+    return p;
+  }
+
+  /**
+   * All booted and meant to be saved, with no machine outside the group beside them: all are saved.
+   * All loaded from states saved together as exactly this group, alone: all run. Anything else: the loaded ones boot
+   * instead (a restored machine would meet machines its saved state never met), and none is saved.
+   */
+  private decide(): Map<string, GroupDecision> {
+    const all = [...this.members];
+    const names = all.slice().sort().join('\0');
+    const every = (a: Arrival): boolean => all.every((m) => this.arrivals.get(m) === a);
+    const out = new Map<string, GroupDecision>();
+    if (!this.spoiled && every('booted')) for (const m of all) out.set(m, 'save');
+    else if (!this.spoiled && every('loaded') && all.every((m) => this.loadedFrom.get(m)!.join('\0') === names)) for (const m of all) out.set(m, 'restore');
+    else for (const m of all) out.set(m, this.arrivals.get(m) === 'loaded' ? 'boot' : 'none');
+    return out;
+  }
+
+  /**
+   * A machine being saved is paused (or could not be): resolves when all of the group being saved
+   * are, so that none runs on while another's state is taken (what it sent then would be in the
+   * other's saved state and not in its own).
+   */
+  pausedForSave(machine: string): Promise<void> {
+    this.stopped.add(machine);
+    const p = new Promise<void>((resolve) => this.allStopped.push(resolve));
+    if ([...this.saving].every((m) => this.stopped.has(m))) for (const r of this.allStopped.splice(0)) r();
+    return p;
   }
 }
 

@@ -17,7 +17,7 @@ import { evalVmConfig, prepareVm, RunningMachine, QEMU, type PortForward, type P
 import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, guestSleep, type ExecResult } from '../vm/shell.js';
 import { BACKDOOR_READY, BOOTED_FLAG } from './constants.js';
-import { copyInto, machineKeyParts, markSaved, partsKey, SAVED, type BootCacheEntry } from './boot-cache.js';
+import { copyInto, machineKeyParts, markSaved, partsKey, SAVED, type Arrival, type BootCacheEntry, type GroupDecision, type StartGroup } from './boot-cache.js';
 
 /**
  * Timeouts in seconds: NixOS's driver's 900. A limit only bounds how long a broken test takes to
@@ -207,27 +207,45 @@ export class Machine {
    * Starts the machine and waits until its test shell answers. With a boot cache (runTest's
    * `bootCache`), its first start on a new state disk ends past multi-user.target, either way: a
    * restore of the booted state an earlier run saved, or a boot that waits for multi-user.target and
-   * saves it (see saveBoot).
+   * saves it (see saveBoot). First starts under way together (Promise.all) are saved at one moment
+   * and restored together (see StartGroup).
    */
   async start(opts: WaitOptions = {}): Promise<void> {
     if (this.vm) return;
+    // Joined before anything here awaits: starts begun together are one group.
+    const group = this.starts === 0 ? this.bootCache?.join(this.name) : undefined;
+    // Once: what this start did when it came to the group (a later call gets that).
+    let arrived: Promise<GroupDecision> | undefined;
+    const arrive = (a: Arrival, from?: string[]): Promise<GroupDecision> => (arrived ??= group!.arrive(this.name, a, from));
+    try {
+      await this.startWith(opts, group, arrive);
+    } finally {
+      // A start that failed: the others of its group do not wait for it.
+      if (group) void arrive('other');
+    }
+  }
+
+  private async startWith(opts: WaitOptions, group: StartGroup | undefined, arrive: (a: Arrival, from?: string[]) => Promise<GroupDecision>): Promise<void> {
     const prepared = await this.build();
     // A display card nobody sees, for screenshots; -no-reboot: a reboot is a shutdown and start here.
     const args = [...prepared.args, '-device', 'VGA', '-no-reboot', ...(this.opts.extraArgs ?? [])];
     const first = this.starts++ === 0 && prepared.state.created;
     const cache = first ? this.bootCache : undefined;
-    // Only a boot beside no other machine of the test is cached (see BootCacheEntry.alone).
-    const alone = cache?.alone(this.name) ?? false;
-    const saved = alone ? cache!.restoreFrom(this.name) : undefined;
+    // Cached only in a group (see BootCacheEntry.join); restored when all the machines saved with
+    // it can be restored too.
+    const cached = cache && group ? cache : undefined;
+    const from = cached ? cached.savedGroup(this.name) : [];
+    const saved = cached && from.length > 0 && cached.hasAll(from) ? cached.restoreFrom(this.name) : undefined;
     // Where this start saves its boot: it boots, and no entry had it.
-    let saveTo = alone && !saved ? cache!.saveTo(this.name) : undefined;
+    let saveTo = cached && !saved ? cached.saveTo(this.name) : undefined;
     const deadline = Date.now() + (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;
     if (saved) {
-      if (await this.startFromCache(args, saved, deadline)) return;
+      if (await this.startFromCache(args, saved, deadline, () => arrive('loaded', from))) return;
       // What the cache had could not be restored: this start boots, and the test goes on as one that did.
       saveTo = undefined;
     }
-    if (saveTo) cache!.bootingForSave(this.name);
+    // Not cached: the others of its group do not wait for its boot.
+    if (group && !saveTo) void arrive('other');
     const vm = this.launch(args);
     this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
     this.shell = await this.connect('the test shell', this.shellSocket, () => GuestShell.connect(this.shellSocket), deadline);
@@ -241,8 +259,10 @@ export class Machine {
     if (cache) {
       await this.waitForUnit('multi-user.target', { timeout: Math.max(1, Math.round((deadline - Date.now()) / 1000)) });
       if (saveTo) {
-        if (cache.bootedAlone(this.name)) await this.saveBoot(saveTo);
-        else vm.note(`--- cairn: ${this.name}: the boot is not saved in the boot cache: another machine of the test started beside it ---`);
+        // What the boot started has finished starting before the group's machines are saved.
+        await this.settle({ timeout: 60 });
+        if ((await arrive('booted')) === 'save') await this.saveBoot(saveTo, group!);
+        else vm.note(`--- cairn: ${this.name}: the boot is not saved in the boot cache: a machine not started together with it ran beside it, or one started with it is not cached ---`);
       }
     }
   }
@@ -263,7 +283,7 @@ export class Machine {
    * new ones, then QEMU started with the saved RAM and devices as an incoming migration. False (the
    * new disks back in place) when QEMU could not load it; the machine then boots.
    */
-  private async startFromCache(args: string[], saved: string, deadline: number): Promise<boolean> {
+  private async startFromCache(args: string[], saved: string, deadline: number, loaded: () => Promise<GroupDecision>): Promise<boolean> {
     const prepared = this.prepared!;
     const vars = prepared.options.uefiVars;
     const put = [
@@ -289,11 +309,16 @@ export class Machine {
     vm.note(`${booted}--- cairn: ${this.name}: the boot above is an earlier run's, from the boot cache ---`);
     try {
       this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
-      // The machine was saved paused, and is loaded so: it runs once loaded whole.
+      // The machine was saved paused, and is loaded so: it runs once loaded whole, when the others
+      // of its group are loaded too (they were saved together: none runs on before the others).
+      let decision: GroupDecision | undefined;
       for (;;) {
         const status = (await this.qmp.execute<{ status: string }>('query-status')).status;
         if (status === 'running') break;
         if (status === 'paused' && (await this.qmp.execute<{ status?: string }>('query-migrate')).status === 'completed') {
+          // (Asked once: a second `cont` is only for a status read before the first took effect.)
+          decision ??= await loaded();
+          if (decision !== 'restore') throw new Error('the machines saved with it did not start together with it as they did then');
           await this.qmp.execute('cont');
           continue;
         }
@@ -438,39 +463,48 @@ export class Machine {
    * resumed. Saved on the HPET with the watchdogs off, as a snapshot is (BEFORE_SNAPSHOT). A save
    * that fails spoils the entry (the test's machines are cached together or not at all), not the test.
    */
-  private async saveBoot(to: string): Promise<void> {
+  private async saveBoot(to: string, group: StartGroup): Promise<void> {
     const prepared = this.prepared!;
     const qmp = this.requireQmp('saving the boot');
     const t0 = performance.now();
-    await this.settle({ timeout: 60 });
-    await this.execute(BEFORE_SNAPSHOT);
     let failure: string | undefined;
-    await qmp.execute('stop');
+    let paused = false;
     try {
-      mkdirSync(to, { recursive: true });
-      copyFileSync(prepared.state.path, join(to, SAVED.disk));
-      if (prepared.options.uefiVars) copyFileSync(prepared.options.uefiVars, join(to, SAVED.vars));
-      await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1e12 });
-      await qmp.execute('migrate', { uri: `file:${join(to, SAVED.ram)}` });
-      for (;;) {
-        const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-        if (m.status === 'completed') break;
-        if (m.status === 'failed' || m.status === 'cancelled') throw new Error(m['error-desc'] ?? `migration ${m.status}`);
-        await delay(50);
-      }
+      await this.execute(BEFORE_SNAPSHOT);
+      await qmp.execute('stop');
+      paused = true;
     } catch (err) {
       failure = (err as Error).message;
-    } finally {
-      await qmp.execute('cont');
-      await this.execute(WATCHDOGS_ON);
     }
+    // Taken once all of the group are paused (or could not be).
+    await group.pausedForSave(this.name);
+    if (paused) {
+      try {
+        mkdirSync(to, { recursive: true });
+        copyFileSync(prepared.state.path, join(to, SAVED.disk));
+        if (prepared.options.uefiVars) copyFileSync(prepared.options.uefiVars, join(to, SAVED.vars));
+        await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1e12 });
+        await qmp.execute('migrate', { uri: `file:${join(to, SAVED.ram)}` });
+        for (;;) {
+          const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+          if (m.status === 'completed') break;
+          if (m.status === 'failed' || m.status === 'cancelled') throw new Error(m['error-desc'] ?? `migration ${m.status}`);
+          await delay(50);
+        }
+      } catch (err) {
+        failure = (err as Error).message;
+      } finally {
+        await qmp.execute('cont');
+      }
+    }
+    await this.execute(WATCHDOGS_ON);
     if (failure !== undefined) this.bootCache?.spoil(`${this.name}: ${failure}`);
     else {
       // The boot's console, for a later run's log (its restored machine printed none).
       writeFileSync(join(to, SAVED.console), this.vm?.console ?? '');
-      markSaved(to, { machine: this.name, saved: new Date().toISOString(), key: this.bootKeyParts });
+      markSaved(to, { machine: this.name, group: [...group.members].sort(), saved: new Date().toISOString(), key: this.bootKeyParts });
     }
-    this.vm?.note(`--- cairn: ${this.name}: ${failure === undefined ? `boot saved in the boot cache in ${((performance.now() - t0) / 1000).toFixed(1)} s` : `the boot could not be saved in the boot cache: ${failure}`} ---`);
+    this.vm?.note(`--- cairn: ${this.name}: ${failure === undefined ? `boot saved in the boot cache in ${((performance.now() - t0) / 1000).toFixed(1)} s${group.members.size > 1 ? ` with ${[...group.members].filter((m) => m !== this.name).sort().join(', ')}, started together` : ''}` : `the boot could not be saved in the boot cache: ${failure}`} ---`);
   }
 
   waitForFile(path: string, opts: WaitOptions = {}): Promise<string> {

@@ -95,35 +95,103 @@ describe('boot cache entries', () => {
     expect(next.saveTo('a')).toBeUndefined();
   });
 
-  it('hold only boots no other machine of the test ran beside: machines that ran together may have met', () => {
-    const e = new BootCacheEntry(join(root, 'cache-alone'), 'k');
-    // acme boots alone and is saved.
-    expect(e.alone('acme')).toBe(true);
-    e.bootingForSave('acme');
+  it('hold only boots no machine outside their group ran beside: a group is the first starts under way together', async () => {
+    const e = new BootCacheEntry(join(root, 'cache-groups'), 'k');
+    // acme starts alone (its start is awaited before the next begins): a group of one, saved.
+    const acme = e.join('acme')!;
     e.launched('acme');
-    expect(e.bootedAlone('acme')).toBe(true);
-    // server starts while acme runs: neither restored nor saved (it may talk to acme as it boots).
-    expect(e.alone('server')).toBe(false);
+    expect(await acme.arrive('acme', 'booted')).toBe('save');
+    // server starts while acme runs, after acme's group closed: not cached (it may talk to acme as it boots).
+    expect(e.join('server')).toBeUndefined();
     e.launched('server');
-    // Two machines started together: the first to launch lost its solitude when the second did.
-    const together = new BootCacheEntry(join(root, 'cache-together'), 'k');
-    expect(together.alone('a')).toBe(true);
-    together.bootingForSave('a');
-    together.launched('a');
-    expect(together.alone('b')).toBe(false);
-    together.launched('b');
-    expect(together.bootedAlone('a')).toBe(false);
-    // Once the others have stopped, a machine boots alone again.
-    together.ended('a');
-    together.ended('b');
-    expect(together.alone('c')).toBe(true);
-    // A machine's own earlier QEMU (a reboot) is no company.
-    together.launched('c');
-    expect(together.alone('c')).toBe(true);
-    // c restarted, its old QEMU's end seen after the new one started: c still runs.
-    together.launched('c');
-    together.ended('c');
-    expect(together.alone('d')).toBe(false);
+    e.ended('acme');
+    e.ended('server');
+
+    // Two machines started together (Promise.all): one group, saved when both have booted.
+    const g = e.join('a')!;
+    expect(e.join('b')).toBe(g);
+    e.launched('a');
+    e.launched('b');
+    let aDecided: string | undefined;
+    const a = g.arrive('a', 'booted').then((d) => (aDecided = d));
+    await Promise.resolve();
+    expect(aDecided).toBeUndefined();
+    expect(g.closed).toBe(false);
+    expect(await g.arrive('b', 'booted')).toBe('save');
+    await a;
+    expect(aDecided).toBe('save');
+    // Neither is saved before both are paused.
+    let aPaused = false;
+    const ap = g.pausedForSave('a').then(() => (aPaused = true));
+    await Promise.resolve();
+    expect(aPaused).toBe(false);
+    await g.pausedForSave('b');
+    await ap;
+    expect(aPaused).toBe(true);
+    // The group closed: a machine started now, beside them, is not cached.
+    expect(e.join('c')).toBeUndefined();
+    for (const m of ['a', 'b']) e.ended(m);
+
+    // A machine outside the group starting while it is under way (a restart, say): nothing is saved.
+    const h = e.join('d')!;
+    e.launched('d');
+    e.launched('x');
+    expect(await h.arrive('d', 'booted')).toBe('none');
+    for (const m of ['d', 'x']) e.ended(m);
+
+    // A machine of the group that is not cached (its start failed): the others are not saved.
+    const f = e.join('p')!;
+    e.join('q');
+    const p = f.arrive('p', 'booted');
+    void f.arrive('q', 'other');
+    expect(await p).toBe('none');
+    for (const m of ['p', 'q']) e.ended(m);
+
+    // A machine's own earlier QEMU (a reboot) is no company; counted, as a restart's end may come late.
+    e.launched('r');
+    e.launched('r');
+    e.ended('r');
+    expect(e.join('s')).toBeUndefined();
+  });
+
+  it('restore a group only as it was saved: all loaded from states saved together as exactly these machines', async () => {
+    const e = new BootCacheEntry(join(root, 'cache-restore'), 'k');
+    const g = e.join('a')!;
+    e.join('b');
+    const a = g.arrive('a', 'loaded', ['a', 'b']);
+    expect(await g.arrive('b', 'loaded', ['a', 'b'])).toBe('restore');
+    expect(await a).toBe('restore');
+    for (const m of ['a', 'b']) e.ended(m);
+    // Saved alone (each a group of one), started together now: they boot instead.
+    const h = e.join('a')!;
+    e.join('b');
+    const ha = h.arrive('a', 'loaded', ['a']);
+    expect(await h.arrive('b', 'loaded', ['b'])).toBe('boot');
+    expect(await ha).toBe('boot');
+    // Saved together, but only one could be loaded: the loaded one boots, the other goes on.
+    const k = e.join('a')!;
+    e.join('b');
+    const ka = k.arrive('a', 'loaded', ['a', 'b']);
+    expect(await k.arrive('b', 'other')).toBe('none');
+    expect(await ka).toBe('boot');
+  });
+
+  it('name the machines each state was saved with; one saved before groups were kept counts as saved alone', () => {
+    const cache = join(root, 'cache-saved-groups');
+    const e = new BootCacheEntry(cache, 'k');
+    for (const [m, group] of [['a', ['a', 'b']], ['b', ['b', 'a']], ['old', undefined]] as const) {
+      const dir = e.saveTo(m)!;
+      mkdirSync(dir, { recursive: true });
+      markSaved(dir, { machine: m, ...(group ? { group } : {}) });
+    }
+    e.finish(true);
+    const next = new BootCacheEntry(cache, 'k');
+    expect(next.savedGroup('a')).toEqual(['a', 'b']);
+    expect(next.savedGroup('b')).toEqual(['a', 'b']);
+    expect(next.savedGroup('old')).toEqual(['old']);
+    expect(next.savedGroup('none')).toEqual([]);
+    expect(next.hasAll(['a', 'b'])).toBe(true);
+    expect(next.hasAll(['a', 'c'])).toBe(false);
   });
 
   it('beyond the size kept go least lately used first, with unfinished ones of runs that are gone', () => {

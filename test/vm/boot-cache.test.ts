@@ -1,8 +1,9 @@
 /**
  * The boot cache of VM tests (runTest's `bootCache`, `cairn test --boot-cache`): a first run boots
- * its machine and saves the booted state; a second run of the same test restores it instead of
- * booting (the same boot id), without what the first run did after the save, with the host's time,
- * the watchdogs on and the timers waiting, and its console log begins with the saved boot's.
+ * two machines started together and saves their booted states at one moment; a second run of the
+ * same test restores both instead of booting (the same boot ids), without what the first run did
+ * after the save, with the host's time, the watchdogs on and the timers waiting, the two reaching
+ * each other on their vlan, and each console log begins with the saved boot's.
  */
 import { execa } from 'execa';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -28,18 +29,25 @@ writeFileSync(
   file,
   `import { writeFileSync } from 'node:fs';
 export default {
-  name: 'a machine from the boot cache',
-  nodes: { machine: { networking: { hostName: 'cached' }, system: { stateVersion: '0.1' } } },
-  testScript: async ({ machine }) => {
-    await machine.start();
+  name: 'two machines from the boot cache',
+  nodes: {
+    machine: { networking: { hostName: 'cached' }, system: { stateVersion: '0.1' }, environment: { systemPackages: ['iputils-ping'] } },
+    peer: { networking: { hostName: 'peer' }, system: { stateVersion: '0.1' } },
+  },
+  testScript: async ({ machine, peer }) => {
+    // Started together: one group, saved at one moment and restored together.
+    await Promise.all([machine.start(), peer.start()]);
     await machine.waitForUnit('multi-user.target');
     const got = {
       bootId: (await machine.succeed('cat /proc/sys/kernel/random/boot_id')).trim(),
+      peerBootId: (await peer.succeed('cat /proc/sys/kernel/random/boot_id')).trim(),
       earlierWrite: (await machine.execute('cat /var/lib/written-after-the-save')).status,
       clock: Number(await machine.succeed('date +%s.%N')) - Date.now() / 1000,
       watchdogs: (await machine.succeed('systemctl show -P ServiceWatchdogs')).trim(),
       timers: (await machine.succeed('systemctl list-units --type=timer --state=active --plain --no-legend | cut -d" " -f1 | sort')).trim(),
     };
+    // The two reach each other over their vlan.
+    await machine.waitUntilSucceeds('ping -c 1 -W 2 peer', { timeout: 60 });
     await machine.succeed('echo written > /var/lib/written-after-the-save && sync');
     writeFileSync(process.env.CAIRN_BOOT_CACHE_REPORT, JSON.stringify(got));
   },
@@ -50,28 +58,30 @@ export default {
 describe.skipIf(!hasQemu)('the boot cache', () => {
   let releaseSlot: Release | undefined;
   beforeAll(async () => {
-    releaseSlot = await takeSlot();
+    releaseSlot = await takeSlot(2);
   }, SLOT_WAIT_MS);
   afterAll(() => {
     releaseSlot?.();
     removeTree(work);
   });
 
-  it('restores a booted machine saved by an earlier run of the same test', async () => {
+  it('restores booted machines started together, saved by an earlier run of the same test', async () => {
     const runOnce = async (n: number) => {
       process.env.CAIRN_BOOT_CACHE_REPORT = report(n);
       const logs: string[] = [];
       const r = await runTest(file, { store: Store.open(STORE_HOME), cpus: GUEST_CPUS, bootCache: cache, log: (m) => logs.push(m) });
       expect(r.error).toBeUndefined();
-      return { r, logs, got: JSON.parse(readFileSync(report(n), 'utf8')) as { bootId: string; earlierWrite: number; clock: number; watchdogs: string; timers: string } };
+      return { r, logs, got: JSON.parse(readFileSync(report(n), 'utf8')) as { bootId: string; peerBootId: string; earlierWrite: number; clock: number; watchdogs: string; timers: string } };
     };
     const first = await runOnce(1);
-    expect(first.r.consoles.machine).toMatch(/--- cairn: machine: boot saved in the boot cache in [\d.]+ s ---/);
+    expect(first.r.consoles.machine).toMatch(/--- cairn: machine: boot saved in the boot cache in [\d.]+ s with peer, started together ---/);
+    expect(first.r.consoles.peer).toMatch(/--- cairn: peer: boot saved in the boot cache in [\d.]+ s with machine, started together ---/);
     expect(readdirSync(cache)).toHaveLength(1);
     // The output says the machines booted; the saved state says what its key was made of (to be
     // compared with a later run that did not restore it).
     expect(first.logs).toContainEqual(expect.stringMatching(/^boot cache: no entry [0-9a-f]+; the machines boot/));
-    const saved = JSON.parse(readFileSync(join(cache, readdirSync(cache)[0]!, 'machine', 'saved'), 'utf8')) as { key: { line: string[]; ids: string[] } };
+    const saved = JSON.parse(readFileSync(join(cache, readdirSync(cache)[0]!, 'machine', 'saved'), 'utf8')) as { group: string[]; key: { line: string[]; ids: string[] } };
+    expect(saved.group).toEqual(['machine', 'peer']);
     expect(saved.key.line).toContain('-kernel');
     expect(saved.key.ids.some((id) => /\/vmlinux \d+:\d+:\d+$/.test(id))).toBe(true);
 
@@ -82,8 +92,10 @@ describe.skipIf(!hasQemu)('the boot cache', () => {
     // The log holds the saved boot's console, then says so.
     expect(log).toContain('Welcome to');
     expect(log).toContain("the boot above is an earlier run's, from the boot cache");
-    // The same boot, restored: not booted again.
+    expect(second.r.consoles.peer).toContain("the boot above is an earlier run's, from the boot cache");
+    // The same boots, restored: not booted again.
     expect(second.got.bootId).toBe(first.got.bootId);
+    expect(second.got.peerBootId).toBe(first.got.peerBootId);
     // What the first run did after the save is not there.
     expect(first.got.earlierWrite).not.toBe(0);
     expect(second.got.earlierWrite).not.toBe(0);

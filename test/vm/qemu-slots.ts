@@ -144,15 +144,15 @@ export function queueForSlots(machines: number): Promise<Release> {
 
 let marks = 0;
 
-/** One slot for a test file that boots one guest at a time; marked as waiting, so the driver lets it in next. */
-export async function takeSlot(): Promise<Release> {
+/** Slots (one by default) for a test file that boots that many guests at a time; marked as waiting, so the driver lets it in next. */
+export async function takeSlot(n = 1): Promise<Release> {
   const dir = slotDir();
   mkdirSync(dir, { recursive: true });
   const mark = join(dir, `want-${process.pid}-${++marks}`);
   writeFileSync(mark, `${process.pid}\n`);
   try {
     for (;;) {
-      const files = tryTake(1);
+      const files = tryTake(n);
       if (files) return release(files);
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
