@@ -246,9 +246,10 @@ export class StartGroup {
   }
 
   /**
-   * All booted and meant to be saved, with no machine outside the group beside them: all are saved.
-   * All loaded from states saved together as exactly this group, alone: all run. Anything else: the loaded ones boot
-   * instead (a restored machine would meet machines its saved state never met), and none is saved.
+   * All booted and meant to be saved, with no machine outside the group beside them: all are
+   * saved. All loaded from states saved together as exactly this group, with no machine outside
+   * it beside them: all run. Anything else: the loaded ones boot instead (a restored machine would
+   * meet machines its saved state never met), and none is saved.
    */
   private decide(): Map<string, GroupDecision> {
     const all = [...this.members];
