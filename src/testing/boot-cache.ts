@@ -109,16 +109,21 @@ export class BootCacheEntry {
     return this.from && existsSync(join(this.from, machine, SAVED.done)) ? join(this.from, machine) : undefined;
   }
 
-  /** The machines saved at one moment with `machine` (those started together); older entries name none but it. */
+  /**
+   * The machines saved at one moment with `machine` (those started together), when the entry has
+   * all of their states; else none. Older entries name none but it.
+   */
   savedGroup(machine: string): string[] {
     const dir = this.restoreFrom(machine);
     if (!dir) return [];
+    let group: string[];
     try {
-      const group = (JSON.parse(readFileSync(join(dir, SAVED.done), 'utf8')) as { group?: unknown }).group;
-      return Array.isArray(group) ? group.map(String).sort() : [machine];
+      const named = (JSON.parse(readFileSync(join(dir, SAVED.done), 'utf8')) as { group?: unknown }).group;
+      group = Array.isArray(named) ? named.map(String).sort() : [machine];
     } catch {
       return [];
     }
+    return group.every((m) => m === machine || this.restoreFrom(m) !== undefined) ? group : [];
   }
 
   /** Where a machine's state goes in this run's entry (none when the entry exists already). */
@@ -160,11 +165,6 @@ export class BootCacheEntry {
   /** A machine's QEMU ended. */
   ended(machine: string): void {
     this.running.set(machine, Math.max(0, (this.running.get(machine) ?? 0) - 1));
-  }
-
-  /** Whether the entry has a saved state for every machine of `group`. */
-  hasAll(group: string[]): boolean {
-    return group.every((m) => this.restoreFrom(m) !== undefined);
   }
 
   /** Why a machine's state could not be saved: the entry is then not kept. */
@@ -221,7 +221,6 @@ export class StartGroup {
   private readonly decided: ((d: Map<string, GroupDecision>) => void)[] = [];
   private readonly stopped = new Set<string>();
   private readonly allStopped: (() => void)[] = [];
-  private saving = new Set<string>();
 
   add(machine: string): this {
     this.members.add(machine);
@@ -239,7 +238,6 @@ export class StartGroup {
     if ([...this.members].every((m) => this.arrivals.has(m))) {
       this.closed = true;
       const d = this.decide();
-      this.saving = new Set([...d].filter(([, x]) => x === 'save').map(([m]) => m));
       for (const r of this.decided.splice(0)) r(d);
     }
     return p;
@@ -263,14 +261,14 @@ export class StartGroup {
   }
 
   /**
-   * A machine being saved is paused (or could not be): resolves when all of the group being saved
-   * are, so that none runs on while another's state is taken (what it sent then would be in the
-   * other's saved state and not in its own).
+   * A machine being saved is paused (or could not be): resolves when all of the group are (a group
+   * is saved whole or not at all), so that none runs on while another's state is taken (what it
+   * sent then would be in the other's saved state and not in its own).
    */
   pausedForSave(machine: string): Promise<void> {
     this.stopped.add(machine);
     const p = new Promise<void>((resolve) => this.allStopped.push(resolve));
-    if ([...this.saving].every((m) => this.stopped.has(m))) for (const r of this.allStopped.splice(0)) r();
+    if ([...this.members].every((m) => this.stopped.has(m))) for (const r of this.allStopped.splice(0)) r();
     return p;
   }
 }

@@ -232,10 +232,10 @@ export class Machine {
     const first = this.starts++ === 0 && prepared.state.created;
     const cache = first ? this.bootCache : undefined;
     // Cached only in a group (see BootCacheEntry.join); restored when all the machines saved with
-    // it can be restored too.
+    // it can be restored too (savedGroup gives none otherwise).
     const cached = cache && group ? cache : undefined;
     const from = cached ? cached.savedGroup(this.name) : [];
-    const saved = cached && from.length > 0 && cached.hasAll(from) ? cached.restoreFrom(this.name) : undefined;
+    const saved = from.length > 0 ? cached!.restoreFrom(this.name) : undefined;
     // Where this start saves its boot: it boots, and no entry had it.
     let saveTo = cached && !saved ? cached.saveTo(this.name) : undefined;
     const deadline = Date.now() + (opts.timeout ?? DEFAULT_TIMEOUT) * 1000;

@@ -21,8 +21,8 @@ process.env.CAIRN_DEBIAN_CACHE ??= join(tmpdir(), 'cairn-test-debian-cache');
 const STORE_HOME = join(tmpdir(), 'cairn-test-store-home');
 /**
  * Booted machines kept across runs (warm caches): a case whose test file, systems and QEMU are
- * unchanged since a passing run restores its machines' first boots (those no other machine ran
- * beside) instead of booting them. The tests of booting itself (boot, image-boot, the installs,
+ * unchanged since a passing run restores its machines' first boots (those no machine outside
+ * their group of starts ran beside) instead of booting them. The tests of booting itself (boot, image-boot, the installs,
  * power-cut's cuts, reboots) still boot.
  */
 const BOOT_CACHE = join(STORE_HOME, 'boot-cache');
