@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 
 const root = resolve(import.meta.dirname, '../..');
 const cairn = (args: string[], cwd = root) => execa('node', [join(root, 'bin/cairn.js'), ...args], { cwd, reject: false, env: { CAIRN_HOME: home } });
@@ -42,6 +43,14 @@ describe('cairn eval', () => {
     expect(config.users.users.deploy).toMatchObject({ home: '/var/empty', shell: '/usr/sbin/nologin' });
     // The user's packages, and those the enabled services need (sshd, nginx, the firewall…).
     expect(config.environment.systemPackages).toEqual(expect.arrayContaining(['curl', 'vim-tiny', 'less', 'openssh-server', 'nginx', 'nftables']));
+  });
+
+  it('--json prints the same value as the YAML output, formatted as JSON.stringify does', async () => {
+    const [json, yaml] = await Promise.all([cairn(['eval', 'examples/server.yaml', '--json']), cairn(['eval', 'examples/server.yaml'])]);
+    expect(json.exitCode).toBe(0);
+    const value = JSON.parse(json.stdout);
+    expect(value).toEqual(parseYaml(yaml.stdout));
+    expect(json.stdout).toBe(JSON.stringify(value, null, 2));
   });
 
   it("evaluates a TypeScript module that imports an npm package written as CommonJS requiring Node's own modules", async () => {

@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { stringify } from 'yaml';
 import { writeFileAtomic } from '../../cache.js';
 import { documentedOptions, findOption, parseOptionPath, type DocumentedOption } from '../../eval/inspect.js';
-import { evalConfigFile, evalSystem, toPlain, type SystemEvaluation } from '../../eval/index.js';
+import { evalConfigFile, evalSystem, toJson, toPlain, type SystemEvaluation } from '../../eval/index.js';
 import { formatLocation, showValue } from '../../lib/index.js';
 import { fileSchema } from '../../lib/schema.js';
 import { typeDeclarations } from '../../lib/typescript.js';
@@ -44,8 +44,8 @@ const evalCommand: CommandModule<object, EvalArgs> = {
         value = found.namespace.slice(result.evaluation.prefix.length).reduce((v: unknown, k) => (v as Record<string, unknown>)[k], result.config);
       } else value = found.value!();
     }
-    const plain = toPlain(value, args.option ? parseOptionPath(args.option) : []);
-    out(args.json ? JSON.stringify(plain, null, 2) : toYaml(plain));
+    const path = args.option ? parseOptionPath(args.option) : [];
+    out(args.json ? toJson(value, path) : toYaml(toPlain(value, path)));
   },
 };
 
