@@ -67,20 +67,6 @@ function copyLoc(from: object, to: object, key: string): void {
   if (loc) setEntryLocation(to, key, loc);
 }
 
-/**
- * Keeps only the parts of a schema that the data reaches. With `additionalProperties` checked,
- * properties the data doesn't have cannot fail, so the result validates exactly the same; it is
- * much smaller to compile than the schema of every option.
- */
-function prune(schema: JsonSchema, data: unknown): JsonSchema {
-  const props = schema.properties as Record<string, JsonSchema> | undefined;
-  if (!props || !isPlainObject(data)) return schema;
-  const kept: Record<string, JsonSchema> = {};
-  for (const k of Object.keys(data)) if (k in props) kept[k] = prune(props[k]!, data[k]);
-  const extra = schema.additionalProperties;
-  return { ...schema, properties: kept, ...(typeof extra === 'object' && extra !== null ? { additionalProperties: extra } : {}) };
-}
-
 const AJV_OPTIONS: Options = { allErrors: true, strict: false };
 /** Validators by the hash of their (pruned) schema: compiling costs far more than hashing. */
 const compiled = new Map<string, ValidateFunction>();
@@ -89,11 +75,10 @@ const compiled = new Map<string, ValidateFunction>();
 export async function validateYamlModules(ev: Evaluation): Promise<void> {
   const yaml = ev.modules.filter((m) => m.yaml && m.config !== undefined && m.config !== null);
   if (yaml.length === 0) return;
-  const schema = ev.decls.jsonSchema();
   const problems: string[] = [];
   for (const m of yaml) {
     const data = unwrap(m.config);
-    const pruned = prune(schema, data);
+    const pruned = ev.decls.jsonSchemaFor(data);
     const key = sha256Hex(JSON.stringify([packageVersion('ajv'), AJV_OPTIONS, pruned])).slice(0, 32);
     const passed = passedMark(key, data);
     if (passed && existsSync(passed)) continue;

@@ -71,3 +71,22 @@ config:
     await expect(evalModules({ modules: [f] })).rejects.toThrow(/field\.yaml:2:6: `!mkOption' has no field `defualt'/);
   });
 });
+
+describe('the schema a YAML module is checked against', () => {
+  it("is the whole config's schema pruned to the data's keys, made without the rest", async () => {
+    const { evalSystem } = await import('../../src/eval/index.js');
+    const { pruneSchema } = await import('../../src/lib/modules/declarations.js');
+    const decls = (await evalSystem([])).evaluation.decls;
+    const full = decls.jsonSchema();
+    const datas: unknown[] = [
+      { networking: { hostName: 'x' }, services: { openssh: { enable: true, settings: { PermitRootLogin: 'no' } } } },
+      { users: { users: { alice: { uid: 1000, extraGroups: ['wheel'] } } }, nonsense: { a: 1 } },
+      // Not a set where a set of options is: the whole set's schema, which then fails on the type.
+      { services: 5, boot: { loader: null } },
+      { constructor: 1, toString: { a: 1 } },
+      null,
+    ];
+    for (const data of datas) expect(decls.jsonSchemaFor(data)).toEqual(pruneSchema(full, data));
+    expect(JSON.stringify(decls.jsonSchemaFor(datas[0])).length).toBeLessThan(JSON.stringify(full).length / 10);
+  });
+});

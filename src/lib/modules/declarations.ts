@@ -199,21 +199,61 @@ export class Declarations {
 
   /** The JSON Schema of a config for these declarations (what YAML configs are checked against). */
   jsonSchema(): JsonSchema {
-    return this.fold<JsonSchema>({
-      option: (child) => {
-        const s = child.option.special.alias || child.option.special.removed ? {} : { ...child.type.jsonSchema() };
-        if (child.decl.description) s.description = child.decl.description;
-        const d = Object.getOwnPropertyDescriptor(child.decl, 'default');
-        if (d && !d.get && d.value !== undefined && isJsonable(d.value)) s.default = d.value;
-        return s;
-      },
-      namespace: (children, top) => ({
-        type: ['object', 'null'],
-        properties: Object.fromEntries(children),
-        additionalProperties: top && this.freeformType ? freeformEntrySchema(this.freeformType) : false,
-      }),
-    });
+    return this.fold<JsonSchema>({ option: (child) => this.optionSchema(child), namespace: (children, top) => this.namespaceSchema(children, top) });
   }
+
+  /**
+   * The JSON Schema that checks `data`: jsonSchema() with only the parts the data reaches (each
+   * set of options keeps the properties the data has, see pruneSchema), made without the rest of
+   * the tree, most of which a configuration never touches.
+   */
+  jsonSchemaFor(data: unknown): JsonSchema {
+    const walk = (ns: NamespaceNode, top: boolean, d: unknown): JsonSchema => {
+      if (!isPlainObject(d)) return this.namespaceSchema([...ns.children].map(([name, child]) => [name, this.subtreeSchema(child)]), top);
+      const kept: [string, JsonSchema][] = [];
+      for (const k of Object.keys(d)) {
+        const child = ns.children.get(k);
+        if (child) kept.push([k, child instanceof NamespaceNode ? walk(child, false, d[k]) : pruneSchema(this.optionSchema(child), d[k])]);
+      }
+      return this.namespaceSchema(kept, top);
+    };
+    return walk(this.root, true, data);
+  }
+
+  private subtreeSchema(node: NamespaceNode | OptionNode): JsonSchema {
+    if (node instanceof OptionNode) return this.optionSchema(node);
+    return this.namespaceSchema([...node.children].map(([name, child]) => [name, this.subtreeSchema(child)]), false);
+  }
+
+  private optionSchema(child: OptionNode): JsonSchema {
+    const s = child.option.special.alias || child.option.special.removed ? {} : { ...child.type.jsonSchema() };
+    if (child.decl.description) s.description = child.decl.description;
+    const d = Object.getOwnPropertyDescriptor(child.decl, 'default');
+    if (d && !d.get && d.value !== undefined && isJsonable(d.value)) s.default = d.value;
+    return s;
+  }
+
+  private namespaceSchema(children: [string, JsonSchema][], top: boolean): JsonSchema {
+    return {
+      type: ['object', 'null'],
+      properties: Object.fromEntries(children),
+      additionalProperties: top && this.freeformType ? freeformEntrySchema(this.freeformType) : false,
+    };
+  }
+}
+
+/**
+ * Keeps only the parts of a schema that the data reaches. With `additionalProperties` checked,
+ * properties the data doesn't have cannot fail, so the result validates exactly the same; it is
+ * much smaller to compile than the schema of every option.
+ */
+export function pruneSchema(schema: JsonSchema, data: unknown): JsonSchema {
+  const props = schema.properties as Record<string, JsonSchema> | undefined;
+  if (!props || !isPlainObject(data)) return schema;
+  const kept: Record<string, JsonSchema> = {};
+  for (const k of Object.keys(data)) if (Object.prototype.hasOwnProperty.call(props, k)) kept[k] = pruneSchema(props[k]!, data[k]);
+  const extra = schema.additionalProperties;
+  return { ...schema, properties: kept, ...(typeof extra === 'object' && extra !== null ? { additionalProperties: extra } : {}) };
 }
 
 /**
