@@ -1,6 +1,6 @@
 /** TypeScript modules computing with config values in their body, as NixOS modules do. */
 import { describe, expect, it } from 'vitest';
-import { lib, OptionError } from '../../src/lib/index.js';
+import { evalModulesSync, lib, OptionError } from '../../src/lib/index.js';
 import { configOf, deep, errorOf, evaluate } from './helpers.js';
 
 const { mkOption, mkIf, types } = lib;
@@ -115,6 +115,21 @@ describe('plain reads of config in a module body', () => {
     expect(c.out.both).toEqual(['ONE', 'TWO']);
     expect(c.out.text).toBe('3');
     expect(runs).toBe(2);
+  });
+
+  it('specialArgs replace arguments in a second run as in the first (a lib of their own)', () => {
+    const own = { ...lib, tag: (s: string) => `[${s}]` };
+    const mod = ({ config, lib: l }: any) => ({ out: { text: l.tag(`${config.guard.size}`) } });
+    const ev = evalModulesSync({ modules: [guard, mod], specialArgs: { lib: own } });
+    expect(ev.config.out.text).toBe('[3]');
+  });
+
+  it('a module cannot change the arguments other modules get', () => {
+    const changer = (args: any) => {
+      args.lib = {};
+      return {};
+    };
+    expect(errorOf(() => configOf(guard, changer))).toMatch(/read.only|not extensible|Cannot assign/);
   });
 
   it('a module that only reads options it defines itself (as references) works', () => {

@@ -56,6 +56,7 @@ export class Evaluation implements MergeContext, RefHost {
   private hasSecondRuns = false;
   private lateConfigMade?: Record<string, unknown>;
   private lateOptionsMade?: Record<string, unknown>;
+  private argsMade?: ModuleArgs;
   /** A submodule value's: where the value (and so its `name`) was defined, for messages about defaults. */
   definedAt?: SourceLocation[];
   /** Told the files each module imports before they are loaded one by one (the loader bundles them together). */
@@ -261,11 +262,13 @@ export class Evaluation implements MergeContext, RefHost {
     return { name: '', lib, pkgs, ...this.specialArgs, config: makeRef(standIns, []), options: makeRef(standIns, []) };
   }
 
+  /** The arguments of module functions, one object for all: a module cannot change them (as in NixOS). */
   moduleArgs(): ModuleArgs {
+    if (this.argsMade) return this.argsMade;
     const self = this;
     // specialArgs come last: they may replace any argument, `lib` too, as in NixOS. config and
     // options are made when a module takes them.
-    return {
+    return (this.argsMade = Object.freeze({
       name: '',
       get config() {
         return self.lateConfig;
@@ -276,7 +279,7 @@ export class Evaluation implements MergeContext, RefHost {
       lib,
       pkgs,
       ...this.specialArgs,
-    };
+    }));
   }
 
   /** After collection: drop disabled modules, declare options, and become ready to evaluate. */
@@ -292,7 +295,7 @@ export class Evaluation implements MergeContext, RefHost {
     roots.forEach(gather);
     const seen = new Set<string>();
     const visit = (m: CollectedModule): void => {
-      if (disabled.has(normKey(m.key)) || seen.has(m.key)) return;
+      if ((disabled.size > 0 && disabled.has(normKey(m.key))) || seen.has(m.key)) return;
       seen.add(m.key);
       this.modules.push(m);
       m.imports.forEach(visit);
@@ -334,24 +337,27 @@ export class Evaluation implements MergeContext, RefHost {
     const matched = parent.split().matched.get(path[path.length - 1]!) ?? [];
     // Only modules that run twice give definitions to replace.
     const own = this.hasSecondRuns ? this.secondRuns.fromSecondRuns(matched, path) : matched;
-    const aliased = this.decls.aliases.length === 0 ? NONE : (this.aliasesByTarget().get(path.join('\0')) ?? NONE);
+    // (The path is joined only below a top-level name some alias points into.)
+    const aliased = this.decls.aliases.length === 0 || !this.aliasesByTarget().tops.has(path[0]!) ? NONE : (this.aliasesByTarget().paths.get(path.join('\0')) ?? NONE);
     // Renamed options warn through config.warnings, as NixOS's doRename defines it.
     const warned = path.length === 1 && path[0] === 'warnings' ? this.renameWarningDefinitions() : NONE;
     if (aliased.length === 0 && warned.length === 0) return own;
     return [...own, ...aliased.flatMap((a) => this.definitionsAt(a.path)), ...warned];
   }
 
-  private aliasTargets?: Map<string, OptionNode[]>;
+  private aliasTargets?: { paths: Map<string, OptionNode[]>; tops: Set<string> };
 
-  /** The aliases of each option (renamed options), by the option's path. */
-  private aliasesByTarget(): Map<string, OptionNode[]> {
+  /** The aliases of each option (renamed options), by the option's path; the first names of those paths. */
+  private aliasesByTarget(): { paths: Map<string, OptionNode[]>; tops: Set<string> } {
     if (!this.aliasTargets) {
-      this.aliasTargets = new Map();
+      this.aliasTargets = { paths: new Map(), tops: new Set() };
       for (const a of this.decls.aliases) {
-        const k = a.option.special.alias!.to.join('\0');
-        const list = this.aliasTargets.get(k);
+        const to = a.option.special.alias!.to;
+        const k = to.join('\0');
+        const list = this.aliasTargets.paths.get(k);
         if (list) list.push(a);
-        else this.aliasTargets.set(k, [a]);
+        else this.aliasTargets.paths.set(k, [a]);
+        this.aliasTargets.tops.add(to[0]!);
       }
     }
     return this.aliasTargets;

@@ -9,7 +9,7 @@ import { userCodeError } from '../usercode.js';
 import { definedBy, splitDefinitions } from './definitions.js';
 import type { Evaluation } from './evaluation.js';
 import { evaluating, recursionError, secondRunBody, type OptionState } from './option-values.js';
-import { normalizeModule, type CollectedModule } from './syntax.js';
+import { normalizeModule, type CollectedModule, type ModuleArgs } from './syntax.js';
 
 // Second runs: a module function that read config or options while it was collected runs again
 // once options have values, and its definitions and computed defaults are taken from that run.
@@ -45,6 +45,7 @@ export class SecondRuns {
   /** The objects of config's sets of options (the evaluation adds them), and their views for second runs. */
   private configSets?: WeakSet<object>;
   private views?: WeakMap<object, Record<string, unknown>>;
+  private args?: ModuleArgs;
 
   constructor(private readonly ev: Evaluation) {}
 
@@ -60,7 +61,8 @@ export class SecondRuns {
     secondRunBody.of = run;
     let value: unknown;
     try {
-      const args = { ...ev.specialArgs, name: (ev.specialArgs.name as string) ?? '', config: this.strictView(ev.config, []), options: ev.options, lib, pkgs };
+      // As in a first run, specialArgs may replace any argument. One object for all second runs.
+      const args = (this.args ??= Object.freeze({ name: '', config: this.strictView(ev.config, []), options: ev.options, lib, pkgs, ...ev.specialArgs }));
       value = force(withDeferredSites(() => withStandIns(0, () => mod.rerun!(ev.standInArgs())), () => mod.rerun!(args)));
     } catch (err) {
       throw userCodeError(err, () => `while computing the definitions of the module \`${formatLocation(mod.loc)}'`);
