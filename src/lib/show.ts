@@ -6,9 +6,21 @@ import { isRef } from './refs.js';
 
 /** An option path as users write it: `users.users.alice.uid`, quoting names that need it. */
 export function showOption(loc: readonly string[]): string {
-  return loc
-    .map((part) => (/^[A-Za-z_][A-Za-z0-9_'-]*$/.test(part) || /^<.*>$/.test(part) || /^\[.*\]$/.test(part) ? part : JSON.stringify(part)))
-    .join('.');
+  let out = '';
+  for (let i = 0; i < loc.length; i++) out += i === 0 ? showPart(loc[i]!) : `.${showPart(loc[i]!)}`;
+  return out;
+}
+
+/** Names shown, by name: every submodule value shows its path, and paths share their names. */
+const shownParts = new Map<string, string>();
+
+function showPart(part: string): string {
+  let shown = shownParts.get(part);
+  if (shown === undefined) {
+    shown = /^[A-Za-z_][A-Za-z0-9_'-]*$/.test(part) || /^<.*>$/.test(part) || /^\[.*\]$/.test(part) ? part : JSON.stringify(part);
+    if (shownParts.size < 65536) shownParts.set(part, shown);
+  }
+  return shown;
 }
 
 /** A definition value shown in a message: compact JSON-like text, cut when long. */

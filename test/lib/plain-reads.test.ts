@@ -121,7 +121,7 @@ describe('plain reads of config in a module body', () => {
     const own = { ...lib, tag: (s: string) => `[${s}]` };
     const mod = ({ config, lib: l }: any) => ({ out: { text: l.tag(`${config.guard.size}`) } });
     const ev = evalModulesSync({ modules: [guard, mod], specialArgs: { lib: own } });
-    expect(ev.config.out.text).toBe('[3]');
+    expect((ev.config as any).out.text).toBe('[3]');
   });
 
   it('a module cannot change the arguments other modules get', () => {

@@ -33,6 +33,24 @@ export function evaluationOf(value: unknown): Evaluation | undefined {
 /** What a partial run reads for a value that cannot be computed yet: a reference computing as a stand-in. */
 const standIns: RefHost = { ready: false, lookup: () => undefined, describe: () => ({ root: 'config' }) };
 
+/** What `options` references read: the evaluation's options, once it is ready. */
+class OptionsHost implements RefHost {
+  constructor(private readonly ev: Evaluation) {}
+  get ready(): boolean {
+    return this.ev.ready;
+  }
+  lookup(path: string[]): unknown {
+    return lookupPath(this.ev.options, path, 'options');
+  }
+  describe(): { root: string; module?: string } {
+    const loading = this.ev.loadingModule;
+    return { root: 'options', module: loading && formatLocation(loading) };
+  }
+  touched(stub: boolean): void {
+    this.ev.touched(stub);
+  }
+}
+
 /**
  * One evaluation of a set of modules: the whole system, or one submodule value. `config` is the
  * fixpoint of all modules, built lazily: each option is merged on first read.
@@ -83,17 +101,12 @@ export class Evaluation implements MergeContext, RefHost {
 
   /** `options` for module functions: references until the evaluation is ready. */
   get lateOptions(): Record<string, unknown> {
-    if (this.lateOptionsMade) return this.lateOptionsMade;
-    const self = this;
-    const optionsHost: RefHost = {
-      get ready() {
-        return self.ready;
-      },
-      lookup: (path) => lookupPath(this.options, path, 'options'),
-      describe: () => ({ root: 'options', module: this.loading && formatLocation(this.loading) }),
-      touched: (stub) => this.touched(stub),
-    };
-    return (this.lateOptionsMade = makeRef(optionsHost, []));
+    return (this.lateOptionsMade ??= makeRef(new OptionsHost(this), []));
+  }
+
+  /** What the options host needs of the evaluation (its `touched` is the config host's). */
+  get loadingModule(): SourceLocation | undefined {
+    return this.loading;
   }
 
   // RefHost
@@ -262,24 +275,12 @@ export class Evaluation implements MergeContext, RefHost {
     return { name: '', lib, pkgs, ...this.specialArgs, config: makeRef(standIns, []), options: makeRef(standIns, []) };
   }
 
-  /** The arguments of module functions, one object for all: a module cannot change them (as in NixOS). */
+  /**
+   * The arguments of module functions, one object for all: a module cannot change them (as in
+   * NixOS). specialArgs come last: they may replace any argument, `lib` too, as in NixOS.
+   */
   moduleArgs(): ModuleArgs {
-    if (this.argsMade) return this.argsMade;
-    const self = this;
-    // specialArgs come last: they may replace any argument, `lib` too, as in NixOS. config and
-    // options are made when a module takes them.
-    return (this.argsMade = Object.freeze({
-      name: '',
-      get config() {
-        return self.lateConfig;
-      },
-      get options() {
-        return self.lateOptions;
-      },
-      lib,
-      pkgs,
-      ...this.specialArgs,
-    }));
+    return (this.argsMade ??= Object.freeze({ name: '', config: this.lateConfig, options: this.lateOptions, lib, pkgs, ...this.specialArgs }));
   }
 
   /** After collection: drop disabled modules, declare options, and become ready to evaluate. */
