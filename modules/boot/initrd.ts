@@ -2,7 +2,10 @@ import type { ModuleArgs } from '../config.js';
 
 /** Kernel modules each file system type needs in the initrd besides its own (vfat reads names through code pages). */
 const FS_MODULES: Record<string, string[]> = {
-  vfat: ['vfat', 'nls_cp437', 'nls_iso8859_1'],
+  // Debian's kernels mount FAT with the `ascii` character set unless told another (NixOS's use
+  // iso8859-1), and exFAT with `utf8`: without those tables stage 1 cannot mount either.
+  vfat: ['vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1'],
+  exfat: ['exfat', 'nls_utf8'],
   auto: [],
   tmpfs: [],
   none: [],
