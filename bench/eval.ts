@@ -160,9 +160,15 @@ async function againstNix(): Promise<void> {
     const first = cairn();
     const runs = [cairn(), cairn(), cairn()];
     const c = best(runs);
+    // The same process on a configuration of no modules of its own: what every `cairn eval` pays
+    // (Node, the CLI, the built-in modules, the system's assertions), which Nix's side does not.
+    const empty = join(work, 'empty.ts');
+    writeFileSync(empty, 'export default {};\n');
+    const e = best([0, 1, 2].map(() => timed(process.execPath, [join(projectRoot, 'bin', 'cairn.js'), 'eval', '--json', empty], env)));
     console.log('eval (c): 1,000 generated TypeScript modules, whole `cairn eval --json` process');
     console.log(`  first (bundles the modules): ${first.cpu.toFixed(0)} ms CPU (${first.wall.toFixed(0)} ms wall)`);
     console.log(`  cached (best of 3):          ${c.cpu.toFixed(0)} ms CPU (${c.wall.toFixed(0)} ms wall)`);
+    console.log(`  an empty configuration:      ${e.cpu.toFixed(0)} ms CPU (${e.wall.toFixed(0)} ms wall), the built-in system alone`);
     const lib = process.env.NIXPKGS_LIB;
     const skip = !lib ? 'NIXPKGS_LIB is not set (a nixpkgs lib folder)' : !existsSync(join(lib, 'default.nix')) ? `NIXPKGS_LIB (${lib}) has no default.nix` : !onPath('nix-instantiate') ? 'nix-instantiate is not installed (Debian: nix-bin)' : undefined;
     if (skip) {
@@ -179,6 +185,12 @@ async function againstNix(): Promise<void> {
     console.log(`  nix-instantiate --eval --strict --json (best of 3): ${n.cpu.toFixed(0)} ms CPU (${n.wall.toFixed(0)} ms wall)`);
     console.log(`  values identical (${JSON.stringify(theirs).length} bytes of JSON)`);
     console.log(`  ratio cairn/nix: ${(c.cpu / n.cpu).toFixed(2)} CPU, ${(c.wall / n.wall).toFixed(2)} wall   target <= 0.33`);
+    // Nix's side with no modules: its own start and nixpkgs' lib.
+    const none = join(work, 'none.nix');
+    writeFileSync(none, '{ nixpkgsLib }: ((import nixpkgsLib).evalModules { modules = [ ]; }).config\n');
+    const z = best([0, 1, 2].map(() => timed('nix-instantiate', ['--eval', '--strict', '--json', '--readonly-mode', none, '--argstr', 'nixpkgsLib', lib!], process.env)));
+    console.log(`  nix-instantiate of no modules: ${z.cpu.toFixed(0)} ms CPU (${z.wall.toFixed(0)} ms wall)`);
+    console.log(`  the 1,000 modules' part (each less its empty run): cairn ${(c.wall - e.wall).toFixed(0)} ms, nix ${(n.wall - z.wall).toFixed(0)} ms wall, ratio ${((c.wall - e.wall) / (n.wall - z.wall)).toFixed(2)}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
