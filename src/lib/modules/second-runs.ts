@@ -37,6 +37,20 @@ interface RunSplit {
   below?: Map<string, RunSplit>;
 }
 
+// Made with every field, set or not: one shape for all, where fields added later would make the
+// reads of them polymorphic (each option of each module that runs twice reads them).
+const secondRun = (module: CollectedModule, requester: OptionState | undefined): SecondRun => ({
+  module,
+  requester,
+  done: false,
+  config: undefined,
+  configLoc: undefined,
+  options: undefined,
+  partial: [],
+  split: undefined,
+});
+const runSplit = (defs: Definition[]): RunSplit => ({ defs, children: undefined, below: undefined });
+
 /** The second runs of one evaluation's modules. */
 export class SecondRuns {
   private readonly done = new Map<CollectedModule, SecondRun>();
@@ -99,7 +113,7 @@ export class SecondRuns {
     }
     this.running.set(mod, depth + 1);
     try {
-      const a: SecondRun = { module: mod, requester, done: false, partial: [] };
+      const a = secondRun(mod, requester);
       withStandIns(0, () => this.runAgain(a));
       // Nothing needed a stand-in: this is the module's second run, kept for the evaluation.
       if (a.partial!.length === 0) {
@@ -107,7 +121,7 @@ export class SecondRuns {
         return extract(a);
       }
       const first = extract(a);
-      const b: SecondRun = { module: mod, requester, done: false, partial: [] };
+      const b = secondRun(mod, requester);
       const second = extract(withOtherStandIns(() => this.runAgain(b)));
       if (same(first, second)) return first;
       // The longest chain names the cycle best: from the outermost option being computed.
@@ -179,7 +193,7 @@ export class SecondRuns {
   private definitionsOf(run: SecondRun, path: string[]): Definition[] {
     if (run.config === undefined) return [];
     // A tree, not a map keyed by joined paths: each option of each module that runs twice asks.
-    let node = (run.split ??= { defs: [{ loc: run.configLoc!, value: run.config }] });
+    let node = (run.split ??= runSplit([{ loc: run.configLoc!, value: run.config }]));
     for (let i = 0; i < path.length; i++) {
       const children = (node.children ??= splitDefinitions(node.defs, (v, l) => this.ev.notASet(path.slice(0, i), v, l)));
       const defs = children.get(path[i]!);
@@ -187,7 +201,7 @@ export class SecondRuns {
       if (i === path.length - 1) return defs;
       const below = (node.below ??= new Map());
       let next = below.get(path[i]!);
-      if (!next) below.set(path[i]!, (next = { defs }));
+      if (!next) below.set(path[i]!, (next = runSplit(defs)));
       node = next;
     }
     return node.defs;
