@@ -160,6 +160,18 @@ async function buildOutputs(wanted: { pkg: LockedPackage; unpacked: string; drv:
       return { name: p.name, version: p.version, filename: p.filename, sha256: p.sha256, size: p.size, uri };
     }), { cacheDir: opts.cacheDir ?? debianCacheDir(), progress: opts.progress });
   }
-  // One pass: each split waits for its unpacking.
-  await store.buildAll([...toUnpack.map(debDerivation), ...missing.map((w) => w.drv)], { jobs: opts.jobs, onProgress: opts.onProgress });
+  // One pass: each split waits for its unpacking. Progress counts packages, each once its outputs
+  // are made (its unpacking and its splits are steps of it, the first named as the second).
+  const left = new Map<string, number>();
+  for (const w of missing) left.set(w.pkg.name, (left.get(w.pkg.name) ?? 0) + 1);
+  const packages = left.size;
+  let done = 0;
+  const onProgress = (_done: number, _total: number, _name: string, drv: Derivation): void => {
+    if (drv.builder !== 'deb-output') return;
+    const pkg = (drv.args as { package: string }).package;
+    const n = left.get(pkg)! - 1;
+    left.set(pkg, n);
+    if (n === 0) opts.onProgress?.(++done, packages, pkg);
+  };
+  await store.buildAll([...toUnpack.map(debDerivation), ...missing.map((w) => w.drv)], { jobs: opts.jobs, onProgress });
 }

@@ -398,7 +398,7 @@ export class Store {
    */
   async buildAll(
     drvs: Derivation[],
-    opts: { jobs?: number; onProgress?: (done: number, total: number, name: string) => void; log?: (line: string) => void } = {},
+    opts: { jobs?: number; onProgress?: (done: number, total: number, name: string, drv: Derivation) => void; log?: (line: string) => void } = {},
   ): Promise<string[]> {
     const outs = drvs.map((d) => this.outputPath(d));
     const byOut = new Map<string, Derivation>();
@@ -430,7 +430,7 @@ export class Store {
       p = Promise.all(deps).then(() =>
         slot(async () => {
           const r = await this.build(drv, opts.log);
-          opts.onProgress?.(++done, total, drv.name);
+          opts.onProgress?.(++done, total, drv.name, drv);
           return r;
         }),
       );

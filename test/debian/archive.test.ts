@@ -167,7 +167,13 @@ describe('lock, unpacking and offline builds', () => {
     const again = await lockPackages({ ...request, repositories: offline }, { lockPath });
     expect(again.resolved).toBe(false);
     const fresh = Store.open(join(work, 'home-offline'));
-    const rebuilt = await realisePackages(again.lock, again.repositories, fresh);
+    const steps: [number, number, string][] = [];
+    const rebuilt = await realisePackages(again.lock, again.repositories, fresh, { onProgress: (done, total, name) => steps.push([done, total, name]) });
+    // Progress counts packages, each once: its unpacking and its split are one step.
+    const names = again.lock.packages.map((p) => p.name);
+    expect(steps.map(([, total]) => total)).toEqual(names.map(() => names.length));
+    expect(steps.map(([done]) => done)).toEqual(names.map((_, i) => i + 1));
+    expect(steps.map(([, , name]) => name).sort()).toEqual([...names].sort());
     expect(rebuilt.map((p) => p.storePath)).toEqual(built.map((p) => p.storePath));
     expect(rebuilt.every((p) => fresh.isValid(p.storePath))).toBe(true);
 
