@@ -156,7 +156,7 @@ async function againstNix(): Promise<void> {
     const set = generateEvalSet(join(work, 'set'), 1000);
     // cairn's cache of compiled modules, empty at first: the first run bundles the modules.
     const env = { ...process.env, CAIRN_HOME: join(work, 'home') };
-    const cairn = (): { stdout: string; cpu: number; wall: number } => timed(process.execPath, [join(projectRoot, 'bin', 'cairn.js'), 'eval', '--json', set.config], env);
+    const cairn = (config = set.config): { stdout: string; cpu: number; wall: number } => timed(process.execPath, [join(projectRoot, 'bin', 'cairn.js'), 'eval', '--json', config], env);
     const first = cairn();
     const runs = [cairn(), cairn(), cairn()];
     const c = best(runs);
@@ -164,7 +164,7 @@ async function againstNix(): Promise<void> {
     // (Node, the CLI, the built-in modules, the system's assertions), which Nix's side does not.
     const empty = join(work, 'empty.ts');
     writeFileSync(empty, 'export default {};\n');
-    const e = best([0, 1, 2].map(() => timed(process.execPath, [join(projectRoot, 'bin', 'cairn.js'), 'eval', '--json', empty], env)));
+    const e = best([cairn(empty), cairn(empty), cairn(empty)]);
     console.log('eval (c): 1,000 generated TypeScript modules, whole `cairn eval --json` process');
     console.log(`  first (bundles the modules): ${first.cpu.toFixed(0)} ms CPU (${first.wall.toFixed(0)} ms wall)`);
     console.log(`  cached (best of 3):          ${c.cpu.toFixed(0)} ms CPU (${c.wall.toFixed(0)} ms wall)`);
@@ -175,8 +175,8 @@ async function againstNix(): Promise<void> {
       console.log(`  Nix comparison skipped: ${skip}`);
       return;
     }
-    const nixArgs = ['--eval', '--strict', '--json', '--readonly-mode', set.nix, '--argstr', 'nixpkgsLib', lib!];
-    const nixRuns = [timed('nix-instantiate', nixArgs, process.env), timed('nix-instantiate', nixArgs, process.env), timed('nix-instantiate', nixArgs, process.env)];
+    const nix = (file = set.nix) => timed('nix-instantiate', ['--eval', '--strict', '--json', '--readonly-mode', file, '--argstr', 'nixpkgsLib', lib!], process.env);
+    const nixRuns = [nix(), nix(), nix()];
     const n = best(nixRuns);
     const ours = canonical((JSON.parse(runs[0]!.stdout) as { bench: unknown }).bench);
     const theirs = canonical(JSON.parse(nixRuns[0]!.stdout));
@@ -188,7 +188,7 @@ async function againstNix(): Promise<void> {
     // Nix's side with no modules: its own start and nixpkgs' lib.
     const none = join(work, 'none.nix');
     writeFileSync(none, '{ nixpkgsLib }: ((import nixpkgsLib).evalModules { modules = [ ]; }).config\n');
-    const z = best([0, 1, 2].map(() => timed('nix-instantiate', ['--eval', '--strict', '--json', '--readonly-mode', none, '--argstr', 'nixpkgsLib', lib!], process.env)));
+    const z = best([nix(none), nix(none), nix(none)]);
     console.log(`  nix-instantiate of no modules: ${z.cpu.toFixed(0)} ms CPU (${z.wall.toFixed(0)} ms wall)`);
     console.log(`  the 1,000 modules' part (each less its empty run): cairn ${(c.wall - e.wall).toFixed(0)} ms, nix ${(n.wall - z.wall).toFixed(0)} ms wall, ratio ${((c.wall - e.wall) / (n.wall - z.wall)).toFixed(2)}`);
   } finally {

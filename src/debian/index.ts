@@ -13,7 +13,7 @@ import { lockMatches, makeLock, readLock, writeLock, type LockFile, type LockedP
 import { fetchDebs } from './fetch.js';
 import { debStoreName, unpackDeb, type DebArgs } from './deb.js';
 import { debianCacheDir } from './cache.js';
-import { debOutputDerivation, readOutputs, selectOutputs } from './outputs.js';
+import { debOutputDerivation, readOutputs, selectOutputs, type DebOutputArgs } from './outputs.js';
 
 export type { Repository, RepositorySpec } from './sources.js';
 export { defaultRepositories, resolveRepositories, readHostSources } from './sources.js';
@@ -168,7 +168,7 @@ async function buildOutputs(wanted: { pkg: LockedPackage; unpacked: string; drv:
   let done = 0;
   const onProgress = (_done: number, _total: number, _name: string, drv: Derivation): void => {
     if (drv.builder !== 'deb-output') return;
-    const pkg = (drv.args as { package: string }).package;
+    const pkg = (drv.args as DebOutputArgs).package;
     const n = left.get(pkg)! - 1;
     left.set(pkg, n);
     if (n === 0) opts.onProgress?.(++done, packages, pkg);

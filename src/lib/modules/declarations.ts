@@ -188,18 +188,18 @@ export class Declarations {
    * options from its children's results (`top` at the root, where a freeformType applies). The
    * JSON Schema and the TypeScript declarations of a configuration are both this walk.
    */
-  fold<T>(f: { option(node: OptionNode): T; namespace(children: [string, T][], top: boolean): T }): T {
-    const walk = (ns: NamespaceNode, top: boolean): T =>
+  fold<T>(f: { option(node: OptionNode): T; namespace(children: [string, T][], top: boolean): T }, from: NamespaceNode = this.root): T {
+    const walk = (ns: NamespaceNode): T =>
       f.namespace(
-        [...ns.children].map(([name, child]): [string, T] => [name, child instanceof NamespaceNode ? walk(child, false) : f.option(child)]),
-        top,
+        [...ns.children].map(([name, child]): [string, T] => [name, child instanceof NamespaceNode ? walk(child) : f.option(child)]),
+        ns === this.root,
       );
-    return walk(this.root, true);
+    return walk(from);
   }
 
   /** The JSON Schema of a config for these declarations (what YAML configs are checked against). */
-  jsonSchema(): JsonSchema {
-    return this.fold<JsonSchema>({ option: (child) => this.optionSchema(child), namespace: (children, top) => this.namespaceSchema(children, top) });
+  jsonSchema(from: NamespaceNode = this.root): JsonSchema {
+    return this.fold<JsonSchema>({ option: (child) => this.optionSchema(child), namespace: (children, top) => this.namespaceSchema(children, top) }, from);
   }
 
   /**
@@ -208,21 +208,16 @@ export class Declarations {
    * the tree, most of which a configuration never touches.
    */
   jsonSchemaFor(data: unknown): JsonSchema {
-    const walk = (ns: NamespaceNode, top: boolean, d: unknown): JsonSchema => {
-      if (!isPlainObject(d)) return this.namespaceSchema([...ns.children].map(([name, child]) => [name, this.subtreeSchema(child)]), top);
+    const walk = (ns: NamespaceNode, d: unknown): JsonSchema => {
+      if (!isPlainObject(d)) return this.jsonSchema(ns);
       const kept: [string, JsonSchema][] = [];
       for (const k of Object.keys(d)) {
         const child = ns.children.get(k);
-        if (child) kept.push([k, child instanceof NamespaceNode ? walk(child, false, d[k]) : pruneSchema(this.optionSchema(child), d[k])]);
+        if (child) kept.push([k, child instanceof NamespaceNode ? walk(child, d[k]) : pruneSchema(this.optionSchema(child), d[k])]);
       }
-      return this.namespaceSchema(kept, top);
+      return this.namespaceSchema(kept, ns === this.root);
     };
-    return walk(this.root, true, data);
-  }
-
-  private subtreeSchema(node: NamespaceNode | OptionNode): JsonSchema {
-    if (node instanceof OptionNode) return this.optionSchema(node);
-    return this.namespaceSchema([...node.children].map(([name, child]) => [name, this.subtreeSchema(child)]), false);
+    return walk(this.root, data);
   }
 
   private optionSchema(child: OptionNode): JsonSchema {
