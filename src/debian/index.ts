@@ -8,6 +8,8 @@ import { CairnError } from '../errors.js';
 import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { resolveRepositories, type Repository, type RepositorySpec } from './sources.js';
 import { loadUniverse } from './packages.js';
+import { fetchRelease } from './archive.js';
+import { cachedResolution, keepResolution, resolutionKey } from './resolutions.js';
 import { resolve } from './resolve.js';
 import { lockMatches, makeLock, readLock, writeLock, type LockFile, type LockedPackage } from './lock.js';
 import { fetchDebs } from './fetch.js';
@@ -81,9 +83,18 @@ export async function lockPackages(req: PackageRequest, opts: LockOptions = {}):
   } else if (Array.isArray(opts.update) && !existing) {
     throw new CairnError(`--update needs an existing lock file${opts.lockPath ? ` (${opts.lockPath} does not exist)` : ''}; run \`cairn lock\` first`);
   }
-  const universe = await loadUniverse(repositories, { cacheDir: opts.cacheDir });
-  const res = resolve(universe, request.packages, { installRecommends: request.installRecommends, prefer, upgrade });
-  const lock = makeLock(request, repositories, universe.releases, res);
+  // The signed Releases are fetched either way (a lock names them); the indices only when this
+  // request was not resolved against them before (src/debian/resolutions.ts).
+  const cacheDir = opts.cacheDir ?? debianCacheDir();
+  const releases = await Promise.all(repositories.map((r) => fetchRelease(r, { cacheDir })));
+  const key = resolutionKey({ ...request, prefer, upgrade }, repositories, releases);
+  let lock = cachedResolution(cacheDir, key);
+  if (!lock) {
+    const universe = await loadUniverse(repositories, { cacheDir, releases });
+    const res = resolve(universe, request.packages, { installRecommends: request.installRecommends, prefer, upgrade });
+    lock = makeLock(request, repositories, universe.releases, res);
+    keepResolution(cacheDir, key, lock);
+  }
   if (opts.lockPath && opts.write !== false) writeLock(opts.lockPath, lock);
   return { lock, repositories, resolved: true };
 }

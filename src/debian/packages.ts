@@ -152,12 +152,13 @@ export function parseProvides(text: string): Relation {
 
 /**
  * Fetches, verifies and parses the indices of all repositories (in parallel).
- * The order of `repos` is kept: it is the order apt would list them in.
+ * The order of `repos` is kept: it is the order apt would list them in. `releases`: the
+ * repositories' Releases when the caller has fetched them already.
  */
-export async function loadUniverse(repos: Repository[], opts: { cacheDir?: string; now?: Date } = {}): Promise<Universe> {
+export async function loadUniverse(repos: Repository[], opts: { cacheDir?: string; now?: Date; releases?: Release[] } = {}): Promise<Universe> {
   const cacheDir = opts.cacheDir ?? debianCacheDir();
   const loaded = await Promise.all(repos.map(async (repo, i) => {
-    const release = await fetchRelease(repo, { cacheDir, now: opts.now });
+    const release = opts.releases?.[i] ?? (await fetchRelease(repo, { cacheDir, now: opts.now }));
     const texts = await Promise.all(repo.components.map((c) => fetchPackagesIndex(repo, release, c, cacheDir)));
     const pkgs = texts.flatMap((t) => parsePackagesIndex(t, repo.suite, i))
       .filter((p) => p.architecture === repo.architecture || p.architecture === 'all');
