@@ -216,13 +216,31 @@ async function decompress(data: Uint8Array, path: string): Promise<string> {
 }
 
 /**
- * The uncompressed Packages text of one component: the compressed file is taken from the cache
- * (keyed by its signed hash) or downloaded, checked against the Release, then cached.
+ * The uncompressed Packages text of one component: the decompressed text kept from an earlier
+ * use, or the compressed file from the cache or downloaded; each checked against the Release.
  */
 export async function fetchPackagesIndex(repo: Repository, release: Release, component: string, cacheDir = debianCacheDir()): Promise<string> {
   const base = `${component}/binary-${repo.architecture}/Packages`;
   const name = ['.xz', '.gz', ''].map((ext) => base + ext).find((p) => release.files.has(p));
   if (!name) throw new CairnError(`the Release of ${repo.suite} lists no ${base}(.xz|.gz): wrong component or architecture?`);
+  // Debian's Release also signs the uncompressed index (published or not): decompressed once, it
+  // is kept under its own hash and checked against that on every use, which costs a tenth of xz.
+  const plain = name === base ? undefined : release.files.get(base);
+  const plainCached = plain && join(cacheDir, 'indices', plain.sha256);
+  if (plainCached && existsSync(plainCached)) {
+    const data = readFileSync(plainCached);
+    if (data.length === plain.size && sha256Hex(data) === plain.sha256) return data.toString('utf8');
+  }
+  const text = await compressedIndex(repo, release, name, cacheDir);
+  if (plainCached) {
+    const data = Buffer.from(text, 'utf8');
+    if (data.length === plain.size && sha256Hex(data) === plain.sha256) writeFileAtomic(plainCached, data);
+  }
+  return text;
+}
+
+/** The text of the compressed index `name`, from the cache or downloaded, checked against the Release. */
+async function compressedIndex(repo: Repository, release: Release, name: string, cacheDir: string): Promise<string> {
   const entry = release.files.get(name)!;
   const cached = join(cacheDir, 'indices', entry.sha256);
   const what = `${name} of ${repo.suite}`;

@@ -7,7 +7,7 @@
 import { CairnError } from '../errors.js';
 import { registerBuilder, type Derivation, type Store } from '../store/index.js';
 import { resolveRepositories, type Repository, type RepositorySpec } from './sources.js';
-import { loadUniverse } from './packages.js';
+import { indexHashes, loadUniverse } from './packages.js';
 import { fetchRelease } from './archive.js';
 import { cachedResolution, keepResolution, resolutionKey } from './resolutions.js';
 import { resolve } from './resolve.js';
@@ -89,6 +89,12 @@ export async function lockPackages(req: PackageRequest, opts: LockOptions = {}):
   const releases = await Promise.all(repositories.map((r) => fetchRelease(r, { cacheDir })));
   const key = resolutionKey({ ...request, prefer, upgrade }, repositories, releases);
   let lock = cachedResolution(cacheDir, key);
+  // The cache is not trusted more than the indices are: every package of a kept resolution must
+  // be one the signed indices list (its unpacking then checks its name, version, architecture).
+  if (lock) {
+    const listed = await indexHashes(repositories, releases, cacheDir);
+    if (!lock.packages.every((p) => listed.has(p.sha256))) lock = undefined;
+  }
   if (!lock) {
     const universe = await loadUniverse(repositories, { cacheDir, releases });
     const res = resolve(universe, request.packages, { installRecommends: request.installRecommends, prefer, upgrade });

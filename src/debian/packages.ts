@@ -150,6 +150,19 @@ export function parseProvides(text: string): Relation {
   return parseRelation(text);
 }
 
+/** The SHA-256 of every package the repositories' indices list (what a kept resolution is checked against). */
+export async function indexHashes(repos: Repository[], releases: Release[], cacheDir = debianCacheDir()): Promise<Set<string>> {
+  const out = new Set<string>();
+  const texts = await Promise.all(repos.flatMap((repo, i) => repo.components.map((c) => fetchPackagesIndex(repo, releases[i]!, c, cacheDir))));
+  for (const text of texts) {
+    for (let at = text.indexOf('\nSHA256:'); at >= 0; at = text.indexOf('\nSHA256:', at + 1)) {
+      const end = text.indexOf('\n', at + 1);
+      out.add(text.slice(at + 8, end < 0 ? text.length : end).trim().toLowerCase());
+    }
+  }
+  return out;
+}
+
 /**
  * Fetches, verifies and parses the indices of all repositories (in parallel).
  * The order of `repos` is kept: it is the order apt would list them in. `releases`: the

@@ -4,11 +4,13 @@
  * the request, the locked versions it prefers and the ones it may move, the repositories' order
  * and the Releases' hashes (which pin every index), and cairn's own code. A build whose lock is
  * missing or stale in a way seen before (each new machine of a VM test, a configuration copied
- * elsewhere, a test run again) then neither decompresses nor parses the indices: about 2 s of
- * CPU per build.
+ * elsewhere, a test run again) then neither parses the indices nor resolves: about 2 s of CPU
+ * per build.
  *
- * Like everything in the cache the entries are derived data: a damaged or foreign one is
- * ignored, and any of them may be deleted.
+ * The cache is trusted no more than the indices: a kept lock is used only while every package it
+ * names is listed in the signed indices (lockPackages checks; unpacking then checks each .deb's
+ * name, version and architecture against the lock). Like everything in the cache the entries are
+ * derived data: a damaged one is ignored and replaced, and any of them may be deleted.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';

@@ -79,11 +79,13 @@ export async function makeArchive(suites: Record<string, FixturePackage[]>): Pro
       });
       const dists = join(root, 'dists', suite);
       mkdirSync(join(dists, 'main', 'binary-amd64'), { recursive: true });
-      const index = gzipSync(entries.join('\n'));
+      const plain = Buffer.from(entries.join('\n'));
+      const index = gzipSync(plain);
       writeFileSync(join(dists, 'main', 'binary-amd64', 'Packages.gz'), index);
+      // As Debian's: the uncompressed index is signed too, though only the compressed one is published.
       writeFileSync(join(dists, 'Release'), [
-        'Origin: cairn-fixture', `Suite: ${suite}`, `Codename: ${suite}`, `Date: ${new Date().toUTCString()}`,
-        'Architectures: amd64', 'Components: main', 'SHA256:', ` ${sha256(index)} ${index.length} main/binary-amd64/Packages.gz`, '',
+        'Origin: cairn-fixture', `Suite: ${suite}`, `Codename: ${suite}`, `Date: ${new Date().toUTCString()}`, 'Architectures: amd64', 'Components: main', 'SHA256:',
+        ` ${sha256(plain)} ${plain.length} main/binary-amd64/Packages`, ` ${sha256(index)} ${index.length} main/binary-amd64/Packages.gz`, '',
       ].join('\n'));
       gpg('--clearsign', '--output', join(dists, 'InRelease'), join(dists, 'Release'));
     }
