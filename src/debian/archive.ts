@@ -226,36 +226,38 @@ export async function fetchPackagesIndex(repo: Repository, release: Release, com
   // Debian's Release also signs the uncompressed index (published or not): decompressed once, it
   // is kept under its own hash and checked against that on every use, which costs a tenth of xz.
   const plain = name === base ? undefined : release.files.get(base);
-  const plainCached = plain && join(cacheDir, 'indices', plain.sha256);
-  if (plainCached && existsSync(plainCached)) {
-    const data = readFileSync(plainCached);
-    if (data.length === plain.size && sha256Hex(data) === plain.sha256) return data.toString('utf8');
-  }
+  const kept = plain && cachedIndex(cacheDir, plain);
+  if (kept) return kept.toString('utf8');
   const text = await compressedIndex(repo, release, name, cacheDir);
-  if (plainCached) {
+  if (plain) {
     const data = Buffer.from(text, 'utf8');
-    if (data.length === plain.size && sha256Hex(data) === plain.sha256) writeFileAtomic(plainCached, data);
+    if (matchesEntry(data, plain)) writeFileAtomic(indexCachePath(cacheDir, plain), data);
   }
   return text;
+}
+
+const matchesEntry = (data: Uint8Array, entry: ReleaseEntry): boolean => data.length === entry.size && sha256Hex(data) === entry.sha256;
+const indexCachePath = (cacheDir: string, entry: ReleaseEntry): string => join(cacheDir, 'indices', entry.sha256);
+
+/** The cached copy of an index the Release lists, if it is there and matches (a damaged one is fetched again). */
+function cachedIndex(cacheDir: string, entry: ReleaseEntry): Buffer | undefined {
+  const file = indexCachePath(cacheDir, entry);
+  if (!existsSync(file)) return undefined;
+  const data = readFileSync(file);
+  return matchesEntry(data, entry) ? data : undefined;
 }
 
 /** The text of the compressed index `name`, from the cache or downloaded, checked against the Release. */
 async function compressedIndex(repo: Repository, release: Release, name: string, cacheDir: string): Promise<string> {
   const entry = release.files.get(name)!;
-  const cached = join(cacheDir, 'indices', entry.sha256);
-  const what = `${name} of ${repo.suite}`;
-  let data: Uint8Array | undefined;
-  if (existsSync(cached)) {
-    data = readFileSync(cached);
-    if (data.length !== entry.size || sha256Hex(data) !== entry.sha256) data = undefined; // damaged cache: fetch again
-  }
+  let data: Uint8Array | undefined = cachedIndex(cacheDir, entry);
   if (!data) {
     const dir = `${repo.uri}/dists/${repo.suite}/${name.slice(0, name.lastIndexOf('/'))}`;
     // by-hash names the exact file the Release signed, immune to a mirror updating meanwhile.
     const url = release.acquireByHash ? `${dir}/by-hash/SHA256/${entry.sha256}` : `${repo.uri}/dists/${repo.suite}/${name}`;
     data = await download(url);
-    checkAgainstRelease(data, entry, what);
-    writeFileAtomic(cached, data);
+    checkAgainstRelease(data, entry, `${name} of ${repo.suite}`);
+    writeFileAtomic(indexCachePath(cacheDir, entry), data);
   }
   return decompress(data, name);
 }

@@ -70,14 +70,8 @@ const entryPath = (cacheDir: string, key: string): string => join(cacheDir, 'res
 /** The lock kept for this key, or undefined (none, or unreadable: resolved again and replaced). */
 export function cachedResolution(cacheDir: string, key: string): LockFile | undefined {
   const file = entryPath(cacheDir, key);
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    return parseLock(text, file);
+    return parseLock(readFileSync(file, 'utf8'), file);
   } catch {
     return undefined;
   }
