@@ -1,7 +1,7 @@
 /**
- * The machine-wide limit on QEMU guests of the test suite: two at once, the driver's cases in
- * their order with a free slot going to the first that fits, a dead owner's slot taken over, and
- * another file's waiting guest let in before the next case.
+ * The machine-wide limit on QEMU guests of the test suite: two at once (a third while the host
+ * idles), the driver's cases in their order with a free slot going to the first that fits, a dead
+ * owner's slot taken over, and another file's waiting guest let in before the next case.
  */
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { execa } from 'execa';
@@ -9,14 +9,17 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeTree } from '../../src/store/index.js';
-import { queueForSlots, takeSlot, type Release } from './qemu-slots.js';
+import { queueForSlots, setIdleProbe, takeSlot, type Release } from './qemu-slots.js';
 
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'cairn-qemu-slots-'));
   process.env.CAIRN_TEST_QEMU_SLOTS = dir;
+  // A busy host unless a test says otherwise: this machine's own idleness must not decide them.
+  setIdleProbe(() => 0);
 });
 afterEach(() => {
+  setIdleProbe(undefined);
   delete process.env.CAIRN_TEST_QEMU_SLOTS;
   removeTree(dir);
 });
@@ -49,6 +52,42 @@ describe('QEMU slots', () => {
     await settle();
     expect(pair.release).toBeDefined();
     pair.release!();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('lets a third guest in only while the host has been idle, and never a fourth', async () => {
+    const a = track(queueForSlots(1));
+    const b = track(queueForSlots(1));
+    const c = track(queueForSlots(1));
+    await settle();
+    expect([!!a.release, !!b.release, !!c.release]).toEqual([true, true, false]);
+
+    // Half the host's CPU time idle over the window: the queued case gets the extra slot, a fourth waits.
+    setIdleProbe(() => 0.5);
+    const d = track(queueForSlots(1));
+    await settle();
+    expect([!!c.release, !!d.release]).toEqual([true, false]);
+    expect(readdirSync(dir).sort()).toEqual(['slot-0', 'slot-1', 'slot-2']);
+
+    // Busy again: the freed extra slot is not taken, a freed base slot is.
+    setIdleProbe(() => 0.2);
+    c.release!();
+    await settle();
+    expect(d.release).toBeUndefined();
+    a.release!();
+    await settle();
+    expect(d.release).toBeDefined();
+
+    // No window measured yet counts as busy.
+    setIdleProbe(() => undefined);
+    const e = track(queueForSlots(1));
+    await settle();
+    expect(e.release).toBeUndefined();
+    b.release!();
+    await settle();
+    expect(e.release).toBeDefined();
+    d.release!();
+    e.release!();
     expect(readdirSync(dir)).toEqual([]);
   });
 
