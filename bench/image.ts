@@ -20,7 +20,7 @@ import { buildImage, findFormat, entryOptions } from '../src/image/index.js';
 import { readBootspec } from '../src/toplevel/index.js';
 import { ext4Bytes, treeBytes, treeEntries } from '../src/image/rootfs.js';
 import { directBootKernel, OVMF_VARS } from '../src/vm/index.js';
-import { bootDebian, bootSeconds, debianBoot, debianImage, debianLabel, debianPvhKernel, describeBoot, enableSameServices, measureBoots, OVMF_REFERENCE_SECONDS, ratioLine, SAME_SERVICES, type BootCase, type DebianBoot } from './boot.js';
+import { bootDebian, bootSeconds, debianBoot, debianImage, debianLabel, debianPvhKernel, describeBoot, enableSameServices, measureBoots, OVMF_REFERENCE_DEBIAN_SECONDS, OVMF_REFERENCE_SECONDS, ratioLine, SAME_SERVICES, type BootCase, type DebianBoot } from './boot.js';
 import { debootstrapRoot, diskBytes, mb, seconds } from './build.js';
 
 /** Bytes a file occupies on disk (sparse files count their allocated blocks only). */
@@ -122,6 +122,10 @@ export async function run(): Promise<void> {
       if (debSame) console.log(ratioLine("boot ratio cairn direct kernel boot / Debian running cairn's default services (equal work; not the issue's reference)", cairnDirect!, debianSame, 0.7));
     }
     console.log(ratioLine(`boot ratio cairn OVMF + systemd-boot / fixed reference of ${OVMF_REFERENCE_SECONDS} s (measured when issue 16 was opened, not this run)`, ovmf!, OVMF_REFERENCE_SECONDS, 0.7));
+    if (deb && typeof debian === 'number') {
+      const scaled = (OVMF_REFERENCE_SECONDS * debian) / OVMF_REFERENCE_DEBIAN_SECONDS;
+      console.log(ratioLine(`boot ratio cairn OVMF + systemd-boot / that reference at this run's speed (${OVMF_REFERENCE_SECONDS} s x Debian's ${debian.toFixed(1)} s now / its ${OVMF_REFERENCE_DEBIAN_SECONDS} s then = ${scaled.toFixed(1)} s)`, ovmf!, scaled, 0.7));
+    }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

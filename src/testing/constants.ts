@@ -9,5 +9,8 @@ export const BACKDOOR_READY = 'Spawning backdoor root shell...';
  */
 export const SHELL_PORT = 'org.cairn.shell';
 
+/** QEMU's id of the character device behind SHELL_PORT (the host's unix socket), as QMP's query-chardev names it. */
+export const SHELL_CHARDEV = 'shell';
+
 /** Made by the testing module's unit once the guest reached multi-user.target (in /run: gone at the next boot). */
 export const BOOTED_FLAG = '/run/.cairn-test-booted';

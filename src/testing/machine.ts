@@ -16,7 +16,7 @@ import { buildSystem } from '../build/index.js';
 import { evalVmConfig, prepareVm, RunningMachine, QEMU, type PortForward, type PreparedVm } from '../vm/index.js';
 import { QmpClient } from '../vm/qmp.js';
 import { GuestShell, guestSleep, type ExecResult } from '../vm/shell.js';
-import { BACKDOOR_READY, BOOTED_FLAG } from './constants.js';
+import { BACKDOOR_READY, BOOTED_FLAG, SHELL_CHARDEV } from './constants.js';
 import { copyInto, machineKeyParts, markSaved, partsKey, SAVED, type Arrival, type BootCacheEntry, type GroupDecision, type StartGroup } from './boot-cache.js';
 
 /**
@@ -309,6 +309,11 @@ export class Machine {
     vm.note(`${booted}--- cairn: ${this.name}: the boot above is an earlier run's, from the boot cache ---`);
     try {
       this.qmp = await this.connect('QMP', this.qmpSocket, () => QmpClient.connect(this.qmpSocket, 2000), deadline);
+      // The test shell is connected, and QEMU has it, before the guest runs. The saved guest's port
+      // has the host connected; a guest that ran on before the connection was told the host had
+      // gone, and its shell read end of file and ended (a restored machine then never answered).
+      this.shell = await this.connect('the test shell', this.shellSocket, () => GuestShell.connect(this.shellSocket), deadline);
+      await this.shellAccepted(deadline);
       // The machine was saved paused, and is loaded so: it runs once loaded whole, when the others
       // of its group are loaded too (they were saved together: none runs on before the others).
       let decision: GroupDecision | undefined;
@@ -333,9 +338,22 @@ export class Machine {
       putBack();
       return false;
     }
-    this.shell = await this.connect('the test shell', this.shellSocket, () => GuestShell.connect(this.shellSocket), deadline);
+    // A host slow to go on once the guest runs (a loaded machine), made so by the boot cache's test.
+    const lag = Number(process.env.CAIRN_TEST_RESTORE_LAG_MS ?? 0);
+    if (lag > 0) await delay(lag);
     await this.resumeAfterRestore('start()', Math.max(1, Math.round((deadline - Date.now()) / 1000)), `its boot restored from the boot cache (${saved})`);
     return true;
+  }
+
+  /** Waits until QEMU has accepted the test shell's connection (a client's connect returns before). */
+  private async shellAccepted(deadline: number): Promise<void> {
+    for (;;) {
+      const devices = await this.requireQmp('start()').execute<{ label: string; filename: string }[]>('query-chardev');
+      const shell = devices.find((d) => d.label === SHELL_CHARDEV);
+      if (shell && !shell.filename.startsWith('disconnected:')) return;
+      if (Date.now() > deadline) throw new Error('QEMU did not take the test shell\'s connection');
+      await delay(20);
+    }
   }
 
   /** Retries a connection to a QEMU socket until QEMU has made it. */

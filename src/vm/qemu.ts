@@ -5,7 +5,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { CairnError } from '../errors.js';
 import type { Accelerator } from './accel.js';
-import { SHELL_PORT } from '../testing/constants.js';
+import { SHELL_CHARDEV, SHELL_PORT } from '../testing/constants.js';
 
 export const QEMU = 'qemu-system-x86_64';
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -91,7 +91,7 @@ export function qemuArgs(o: QemuOptions): string[] {
   }
   if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
   if (o.shellSocket) {
-    args.push('-device', 'virtio-serial-pci,id=shell-serial', '-chardev', `socket,id=shell,path=${o.shellSocket},server=on,wait=off`, '-device', `virtserialport,bus=shell-serial.0,chardev=shell,name=${SHELL_PORT}`);
+    args.push('-device', 'virtio-serial-pci,id=shell-serial', '-chardev', `socket,id=${SHELL_CHARDEV},path=${o.shellSocket},server=on,wait=off`, '-device', `virtserialport,bus=shell-serial.0,chardev=${SHELL_CHARDEV},name=${SHELL_PORT}`);
   }
   if (o.guestAgentSocket) {
     // A controller of its own: the test shell's is there only under `cairn test`. QEMU reads ',,' as a comma.
