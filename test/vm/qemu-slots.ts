@@ -1,7 +1,8 @@
 /**
  * A machine-wide limit on QEMU guests started by the test suite: at most QEMU_SLOTS at once
- * across vitest workers (and `cairn test` runs of the driver). TCG guests are CPU-bound; a third
- * guest on a 2-core machine starves the others into timeouts instead of finishing sooner.
+ * across vitest workers (and `cairn test` runs of the driver), and EXTRA_SLOTS more only while the
+ * host's CPUs idle. TCG guests are CPU-bound when they boot: a third booting guest on a 2-core
+ * machine only slows the others.
  *
  * A slot is a lock file `slot-N` (holding its owner's pid) under the test store home, created
  * exclusively. A slot whose owner died is taken over. Several slots are taken all at once or
@@ -13,8 +14,7 @@
  * the driver starts no new case while such a mark exists, so their wait is one driver case.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pidAlive } from '../../src/store/lock.js';
 
