@@ -44,6 +44,25 @@ const WATCHDOGS_ON = 'systemctl service-watchdogs yes';
 
 const CONSOLE_TAIL_START = (machine: string): string => `--- last lines of ${machine}'s console ---`;
 
+/**
+ * Why a machine stopped by itself, from its console: the kernel's panic and the boot's error that
+ * led to it (a stage-1 failure panics the kernel; with panic=1 it reboots, which ends QEMU under
+ * -no-reboot), the kernel's own restart or power-off, or QEMU's last complaint. The panic's stack
+ * trace pushes these out of the console's last lines; undefined when the console says none.
+ */
+export function stopReason(console: string): string | undefined {
+  const lines = console.replace(/\r/g, '').split('\n');
+  const panicAt = lines.findLastIndex((l) => l.includes('Kernel panic'));
+  const before = panicAt >= 0 ? lines.slice(0, panicAt) : lines;
+  const said = [
+    before.findLast((l) => l.includes('cairn stage 1: error:')),
+    panicAt >= 0 ? lines[panicAt] : lines.findLast((l) => /\breboot: (Restarting system|Power down)/.test(l)),
+    lines.findLast((l) => l.startsWith(`${QEMU}:`)),
+  ];
+  const reason = said.flatMap((l) => (l ? [l.replace(/^\[[\s\d.]*\]\s*/, '').trim()] : []));
+  return reason.length > 0 ? reason.join('; ') : undefined;
+}
+
 /** A failure's message without the console tails MachineError puts in it (for a short summary). */
 export function withoutConsoleTails(message: string): string {
   return message.replace(/\n--- last lines of [^\n]*'s console ---\n[\s\S]*?\n---(?=\n|$)/g, '\n(the console is in the output above)');
@@ -252,7 +271,12 @@ export class Machine {
     try {
       await this.shell.waitForText(BACKDOOR_READY, Math.max(1, deadline - Date.now()));
     } catch (err) {
-      throw this.error('start()', `did not get a test shell: ${(err as Error).message}`);
+      // A machine that stopped during its boot says why in the message itself (a run's summary
+      // shows the message, not the console).
+      // The shell's socket may close before QEMU's exit is seen: a moment for it.
+      await Promise.race([vm.process, delay(5000)]);
+      const reason = vm.hasExited ? stopReason(vm.console) : undefined;
+      throw this.error('start()', `did not get a test shell: ${(err as Error).message}${reason ? `: the machine stopped (${reason})` : ''}`);
     }
     // A first start with a boot cache ends past multi-user.target whether it was restored, is saved
     // or is not cached: the same start on a cold and a warm run.

@@ -148,6 +148,11 @@ export class RunningMachine {
     this.log += `${this.log === '' || this.log.endsWith('\n') ? '' : '\n'}${text}\n`;
   }
 
+  /** Whether QEMU has ended. */
+  get hasExited(): boolean {
+    return this.exited;
+  }
+
   /** Everything the console printed so far. */
   get console(): string {
     return this.log;

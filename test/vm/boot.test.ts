@@ -17,6 +17,7 @@ import { evalConfigFile } from '../../src/eval/index.js';
 import { stageRootTree, makeExt4Image } from '../../src/image/rootfs.js';
 import { removeTree, Store } from '../../src/store/index.js';
 import { qemuArgs, QEMU, RunningMachine } from '../../src/vm/index.js';
+import { stopReason } from '../../src/testing/index.js';
 import { GUEST_CPUS, SLOT_WAIT_MS, takeSlot, type Release } from './qemu-slots.js';
 
 const hasQemu = (await execa(QEMU, ['--version'], { reject: false })).exitCode === 0;
@@ -107,5 +108,8 @@ describe.skipIf(!hasQemu)('the system closure boots in QEMU', () => {
     expect(r.console).toContain('cairn stage 1: error: the root device LABEL=no-such-root did not appear within 2s');
     expect(r.console).toContain('add boot.shell_on_fail to the kernel command line');
     expect(r.reached).toBe(true);
+    // What a test's start() says of a machine that stopped so: the error and the panic, from
+    // before the panic's stack trace.
+    expect(stopReason(r.console)).toMatch(/^cairn stage 1: error: the root device LABEL=no-such-root did not appear within 2s \(block devices: [^)]*\); Kernel panic/);
   }, BOOT_TIMEOUT_MS + 30_000);
 });

@@ -4,7 +4,7 @@
  * the guest agent's port is on QEMU's command line only when asked for.
  */
 import { describe, expect, it } from 'vitest';
-import { Machine, runSubtest, SubtestError, MachineError, withoutConsoleTails, subtestSummary, type SubtestResult } from '../../src/testing/index.js';
+import { Machine, runSubtest, SubtestError, MachineError, stopReason, withoutConsoleTails, subtestSummary, type SubtestResult } from '../../src/testing/index.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,5 +96,21 @@ describe('a failed case\'s short message', () => {
     const short = withoutConsoleTails(full);
     expect(short).not.toContain('last lines of');
     expect(short).toContain('subtest "x" failed after 1.0 s: a: execute("true") needs a running machine: call start() first\n(the console is in the output above)\n--- sshd and fail2ban ---\njournal\n  FAILED');
+  });
+});
+
+describe('why a machine stopped, from its console', () => {
+  const trace = Array.from({ length: 40 }, (_, i) => `[    5.84${i}] ? do_syscall_64+0x93/0x1b0`).join('\n');
+  it('names the boot\'s error and the panic that followed it, past the stack trace', () => {
+    const console = `[    1.2] cairn stage 1: mounting /dev/vda2\r\n[    5.8] cairn stage 1: error: cannot mount the root file system /dev/vda2\n[    5.8] cairn stage 1: add boot.shell_on_fail to the kernel command line for a rescue shell.\n[    5.83] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n${trace}\n[    5.9] Rebooting in 1 seconds..\n`;
+    expect(stopReason(console)).toBe('cairn stage 1: error: cannot mount the root file system /dev/vda2; Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100');
+  });
+  it('names a panic alone; says nothing of a console with none of these', () => {
+    expect(stopReason(`[    3.1] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n${trace}`)).toBe('Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)');
+    expect(stopReason('[    2.0] cairn stage 1: switching to /cairn/store/x/init\nWelcome\n')).toBeUndefined();
+  });
+  it('names a restart or power-off the guest asked for, and what QEMU said last', () => {
+    expect(stopReason('[   40.1] systemd-shutdown[1]: Rebooting.\n[   40.2] reboot: Restarting system\n')).toBe('reboot: Restarting system');
+    expect(stopReason('Welcome\nqemu-system-x86_64: terminating on signal 15 from pid 7\n')).toBe('qemu-system-x86_64: terminating on signal 15 from pid 7');
   });
 });
