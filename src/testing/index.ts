@@ -19,7 +19,7 @@ import { BootCacheEntry, entryKey } from './boot-cache.js';
 import { QEMU } from '../vm/index.js';
 import { qemuVersionText } from '../vm/accel.js';
 
-export { Machine, MachineError, DEFAULT_TIMEOUT, stopReason, withoutConsoleTails, type WaitOptions } from './machine.js';
+export { Machine, MachineError, DEFAULT_TIMEOUT, lastLine, stopReason, withoutConsoleTails, type WaitOptions } from './machine.js';
 
 /** A configuration of a node: a file (relative to the test file) or a module value written inline. */
 export type NodeConfig = string | Record<string, unknown>;

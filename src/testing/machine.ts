@@ -63,6 +63,12 @@ export function stopReason(console: string): string | undefined {
   return reason.length > 0 ? reason.join('; ') : undefined;
 }
 
+/** The console's last line with text (a boot that ended without a word: how far it got), timestamps stripped. */
+export function lastLine(console: string): string {
+  const line = console.replace(/\r/g, '').split('\n').findLast((l) => l.trim() !== '');
+  return line === undefined ? '(the console is empty)' : JSON.stringify(line.replace(/^\[[\s\d.]*\]\s*/, '').trim().slice(0, 200));
+}
+
 /** A failure's message without the console tails MachineError puts in it (for a short summary). */
 export function withoutConsoleTails(message: string): string {
   return message.replace(/\n--- last lines of [^\n]*'s console ---\n[\s\S]*?\n---(?=\n|$)/g, '\n(the console is in the output above)');
@@ -275,8 +281,8 @@ export class Machine {
       // shows the message, not the console).
       // The shell's socket may close before QEMU's exit is seen: a moment for it.
       await Promise.race([vm.process, delay(5000)]);
-      const reason = vm.hasExited ? stopReason(vm.console) : undefined;
-      throw this.error('start()', `did not get a test shell: ${(err as Error).message}${reason ? `: the machine stopped (${reason})` : ''}`);
+      const stopped = vm.hasExited ? `: the machine stopped (QEMU: ${vm.exitDescription}; ${stopReason(vm.console) ?? `the console's last line: ${lastLine(vm.console)}`})` : '';
+      throw this.error('start()', `did not get a test shell: ${(err as Error).message}${stopped}`);
     }
     // A first start with a boot cache ends past multi-user.target whether it was restored, is saved
     // or is not cached: the same start on a cold and a warm run.

@@ -117,6 +117,8 @@ export class RunningMachine {
   private log = '';
   private readonly started = performance.now();
   private exited = false;
+  /** How QEMU ended, once it has (its exit status or the signal that killed it). */
+  private ending?: string;
   private readonly listeners = new Set<() => void>();
 
   private constructor(readonly process: ResultPromise) {
@@ -127,12 +129,13 @@ export class RunningMachine {
     process.stdout?.on('data', onData);
     process.stderr?.on('data', onData);
     void process.then(
-      () => this.onExit(),
-      () => this.onExit(),
+      (r) => this.onExit(r.signal ? `killed by ${r.signal}` : `exit status ${r.exitCode ?? '?'}`),
+      (err: Error) => this.onExit(err.message),
     );
   }
 
-  private onExit(): void {
+  private onExit(ending: string): void {
+    this.ending = `${ending} after ${this.seconds.toFixed(1)} s`;
     this.exited = true;
     for (const l of this.listeners) l();
   }
@@ -151,6 +154,11 @@ export class RunningMachine {
   /** Whether QEMU has ended. */
   get hasExited(): boolean {
     return this.exited;
+  }
+
+  /** How QEMU ended and when (`exit status 0 after 41.2 s`, `killed by SIGKILL after …`); undefined while it runs. */
+  get exitDescription(): string | undefined {
+    return this.ending;
   }
 
   /** Everything the console printed so far. */

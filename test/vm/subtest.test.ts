@@ -4,11 +4,11 @@
  * the guest agent's port is on QEMU's command line only when asked for.
  */
 import { describe, expect, it } from 'vitest';
-import { Machine, runSubtest, SubtestError, MachineError, stopReason, withoutConsoleTails, subtestSummary, type SubtestResult } from '../../src/testing/index.js';
+import { Machine, runSubtest, SubtestError, MachineError, lastLine, stopReason, withoutConsoleTails, subtestSummary, type SubtestResult } from '../../src/testing/index.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { qemuArgs } from '../../src/vm/index.js';
+import { qemuArgs, RunningMachine } from '../../src/vm/index.js';
 
 /** A stand-in machine recording the calls a fresh subtest makes. */
 function fakeMachine(up: boolean): { machine: Machine; calls: string[] } {
@@ -112,5 +112,17 @@ describe('why a machine stopped, from its console', () => {
   it('names a restart or power-off the guest asked for, and what QEMU said last', () => {
     expect(stopReason('[   40.1] systemd-shutdown[1]: Rebooting.\n[   40.2] reboot: Restarting system\n')).toBe('reboot: Restarting system');
     expect(stopReason('Welcome\nqemu-system-x86_64: terminating on signal 15 from pid 7\n')).toBe('qemu-system-x86_64: terminating on signal 15 from pid 7');
+  });
+  it('otherwise shows how far the console got, and how the process ended', async () => {
+    expect(lastLine('[    0.0] Linux version 6.12\r\n[    1.5] EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path\n\n')).toBe('"EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path"');
+    expect(lastLine('')).toBe('(the console is empty)');
+    const killed = RunningMachine.start(['-c', 'echo booting; kill -KILL $$'], 'sh');
+    const exited = RunningMachine.start(['-c', 'echo booting; exit 3'], 'sh');
+    expect(killed.exitDescription).toBeUndefined();
+    await Promise.all([killed.process, exited.process]);
+    expect(killed.hasExited).toBe(true);
+    expect(killed.exitDescription).toMatch(/^killed by SIGKILL after \d+\.\d s$/);
+    expect(exited.exitDescription).toMatch(/^exit status 3 after \d+\.\d s$/);
+    expect(lastLine(exited.console)).toBe('"booting"');
   });
 });

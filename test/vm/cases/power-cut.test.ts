@@ -79,8 +79,11 @@ export default {
       await s.done;
 
       const cut = Date.now();
-      await m.start();
-      await up(m, port);
+      // Which trial, and where in the switch its cut fell, go with a boot that failed.
+      await m.start().then(() => up(m, port)).catch((err: Error) => {
+        err.message = `trial ${trial}, cut after ${(cutAfter / 1000).toFixed(1)} s of the switch's ${(window / 1000).toFixed(1)}: ${err.message}`;
+        throw err;
+      });
       const booted = Date.now();
       const now = await current();
       const secs = (a: number, b: number) => ((b - a) / 1000).toFixed(1);
