@@ -155,6 +155,8 @@ export default ({ lib, config }: ModuleArgs) => {
           // configfs, logind's drm). When the module is already there (built in with parameters,
           // or loaded by stage 1 or udev), /sys/module/<module> exists and modprobe would do
           // nothing: the unit is skipped instead of starting a process (~0.4 s of CPU under emulation).
+          // A reduced module tree skips the modules it does not have as well (its own drop-in, see
+          // loadableModules in src/build/kernel.ts).
           'modprobe@': { overrideStrategy: 'asDropin', unitConfig: { ConditionPathExists: '!/sys/module/%i' } },
         },
       },

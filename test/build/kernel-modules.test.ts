@@ -5,7 +5,7 @@
  * name that is no module. Built against the real Debian archive (CAIRN_DEBIAN_CACHE).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
@@ -14,6 +14,7 @@ import { readBootspec } from '../../src/toplevel/index.js';
 import { directBootKernel } from '../../src/vm/index.js';
 import { bzImagePayload, hasPvhEntry } from '../../src/vm/kernel-elf.js';
 import { buildSystem, type BuiltSystem } from '../../src/build/index.js';
+import { LOADABLE, MODPROBE_DROPIN } from '../../src/build/kernel.js';
 import { evalConfigFile } from '../../src/eval/index.js';
 
 const CACHE = join(tmpdir(), 'cairn-test-debian-cache');
@@ -104,6 +105,20 @@ describe('kernel modules of examples/minimal.yaml', () => {
     expect((await showDepends(root, version, 'snd_hda_intel')).ok).toBe(false);
   });
 
+  it('names its modules for modprobe@.service, which skips any other name', async () => {
+    const { root, version } = kernelTree(minimal);
+    const dir = join(root, LOADABLE(version));
+    const names = new Set(readdirSync(dir));
+    // Every module of the tree, under both spellings of its name, linked to its file.
+    const mods = await swModules(minimal, version);
+    for (const m of mods) expect(names.has(m) && names.has(m.replace(/_/g, '-')), m).toBe(true);
+    expect(realpathSync(join(dir, 'virtio-net'))).toMatch(/\/kernel\/drivers\/net\/virtio_net\.ko(\.xz)?$/);
+    expect(statSync(join(dir, 'ext4')).size).toBeGreaterThan(0);
+    // What logind and the configfs mount ask for: not in the tree (nor built in), so not named.
+    for (const m of ['drm', 'configfs']) expect(names.has(m) || builtIn(minimal, version).has(m), m).toBe(false);
+    expect(readFileSync(join(root, MODPROBE_DROPIN), 'utf8')).toContain('\n[Unit]\nConditionPathExists=/usr/lib/cairn/kernel-modules/%v/%i\n');
+  });
+
   it("lists the tree's on-demand device nodes for tmpfiles, as kmod static-nodes would at every boot", async () => {
     const { root, version } = kernelTree(minimal);
     // No modules.devname: kmod-static-nodes.service is skipped (ConditionFileNotEmpty).
@@ -150,6 +165,8 @@ describe('options choosing the modules', () => {
     const mods = await swModules(sys, kernelTree(sys).version);
     for (const m of ['snd_hda_intel', 'amdgpu', 'iwlwifi', 'ext4']) expect(mods, m).toContain(m);
     expect(mods.size).toBeGreaterThan(3000);
+    // Any module may be asked for: modprobe@ is not limited to a list.
+    expect(existsSync(join(kernelTree(sys).root, MODPROBE_DROPIN))).toBe(false);
   }, 300_000);
 
   it('an unknown module name fails the build naming the option and where it was defined', async () => {
