@@ -44,6 +44,9 @@ const WATCHDOGS_ON = 'systemctl service-watchdogs yes';
 
 const CONSOLE_TAIL_START = (machine: string): string => `--- last lines of ${machine}'s console ---`;
 
+/** A console line without the kernel's timestamp (`[    5.83] `). */
+const withoutTimestamp = (line: string): string => line.replace(/^\[[\s\d.]*\]\s*/, '').trim();
+
 /**
  * Why a machine stopped by itself, from its console: the kernel's panic and the boot's error that
  * led to it (a stage-1 failure panics the kernel; with panic=1 it reboots, which ends QEMU under
@@ -59,14 +62,14 @@ export function stopReason(console: string): string | undefined {
     panicAt >= 0 ? lines[panicAt] : lines.findLast((l) => /\breboot: (Restarting system|Power down)/.test(l)),
     lines.findLast((l) => l.startsWith(`${QEMU}:`)),
   ];
-  const reason = said.flatMap((l) => (l ? [l.replace(/^\[[\s\d.]*\]\s*/, '').trim()] : []));
+  const reason = said.flatMap((l) => (l ? [withoutTimestamp(l)] : []));
   return reason.length > 0 ? reason.join('; ') : undefined;
 }
 
 /** The console's last line with text (a boot that ended without a word: how far it got), timestamps stripped. */
 export function lastLine(console: string): string {
   const line = console.replace(/\r/g, '').split('\n').findLast((l) => l.trim() !== '');
-  return line === undefined ? '(the console is empty)' : JSON.stringify(line.replace(/^\[[\s\d.]*\]\s*/, '').trim().slice(0, 200));
+  return line === undefined ? '(the console is empty)' : JSON.stringify(withoutTimestamp(line).slice(0, 200));
 }
 
 /** A failure's message without the console tails MachineError puts in it (for a short summary). */
