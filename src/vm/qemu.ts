@@ -116,8 +116,7 @@ export const FATAL_CONSOLE = /Kernel panic|cairn stage 1: error|Freezing executi
 export class RunningMachine {
   private log = '';
   private readonly started = performance.now();
-  private exited = false;
-  /** How QEMU ended, once it has (its exit status or the signal that killed it). */
+  /** How QEMU ended, once it has (its exit status or the signal that killed it, and when). */
   private ending?: string;
   private readonly listeners = new Set<() => void>();
 
@@ -136,7 +135,6 @@ export class RunningMachine {
 
   private onExit(ending: string): void {
     this.ending = `${ending} after ${this.seconds.toFixed(1)} s`;
-    this.exited = true;
     for (const l of this.listeners) l();
   }
 
@@ -153,7 +151,7 @@ export class RunningMachine {
 
   /** Whether QEMU has ended. */
   get hasExited(): boolean {
-    return this.exited;
+    return this.ending !== undefined;
   }
 
   /** How QEMU ended and when (`exit status 0 after 41.2 s`, `killed by SIGKILL after …`); undefined while it runs. */
@@ -192,7 +190,7 @@ export class RunningMachine {
       const check = (): void => {
         const text = this.log.slice(from);
         if (pattern.test(text)) finish({ matched: true });
-        else if (this.exited) finish({ matched: false, reason: 'QEMU exited' });
+        else if (this.hasExited) finish({ matched: false, reason: 'QEMU exited' });
         else if (!grace && fatal.test(text)) {
           // Let the rest of the message reach the log (it may still match) before giving up.
           grace = setTimeout(() => finish({ matched: false, reason: `the console showed: ${fatal.exec(this.log.slice(from))?.[0]}` }), 2000);
@@ -206,7 +204,7 @@ export class RunningMachine {
 
   /** Stops QEMU (SIGTERM, then SIGKILL) and waits for it to exit. */
   async stop(): Promise<void> {
-    if (!this.exited) this.process.kill('SIGTERM');
+    if (!this.hasExited) this.process.kill('SIGTERM');
     await this.process;
   }
 }
