@@ -32,11 +32,19 @@ grub=@grub@ # 1: GRUB's grub.cfg
 
 fail() { echo "install-bootloader: $*" >&2; exit 3; }
 
+# Whether the ESP is mounted at $1. cairn's default ESP mount is an automount: looking up a
+# name inside it (`$1/.`) mounts it. Until then, and when that mount fails, the mount point is
+# autofs's own, which mountpoint(1) counts as mounted.
+esp_mounted() {
+    local type
+    type="$(stat -f -c %T "$1/." 2>/dev/null)" && [ "$type" != autofs ] && mountpoint -q "$1"
+}
+
 if [ "${1:-}" = --once ]; then
     # GRUB's environment block, read (and cleared) by grub.cfg at the next boot.
     n="${2:-}"
     [ "$grub" = 1 ] || fail "--once is for GRUB; with systemd-boot use bootctl set-oneshot"
-    [ -n "$esp" ] && mountpoint -q "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPoint)"
+    [ -n "$esp" ] && esp_mounted "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPoint)"
     case "$n" in ''|*[!0-9]*) fail "--once takes a generation number" ;; esac
     grep -q -- "--id cairn-generation-$n " "$esp/grub/grub.cfg" 2>/dev/null || fail "generation $n has no menu entry in $esp/grub/grub.cfg"
     block="# GRUB Environment Block"$'\n'"next_entry=cairn-generation-$n"$'\n'
@@ -48,7 +56,7 @@ if [ "${1:-}" = --once ]; then
 fi
 
 if [ -z "$esp" ]; then exit 0; fi # no ESP in this system (a directly booted VM)
-mountpoint -q "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPoint): boot entries not written"
+esp_mounted "$esp" || fail "$esp is not mounted (boot.loader.efi.efiSysMountPoint): boot entries not written"
 [ -L "$profile" ] || fail "$profile is not a profile"
 
 # The generations, oldest first, and the current one.

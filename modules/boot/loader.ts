@@ -9,6 +9,9 @@ import type { ModuleArgs } from '../config.js';
  * the ESP mounted at `boot.loader.efi.efiSysMountPoint`. The build records these settings in each
  * toplevel (boot.json and `boot/`); the generation being switched to decides them for the menu.
  */
+/** The ESP's default mount: on first access, unmounted after two idle minutes (systemd-gpt-auto-generator's ESP automount). */
+const ESP_AUTOMOUNT = ['x-systemd.automount', 'x-systemd.idle-timeout=120'];
+
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, mkMerge, mkDefault, mkOptionDefault, types } = lib;
   const cfg = config.boot.loader['systemd-boot'];
@@ -61,7 +64,10 @@ export default ({ lib, config }: ModuleArgs) => {
             efiSysMountPoint: mkOption({
               type: types.path,
               default: '/boot',
-              description: 'Where the EFI system partition is mounted: switches write the boot entries, kernels and initrds there.',
+              description:
+                'Where the EFI system partition is mounted: switches write the boot entries, kernels and initrds there. ' +
+                "Unless `fileSystems` defines this mount's `options`, it is an automount (`x-systemd.automount`, `x-systemd.idle-timeout=120`, " +
+                "as systemd's generators mount an ESP): mounted on first access, so the boot does not wait for its device, and unmounted when idle.",
             }),
           },
           'systemd-boot': {
@@ -135,13 +141,23 @@ export default ({ lib, config }: ModuleArgs) => {
         systemPackages: mkMerge([mkIf(cfg.enable, ['systemd-boot-efi']), mkIf(() => cfg.enable && cfg.bootCounting.enable, ['systemd-boot'])]),
       },
       // A getter: the mount point is a name read from config. umask: the ESP holds the loader's
-      // random seed; only root reads it.
+      // random seed; only root reads it. Mounted on first access, as systemd's own generators mount
+      // an ESP: the boot does not wait for udev to find its device (local-fs.target would), and the
+      // FAT file system, which has no journal, is unmounted again when idle. Not when stage 1
+      // mounts it (neededForBoot): an automount over a mounted file system fails to start.
       get fileSystems() {
         const vm = config.virtualisation;
         // A VM booted directly (no firmware, no loader) has no ESP to mount.
         const hasEsp = (cfg.enable || grub.enable) && !(vm.vm && !vm.useBootLoader);
+        const esp = config.boot.loader.efi.efiSysMountPoint;
         return mkIf(hasEsp, {
-          [config.boot.loader.efi.efiSysMountPoint]: { label: mkDefault('ESP'), fsType: mkDefault('vfat'), options: mkDefault(['umask=0077']) },
+          [esp]: {
+            label: mkDefault('ESP'),
+            fsType: mkDefault('vfat'),
+            get options() {
+              return mkDefault(config.fileSystems[esp]!.neededForBoot ? ['umask=0077'] : ['umask=0077', ...ESP_AUTOMOUNT]);
+            },
+          },
         });
       },
     },

@@ -15,6 +15,13 @@ describe('boot options', () => {
     expect(c.boot.initrd.modules).toEqual(expect.arrayContaining(['virtio_pci', 'virtio_blk', 'ext4']));
     expect(c.boot.initrd.fileSystems).toEqual([{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }]);
     expect(c.environment.etc.fstab.text).toContain('LABEL=root / ext4 defaults 0 1\n');
+    // The ESP is an automount, unmounted when idle: the boot does not wait for its device.
+    expect(c.environment.etc.fstab.text).toContain('LABEL=ESP /boot vfat umask=0077,x-systemd.automount,x-systemd.idle-timeout=120 0 2\n');
+    // Options of the user's own replace it all; another mount point moves it.
+    const own = await evalConfig({ fileSystems: { '/boot': { options: ['fmask=0077', 'dmask=0077'] } } });
+    expect(own.environment.etc.fstab.text).toContain('LABEL=ESP /boot vfat fmask=0077,dmask=0077 0 2\n');
+    const efi = await evalConfig({ boot: { loader: { efi: { efiSysMountPoint: '/efi' } } } });
+    expect(efi.environment.etc.fstab.text).toContain('LABEL=ESP /efi vfat umask=0077,x-systemd.automount,x-systemd.idle-timeout=120 0 2\n');
     expect(c.boot.loader['systemd-boot']).toEqual({ enable: true, timeout: 5, editor: false, configurationLimit: null, bootCounting: { enable: true, tries: 3 } });
     // The loader's EFI binary is part of the system (images copy it to the ESP; bootctl finds it).
     expect(c.environment.systemPackages.map(String)).toContain('systemd-boot-efi');
@@ -54,7 +61,7 @@ describe('boot options', () => {
     });
     expect(c.environment.etc.fstab.text.split('\n').slice(1)).toEqual([
       '/dev/vda2 / ext4 defaults 0 1',
-      'LABEL=ESP /boot vfat umask=0077 0 2', // the loader's default for the ESP
+      'LABEL=ESP /boot vfat umask=0077 0 2', // the loader's default for an ESP stage 1 mounts: no automount over it
       'UUID=1234-abcd /srv/my\\040data xfs noatime,nofail 0 2',
       'tmpfs /tmp tmpfs size=1G 0 0',
       'LABEL=swap none swap pri=10 0 0',

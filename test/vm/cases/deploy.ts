@@ -50,10 +50,9 @@ export interface CairnRun {
   stderr: string;
 }
 
-/** Waits for the machine's boot (the ESP and sshd too) and forwards `port` of the host to its ssh. */
+/** Waits for the machine's boot (sshd too) and forwards `port` of the host to its ssh. */
 export async function up(m: Machine, port: number): Promise<void> {
   await m.waitForUnit('multi-user.target');
-  await m.waitForUnit('boot.mount');
   await m.waitForUnit('sshd.service');
   await m.forwardPort(port, 22);
 }

@@ -54,17 +54,19 @@ export default {
     const entries = async () => {
       return (await m.succeed('ls /boot/loader/entries')).trim().split('\n').sort();
     };
-    // The ESP is mounted late in a boot (its device is probed by udev): switches wait for it.
-    const up = async () => {
-      await m.waitForUnit('multi-user.target');
-      await m.waitForUnit('boot.mount');
-    };
+    const up = () => m.waitForUnit('multi-user.target');
     const reboot = async () => {
       await m.reboot();
       await up();
     };
     await m.start();
     await up();
+    // The ESP is an automount: local-fs.target (and so the boot) did not wait for its device;
+    // the first look inside mounts it (a switch's install-bootloader is such a look).
+    await m.succeed('systemctl is-active boot.automount');
+    const localFs = (await m.succeed('systemctl list-dependencies --plain --no-legend local-fs.target')).split('\n').map((l) => l.trim());
+    if (!localFs.includes('boot.automount') || localFs.includes('boot.mount')) throw new Error(`local-fs.target pulls in:\n${localFs.join('\n')}`);
+    if ((await m.succeed('stat -f -c %T /boot/.')).trim() !== 'msdos') throw new Error('looking into /boot did not mount the ESP');
     for (const u of ['nginx.service', 'untouched.service', 'removed.service', 'masked.service']) await m.waitForUnit(u);
     await m.waitForOpenPort(80);
     if ((await m.succeed('curl -fsS http://127.0.0.1/')) !== 'page A\n') throw new Error('generation 1 does not serve page A');
