@@ -1,5 +1,8 @@
 import type { ModuleArgs } from '../config.js';
 
+/** The ESP's default mount: on first access, unmounted after two idle minutes (systemd-gpt-auto-generator's ESP automount). */
+const ESP_AUTOMOUNT = ['x-systemd.automount', 'x-systemd.idle-timeout=120'];
+
 /**
  * `boot.loader.*`: systemd-boot with one Boot Loader Specification entry per generation on the
  * EFI system partition, and/or GRUB for BIOS machines: its core image in the disk's BIOS boot
@@ -9,9 +12,6 @@ import type { ModuleArgs } from '../config.js';
  * the ESP mounted at `boot.loader.efi.efiSysMountPoint`. The build records these settings in each
  * toplevel (boot.json and `boot/`); the generation being switched to decides them for the menu.
  */
-/** The ESP's default mount: on first access, unmounted after two idle minutes (systemd-gpt-auto-generator's ESP automount). */
-const ESP_AUTOMOUNT = ['x-systemd.automount', 'x-systemd.idle-timeout=120'];
-
 export default ({ lib, config }: ModuleArgs) => {
   const { mkOption, mkIf, mkMerge, mkDefault, mkOptionDefault, types } = lib;
   const cfg = config.boot.loader['systemd-boot'];
