@@ -186,7 +186,8 @@ describe('cairn init: detecting a machine', () => {
     const cfg = await evalConfigFile(join(dir, 'cairn.yaml'));
     const c = cfg.config as any; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(c.fileSystems['/']).toMatchObject({ uuid: '3f1c2a9e-5b7d-4e0f-8a21-6c9d0e4b7f10', fsType: 'ext4' });
-    expect(c.fileSystems['/boot']).toMatchObject({ uuid: '1A2B-3C4D', fsType: 'vfat', options: ['umask=0077'] });
+    // The detected ESP keeps the loader's default mount (on first access, see modules/boot/loader.ts).
+    expect(c.fileSystems['/boot']).toMatchObject({ uuid: '1A2B-3C4D', fsType: 'vfat', options: ['umask=0077', 'x-systemd.automount', 'x-systemd.idle-timeout=120'] });
     expect(c.fileSystems['/home/with space'].label).toBe('big data');
     expect(c.fileSystems['/data']).toMatchObject({ device: '/srv/data', fsType: 'none', options: ['bind'] });
     expect(c.environment.etc.fstab.text).toContain('UUID=3f1c2a9e-5b7d-4e0f-8a21-6c9d0e4b7f10 / ext4');
