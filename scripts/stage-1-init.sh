@@ -88,9 +88,20 @@ load_hardware() {
     return 0
 }
 
+# The drivers of ATA controllers probe slowly: each waits for every port's link (and a disk's
+# spin-up), and the kernel makes every module load wait for probes under way. Their aliases come in
+# (from the initrd's etc/cairn/modules.alias.late) only when a device stage 1 waits for is not
+# there without them: a root on virtio or NVMe does not wait for empty SATA ports, whose drivers
+# udev loads in stage 2. Returns 1 when they are in already.
+add_late_drivers() {
+    [ -f /etc/cairn/modules.alias.late ] || return 1
+    cat /etc/cairn/modules.alias.late >> "/lib/modules/$kernel_release/modules.alias" || return 1
+    rm -f /etc/cairn/modules.alias.late
+    hardware_seen=""
+}
+
 # The hardware's drivers load in the background while the listed modules (the file systems') load
-# here: a controller's probe that sleeps (AHCI waits for each port's link) or a second CPU then
-# overlaps with them. Both are done before the root is looked for.
+# here: a second CPU then overlaps with them. Both are done before the root is looked for.
 (
     rounds=0
     while [ "$rounds" -lt 8 ] && load_hardware; do rounds=$((rounds + 1)); done
@@ -140,6 +151,7 @@ wait_device() {
     while [ "$tries" -gt 0 ]; do
         dev=$(find_device "$1") && [ -n "$dev" ] && { echo "$dev"; return 0; }
         # Disks behind a controller (SCSI, SATA, USB) appear after its driver has probed it.
+        add_late_drivers || :
         load_hardware || :
         tries=$((tries - 1))
         sleep 0.2

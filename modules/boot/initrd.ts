@@ -34,6 +34,7 @@ export default ({ lib, config }: ModuleArgs) => {
             description:
               'Kernel modules in the initrd for the hardware the root file system may be on. As in NixOS, stage 1 loads one when it finds ' +
               "its hardware (a device's modalias, read from /sys as udev would) or when the kernel asks for it; `kernelModules` are loaded always. " +
+              'Drivers of ATA controllers (those that use libata: ahci, ata_piix, …) are loaded only when a device stage 1 waits for is not there without them: their probe waits for every port, and every other module load would wait for it. ' +
               "With `includeDefaultModules`, cairn adds the disks of QEMU (virtio, q35's AHCI) and of common machines (NVMe, SATA, USB storage).",
           }),
           includeDefaultModules: mkOption({

@@ -6,6 +6,8 @@
  *                         and their modules.dep and modules.alias (busybox modprobe reads them)
  *   /etc/cairn/modules    the modules stage 1 always loads, in load order; it loads the others
  *                         for the hardware it finds (by the devices' modaliases), as udev would
+ *   /etc/cairn/modules.alias.late  the aliases of drivers whose probe waits (ATA controllers'),
+ *                         added to modules.alias when a device stage 1 waits for is missing
  *   /etc/cairn/fstab      the file systems stage 1 mounts
  *
  * It is a derivation (builder `cairn:initrd`), so equal inputs give the same store path and a
@@ -184,9 +186,22 @@ registerBuilder('cairn:initrd', async (ctx) => {
   const blacklisted = new Set(a.blacklist ?? []);
   const names = new Set(closure.map(moduleName).filter((n) => !blacklisted.has(n)));
   const dep = closure.map((rel) => `${plain(rel)}: ${(index.deps.get(rel) ?? []).filter((d) => inInitrd.has(d)).map(plain).join(' ')}\n`.replace(/ \n$/, '\n'));
-  const alias = index.aliases.filter((x) => names.has(x.module)).map((x) => `alias ${x.pattern} ${x.module}\n`);
+  // The drivers of ATA controllers wait in their probe for each port's link (and a disk's spin-up),
+  // and the kernel makes every module load wait for probes under way. Their aliases are kept aside
+  // (etc/cairn/modules.alias.late): stage 1 adds them only when a device it waits for is not there
+  // without them, so a root on virtio or NVMe does not wait for empty SATA ports (stage 2's udev
+  // loads those drivers beside the boot).
+  const late = new Set(closure.filter((rel) => (index.deps.get(rel) ?? []).some((d) => moduleName(d) === 'libata')).map(moduleName));
+  const aliasLines = (early: boolean): Buffer =>
+    Buffer.from(
+      index.aliases
+        .filter((x) => names.has(x.module) && late.has(x.module) !== early)
+        .map((x) => `alias ${x.pattern} ${x.module}\n`)
+        .join(''),
+    );
   files.push({ type: 'file', path: `lib/modules/${a.version}/modules.dep`, data: Buffer.from(dep.join('')) });
-  files.push({ type: 'file', path: `lib/modules/${a.version}/modules.alias`, data: Buffer.from(alias.join('')) });
+  files.push({ type: 'file', path: `lib/modules/${a.version}/modules.alias`, data: aliasLines(true) });
+  if (late.size) files.push({ type: 'file', path: 'etc/cairn/modules.alias.late', data: aliasLines(false) });
   files.push({ type: 'file', path: 'etc/cairn/fstab', data: Buffer.from(a.fstab) });
 
   const entries: CpioEntry[] = [
