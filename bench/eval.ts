@@ -170,7 +170,7 @@ async function againstNix(): Promise<void> {
     console.log(`  cached (best of 3):          ${c.cpu.toFixed(0)} ms CPU (${c.wall.toFixed(0)} ms wall)`);
     console.log(`  an empty configuration:      ${e.cpu.toFixed(0)} ms CPU (${e.wall.toFixed(0)} ms wall), the built-in system alone`);
     const lib = process.env.NIXPKGS_LIB;
-    const skip = !lib ? 'NIXPKGS_LIB is not set (a nixpkgs lib folder)' : !existsSync(join(lib, 'default.nix')) ? `NIXPKGS_LIB (${lib}) has no default.nix` : !onPath('nix-instantiate') ? 'nix-instantiate is not installed (Debian: nix-bin)' : undefined;
+    const skip = !lib ? 'NIXPKGS_LIB is not set (a nixpkgs lib folder, such as the lib/ of nix-community/nixpkgs.lib)' : !existsSync(join(lib, 'default.nix')) ? `NIXPKGS_LIB (${lib}) has no default.nix` : !onPath('nix-instantiate') ? 'nix-instantiate is not installed (Debian: nix-bin)' : undefined;
     if (skip) {
       console.log(`  Nix comparison skipped: ${skip}`);
       return;
