@@ -42,8 +42,9 @@ interface BootResult {
 async function boot(opts: { kernel: string; initrd: string; image: string; append: string; until: RegExp; sata?: boolean }): Promise<BootResult> {
   const disk = { file: opts.image, format: 'raw' } as const;
   const args = qemuArgs({ accel: 'tcg', memoryMiB: 1024, cpus: GUEST_CPUS, kernel: opts, drives: opts.sata ? [] : [disk], network: null });
-  // `sata`: the disk on q35's AHCI controller, whose driver stage 1 loads by modalias; its disks
-  // appear once the controller's probe (which waits for every port's link) is done.
+  // `sata`: the disk on q35's AHCI controller. Stage 1 loads its driver by modalias only once the
+  // root is not found without it (modules.alias.late); its disks appear once the controller's probe
+  // (which waits for every port's link) is done.
   if (opts.sata) args.push('-drive', `if=none,id=root,file=${disk.file},format=${disk.format}`, '-device', 'ide-hd,drive=root,bus=ide.0');
   const vm = RunningMachine.start(args);
   try {
