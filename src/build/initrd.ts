@@ -186,22 +186,14 @@ registerBuilder('cairn:initrd', async (ctx) => {
   const blacklisted = new Set(a.blacklist ?? []);
   const names = new Set(closure.map(moduleName).filter((n) => !blacklisted.has(n)));
   const dep = closure.map((rel) => `${plain(rel)}: ${(index.deps.get(rel) ?? []).filter((d) => inInitrd.has(d)).map(plain).join(' ')}\n`.replace(/ \n$/, '\n'));
-  // The drivers of ATA controllers wait in their probe for each port's link (and a disk's spin-up),
-  // and the kernel makes every module load wait for probes under way. Their aliases are kept aside
-  // (etc/cairn/modules.alias.late): stage 1 adds them only when a device it waits for is not there
-  // without them, so a root on virtio or NVMe does not wait for empty SATA ports (stage 2's udev
-  // loads those drivers beside the boot).
+  // Drivers of ATA controllers (those that use libata) come in late: their aliases wait in
+  // etc/cairn/modules.alias.late until stage 1 misses a device (see add_late_drivers there).
   const late = new Set(closure.filter((rel) => (index.deps.get(rel) ?? []).some((d) => moduleName(d) === 'libata')).map(moduleName));
-  const aliasLines = (early: boolean): Buffer =>
-    Buffer.from(
-      index.aliases
-        .filter((x) => names.has(x.module) && late.has(x.module) !== early)
-        .map((x) => `alias ${x.pattern} ${x.module}\n`)
-        .join(''),
-    );
+  const aliases = { now: '', late: '' };
+  for (const x of index.aliases) if (names.has(x.module)) aliases[late.has(x.module) ? 'late' : 'now'] += `alias ${x.pattern} ${x.module}\n`;
   files.push({ type: 'file', path: `lib/modules/${a.version}/modules.dep`, data: Buffer.from(dep.join('')) });
-  files.push({ type: 'file', path: `lib/modules/${a.version}/modules.alias`, data: aliasLines(true) });
-  if (late.size) files.push({ type: 'file', path: 'etc/cairn/modules.alias.late', data: aliasLines(false) });
+  files.push({ type: 'file', path: `lib/modules/${a.version}/modules.alias`, data: Buffer.from(aliases.now) });
+  if (late.size) files.push({ type: 'file', path: 'etc/cairn/modules.alias.late', data: Buffer.from(aliases.late) });
   files.push({ type: 'file', path: 'etc/cairn/fstab', data: Buffer.from(a.fstab) });
 
   const entries: CpioEntry[] = [

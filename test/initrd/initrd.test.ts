@@ -195,10 +195,11 @@ describe('with the Debian kernel', () => {
       fileSystems: [{ device: 'LABEL=root', mountPoint: '/', fsType: 'ext4', options: 'defaults' }],
     });
     expect(blacklisted).not.toBe(out);
-    const aliases = parseCpio(readFileSync(join(store.toPhysical(blacklisted), 'initrd'))).find((e) => e.path.endsWith('/modules.alias'))!.data.toString();
+    const blacklistedEntries = parseCpio(readFileSync(join(store.toPhysical(blacklisted), 'initrd')));
+    const aliases = blacklistedEntries.find((e) => e.path.endsWith('/modules.alias'))!.data.toString();
     expect(aliases).toMatch(/ virtio_blk\n/);
     expect(aliases).not.toMatch(/ ahci\n/);
-    const lateAliases = parseCpio(readFileSync(join(store.toPhysical(blacklisted), 'initrd'))).find((e) => e.path === 'etc/cairn/modules.alias.late')?.data.toString() ?? '';
+    const lateAliases = blacklistedEntries.find((e) => e.path === 'etc/cairn/modules.alias.late')?.data.toString() ?? '';
     expect(lateAliases).not.toMatch(/ ahci\n/);
   });
 
